@@ -1,0 +1,1 @@
+"""Ingest: authenticates storefronts, validates touchpoints, publishes them to Kafka."""

@@ -1,0 +1,1 @@
+"""Ingest routes: Segment-compatible event endpoints and the key admin API."""

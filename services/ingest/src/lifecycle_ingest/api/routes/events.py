@@ -1,0 +1,111 @@
+"""Event endpoints: Segment's `/v1/track|identify|page|screen|group|alias|batch` and the native
+`/v1/touchpoints`. Answered 200 only after the broker acknowledged every accepted event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from lifecycle_ingest.api.deps import Publisher, Settings, Source, json_body
+from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, normalise
+from lifecycle_ingest.publisher import BrokerUnavailable, Overloaded, TouchpointPublisher
+from lifecycle_shared import metrics
+from lifecycle_shared.events import TouchpointData
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+BATCH_FIELDS = {"batch", "sentAt", "context", "writeKey", "integrations", "_metadata", "metadata"}
+
+
+async def _publish(publisher: TouchpointPublisher, touchpoints: list[TouchpointData], source: str) -> None:
+    try:
+        await publisher.publish(touchpoints, source=source)
+    except BrokerUnavailable:
+        metrics.INGESTED.labels("unavailable").inc(len(touchpoints))
+        raise HTTPException(503, "event broker unavailable; nothing was accepted, retry",
+                            headers={"Retry-After": "5"}) from None
+    except Overloaded:
+        metrics.INGESTED.labels("overloaded").inc(len(touchpoints))
+        raise HTTPException(503, "too many events in flight; retry",
+                            headers={"Retry-After": "1"}) from None
+    metrics.INGESTED.labels("accepted").inc(len(touchpoints))
+
+
+async def _single(request: Request, source: str, settings, publisher, event_type: str | None) -> dict[str, Any]:
+    raw = await json_body(request, limit=settings.max_event_bytes)
+    try:
+        touchpoint = normalise(raw, received_at=datetime.now(UTC), default_type=event_type)
+    except InvalidTouchpoint as invalid:
+        metrics.INGESTED.labels("rejected").inc()
+        raise HTTPException(400, {"error": str(invalid), "errors": invalid.errors}) from None
+    await _publish(publisher, [touchpoint], source)
+    return {"success": True, "messageId": touchpoint.messageId}
+
+
+def _single_route(event_type: str | None):
+    async def endpoint(request: Request, source: Source, settings: Settings, publisher: Publisher) -> dict[str, Any]:
+        return await _single(request, source, settings, publisher, event_type)
+
+    endpoint.__name__ = f"post_{event_type or 'touchpoint'}"
+    return endpoint
+
+
+router.add_api_route("/touchpoints", _single_route(None), methods=["POST"],
+                     summary="Send one touchpoint (type in the body)")
+for _type in ("track", "identify", "page", "screen", "group", "alias"):
+    router.add_api_route(f"/{_type}", _single_route(_type), methods=["POST"],
+                         summary=f"Segment-compatible {_type} call")
+
+
+@router.post("/batch", summary="Segment-compatible batch: {\"batch\": [...]}")
+async def post_batch(request: Request, source: Source, settings: Settings, publisher: Publisher) -> JSONResponse:
+    body = await json_body(request, limit=settings.max_batch_bytes)
+    items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events)
+    received_at = datetime.now(UTC)
+    accepted: list[TouchpointData] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            accepted.append(normalise(raw, received_at=received_at, batch_context=context,
+                                      batch_sent_at=sent_at))
+        except InvalidTouchpoint as invalid:
+            message_id = raw.get("messageId") if isinstance(raw, dict) else None
+            rejected.append({"index": index, "messageId": message_id, "errors": invalid.errors})
+    if rejected:
+        metrics.INGESTED.labels("rejected").inc(len(rejected))
+    if not accepted:
+        return JSONResponse({"success": False, "error": "no valid event in the batch",
+                             "accepted": 0, "rejected": rejected}, status_code=400)
+    await _publish(publisher, accepted, source)
+    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected})
+
+
+def _batch_envelope(body: Any, *, max_events: int) -> tuple[list[Any], dict[str, Any], datetime | None]:
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise HTTPException(400, {"error": "batch: expected an object with a 'batch' array",
+                                  "errors": [{"field": "batch", "message": "required array"}]})
+    unknown = sorted(set(body) - BATCH_FIELDS)
+    if unknown:
+        raise HTTPException(400, {"error": f"unknown field(s): {', '.join(unknown)}",
+                                  "errors": [{"field": name, "message": "unknown field"} for name in unknown]})
+    if len(body["batch"]) > max_events:
+        raise HTTPException(413, f"batch has {len(body['batch'])} events; the limit is {max_events}")
+    if not body["batch"]:
+        raise HTTPException(400, {"error": "batch: empty", "errors": [{"field": "batch", "message": "empty"}]})
+    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    sent_at = _parse_time(body.get("sentAt"))
+    return body["batch"], context, sent_at
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, {"error": "sentAt: not an ISO-8601 time",
+                                  "errors": [{"field": "sentAt", "message": "not an ISO-8601 time"}]}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Ingest's database: sources and their hashed write keys."""

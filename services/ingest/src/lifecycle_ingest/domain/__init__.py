@@ -1,0 +1,1 @@
+"""Pure ingest rules: validating and normalising Segment-shaped touchpoints."""

@@ -1,0 +1,142 @@
+"""Segment-compatible touchpoint validation and normalisation. Pure: no I/O, no clock.
+
+`normalise(raw, received_at=..., batch_context=...)` returns the wire contract
+(`TouchpointData`) or raises `InvalidTouchpoint` naming every field at fault.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifecycle_shared.events import TouchpointData
+
+# Ids that clients send by mistake; accepting them would merge unrelated people.
+BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})
+
+
+class InvalidTouchpoint(ValueError):
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+class TouchpointIn(BaseModel):
+    """One touchpoint as a storefront posts it (the Segment spec's common fields)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: Literal["track", "identify", "page", "screen", "group", "alias"]
+    event: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    userId: str | int | None = None
+    anonymousId: str | int | None = None
+    previousId: str | int | None = None
+    groupId: str | int | None = None
+    messageId: str | None = Field(default=None, min_length=1, max_length=100)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    # Sent by Segment's client libraries; accepted and not used.
+    integrations: dict[str, Any] | None = None
+    writeKey: str | None = None
+    channel: str | None = None
+    version: int | str | None = None
+    receivedAt: datetime | None = None
+    options: dict[str, Any] | None = None
+    metadata_: dict[str, Any] | None = Field(default=None, alias="_metadata")
+
+
+def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
+              batch_sent_at: datetime | None = None, default_type: str | None = None) -> TouchpointData:
+    if not isinstance(raw, dict):
+        raise InvalidTouchpoint([{"field": "(body)", "message": "expected a JSON object"}])
+    if default_type is not None:
+        if raw.get("type", default_type) != default_type:
+            raise InvalidTouchpoint([{"field": "type", "message": f"must be '{default_type}' on this endpoint"}])
+        raw = {**raw, "type": default_type}
+    try:
+        event_in = TouchpointIn.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidTouchpoint([_describe(e) for e in error.errors()]) from None
+    _check_required(event_in)
+    user_id, anonymous_id = _id(event_in.userId, "userId"), _id(event_in.anonymousId, "anonymousId")
+    sent_at = _utc(event_in.sentAt or batch_sent_at)
+    client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
+    return TouchpointData(
+        type=event_in.type,
+        event=event_in.event,
+        name=event_in.name,
+        userId=user_id,
+        anonymousId=anonymous_id,
+        previousId=_id(event_in.previousId, "previousId"),
+        groupId=None if event_in.groupId is None else str(event_in.groupId),
+        messageId=event_in.messageId or str(uuid.uuid4()),
+        properties=event_in.properties,
+        traits=event_in.traits,
+        context={**(batch_context or {}), **event_in.context},
+        timestamp=corrected_timestamp(client_time=client_time, sent_at=sent_at, received_at=received_at),
+        originalTimestamp=client_time,
+        sentAt=sent_at,
+        receivedAt=received_at,
+    )
+
+
+def _check_required(event_in: TouchpointIn) -> None:
+    missing = []
+    if event_in.userId is None and event_in.anonymousId is None:
+        missing.append({"field": "userId", "message": "userId or anonymousId is required"})
+    if event_in.type == "track" and not event_in.event:
+        missing.append({"field": "event", "message": "required for type 'track'"})
+    if event_in.type == "alias" and event_in.previousId is None:
+        missing.append({"field": "previousId", "message": "required for type 'alias'"})
+    if event_in.type == "alias" and event_in.userId is None:
+        missing.append({"field": "userId", "message": "required for type 'alias'"})
+    if event_in.type == "group" and event_in.groupId is None:
+        missing.append({"field": "groupId", "message": "required for type 'group'"})
+    if missing:
+        raise InvalidTouchpoint(missing)
+
+
+def corrected_timestamp(*, client_time: datetime | None, sent_at: datetime | None,
+                        received_at: datetime) -> datetime:
+    """Segment's skew correction: timestamp = receivedAt - (sentAt - originalTimestamp)."""
+    if client_time is None:
+        return received_at
+    if sent_at is None:
+        return client_time
+    return received_at - (sent_at - client_time)
+
+
+def customer_key(touchpoint: TouchpointData) -> str:
+    return touchpoint.userId or touchpoint.anonymousId or ""
+
+
+def _id(value: str | int | None, field: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in BLOCKED_IDS:
+        raise InvalidTouchpoint([{"field": field, "message": f"'{text}' is not a usable id"}])
+    if len(text) > 200:
+        raise InvalidTouchpoint([{"field": field, "message": "longer than 200 characters"}])
+    return text
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _describe(error: dict[str, Any]) -> dict[str, str]:
+    field = ".".join(str(part) for part in error["loc"]) or "(body)"
+    if error["type"] == "extra_forbidden":
+        return {"field": field, "message": "unknown field"}
+    return {"field": field, "message": error["msg"]}

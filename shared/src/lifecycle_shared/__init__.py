@@ -1,0 +1,1 @@
+"""Lifecycle's shared package: event contracts, Kafka runner, DB plumbing, settings, logging."""

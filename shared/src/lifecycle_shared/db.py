@@ -1,0 +1,87 @@
+"""Database plumbing shared by every service: engine, the inbox and outbox tables.
+
+Services use SQLAlchemy Core on an `AsyncConnection`; the runner or the route owns the
+transaction, repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from lifecycle_shared.events import CONTENT_TYPE_HEADER, CloudEvent
+
+plumbing_metadata = MetaData()
+
+# Event ids this service has already applied: the idempotency guard of every consumer.
+inbox = Table(
+    "inbox",
+    plumbing_metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Events written in the same transaction as the change that caused them; the relay publishes them.
+outbox = Table(
+    "outbox",
+    plumbing_metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+
+
+async def claim_new_event_ids(
+    conn: AsyncConnection, *, topic: str, event_ids: Sequence[str]
+) -> set[str]:
+    """Record ids in the inbox; return those not seen before (one statement for the batch)."""
+    if not event_ids:
+        return set()
+    unique_ids = list(dict.fromkeys(event_ids))
+    stmt = (
+        insert(inbox)
+        .values([{"event_id": event_id, "topic": topic} for event_id in unique_ids])
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(inbox.c.event_id)
+    )
+    return set((await conn.execute(stmt)).scalars())
+
+
+async def add_to_outbox(conn: AsyncConnection, messages: Iterable[tuple[str, CloudEvent]]) -> int:
+    """Write (topic, event) pairs to the outbox in one statement; returns how many."""
+    rows = [
+        {
+            "topic": topic,
+            "key": event.subject,
+            "event_id": event.id,
+            "payload": event.to_bytes(),
+            "headers": {CONTENT_TYPE_HEADER[0]: CONTENT_TYPE_HEADER[1].decode()},
+        }
+        for topic, event in messages
+    ]
+    if rows:
+        await conn.execute(insert(outbox), rows)
+    return len(rows)

@@ -1,0 +1,1 @@
+"""Kafka plumbing: client factories, the consumer runner and the outbox relay."""

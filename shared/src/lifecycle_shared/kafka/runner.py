@@ -1,0 +1,176 @@
+"""The consumer runner: decode -> inbox -> handler -> outbox -> DB commit -> offset commit.
+
+Handlers only read and write through the connection they are given and return the events to
+emit; the runner owns the order of effects. A polled batch is applied in ONE transaction; if it
+fails, its records are retried one at a time (bounded, jittered) so one poison record goes to
+`<topic>.dlq` and the rest of the partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lifecycle_shared import metrics
+from lifecycle_shared.db import add_to_outbox, claim_new_event_ids
+from lifecycle_shared.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+Emitted = list[tuple[str, CloudEvent]]
+Handler = Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]
+
+
+class PermanentError(Exception):
+    """The record can never be applied (malformed, violates the contract): DLQ without retry."""
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 4
+    base_delay_s: float = 0.2
+    max_delay_s: float = 3.0
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+@dataclass
+class ConsumerRunner:
+    name: str
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+    engine: AsyncEngine
+    route: Callable[[str], Handler | None]
+    on_committed: Callable[[], None] = lambda: None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    async def run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=500)
+            records = [record for batch in batches.values() for record in batch]
+            if not records:
+                continue
+            await self.process(records)
+            await self._commit(records)
+            self.on_committed()
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        decoded: list[tuple[ConsumerRecord, CloudEvent]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode(record)))
+            except PermanentError as error:
+                await self._dead_letter(record, error)
+        try:
+            async with self.engine.begin() as conn:
+                await self._apply(conn, decoded)
+        except Exception:
+            log.warning("batch failed; retrying its records one by one", exc_info=True,
+                        extra={"consumer": self.name, "records": len(decoded)})
+            for record, event in decoded:
+                await self._process_one(record, event)
+
+    async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, CloudEvent]]) -> None:
+        by_topic: dict[str, list[str]] = {}
+        for record, event in decoded:
+            by_topic.setdefault(record.topic, []).append(event.id)
+        fresh: set[str] = set()
+        for topic, ids in by_topic.items():
+            fresh |= await claim_new_event_ids(conn, topic=topic, event_ids=ids)
+        emitted: Emitted = []
+        for _, event in decoded:
+            if event.id not in fresh:
+                metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
+                continue
+            fresh.discard(event.id)  # a duplicate inside the same batch applies once
+            handler = self.route(event.type)
+            if handler is not None:
+                emitted += await handler(conn, event)
+            metrics.EVENTS_CONSUMED.labels(self.name, "applied" if handler else "ignored").inc()
+        await add_to_outbox(conn, emitted)
+
+    async def _process_one(self, record: ConsumerRecord, event: CloudEvent) -> None:
+        for attempt in range(self.retry.attempts):
+            try:
+                async with self.engine.begin() as conn:
+                    await self._apply(conn, [(record, event)])
+                return
+            except PermanentError as error:
+                await self._dead_letter(record, error)
+                return
+            except Exception as error:
+                if attempt + 1 == self.retry.attempts:
+                    await self._dead_letter(record, error)
+                    return
+                log.warning("retrying record", extra={"consumer": self.name, "event_id": event.id,
+                                                       "attempt": attempt + 1, "error": repr(error)})
+                await asyncio.sleep(self.retry.delay(attempt))
+
+    async def _dead_letter(self, record: ConsumerRecord, error: BaseException) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq.error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("dlq.consumer", self.name.encode()),
+            ("dlq.original.topic", record.topic.encode()),
+            ("dlq.original.partition", str(record.partition).encode()),
+            ("dlq.original.offset", str(record.offset).encode()),
+        ]
+        await self.producer.send_and_wait(
+            record.topic + ".dlq", record.value, key=record.key, headers=headers
+        )
+        metrics.DLQ_RECORDS.labels(self.name, record.topic).inc()
+        log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
+                                                "partition": record.partition,
+                                                "offset": record.offset, "error": repr(error)})
+
+    async def _commit(self, records: list[ConsumerRecord]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        for tp, next_offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - next_offset))
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as error:
+            # A rebalance took the partition: its next owner re-reads, and the inbox dedups.
+            log.warning("offset commit failed", extra={"consumer": self.name, "error": repr(error)})
+
+
+def decode(record: ConsumerRecord) -> CloudEvent:
+    if record.value is None:
+        raise PermanentError("record has no value")
+    try:
+        return CloudEvent.model_validate_json(record.value)
+    except ValidationError as error:
+        raise PermanentError(f"not a CloudEvent: {error.errors()[0]}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PermanentError(f"undecodable value: {error}") from None
+
+
+def route_by_type(handlers: Mapping[str, Handler], *, prefixes: Mapping[str, Handler] | None = None):
+    """Exact event-type match first, then the longest matching prefix; None means 'not ours'."""
+    ordered = sorted((prefixes or {}).items(), key=lambda item: -len(item[0]))
+
+    def route(event_type: str) -> Handler | None:
+        if event_type in handlers:
+            return handlers[event_type]
+        for prefix, handler in ordered:
+            if event_type.startswith(prefix):
+                return handler
+        return None
+
+    return route

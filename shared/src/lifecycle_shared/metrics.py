@@ -1,0 +1,18 @@
+"""Prometheus metrics shared by the services (exposed at `/metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS_CONSUMED = Counter(
+    "lifecycle_events_consumed_total", "Events taken from Kafka", ["consumer", "outcome"]
+)
+DLQ_RECORDS = Counter(
+    "lifecycle_dlq_records_total", "Records sent to a dead-letter topic", ["consumer", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "lifecycle_consumer_lag", "Records behind the high watermark", ["consumer", "topic", "partition"]
+)
+OUTBOX_BACKLOG = Gauge("lifecycle_outbox_backlog", "Outbox rows not yet published", ["service"])
+OUTBOX_PUBLISHED = Counter("lifecycle_outbox_published_total", "Outbox rows published", ["service"])
+INGESTED = Counter("lifecycle_ingest_events_total", "Events at ingest", ["outcome"])

@@ -1,0 +1,41 @@
+"""Settings read from environment variables, once, by pydantic-settings.
+
+Broker settings are shared by every service (prefix `LIFECYCLE_KAFKA_`); each service adds its
+own class with its own prefix (`LIFECYCLE_INGEST_`, `LIFECYCLE_STAGE_ENGINE_`, ...).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lifecycle_shared.topics import Topics
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIFECYCLE_KAFKA_")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Real Kafka: on. The embedded broker (Tansu) rejects InitProducerId, so the devstack turns it off.
+    enable_idempotence: bool = True
+    topic_prefix: str = ""
+    partitions: int = 6
+    replication_factor: int = 1
+    linger_ms: int = 1
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1500
+    max_poll_records: int = 500
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has; subclasses set `env_prefix` and defaults."""
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

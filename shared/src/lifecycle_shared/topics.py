@@ -1,0 +1,31 @@
+"""Topic names. A prefix (empty in production) lets tests and benchmarks run side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOUCHPOINTS = "touchpoints.v1"
+STAGE_TRANSITIONS = "stage-transitions.v1"
+LOYALTY_EVENTS = "loyalty-events.v1"
+ALL = (TOUCHPOINTS, STAGE_TRANSITIONS, LOYALTY_EVENTS)
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = ""
+
+    @property
+    def touchpoints(self) -> str:
+        return self.prefix + TOUCHPOINTS
+
+    @property
+    def stage_transitions(self) -> str:
+        return self.prefix + STAGE_TRANSITIONS
+
+    @property
+    def loyalty_events(self) -> str:
+        return self.prefix + LOYALTY_EVENTS
+
+    def all_with_dlq(self) -> list[str]:
+        names = [self.prefix + name for name in ALL]
+        return names + [name + ".dlq" for name in names]

