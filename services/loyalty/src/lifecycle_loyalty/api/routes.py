@@ -1,0 +1,43 @@
+"""`GET /v1/customers/{id}/balance` and `GET /v1/customers/{id}/ledger`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from lifecycle_loyalty.db import ledger
+
+router = APIRouter(prefix="/v1/customers", tags=["balances"])
+
+
+class BalanceOut(BaseModel):
+    customer_id: str
+    balance: int
+    earned: int
+    entries: int
+
+
+class EntryOut(BaseModel):
+    id: str
+    kind: str
+    points: int
+    rule: str
+    cause_event_id: str
+    order_id: str | None
+    created_at: datetime
+
+
+@router.get("/{customer_id}/balance", response_model=BalanceOut)
+async def get_balance(customer_id: str, request: Request) -> BalanceOut:
+    async with request.app.state.runtime.engine.connect() as conn:
+        totals = await ledger.balance(conn, customer_id=customer_id)
+    return BalanceOut(customer_id=customer_id, **totals)
+
+
+@router.get("/{customer_id}/ledger", response_model=list[EntryOut])
+async def get_ledger(customer_id: str, request: Request) -> list[EntryOut]:
+    async with request.app.state.runtime.engine.connect() as conn:
+        rows = await ledger.entries(conn, customer_id=customer_id)
+    return [EntryOut(**row) for row in rows]

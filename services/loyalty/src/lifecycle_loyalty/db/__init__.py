@@ -1,0 +1,1 @@
+"""Loyalty database: the append-only points ledger."""

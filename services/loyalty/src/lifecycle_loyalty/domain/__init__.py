@@ -1,0 +1,1 @@
+"""Pure earn rules: no I/O, no clock."""

@@ -1,0 +1,1 @@
+"""Messaging HTTP API: the message log."""

@@ -1,0 +1,35 @@
+"""`GET /v1/customers/{id}/messages`: every message for a customer, in order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from lifecycle_messaging.db import repository as repo
+
+router = APIRouter(prefix="/v1/customers", tags=["messages"])
+
+
+class MessageOut(BaseModel):
+    id: str
+    customer_id: str
+    template: str
+    stage: str
+    cause_event_id: str
+    channel: str
+    recipient: str | None
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@router.get("/{customer_id}/messages", response_model=list[MessageOut])
+async def get_messages(customer_id: str, request: Request) -> list[MessageOut]:
+    async with request.app.state.runtime.engine.connect() as conn:
+        rows = await repo.messages_for(conn, customer_id=customer_id)
+    return [MessageOut(**row) for row in rows]

@@ -1,0 +1,1 @@
+"""Messaging database: the message log (also the delivery queue)."""

@@ -1,0 +1,48 @@
+"""Tables of the messaging database."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+metadata = MetaData()
+
+# Every message, whatever became of it. status: awaiting_contact | queued | sent | failed.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),  # derived: customer + template + cause
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("customer_id", Text, nullable=False),
+    Column("linked_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("template", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("cause_event_id", Text, nullable=False),
+    Column("channel", Text, nullable=False, server_default="email"),
+    Column("recipient", Text),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    # The idempotency key: never the same message twice for the same cause.
+    UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
+    Index("messages_customer", "customer_id", "seq"),
+    Index("messages_queued", "seq", postgresql_where="status = 'queued'"),
+)

@@ -1,0 +1,1 @@
+"""Pure messaging rules: which template a transition calls for, and its rendering."""

@@ -1,0 +1,69 @@
+"""Per-stage templates (English) and the choice of template for a transition. Pure.
+
+Only forward moves send a message: a customer pushed back by a refund is not welcomed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+
+STAGE_RANK = {"awareness": 0, "consideration": 1, "purchase": 2, "retention": 3, "loyalty": 4}
+
+TEMPLATE_FOR_STAGE = {
+    "awareness": "welcome",
+    "consideration": "consideration_nudge",
+    "purchase": "thank_you_feedback",
+    "retention": "retention_offer",
+    "loyalty": "referral_invite",
+}
+
+SUBJECTS = {
+    "welcome": "Welcome to {{ brand }}",
+    "consideration_nudge": "Still deciding? Here is what others loved at {{ brand }}",
+    "thank_you_feedback": "Thank you for your order, {{ name }} - how did we do?",
+    "retention_offer": "A little something for coming back, {{ name }}",
+    "referral_invite": "Share {{ brand }} with a friend - you both get rewards",
+}
+
+BODIES = {
+    "welcome": "Hi {{ name }},\n\nWelcome to {{ brand }}! We are glad you found us.\n",
+    "consideration_nudge": "Hi {{ name }},\n\nStill comparing? Our guides and FAQ answer the "
+                           "usual questions, and our team is one reply away.\n",
+    "thank_you_feedback": "Hi {{ name }},\n\nThank you for your first order with {{ brand }}. "
+                          "Would you tell us how it went? Just reply to this email.\n",
+    "retention_offer": "Hi {{ name }},\n\nThanks for shopping with us again. Here is 10% off "
+                       "your next order: WELCOMEBACK10.\n",
+    "referral_invite": "Hi {{ name }},\n\nYou are one of our best customers. Invite a friend: "
+                       "you both earn bonus points when they order.\n",
+}
+
+_env = Environment(
+    loader=DictLoader({f"{n}.subject": s for n, s in SUBJECTS.items()} | {f"{n}.body": b for n, b in BODIES.items()}),
+    undefined=StrictUndefined, autoescape=select_autoescape(default=False), keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    template: str
+    subject: str
+    body: str
+
+
+def template_for(*, from_stage: str | None, to_stage: str) -> str | None:
+    if to_stage not in TEMPLATE_FOR_STAGE:
+        return None
+    if from_stage is not None and STAGE_RANK.get(from_stage, -1) >= STAGE_RANK[to_stage]:
+        return None
+    return TEMPLATE_FOR_STAGE[to_stage]
+
+
+def render(template: str, *, traits: dict[str, Any], brand: str) -> Rendered:
+    name = traits.get("firstName") or traits.get("name") or "there"
+    values = {"name": name, "brand": brand}
+    return Rendered(template=template,
+                    subject=_env.get_template(f"{template}.subject").render(values),
+                    body=_env.get_template(f"{template}.body").render(values))

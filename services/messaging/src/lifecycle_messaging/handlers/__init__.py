@@ -1,0 +1,14 @@
+"""Handlers by consumed event type, routed by the shared runner."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
+from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_shared.events import STAGE_CHANGED_TYPE
+from lifecycle_shared.kafka.runner import route_by_type
+
+
+def route_for(settings: MessagingSettings):
+    return route_by_type({STAGE_CHANGED_TYPE: partial(handle_stage_changed, brand=settings.brand_name)})

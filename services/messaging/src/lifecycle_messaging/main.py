@@ -1,0 +1,26 @@
+"""The messaging app: consumes stage transitions, delivers email, serves the message log."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from lifecycle_messaging.api.routes import router
+from lifecycle_messaging.delivery import email_worker
+from lifecycle_messaging.handlers import route_for
+from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_shared.http import create_service_app
+from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
+
+
+def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
+    return ServiceRuntime(
+        service="messaging", settings=settings,
+        consumers=(ConsumerSpec(group="messaging", topics=[settings.kafka.topics.stage_transitions],
+                                route=route_for(settings)),),
+        workers=(email_worker(settings),),
+    )
+
+
+def create_app(settings: MessagingSettings) -> FastAPI:
+    return create_service_app(title="Lifecycle messaging", settings=settings,
+                              build_runtime=lambda: build_runtime(settings), routers=[router])

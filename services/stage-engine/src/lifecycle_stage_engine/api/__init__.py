@@ -1,0 +1,1 @@
+"""Stage-engine HTTP API: profiles and transition history."""

@@ -1,0 +1,1 @@
+"""Stage engine database: profiles, identities, the event log and transitions."""

@@ -1,0 +1,15 @@
+"""Handlers by consumed event type, routed by the shared runner."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lifecycle_shared.events import TOUCHPOINT_TYPE_PREFIX
+from lifecycle_shared.kafka.runner import route_by_type
+from lifecycle_shared.topics import Topics
+from lifecycle_stage_engine.handlers.touchpoint import handle_touchpoint
+
+
+def touchpoint_route(topics: Topics):
+    return route_by_type({}, prefixes={
+        TOUCHPOINT_TYPE_PREFIX: partial(handle_touchpoint, topic=topics.stage_transitions)})

@@ -1,0 +1,14 @@
+"""Stage-engine settings, from `LIFECYCLE_STAGE_ENGINE_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from lifecycle_shared.settings import ServiceSettings
+
+
+class StageEngineSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="LIFECYCLE_STAGE_ENGINE_")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_stage_engine"
+    port: int = 8001

@@ -1,0 +1,3 @@
+from lifecycle_devstack.stack import main
+
+main()

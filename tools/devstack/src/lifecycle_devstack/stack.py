@@ -1,0 +1,113 @@
+"""`python -m lifecycle_devstack up`: broker, PostgreSQL, mail sink, migrations, four services.
+
+Everything lives in one data folder (default `.lifecycle/data`). Point at a real Kafka or
+PostgreSQL with LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS / LIFECYCLE_DEVSTACK_POSTGRES_URL instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mailbox
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from lifecycle_devstack.broker import EmbeddedBroker
+from lifecycle_devstack.databases import create_databases
+from lifecycle_devstack.postgres import EmbeddedPostgres
+from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, StackConfig, run_module
+
+
+def start_mail_sink(maildir: Path, port: int, log_path: Path) -> subprocess.Popen:
+    """A local SMTP server (aiosmtpd) that stores every email in a Maildir folder."""
+    mailbox.Maildir(maildir, create=True)  # creates tmp/, new/, cur/
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                             "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
+                            stdout=log, stderr=log, start_new_session=True)
+
+
+def demo_write_key(config: StackConfig, data_dir: Path) -> str:
+    """The demo storefront's key, created once and kept in the data folder (local use only)."""
+    path = data_dir / "demo-write-key"
+    if not path.exists():
+        path.write_text(run_module(BY_NAME["ingest"], config, "create-key", "demo-storefront").strip())
+    return path.read_text().strip()
+
+
+def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    postgres = broker = None
+    postgres_url = os.environ.get("LIFECYCLE_DEVSTACK_POSTGRES_URL")
+    if not postgres_url:
+        postgres = EmbeddedPostgres(data_dir / "postgres", postgres_port)
+        postgres.start()
+        postgres_url = postgres.server_url
+    bootstrap = os.environ.get("LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker(kafka_port, logs / "broker.log")
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
+    config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
+                         postgres_url=postgres_url, smtp_port=smtp_port)
+    mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
+    processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
+    try:
+        asyncio.run(create_databases(postgres_url, [s.database for s in SERVICES]))
+        for service in SERVICES:
+            run_module(service, config, "migrate")
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_ready()
+        key = demo_write_key(config, data_dir)
+        print_welcome(processes, key=key, data_dir=data_dir, bootstrap=bootstrap)
+        wait_for_signal()
+    finally:
+        print("\nstopping...", flush=True)
+        for process in processes:
+            process.stop()
+        mail.terminate()
+        if broker:
+            broker.stop()
+        if postgres:
+            postgres.stop()
+        print("stopped.", flush=True)
+
+
+def print_welcome(processes: list[ServiceProcess], *, key: str, data_dir: Path, bootstrap: str) -> None:
+    ingest = processes[0].url
+    print("\nLifecycle is running.\n")
+    for process in processes:
+        print(f"  {process.service.name:<13} {process.url}   (docs: {process.url}/docs)")
+    print(f"\n  Kafka bootstrap: {bootstrap}\n  Data folder: {data_dir}   (emails land in {data_dir}/mail)")
+    print(f"  Demo write key: {key}\n\nTry:\n")
+    print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n"
+          "    -d '{\"event\": \"Product Viewed\", \"anonymousId\": \"visitor-1\", \"properties\": {\"sku\": \"TEE-1\"}}'")
+    print(f"  curl {processes[1].url}/v1/customers/visitor-1\n\nCtrl-C stops everything.", flush=True)
+
+
+def wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python3 dev.py")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("up", help="run the whole system on the embedded broker and PostgreSQL")
+    cmd.add_argument("--data-dir", type=Path, default=Path(".lifecycle/data"))
+    cmd.add_argument("--postgres-port", type=int, default=15432)
+    cmd.add_argument("--kafka-port", type=int, default=19092)
+    cmd.add_argument("--smtp-port", type=int, default=1025)
+    args = parser.parse_args()
+    up(args.data_dir.resolve(), postgres_port=args.postgres_port, kafka_port=args.kafka_port,
+       smtp_port=args.smtp_port)
