@@ -95,6 +95,10 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
+def database_of(services: dict, svc: Svc) -> str:
+    return database_name(env_of(services[svc.name])[f"{svc.env_prefix}DATABASE_URL"])
+
+
 # --- the four services -------------------------------------------------------------------------
 
 
@@ -152,7 +156,7 @@ def test_service_uses_its_own_database_on_the_compose_postgres(services: dict, s
 
 
 def test_no_two_services_share_a_database(services: dict) -> None:
-    names = [database_name(env_of(services[s.name])[f"{s.env_prefix}DATABASE_URL"]) for s in SERVICES]
+    names = [database_of(services, svc) for svc in SERVICES]
     assert len(set(names)) == len(SERVICES), names
 
 
@@ -214,7 +218,7 @@ def test_postgres_creates_every_services_database_on_first_start(services: dict)
     init_mounts = [v for v in mounts if ":/docker-entrypoint-initdb.d/" in v]
     assert [(ROOT / v.split(":")[0]).resolve() for v in init_mounts] == [INIT_SQL.resolve()]
     created = set(re.findall(r"(?im)^\s*CREATE\s+DATABASE\s+\"?(\w+)\"?", INIT_SQL.read_text()))
-    used = {database_name(env_of(services[s.name])[f"{s.env_prefix}DATABASE_URL"]) for s in SERVICES}
+    used = {database_of(services, svc) for svc in SERVICES}
     assert used <= created
     assert created >= {"lifecycle_ingest", "lifecycle_stage_engine", "lifecycle_messaging",
                        "lifecycle_loyalty"}

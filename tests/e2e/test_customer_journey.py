@@ -1,0 +1,74 @@
+"""An anonymous visitor browses, signs up, buys, buys again and refers a friend: the five
+transitions arrive in order, one email per stage reaches the SMTP server, points are right."""
+
+from __future__ import annotations
+
+import uuid
+
+from lifecycle_shared.testing import eventually, make_touchpoint
+
+STAGES = ["awareness", "consideration", "purchase", "retention", "loyalty"]
+TEMPLATES = ["welcome", "consideration_nudge", "thank_you_feedback", "retention_offer", "referral_invite"]
+
+
+async def _step(pipeline, client, event: dict, *, customer: str, expect_stage: str) -> None:
+    response = await pipeline.send(client, event)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+
+    async def stage_reached():
+        profile = await pipeline.get(client, "stage-engine", f"/v1/customers/{customer}")
+        return profile if profile and profile["stage"] == expect_stage else None
+
+    await eventually(stage_reached, what=f"{customer} in stage {expect_stage}")
+
+
+async def test_anonymous_visitor_becomes_a_loyal_advocate(pipeline):
+    visitor, user = f"anon-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
+    email = f"{user}@example.com"
+    async with pipeline.client() as client:
+        await _step(pipeline, client, make_touchpoint(type="page", event=None, name="Home", anonymousId=visitor),
+                    customer=visitor, expect_stage="awareness")
+        await _step(pipeline, client, make_touchpoint(event="Product Viewed", anonymousId=visitor,
+                                                      properties={"sku": "TEE-1"}),
+                    customer=visitor, expect_stage="consideration")
+        await _step(pipeline, client, make_touchpoint(
+            event="Signed Up", anonymousId=visitor, userId=user,
+            context={"traits": {"email": email, "firstName": "Ann"}}), customer=user, expect_stage="consideration")
+        await _step(pipeline, client, make_touchpoint(event="Order Completed", userId=user, anonymousId=None,
+                                                      properties={"order_id": "o-1", "revenue": 42.50}),
+                    customer=user, expect_stage="purchase")
+        await _step(pipeline, client, make_touchpoint(event="Order Completed", userId=user, anonymousId=None,
+                                                      properties={"order_id": "o-2", "revenue": 19.99}),
+                    customer=user, expect_stage="retention")
+        await _step(pipeline, client, make_touchpoint(event="Referral Sent", userId=user, anonymousId=None,
+                                                      properties={"referee_email": "friend@example.com"}),
+                    customer=user, expect_stage="loyalty")
+
+        transitions = await pipeline.get(client, "stage-engine", f"/v1/customers/{user}/transitions")
+        assert [t["to_stage"] for t in transitions] == STAGES
+        assert [t["from_stage"] for t in transitions] == [None, *STAGES[:-1]]
+        assert all(len(t["cause_event_ids"]) == 1 for t in transitions)
+
+        profile = await pipeline.get(client, "stage-engine", f"/v1/customers/{visitor}")
+        assert profile["customer_id"] == user and profile["anonymous_ids"] == [visitor]
+
+        # 42 + 19 points for the orders, 500 for reaching loyalty.
+        async def balance_settled():
+            balance = await pipeline.get(client, "loyalty", f"/v1/customers/{user}/balance")
+            return balance if balance and balance["entries"] == 3 else None
+
+        balance = await eventually(balance_settled, what="three ledger entries")
+        assert balance["balance"] == 42 + 19 + 500
+
+        emails = await eventually(lambda: _emails(pipeline, email, count=5), what="five emails")
+        assert [m["X-Lifecycle-Template"] for m in emails] == TEMPLATES
+        assert "Ann" in emails[2]["Subject"]
+
+        log = await pipeline.get(client, "messaging", f"/v1/customers/{user}/messages")
+        assert [(m["template"], m["status"]) for m in log] == [(t, "sent") for t in TEMPLATES]
+
+
+async def _emails(pipeline, address: str, *, count: int):
+    received = pipeline.mail.to(address)
+    return received if len(received) >= count else None
