@@ -57,7 +57,7 @@ class Pipeline:
         return response.json() if response.status_code == 200 else None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mail_sink() -> Iterator[tuple[MailSink, int]]:
     sink, port = MailSink(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -68,7 +68,7 @@ def mail_sink() -> Iterator[tuple[MailSink, int]]:
         controller.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     sink, smtp_port = mail_sink
     config = infra.stack_config(smtp_port=smtp_port)

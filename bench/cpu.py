@@ -1,0 +1,76 @@
+"""CPU accounting per phase: how many cores each side (the load generator, each service, the
+broker, PostgreSQL) burned, read from the processes' own CPU times with psutil.
+
+A Python service runs one event loop, so at ~1 core it is CPU-bound whatever the machine has
+left; Tansu and PostgreSQL can use several cores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import psutil
+
+Roles = Callable[[], dict[str, list[int]]]  # role -> pids (a pid's descendants count too)
+SINGLE_LOOP = ("bench", "ingest", "ingest-sink", "stage-engine", "messaging", "loyalty")
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+class CpuMeter:
+    def __init__(self, roles: Roles) -> None:
+        self._roles = roles
+
+    def snapshot(self) -> dict:
+        """{"t": monotonic seconds, "pids": {pid: (role, cpu seconds, create time)}}."""
+        pids: dict[int, tuple[str, float, float]] = {}
+        for role, roots in self._roles().items():
+            for root in roots:
+                try:
+                    top = psutil.Process(root)
+                    family = [top] if root == os.getpid() else [top, *top.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                for proc in family:
+                    try:
+                        pids[proc.pid] = (role, _cpu_seconds(proc), proc.create_time())
+                    except psutil.Error:
+                        continue
+        return {"t": time.monotonic(), "pids": pids}
+
+    @staticmethod
+    def cores(start: dict, end: dict) -> dict[str, float]:
+        """Cores used per role between two snapshots (processes born in between count whole)."""
+        wall = max(end["t"] - start["t"], 1e-6)
+        used: dict[str, float] = {}
+        for pid, (role, cpu, created) in end["pids"].items():
+            before = start["pids"].get(pid)
+            base = before[1] if before and before[2] == created else 0.0
+            used[role] = used.get(role, 0.0) + max(0.0, cpu - base)
+        return {role: round(seconds / wall, 2) for role, seconds in sorted(used.items(), key=lambda i: -i[1])}
+
+
+def verdict(cores: dict[str, float], *, cpu_count: int) -> str:
+    """A one-line reading of `cores`: saturated machine, a pegged event loop, or neither."""
+    if not cores:
+        return "no CPU data"
+    total = sum(cores.values())
+    notes = []
+    pegged = [role for role in SINGLE_LOOP if cores.get(role, 0) >= 0.85]
+    if pegged:
+        notes.append(" and ".join(pegged) + " CPU-bound (~1 core, one event loop)")
+    if total >= 0.85 * cpu_count:
+        notes.append(f"machine saturated ({total:.2f}/{cpu_count} cores)")
+    if not notes:
+        top = max(cores, key=cores.get)
+        notes.append(f"no side CPU-bound ({total:.2f}/{cpu_count} cores; top {top} {cores[top]:.2f})")
+    return "; ".join(notes)
+
+
+def top(cores: dict[str, float], count: int = 4) -> str:
+    return " ".join(f"{role}={value:.2f}" for role, value in list(cores.items())[:count])
