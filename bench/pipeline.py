@@ -74,7 +74,7 @@ async def stage_engine_backlog(harness: Harness, records: list[tuple[bytes, byte
                 phase("end")
                 break
             await asyncio.sleep(0.1)
-    result = {"backlog": target, "produce": produced, "customers_note": "see parameters",
+    result = {"backlog": target, "produce": produced,
               "outcomes": metric_by_label(text, CONSUMED, "outcome", consumer="stage-engine"),
               "dlq_records": metric_sum(text, "lifecycle_dlq_records_total", consumer="stage-engine"),
               "first_metrics_after_s": round(first[0] - t_start, 3) if first else None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from lifecycle_shared.events import CloudEvent
-from lifecycle_shared.testing import eventually, make_touchpoint
+from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
 
 async def _consumed(client, url: str, outcome: str | None = None) -> float:
@@ -21,23 +21,6 @@ async def _consumed(client, url: str, outcome: str | None = None) -> float:
 
 async def _consumed_above(client, url: str, threshold: float, outcome: str | None = None) -> bool:
     return await _consumed(client, url, outcome) > threshold
-
-
-async def _read_all(bootstrap: str, topic: str) -> list:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or
-                      (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)]  # noqa: SLF001
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        records = []
-        for _ in range(10):
-            batch = await consumer.getmany(timeout_ms=500)
-            records += [r for rs in batch.values() for r in rs]
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def test_the_same_event_delivered_twice_changes_nothing(pipeline):
@@ -56,7 +39,7 @@ async def test_the_same_event_delivered_twice_changes_nothing(pipeline):
         producer = AIOKafkaProducer(bootstrap_servers=pipeline.config.kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            record = next(r for r in await _read_all(pipeline.config.kafka_bootstrap,
+            record = next(r for r in await read_topic(pipeline.config.kafka_bootstrap,
                                                     pipeline.config.topic_prefix + "touchpoints.v1")
                           if r.key == user.encode())
             await producer.send_and_wait(record.topic, record.value, key=record.key)
@@ -143,7 +126,7 @@ async def test_a_malformed_record_goes_to_the_dlq_and_the_partition_keeps_flowin
             return await pipeline.get(client, "stage-engine", f"/v1/customers/{customer}")
 
         assert (await eventually(profile, what="the good event behind the poison"))["stage"] == "consideration"
-    dead = [r for r in await _read_all(pipeline.config.kafka_bootstrap, topic + ".dlq") if r.key == customer.encode()]
+    dead = [r for r in await read_topic(pipeline.config.kafka_bootstrap, topic + ".dlq") if r.key == customer.encode()]
     assert {r.value for r in dead} == {bad_envelope, bad_data}
     for record in dead:
         headers = dict(record.headers)

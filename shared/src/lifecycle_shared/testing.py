@@ -55,3 +55,41 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout_s: flo
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {last!r}")
+
+
+async def read_topic(bootstrap: str, topic: str, *, until: Callable[[Any], bool] | None = None,
+                     timeout_s: float = 20) -> list[Any]:
+    """Every record of `topic` from the beginning (no consumer group), until one matches `until`
+    or no more arrive; with `until`, fails if none matched within `timeout_s`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = [r for rs in (await consumer.getmany(timeout_ms=300)).values() for r in rs]
+            records += batch
+            if until is not None and any(until(r) for r in batch):
+                return records
+            if until is None and not batch:
+                return records
+        if until is not None:
+            raise AssertionError(f"no matching record in {topic} after {timeout_s}s")
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return found
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public equivalent
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} has no partitions")

@@ -1,0 +1,105 @@
+"""The report: machine facts, every figure with its unit, parameters and raw numbers (JSON), and a
+readable table where each product figure stands next to its ratio to the raw baseline it is
+bounded by, measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from cpu import top, verdict
+
+
+def machine(harness_description: dict) -> dict:
+    return {"cpu_count": os.cpu_count(), "cpu_count_physical": psutil.cpu_count(logical=False),
+            "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+            "platform": platform.platform(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "broker": harness_description["broker"], "kafka_idempotence": harness_description["kafka_idempotence"],
+            "postgres_durable": harness_description["postgres_durable"],
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def median_of(runs: list[dict], key: str = "rate") -> float | None:
+    values = [run[key] for run in runs if run.get(key)]
+    return round(statistics.median(values), 1) if values else None
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 3) if value and base else None
+
+
+def add_ratios(report: dict) -> None:
+    producer = report["baselines"]["producer"]["value"]
+    upsert = report["baselines"]["asyncpg_upsert"]["value"]
+    product = report["product"]
+    for name in ("ingest_single", "ingest_batch"):
+        if name in product:
+            product[name]["ratio"] = {"to_producer_baseline": ratio(product[name]["value"], producer)}
+    if "stage_engine" in product:
+        value = product["stage_engine"]["value"]
+        product["stage_engine"]["ratio"] = {"to_upsert_baseline": ratio(value, upsert),
+                                            "to_producer_baseline": ratio(value, producer)}
+
+
+def _fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(report: dict) -> str:
+    m, b, p = report["machine"], report["baselines"], report["product"]
+    ncpu = m["cpu_count"]
+    lines = [f"Lifecycle benchmark ({report['mode']}) - {ncpu} CPUs, Python {m['python']}, broker {m['broker']}, "
+             f"durable PostgreSQL, {m['started_at']}", ""]
+    header = f"{'figure':<44} {'value':>12}  {'unit':<9} {'ratio to baseline':<26} cpu (cores)"
+    lines += [header, "-" * len(header)]
+
+    def row(label, value, unit, ratio_text, fig):
+        cores = fig.get("cpu_cores", {})
+        lines.append(f"{label:<44} {_fmt(value):>12}  {unit:<9} {ratio_text:<26} {top(cores)}")
+
+    row("[baseline] aiokafka producer (median of runs)", b["producer"]["value"], "msgs/s", "-", b["producer"])
+    row("[baseline] asyncpg unnest upsert (median)", b["asyncpg_upsert"]["value"], "rows/s", "-", b["asyncpg_upsert"])
+    for name, label in (("ingest_single", "ingest /v1/track single events"),
+                        ("ingest_batch", "ingest /v1/batch 100-event batches")):
+        if name in p:
+            fig = p[name]
+            r = fig.get("ratio", {}).get("to_producer_baseline")
+            row(label, fig["value"], "events/s", f"{_fmt(r, 3)} x producer", fig)
+    if "stage_engine" in p:
+        fig = p["stage_engine"]
+        r = fig.get("ratio", {})
+        row("stage engine over backlog (consumed+applied)", fig["value"], "events/s",
+            f"{_fmt(r.get('to_upsert_baseline'), 3)} x upsert, {_fmt(r.get('to_producer_baseline'), 3)} x prod", fig)
+    if "latency" in p:
+        lat = p["latency"]
+        for key, label in (("post_ack_ms", "POST /v1/track -> 200 (ack)"),
+                           ("to_stage_purchase_ms", "POST -> stage engine shows 'purchase'"),
+                           ("to_loyalty_entry_ms", "POST -> loyalty ledger entry")):
+            q = lat[key]
+            lines.append(f"{label:<44} {'p50 ' + _fmt(q['p50'], 1):>12}  {'ms':<9} "
+                         f"{'p99 ' + _fmt(q['p99'], 1) + ' ms, max ' + _fmt(q['max'], 0):<26}")
+        lines.append(f"{'  (offered ' + str(lat['offered_rate_per_s']) + ' customers/s for ' + str(lat['duration_s']) + ' s, open loop)':<44}"
+                     f" {'':>12}  {'':<9} {'errors ' + str(sum(lat['errors'].values())):<26} {top(lat.get('cpu_cores', {}))}")
+    lines += ["", "CPU reading per phase:"]
+    for group in (b, p):
+        for name, fig in group.items():
+            if fig.get("cpu_cores"):
+                lines.append(f"  {name:<16} {verdict(fig['cpu_cores'], cpu_count=ncpu)}")
+    errors = {name: fig.get("errors") for name, fig in p.items() if fig.get("errors")}
+    if errors:
+        lines += ["", f"errors: {json.dumps(errors)}"]
+    return "\n".join(lines)
+
+
+def write(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + "\n")

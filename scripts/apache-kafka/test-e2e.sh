@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run the end-to-end tests against Apache Kafka itself (KRaft, idempotent producer on).
+#   scripts/apache-kafka/test-e2e.sh [pytest args...]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+work="$(mktemp -d /tmp/lifecycle-kafka.XXXXXX)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$root/scripts/apache-kafka/start.sh" "$work" "$port" "$((port + 1))" >"$work/start.log" 2>&1 &
+kafka_pid=$!
+trap 'kill "$kafka_pid" 2>/dev/null; wait "$kafka_pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 600); do  # the first run also fetches the jars
+  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  kill -0 "$kafka_pid" 2>/dev/null || { cat "$work/start.log"; echo "Apache Kafka did not start" >&2; exit 1; }
+  sleep 0.5
+done
+echo "Apache Kafka on 127.0.0.1:$port" >&2
+cd "$root"
+LIFECYCLE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$port" python3 dev.py test tests/e2e "$@"

@@ -1,0 +1,33 @@
+"""One service at a time, in-process (ASGI + its lifespan), against real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lifecycle_devstack.infra import Infra
+from lifecycle_devstack.services import SERVICES, StackConfig
+from lifecycle_shared.settings import KafkaSettings
+
+
+@pytest.fixture(scope="module")
+def namespace(infra: Infra) -> StackConfig:
+    config = infra.stack_config()
+    infra.prepare(config, services=SERVICES)
+    return config
+
+
+def kafka_settings(config: StackConfig, **overrides) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=config.kafka_bootstrap, enable_idempotence=config.kafka_idempotence,
+                         topic_prefix=config.topic_prefix, **overrides)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            yield client

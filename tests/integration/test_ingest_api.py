@@ -1,0 +1,162 @@
+"""Ingest against real PostgreSQL and a real broker: auth, validation, limits, publishing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lifecycle_devstack.broker import EmbeddedBroker
+from lifecycle_devstack.ports import free_port
+from lifecycle_devstack.services import BY_NAME
+from lifecycle_ingest.main import create_app
+from lifecycle_ingest.settings import IngestSettings
+from lifecycle_shared.testing import make_touchpoint, read_topic
+from tests.integration.conftest import kafka_settings, running
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def settings_for(namespace, **overrides) -> IngestSettings:
+    return IngestSettings(database_url=namespace.database_url(BY_NAME["ingest"]),
+                          kafka=overrides.pop("kafka", kafka_settings(namespace)),
+                          admin_token=ADMIN_TOKEN, key_cache_ttl_s=0, **overrides)
+
+
+@pytest.fixture(scope="module")
+async def ingest(namespace):
+    async with running(create_app(settings_for(namespace))) as client:
+        response = await client.post("/v1/admin/keys", json={"source": "web-shop"},
+                                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert response.status_code == 201
+        client.auth = (response.json()["write_key"], "")
+        client.key_id = response.json()["key_id"]
+        yield client
+
+
+async def test_missing_write_key_is_401_naming_the_fix(ingest):
+    response = await ingest.post("/v1/track", json=make_touchpoint(), auth=None)
+    assert response.status_code == 401
+    assert "HTTP Basic user" in response.json()["error"]
+
+
+async def test_unknown_write_key_is_401(ingest):
+    response = await ingest.post("/v1/track", json=make_touchpoint(), auth=("lc_wk_nope", ""))
+    assert (response.status_code, response.json()["error"]) == (401, "unknown or revoked write key")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"event": "X", "anonymousId": "a", "userID": "typo"}, "userID"),
+    ({"event": "X"}, "userId"),
+    ({"anonymousId": "a"}, "event"),
+    ({"event": "X", "anonymousId": "null"}, "anonymousId"),
+    ({"event": "X", "anonymousId": "a", "messageId": "m" * 101}, "messageId"),
+    ({"event": "X", "anonymousId": "a", "timestamp": "yesterday"}, "timestamp"),
+    ({"event": "X", "anonymousId": "a", "properties": []}, "properties"),
+])
+async def test_invalid_touchpoint_is_400_naming_the_field(ingest, body, field):
+    response = await ingest.post("/v1/track", json=body)
+    assert response.status_code == 400
+    assert field in [error["field"] for error in response.json()["errors"]]
+
+
+async def test_body_that_is_not_json_is_400(ingest):
+    response = await ingest.post("/v1/track", content=b"{nope", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+
+
+async def test_event_over_32_kb_is_413(ingest):
+    response = await ingest.post("/v1/track", json=make_touchpoint(properties={"blob": "x" * 33_000}))
+    assert response.status_code == 413
+
+
+async def test_gzipped_body_is_limited_after_inflating(ingest):
+    body = gzip.compress(json.dumps(make_touchpoint(properties={"blob": "x" * 40_000})).encode())
+    response = await ingest.post("/v1/track", content=body, headers={"content-encoding": "gzip"})
+    assert len(body) < 32 * 1024 and response.status_code == 413
+
+
+async def test_batch_over_2500_events_is_413(ingest):
+    response = await ingest.post("/v1/batch", json={"batch": [{"type": "track"}] * 2501})
+    assert response.status_code == 413 and "2500" in response.json()["error"]
+
+
+async def test_batch_accepts_valid_items_and_names_the_rejected_ones(ingest, namespace):
+    good = make_touchpoint(userId=f"u-{uuid.uuid4().hex[:6]}")
+    bad = make_touchpoint(event=None)
+    response = await ingest.post("/v1/batch", json={"batch": [good, bad], "context": {"library": {"name": "t"}}})
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"] == [{"index": 1, "messageId": bad["messageId"],
+                                            "errors": [{"field": "event", "message": "required for type 'track'"}]}]
+    published = await _consume_until(namespace, good["messageId"])
+    assert published.key == good["userId"].encode()
+    assert json.loads(published.value)["data"]["context"] == {"library": {"name": "t"}}
+
+
+async def test_batch_with_only_invalid_items_is_400(ingest):
+    response = await ingest.post("/v1/batch", json={"batch": [{"type": "track"}]})
+    assert response.status_code == 400 and response.json()["accepted"] == 0
+
+
+async def test_accepted_touchpoint_is_a_cloudevent_keyed_by_customer_with_skew_corrected_time(ingest, namespace):
+    now = datetime.now(UTC)
+    event = make_touchpoint(event="Order Completed", userId="u-skew", anonymousId="a-skew",
+                            timestamp=(now - timedelta(hours=1)).isoformat(),
+                            sentAt=(now - timedelta(hours=1) + timedelta(seconds=5)).isoformat())
+    response = await ingest.post("/v1/track", json=event)
+    assert response.json() == {"success": True, "messageId": event["messageId"]}
+    record = await _consume_until(namespace, event["messageId"])
+    envelope = json.loads(record.value)
+    assert record.key == b"u-skew"
+    assert (envelope["specversion"], envelope["type"], envelope["subject"], envelope["source"]) == (
+        "1.0", "touchpoint.order_completed", "u-skew", "/sources/web-shop")
+    # The client's clock ran an hour slow: the event happened ~5 s before it was received.
+    happened = datetime.fromisoformat(envelope["time"])
+    received = datetime.fromisoformat(envelope["data"]["receivedAt"])
+    assert timedelta(seconds=4) < received - happened < timedelta(seconds=6)
+
+
+async def test_revoked_key_stops_working(namespace):
+    async with running(create_app(settings_for(namespace))) as client:
+        admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        created = (await client.post("/v1/admin/keys", json={"source": "pos"}, headers=admin)).json()
+        auth = (created["write_key"], "")
+        assert (await client.post("/v1/track", json=make_touchpoint(), auth=auth)).status_code == 200
+        assert (await client.delete(f"/v1/admin/keys/{created['key_id']}", headers=admin)).status_code == 204
+        assert (await client.post("/v1/track", json=make_touchpoint(), auth=auth)).status_code == 401
+
+
+async def test_admin_api_needs_the_admin_token(ingest):
+    response = await ingest.post("/v1/admin/keys", json={"source": "x"}, headers={"authorization": "Bearer wrong"})
+    assert response.status_code == 401
+
+
+async def test_broker_down_is_503_with_retry_after(namespace, tmp_path):
+    broker = EmbeddedBroker(free_port(), tmp_path / "broker.log")
+    broker.start()
+    settings = settings_for(namespace, publish_timeout_s=1.5,
+                            kafka=kafka_settings(namespace).model_copy(
+                                update={"bootstrap_servers": broker.bootstrap_servers, "enable_idempotence": False}))
+    try:
+        async with running(create_app(settings)) as client:
+            created = (await client.post("/v1/admin/keys", json={"source": "down"},
+                                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).json()
+            client.auth = (created["write_key"], "")
+            assert (await client.post("/v1/track", json=make_touchpoint())).status_code == 200
+            broker.stop()
+            response = await client.post("/v1/batch", json={"batch": [make_touchpoint(), make_touchpoint()]})
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            assert "nothing was accepted" in response.json()["error"]
+    finally:
+        broker.stop()
+
+
+async def _consume_until(namespace, message_id: str):
+    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1",
+                               until=lambda record: json.loads(record.value)["id"] == message_id)
+    return next(r for r in records if json.loads(r.value)["id"] == message_id)
