@@ -1,0 +1,109 @@
+"""Stage engine against real PostgreSQL and a real broker: identity merges, late events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from lifecycle_devstack.services import BY_NAME
+from lifecycle_ingest.publisher import to_cloud_event
+from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.testing import eventually, read_topic
+from lifecycle_stage_engine.main import create_app
+from lifecycle_stage_engine.settings import StageEngineSettings
+from tests.integration.conftest import kafka_settings, running
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def engine_api(namespace):
+    settings = StageEngineSettings(database_url=namespace.database_url(BY_NAME["stage-engine"]),
+                                   kafka=kafka_settings(namespace))
+    async with running(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def publish(namespace):
+    producer = AIOKafkaProducer(bootstrap_servers=namespace.kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(minutes: int, **fields) -> str:
+        data = TouchpointData(type=fields.pop("type", "track"), messageId=str(uuid.uuid4()),
+                              timestamp=T0 + timedelta(minutes=minutes), receivedAt=T0, **fields)
+        event = to_cloud_event(data, source="tests")
+        await producer.send_and_wait(namespace.topic_prefix + "touchpoints.v1", event.to_bytes(),
+                                     key=event.subject.encode())
+        return event.id
+
+    yield send
+    await producer.stop()
+
+
+async def _stage(client, customer: str, stage: str, orders: int | None = None):
+    async def probe():
+        response = await client.get(f"/v1/customers/{customer}")
+        body = response.json() if response.status_code == 200 else None
+        if body and body["stage"] == stage and (orders is None or body["orders"] == orders):
+            return body
+        return None
+
+    return await eventually(probe, what=f"{customer} in {stage}")
+
+
+async def test_anonymous_history_merges_into_the_known_customer(engine_api, publish):
+    visitor, user = f"v-{uuid.uuid4().hex[:6]}", f"u-{uuid.uuid4().hex[:6]}"
+    await publish(0, event="Product Viewed", anonymousId=visitor)
+    await _stage(engine_api, visitor, "consideration")
+    await publish(1, event="Order Completed", userId=user, properties={"order_id": "o1", "revenue": 5})
+    await _stage(engine_api, user, "purchase")
+    await publish(2, type="identify", userId=user, anonymousId=visitor, traits={"email": "a@example.com"})
+
+    async def merged():
+        body = (await engine_api.get(f"/v1/customers/{visitor}")).json()
+        return body if body.get("customer_id") == user else None
+
+    profile = await eventually(merged, what="the visitor's profile to resolve to the user")
+    assert profile["anonymous_ids"] == [visitor]
+    assert profile["first_seen_at"].startswith("2026-03-01T09:00")
+    assert (profile["stage"], profile["orders"], profile["traits"]) == ("purchase", 1, {"email": "a@example.com"})
+
+
+async def test_a_late_event_refolds_the_history_in_event_time_order(engine_api, publish):
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    await publish(10, event="Order Completed", userId=user, properties={"order_id": "o1", "revenue": 5})
+    await _stage(engine_api, user, "purchase")
+    await publish(30, event="Order Refunded", userId=user, properties={"order_id": "o1", "revenue": 5})
+    await _stage(engine_api, user, "consideration")
+    await publish(20, event="Order Completed", userId=user, properties={"order_id": "o2", "revenue": 7})
+    profile = await _stage(engine_api, user, "purchase", orders=1)
+    assert profile["revenue"] == 7
+    transitions = (await engine_api.get(f"/v1/customers/{user}/transitions")).json()
+    assert [(t["from_stage"], t["to_stage"], t["reason"]) for t in transitions] == [
+        (None, "purchase", "first_order"),
+        ("purchase", "consideration", "order_refunded"),
+        ("consideration", "purchase", "first_order"),
+    ]
+
+
+async def test_transitions_are_published_as_cloudevents_keyed_by_customer(engine_api, publish, namespace):
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    cause = await publish(0, event="Signed Up", userId=user)
+    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "stage-transitions.v1",
+                               until=lambda r: r.key == user.encode())
+    record = next(r for r in records if r.key == user.encode())
+    envelope = json.loads(record.value)
+    assert envelope["type"] == "lifecycle.stage_changed" and envelope["subject"] == user
+    assert envelope["data"]["to_stage"] == "consideration"
+    assert envelope["data"]["cause_event_ids"] == [cause]
+    assert envelope["data"]["rule_version"] == "default-v1"
+
+
+async def test_unknown_customer_is_404(engine_api):
+    response = await engine_api.get("/v1/customers/nobody-here")
+    assert response.status_code == 404 and "nobody-here" in response.json()["error"]

@@ -1,0 +1,97 @@
+"""Segment-compatible validation and normalisation at ingest: pure, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, corrected_timestamp, normalise
+from lifecycle_shared.events import snake_name, touchpoint_event_type
+
+RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def fields_at_fault(raw, **kwargs) -> list[str]:
+    with pytest.raises(InvalidTouchpoint) as caught:
+        normalise(raw, received_at=RECEIVED, **kwargs)
+    return [error["field"] for error in caught.value.errors]
+
+
+def test_clock_skew_is_corrected_from_sent_at():
+    client_time = RECEIVED - timedelta(hours=3)  # the device clock is 3 h behind
+    assert corrected_timestamp(client_time=client_time, sent_at=client_time + timedelta(seconds=2),
+                               received_at=RECEIVED) == RECEIVED - timedelta(seconds=2)
+
+
+def test_without_sent_at_the_client_time_is_kept():
+    client_time = RECEIVED - timedelta(minutes=1)
+    assert corrected_timestamp(client_time=client_time, sent_at=None, received_at=RECEIVED) == client_time
+
+
+def test_without_any_time_the_received_time_is_used():
+    touchpoint = normalise({"type": "track", "event": "X", "anonymousId": "a"}, received_at=RECEIVED)
+    assert touchpoint.timestamp == RECEIVED and touchpoint.originalTimestamp is None
+
+
+def test_batch_sent_at_and_context_apply_to_each_item():
+    client_time = RECEIVED - timedelta(hours=1)
+    touchpoint = normalise(
+        {"type": "track", "event": "X", "anonymousId": "a", "timestamp": client_time.isoformat(),
+         "context": {"ip": "1.2.3.4"}},
+        received_at=RECEIVED, batch_context={"library": {"name": "analytics-python"}, "ip": "0.0.0.0"},
+        batch_sent_at=client_time + timedelta(seconds=1))
+    assert touchpoint.timestamp == RECEIVED - timedelta(seconds=1)
+    assert touchpoint.context == {"library": {"name": "analytics-python"}, "ip": "1.2.3.4"}
+
+
+def test_message_id_is_generated_when_absent_and_kept_when_given():
+    generated = normalise({"type": "page", "anonymousId": "a"}, received_at=RECEIVED).messageId
+    assert len(generated) == 36
+    assert normalise({"type": "page", "anonymousId": "a", "messageId": "m-1"}, received_at=RECEIVED).messageId == "m-1"
+
+
+def test_numeric_ids_become_strings():
+    touchpoint = normalise({"type": "identify", "userId": 42}, received_at=RECEIVED)
+    assert touchpoint.userId == "42"
+
+
+def test_segment_library_envelope_fields_are_accepted():
+    raw = {"type": "track", "event": "X", "userId": "u", "integrations": {}, "_metadata": {"bundled": []},
+           "writeKey": "k", "channel": "server", "version": 2, "sentAt": RECEIVED.isoformat()}
+    assert normalise(raw, received_at=RECEIVED).userId == "u"
+
+
+@pytest.mark.parametrize(("raw", "fields"), [
+    ({"type": "track", "anonymousId": "a"}, ["event"]),
+    ({"type": "track", "event": "X"}, ["userId"]),
+    ({"type": "alias", "userId": "u"}, ["previousId"]),
+    ({"type": "group", "userId": "u"}, ["groupId"]),
+    ({"type": "track", "event": "X", "anonymousId": "undefined"}, ["anonymousId"]),
+    ({"type": "track", "event": "X", "userId": "u", "userID": "typo"}, ["userID"]),
+    ({"type": "click", "userId": "u"}, ["type"]),
+    ({"type": "track", "event": "X", "userId": "u", "messageId": "x" * 101}, ["messageId"]),
+    ([], ["(body)"]),
+])
+def test_invalid_touchpoints_name_the_field(raw, fields):
+    assert fields_at_fault(raw) == fields
+
+
+def test_endpoint_type_must_match_body_type():
+    assert fields_at_fault({"type": "page", "anonymousId": "a"}, default_type="track") == ["type"]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Order Completed", "order_completed"), ("product-viewed", "product_viewed"),
+    ("  Signed   Up ", "signed_up"), ("order_completed", "order_completed"),
+])
+def test_event_names_become_snake_case(name, expected):
+    assert snake_name(name) == expected
+
+
+def test_cloud_event_type_per_call_type():
+    page = normalise({"type": "page", "anonymousId": "a"}, received_at=RECEIVED)
+    identify = normalise({"type": "identify", "userId": "u"}, received_at=RECEIVED)
+    track = normalise({"type": "track", "event": "Order Completed", "userId": "u"}, received_at=RECEIVED)
+    assert [touchpoint_event_type(t) for t in (page, identify, track)] == [
+        "touchpoint.page_viewed", "touchpoint.identify", "touchpoint.order_completed"]
