@@ -1,0 +1,100 @@
+"""The shared runner's order of effects, against real PostgreSQL and a real broker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import select
+
+from lifecycle_devstack.services import BY_NAME
+from lifecycle_shared.db import create_engine, inbox, outbox
+from lifecycle_shared.kafka.runner import ConsumerRunner, PermanentError, RetryPolicy
+from lifecycle_shared.testing import make_cloud_event, read_topic
+
+
+class FlakyHandler:
+    """Emits one event per input; raises for ids in `poison` (transient) or `broken` (permanent)."""
+
+    def __init__(self, *, poison=(), broken=()) -> None:
+        self.poison, self.broken, self.calls = set(poison), set(broken), []
+
+    async def __call__(self, conn, event):
+        self.calls.append(event.id)
+        if event.id in self.poison:
+            raise RuntimeError(f"cannot apply {event.id}")
+        if event.id in self.broken:
+            raise PermanentError("contract violated")
+        return [("derived.v1", make_cloud_event(id=f"derived-{event.id}", subject=event.subject))]
+
+
+def record(topic: str, offset: int, value: bytes, key: bytes = b"c1") -> ConsumerRecord:
+    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=key,
+                          value=value, checksum=None, serialized_key_size=len(key),
+                          serialized_value_size=len(value), headers=[("traceparent", b"00-abc")])
+
+
+@pytest.fixture
+async def runner_parts(namespace):
+    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
+    producer = AIOKafkaProducer(bootstrap_servers=namespace.kafka_bootstrap, acks="all")
+    await producer.start()
+    yield engine, producer
+    await producer.stop()
+    await engine.dispose()
+
+
+def make_runner(engine, producer, handler) -> ConsumerRunner:
+    return ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
+                          route=lambda event_type: handler, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
+
+
+async def _applied(engine, ids) -> tuple[set[str], set[str]]:
+    async with engine.connect() as conn:
+        seen = set((await conn.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))).scalars())
+        emitted = set((await conn.execute(select(outbox.c.event_id).where(
+            outbox.c.event_id.in_([f"derived-{i}" for i in ids])))).scalars())
+    return seen, emitted
+
+
+async def test_a_poison_record_is_retried_then_dead_lettered_and_its_batch_still_applies(runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    good1, poison, good2 = (make_cloud_event() for _ in range(3))
+    handler = FlakyHandler(poison={poison.id})
+    await make_runner(engine, producer, handler).process(
+        [record(topic, 0, good1.to_bytes()), record(topic, 1, poison.to_bytes()), record(topic, 2, good2.to_bytes())])
+
+    ids = [good1.id, poison.id, good2.id]
+    seen, emitted = await _applied(engine, ids)
+    assert seen == {good1.id, good2.id}
+    assert emitted == {f"derived-{good1.id}", f"derived-{good2.id}"}
+    assert handler.calls.count(poison.id) == 1 + 3  # once in the batch, then 3 isolated attempts
+    dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq", until=lambda r: r.value == poison.to_bytes())
+    headers = dict(next(r for r in dead if r.value == poison.to_bytes()).headers)
+    assert headers["dlq.error"].decode() == f"RuntimeError: cannot apply {poison.id}"
+    assert (headers["dlq.original.offset"], headers["traceparent"]) == (b"1", b"00-abc")
+
+
+async def test_a_permanent_error_is_dead_lettered_without_retries(runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    broken = make_cloud_event()
+    handler = FlakyHandler(broken={broken.id})
+    await make_runner(engine, producer, handler).process([record(topic, 5, broken.to_bytes())])
+    assert handler.calls == [broken.id, broken.id]  # the batch attempt, then one isolated attempt
+    await read_topic(namespace.kafka_bootstrap, topic + ".dlq", until=lambda r: r.value == broken.to_bytes())
+
+
+async def test_an_event_seen_before_or_twice_in_a_batch_applies_once(runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    event = make_cloud_event(id=f"dup-{uuid.uuid4()}")
+    handler = FlakyHandler()
+    runner = make_runner(engine, producer, handler)
+    await runner.process([record(topic, 0, event.to_bytes()), record(topic, 1, event.to_bytes())])
+    await runner.process([record(topic, 2, event.to_bytes())])  # a redelivery after a crash
+    assert handler.calls == [event.id]
+    assert await _applied(engine, [event.id]) == ({event.id}, {f"derived-{event.id}"})
