@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 TOUCHPOINTS = "touchpoints.v1"
 STAGE_TRANSITIONS = "stage-transitions.v1"
-LOYALTY_EVENTS = "loyalty-events.v1"
-ALL = (TOUCHPOINTS, STAGE_TRANSITIONS, LOYALTY_EVENTS)
+ALL = (TOUCHPOINTS, STAGE_TRANSITIONS)
 
 
 @dataclass(frozen=True)
@@ -21,10 +20,6 @@ class Topics:
     @property
     def stage_transitions(self) -> str:
         return self.prefix + STAGE_TRANSITIONS
-
-    @property
-    def loyalty_events(self) -> str:
-        return self.prefix + LOYALTY_EVENTS
 
     def all_with_dlq(self) -> list[str]:
         names = [self.prefix + name for name in ALL]
