@@ -7,7 +7,13 @@ work="$(mktemp -d /tmp/lifecycle-kafka.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$root/scripts/apache-kafka/start.sh" "$work" "$port" "$((port + 1))" >"$work/start.log" 2>&1 &
 kafka_pid=$!
-trap 'kill "$kafka_pid" 2>/dev/null; wait "$kafka_pid" 2>/dev/null; rm -rf "$work"' EXIT
+stop_kafka() {
+  kill "$kafka_pid" 2>/dev/null || return 0
+  for _ in $(seq 1 40); do kill -0 "$kafka_pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$kafka_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop_kafka EXIT
 for _ in $(seq 1 600); do  # the first run also fetches the jars
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   kill -0 "$kafka_pid" 2>/dev/null || { cat "$work/start.log"; echo "Apache Kafka did not start" >&2; exit 1; }

@@ -12,7 +12,6 @@ from email.message import Message
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, StackConfig, run_module

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.services import SERVICES, StackConfig
 from lifecycle_shared.settings import KafkaSettings

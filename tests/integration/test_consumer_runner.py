@@ -7,12 +7,12 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import select
-
+from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
-from lifecycle_shared.kafka.runner import ConsumerRunner, PermanentError, RetryPolicy
+from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy
 from lifecycle_shared.testing import make_cloud_event, read_topic
+from sqlalchemy import select
 
 
 class FlakyHandler:
@@ -98,3 +98,16 @@ async def test_an_event_seen_before_or_twice_in_a_batch_applies_once(runner_part
     await runner.process([record(topic, 2, event.to_bytes())])  # a redelivery after a crash
     assert handler.calls == [event.id]
     assert await _applied(engine, [event.id]) == ({event.id}, {f"derived-{event.id}"})
+
+
+async def test_a_database_outage_dead_letters_nothing(runner_parts, namespace):
+    _, producer = runner_parts
+    unreachable = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere")
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    event = make_cloud_event()
+    runner = make_runner(unreachable, producer, FlakyHandler())
+    with pytest.raises(InfrastructureDown):
+        await runner.process([record(topic, 9, event.to_bytes())])
+    await unreachable.dispose()
+    dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
+    assert event.to_bytes() not in {r.value for r in dead}

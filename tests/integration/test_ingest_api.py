@@ -8,13 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from lifecycle_devstack.broker import EmbeddedBroker
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_ingest.main import create_app
 from lifecycle_ingest.settings import IngestSettings
 from lifecycle_shared.testing import make_touchpoint, read_topic
+
 from tests.integration.conftest import kafka_settings, running
 
 ADMIN_TOKEN = "test-admin-token"

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
-
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_ingest.publisher import to_cloud_event
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.testing import eventually, read_topic
 from lifecycle_stage_engine.main import create_app
 from lifecycle_stage_engine.settings import StageEngineSettings
+
 from tests.integration.conftest import kafka_settings, running
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

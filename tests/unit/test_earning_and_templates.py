@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from lifecycle_loyalty.domain.earning import EarnRules, order_id_of, points_for_order, stage_bonus
 from lifecycle_messaging.domain.templates import render, template_for
 from lifecycle_shared.events import derived_event_id

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, corrected_timestamp, normalise
 from lifecycle_shared.events import snake_name, touchpoint_event_type
 

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecycle_shared.runtime import ServiceRuntime

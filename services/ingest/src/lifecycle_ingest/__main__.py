@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from lifecycle_shared import cli
+from lifecycle_shared.db import create_engine
+
 from lifecycle_ingest.db.keys import create_key
 from lifecycle_ingest.main import create_app
 from lifecycle_ingest.settings import IngestSettings
-from lifecycle_shared import cli
-from lifecycle_shared.db import create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from lifecycle_shared.http import create_service_app
+from lifecycle_shared.runtime import ServiceRuntime
 
 from lifecycle_ingest.api.deps import KeyCache
 from lifecycle_ingest.api.routes import admin, events
 from lifecycle_ingest.publisher import TouchpointPublisher
 from lifecycle_ingest.settings import IngestSettings
-from lifecycle_shared.http import create_service_app
-from lifecycle_shared.runtime import ServiceRuntime
 
 
 def create_app(settings: IngestSettings) -> FastAPI:

@@ -10,9 +10,9 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from lifecycle_shared.events import CONTENT_TYPE_HEADER, CloudEvent, TouchpointData, touchpoint_event_type
 
 from lifecycle_ingest.domain.touchpoints import customer_key
-from lifecycle_shared.events import CONTENT_TYPE_HEADER, CloudEvent, TouchpointData, touchpoint_event_type
 
 
 class BrokerUnavailable(Exception):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from lifecycle_shared.settings import ServiceSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
-
-from lifecycle_shared.settings import ServiceSettings
 
 
 class IngestSettings(ServiceSettings):

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from lifecycle_shared import cli
+
 from lifecycle_loyalty.main import create_app
 from lifecycle_loyalty.settings import LoyaltySettings
-from lifecycle_shared import cli
 
 if __name__ == "__main__":
     cli.main(service="loyalty", settings_cls=LoyaltySettings, create_app=create_app,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from lifecycle_shared.http import create_service_app
+from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_loyalty.api.routes import router
 from lifecycle_loyalty.handlers import route
 from lifecycle_loyalty.settings import LoyaltySettings
-from lifecycle_shared.http import create_service_app
-from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 
 def build_runtime(settings: LoyaltySettings) -> ServiceRuntime:

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from lifecycle_shared import cli
+
 from lifecycle_messaging.main import create_app
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_shared import cli
 
 if __name__ == "__main__":
     cli.main(service="messaging", settings_cls=MessagingSettings, create_app=create_app,

@@ -11,10 +11,10 @@ import logging
 from email.message import EmailMessage
 
 import aiosmtplib
+from lifecycle_shared.runtime import ServiceRuntime
 
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 

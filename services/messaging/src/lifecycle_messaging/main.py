@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from lifecycle_shared.http import create_service_app
+from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.delivery import email_worker
 from lifecycle_messaging.handlers import route_for
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_shared.http import create_service_app
-from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 
 def build_runtime(settings: MessagingSettings) -> ServiceRuntime:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lifecycle_shared import cli
+
 from lifecycle_stage_engine.main import create_app
 from lifecycle_stage_engine.settings import StageEngineSettings
 

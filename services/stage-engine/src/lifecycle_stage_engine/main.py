@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
+
 from lifecycle_stage_engine.api.routes import router
 from lifecycle_stage_engine.handlers import touchpoint_route
 from lifecycle_stage_engine.settings import StageEngineSettings

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
@@ -32,6 +33,16 @@ Handler = Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]
 
 class PermanentError(Exception):
     """The record can never be applied (malformed, violates the contract): DLQ without retry."""
+
+
+class InfrastructureDown(Exception):
+    """The database or broker is unreachable: retry the whole batch later, dead-letter nothing."""
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    return isinstance(error, OSError | TimeoutError | KafkaError)
 
 
 @dataclass
@@ -56,14 +67,35 @@ class ConsumerRunner:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     async def run(self) -> None:
+        outage = 0
         while True:
             batches = await self.consumer.getmany(timeout_ms=500)
             records = [record for batch in batches.values() for record in batch]
             if not records:
                 continue
-            await self.process(records)
+            try:
+                await self.process(records)
+            except InfrastructureDown as error:
+                # Not the records' fault: re-read them once the database/broker is back.
+                outage += 1
+                log.warning("infrastructure down; will re-read the batch",
+                            extra={"consumer": self.name, "error": repr(error.__cause__)})
+                self._rewind(records)
+                await asyncio.sleep(self.retry.delay(min(outage, 6)) + 0.5)
+                continue
+            outage = 0
             await self._commit(records)
             self.on_committed()
+
+    def _rewind(self, records: list[ConsumerRecord]) -> None:
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        assigned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         decoded: list[tuple[ConsumerRecord, CloudEvent]] = []
@@ -110,6 +142,8 @@ class ConsumerRunner:
                 await self._dead_letter(record, error)
                 return
             except Exception as error:
+                if is_infrastructure_error(error):
+                    raise InfrastructureDown from error
                 if attempt + 1 == self.retry.attempts:
                     await self._dead_letter(record, error)
                     return
@@ -125,9 +159,11 @@ class ConsumerRunner:
             ("dlq.original.partition", str(record.partition).encode()),
             ("dlq.original.offset", str(record.offset).encode()),
         ]
-        await self.producer.send_and_wait(
-            record.topic + ".dlq", record.value, key=record.key, headers=headers
-        )
+        try:
+            await self.producer.send_and_wait(record.topic + ".dlq", record.value, key=record.key,
+                                              headers=headers)
+        except KafkaError as error:
+            raise InfrastructureDown from error
         metrics.DLQ_RECORDS.labels(self.name, record.topic).inc()
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 

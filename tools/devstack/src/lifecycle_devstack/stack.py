@@ -7,8 +7,8 @@ PostgreSQL with LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS / LIFECYCLE_DEVSTACK_POSTGRES_
 from __future__ import annotations
 
 import argparse
-import mailbox
 import asyncio
+import mailbox
 import os
 import signal
 import subprocess
@@ -88,8 +88,8 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, data_dir: Path, 
         print(f"  {process.service.name:<13} {process.url}   (docs: {process.url}/docs)")
     print(f"\n  Kafka bootstrap: {bootstrap}\n  Data folder: {data_dir}   (emails land in {data_dir}/mail)")
     print(f"  Demo write key: {key}\n\nTry:\n")
-    print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n"
-          "    -d '{\"event\": \"Product Viewed\", \"anonymousId\": \"visitor-1\", \"properties\": {\"sku\": \"TEE-1\"}}'")
+    body = '{"event": "Product Viewed", "anonymousId": "visitor-1", "properties": {"sku": "TEE-1"}}'
+    print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
     print(f"  curl {processes[1].url}/v1/customers/visitor-1\n\nCtrl-C stops everything.", flush=True)
 
 

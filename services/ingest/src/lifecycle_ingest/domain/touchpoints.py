@@ -10,9 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from lifecycle_shared.events import TouchpointData
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # Ids that clients send by mistake; accepting them would merge unrelated people.
 BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from lifecycle_shared.events import derived_event_id
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db.models import ledger_entries
-from lifecycle_shared.events import derived_event_id
 
 
 async def append(conn: AsyncConnection, *, customer_id: str, kind: str, points: int, rule: str,

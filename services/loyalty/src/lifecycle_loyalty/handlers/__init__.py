@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from lifecycle_loyalty.handlers.orders import handle_order_completed, handle_order_refunded
-from lifecycle_loyalty.handlers.stages import handle_stage_changed
 from lifecycle_shared.events import STAGE_CHANGED_TYPE
 from lifecycle_shared.kafka.runner import route_by_type
+
+from lifecycle_loyalty.handlers.orders import handle_order_completed, handle_order_refunded
+from lifecycle_loyalty.handlers.stages import handle_stage_changed
 
 route = route_by_type({
     "touchpoint.order_completed": handle_order_completed,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from lifecycle_shared.events import CloudEvent, StageChangedData
+from lifecycle_shared.kafka.runner import Emitted, PermanentError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import ledger
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, stage_bonus
-from lifecycle_shared.events import CloudEvent, StageChangedData
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
 
 
 async def handle_stage_changed(conn: AsyncConnection, event: CloudEvent) -> Emitted:

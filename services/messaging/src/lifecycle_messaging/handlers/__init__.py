@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
-from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.events import STAGE_CHANGED_TYPE
 from lifecycle_shared.kafka.runner import route_by_type
+
+from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
+from lifecycle_messaging.settings import MessagingSettings
 
 
 def route_for(settings: MessagingSettings):

@@ -6,13 +6,13 @@ later transition of the same customer carries an email.
 
 from __future__ import annotations
 
+from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_id
+from lifecycle_shared.kafka.runner import Emitted, PermanentError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.templates import render, template_for
-from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_id
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
 
 
 async def handle_stage_changed(conn: AsyncConnection, event: CloudEvent, *, brand: str) -> Emitted:

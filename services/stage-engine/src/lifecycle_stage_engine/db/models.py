@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ARRAY, BigInteger, Column, Identity, DateTime, Index, MetaData, Table, Text, func
+from sqlalchemy import ARRAY, BigInteger, Column, DateTime, Identity, Index, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()

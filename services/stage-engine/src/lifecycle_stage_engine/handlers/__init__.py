@@ -7,6 +7,7 @@ from functools import partial
 from lifecycle_shared.events import TOUCHPOINT_TYPE_PREFIX
 from lifecycle_shared.kafka.runner import route_by_type
 from lifecycle_shared.topics import Topics
+
 from lifecycle_stage_engine.handlers.touchpoint import handle_touchpoint
 
 

@@ -7,9 +7,9 @@ that already has a different userId is never merged (guardrail against shared de
 
 from __future__ import annotations
 
+from lifecycle_shared.events import TouchpointData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_shared.events import TouchpointData
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.db.repository import Profile
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from lifecycle_shared.events import (
     STAGE_CHANGED_TYPE,
     CloudEvent,
@@ -16,6 +13,9 @@ from lifecycle_shared.events import (
     derived_event_id,
 )
 from lifecycle_shared.kafka.runner import Emitted, PermanentError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.db.repository import Profile
 from lifecycle_stage_engine.domain.stages import (

@@ -8,12 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from lifecycle_shared import metrics
+from lifecycle_shared.events import TouchpointData
 
 from lifecycle_ingest.api.deps import Publisher, Settings, Source, json_body
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, normalise
 from lifecycle_ingest.publisher import BrokerUnavailable, Overloaded, TouchpointPublisher
-from lifecycle_shared import metrics
-from lifecycle_shared.events import TouchpointData
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

@@ -6,9 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-
 from lifecycle_shared.migrations import create_plumbing_tables, drop_plumbing_tables
-
 
 revision = '0001'
 down_revision = None

@@ -6,7 +6,6 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-
 from lifecycle_shared.migrations import create_plumbing_tables, drop_plumbing_tables
 from sqlalchemy.dialects import postgresql
 
