@@ -47,7 +47,7 @@ async def resolve_profile(conn: AsyncConnection, touchpoint: TouchpointData) -> 
         merged.append(other)
     if touchpoint.userId and target.user_id is None:
         target.user_id = target.customer_id = touchpoint.userId
-    linkable = [(kind, value) for kind, value in ids
-                if (kind, value) not in found or found[(kind, value)].id in {target.id, *(m.id for m in merged)}]
+    # New ids join the target; ids of merged profiles were moved by the merge; others stay put.
+    linkable = [key for key in ids if key not in found]
     await repo.link_identities(conn, profile_id=target.id, ids=linkable)
     return target, merged
