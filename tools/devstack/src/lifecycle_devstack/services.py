@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from lifecycle_devstack.processes import stop_process
+
 
 @dataclass(frozen=True)
 class ServiceDef:
@@ -112,9 +114,4 @@ class ServiceProcess:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)

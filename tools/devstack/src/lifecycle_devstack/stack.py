@@ -19,6 +19,7 @@ from pathlib import Path
 from lifecycle_devstack.broker import EmbeddedBroker
 from lifecycle_devstack.databases import create_databases
 from lifecycle_devstack.postgres import EmbeddedPostgres
+from lifecycle_devstack.processes import stop_process
 from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, StackConfig, run_module
 
 
@@ -73,7 +74,7 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int) -
         print("\nstopping...", flush=True)
         for process in processes:
             process.stop()
-        mail.terminate()
+        stop_process(mail)
         if broker:
             broker.stop()
         if postgres:
