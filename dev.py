@@ -34,7 +34,7 @@ def ensure_environment() -> Path:
 COMMANDS = {
     "up": ["-m", "lifecycle_devstack", "up"],
     "test": ["-m", "pytest"],
-    "bench": ["-m", "lifecycle_devstack.bench"],
+    "bench": ["bench/run.py"],
 }
 
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from lifecycle_devstack.databases import create_databases, plain_dsn
 from lifecycle_shared.settings import KafkaSettings
 

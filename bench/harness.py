@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port, wait_for_port
 from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, StackConfig, run_module

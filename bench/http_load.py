@@ -1,5 +1,6 @@
-"""Closed-loop HTTP load on ingest: N asyncio tasks sharing one httpx.AsyncClient, each posting
-pre-built bodies back to back for a warm-up and then a fixed measured window.
+"""Closed-loop HTTP load on ingest: N asyncio tasks sharing one connection pool (the raw keep-alive
+client of rawhttp.py, or one httpx.AsyncClient), each posting pre-built bodies back to back for a
+warm-up and then a fixed measured window.
 
 Only responses that complete inside the window count; only 200s count as ingested events (for
 /v1/batch, the `accepted` number in the body). Everything else is tallied as an error by status
@@ -15,8 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
-
 from harness import metric_sum, metrics_text
+from rawhttp import TRANSPORT_ERRORS, make_pool
 
 Phase = Callable[[str], None]
 
@@ -35,15 +36,14 @@ def percentiles(values: list[float], points=(50, 90, 99)) -> dict[str, float | N
 
 
 async def ingest_load(base_url: str, write_key: str, *, path: str, bodies: list[bytes], batch: bool,
-                      concurrency: int, warmup_s: float, duration_s: float, phase: Phase) -> dict:
+                      concurrency: int, warmup_s: float, duration_s: float, phase: Phase, client_kind: str) -> dict:
     headers = {"authorization": basic_auth(write_key), "content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    url = base_url + path
+    pool = make_pool(client_kind, base_url, size=concurrency, headers=headers)
     state = {"measuring": False, "stop": False, "t_end": float("inf")}
     events, requests, latencies = [0], [0], []
     errors: Counter[str] = Counter()
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(timeout=10) as client:
         accepted_before = metric_sum(await metrics_text(client, base_url), "lifecycle_ingest_events_total",
                                      outcome="accepted")
 
@@ -54,8 +54,8 @@ async def ingest_load(base_url: str, write_key: str, *, path: str, bodies: list[
                 n += concurrency
                 started = time.perf_counter()
                 try:
-                    response = await client.post(url, content=body, headers=headers)
-                except httpx.HTTPError as error:
+                    response = await pool.post(path, body)
+                except TRANSPORT_ERRORS as error:
                     if state["measuring"]:
                         errors[type(error).__name__] += 1
                     continue
@@ -79,6 +79,7 @@ async def ingest_load(base_url: str, write_key: str, *, path: str, bodies: list[
         phase("end")
         state["stop"] = True
         await asyncio.gather(*workers)
+        await pool.aclose()
         accepted_after = metric_sum(await metrics_text(client, base_url), "lifecycle_ingest_events_total",
                                     outcome="accepted")
 

@@ -8,12 +8,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
-
 from cpu import top, verdict
 
 
@@ -24,6 +24,19 @@ def machine(harness_description: dict) -> dict:
             "broker": harness_description["broker"], "kafka_idempotence": harness_description["kafka_idempotence"],
             "postgres_durable": harness_description["postgres_durable"],
             "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def code_version() -> dict:
+    """The commit measured, and the files changed on top of it (others edit the tree meanwhile)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).resolve().parent).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
+    return {"git_head": git("rev-parse", "--short", "HEAD").strip(), "changed_outside_bench": changed}
 
 
 def median_of(runs: list[dict], key: str = "rate") -> float | None:
@@ -79,16 +92,12 @@ def table(report: dict) -> str:
         r = fig.get("ratio", {})
         row("stage engine over backlog (consumed+applied)", fig["value"], "events/s",
             f"{_fmt(r.get('to_upsert_baseline'), 3)} x upsert, {_fmt(r.get('to_producer_baseline'), 3)} x prod", fig)
-    if "latency" in p:
-        lat = p["latency"]
-        for key, label in (("post_ack_ms", "POST /v1/track -> 200 (ack)"),
-                           ("to_stage_purchase_ms", "POST -> stage engine shows 'purchase'"),
-                           ("to_loyalty_entry_ms", "POST -> loyalty ledger entry")):
-            q = lat[key]
-            lines.append(f"{label:<44} {'p50 ' + _fmt(q['p50'], 1):>12}  {'ms':<9} "
-                         f"{'p99 ' + _fmt(q['p99'], 1) + ' ms, max ' + _fmt(q['max'], 0):<26}")
-        lines.append(f"{'  (offered ' + str(lat['offered_rate_per_s']) + ' customers/s for ' + str(lat['duration_s']) + ' s, open loop)':<44}"
-                     f" {'':>12}  {'':<9} {'errors ' + str(sum(lat['errors'].values())):<26} {top(lat.get('cpu_cores', {}))}")
+        lines.append(f"{'  (restart -> first /metrics answer':<44} {_fmt(fig.get('first_metrics_after_s'), 1):>12}  "
+                     f"{'s':<9} incl. consumer-group join; {fig['backlog']:,} events over "
+                     f"{fig['params']['customers']:,} customers)")
+    for name in ("latency", "latency_all_polled"):
+        if name in p:
+            lines += _latency_rows(p[name], name)
     lines += ["", "CPU reading per phase:"]
     for group in (b, p):
         for name, fig in group.items():
@@ -98,6 +107,24 @@ def table(report: dict) -> str:
     if errors:
         lines += ["", f"errors: {json.dumps(errors)}"]
     return "\n".join(lines)
+
+
+def _latency_rows(lat: dict, name: str) -> list[str]:
+    polled = ("every customer polled" if lat["probe_every"] == 1 else f"1 in {lat['probe_every']} customers polled")
+    out = [f"{name}: {lat['offered_rate_per_s']:g} customers/s for {lat['duration_s']:g} s, open loop, "
+           f"{polled} every {lat['poll_interval_ms']:g} ms ({lat['polls_per_s']:,.0f} polls/s); "
+           f"errors {sum(lat['errors'].values())}; cpu {top(lat.get('cpu_cores', {}))}"]
+    rows = [("  POST /v1/track -> 200 (broker ack)", lat["post_ack_ms"]),
+            ("  POST -> stage engine shows 'purchase'", lat["to_stage_purchase_ms"]),
+            ("  POST -> loyalty balance has an entry", lat["to_loyalty_entry_ms"])]
+    server = lat.get("server_side")
+    if server:
+        rows += [("  POST -> transition processed_at (all)", server["to_stage_processed_at_ms"]),
+                 ("  POST -> ledger entry created_at (all)", server["to_ledger_created_at_ms"])]
+    for label, q in rows:
+        out.append(f"{label:<44} {'p50 ' + _fmt(q['p50'], 1):>12}  {'ms':<9} "
+                   f"p99 {_fmt(q['p99'], 1)} ms, max {_fmt(q['max'], 0)} ms")
+    return out
 
 
 def write(report: dict, out: Path) -> None:

@@ -1,12 +1,13 @@
 """Lifecycle benchmark: raw baselines and product figures, measured in ONE run on ONE stack.
 
-    .venv/bin/python bench/run.py [--quick] [--out bench/report.json] [--keep]
+    .venv/bin/python bench/run.py [--quick] [--out bench/report.json] [--client raw|httpx] [--keep]
 
 Starts embedded Tansu + durable PostgreSQL and the four services itself, then measures, in order:
   1. aiokafka producer msgs/s (baseline)      2. asyncpg unnest upsert rows/s (baseline)
   3. ingest /v1/track events/s, single events 4. ingest /v1/batch events/s, 100-event batches
   5. stage-engine events/s over a pre-loaded backlog
-  6. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop)
+  6. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
+     50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
 Each product figure is printed with its ratio to its baseline; the JSON report keeps parameters,
 raw numbers and the cores each process used per phase. Measurement only: nothing asserts timings.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import shutil
 import sys
 import time
@@ -23,25 +25,35 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries `import sniffio` on every request; when it is not installed each failed import
+    # searches sys.path again. A None entry makes it fail at once (same outcome: "asyncio").
+    sys.modules["sniffio"] = None
 
 from baselines import producer_run, upsert_prepare, upsert_run  # noqa: E402
 from cpu import CpuMeter  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
-from pipeline import latency, stage_engine_backlog, wait_quiet  # noqa: E402
-from payloads import (backlog_records, batch_bodies, body_stats, producer_values,  # noqa: E402
-                      single_bodies)
-from report import add_ratios, machine, median_of, table, write  # noqa: E402
+from latency import latency  # noqa: E402
+from payloads import backlog_records, batch_bodies, body_stats, producer_values, single_bodies  # noqa: E402
+from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
+from report import add_ratios, code_version, machine, median_of, table, write  # noqa: E402
 
 FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_000, "value_bytes": 400,
         "upsert_rows": 50_000, "upsert_runs": 3, "upsert_keys": 10_000, "upsert_batch": 1_000,
         "single_concurrency": 32, "batch_concurrency": 8, "batch_size": 100, "http_customers": 10_000,
         "warmup_s": 2.0, "single_duration_s": 12.0, "batch_duration_s": 12.0,
-        "backlog_events": 50_000, "backlog_customers": 5_000, "backlog_timeout_s": 240.0,
-        "latency_rate": 50.0, "latency_duration_s": 20.0, "poll_s": 0.010, "latency_timeout_s": 30.0}
+        "backlog_events": 20_000, "backlog_customers": 5_000, "backlog_timeout_s": 240.0,
+        "latency_rate": 50.0, "latency_duration_s": 20.0, "probe_every": 5, "all_polled_duration_s": 10.0,
+        "poll_s": 0.010, "latency_timeout_s": 30.0}
 QUICK = FULL | {"producer_messages": 30_000, "upsert_rows": 20_000, "warmup_s": 1.0,
-                "single_duration_s": 4.0, "batch_duration_s": 4.0, "backlog_events": 10_000,
-                "backlog_timeout_s": 120.0, "latency_duration_s": 6.0}
+                "single_duration_s": 3.0, "batch_duration_s": 3.0, "backlog_events": 5_000,
+                "backlog_customers": 1_250, "backlog_timeout_s": 120.0, "latency_duration_s": 6.0,
+                "all_polled_duration_s": 0.0}
+
+
+CLIENTS = {"raw": "bench/rawhttp.py keep-alive pool (one connection per task)",
+           "httpx": "one shared httpx.AsyncClient, limits raised"}
 
 
 class PhaseCpu:
@@ -57,7 +69,7 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict) -> None:
+async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str) -> None:
     meter = CpuMeter(h.cpu_roles)
     base, product = report["baselines"], report["product"]
 
@@ -68,7 +80,8 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict) 
         run = await producer_run(h.kafka(), f"{h.config.topic_prefix}bench.producer.{n}", data["pairs"],
                                  p["producer_messages"], phase=cpu)
         runs.append(run | {"cpu_cores": cpu.cores})
-    base["producer"] = {"value": median_of(runs), "unit": "msgs/s", "runs": runs, "cpu_cores": runs[-1]["cpu_cores"],
+    base["producer"] = {"value": median_of(runs), "unit": "msgs/s", "runs": runs,
+                        "cpu_cores": runs[-1]["cpu_cores"],
                         "params": {k: p[k] for k in ("producer_messages", "producer_keys", "value_bytes")} | {
                             "acks": "all", "linger_ms": 5, "max_batch_size": 65536, "partitions": 6,
                             "enable_idempotence": h.infra.kafka_idempotence, "pattern": "send() all, gather futures"}}
@@ -82,7 +95,8 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict) 
         cpu = PhaseCpu(meter)
         run = await upsert_run(h.infra.postgres_url, database, batches, p["upsert_rows"], phase=cpu)
         runs.append(run | {"cpu_cores": cpu.cores})
-    base["asyncpg_upsert"] = {"value": median_of(runs), "unit": "rows/s", "runs": runs, "cpu_cores": runs[-1]["cpu_cores"],
+    base["asyncpg_upsert"] = {"value": median_of(runs), "unit": "rows/s", "runs": runs,
+                              "cpu_cores": runs[-1]["cpu_cores"],
                               "params": {"rows_per_run": p["upsert_rows"], "rows_per_transaction": p["upsert_batch"],
                                          "distinct_ids": p["upsert_keys"], "connections": 1, "columns": 6,
                                          "statement": "INSERT ... SELECT * FROM unnest(...) ON CONFLICT (id) DO UPDATE",
@@ -95,10 +109,11 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict) 
         mark = time.perf_counter()
         cpu = PhaseCpu(meter)
         result = await ingest_load(h.url("ingest-sink"), h.write_key, path=path, bodies=bodies, batch=batch,
-                                   concurrency=conc, warmup_s=p["warmup_s"], duration_s=duration, phase=cpu)
+                                   concurrency=conc, warmup_s=p["warmup_s"], duration_s=duration, phase=cpu,
+                                   client_kind=client)
         product[name] = {"value": result["rate"], "unit": "events/s", **result, "cpu_cores": cpu.cores,
                          "params": {"path": path, "concurrency": conc, "warmup_s": p["warmup_s"],
-                                    "duration_s": duration, "client": "one shared httpx.AsyncClient",
+                                    "duration_s": duration, "client": CLIENTS[client],
                                     "bodies": body_stats(bodies), "events_per_request": p["batch_size"] if batch else 1,
                                     "topic": h.sink_prefix + "touchpoints.v1 (nothing consumes it)"}}
         timings[name] = time.perf_counter() - mark
@@ -117,12 +132,18 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict) 
                                "settle_after": settle}
     timings["stage_engine"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    cpu = PhaseCpu(meter)
-    result = await latency(h, rate=p["latency_rate"], duration_s=p["latency_duration_s"], poll_s=p["poll_s"],
-                           timeout_s=p["latency_timeout_s"], phase=cpu)
-    product["latency"] = {"unit": "ms", **result, "cpu_cores": cpu.cores}
-    timings["latency"] = time.perf_counter() - mark
+    for name, probe_every, duration in (("latency", p["probe_every"], p["latency_duration_s"]),
+                                        ("latency_all_polled", 1, p["all_polled_duration_s"])):
+        if not duration:
+            continue
+        mark = time.perf_counter()
+        quiet = await wait_quiet(h, timeout_s=60)
+        cpu = PhaseCpu(meter)
+        result = await latency(h, rate=p["latency_rate"], duration_s=duration, poll_s=p["poll_s"],
+                               timeout_s=p["latency_timeout_s"], phase=cpu, client_kind=client,
+                               probe_every=probe_every)
+        product[name] = {"unit": "ms", **result, "cpu_cores": cpu.cores, "quiet_before": quiet}
+        timings[name] = time.perf_counter() - mark
 
 
 def build_payloads(p: dict) -> dict:
@@ -136,6 +157,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter run (about a minute)")
     parser.add_argument("--out", type=Path, default=Path("bench/report.json"))
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
+                        help="HTTP client of the load generator (default raw: see bench/rawhttp.py)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     args = parser.parse_args()
     params = QUICK if args.quick else FULL
@@ -148,7 +171,8 @@ def main() -> int:
     timings = {"build_payloads": time.perf_counter() - started}
     report = {"mode": "quick" if args.quick else "full", "parameters": params, "baselines": {}, "product": {},
               "phases_s": timings, "load_generator": {"gc": "freeze + set_threshold(50000, 20, 100)",
-                                                     "process": "this one (bench/run.py)"}}
+                                                     "process": "this one (bench/run.py)",
+                                                     "http_client": CLIENTS[args.client]}}
     harness, failed = Harness(), True
     try:
         mark = time.perf_counter()
@@ -156,7 +180,8 @@ def main() -> int:
         timings["start_stack"] = time.perf_counter() - mark
         report["stack"] = harness.describe()
         report["machine"] = machine(report["stack"])
-        asyncio.run(measure(harness, params, data, report, timings))
+        report["code"] = code_version()
+        asyncio.run(measure(harness, params, data, report, timings, args.client))
         failed = False
     except BaseException:  # noqa: BLE001 - report what was measured, then stop everything
         traceback.print_exc()
