@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 
 from lifecycle_shared.db import create_engine
@@ -42,7 +42,7 @@ class ServiceRuntime:
         self._consumer_specs = consumers
         self._workers = workers
         self._tasks: list[asyncio.Task] = []
-        self._consumers = []
+        self._consumers: list[AIOKafkaConsumer] = []
 
     async def start(self) -> None:
         await ensure_topics(self.settings.kafka)
@@ -51,7 +51,6 @@ class ServiceRuntime:
             self._spawn("outbox-relay", self.relay.run)
         for spec in self._consumer_specs:
             consumer = make_consumer(self.settings.kafka, group_id=spec.group, topics=spec.topics)
-            await consumer.start()
             self._consumers.append(consumer)
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,

@@ -25,6 +25,9 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1500
     max_poll_records: int = 500
+    # How long the broker may hold a fetch waiting for data: aiokafka's 500 ms default adds up
+    # to half a second per hop at low load.
+    fetch_max_wait_ms: int = 50
 
     @property
     def topics(self) -> Topics:

@@ -24,7 +24,8 @@ class Overloaded(Exception):
 
 
 def to_cloud_event(touchpoint: TouchpointData, *, source: str) -> CloudEvent:
-    return CloudEvent(
+    # Built from an already validated touchpoint: construct without validating twice.
+    return CloudEvent.model_construct(
         id=touchpoint.messageId,
         source=f"/sources/{source}",
         type=touchpoint_event_type(touchpoint),

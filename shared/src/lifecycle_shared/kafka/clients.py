@@ -36,6 +36,7 @@ def make_consumer(settings: KafkaSettings, *, group_id: str, topics: list[str]) 
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.max_poll_records,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=300_000,

@@ -65,8 +65,13 @@ class ConsumerRunner:
     route: Callable[[str], Handler | None]
     on_committed: Callable[[], None] = lambda: None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    _started: bool = field(default=False, init=False)
 
     async def run(self) -> None:
+        # Joining the group happens here, not in the app's start-up, so /healthz answers at once.
+        if not self._started:
+            await self.consumer.start()
+            self._started = True
         outage = 0
         while True:
             batches = await self.consumer.getmany(timeout_ms=500)

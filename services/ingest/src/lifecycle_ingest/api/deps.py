@@ -84,7 +84,7 @@ async def json_body(request: Request, *, limit: int) -> Any:
         raise HTTPException(400, f"body is not valid JSON: {error}") from None
 
 
-def admin_token(request: Request) -> None:
+async def admin_token(request: Request) -> None:
     expected = request.app.state.settings.admin_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if expected is None:
@@ -93,11 +93,11 @@ def admin_token(request: Request) -> None:
         raise HTTPException(401, "missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_settings(request: Request) -> IngestSettings:
+async def get_settings(request: Request) -> IngestSettings:
     return request.app.state.settings
 
 
-def get_publisher(request: Request) -> TouchpointPublisher:
+async def get_publisher(request: Request) -> TouchpointPublisher:
     return request.app.state.publisher
 
 
