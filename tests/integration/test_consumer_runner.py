@@ -10,7 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
-from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy
+from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy, each
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from sqlalchemy import select
 
@@ -47,8 +47,9 @@ async def runner_parts(namespace):
 
 
 def make_runner(engine, producer, handler) -> ConsumerRunner:
+    handle_run = each(handler)
     return ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
-                          route=lambda event_type: handler, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
+                          route=lambda event_type: handle_run, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
 
 
 async def _applied(engine, ids) -> tuple[set[str], set[str]]:

@@ -72,6 +72,8 @@ async def test_anonymous_history_merges_into_the_known_customer(engine_api, publ
     assert profile["anonymous_ids"] == [visitor]
     assert profile["first_seen_at"].startswith("2026-03-01T09:00")
     assert (profile["stage"], profile["orders"], profile["traits"]) == ("purchase", 1, {"email": "a@example.com"})
+    transitions = (await engine_api.get(f"/v1/customers/{visitor}/transitions")).json()
+    assert [(t["from_stage"], t["to_stage"]) for t in transitions] == [(None, "consideration"), (None, "purchase")]
 
 
 async def test_a_late_event_refolds_the_history_in_event_time_order(engine_api, publish):

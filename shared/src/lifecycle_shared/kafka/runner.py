@@ -28,7 +28,20 @@ from lifecycle_shared.events import CloudEvent
 log = logging.getLogger(__name__)
 
 Emitted = list[tuple[str, CloudEvent]]
-Handler = Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]
+# A handler takes a run of consecutive events routed to it (in order) and returns what to emit.
+Handler = Callable[[AsyncConnection, list[CloudEvent]], Awaitable[Emitted]]
+
+
+def each(handle_one: Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]) -> Handler:
+    """A handler that applies events one at a time."""
+
+    async def handle(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
+        emitted: Emitted = []
+        for event in events:
+            emitted += await handle_one(conn, event)
+        return emitted
+
+    return handle
 
 
 class PermanentError(Exception):
@@ -125,16 +138,23 @@ class ConsumerRunner:
         fresh: set[str] = set()
         for topic, ids in by_topic.items():
             fresh |= await claim_new_event_ids(conn, topic=topic, event_ids=ids)
-        emitted: Emitted = []
+        runs: list[tuple[Handler, list[CloudEvent]]] = []
         for _, event in decoded:
             if event.id not in fresh:
                 metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             handler = self.route(event.type)
-            if handler is not None:
-                emitted += await handler(conn, event)
             metrics.EVENTS_CONSUMED.labels(self.name, "applied" if handler else "ignored").inc()
+            if handler is None:
+                continue
+            if runs and runs[-1][0] is handler:
+                runs[-1][1].append(event)
+            else:
+                runs.append((handler, [event]))
+        emitted: Emitted = []
+        for handler, events in runs:
+            emitted += await handler(conn, events)
         await add_to_outbox(conn, emitted)
 
     async def _process_one(self, record: ConsumerRecord, event: CloudEvent) -> None:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,17 +82,18 @@ async def link_identities(conn: AsyncConnection, *, profile_id: str, ids: list[t
 
 
 async def merge_profile(conn: AsyncConnection, *, source_id: str, target_id: str) -> None:
-    """Move the source profile's identities and history into the target."""
+    """Move the source profile's identities, history and transitions into the target."""
     await conn.execute(update(identities).where(identities.c.profile_id == source_id).values(profile_id=target_id))
     await conn.execute(update(touchpoints).where(touchpoints.c.profile_id == source_id).values(profile_id=target_id))
+    await conn.execute(update(transitions).where(transitions.c.profile_id == source_id).values(profile_id=target_id))
     await conn.execute(update(profiles).where(profiles.c.id == source_id)
                        .values(merged_into=target_id, customer_id=f"merged:{source_id}"))
 
 
-async def record_touchpoint(conn: AsyncConnection, *, profile_id: str, touch: Touch) -> None:
-    await conn.execute(insert(touchpoints).values(
-        event_id=touch.event_id, profile_id=profile_id, name=touch.name, event_time=touch.time,
-        properties=touch.properties).on_conflict_do_nothing(index_elements=["event_id"]))
+async def insert_touchpoints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """rows: event_id, profile_id, name, event_time, properties (one statement for all)."""
+    if rows:
+        await conn.execute(insert(touchpoints).on_conflict_do_nothing(index_elements=["event_id"]), rows)
 
 
 async def history(conn: AsyncConnection, *, profile_id: str) -> list[Touch]:
@@ -103,16 +104,35 @@ async def history(conn: AsyncConnection, *, profile_id: str) -> list[Touch]:
     return [Touch(event_id=r.event_id, name=r.name, time=r.event_time, properties=r.properties) for r in rows]
 
 
-async def save_profile(conn: AsyncConnection, profile: Profile) -> None:
-    await conn.execute(update(profiles).where(profiles.c.id == profile.id).values(
-        customer_id=profile.customer_id, user_id=profile.user_id,
-        stage=profile.stage.value if profile.stage else None, stage_since=profile.stage_since,
-        facts=_facts_to_json(profile.facts), traits=profile.traits,
-        last_seen_at=profile.last_seen_at, first_seen_at=profile.first_seen_at))
+_save_profile = update(profiles).where(profiles.c.id == bindparam("b_id")).values(
+    customer_id=bindparam("b_customer_id"), user_id=bindparam("b_user_id"), stage=bindparam("b_stage"),
+    stage_since=bindparam("b_stage_since"), facts=bindparam("b_facts"), traits=bindparam("b_traits"),
+    first_seen_at=bindparam("b_first_seen_at"), last_seen_at=bindparam("b_last_seen_at"), updated_at=func.now())
 
 
-async def add_transition(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(transitions).values(**values).on_conflict_do_nothing(index_elements=["id"]))
+async def save_profiles(conn: AsyncConnection, changed: list[Profile]) -> None:
+    if changed:
+        await conn.execute(_save_profile, [{
+            "b_id": p.id, "b_customer_id": p.customer_id, "b_user_id": p.user_id,
+            "b_stage": p.stage.value if p.stage else None, "b_stage_since": p.stage_since,
+            "b_facts": _facts_to_json(p.facts), "b_traits": p.traits,
+            "b_first_seen_at": p.first_seen_at, "b_last_seen_at": p.last_seen_at} for p in changed])
+
+
+async def add_transitions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(transitions).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
+async def anonymous_ids_of(conn: AsyncConnection, *, profile_ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {profile_id: [] for profile_id in profile_ids}
+    if profile_ids:
+        rows = (await conn.execute(
+            select(identities.c.profile_id, identities.c.id_value)
+            .where(identities.c.profile_id.in_(profile_ids), identities.c.id_type == "anonymous"))).all()
+        for row in rows:
+            found[row.profile_id].append(row.id_value)
+    return found
 
 
 async def find_profile(conn: AsyncConnection, *, customer_id: str) -> Profile | None:
@@ -126,15 +146,8 @@ async def find_profile(conn: AsyncConnection, *, customer_id: str) -> Profile | 
     if row is None:
         return None
     profile = _profile(row)
-    profile.anonymous_ids = await anonymous_ids(conn, profile_id=profile.id)
+    profile.anonymous_ids = sorted((await anonymous_ids_of(conn, profile_ids=[profile.id]))[profile.id])
     return profile
-
-
-async def anonymous_ids(conn: AsyncConnection, *, profile_id: str) -> list[str]:
-    return list((await conn.execute(
-        select(identities.c.id_value).where(identities.c.profile_id == profile_id,
-                                            identities.c.id_type == "anonymous")
-        .order_by(identities.c.id_value))).scalars())
 
 
 async def transitions_of(conn: AsyncConnection, *, profile_id: str) -> list[dict[str, Any]]:

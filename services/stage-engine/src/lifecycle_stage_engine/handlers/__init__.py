@@ -8,9 +8,9 @@ from lifecycle_shared.events import TOUCHPOINT_TYPE_PREFIX
 from lifecycle_shared.kafka.runner import route_by_type
 from lifecycle_shared.topics import Topics
 
-from lifecycle_stage_engine.handlers.touchpoint import handle_touchpoint
+from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
 
 
 def touchpoint_route(topics: Topics):
     return route_by_type({}, prefixes={
-        TOUCHPOINT_TYPE_PREFIX: partial(handle_touchpoint, topic=topics.stage_transitions)})
+        TOUCHPOINT_TYPE_PREFIX: partial(handle_touchpoints, topic=topics.stage_transitions)})

@@ -1,11 +1,14 @@
-"""Identity resolution: find, create or merge the profile a touchpoint belongs to.
+"""Identity resolution for one polled batch: find, create or merge the profile of a touchpoint.
 
 Segment semantics: `anonymousId` before sign-up, `userId` after; an event carrying both (or an
 `alias`) links them, and an anonymous-only profile is merged into the identified one. A profile
 that already has a different userId is never merged (guardrail against shared devices).
+The graph is loaded once per batch and kept in step with every write it makes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from lifecycle_shared.events import TouchpointData
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.db.repository import Profile
 
+IdKey = tuple[str, str]  # ('user' | 'anonymous', value)
 
-def _ids(touchpoint: TouchpointData) -> list[tuple[str, str]]:
+
+def ids_of(touchpoint: TouchpointData) -> list[IdKey]:
     ids = []
     if touchpoint.userId:
         ids.append(("user", touchpoint.userId))
@@ -25,29 +30,66 @@ def _ids(touchpoint: TouchpointData) -> list[tuple[str, str]]:
     return ids
 
 
-async def resolve_profile(conn: AsyncConnection, touchpoint: TouchpointData) -> tuple[Profile, list[Profile]]:
-    """The profile to apply the touchpoint to, and the profiles merged into it now."""
-    ids = _ids(touchpoint)
-    found = await repo.profiles_for_ids(conn, ids=ids)
-    user_profile = found.get(("user", touchpoint.userId)) if touchpoint.userId else None
-    others = {p.id: p for key, p in found.items() if key[0] == "anonymous"}
-    target = user_profile or next(iter(others.values()), None)
-    if target is not None and touchpoint.userId and target.user_id not in (None, touchpoint.userId):
-        target = None  # the anonymousId belongs to someone else: never merge two known users
-    if target is None:
-        target = await repo.create_profile(conn, customer_id=touchpoint.userId or touchpoint.anonymousId or "",
-                                           user_id=touchpoint.userId, seen_at=touchpoint.timestamp)
-    merged = []
-    for other in others.values():
-        if other.id == target.id or other.user_id is not None:
-            continue
-        await repo.merge_profile(conn, source_id=other.id, target_id=target.id)
-        target.first_seen_at = min(target.first_seen_at, other.first_seen_at)
-        target.traits = {**other.traits, **target.traits}
-        merged.append(other)
-    if touchpoint.userId and target.user_id is None:
-        target.user_id = target.customer_id = touchpoint.userId
-    # New ids join the target; ids of merged profiles were moved by the merge; others stay put.
-    linkable = [key for key in ids if key not in found]
-    await repo.link_identities(conn, profile_id=target.id, ids=linkable)
-    return target, merged
+class IdentityGraph:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.profiles: dict[str, Profile] = {}
+        self._owner: dict[IdKey, str] = {}
+
+    async def load(self, touchpoints: list[TouchpointData]) -> None:
+        """One query for every id of the batch (rows locked), one for their anonymous ids."""
+        ids = list(dict.fromkeys(key for touchpoint in touchpoints for key in ids_of(touchpoint)))
+        for key, profile in (await repo.profiles_for_ids(self._conn, ids=ids)).items():
+            self.profiles.setdefault(profile.id, profile)
+            self._owner[key] = profile.id
+        anonymous = await repo.anonymous_ids_of(self._conn, profile_ids=list(self.profiles))
+        for profile_id, values in anonymous.items():
+            self.profiles[profile_id].anonymous_ids = sorted(values)
+
+    async def resolve(self, touchpoint: TouchpointData, *,
+                      before_merge: Callable[[], Awaitable[None]]) -> tuple[Profile, bool]:
+        """The profile to apply the touchpoint to, and whether another was merged into it now."""
+        ids = ids_of(touchpoint)
+        found = {key: self.profiles[self._owner[key]] for key in ids if key in self._owner}
+        user_profile = found.get(("user", touchpoint.userId)) if touchpoint.userId else None
+        anonymous = {p.id: p for key, p in found.items() if key[0] == "anonymous"}
+        target = user_profile or next(iter(anonymous.values()), None)
+        if target is not None and touchpoint.userId and target.user_id not in (None, touchpoint.userId):
+            target = None  # the anonymousId belongs to someone else: never merge two known users
+        if target is None:
+            target = await self._create(touchpoint)
+        merged = False
+        for other in anonymous.values():
+            if other.id != target.id and other.user_id is None:
+                await before_merge()
+                await self._merge(other, into=target)
+                merged = True
+        if touchpoint.userId and target.user_id is None:
+            target.user_id = target.customer_id = touchpoint.userId
+        await self._link(target, [key for key in ids if key not in self._owner])
+        return target, merged
+
+    async def _create(self, touchpoint: TouchpointData) -> Profile:
+        profile = await repo.create_profile(
+            self._conn, customer_id=touchpoint.userId or touchpoint.anonymousId or "",
+            user_id=touchpoint.userId, seen_at=touchpoint.timestamp)
+        self.profiles[profile.id] = profile
+        return profile
+
+    async def _merge(self, source: Profile, *, into: Profile) -> None:
+        await repo.merge_profile(self._conn, source_id=source.id, target_id=into.id)
+        for key, owner in self._owner.items():
+            if owner == source.id:
+                self._owner[key] = into.id
+        into.first_seen_at = min(into.first_seen_at, source.first_seen_at)
+        into.traits = {**source.traits, **into.traits}
+        into.anonymous_ids = sorted({*into.anonymous_ids, *source.anonymous_ids})
+        del self.profiles[source.id]
+
+    async def _link(self, profile: Profile, new_ids: list[IdKey]) -> None:
+        if not new_ids:
+            return
+        await repo.link_identities(self._conn, profile_id=profile.id, ids=new_ids)
+        for key in new_ids:
+            self._owner[key] = profile.id
+        profile.anonymous_ids = sorted({*profile.anonymous_ids, *(v for k, v in new_ids if k == "anonymous")})
