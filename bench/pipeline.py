@@ -3,8 +3,8 @@
 backlog: stop the stage engine, produce K CloudEvents straight into the touchpoints topic, start
          it again and poll its /metrics every 100 ms until `lifecycle_events_consumed_total
          {consumer="stage-engine"}` (all outcomes) reaches K. The rate is taken from the first
-         /metrics answer after start-up (the count already consumed by then is subtracted), so
-         interpreter start-up and group join are not in it; they are reported apart.
+         sample with events consumed (the count by then is subtracted), so interpreter start-up
+         and group join are not in it; they are reported apart.
 quiet:   before the latency phase, wait until loyalty and messaging have applied what the backlog
          made the stage engine emit, so the latency figures are not measured behind a queue.
 """
@@ -48,7 +48,7 @@ async def stage_engine_backlog(harness: Harness, records: list[tuple[bytes, byte
     t_start = time.perf_counter()
     engine.start()
     samples: list[tuple[float, float]] = []
-    first = done = None
+    first = done = answered = None
     text = ""
     async with httpx.AsyncClient(timeout=5) as client:
         while time.perf_counter() - t_start < timeout_s:
@@ -59,7 +59,8 @@ async def stage_engine_backlog(harness: Harness, records: list[tuple[bytes, byte
                 continue
             now = time.perf_counter()
             count = metric_sum(text, CONSUMED, consumer="stage-engine")
-            if first is None:
+            answered = answered or now
+            if first is None and count > 0:  # the group has joined and the first batch is applied
                 first = (now, count)
                 phase("start")
             samples.append((round(now - t_start, 3), count))
@@ -71,8 +72,9 @@ async def stage_engine_backlog(harness: Harness, records: list[tuple[bytes, byte
     result = {"backlog": target, "produce": produced,
               "outcomes": metric_by_label(text, CONSUMED, "outcome", consumer="stage-engine"),
               "dlq_records": metric_sum(text, "lifecycle_dlq_records_total", consumer="stage-engine"),
-              "first_metrics_after_s": round(first[0] - t_start, 3) if first else None,
-              "consumed_at_first_metrics": first[1] if first else None,
+              "first_metrics_after_s": round(answered - t_start, 3) if answered else None,
+              "first_consumed_after_s": round(first[0] - t_start, 3) if first else None,
+              "consumed_at_first_sample": first[1] if first else None,
               "samples_t_s_count": samples}
     if done is None or first is None:
         phase("end")
