@@ -64,21 +64,25 @@ async def profiles_for_ids(conn: AsyncConnection, *, ids: list[tuple[str, str]])
     return {(row.id_type, row.id_value): _profile(row) for row in rows}
 
 
-async def create_profile(conn: AsyncConnection, *, customer_id: str, user_id: str | None,
-                         seen_at: datetime) -> Profile:
-    profile_id = str(uuid.uuid4())
-    await conn.execute(profiles.insert().values(
-        id=profile_id, customer_id=customer_id, user_id=user_id, facts={}, traits={},
-        first_seen_at=seen_at, last_seen_at=seen_at))
-    return Profile(id=profile_id, customer_id=customer_id, user_id=user_id, stage=None,
+def new_profile(*, customer_id: str, user_id: str | None, seen_at: datetime) -> Profile:
+    return Profile(id=str(uuid.uuid4()), customer_id=customer_id, user_id=user_id, stage=None,
                    stage_since=None, facts=Facts(), traits={}, first_seen_at=seen_at, last_seen_at=seen_at)
 
 
-async def link_identities(conn: AsyncConnection, *, profile_id: str, ids: list[tuple[str, str]]) -> None:
-    if ids:
-        await conn.execute(
-            insert(identities).values([{"id_type": k, "id_value": v, "profile_id": profile_id} for k, v in ids])
-            .on_conflict_do_update(index_elements=["id_type", "id_value"], set_={"profile_id": profile_id}))
+async def insert_profiles(conn: AsyncConnection, created: list[Profile]) -> None:
+    if created:
+        await conn.execute(profiles.insert(), [
+            {"id": p.id, "customer_id": p.customer_id, "user_id": p.user_id, "facts": {}, "traits": {},
+             "first_seen_at": p.first_seen_at, "last_seen_at": p.last_seen_at} for p in created])
+
+
+async def link_identities(conn: AsyncConnection, links: list[tuple[str, str, str]]) -> None:
+    """links: (id_type, id_value, profile_id)."""
+    if links:
+        stmt = insert(identities)
+        await conn.execute(stmt.on_conflict_do_update(index_elements=["id_type", "id_value"],
+                                                      set_={"profile_id": stmt.excluded.profile_id}),
+                           [{"id_type": k, "id_value": v, "profile_id": p} for k, v, p in links])
 
 
 async def merge_profile(conn: AsyncConnection, *, source_id: str, target_id: str) -> None:

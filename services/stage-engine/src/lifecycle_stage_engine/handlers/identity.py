@@ -35,6 +35,9 @@ class IdentityGraph:
         self._conn = conn
         self.profiles: dict[str, Profile] = {}
         self._owner: dict[IdKey, str] = {}
+        # Written by flush(), one statement each for the whole batch.
+        self._created: list[Profile] = []
+        self._links: list[tuple[str, str, str]] = []
 
     async def load(self, touchpoints: list[TouchpointData]) -> None:
         """One query for every id of the batch (rows locked), one for their anonymous ids."""
@@ -57,7 +60,7 @@ class IdentityGraph:
         if target is not None and touchpoint.userId and target.user_id not in (None, touchpoint.userId):
             target = None  # the anonymousId belongs to someone else: never merge two known users
         if target is None:
-            target = await self._create(touchpoint)
+            target = self._create(touchpoint)
         merged = False
         for other in anonymous.values():
             if other.id != target.id and other.user_id is None:
@@ -66,17 +69,24 @@ class IdentityGraph:
                 merged = True
         if touchpoint.userId and target.user_id is None:
             target.user_id = target.customer_id = touchpoint.userId
-        await self._link(target, [key for key in ids if key not in self._owner])
+        self._link(target, [key for key in ids if key not in self._owner])
         return target, merged
 
-    async def _create(self, touchpoint: TouchpointData) -> Profile:
-        profile = await repo.create_profile(
-            self._conn, customer_id=touchpoint.userId or touchpoint.anonymousId or "",
-            user_id=touchpoint.userId, seen_at=touchpoint.timestamp)
+    async def flush(self) -> None:
+        """Write the profiles and links this batch created."""
+        await repo.insert_profiles(self._conn, self._created)
+        await repo.link_identities(self._conn, self._links)
+        self._created, self._links = [], []
+
+    def _create(self, touchpoint: TouchpointData) -> Profile:
+        profile = repo.new_profile(customer_id=touchpoint.userId or touchpoint.anonymousId or "",
+                                   user_id=touchpoint.userId, seen_at=touchpoint.timestamp)
         self.profiles[profile.id] = profile
+        self._created.append(profile)
         return profile
 
     async def _merge(self, source: Profile, *, into: Profile) -> None:
+        await self.flush()
         await repo.merge_profile(self._conn, source_id=source.id, target_id=into.id)
         for key, owner in self._owner.items():
             if owner == source.id:
@@ -86,10 +96,8 @@ class IdentityGraph:
         into.anonymous_ids = sorted({*into.anonymous_ids, *source.anonymous_ids})
         del self.profiles[source.id]
 
-    async def _link(self, profile: Profile, new_ids: list[IdKey]) -> None:
-        if not new_ids:
-            return
-        await repo.link_identities(self._conn, profile_id=profile.id, ids=new_ids)
+    def _link(self, profile: Profile, new_ids: list[IdKey]) -> None:
         for key in new_ids:
             self._owner[key] = profile.id
+            self._links.append((*key, profile.id))
         profile.anonymous_ids = sorted({*profile.anonymous_ids, *(v for k, v in new_ids if k == "anonymous")})

@@ -96,7 +96,9 @@ class TouchpointBatch:
             subject=profile.customer_id, data=data.model_dump(mode="json"))))
 
     async def _write_log(self) -> None:
-        """Write pending event-log rows and transitions (before a merge moves them, or a refold reads them)."""
+        """Write new profiles, links, event-log rows and transitions (before a merge moves them, or a
+        refold reads them)."""
+        await self.graph.flush()
         await repo.insert_touchpoints(self._conn, self._touchpoint_rows)
         await repo.add_transitions(self._conn, self._transition_rows)
         self._touchpoint_rows, self._transition_rows = [], []
