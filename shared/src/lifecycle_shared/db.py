@@ -54,16 +54,14 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
 
 
-async def claim_new_event_ids(
-    conn: AsyncConnection, *, topic: str, event_ids: Sequence[str]
-) -> set[str]:
-    """Record ids in the inbox; return those not seen before (one statement for the batch)."""
-    if not event_ids:
+async def claim_new_event_ids(conn: AsyncConnection, events: Sequence[tuple[str, str]]) -> set[str]:
+    """Record (event_id, topic) pairs in the inbox; return the ids not seen before (one statement)."""
+    unique = dict(events)
+    if not unique:
         return set()
-    unique_ids = list(dict.fromkeys(event_ids))
     stmt = (
         insert(inbox)
-        .values([{"event_id": event_id, "topic": topic} for event_id in unique_ids])
+        .values([{"event_id": event_id, "topic": topic} for event_id, topic in unique.items()])
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(inbox.c.event_id)
     )

@@ -15,7 +15,8 @@ from lifecycle_messaging.settings import MessagingSettings
 def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
     return ServiceRuntime(
         service="messaging", settings=settings,
-        consumers=(ConsumerSpec(group="messaging", topics=[settings.kafka.topics.stage_transitions],
+        consumers=(ConsumerSpec(group="messaging",
+                                topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
                                 route=route_for(settings)),),
         workers=(email_worker(settings),),
     )

@@ -132,22 +132,21 @@ class ConsumerRunner:
                 await self._process_one(record, event)
 
     async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, CloudEvent]]) -> None:
-        by_topic: dict[str, list[str]] = {}
+        routed: list[tuple[str, CloudEvent, Handler]] = []
         for record, event in decoded:
-            by_topic.setdefault(record.topic, []).append(event.id)
-        fresh: set[str] = set()
-        for topic, ids in by_topic.items():
-            fresh |= await claim_new_event_ids(conn, topic=topic, event_ids=ids)
+            handler = self.route(event.type)
+            if handler is None:  # another service's business: not even recorded
+                metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+            else:
+                routed.append((record.topic, event, handler))
+        fresh = await claim_new_event_ids(conn, [(event.id, topic) for topic, event, _ in routed])
         runs: list[tuple[Handler, list[CloudEvent]]] = []
-        for _, event in decoded:
+        for _, event, handler in routed:
             if event.id not in fresh:
                 metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
-            handler = self.route(event.type)
-            metrics.EVENTS_CONSUMED.labels(self.name, "applied" if handler else "ignored").inc()
-            if handler is None:
-                continue
+            metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc()
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(event)
             else:

@@ -7,9 +7,15 @@ from functools import partial
 from lifecycle_shared.events import STAGE_CHANGED_TYPE
 from lifecycle_shared.kafka.runner import each, route_by_type
 
+from lifecycle_messaging.handlers.contact import handle_contact
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
 from lifecycle_messaging.settings import MessagingSettings
 
 
 def route_for(settings: MessagingSettings):
-    return route_by_type({STAGE_CHANGED_TYPE: each(partial(handle_stage_changed, brand=settings.brand_name))})
+    release = each(handle_contact)
+    return route_by_type({
+        STAGE_CHANGED_TYPE: each(partial(handle_stage_changed, brand=settings.brand_name)),
+        "touchpoint.identify": release,
+        "touchpoint.signed_up": release,
+    })

@@ -1,7 +1,7 @@
 """lifecycle.stage_changed -> the stage's message, queued for delivery (or awaiting a contact).
 
-An anonymous visitor has no address yet: their welcome waits and is released, in order, when a
-later transition of the same customer carries an email.
+An anonymous visitor has no address yet: their welcome waits and is released, in order, when
+they sign up or identify with an email, or when a later transition of theirs carries one.
 """
 
 from __future__ import annotations
