@@ -40,7 +40,7 @@ def demo_write_key(config: StackConfig, data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int) -> None:
+def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, first_port: int) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     postgres = broker = None
@@ -56,7 +56,8 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int) -
         bootstrap = broker.bootstrap_servers
     idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
     config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
-                         postgres_url=postgres_url, smtp_port=smtp_port)
+                         postgres_url=postgres_url, smtp_port=smtp_port,
+                         ports={s.name: first_port + i for i, s in enumerate(SERVICES)})
     mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
     processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
     try:
@@ -109,6 +110,7 @@ def main() -> None:
     cmd.add_argument("--postgres-port", type=int, default=15432)
     cmd.add_argument("--kafka-port", type=int, default=19092)
     cmd.add_argument("--smtp-port", type=int, default=1025)
+    cmd.add_argument("--first-port", type=int, default=8000, help="ingest's port; the others follow")
     args = parser.parse_args()
     up(args.data_dir.resolve(), postgres_port=args.postgres_port, kafka_port=args.kafka_port,
-       smtp_port=args.smtp_port)
+       smtp_port=args.smtp_port, first_port=args.first_port)
