@@ -36,7 +36,7 @@ async def test_anonymous_visitor_becomes_a_loyal_advocate(pipeline):
             event="Signed Up", anonymousId=visitor, userId=user,
             context={"traits": {"email": email, "firstName": "Ann"}}), customer=user, expect_stage="consideration")
         # Signing up gives an address: the welcome and nudge that waited for it go out now.
-        early = await eventually(lambda: _emails(pipeline, email, count=2), what="the emails that waited for an address")
+        early = await eventually(lambda: _emails(pipeline, email, count=2), what="the emails waiting for an address")
         assert [m["X-Lifecycle-Template"] for m in early] == TEMPLATES[:2]
         await _step(pipeline, client, make_touchpoint(event="Order Completed", userId=user, anonymousId=None,
                                                       properties={"order_id": "o-1", "revenue": 42.50}),

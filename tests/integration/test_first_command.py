@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from lifecycle_devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
