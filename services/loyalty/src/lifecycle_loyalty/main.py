@@ -14,7 +14,7 @@ from lifecycle_loyalty.settings import LoyaltySettings
 def build_runtime(settings: LoyaltySettings) -> ServiceRuntime:
     topics = settings.kafka.topics
     return ServiceRuntime(
-        service="loyalty", settings=settings, relay=True,
+        service="loyalty", settings=settings,
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
                                 route=route),),
     )
