@@ -12,13 +12,14 @@ quiet:   before the latency phase, wait until loyalty and messaging have applied
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from harness import Harness, metric_by_label, metric_sum, metrics_text
-from lifecycle_shared.events import CONTENT_TYPE_HEADER
+from lifecycle_shared.events import CONTENT_TYPE_HEADER, TYPE_HEADER
 
 Phase = Callable[[str], None]
 CONSUMED = "lifecycle_events_consumed_total"
@@ -31,7 +32,9 @@ async def produce_backlog(harness: Harness, records: list[tuple[bytes, bytes]]) 
     await producer.start()
     try:
         started = time.perf_counter()
-        futures = [await producer.send(kafka.topics.touchpoints, value, key=key, headers=[CONTENT_TYPE_HEADER])
+        # The headers ingest sets: content type and the event type (consumers skip by it).
+        futures = [await producer.send(kafka.topics.touchpoints, value, key=key,
+                                       headers=[CONTENT_TYPE_HEADER, (TYPE_HEADER, json.loads(value)["type"].encode())])
                    for key, value in records]
         await asyncio.gather(*futures)
         return {"records": len(records), "seconds": round(time.perf_counter() - started, 3)}

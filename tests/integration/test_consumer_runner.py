@@ -112,3 +112,18 @@ async def test_a_database_outage_dead_letters_nothing(runner_parts, namespace):
     await unreachable.dispose()
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
     assert event.to_bytes() not in {r.value for r in dead}
+
+
+async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    handle_run = each(FlakyHandler())
+    runner = ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
+                            route=lambda event_type: handle_run if event_type == "touchpoint.wanted" else None)
+    skipped = record(topic, 20, b"not even json", key=b"skip-me")
+    skipped.headers = [("ce_type", b"touchpoint.unwanted")]
+    wanted = make_cloud_event(type="touchpoint.wanted")
+    await runner.process([skipped, record(topic, 21, wanted.to_bytes())])
+    assert await _applied(engine, [wanted.id]) == ({wanted.id}, {f"derived-{wanted.id}"})
+    dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
+    assert b"skip-me" not in {r.key for r in dead}

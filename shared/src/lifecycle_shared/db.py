@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lifecycle_shared.events import CONTENT_TYPE_HEADER, CloudEvent
+from lifecycle_shared.events import CloudEvent
 
 plumbing_metadata = MetaData()
 
@@ -76,7 +76,7 @@ async def add_to_outbox(conn: AsyncConnection, messages: Iterable[tuple[str, Clo
             "key": event.subject,
             "event_id": event.id,
             "payload": event.to_bytes(),
-            "headers": {CONTENT_TYPE_HEADER[0]: CONTENT_TYPE_HEADER[1].decode()},
+            "headers": {name: value.decode() for name, value in event.kafka_headers()},
         }
         for topic, event in messages
     ]

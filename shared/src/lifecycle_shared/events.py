@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
+# The event type, copied into a header so a consumer can skip what it does not handle undecoded.
+TYPE_HEADER = "ce_type"
 
 # Fixed namespace for ids derived from other events: a replay yields the same ids.
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8a-9a53-2f7f0e7c1d11")
@@ -41,6 +43,9 @@ class CloudEvent(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [CONTENT_TYPE_HEADER, (TYPE_HEADER, self.type.encode())]
 
 
 class TouchpointData(BaseModel):

@@ -10,7 +10,7 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from lifecycle_shared.events import CONTENT_TYPE_HEADER, CloudEvent, TouchpointData, touchpoint_event_type
+from lifecycle_shared.events import CloudEvent, TouchpointData, touchpoint_event_type
 
 from lifecycle_ingest.domain.touchpoints import customer_key
 
@@ -61,5 +61,5 @@ class TouchpointPublisher:
         for touchpoint in touchpoints:
             event = to_cloud_event(touchpoint, source=source)
             futures.append(await self._producer.send(
-                self._topic, event.to_bytes(), key=event.subject.encode(), headers=[CONTENT_TYPE_HEADER]))
+                self._topic, event.to_bytes(), key=event.subject.encode(), headers=event.kafka_headers()))
         await asyncio.gather(*futures)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids
-from lifecycle_shared.events import CloudEvent
+from lifecycle_shared.events import TYPE_HEADER, CloudEvent
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,9 @@ class ConsumerRunner:
     async def process(self, records: list[ConsumerRecord]) -> None:
         decoded: list[tuple[ConsumerRecord, CloudEvent]] = []
         for record in records:
+            if not self._ours(record):
+                metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+                continue
             try:
                 decoded.append((record, decode(record)))
             except PermanentError as error:
@@ -130,6 +133,13 @@ class ConsumerRunner:
                         extra={"consumer": self.name, "records": len(decoded)})
             for record, event in decoded:
                 await self._process_one(record, event)
+
+    def _ours(self, record: ConsumerRecord) -> bool:
+        """False when the type header says no handler wants it (records without it are decoded)."""
+        for name, value in record.headers or ():
+            if name == TYPE_HEADER:
+                return self.route(value.decode(errors="replace")) is not None
+        return True
 
     async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, CloudEvent]]) -> None:
         routed: list[tuple[str, CloudEvent, Handler]] = []
