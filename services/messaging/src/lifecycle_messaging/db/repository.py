@@ -5,25 +5,32 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import messages
 
 
-async def add_message(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(messages).values(**values).on_conflict_do_nothing())
+async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert messages (one statement); an id already there is the same message: skipped."""
+    if rows:
+        await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
 
 
-async def release_awaiting(conn: AsyncConnection, *, linked_ids: list[str], customer_id: str,
-                           recipient: str) -> int:
-    """Queue messages that waited for a contact address under any of the customer's ids."""
-    result = await conn.execute(
-        update(messages)
-        .where(messages.c.status == "awaiting_contact", messages.c.customer_id.in_(linked_ids))
-        .values(status="queued", recipient=recipient, customer_id=customer_id, linked_ids=linked_ids))
-    return result.rowcount
+_release = (
+    update(messages)
+    .where(messages.c.status == "awaiting_contact", messages.c.customer_id == any_(bindparam("b_linked_ids")))
+    .values(status="queued", recipient=bindparam("b_recipient"), customer_id=bindparam("b_customer_id"),
+            linked_ids=bindparam("b_linked_ids"))
+)
+
+
+async def release_awaiting(conn: AsyncConnection, contacts: list[tuple[list[str], str, str]]) -> None:
+    """Queue messages that waited for an address, for (linked ids, customer id, address) triples."""
+    if contacts:
+        await conn.execute(_release, [{"b_linked_ids": ids, "b_customer_id": customer, "b_recipient": address}
+                                      for ids, customer, address in contacts])
 
 
 async def claim_queued(conn: AsyncConnection, *, limit: int) -> list[Any]:

@@ -8,14 +8,14 @@ from lifecycle_shared.events import STAGE_CHANGED_TYPE
 from lifecycle_shared.kafka.runner import each, route_by_type
 
 from lifecycle_messaging.handlers.contact import handle_contact
-from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
+from lifecycle_messaging.handlers.stage_changed import handle_stage_changes
 from lifecycle_messaging.settings import MessagingSettings
 
 
 def route_for(settings: MessagingSettings):
     release = each(handle_contact)
     return route_by_type({
-        STAGE_CHANGED_TYPE: each(partial(handle_stage_changed, brand=settings.brand_name)),
+        STAGE_CHANGED_TYPE: partial(handle_stage_changes, brand=settings.brand_name),
         "touchpoint.identify": release,
         "touchpoint.signed_up": release,
     })

@@ -28,5 +28,5 @@ async def handle_contact(conn: AsyncConnection, event: CloudEvent) -> Emitted:
     email = email_of(touchpoint)
     if email:
         linked_ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
-        await repo.release_awaiting(conn, linked_ids=linked_ids, customer_id=event.subject, recipient=email)
+        await repo.release_awaiting(conn, [(linked_ids, event.subject, email)])
     return []
