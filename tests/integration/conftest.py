@@ -21,8 +21,8 @@ def namespace(infra: Infra) -> StackConfig:
 
 
 def kafka_settings(config: StackConfig, **overrides) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=config.kafka_bootstrap, enable_idempotence=config.kafka_idempotence,
-                         topic_prefix=config.topic_prefix, **overrides)
+    return KafkaSettings(**{"bootstrap_servers": config.kafka_bootstrap, "enable_idempotence": config.kafka_idempotence,
+                            "topic_prefix": config.topic_prefix, **overrides})
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -11,8 +12,10 @@ from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
 from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy, each
+from lifecycle_shared.logging import PersonalDataSafeFormatter
 from lifecycle_shared.testing import make_cloud_event, read_topic
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, text
 
 
 class FlakyHandler:
@@ -75,7 +78,7 @@ async def test_a_poison_record_is_retried_then_dead_lettered_and_its_batch_still
     assert handler.calls.count(poison.id) == 1 + 3  # once in the batch, then 3 isolated attempts
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq", until=lambda r: r.value == poison.to_bytes())
     headers = dict(next(r for r in dead if r.value == poison.to_bytes()).headers)
-    assert headers["dlq.error"].decode() == f"RuntimeError: cannot apply {poison.id}"
+    assert headers["dlq.error"] == b"RuntimeError"  # the class only: error texts quote data
     assert (headers["dlq.original.offset"], headers["traceparent"]) == (b"1", b"00-abc")
 
 
@@ -127,3 +130,51 @@ async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts,
     assert await _applied(engine, [wanted.id]) == ({wanted.id}, {f"derived-{wanted.id}"})
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
     assert b"skip-me" not in {r.key for r in dead}
+
+
+async def test_a_database_error_quoting_personal_data_leaves_it_out_of_dlq_headers_and_logs(
+        runner_parts, namespace, caplog):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    email, phone = "ann.pii@example.com", "+84 912 345 678"
+
+    async def store_contact(conn, event):  # PostgreSQL refuses the NUL; its error quotes the row
+        await conn.execute(text("INSERT INTO inbox (event_id, topic) VALUES (:id, :who)"),
+                           {"id": f"x-{event.id}", "who": f"{email} {phone}\x00"})
+        return []
+
+    event = make_cloud_event(data={"traits": {"email": email, "phone": phone}})
+    runner = ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
+                            route=lambda _: each(store_contact), retry=RetryPolicy(attempts=2, base_delay_s=0.01))
+    with caplog.at_level(logging.INFO):  # as the services log (aiokafka: warnings only)
+        await runner.process([record(topic, 30, event.to_bytes(), key=b"pii")])
+    dead = [r for r in await read_topic(namespace.kafka_bootstrap, topic + ".dlq") if r.key == b"pii"]
+    assert len(dead) == 1
+    headers = b" ".join(value for _, value in dead[0].headers)
+    assert b"SQLSTATE" in headers  # it says what failed...
+    formatter = PersonalDataSafeFormatter("%(message)s")
+    logged = "\n".join(formatter.format(r) for r in caplog.records)
+    assert "SQLSTATE" in logged
+    for secret in (email, phone):  # ...and never about whom
+        assert secret.encode() not in headers and secret not in logged
+
+
+async def test_a_reused_id_with_another_body_is_counted_and_the_first_stays_applied(runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    first = make_cloud_event(digest="a" * 64)
+    retry = first.model_copy()
+    reused = first.model_copy(update={"digest": "b" * 64, "data": {"other": True}})
+    handler = FlakyHandler()
+    runner = make_runner(engine, producer, handler)
+    before = _conflicts()
+    await runner.process([record(topic, 40, first.to_bytes()), record(topic, 41, retry.to_bytes())])
+    assert _conflicts() == before  # a retry (same digest) is an ordinary duplicate
+    await runner.process([record(topic, 42, reused.to_bytes())])
+    await runner.process([record(topic, 43, first.to_bytes()), record(topic, 44, reused.to_bytes())])
+    assert _conflicts() == before + 2
+    assert handler.calls == [first.id]
+
+
+def _conflicts() -> float:
+    return REGISTRY.get_sample_value("lifecycle_duplicate_conflicts_total", {"consumer": "runner-test"}) or 0.0

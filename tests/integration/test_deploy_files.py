@@ -102,6 +102,14 @@ def database_of(services: dict, svc: Svc) -> str:
 # --- the four services -------------------------------------------------------------------------
 
 
+def test_compose_ships_no_admin_token_and_runs_outside_development(compose: dict, services: dict) -> None:
+    token = env_of(services["ingest"])["LIFECYCLE_INGEST_ADMIN_TOKEN"]
+    assert re.fullmatch(r"\$\{LIFECYCLE_INGEST_ADMIN_TOKEN:\?[^}]+\}", token), token  # required, no default
+    for svc in SERVICES:
+        assert env_of(services[svc.name]).get("LIFECYCLE_ENVIRONMENT", "production") == "production"
+
+
+
 @by_service
 def test_service_serves_its_module_on_its_own_published_port(services: dict, svc: Svc) -> None:
     service = services[svc.name]

@@ -9,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from lifecycle_devstack.broker import EmbeddedBroker
+from lifecycle_devstack.faults import StallingProxy
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_ingest.domain.touchpoints import event_id
 from lifecycle_ingest.main import create_app
 from lifecycle_ingest.settings import IngestSettings
-from lifecycle_shared.testing import make_touchpoint, read_topic
+from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
 from tests.integration.conftest import kafka_settings, running
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 
 def settings_for(namespace, **overrides) -> IngestSettings:
@@ -114,6 +116,9 @@ async def test_accepted_touchpoint_is_a_cloudevent_keyed_by_customer_with_skew_c
     assert record.key == b"u-skew"
     assert (envelope["specversion"], envelope["type"], envelope["subject"], envelope["source"]) == (
         "1.0", "touchpoint.order_completed", "u-skew", "/sources/web-shop")
+    # The id is the messageId scoped to the source; the content digest tells retries from reuse.
+    assert envelope["id"] == event_id(source="web-shop", message_id=event["messageId"])
+    assert envelope["data"]["messageId"] == event["messageId"] and len(envelope["digest"]) == 64
     # The client's clock ran an hour slow: the event happened ~5 s before it was received.
     happened = datetime.fromisoformat(envelope["time"])
     received = datetime.fromisoformat(envelope["data"]["receivedAt"])
@@ -135,28 +140,81 @@ async def test_admin_api_needs_the_admin_token(ingest):
     assert response.status_code == 401
 
 
-async def test_broker_down_is_503_with_retry_after(namespace, tmp_path):
+async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(namespace, tmp_path):
     broker = EmbeddedBroker(free_port(), tmp_path / "broker.log")
     broker.start()
-    settings = settings_for(namespace, publish_timeout_s=1.5,
-                            kafka=kafka_settings(namespace).model_copy(
-                                update={"bootstrap_servers": broker.bootstrap_servers, "enable_idempotence": False}))
+    settings = settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
+        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
     try:
         async with running(create_app(settings)) as client:
-            created = (await client.post("/v1/admin/keys", json={"source": "down"},
-                                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).json()
-            client.auth = (created["write_key"], "")
+            client.auth = await _new_key(client, "down")
             assert (await client.post("/v1/track", json=make_touchpoint())).status_code == 200
             broker.stop()
-            response = await client.post("/v1/batch", json={"batch": [make_touchpoint(), make_touchpoint()]})
-            assert response.status_code == 503
+
+            async def refused_as_not_ready():
+                response = await client.post("/v1/batch", json={"batch": [make_touchpoint(), make_touchpoint()]})
+                assert response.status_code == 503, response.text  # never a 200, never a 500
+                return response if "nothing was accepted" in response.json()["error"] else None
+
+            response = await eventually(refused_as_not_ready, timeout_s=20, what="a 503 once the broker is known down")
             assert response.headers["retry-after"] == "5"
-            assert "nothing was accepted" in response.json()["error"]
+            readiness = await client.get("/readyz")
+            assert readiness.status_code == 503 and readiness.json()["checks"]["topics"] is False
     finally:
         broker.stop()
 
 
+async def test_a_stalled_broker_gets_an_honest_503_and_the_retry_is_recognised(namespace, tmp_path):
+    proxy = StallingProxy(target_port=free_port())
+    broker = EmbeddedBroker(proxy._target_port, tmp_path / "broker.log", advertised_port=proxy.port)
+    broker.start()
+    await proxy.start()
+    settings = settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
+        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    # No messageIds, as a hand-written client might send them: the events carry their own time.
+    orders = [{"type": "track", "event": "Order Completed", "userId": user, "timestamp": "2026-05-01T10:00:00Z",
+               "properties": {"order_id": f"o{n}", "revenue": 10}} for n in range(2)]
+    try:
+        async with running(create_app(settings)) as client:
+            client.auth = await _new_key(client, "stalled")
+            assert (await client.post("/v1/track", json=make_touchpoint())).status_code == 200
+            proxy.stall()
+            stalled = await client.post("/v1/batch", json={"batch": orders})
+            assert stalled.status_code == 503
+            assert "some may have been accepted" in stalled.json()["error"]
+            ids = stalled.json()["messageIds"]
+            proxy.resume()  # the records handed over before the timeout arrive after all
+            topic = namespace.topic_prefix + "touchpoints.v1"
+            wanted = {event_id(source="stalled", message_id=i) for i in ids}
+            seen: set[str] = set()
+
+            def all_arrived(record) -> bool:
+                seen.add(json.loads(record.value)["id"])
+                return wanted <= seen
+
+            await read_topic(broker.bootstrap_servers, topic, until=all_arrived)
+
+            async def retried():
+                response = await client.post("/v1/batch", json={"batch": orders})
+                return response if response.status_code == 200 else None
+
+            # The same request again: the same ids, so every consumer's inbox applies each once.
+            assert (await eventually(retried, what="the retry to be accepted")).json()["messageIds"] == ids
+    finally:
+        await proxy.stop()
+        broker.stop()
+
+
+async def _new_key(client, source: str) -> tuple[str, str]:
+    created = (await client.post("/v1/admin/keys", json={"source": source},
+                                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).json()
+    return (created["write_key"], "")
+
+
 async def _consume_until(namespace, message_id: str):
-    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1",
-                               until=lambda record: json.loads(record.value)["id"] == message_id)
-    return next(r for r in records if json.loads(r.value)["id"] == message_id)
+    def ours(record) -> bool:
+        return json.loads(record.value)["data"]["messageId"] == message_id
+
+    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1", until=ours)
+    return next(r for r in records if ours(r))

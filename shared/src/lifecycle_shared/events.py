@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifecycle_shared.errors import invalid_data
 
 TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
@@ -40,6 +42,11 @@ class CloudEvent(BaseModel):
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    # Extension attribute: sha-256 of the event as its sender described it (transport times left
+    # out), so a consumer can tell a retry (same id, same digest) from a reused id (another digest).
+    digest: str | None = Field(default=None, max_length=64, description=(
+        "Extension: sha-256 (hex) of the event's content as its sender described it. The same id "
+        "with another digest is a reused id, not a retry."))
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -92,6 +99,17 @@ class StageChangedData(BaseModel):
     traits: dict[str, Any] = Field(default_factory=dict)
     orders: int = 0
     revenue: float = 0.0
+
+
+DataModel = TypeVar("DataModel", bound=BaseModel)
+
+
+def data_as(model: type[DataModel], event: CloudEvent) -> DataModel:
+    """The event's `data` as `model`; a violation is permanent (PermanentError, no data quoted)."""
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as error:
+        raise invalid_data(f"{event.type} data", error) from None
 
 
 def touchpoint_event_type(data: TouchpointData) -> str:

@@ -7,6 +7,10 @@ from prometheus_client import Counter, Gauge
 EVENTS_CONSUMED = Counter(
     "lifecycle_events_consumed_total", "Events taken from Kafka", ["consumer", "outcome"]
 )
+DUPLICATE_CONFLICTS = Counter(
+    "lifecycle_duplicate_conflicts_total",
+    "Events skipped as duplicates whose body differs from the one applied (a reused messageId)", ["consumer"]
+)
 DLQ_RECORDS = Counter(
     "lifecycle_dlq_records_total", "Records sent to a dead-letter topic", ["consumer", "topic"]
 )

@@ -6,12 +6,12 @@ import asyncio
 import importlib
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from lifecycle_shared.db import plumbing_metadata
 
 
 def upgrade_to_head(*, database_url: str, migrations_dir: Path) -> None:
@@ -47,11 +47,38 @@ def run_env(target_metadata: MetaData, *, settings_cls: str) -> None:
     asyncio.run(run_async())
 
 
+# The plumbing tables' DDL, one function per change, as each service's migrations apply them in
+# order. Never edit one that has shipped: add the next.
+
 def create_plumbing_tables() -> None:
-    """Create the inbox and outbox tables inside a migration."""
-    bind = context.get_bind()
-    plumbing_metadata.create_all(bind)
+    """Plumbing 1: the inbox and outbox tables (each service's 0001)."""
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.String(200), primary_key=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("event_id", sa.String(200), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB, nullable=False, server_default="{}"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
 
 
 def drop_plumbing_tables() -> None:
-    plumbing_metadata.drop_all(context.get_bind())
+    op.drop_table("outbox")
+    op.drop_table("inbox")
+
+
+def add_inbox_digest() -> None:
+    """Plumbing 2: the inbox remembers each event's content digest."""
+    op.add_column("inbox", sa.Column("digest", sa.Text))
+
+
+def drop_inbox_digest() -> None:
+    op.drop_column("inbox", "digest")

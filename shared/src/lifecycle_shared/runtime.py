@@ -15,9 +15,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 
 from lifecycle_shared.db import create_engine
-from lifecycle_shared.kafka.clients import ensure_topics, make_consumer, make_producer
+from lifecycle_shared.errors import describe_error
+from lifecycle_shared.kafka.clients import make_consumer, make_producer
 from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.kafka.runner import ConsumerRunner, Handler
+from lifecycle_shared.kafka.watch import TopicWatch
 from lifecycle_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -42,25 +44,48 @@ class ServiceRuntime:
         self._consumer_specs = consumers
         self._workers = workers
         self._tasks: list[asyncio.Task] = []
-        self._consumers: list[AIOKafkaConsumer] = []
+        self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
+        self.topics = TopicWatch(settings.kafka, on_restart=self._rejoin)
 
     async def start(self) -> None:
-        await ensure_topics(self.settings.kafka)
+        await self.topics.check()  # creates the topics (the one place that does)
         await self.producer.start()
+        self._tasks.append(self._spawn("topic-watch", self.topics.run))
         if self.relay:
-            self._spawn("outbox-relay", self.relay.run)
+            self._tasks.append(self._spawn("outbox-relay", self.relay.run))
+        self._start_consumers()
+        for worker in self._workers:
+            self._tasks.append(self._spawn(worker.__name__, lambda worker=worker: worker(self)))
+
+    def _start_consumers(self) -> None:
         for spec in self._consumer_specs:
             consumer = make_consumer(self.settings.kafka, group_id=spec.group, topics=spec.topics)
-            self._consumers.append(consumer)
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
                 route=spec.route, on_committed=self.relay.wake if self.relay else lambda: None,
             )
-            self._spawn(spec.group, runner.run)
-        for worker in self._workers:
-            self._spawn(worker.__name__, lambda worker=worker: worker(self))
+            self._consumers.append((consumer, self._spawn(spec.group, runner.run)))
 
-    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    async def _stop_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for _, task in consumers:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in consumers), return_exceptions=True)
+        for consumer, _ in consumers:
+            try:
+                await asyncio.wait_for(consumer.stop(), 10)
+            except Exception as error:  # noqa: BLE001 - a consumer of a vanished group may not stop cleanly
+                log.warning("consumer did not stop cleanly", extra={"error": describe_error(error)})
+
+    async def _rejoin(self) -> None:
+        """After the broker lost its state: fresh consumers (committed offsets are gone; they read the
+        re-created topics from the start, and the inbox drops what was applied) and fresh metadata."""
+        log.warning("broker restarted: rejoining with fresh consumers", extra={"service": self.service})
+        await self._stop_consumers()
+        await self.producer.client.force_metadata_update()
+        self._start_consumers()
+
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task:
         async def supervised() -> None:
             while True:
                 try:
@@ -68,32 +93,33 @@ class ServiceRuntime:
                     return
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("task crashed; restarting", extra={"task": name})
+                except Exception as error:
+                    log.exception("task crashed; restarting", extra={"task": name, "error": describe_error(error)})
                     await asyncio.sleep(1)
 
-        self._tasks.append(asyncio.create_task(supervised(), name=name))
+        return asyncio.create_task(supervised(), name=name)
 
     async def stop(self) -> None:
+        await self._stop_consumers()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer in self._consumers:
-            await consumer.stop()
+        await self.topics.remove_sentinel()
         await self.producer.stop()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": False, "broker": False, "workers": all(not t.done() for t in self._tasks)}
+        checks = {"database": False, "broker": False, "topics": self.topics.healthy,
+                  "workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)])}
         try:
             async with self.engine.connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
             checks["database"] = True
-        except Exception:
-            log.warning("readiness: database unreachable", exc_info=True)
+        except Exception as error:
+            log.warning("readiness: database unreachable", extra={"error": describe_error(error)})
         try:
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
             checks["broker"] = True
-        except Exception:
-            log.warning("readiness: broker unreachable", exc_info=True)
+        except Exception as error:
+            log.warning("readiness: broker unreachable", extra={"error": describe_error(error)})
         return checks

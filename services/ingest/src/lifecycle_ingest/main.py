@@ -17,7 +17,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         app.state.key_cache = KeyCache(engine=runtime.engine, ttl_s=settings.key_cache_ttl_s)
         app.state.publisher = TouchpointPublisher(
             producer=runtime.producer, topic=settings.kafka.topics.touchpoints,
-            timeout_s=settings.publish_timeout_s, max_inflight=settings.max_inflight_events)
+            timeout_s=settings.publish_timeout_s, max_inflight=settings.max_inflight_events,
+            topics_ready=lambda: runtime.topics.healthy)
 
     return create_service_app(
         title="Lifecycle ingest", settings=settings,

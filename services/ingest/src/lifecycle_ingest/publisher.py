@@ -2,43 +2,56 @@
 
 Concurrent requests share the producer's buffer: each `send()` returns a future and the
 request awaits its own futures, so small requests still travel in big Kafka batches.
+
+Every record is built before the first is handed to the producer, so nothing about an event can
+fail after part of a request went out. Once records are handed over, a timeout or broker error
+means *unknown*: some may arrive. `DeliveryUnknown` says so, and the caller answers 503 with the
+messageIds to retry with - a retry with the same ids is recognised downstream and applied once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from lifecycle_shared.events import CloudEvent, TouchpointData, touchpoint_event_type
 
-from lifecycle_ingest.domain.touchpoints import customer_key
+from lifecycle_ingest.domain.touchpoints import content_digest, customer_key, event_id
 
 
-class BrokerUnavailable(Exception):
-    """The broker did not acknowledge in time; the client should retry the whole request."""
+class DeliveryUnknown(Exception):
+    """The broker did not confirm every record in time; some may have been accepted."""
 
 
 class Overloaded(Exception):
-    """Too many events in flight; the client should retry later."""
+    """Too many events in flight: nothing was handed to the producer."""
+
+
+class BrokerNotReady(Exception):
+    """The topic watch finds the broker unreachable or its topics missing: nothing was handed over."""
 
 
 def to_cloud_event(touchpoint: TouchpointData, *, source: str) -> CloudEvent:
     # Built from an already validated touchpoint: construct without validating twice.
+    data = touchpoint.model_dump(mode="json", exclude_none=True)
     return CloudEvent.model_construct(
-        id=touchpoint.messageId,
+        id=event_id(source=source, message_id=touchpoint.messageId),
         source=f"/sources/{source}",
         type=touchpoint_event_type(touchpoint),
         time=touchpoint.timestamp,
         subject=customer_key(touchpoint),
-        data=touchpoint.model_dump(mode="json", exclude_none=True),
+        data=data,
+        digest=content_digest(data),
     )
 
 
 class TouchpointPublisher:
     def __init__(self, *, producer: AIOKafkaProducer, topic: str, timeout_s: float,
-                 max_inflight: int) -> None:
+                 max_inflight: int, topics_ready: Callable[[], bool] = lambda: True) -> None:
         self._producer = producer
+        self._topics_ready = topics_ready
         self._topic = topic
         self._timeout_s = timeout_s
         self._max_inflight = max_inflight
@@ -46,20 +59,21 @@ class TouchpointPublisher:
 
     async def publish(self, touchpoints: list[TouchpointData], *, source: str) -> None:
         count = len(touchpoints)
+        if not self._topics_ready():
+            raise BrokerNotReady
         if self._inflight + count > self._max_inflight:
             raise Overloaded
+        records = [(event.subject.encode(), event.to_bytes(), event.kafka_headers())
+                   for event in (to_cloud_event(touchpoint, source=source) for touchpoint in touchpoints)]
         self._inflight += count
         try:
-            await asyncio.wait_for(self._send_all(touchpoints, source), self._timeout_s)
+            await asyncio.wait_for(self._send_all(records), self._timeout_s)
         except (KafkaError, TimeoutError) as error:
-            raise BrokerUnavailable(repr(error)) from error
+            raise DeliveryUnknown(type(error).__name__) from error
         finally:
             self._inflight -= count
 
-    async def _send_all(self, touchpoints: list[TouchpointData], source: str) -> None:
-        futures = []
-        for touchpoint in touchpoints:
-            event = to_cloud_event(touchpoint, source=source)
-            futures.append(await self._producer.send(
-                self._topic, event.to_bytes(), key=event.subject.encode(), headers=event.kafka_headers()))
+    async def _send_all(self, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+        futures = [await self._producer.send(self._topic, value, key=key, headers=headers)
+                   for key, value, headers in records]
         await asyncio.gather(*futures)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from lifecycle_shared.settings import ServiceSettings
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+# Tokens that appear in examples and docs: never an admin credential.
+PLACEHOLDER_TOKENS = frozenset({"changeme", "changethis", "dev-admin-token", "admin", "secret", "token", "test"})
+MIN_ADMIN_TOKEN_LENGTH = 24
 
 
 class IngestSettings(ServiceSettings):
@@ -22,5 +28,17 @@ class IngestSettings(ServiceSettings):
     max_inflight_events: int = 50_000
     # Revoked keys stop working within this many seconds.
     key_cache_ttl_s: float = 30.0
-    # Bearer token for the admin API (sources and keys); unset = admin API disabled.
+    # Bearer token for the admin API (sources and keys). Required outside development, at least
+    # 24 characters and not a placeholder; in development, unset disables the admin API.
     admin_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _admin_token_outside_development(self) -> Self:
+        if self.environment == "development":
+            return self
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        if len(token) < MIN_ADMIN_TOKEN_LENGTH or token.lower() in PLACEHOLDER_TOKENS:
+            raise ValueError(f"LIFECYCLE_INGEST_ADMIN_TOKEN must be set to a secret of at least "
+                             f"{MIN_ADMIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
+                             "LIFECYCLE_ENVIRONMENT=development")
+        return self

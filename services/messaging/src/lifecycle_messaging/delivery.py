@@ -1,60 +1,117 @@
-"""The email delivery worker: sends queued messages over SMTP and records the outcome.
+"""The email delivery worker: sends queued messages over SMTP, one outcome recorded per message.
 
-Rows are claimed with `FOR UPDATE SKIP LOCKED` so several instances share the queue. The
-Message-ID is derived from the message id, so a resend after a crash is recognisable.
+Each round claims a few due messages in a short transaction that counts the attempt and leases
+them, then sends them one by one and records each outcome in a transaction of its own. Nothing
+one message does - a header that cannot be built, an address the server refuses, a crash
+mid-send - touches another: a message that cannot be sent is marked `failed` with its reason
+after at most `max_send_attempts`, and what was sent stays sent. The Message-ID is derived from
+the message id, so a resend after a crash is recognisable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
+from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
 from lifecycle_messaging.db import repository as repo
+from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.settings import MessagingSettings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    sent: bool
+    reason: str = ""
+    permanent: bool = False  # retrying cannot help
+
+
 def build_email(row, *, settings: MessagingSettings) -> EmailMessage:
     email = EmailMessage()
     email["From"] = settings.smtp_from
-    email["To"] = row.recipient
-    email["Subject"] = row.subject
+    email["To"] = header_safe(row.recipient or "")
+    email["Subject"] = header_safe(row.subject)
     email["Message-ID"] = f"<{row.id}@lifecycle>"
-    email["X-Lifecycle-Template"] = row.template
-    email["X-Lifecycle-Customer"] = row.customer_id
+    email["X-Lifecycle-Template"] = header_safe(row.template)
+    email["X-Lifecycle-Customer"] = header_safe(row.customer_id)
     email.set_content(row.body)
     return email
 
 
-async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, *, limit: int = 20) -> int:
+def _refused(error: aiosmtplib.SMTPException) -> Outcome:
+    """An SMTP refusal, by code only: the server's text may quote the address."""
+    codes = [r.code for r in error.recipients] if isinstance(error, aiosmtplib.SMTPRecipientsRefused) else [
+        getattr(error, "code", 0)]
+    permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+    return Outcome(False, f"{type(error).__name__}: SMTP {', '.join(map(str, codes))}", permanent=permanent)
+
+
+async def send(row, settings: MessagingSettings) -> Outcome:
+    try:
+        email = build_email(row, settings=settings)
+    except Exception as error:  # noqa: BLE001 - whatever the reason, this message cannot be built
+        return Outcome(False, f"cannot build the email: {describe_error(error)}", permanent=True)
+    try:
+        await aiosmtplib.send(
+            email, hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout_s)
+    except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
+        return _refused(error)
+    except Exception as error:  # noqa: BLE001 - connection lost, timeout, a bug: retried, bounded
+        return Outcome(False, describe_error(error))
+    return Outcome(True)
+
+
+async def record(conn, row, outcome: Outcome, settings: MessagingSettings) -> None:
+    if outcome.sent:
+        await repo.mark_sent(conn, message_id=row.id)
+        return
+    give_up = outcome.permanent or row.attempts >= settings.max_send_attempts
+    log.warning("email not sent", extra={"message_id": row.id, "attempt": row.attempts,
+                                         "reason": outcome.reason, "give_up": give_up})
+    await repo.mark_unsent(conn, message_id=row.id, reason=outcome.reason,
+                           retry_in_s=None if give_up else settings.retry_base_s * 2 ** (row.attempts - 1))
+
+
+async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings) -> int:
+    # Claimed messages are sent one after another: the lease covers the slowest possible round.
+    lease_s = settings.send_batch_size * settings.smtp_timeout_s + 30
     async with runtime.engine.begin() as conn:
-        rows = await repo.claim_queued(conn, limit=limit)
-        for row in rows:
-            try:
-                await aiosmtplib.send(
-                    build_email(row, settings=settings), hostname=settings.smtp_host, port=settings.smtp_port,
-                    username=settings.smtp_username,
-                    password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-                    start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout_s)
-                await repo.mark_sent(conn, message_id=row.id)
-            except (aiosmtplib.SMTPException, OSError) as error:
-                give_up = row.attempts + 1 >= settings.max_send_attempts
-                log.warning("email not sent", extra={"message_id": row.id, "error": repr(error), "give_up": give_up})
-                await repo.mark_failed(conn, message_id=row.id, error=repr(error), give_up=give_up,
-                                       retry_in_s=5 * 2**row.attempts)
-    return len(rows)
+        claimed = await repo.claim_due(conn, limit=settings.send_batch_size, lease_s=lease_s)
+    for row in claimed:
+        if row.attempts > settings.max_send_attempts:  # earlier attempts died mid-send
+            outcome = Outcome(False, f"gave up after {row.attempts - 1} interrupted attempts", permanent=True)
+        else:
+            outcome = await send(row, settings)
+        async with runtime.engine.begin() as conn:
+            await record(conn, row, outcome, settings)
+    return len(claimed)
 
 
 def email_worker(settings: MessagingSettings):
     async def deliver_emails(runtime: ServiceRuntime) -> None:
         while True:
-            sent = await deliver_once(runtime, settings)
-            if not sent:
-                await asyncio.sleep(0.3)
+            if not await deliver_once(runtime, settings):
+                await asyncio.sleep(settings.idle_poll_s)
 
     return deliver_emails
+
+
+def contact_sweeper(settings: MessagingSettings):
+    async def release_waiting_messages(runtime: ServiceRuntime) -> None:
+        while True:
+            async with runtime.engine.begin() as conn:
+                released = await repo.release_for_recent_contacts(conn, within_s=settings.contact_sweep_window_s)
+            if released:
+                log.info("released messages waiting for an address", extra={"count": released})
+            await asyncio.sleep(settings.contact_sweep_interval_s)
+
+    return release_waiting_messages

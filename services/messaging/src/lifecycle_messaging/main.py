@@ -7,7 +7,7 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
-from lifecycle_messaging.delivery import email_worker
+from lifecycle_messaging.delivery import contact_sweeper, email_worker
 from lifecycle_messaging.handlers import route_for
 from lifecycle_messaging.settings import MessagingSettings
 
@@ -18,7 +18,7 @@ def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
                                 route=route_for(settings)),),
-        workers=(email_worker(settings),),
+        workers=(email_worker(settings), contact_sweeper(settings)),
     )
 
 

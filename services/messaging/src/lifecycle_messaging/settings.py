@@ -20,4 +20,12 @@ class MessagingSettings(ServiceSettings):
     smtp_timeout_s: float = 10.0
     smtp_from: str = "Lifecycle <hello@lifecycle.invalid>"
     brand_name: str = "Our shop"
+    # Attempts per message, counted when a worker claims it; then it is marked failed with its reason.
     max_send_attempts: int = 5
+    retry_base_s: float = 5.0
+    send_batch_size: int = 10
+    idle_poll_s: float = 0.3
+    # How often, and over how recent addresses, the sweeper releases messages that a concurrent
+    # transaction queued as waiting while the address arrived.
+    contact_sweep_interval_s: float = 5.0
+    contact_sweep_window_s: float = 600.0

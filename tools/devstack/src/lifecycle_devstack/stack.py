@@ -56,7 +56,7 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         bootstrap = broker.bootstrap_servers
     idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
     config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
-                         postgres_url=postgres_url, smtp_port=smtp_port,
+                         embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
                          ports={s.name: first_port + i for i, s in enumerate(SERVICES)})
     mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
     processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import time
 import zlib
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle_ingest.db.keys import source_for_key
+from lifecycle_ingest.domain.json_values import UnparseableBody, parse
 from lifecycle_ingest.publisher import TouchpointPublisher
 from lifecycle_ingest.settings import IngestSettings
 
@@ -39,22 +40,32 @@ class KeyCache:
         return source
 
 
-def _write_key(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            user, _, _ = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user = ""
-        if user:
-            return user
-    raise HTTPException(401, "missing or malformed write key: send it as the HTTP Basic user "
-                             "with an empty password", headers={"WWW-Authenticate": "Basic"})
+class WriteKeyAuth(HTTPBasic):
+    """Segment's convention: the write key is the HTTP Basic user, the password empty.
+    (A subclass of FastAPI's HTTPBasic so OpenAPI documents the scheme; the parsing is ours, to
+    name the fix in the 401.)"""
+
+    async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user, _, _ = base64.b64decode(credentials, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user = ""
+            if user:
+                return user
+        raise HTTPException(401, "missing or malformed write key: send it as the HTTP Basic user "
+                                 "with an empty password", headers={"WWW-Authenticate": "Basic"})
 
 
-async def authenticated_source(request: Request) -> str:
-    source = await request.app.state.key_cache.source(_write_key(request))
+write_key_auth = WriteKeyAuth(scheme_name="WriteKey", description="The write key as the Basic user, "
+                                                                   "the password empty.")
+admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
+                          description="LIFECYCLE_INGEST_ADMIN_TOKEN as a Bearer token.")
+
+
+async def authenticated_source(request: Request, write_key: Annotated[str, Depends(write_key_auth)]) -> str:
+    source = await request.app.state.key_cache.source(write_key)
     if source is None:
         raise HTTPException(401, "unknown or revoked write key", headers={"WWW-Authenticate": "Basic"})
     return source
@@ -79,17 +90,17 @@ async def json_body(request: Request, *, limit: int) -> Any:
             raise HTTPException(413, f"body larger than {limit} bytes")
         body.append(chunk)
     try:
-        return json.loads(b"".join(body))
-    except (ValueError, UnicodeDecodeError) as error:
+        return parse(b"".join(body))
+    except UnparseableBody as error:
         raise HTTPException(400, f"body is not valid JSON: {error}") from None
 
 
-async def admin_token(request: Request) -> None:
+async def admin_token(request: Request, bearer: Annotated[Any, Depends(admin_bearer)]) -> None:
     expected = request.app.state.settings.admin_token
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if expected is None:
         raise HTTPException(403, "admin API disabled: set LIFECYCLE_INGEST_ADMIN_TOKEN")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+    token = bearer.credentials if bearer is not None else ""
+    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
         raise HTTPException(401, "missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -1,20 +1,34 @@
 """Segment-compatible touchpoint validation and normalisation. Pure: no I/O, no clock.
 
 `normalise(raw, received_at=..., batch_context=...)` returns the wire contract
-(`TouchpointData`) or raises `InvalidTouchpoint` naming every field at fault.
+(`TouchpointData`) or raises `InvalidTouchpoint` naming every field at fault. What it accepts,
+every consumer can store and apply: unstorable values (NUL, lone surrogates, NaN/Infinity,
+excessive nesting), unreadable amounts and impossible times are refused here, not downstream.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from lifecycle_shared.events import TouchpointData
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from lifecycle_shared.orders import MAX_AMOUNT, unreadable_amount_fields
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from lifecycle_ingest.domain.json_values import unstorable
 
 # Ids that clients send by mistake; accepting them would merge unrelated people.
 BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})
+# No touchpoint predates the Unix epoch; historical imports (years of orders) are well after it.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Fields that differ between a request and its retry: left out of the content digest.
+TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp"})
+# Ids are strings or integers (Segment's libraries send numbers as they are); never booleans.
+Id = StrictStr | StrictInt
+ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 
 
 class InvalidTouchpoint(ValueError):
@@ -31,10 +45,10 @@ class TouchpointIn(BaseModel):
     type: Literal["track", "identify", "page", "screen", "group", "alias"]
     event: str | None = Field(default=None, min_length=1, max_length=200)
     name: str | None = Field(default=None, max_length=200)
-    userId: str | int | None = None
-    anonymousId: str | int | None = None
-    previousId: str | int | None = None
-    groupId: str | int | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    previousId: Id | None = None
+    groupId: Id | None = None
     messageId: str | None = Field(default=None, min_length=1, max_length=100)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
@@ -54,6 +68,8 @@ class TouchpointIn(BaseModel):
 
 def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
               batch_sent_at: datetime | None = None, default_type: str | None = None) -> TouchpointData:
+    if problems := unstorable(raw):
+        raise InvalidTouchpoint(problems)
     if not isinstance(raw, dict):
         raise InvalidTouchpoint([{"field": "(body)", "message": "expected a JSON object"}])
     if default_type is not None:
@@ -63,12 +79,12 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
     try:
         event_in = TouchpointIn.model_validate(raw)
     except ValidationError as error:
-        raise InvalidTouchpoint([_describe(e) for e in error.errors()]) from None
+        raise InvalidTouchpoint(list({e["field"]: e for e in map(_describe, error.errors())}.values())) from None
     _check_required(event_in)
     user_id, anonymous_id = _id(event_in.userId, "userId"), _id(event_in.anonymousId, "anonymousId")
     sent_at = _utc(event_in.sentAt or batch_sent_at)
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
-    return TouchpointData(
+    touchpoint = TouchpointData(
         type=event_in.type,
         event=event_in.event,
         name=event_in.name,
@@ -76,15 +92,40 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
         anonymousId=anonymous_id,
         previousId=_id(event_in.previousId, "previousId"),
         groupId=None if event_in.groupId is None else str(event_in.groupId),
-        messageId=event_in.messageId or str(uuid.uuid4()),
+        messageId=event_in.messageId or "",
         properties=event_in.properties,
         traits=event_in.traits,
         context={**(batch_context or {}), **event_in.context},
-        timestamp=corrected_timestamp(client_time=client_time, sent_at=sent_at, received_at=received_at),
+        timestamp=event_time(client_time=client_time, sent_at=sent_at, received_at=received_at),
         originalTimestamp=client_time,
         sentAt=sent_at,
         receivedAt=received_at,
     )
+    if not touchpoint.messageId:
+        touchpoint.messageId = generated_message_id(touchpoint)
+    return touchpoint
+
+
+def content_digest(touchpoint_data: dict[str, Any]) -> str:
+    """sha-256 of the event as the client described it (a touchpoint's JSON data, transport
+    fields left out): a retry has the same digest, another event reusing a messageId does not."""
+    content = {key: value for key, value in touchpoint_data.items() if key not in TRANSPORT_FIELDS}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def generated_message_id(touchpoint: TouchpointData) -> str:
+    """For an event sent without a messageId: derived from its content when it carries its own
+    time, so a retried request is recognised downstream; random otherwise (two identical
+    untimed events are two events)."""
+    if touchpoint.originalTimestamp is None:
+        return str(uuid.uuid4())
+    return "content-" + content_digest(touchpoint.model_dump(mode="json", exclude_none=True))[:40]
+
+
+def event_id(*, source: str, message_id: str) -> str:
+    """The CloudEvent id: messageIds are unique per source only, so one storefront cannot
+    suppress another's events by reusing an id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lifecycle:{source}:{message_id}"))
 
 
 def _check_required(event_in: TouchpointIn) -> None:
@@ -99,6 +140,9 @@ def _check_required(event_in: TouchpointIn) -> None:
         missing.append({"field": "userId", "message": "required for type 'alias'"})
     if event_in.type == "group" and event_in.groupId is None:
         missing.append({"field": "groupId", "message": "required for type 'group'"})
+    missing += [{"field": f"properties.{name}",
+                 "message": f"expected a number (or numeric string) within ±{MAX_AMOUNT:,.0f}"}
+                for name in unreadable_amount_fields(event_in.properties)]
     if missing:
         raise InvalidTouchpoint(missing)
 
@@ -113,6 +157,22 @@ def corrected_timestamp(*, client_time: datetime | None, sent_at: datetime | Non
     return received_at - (sent_at - client_time)
 
 
+def event_time(*, client_time: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+    """When the event happened: skew-corrected, never after it was received (a later time is a
+    clock error), never before 1970 (refused, naming the times that lead there)."""
+    for name, value in (("originalTimestamp", client_time), ("sentAt", sent_at)):
+        if value is not None and value < EARLIEST:
+            raise InvalidTouchpoint([{"field": name, "message": "before 1970-01-01"}])
+    try:
+        corrected = corrected_timestamp(client_time=client_time, sent_at=sent_at, received_at=received_at)
+    except OverflowError:
+        corrected = None
+    if corrected is None or corrected < EARLIEST:
+        raise InvalidTouchpoint([{"field": "sentAt", "message": "sentAt and originalTimestamp are too far apart "
+                                                                "to correct the clock skew (before 1970)"}])
+    return min(corrected, received_at)
+
+
 def customer_key(touchpoint: TouchpointData) -> str:
     return touchpoint.userId or touchpoint.anonymousId or ""
 
@@ -120,7 +180,7 @@ def customer_key(touchpoint: TouchpointData) -> str:
 def _id(value: str | int | None, field: str) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = str(value).strip()  # an integer id becomes its digits
     if text.lower() in BLOCKED_IDS:
         raise InvalidTouchpoint([{"field": field, "message": f"'{text}' is not a usable id"}])
     if len(text) > 200:
@@ -135,6 +195,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _describe(error: dict[str, Any]) -> dict[str, str]:
+    if error["loc"] and error["loc"][0] in ID_FIELDS:  # one message for the union, not one per member
+        return {"field": error["loc"][0], "message": "expected a string or an integer"}
     field = ".".join(str(part) for part in error["loc"]) or "(body)"
     if error["type"] == "extra_forbidden":
         return {"field": field, "message": "unknown field"}

@@ -2,30 +2,77 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from lifecycle_shared.events import derived_event_id
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db.models import ledger_entries
+from lifecycle_loyalty.db.models import ledger_entries, orders
+from lifecycle_loyalty.domain.earning import Entry, OrderState
+
+OrderKey = tuple[str, str]  # (customer_id, order_id)
 
 
-async def append(conn: AsyncConnection, *, customer_id: str, kind: str, points: int, rule: str,
-                 cause_event_id: str, order_id: str | None = None) -> None:
-    await conn.execute(insert(ledger_entries).values(
-        id=derived_event_id(cause_event_id, "loyalty", rule), customer_id=customer_id, kind=kind,
-        points=points, rule=rule, cause_event_id=cause_event_id, order_id=order_id,
-    ).on_conflict_do_nothing(index_elements=["id"]))
+async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
+    """Append entries in one statement; ids derive from cause + rule, so a repeat is a no-op."""
+    if entries:
+        await conn.execute(insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"]), [
+            {**asdict(e), "id": derived_event_id(e.cause_event_id, "loyalty", e.rule)}
+            for e in entries])
 
 
-async def points_for_order(conn: AsyncConnection, *, customer_id: str, order_id: str) -> int:
-    """Net points an order still holds (earned minus already reversed)."""
-    return (await conn.execute(
-        select(func.coalesce(func.sum(ledger_entries.c.points), 0))
-        .where(ledger_entries.c.customer_id == customer_id, ledger_entries.c.order_id == order_id)
-    )).scalar_one()
+def _earliest(column_at, column_id, stmt):
+    """Keep the stored fact unless the incoming one happened earlier (ties: the smaller event id)."""
+    return or_(column_at.is_(None),
+               tuple_(stmt.excluded[column_at.name], stmt.excluded[column_id.name]) < tuple_(column_at, column_id))
+
+
+async def record_completions(conn: AsyncConnection, completions: dict[OrderKey, tuple[Decimal, str, datetime]]) -> None:
+    """(customer, order) -> (amount, event id, event time); the earliest completion of an order wins."""
+    if completions:
+        stmt = insert(orders)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["customer_id", "order_id"],
+            set_={"amount": stmt.excluded.amount, "completed_event_id": stmt.excluded.completed_event_id,
+                  "completed_at": stmt.excluded.completed_at},
+            where=_earliest(orders.c.completed_at, orders.c.completed_event_id, stmt)),
+            [{"customer_id": c, "order_id": o, "amount": amount, "completed_event_id": event_id, "completed_at": at}
+             for (c, o), (amount, event_id, at) in sorted(completions.items())])
+
+
+async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[str, datetime]]) -> None:
+    """(customer, order) -> (event id, event time); the earliest refund of an order wins."""
+    if refunds:
+        stmt = insert(orders)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["customer_id", "order_id"],
+            set_={"refunded_event_id": stmt.excluded.refunded_event_id, "refunded_at": stmt.excluded.refunded_at},
+            where=_earliest(orders.c.refunded_at, orders.c.refunded_event_id, stmt)),
+            [{"customer_id": c, "order_id": o, "refunded_event_id": event_id, "refunded_at": at}
+             for (c, o), (event_id, at) in sorted(refunds.items())])
+
+
+async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[OrderState]:
+    """Each order with the net points the ledger holds for it (one query)."""
+    if not keys:
+        return []
+    held = (select(ledger_entries.c.customer_id, ledger_entries.c.order_id,
+                   func.sum(ledger_entries.c.points).label("held"))
+            .where(tuple_(ledger_entries.c.customer_id, ledger_entries.c.order_id).in_(keys))
+            .group_by(ledger_entries.c.customer_id, ledger_entries.c.order_id).subquery())
+    rows = await conn.execute(
+        select(orders, func.coalesce(held.c.held, 0).label("held"))
+        .outerjoin(held, and_(held.c.customer_id == orders.c.customer_id, held.c.order_id == orders.c.order_id))
+        .where(tuple_(orders.c.customer_id, orders.c.order_id).in_(keys))
+        .order_by(orders.c.customer_id, orders.c.order_id))
+    return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
+                       completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
+                       held=int(r.held)) for r in rows]
 
 
 async def balance(conn: AsyncConnection, *, customer_id: str) -> dict[str, int]:

@@ -1,41 +1,68 @@
-"""Earn rules as data and the pure functions that apply them."""
+"""Earn rules as data and the pure functions that apply them.
+
+An order's points follow from what is known of the order, not from the order in which its
+events arrived: an order earns while it is completed and not refunded. A refund that arrives
+before its order, or an order re-sent after its refund, therefore earns nothing - the same view
+the stage engine takes. `decide_order_entry` compares what an order should hold with what the
+ledger holds for it and returns the entry that closes the gap.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
 class EarnRules:
     version: str = "default-v1"
-    points_per_currency_unit: float = 1.0
+    points_per_currency_unit: Decimal = Decimal(1)
     stage_bonus: tuple[tuple[str, int], ...] = (("loyalty", 500),)
 
 
 DEFAULT_EARN_RULES = EarnRules()
 
 
-def order_total(properties: dict[str, Any]) -> float:
-    for name in ("revenue", "total", "value"):
-        value = properties.get(name)
-        if isinstance(value, bool):
-            continue
-        try:
-            return max(0.0, float(value))
-        except (TypeError, ValueError):
-            continue
-    return 0.0
+@dataclass(frozen=True)
+class OrderState:
+    customer_id: str
+    order_id: str
+    amount: Decimal | None  # None until the order's completion is known
+    completed_event_id: str | None
+    refunded_event_id: str | None
+    held: int  # net points the ledger holds for this order now
 
 
-def points_for_order(properties: dict[str, Any], rules: EarnRules = DEFAULT_EARN_RULES) -> int:
+@dataclass(frozen=True)
+class Entry:
+    customer_id: str
+    kind: str  # earn | reverse | adjust | bonus
+    points: int
+    rule: str
+    cause_event_id: str
+    order_id: str | None = None
+
+
+def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
     """Whole points per currency unit spent, rounded down."""
-    return math.floor(order_total(properties) * rules.points_per_currency_unit + 1e-9)
+    return math.floor(max(Decimal(0), amount) * rules.points_per_currency_unit)
 
 
-def order_id_of(properties: dict[str, Any], *, fallback: str) -> str:
-    return str(properties.get("order_id") or properties.get("orderId") or fallback)
+def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
+    earning = order.amount is not None and order.refunded_event_id is None
+    target = points_for_amount(order.amount, rules) if earning else 0
+    delta = target - order.held
+    if delta == 0:
+        return None
+    if order.refunded_event_id is not None:
+        kind, cause = "reverse", order.refunded_event_id
+    else:
+        kind = "earn" if order.held == 0 else "adjust"  # adjust: an earlier completion of the order won
+        cause = order.completed_event_id or ""
+    rule = {"earn": "points_per_currency_unit", "reverse": "refund_reversal", "adjust": "order_amount_corrected"}[kind]
+    return Entry(customer_id=order.customer_id, kind=kind, points=delta, rule=f"{rule}/{rules.version}",
+                 cause_event_id=cause, order_id=order.order_id)
 
 
 def stage_bonus(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> int:

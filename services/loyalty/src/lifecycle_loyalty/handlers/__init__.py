@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from lifecycle_shared.events import STAGE_CHANGED_TYPE
-from lifecycle_shared.kafka.runner import each, route_by_type
+from lifecycle_shared.kafka.runner import route_by_type
 
-from lifecycle_loyalty.handlers.orders import handle_order_completed, handle_order_refunded
+from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
 from lifecycle_loyalty.handlers.stages import handle_stage_changed
 
 route = route_by_type({
-    "touchpoint.order_completed": each(handle_order_completed),
-    "touchpoint.order_refunded": each(handle_order_refunded),
-    STAGE_CHANGED_TYPE: each(handle_stage_changed),
+    ORDER_COMPLETED: handle_orders,
+    ORDER_REFUNDED: handle_orders,
+    STAGE_CHANGED_TYPE: handle_stage_changed,
 })

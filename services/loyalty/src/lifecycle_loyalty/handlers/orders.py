@@ -1,40 +1,47 @@
-"""touchpoint.order_completed earns points; touchpoint.order_refunded reverses what it earned."""
+"""touchpoint.order_completed and touchpoint.order_refunded: record what is known of each order,
+then bring the ledger to what the order should hold (earn, reverse or adjust).
+
+Both types go through one handler, so a run of orders and refunds is one read and a few writes,
+and the result does not depend on the order the events arrived in.
+"""
 
 from __future__ import annotations
 
-from lifecycle_shared.events import CloudEvent, TouchpointData
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
-from pydantic import ValidationError
+from datetime import datetime
+from decimal import Decimal
+
+from lifecycle_shared.events import CloudEvent, TouchpointData, data_as
+from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, order_id_of, points_for_order
+from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+
+ORDER_COMPLETED = "touchpoint.order_completed"
+ORDER_REFUNDED = "touchpoint.order_refunded"
 
 
-def _touchpoint(event: CloudEvent) -> TouchpointData:
-    try:
-        return TouchpointData.model_validate(event.data)
-    except ValidationError as error:
-        raise PermanentError(f"touchpoint data invalid: {error.errors()[0]}") from None
+def _earlier(fact: tuple, other: tuple | None) -> bool:
+    """Facts end in (event id, event time): the earlier time wins, ties go to the smaller id."""
+    return other is None or (fact[-1], fact[-2]) < (other[-1], other[-2])
 
 
-async def handle_order_completed(conn: AsyncConnection, event: CloudEvent) -> Emitted:
-    touchpoint = _touchpoint(event)
-    points = points_for_order(touchpoint.properties, DEFAULT_EARN_RULES)
-    order_id = order_id_of(touchpoint.properties, fallback=event.id)
-    if points > 0 and await ledger.points_for_order(conn, customer_id=event.subject, order_id=order_id) == 0:
-        await ledger.append(conn, customer_id=event.subject, kind="earn", points=points,
-                            rule=f"points_per_currency_unit/{DEFAULT_EARN_RULES.version}",
-                            cause_event_id=event.id, order_id=order_id)
-    return []
-
-
-async def handle_order_refunded(conn: AsyncConnection, event: CloudEvent) -> Emitted:
-    touchpoint = _touchpoint(event)
-    order_id = order_id_of(touchpoint.properties, fallback=event.id)
-    held = await ledger.points_for_order(conn, customer_id=event.subject, order_id=order_id)
-    if held > 0:
-        await ledger.append(conn, customer_id=event.subject, kind="reverse", points=-held,
-                            rule=f"refund_reversal/{DEFAULT_EARN_RULES.version}",
-                            cause_event_id=event.id, order_id=order_id)
+async def handle_orders(conn: AsyncConnection, events: list[CloudEvent], *,
+                        rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+    completions: dict[ledger.OrderKey, tuple[Decimal, str, datetime]] = {}
+    refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
+    for event in events:
+        properties = data_as(TouchpointData, event).properties
+        key = (event.subject, order_id_of(properties, fallback=event.id))
+        if event.type == ORDER_COMPLETED:
+            fact = (order_amount(properties), event.id, event.time)
+            if _earlier(fact, completions.get(key)):
+                completions[key] = fact
+        elif _earlier((event.id, event.time), refunds.get(key)):
+            refunds[key] = (event.id, event.time)
+    await ledger.record_completions(conn, completions)
+    await ledger.record_refunds(conn, refunds)
+    states = await ledger.order_states(conn, sorted({*completions, *refunds}))
+    await ledger.append(conn, [entry for state in states if (entry := decide_order_entry(state, rules))])
     return []

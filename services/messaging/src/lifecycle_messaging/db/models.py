@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -16,11 +15,13 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 metadata = MetaData()
 
 # Every message, whatever became of it. status: awaiting_contact | queued | sent | failed.
+# A queued message is claimed for sending with a lease (`next_attempt_at` moved ahead and
+# `attempts` counted at claim time), so a worker that dies mid-send cannot retry it forever.
 messages = Table(
     "messages",
     metadata,
@@ -45,4 +46,17 @@ messages = Table(
     UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
     Index("messages_customer", "customer_id", "seq"),
     Index("messages_queued", "seq", postgresql_where="status = 'queued'"),
+    Index("messages_awaiting_linked_ids", "linked_ids", postgresql_using="gin",
+          postgresql_where="status = 'awaiting_contact'"),
+)
+
+# The address each customer id is known to have, from sign-ups, identifies and transitions, so a
+# message waiting for an address finds it whichever of the two arrives first.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("contacts_updated_at", "updated_at"),
 )

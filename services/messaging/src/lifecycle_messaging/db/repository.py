@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import any_, bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db.models import messages
+from lifecycle_messaging.db.models import contacts, messages
 
 
 async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -18,39 +18,81 @@ async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
 
 
+async def remember_contacts(conn: AsyncConnection, addresses: dict[str, str]) -> None:
+    """Record customer id -> address (the latest one wins), one statement."""
+    if addresses:
+        stmt = insert(contacts)
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["customer_id"],
+                                       set_={"email": stmt.excluded.email, "updated_at": func.now()}),
+            [{"customer_id": customer_id, "email": email} for customer_id, email in sorted(addresses.items())])
+
+
+async def known_addresses(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, str]:
+    if not customer_ids:
+        return {}
+    rows = await conn.execute(select(contacts.c.customer_id, contacts.c.email)
+                              .where(contacts.c.customer_id.in_(customer_ids)))
+    return {row.customer_id: row.email for row in rows}
+
+
+_ids = bindparam("b_ids", type_=ARRAY(Text))
 _release = (
     update(messages)
-    .where(messages.c.status == "awaiting_contact", messages.c.customer_id == any_(bindparam("b_linked_ids")))
-    .values(status="queued", recipient=bindparam("b_recipient"), customer_id=bindparam("b_customer_id"),
-            linked_ids=bindparam("b_linked_ids"))
+    .where(messages.c.status == "awaiting_contact", messages.c.linked_ids.overlap(_ids))
+    .values(status="queued", recipient=bindparam("b_recipient"), next_attempt_at=func.now(),
+            linked_ids=func.array(select(func.unnest(func.array_cat(messages.c.linked_ids, _ids)))
+                                  .distinct().scalar_subquery()))
 )
 
 
-async def release_awaiting(conn: AsyncConnection, contacts: list[tuple[list[str], str, str]]) -> None:
-    """Queue messages that waited for an address, for (linked ids, customer id, address) triples."""
-    if contacts:
-        await conn.execute(_release, [{"b_linked_ids": ids, "b_customer_id": customer, "b_recipient": address}
-                                      for ids, customer, address in contacts])
+async def release_awaiting(conn: AsyncConnection, found: list[tuple[list[str], str]]) -> None:
+    """Queue the messages waiting for an address, for (ids of one customer, address) pairs."""
+    if found:
+        await conn.execute(_release, [{"b_ids": ids, "b_recipient": address} for ids, address in found])
 
 
-async def claim_queued(conn: AsyncConnection, *, limit: int) -> list[Any]:
-    return list((await conn.execute(
-        select(messages).where(messages.c.status == "queued", messages.c.next_attempt_at <= func.now())
-        .order_by(messages.c.seq)
-        .limit(limit).with_for_update(skip_locked=True))).all())
+async def release_for_recent_contacts(conn: AsyncConnection, *, within_s: float) -> int:
+    """Queue waiting messages of customers whose address was recorded in the last `within_s`.
+
+    The handlers release messages as addresses arrive; this sweep closes the one gap they leave:
+    a message and its address written by two concurrent transactions, neither seeing the other.
+    """
+    result = await conn.execute(text(
+        "UPDATE messages m SET status = 'queued', recipient = c.email, next_attempt_at = now() "
+        "FROM contacts c "
+        "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
+        "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id]"
+    ), {"within_s": within_s})
+    return result.rowcount
+
+
+async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[Any]:
+    """Take up to `limit` due messages for sending: each attempt is counted and leased now, so a
+    message whose worker dies mid-send comes back after the lease, and only a bounded number of times."""
+    due = (select(messages.c.id).where(messages.c.status == "queued", messages.c.next_attempt_at <= func.now())
+           .order_by(messages.c.seq).limit(limit).with_for_update(skip_locked=True)).scalar_subquery()
+    claimed = (await conn.execute(
+        update(messages).where(messages.c.id.in_(due))
+        .values(attempts=messages.c.attempts + 1, next_attempt_at=func.now() + timedelta(seconds=lease_s))
+        .returning(messages))).all()
+    return sorted(claimed, key=lambda row: row.seq)  # RETURNING follows no ORDER BY: a customer's go in order
 
 
 async def mark_sent(conn: AsyncConnection, *, message_id: str) -> None:
-    await conn.execute(update(messages).where(messages.c.id == message_id)
-                       .values(status="sent", sent_at=func.now(), attempts=messages.c.attempts + 1))
+    await conn.execute(update(messages).where(messages.c.id == message_id, messages.c.status == "queued")
+                       .values(status="sent", sent_at=func.now(), last_error=None))
 
 
-async def mark_failed(conn: AsyncConnection, *, message_id: str, error: str, give_up: bool,
-                      retry_in_s: float) -> None:
-    await conn.execute(update(messages).where(messages.c.id == message_id).values(
-        status="failed" if give_up else "queued", last_error=error[:2000],
-        attempts=messages.c.attempts + 1,
-        next_attempt_at=func.now() + timedelta(seconds=retry_in_s)))
+async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, retry_in_s: float | None) -> None:
+    """A failed attempt: retried after `retry_in_s`, or given up (`failed`) when it is None."""
+    values: dict[str, Any] = {"last_error": reason[:2000]}
+    if retry_in_s is None:
+        values["status"] = "failed"
+    else:
+        values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_s)
+    await conn.execute(update(messages).where(messages.c.id == message_id, messages.c.status == "queued")
+                       .values(**values))
 
 
 async def messages_for(conn: AsyncConnection, *, customer_id: str) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
+from lifecycle_messaging.domain.addresses import header_safe
+
 STAGE_RANK = {"awareness": 0, "consideration": 1, "purchase": 2, "retention": 3, "loyalty": 4}
 
 TEMPLATE_FOR_STAGE = {
@@ -62,8 +64,9 @@ def template_for(*, from_stage: str | None, to_stage: str) -> str | None:
 
 
 def render(template: str, *, traits: dict[str, Any], brand: str) -> Rendered:
-    name = traits.get("firstName") or traits.get("name") or "there"
+    name = traits.get("firstName") or traits.get("name")
+    name = name if isinstance(name, str) and name.strip() else "there"
     values = {"name": name, "brand": brand}
     return Rendered(template=template,
-                    subject=_env.get_template(f"{template}.subject").render(values),
+                    subject=header_safe(_env.get_template(f"{template}.subject").render(values)),
                     body=_env.get_template(f"{template}.body").render(values))

@@ -1,32 +1,36 @@
-"""touchpoint.identify / touchpoint.signed_up with an email: release messages waiting for it.
+"""touchpoint.identify / touchpoint.signed_up with an email: remember the address and release the
+messages waiting for it.
 
-A visitor's welcome is created while they are anonymous; the moment they give an address it
-goes out, without waiting for their next stage change.
+A visitor's welcome is created while they are anonymous; the moment they give an address it goes
+out. The address is remembered too, so a transition that arrives after it (the topics are read
+in no particular order relative to each other) is queued with it at once.
 """
 
 from __future__ import annotations
 
-from lifecycle_shared.events import CloudEvent, TouchpointData
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
-from pydantic import ValidationError
+from lifecycle_shared.events import CloudEvent, TouchpointData, data_as
+from lifecycle_shared.kafka.runner import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import repository as repo
+from lifecycle_messaging.domain.addresses import valid_address
 
 
 def email_of(touchpoint: TouchpointData) -> str | None:
     traits = {**touchpoint.context.get("traits", {}), **touchpoint.traits}
-    email = traits.get("email")
-    return email if isinstance(email, str) and "@" in email else None
+    return valid_address(traits.get("email"))
 
 
-async def handle_contact(conn: AsyncConnection, event: CloudEvent) -> Emitted:
-    try:
-        touchpoint = TouchpointData.model_validate(event.data)
-    except ValidationError as error:
-        raise PermanentError(f"touchpoint data invalid: {error.errors()[0]}") from None
-    email = email_of(touchpoint)
-    if email:
-        linked_ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
-        await repo.release_awaiting(conn, [(linked_ids, event.subject, email)])
+async def handle_contacts(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
+    addresses: dict[str, str] = {}
+    releases: list[tuple[list[str], str]] = []
+    for event in events:
+        touchpoint = data_as(TouchpointData, event)
+        email = email_of(touchpoint)
+        ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
+        if email and ids:
+            addresses.update(dict.fromkeys(ids, email))
+            releases.append((ids, email))
+    await repo.remember_contacts(conn, addresses)
+    await repo.release_awaiting(conn, releases)
     return []

@@ -1,28 +1,22 @@
-"""lifecycle.stage_changed -> the stage's message, queued for delivery (or awaiting a contact).
+"""lifecycle.stage_changed -> the stage's message, queued for delivery (or awaiting an address).
 
 An anonymous visitor has no address yet: their welcome waits and is released, in order, when
-they sign up or identify with an email, or when a later transition of theirs carries one.
-A run of transitions is written with two statements: the new messages, then the releases.
+they sign up or identify with an email, or when a later transition of theirs carries one. An
+address already known for any of the customer's ids is used at once, whichever came first.
+A run of transitions is written with a handful of statements.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_id
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
-from pydantic import ValidationError
+from lifecycle_shared.events import CloudEvent, StageChangedData, data_as, derived_event_id
+from lifecycle_shared.kafka.runner import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import repository as repo
+from lifecycle_messaging.domain.addresses import valid_address
 from lifecycle_messaging.domain.templates import render, template_for
-
-
-def parse(event: CloudEvent) -> StageChangedData:
-    try:
-        return StageChangedData.model_validate(event.data)
-    except ValidationError as error:
-        raise PermanentError(f"stage_changed data invalid: {error.errors()[0]}") from None
 
 
 def message_row(event: CloudEvent, transition: StageChangedData, *, email: str | None,
@@ -38,18 +32,29 @@ def message_row(event: CloudEvent, transition: StageChangedData, *, email: str |
             "status": "queued" if email else "awaiting_contact"}
 
 
+def linked_ids_of(transition: StageChangedData) -> list[str]:
+    return list(dict.fromkeys([transition.customer_id, *transition.anonymous_ids]))
+
+
 async def handle_stage_changes(conn: AsyncConnection, events: list[CloudEvent], *, brand: str) -> Emitted:
+    transitions = [(event, data_as(StageChangedData, event)) for event in events]
+    known = await repo.known_addresses(conn, sorted({i for _, t in transitions for i in linked_ids_of(t)}))
+    learned: dict[str, str] = {}
+    releases: list[tuple[list[str], str]] = []
     rows: list[dict[str, Any]] = []
-    contacts: dict[str, tuple[list[str], str, str]] = {}
-    for event in events:
-        transition = parse(event)
-        email = transition.traits.get("email") if isinstance(transition.traits.get("email"), str) else None
-        linked_ids = list(dict.fromkeys([transition.customer_id, *transition.anonymous_ids]))
+    for event, transition in transitions:
+        linked_ids = linked_ids_of(transition)
+        email = valid_address(transition.traits.get("email"))
         if email:
-            contacts[transition.customer_id] = (linked_ids, transition.customer_id, email)
+            learned.update(dict.fromkeys(linked_ids, email))
+            known.update(dict.fromkeys(linked_ids, email))
+            releases.append((linked_ids, email))
+        else:
+            email = next((known[i] for i in linked_ids if i in known), None)
         row = message_row(event, transition, email=email, linked_ids=linked_ids, brand=brand)
         if row is not None:
             rows.append(row)
+    await repo.remember_contacts(conn, learned)
     await repo.add_messages(conn, rows)
-    await repo.release_awaiting(conn, list(contacts.values()))
+    await repo.release_awaiting(conn, releases)
     return []

@@ -51,7 +51,7 @@ async def get_profile(customer_id: str, request: Request) -> ProfileOut:
                       anonymous_ids=profile.anonymous_ids,
                       stage=profile.stage.value if profile.stage else None,
                       stage_since=profile.stage_since, orders=len(profile.facts.order_ids),
-                      revenue=profile.facts.revenue, traits=profile.traits,
+                      revenue=float(profile.facts.revenue), traits=profile.traits,
                       first_seen_at=profile.first_seen_at, last_seen_at=profile.last_seen_at)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from lifecycle_shared.orders import ZERO
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,28 +29,40 @@ class Profile:
     first_seen_at: datetime
     last_seen_at: datetime
     anonymous_ids: list[str] = field(default_factory=list)
+    facts_outdated: bool = False  # stored in an older shape: refold from the event log
 
 
-def _facts_from_json(data: dict[str, Any]) -> Facts:
+FACTS_VERSION = 2
+
+
+def _facts_from_json(data: dict[str, Any]) -> tuple[Facts, bool]:
+    """The stored facts, and whether they predate FACTS_VERSION (then the handler refolds them
+    from the event log the next time the customer is touched)."""
     if not data:
-        return Facts()
-    return Facts(**{**data, "order_ids": tuple(data["order_ids"]),
-                    "refunded_order_ids": tuple(data["refunded_order_ids"]),
-                    "last_event_time": datetime.fromisoformat(data["last_event_time"])
-                    if data.get("last_event_time") else None})
+        return Facts(), False
+    last = datetime.fromisoformat(data["last_event_time"]) if data.get("last_event_time") else None
+    if data.get("v") != FACTS_VERSION:  # v1 kept order ids and a running revenue, not per-order amounts
+        return Facts(touchpoints=data["touchpoints"], intent=data["intent"], advocacy=data["advocacy"],
+                     orders=tuple((order_id, ZERO) for order_id in data["order_ids"]),
+                     refunded_order_ids=tuple(data["refunded_order_ids"]), last_event_time=last), True
+    return Facts(touchpoints=data["touchpoints"], intent=data["intent"], advocacy=data["advocacy"],
+                 orders=tuple((order_id, Decimal(amount)) for order_id, amount in data["orders"]),
+                 refunded_order_ids=tuple(data["refunded_order_ids"]), last_event_time=last), False
 
 
 def _facts_to_json(facts: Facts) -> dict[str, Any]:
-    data = asdict(facts)
-    data["last_event_time"] = facts.last_event_time.isoformat() if facts.last_event_time else None
-    return data
+    return {"v": FACTS_VERSION, "touchpoints": facts.touchpoints, "intent": facts.intent,
+            "advocacy": facts.advocacy, "orders": [[order_id, str(amount)] for order_id, amount in facts.orders],
+            "refunded_order_ids": list(facts.refunded_order_ids),
+            "last_event_time": facts.last_event_time.isoformat() if facts.last_event_time else None}
 
 
 def _profile(row: Any) -> Profile:
+    facts, outdated = _facts_from_json(row.facts)
     return Profile(id=row.id, customer_id=row.customer_id, user_id=row.user_id,
                    stage=Stage(row.stage) if row.stage else None, stage_since=row.stage_since,
-                   facts=_facts_from_json(row.facts), traits=row.traits,
-                   first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at)
+                   facts=facts, traits=row.traits, first_seen_at=row.first_seen_at,
+                   last_seen_at=row.last_seen_at, facts_outdated=outdated)
 
 
 async def profiles_for_ids(conn: AsyncConnection, *, ids: list[tuple[str, str]]) -> dict[tuple[str, str], Profile]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from lifecycle_shared.orders import ZERO, order_amount, order_id_of
 
 
 class Stage(StrEnum):
@@ -60,10 +63,19 @@ class Facts:
     touchpoints: int = 0
     intent: bool = False
     advocacy: bool = False
-    order_ids: tuple[str, ...] = ()  # completed and not refunded
+    # Completed orders that still count: (order id, amount). A refunded order never counts
+    # again, whether its refund came after it or (skewed clocks, out-of-order sources) before.
+    orders: tuple[tuple[str, Decimal], ...] = ()
     refunded_order_ids: tuple[str, ...] = ()
-    revenue: float = 0.0
     last_event_time: datetime | None = None
+
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        return tuple(order_id for order_id, _ in self.orders)
+
+    @property
+    def revenue(self) -> Decimal:
+        return sum((amount for _, amount in self.orders), ZERO)
 
 
 @dataclass(frozen=True)
@@ -81,14 +93,13 @@ def fold(facts: Facts, touch: Touch, rules: RuleSet = DEFAULT_RULES) -> Facts:
         return replace(facts, intent=True)
     if touch.name in rules.advocacy_events or _is_good_review(touch, rules):
         return replace(facts, advocacy=True)
-    order_id = str(touch.properties.get("order_id") or touch.properties.get("orderId") or touch.event_id)
+    order_id = order_id_of(touch.properties, fallback=touch.event_id)
     if touch.name in rules.order_events and order_id not in facts.order_ids + facts.refunded_order_ids:
-        return replace(facts, order_ids=facts.order_ids + (order_id,),
-                       revenue=round(facts.revenue + order_amount(touch.properties), 2))
-    if touch.name in rules.refund_events and order_id in facts.order_ids:
-        return replace(facts, order_ids=tuple(o for o in facts.order_ids if o != order_id),
-                       refunded_order_ids=facts.refunded_order_ids + (order_id,),
-                       revenue=round(facts.revenue - order_amount(touch.properties), 2))
+        return replace(facts, orders=facts.orders + ((order_id, order_amount(touch.properties)),))
+    if touch.name in rules.refund_events and order_id not in facts.refunded_order_ids:
+        # The refund takes back what the order held, whatever amount the refund event names.
+        return replace(facts, orders=tuple(o for o in facts.orders if o[0] != order_id),
+                       refunded_order_ids=facts.refunded_order_ids + (order_id,))
     return facts
 
 
@@ -122,19 +133,6 @@ def decide_transition(current: Stage | None, facts: Facts, *, cause: Touch,
     if current is not None and RANK[stage] < RANK[current]:
         rule = "order_refunded" if cause.name in rules.refund_events else "history_recomputed"
     return Transition(from_stage=current, to_stage=stage, reason=rule, rule_version=rules.version)
-
-
-def order_amount(properties: dict[str, Any]) -> float:
-    for name in ("revenue", "total", "value"):
-        value = properties.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                continue
-    return 0.0
 
 
 def _is_good_review(touch: Touch, rules: RuleSet) -> bool:

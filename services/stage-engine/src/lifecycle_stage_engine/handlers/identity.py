@@ -3,6 +3,9 @@
 Segment semantics: `anonymousId` before sign-up, `userId` after; an event carrying both (or an
 `alias`) links them, and an anonymous-only profile is merged into the identified one. A profile
 that already has a different userId is never merged (guardrail against shared devices).
+An id value is one customer key however it arrived: a userId first seen as an anonymousId (a
+storefront that uses its own customer number for both) resolves to that profile, and so does an
+anonymousId equal to a known userId.
 The graph is loaded once per batch and kept in step with every write it makes.
 """
 
@@ -30,6 +33,11 @@ def ids_of(touchpoint: TouchpointData) -> list[IdKey]:
     return ids
 
 
+def twin(key: IdKey) -> IdKey:
+    """The same value as the other kind of id."""
+    return ("anonymous" if key[0] == "user" else "user", key[1])
+
+
 class IdentityGraph:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -41,7 +49,8 @@ class IdentityGraph:
 
     async def load(self, touchpoints: list[TouchpointData]) -> None:
         """One query for every id of the batch (rows locked), one for their anonymous ids."""
-        ids = list(dict.fromkeys(key for touchpoint in touchpoints for key in ids_of(touchpoint)))
+        keys = [key for touchpoint in touchpoints for key in ids_of(touchpoint)]
+        ids = list(dict.fromkeys([*keys, *map(twin, keys)]))
         for key, profile in (await repo.profiles_for_ids(self._conn, ids=ids)).items():
             self.profiles.setdefault(profile.id, profile)
             self._owner[key] = profile.id
@@ -52,10 +61,21 @@ class IdentityGraph:
     async def resolve(self, touchpoint: TouchpointData, *,
                       before_merge: Callable[[], Awaitable[None]]) -> tuple[Profile, bool]:
         """The profile to apply the touchpoint to, and whether another was merged into it now."""
-        ids = ids_of(touchpoint)
-        found = {key: self.profiles[self._owner[key]] for key in ids if key in self._owner}
-        user_profile = found.get(("user", touchpoint.userId)) if touchpoint.userId else None
-        anonymous = {p.id: p for key, p in found.items() if key[0] == "anonymous"}
+        ids, user_id = ids_of(touchpoint), touchpoint.userId
+        user_profile = self._owned(("user", user_id)) if user_id else None
+        if user_id and user_profile is None:
+            first_seen_anonymous = self._owned(("anonymous", user_id))
+            if first_seen_anonymous is not None and first_seen_anonymous.user_id in (None, user_id):
+                user_profile = first_seen_anonymous
+        anonymous: dict[str, Profile] = {}
+        for key in ids:
+            if key[0] != "anonymous":
+                continue
+            found = self._owned(key)
+            if found is None and not user_id:  # an anonymousId equal to a known userId
+                found = self._owned(twin(key))
+            if found is not None:
+                anonymous[found.id] = found
         target = user_profile or next(iter(anonymous.values()), None)
         if target is not None and touchpoint.userId and target.user_id not in (None, touchpoint.userId):
             target = None  # the anonymousId belongs to someone else: never merge two known users
@@ -71,6 +91,10 @@ class IdentityGraph:
             target.user_id = target.customer_id = touchpoint.userId
         self._link(target, [key for key in ids if key not in self._owner])
         return target, merged
+
+    def _owned(self, key: IdKey) -> Profile | None:
+        owner = self._owner.get(key)
+        return None if owner is None else self.profiles[owner]
 
     async def flush(self) -> None:
         """Write the profiles and links this batch created."""

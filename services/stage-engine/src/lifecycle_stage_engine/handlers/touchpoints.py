@@ -9,9 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData, derived_event_id
-from lifecycle_shared.kafka.runner import Emitted, PermanentError
-from pydantic import ValidationError
+from lifecycle_shared.events import (
+    STAGE_CHANGED_TYPE,
+    CloudEvent,
+    StageChangedData,
+    TouchpointData,
+    data_as,
+    derived_event_id,
+)
+from lifecycle_shared.kafka.runner import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db import repository as repo
@@ -20,13 +26,6 @@ from lifecycle_stage_engine.domain.stages import DEFAULT_RULES, Touch, Transitio
 from lifecycle_stage_engine.handlers.identity import IdentityGraph
 
 TRAIT_KEYS = ("email", "firstName", "lastName", "name", "phone", "locale", "timezone")
-
-
-def parse(event: CloudEvent) -> TouchpointData:
-    try:
-        return TouchpointData.model_validate(event.data)
-    except ValidationError as error:
-        raise PermanentError(f"touchpoint data invalid: {error.errors()[0]}") from None
 
 
 def traits_of(touchpoint: TouchpointData) -> dict[str, Any]:
@@ -38,7 +37,7 @@ def traits_of(touchpoint: TouchpointData) -> dict[str, Any]:
 
 
 async def handle_touchpoints(conn: AsyncConnection, events: list[CloudEvent], *, topic: str) -> Emitted:
-    parsed = [(event, parse(event)) for event in events]
+    parsed = [(event, data_as(TouchpointData, event)) for event in events]
     batch = TouchpointBatch(conn, topic=topic)
     await batch.graph.load([touchpoint for _, touchpoint in parsed])
     for event, touchpoint in parsed:
@@ -64,11 +63,12 @@ class TouchpointBatch:
         self._touchpoint_rows.append({"event_id": touch.event_id, "profile_id": profile.id, "name": touch.name,
                                       "event_time": touch.time, "properties": touch.properties})
         last = profile.facts.last_event_time
-        if not merged and (last is None or touch.time >= last):
+        if not merged and not profile.facts_outdated and (last is None or touch.time >= last):
             profile.facts = fold(profile.facts, touch, DEFAULT_RULES)
-        else:  # late or merged: refold the whole history in event-time order
+        else:  # late, merged or stored in an older shape: refold the whole history in event-time order
             await self._write_log()
             profile.facts = fold_history(await repo.history(self._conn, profile_id=profile.id), DEFAULT_RULES)
+            profile.facts_outdated = False
         profile.traits = {**profile.traits, **traits_of(touchpoint)}
         profile.last_seen_at = max(profile.last_seen_at, touch.time)
         profile.first_seen_at = min(profile.first_seen_at, touch.time)
@@ -85,7 +85,7 @@ class TouchpointBatch:
             from_stage=transition.from_stage.value if transition.from_stage else None,
             to_stage=transition.to_stage.value, reason=transition.reason, rule_version=transition.rule_version,
             cause_event_ids=[touch.event_id], event_time=touch.time, processed_at=datetime.now(UTC),
-            traits=profile.traits, orders=len(profile.facts.order_ids), revenue=profile.facts.revenue)
+            traits=profile.traits, orders=len(profile.facts.order_ids), revenue=float(profile.facts.revenue))
         self._transition_rows.append({
             "id": transition_id, "profile_id": profile.id, "customer_id": profile.customer_id,
             "from_stage": data.from_stage, "to_stage": data.to_stage, "reason": data.reason,

@@ -12,25 +12,37 @@ from lifecycle_shared import metrics
 from lifecycle_shared.events import TouchpointData
 
 from lifecycle_ingest.api.deps import Publisher, Settings, Source, json_body
+from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
+from lifecycle_ingest.domain.json_values import unstorable
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, normalise
-from lifecycle_ingest.publisher import BrokerUnavailable, Overloaded, TouchpointPublisher
+from lifecycle_ingest.publisher import BrokerNotReady, DeliveryUnknown, Overloaded, TouchpointPublisher
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
 BATCH_FIELDS = {"batch", "sentAt", "context", "writeKey", "integrations", "_metadata", "metadata"}
+MAX_BATCH_EVENTS = 2500  # Segment's limit; documented in the OpenAPI schema
+MAX_ENVELOPE_DEPTH = 16  # the batch context is merged into every item, which has its own limit
 
 
 async def _publish(publisher: TouchpointPublisher, touchpoints: list[TouchpointData], source: str) -> None:
     try:
         await publisher.publish(touchpoints, source=source)
-    except BrokerUnavailable:
-        metrics.INGESTED.labels("unavailable").inc(len(touchpoints))
-        raise HTTPException(503, "event broker unavailable; nothing was accepted, retry",
-                            headers={"Retry-After": "5"}) from None
     except Overloaded:
         metrics.INGESTED.labels("overloaded").inc(len(touchpoints))
-        raise HTTPException(503, "too many events in flight; retry",
+        raise HTTPException(503, "too many events in flight; nothing was accepted, retry",
                             headers={"Retry-After": "1"}) from None
+    except BrokerNotReady:
+        metrics.INGESTED.labels("unavailable").inc(len(touchpoints))
+        raise HTTPException(503, "the event broker is unreachable, or lost its topics and they are being "
+                                 "re-created; nothing was accepted, retry", headers={"Retry-After": "5"}) from None
+    except DeliveryUnknown:
+        metrics.INGESTED.labels("unconfirmed").inc(len(touchpoints))
+        raise HTTPException(503, {
+            "error": "the event broker did not confirm every event in time: some may have been accepted. "
+                     "Retry with the same messageIds (listed here): events already accepted are recognised "
+                     "and applied once.",
+            "messageIds": [touchpoint.messageId for touchpoint in touchpoints]},
+            headers={"Retry-After": "5"}) from None
     metrics.INGESTED.labels("accepted").inc(len(touchpoints))
 
 
@@ -53,14 +65,17 @@ def _single_route(event_type: str | None):
     return endpoint
 
 
-router.add_api_route("/touchpoints", _single_route(None), methods=["POST"],
-                     summary="Send one touchpoint (type in the body)")
+router.add_api_route("/touchpoints", _single_route(None), methods=["POST"], response_model=AcceptedOut,
+                     summary="Send one touchpoint (type in the body)", responses=EVENT_ERRORS,
+                     openapi_extra=touchpoint_body(None))
 for _type in ("track", "identify", "page", "screen", "group", "alias"):
-    router.add_api_route(f"/{_type}", _single_route(_type), methods=["POST"],
-                         summary=f"Segment-compatible {_type} call")
+    router.add_api_route(f"/{_type}", _single_route(_type), methods=["POST"], response_model=AcceptedOut,
+                         summary=f"Segment-compatible {_type} call", responses=EVENT_ERRORS,
+                         openapi_extra=touchpoint_body(_type))
 
 
-@router.post("/batch", summary="Segment-compatible batch: {\"batch\": [...]}")
+@router.post("/batch", summary="Segment-compatible batch: {\"batch\": [...]}", response_model=BatchOut,
+             responses=EVENT_ERRORS, openapi_extra=batch_body(max_events=MAX_BATCH_EVENTS))
 async def post_batch(request: Request, source: Source, settings: Settings, publisher: Publisher) -> JSONResponse:
     body = await json_body(request, limit=settings.max_batch_bytes)
     items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events)
@@ -73,14 +88,16 @@ async def post_batch(request: Request, source: Source, settings: Settings, publi
                                       batch_sent_at=sent_at))
         except InvalidTouchpoint as invalid:
             message_id = raw.get("messageId") if isinstance(raw, dict) else None
-            rejected.append({"index": index, "messageId": message_id, "errors": invalid.errors})
+            rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
+                             "errors": invalid.errors})
     if rejected:
         metrics.INGESTED.labels("rejected").inc(len(rejected))
     if not accepted:
         return JSONResponse({"success": False, "error": "no valid event in the batch",
                              "accepted": 0, "rejected": rejected}, status_code=400)
     await _publish(publisher, accepted, source)
-    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected})
+    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected,
+                         "messageIds": [touchpoint.messageId for touchpoint in accepted]})
 
 
 def _batch_envelope(body: Any, *, max_events: int) -> tuple[list[Any], dict[str, Any], datetime | None]:
@@ -95,6 +112,11 @@ def _batch_envelope(body: Any, *, max_events: int) -> tuple[list[Any], dict[str,
         raise HTTPException(413, f"batch has {len(body['batch'])} events; the limit is {max_events}")
     if not body["batch"]:
         raise HTTPException(400, {"error": "batch: empty", "errors": [{"field": "batch", "message": "empty"}]})
+    # What applies to every item must be storable itself; each item is checked on its own.
+    envelope = {name: value for name, value in body.items() if name != "batch"}
+    if problems := unstorable(envelope, max_depth=MAX_ENVELOPE_DEPTH):
+        raise HTTPException(400, {"error": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+                                  "errors": problems})
     context = body.get("context") if isinstance(body.get("context"), dict) else {}
     sent_at = _parse_time(body.get("sentAt"))
     return body["batch"], context, sent_at

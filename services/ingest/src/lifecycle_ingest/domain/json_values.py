@@ -1,0 +1,161 @@
+"""JSON a storefront may send but nothing downstream could keep. Pure: no I/O.
+
+Valid JSON can still be unstorable: PostgreSQL refuses NUL (U+0000) in text and JSONB, UTF-8
+cannot encode a lone surrogate (`"\\ud800"`), NaN and Infinity (and 1e400, which parses as
+Infinity) are not JSON numbers anywhere else, and very deep nesting exhausts recursion in every
+serializer on the way. Ingest refuses such values with a 400 naming where they are, so an event
+it accepts is one every consumer can apply.
+
+`parse` reads a body. Where the standard parser runs out of recursion (a value nested about a
+thousand levels deep), it parses the top-level object value by value and a `batch` array item by
+item, and stands `TOO_DEEP` in for each value too deep to parse: the problem is then reported for
+the one field or batch item at fault, and the others are kept. That path is linear in the body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 32  # levels of objects and arrays in one event, the event itself being level 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SPACE = re.compile(r"[ \t\n\r]*")
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_DECODER = json.JSONDecoder()
+
+
+class UnparseableBody(ValueError):
+    pass
+
+
+class _TooDeep:
+    def __repr__(self) -> str:
+        return "TOO_DEEP"
+
+
+TOO_DEEP = _TooDeep()  # stands in for a value nested too deeply to parse
+
+
+def parse(body: bytes) -> Any:
+    """The JSON value of `body`; NaN and Infinity literals parse (and are then refused where they are)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        pass
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UnparseableBody(str(error)) from None
+    try:
+        return _ShallowParser(body.decode("utf-8")).top_level_object()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UnparseableBody(f"malformed: {error}") from None
+
+
+class _ShallowParser:
+    """An object whose values are parsed one by one (a `batch` array item by item)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos = text, 0
+
+    def top_level_object(self) -> dict[str, Any]:
+        self._expect("{")
+        found: dict[str, Any] = {}
+        while self._peek() != "}":
+            key = self._value()
+            if not isinstance(key, str):
+                raise ValueError(f"expected a string key at {self.pos}")
+            self._expect(":")
+            found[key] = self._items() if key == "batch" and self._peek() == "[" else self._value()
+            if self._peek() != "}":
+                self._expect(",")
+        end = _SPACE.match(self.text, self.pos + 1).end()
+        if end != len(self.text):
+            raise ValueError(f"extra data at {end}")
+        return found
+
+    def _items(self) -> list[Any]:
+        self._expect("[")
+        items: list[Any] = []
+        while self._peek() != "]":
+            items.append(self._value())
+            if self._peek() != "]":
+                self._expect(",")
+        self.pos += 1
+        return items
+
+    def _value(self) -> Any:
+        self._peek()
+        try:
+            value, self.pos = _DECODER.raw_decode(self.text, self.pos)
+        except RecursionError:
+            self.pos = _end_of_container(self.text, self.pos)
+            return TOO_DEEP
+        return value
+
+    def _peek(self) -> str:
+        self.pos = _SPACE.match(self.text, self.pos).end()
+        if self.pos >= len(self.text):
+            raise ValueError("unexpected end of the body")
+        return self.text[self.pos]
+
+    def _expect(self, char: str) -> None:
+        if self._peek() != char:
+            raise ValueError(f"expected {char!r} at {self.pos}")
+        self.pos += 1
+
+
+def _end_of_container(text: str, start: int) -> int:
+    """Where the array or object at `start` ends: a bracket count that skips strings."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text, start):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+        elif token == "]" or token == "}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    raise ValueError("unterminated array or object")
+
+
+def unstorable(value: Any, *, max_depth: int = MAX_DEPTH, path: str = "") -> list[dict[str, str]]:
+    """Where `value` holds something storage would refuse, as [{"field", "message"}] (at most 20)."""
+    problems: list[dict[str, str]] = []
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack and len(problems) < 20:
+        item, where, depth = stack.pop()
+        if item is TOO_DEEP:
+            problems.append({"field": where or "(body)", "message": f"nested deeper than {max_depth} levels"})
+        elif isinstance(item, dict | list):
+            if depth > max_depth:
+                problems.append({"field": where or "(body)", "message": f"nested deeper than {max_depth} levels"})
+                continue
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                child_path = _join(where, key)
+                if isinstance(key, str) and (text_problem := _text_problem(key)):
+                    problems.append({"field": child_path, "message": f"key {text_problem}"})
+                stack.append((child, child_path, depth + 1))
+        elif isinstance(item, str):
+            if text_problem := _text_problem(item):
+                problems.append({"field": where or "(body)", "message": text_problem})
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append({"field": where or "(body)", "message": "not a finite number (NaN, Infinity or "
+                                                                     "beyond ±1.8e308)"})
+    return problems
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000)"
+    if not text.isascii() and _SURROGATE.search(text):
+        return "contains a lone UTF-16 surrogate: not valid Unicode text"
+    return None
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    shown = json.dumps(key)[1:-1] if _text_problem(key) else key  # escapes NUL and surrogates
+    return f"{path}.{shown}" if path else shown

@@ -1,0 +1,33 @@
+"""contacts (addresses by customer id), inbox digest, index of messages awaiting an address
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from lifecycle_shared.migrations import add_inbox_digest, drop_inbox_digest
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    add_inbox_digest()
+    op.create_table(
+        "contacts",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("email", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+    )
+    op.create_index("contacts_updated_at", "contacts", ["updated_at"])
+    op.create_index("messages_awaiting_linked_ids", "messages", ["linked_ids"], postgresql_using="gin",
+                    postgresql_where="status = 'awaiting_contact'")
+
+
+def downgrade() -> None:
+    op.drop_index("messages_awaiting_linked_ids", table_name="messages")
+    op.drop_table("contacts")
+    drop_inbox_digest()
