@@ -125,6 +125,39 @@ async def test_accepted_touchpoint_is_a_cloudevent_keyed_by_customer_with_skew_c
     assert timedelta(seconds=4) < received - happened < timedelta(seconds=6)
 
 
+@pytest.mark.parametrize("depth", [900, 5000, 200_000])
+async def test_an_item_nested_thousands_deep_is_a_400_for_it_alone(ingest, depth):
+    good = [make_touchpoint(userId=f"u-{uuid.uuid4().hex[:6]}") for _ in range(2)]
+    deep = b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"p": ' + b"[" * depth + b"]" * depth + b"}}"
+    body = b'{"batch": [' + json.dumps(good[0]).encode() + b", " + deep + b", " + json.dumps(good[1]).encode() + b"]}"
+    response = await ingest.post("/v1/batch", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 2
+    [rejected] = response.json()["rejected"]
+    assert rejected["index"] == 1 and "nested deeper than 32 levels" in rejected["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(("raw_item", "field"), [
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"t": "\\ud800"}}', "properties.t"),
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"t": "a\\u0000b"}}', "properties.t"),
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": NaN}}', "properties.revenue"),
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": 1e400}}', "properties.revenue"),
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": "inf"}}', "properties.revenue"),
+    (b'{"type": "track", "event": "X", "anonymousId": "a", "originalTimestamp": "0001-01-01T00:00:00Z", '
+     b'"sentAt": "9999-12-31T23:59:59Z"}', "originalTimestamp"),
+    (b'{"type": "track", "event": "X", "userId": true}', "userId"),
+])
+async def test_unstorable_or_impossible_values_are_a_400_naming_the_field_never_a_500(ingest, raw_item, field):
+    single = await ingest.post("/v1/track", content=raw_item, headers={"content-type": "application/json"})
+    assert single.status_code == 400, single.text
+    assert field in [error["field"] for error in single.json()["errors"]]
+    good = json.dumps(make_touchpoint()).encode()
+    batch = await ingest.post("/v1/batch", content=b'{"batch": [' + raw_item + b", " + good + b"]}",
+                              headers={"content-type": "application/json"})
+    assert (batch.status_code, batch.json()["accepted"]) == (200, 1)
+    assert field in [error["field"] for error in batch.json()["rejected"][0]["errors"]]
+
+
 async def test_revoked_key_stops_working(namespace):
     async with running(create_app(settings_for(namespace))) as client:
         admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -109,3 +109,42 @@ async def test_transitions_are_published_as_cloudevents_keyed_by_customer(engine
 async def test_unknown_customer_is_404(engine_api):
     response = await engine_api.get("/v1/customers/nobody-here")
     assert response.status_code == 404 and "nobody-here" in response.json()["error"]
+
+
+async def test_a_user_id_first_seen_as_an_anonymous_id_resolves_to_one_profile(engine_api, publish, namespace):
+    shared, other_device = f"n-{uuid.uuid4().hex[:6]}", f"a-{uuid.uuid4().hex[:6]}"
+    await publish(0, type="page", anonymousId=shared)  # a storefront using its customer number for both
+    await _stage(engine_api, shared, "awareness")
+    await publish(1, event="Order Completed", userId=shared, anonymousId=other_device,
+                  properties={"order_id": "o1", "revenue": 5})
+    await publish(2, type="identify", userId=shared, traits={"email": "n@example.com"})
+    profile = await _stage(engine_api, shared, "purchase", orders=1)
+    assert profile["user_id"] == shared and profile["anonymous_ids"] == sorted([shared, other_device])
+    assert (await engine_api.get(f"/v1/customers/{other_device}")).json()["customer_id"] == shared
+    await _no_dead_letters(namespace, shared)
+
+
+async def test_an_anonymous_id_equal_to_a_known_user_id_is_that_customer(engine_api, publish, namespace):
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    await publish(0, event="Order Completed", userId=user, properties={"order_id": "o1", "revenue": 5})
+    await _stage(engine_api, user, "purchase")
+    await publish(1, event="Product Viewed", anonymousId=user)
+    await publish(2, event="Order Completed", userId=user, properties={"order_id": "o2", "revenue": 5})
+    profile = await _stage(engine_api, user, "retention", orders=2)
+    assert profile["anonymous_ids"] == [user]
+    await _no_dead_letters(namespace, user)
+
+
+async def test_a_refund_takes_back_what_its_order_held_whatever_revenue_it_names(engine_api, publish):
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    await publish(0, event="Order Completed", userId=user, properties={"order_id": "o1", "revenue": 40})
+    await publish(1, event="Order Completed", userId=user, properties={"order_id": "o2", "revenue": 2})
+    await _stage(engine_api, user, "retention")
+    await publish(2, event="Order Refunded", userId=user, properties={"order_id": "o1"})  # no revenue at all
+    profile = await _stage(engine_api, user, "purchase", orders=1)
+    assert profile["revenue"] == 2
+
+
+async def _no_dead_letters(namespace, key: str) -> None:
+    dead = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1.dlq", timeout_s=2)
+    assert [r for r in dead if r.key == key.encode()] == []

@@ -92,3 +92,26 @@ def test_revenue_accumulates_from_revenue_total_or_value():
                           touch("order_completed", 1, order_id="b", total="4.5"),
                           touch("order_completed", 2, order_id="c", value=1)])
     assert facts.revenue == 16.0
+
+
+def test_a_refund_takes_back_the_orders_amount_not_the_amount_it_names():
+    facts = fold_history([touch("order_completed", 0, order_id="o1", revenue=40),
+                          touch("order_completed", 1, order_id="o2", revenue=2),
+                          touch("order_refunded", 2, order_id="o1")])
+    assert (facts.order_ids, facts.revenue) == (("o2",), 2)
+
+
+@pytest.mark.parametrize("touches", [
+    [touch("order_refunded", 0, order_id="o1"), touch("order_completed", 1, order_id="o1", revenue=80)],
+    [touch("order_completed", 0, order_id="o1", revenue=80), touch("order_refunded", 1, order_id="o1"),
+     touch("order_completed", 2, order_id="o1", revenue=80)],
+], ids=["refund-before-its-order", "order-resent-after-its-refund"])
+def test_a_refunded_order_never_counts_again(touches):
+    facts = fold_history(touches)
+    assert (facts.order_ids, facts.revenue, decide_stage(facts)[0]) == ((), 0, Stage.CONSIDERATION)
+
+
+def test_amounts_past_int32_and_float_precision_stay_exact():
+    facts = fold_history([touch("order_completed", 0, order_id="a", revenue="3000000000.10"),
+                          touch("order_completed", 1, order_id="b", revenue=0.2)])
+    assert str(facts.revenue) == "3000000000.30"

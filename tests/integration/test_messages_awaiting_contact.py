@@ -1,0 +1,87 @@
+"""A message waiting for an address is released once one is known, whatever the order in which
+the transitions and the sign-up carrying the address arrive (two topics, no order between them).
+Real PostgreSQL, the real runner and handlers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.db import repository as repo
+from lifecycle_messaging.db.models import messages
+from lifecycle_messaging.handlers import route_for
+from lifecycle_messaging.handlers.contact import handle_contacts
+from lifecycle_messaging.handlers.stage_changed import handle_stage_changes
+from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_shared.db import create_engine
+from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
+from lifecycle_shared.kafka.runner import ConsumerRunner
+from sqlalchemy import select
+
+from tests.integration.test_consumer_runner import record
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def transition(visitor: str, from_stage: str | None, to_stage: str) -> CloudEvent:
+    data = StageChangedData(customer_id=visitor, anonymous_ids=[visitor], from_stage=from_stage, to_stage=to_stage,
+                            reason="r", rule_version="v", cause_event_ids=["c"], event_time=NOW, processed_at=NOW)
+    return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=NOW,
+                      subject=visitor, data=data.model_dump(mode="json"))
+
+
+def sign_up(visitor: str, user: str, email: str) -> CloudEvent:
+    data = TouchpointData(type="track", event="Signed Up", anonymousId=visitor, userId=user, messageId="m",
+                          context={"traits": {"email": email}}, timestamp=NOW, receivedAt=NOW)
+    return CloudEvent(id=str(uuid.uuid4()), source="/sources/web", type="touchpoint.signed_up", time=NOW,
+                      subject=user, data=data.model_dump(mode="json"))
+
+
+async def statuses(engine, visitor: str) -> list[tuple[str, str, str | None]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(messages.c.template, messages.c.status, messages.c.recipient)
+                                   .where(messages.c.customer_id == visitor).order_by(messages.c.seq))).all()
+    return [tuple(row) for row in rows]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(signup_at=st.integers(min_value=0, max_value=2), cuts=st.sets(st.integers(min_value=1, max_value=2)))
+async def test_waiting_messages_are_released_whatever_the_arrival_order(namespace, signup_at, cuts):
+    engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
+    runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
+                            route=route_for(MessagingSettings()))
+    visitor, user = f"v-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
+    email = f"{user}@example.com"
+    events = [transition(visitor, None, "awareness"), transition(visitor, "awareness", "consideration")]
+    events.insert(signup_at, sign_up(visitor, user, email))  # the transitions keep their own order
+    records = [record("topic", offset, event.to_bytes()) for offset, event in enumerate(events)]
+    bounds = [0, *sorted(cuts), len(records)]  # one polled batch, or several
+    try:
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            await runner.process(records[start:end])
+        assert await statuses(engine, visitor) == [("welcome", "queued", email),
+                                                   ("consideration_nudge", "queued", email)]
+    finally:
+        await engine.dispose()
+
+
+async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(namespace):
+    """Two instances, two transactions, neither seeing the other's write: the sweep releases."""
+    engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
+    visitor, user = f"v-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
+    try:
+        async with engine.connect() as conn_a, engine.connect() as conn_b:
+            tx_a, tx_b = await conn_a.begin(), await conn_b.begin()
+            await handle_stage_changes(conn_a, [transition(visitor, None, "awareness")], brand="Shop")
+            await handle_contacts(conn_b, [sign_up(visitor, user, f"{user}@example.com")])
+            await tx_b.commit()
+            await tx_a.commit()
+        assert await statuses(engine, visitor) == [("welcome", "awaiting_contact", None)]  # the race is real
+        async with engine.begin() as conn:
+            assert await repo.release_for_recent_contacts(conn, within_s=600) >= 1
+        assert await statuses(engine, visitor) == [("welcome", "queued", f"{user}@example.com")]
+    finally:
+        await engine.dispose()
