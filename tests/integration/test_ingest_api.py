@@ -128,7 +128,8 @@ async def test_accepted_touchpoint_is_a_cloudevent_keyed_by_customer_with_skew_c
 @pytest.mark.parametrize("depth", [900, 5000, 200_000])
 async def test_an_item_nested_thousands_deep_is_a_400_for_it_alone(ingest, depth):
     good = [make_touchpoint(userId=f"u-{uuid.uuid4().hex[:6]}") for _ in range(2)]
-    deep = b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"p": ' + b"[" * depth + b"]" * depth + b"}}"
+    nested = b"[" * depth + b"]" * depth
+    deep = b'{"type": "track", "event": "X", "anonymousId": "a", "properties": {"p": ' + nested + b"}}"
     body = b'{"batch": [' + json.dumps(good[0]).encode() + b", " + deep + b", " + json.dumps(good[1]).encode() + b"]}"
     response = await ingest.post("/v1/batch", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text

@@ -64,6 +64,9 @@ async def test_waiting_messages_are_released_whatever_the_arrival_order(namespac
             await runner.process(records[start:end])
         assert await statuses(engine, visitor) == [("welcome", "queued", email),
                                                    ("consideration_nudge", "queued", email)]
+        async with engine.connect() as conn:  # the customer finds them under either id, and only them
+            found = await repo.messages_for(conn, customer_id=user)
+        assert [(m["customer_id"], sorted(m["linked_ids"])) for m in found] == [(visitor, sorted([visitor, user]))] * 2
     finally:
         await engine.dispose()
 

@@ -57,6 +57,9 @@ contacts = Table(
     metadata,
     Column("customer_id", Text, primary_key=True),
     Column("email", Text, nullable=False),
+    # Every id the address came with (a sign-up's userId and anonymousId): a message queued with
+    # it is linked to them all, so the customer finds it under any of them.
+    Column("linked_ids", ARRAY(Text), nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("contacts_updated_at", "updated_at"),
 )

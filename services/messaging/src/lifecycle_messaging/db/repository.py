@@ -18,22 +18,26 @@ async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
 
 
-async def remember_contacts(conn: AsyncConnection, addresses: dict[str, str]) -> None:
-    """Record customer id -> address (the latest one wins), one statement."""
-    if addresses:
+Contact = tuple[str, list[str]]  # (address, every id it came with)
+
+
+async def remember_contacts(conn: AsyncConnection, found: dict[str, Contact]) -> None:
+    """Record customer id -> (address, linked ids), the latest one winning; one statement."""
+    if found:
         stmt = insert(contacts)
         await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["customer_id"],
-                                       set_={"email": stmt.excluded.email, "updated_at": func.now()}),
-            [{"customer_id": customer_id, "email": email} for customer_id, email in sorted(addresses.items())])
+            stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
+                "email": stmt.excluded.email, "linked_ids": stmt.excluded.linked_ids, "updated_at": func.now()}),
+            [{"customer_id": customer_id, "email": email, "linked_ids": ids}
+             for customer_id, (email, ids) in sorted(found.items())])
 
 
-async def known_addresses(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, str]:
+async def known_contacts(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Contact]:
     if not customer_ids:
         return {}
-    rows = await conn.execute(select(contacts.c.customer_id, contacts.c.email)
+    rows = await conn.execute(select(contacts.c.customer_id, contacts.c.email, contacts.c.linked_ids)
                               .where(contacts.c.customer_id.in_(customer_ids)))
-    return {row.customer_id: row.email for row in rows}
+    return {row.customer_id: (row.email, list(row.linked_ids)) for row in rows}
 
 
 _ids = bindparam("b_ids", type_=ARRAY(Text))
@@ -42,14 +46,14 @@ _release = (
     .where(messages.c.status == "awaiting_contact", messages.c.linked_ids.overlap(_ids))
     .values(status="queued", recipient=bindparam("b_recipient"), next_attempt_at=func.now(),
             linked_ids=func.array(select(func.unnest(func.array_cat(messages.c.linked_ids, _ids)))
-                                  .distinct().scalar_subquery()))
+                                  .correlate(messages).distinct().scalar_subquery()))
 )
 
 
-async def release_awaiting(conn: AsyncConnection, found: list[tuple[list[str], str]]) -> None:
-    """Queue the messages waiting for an address, for (ids of one customer, address) pairs."""
+async def release_awaiting(conn: AsyncConnection, found: list[Contact]) -> None:
+    """Queue the messages waiting for an address, for (address, ids of one customer) pairs."""
     if found:
-        await conn.execute(_release, [{"b_ids": ids, "b_recipient": address} for ids, address in found])
+        await conn.execute(_release, [{"b_ids": ids, "b_recipient": address} for address, ids in found])
 
 
 async def release_for_recent_contacts(conn: AsyncConnection, *, within_s: float) -> int:
@@ -59,7 +63,8 @@ async def release_for_recent_contacts(conn: AsyncConnection, *, within_s: float)
     a message and its address written by two concurrent transactions, neither seeing the other.
     """
     result = await conn.execute(text(
-        "UPDATE messages m SET status = 'queued', recipient = c.email, next_attempt_at = now() "
+        "UPDATE messages m SET status = 'queued', recipient = c.email, next_attempt_at = now(), "
+        "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || c.linked_ids)) "
         "FROM contacts c "
         "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
         "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id]"
@@ -98,6 +103,6 @@ async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, re
 async def messages_for(conn: AsyncConnection, *, customer_id: str) -> list[dict[str, Any]]:
     rows = (await conn.execute(
         select(messages).where(or_(messages.c.customer_id == customer_id,
-                                   messages.c.linked_ids.any(customer_id)))
+                                   messages.c.linked_ids.contains([customer_id])))
         .order_by(messages.c.seq))).mappings().all()
     return [dict(row) for row in rows]

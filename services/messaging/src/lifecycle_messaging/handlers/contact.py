@@ -22,15 +22,13 @@ def email_of(touchpoint: TouchpointData) -> str | None:
 
 
 async def handle_contacts(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
-    addresses: dict[str, str] = {}
-    releases: list[tuple[list[str], str]] = []
+    found: dict[str, repo.Contact] = {}
     for event in events:
         touchpoint = data_as(TouchpointData, event)
         email = email_of(touchpoint)
         ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
         if email and ids:
-            addresses.update(dict.fromkeys(ids, email))
-            releases.append((ids, email))
-    await repo.remember_contacts(conn, addresses)
-    await repo.release_awaiting(conn, releases)
+            found.update(dict.fromkeys(ids, (email, ids)))
+    await repo.remember_contacts(conn, found)
+    await repo.release_awaiting(conn, list(found.values()))
     return []

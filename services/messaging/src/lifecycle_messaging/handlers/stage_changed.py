@@ -38,23 +38,21 @@ def linked_ids_of(transition: StageChangedData) -> list[str]:
 
 async def handle_stage_changes(conn: AsyncConnection, events: list[CloudEvent], *, brand: str) -> Emitted:
     transitions = [(event, data_as(StageChangedData, event)) for event in events]
-    known = await repo.known_addresses(conn, sorted({i for _, t in transitions for i in linked_ids_of(t)}))
-    learned: dict[str, str] = {}
-    releases: list[tuple[list[str], str]] = []
+    known = await repo.known_contacts(conn, sorted({i for _, t in transitions for i in linked_ids_of(t)}))
+    learned: dict[str, repo.Contact] = {}
     rows: list[dict[str, Any]] = []
     for event, transition in transitions:
         linked_ids = linked_ids_of(transition)
         email = valid_address(transition.traits.get("email"))
         if email:
-            learned.update(dict.fromkeys(linked_ids, email))
-            known.update(dict.fromkeys(linked_ids, email))
-            releases.append((linked_ids, email))
-        else:
-            email = next((known[i] for i in linked_ids if i in known), None)
+            learned.update(dict.fromkeys(linked_ids, (email, linked_ids)))
+            known.update(dict.fromkeys(linked_ids, (email, linked_ids)))
+        elif contact := next((known[i] for i in linked_ids if i in known), None):
+            email, linked_ids = contact[0], list(dict.fromkeys([*linked_ids, *contact[1]]))
         row = message_row(event, transition, email=email, linked_ids=linked_ids, brand=brand)
         if row is not None:
             rows.append(row)
     await repo.remember_contacts(conn, learned)
     await repo.add_messages(conn, rows)
-    await repo.release_awaiting(conn, releases)
+    await repo.release_awaiting(conn, list(learned.values()))
     return []

@@ -20,6 +20,7 @@ def upgrade() -> None:
         "contacts",
         sa.Column("customer_id", sa.Text, primary_key=True),
         sa.Column("email", sa.Text, nullable=False),
+        sa.Column("linked_ids", sa.ARRAY(sa.Text), server_default="{}", nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
     )
     op.create_index("contacts_updated_at", "contacts", ["updated_at"])
