@@ -34,12 +34,16 @@ class MailSink:
             return [m for m in self.messages if m["To"] == address]
 
 
+ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"
+
+
 @dataclass
 class Pipeline:
     config: StackConfig
     processes: dict[str, ServiceProcess]
     write_key: str
     mail: MailSink
+    admin_token: str = ADMIN_TOKEN
 
     def url(self, service: str) -> str:
         return self.processes[service].url
@@ -70,7 +74,7 @@ def mail_sink() -> Iterator[tuple[MailSink, int]]:
 @pytest.fixture(scope="session")
 def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     sink, smtp_port = mail_sink
-    config = infra.stack_config(smtp_port=smtp_port)
+    config = infra.stack_config(smtp_port=smtp_port, extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
     infra.prepare(config)
     logs = tmp_path_factory.mktemp("logs")
     processes = {s.name: ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES}

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecycle_shared.runtime import ServiceRuntime
 from lifecycle_shared.settings import ServiceSettings
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, and for invalid input each field at fault."""
+
+    success: bool = False
+    error: str
+    errors: list[dict[str, str]] | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes (route decorators)."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+# A customer id in a path: what ingest could have accepted (no NUL; ids are at most 200 characters).
+CustomerId = Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$",
+                                 description="The customer's userId, or an anonymousId while anonymous.")]
 
 ops = APIRouter(tags=["operations"])
 
@@ -21,7 +46,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@ops.get("/readyz")
+@ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(request: Request) -> JSONResponse:
     checks = await request.app.state.runtime.readiness()
     return JSONResponse({"ready": all(checks.values()), "checks": checks},
@@ -55,7 +80,7 @@ def create_service_app(*, title: str, settings: ServiceSettings,
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(title=title, lifespan=lifespan, responses=errors(404))
     app.state.settings = settings
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(ops)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from lifecycle_shared.http import ErrorBody
 from pydantic import BaseModel, Field
 
 from lifecycle_ingest.domain.touchpoints import TouchpointIn
@@ -37,10 +38,7 @@ class BatchOut(BaseModel):
     messageIds: list[str] = Field(description="The accepted events' messageIds, in order.")
 
 
-class ErrorOut(BaseModel):
-    success: bool = False
-    error: str
-    errors: list[FieldError] | None = None
+class ErrorOut(ErrorBody):
     accepted: int | None = None
     rejected: list[Rejected] | None = None
     messageIds: list[str] | None = Field(
@@ -58,10 +56,23 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 EVENT_ERRORS = _errors(400, 401, 413, 503)
 
 
+# What each call type requires beyond an id (Segment's spec; `normalise` enforces the same).
+REQUIRED_BY_TYPE = {"track": ["event"], "alias": ["previousId", "userId"], "group": ["groupId"]}
+_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "integer"}]}
+
+
 def _touchpoint_schema(*, event_type: str | None) -> dict[str, Any]:
     schema = copy.deepcopy(TouchpointIn.model_json_schema(by_alias=True))
-    if event_type is not None:  # the path gives the type: optional in the body, and only this one
+    for name in ("userId", "anonymousId", "previousId", "groupId"):
+        schema["properties"][name] = {**_ID, "description": "A string or an integer; not a placeholder such as "
+                                                             "'null', 'anonymous' or '0'."}
+    schema["anyOf"] = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+    if event_type is None:
+        schema["allOf"] = [{"if": {"properties": {"type": {"const": kind}}},
+                            "then": {"required": required}} for kind, required in REQUIRED_BY_TYPE.items()]
+    else:  # the path gives the type: optional in the body, and only this one
         schema["required"] = [name for name in schema.get("required", []) if name != "type"]
+        schema["required"] += REQUIRED_BY_TYPE.get(event_type, [])
         schema["properties"]["type"] = {"type": "string", "enum": [event_type]}
     return schema
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
+from lifecycle_shared.http import CustomerId
 from pydantic import BaseModel
 
 from lifecycle_loyalty.db import ledger
@@ -30,14 +31,14 @@ class EntryOut(BaseModel):
 
 
 @router.get("/{customer_id}/balance", response_model=BalanceOut)
-async def get_balance(customer_id: str, request: Request) -> BalanceOut:
+async def get_balance(customer_id: CustomerId, request: Request) -> BalanceOut:
     async with request.app.state.runtime.engine.connect() as conn:
         totals = await ledger.balance(conn, customer_id=customer_id)
     return BalanceOut(customer_id=customer_id, **totals)
 
 
 @router.get("/{customer_id}/ledger", response_model=list[EntryOut])
-async def get_ledger(customer_id: str, request: Request) -> list[EntryOut]:
+async def get_ledger(customer_id: CustomerId, request: Request) -> list[EntryOut]:
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await ledger.entries(conn, customer_id=customer_id)
     return [EntryOut(**row) for row in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
+from lifecycle_shared.http import CustomerId
 from pydantic import BaseModel
 
 from lifecycle_messaging.db import repository as repo
@@ -29,7 +30,7 @@ class MessageOut(BaseModel):
 
 
 @router.get("/{customer_id}/messages", response_model=list[MessageOut])
-async def get_messages(customer_id: str, request: Request) -> list[MessageOut]:
+async def get_messages(customer_id: CustomerId, request: Request) -> list[MessageOut]:
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await repo.messages_for(conn, customer_id=customer_id)
     return [MessageOut(**row) for row in rows]

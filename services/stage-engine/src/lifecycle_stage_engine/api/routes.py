@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
+from lifecycle_shared.http import CustomerId
 from pydantic import BaseModel
 
 from lifecycle_stage_engine.db import repository as repo
@@ -45,7 +46,7 @@ async def _profile(request: Request, customer_id: str) -> repo.Profile:
 
 
 @router.get("/{customer_id}", response_model=ProfileOut)
-async def get_profile(customer_id: str, request: Request) -> ProfileOut:
+async def get_profile(customer_id: CustomerId, request: Request) -> ProfileOut:
     profile = await _profile(request, customer_id)
     return ProfileOut(customer_id=profile.customer_id, user_id=profile.user_id,
                       anonymous_ids=profile.anonymous_ids,
@@ -56,7 +57,7 @@ async def get_profile(customer_id: str, request: Request) -> ProfileOut:
 
 
 @router.get("/{customer_id}/transitions", response_model=list[TransitionOut])
-async def get_transitions(customer_id: str, request: Request) -> list[TransitionOut]:
+async def get_transitions(customer_id: CustomerId, request: Request) -> list[TransitionOut]:
     profile = await _profile(request, customer_id)
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await repo.transitions_of(conn, profile_id=profile.id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from lifecycle_shared.http import errors
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle_ingest.api.deps import AdminAccess
 from lifecycle_ingest.db.keys import create_key, revoke_key
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(400, 401, 403))
 
 
 class KeyIn(BaseModel):
