@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 
 import httpx
 import pytest
@@ -71,20 +73,25 @@ def mail_sink() -> Iterator[tuple[MailSink, int]]:
         controller.stop()
 
 
-@pytest.fixture(scope="session")
-def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
-    sink, smtp_port = mail_sink
-    config = infra.stack_config(smtp_port=smtp_port, extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
+@contextmanager
+def four_services(infra: Infra, config: StackConfig, logs: Path) -> Iterator[tuple[dict[str, ServiceProcess], str]]:
+    """The four services as processes in `config`'s namespace, ready, with a write key."""
     infra.prepare(config)
-    logs = tmp_path_factory.mktemp("logs")
     processes = {s.name: ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES}
     try:
         for process in processes.values():
             process.start()
         for process in processes.values():
             process.wait_ready()
-        key = run_module(BY_NAME["ingest"], config, "create-key", "e2e-shop").strip()
-        yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)
+        yield processes, run_module(BY_NAME["ingest"], config, "create-key", "e2e-shop").strip()
     finally:
         for process in processes.values():
             process.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
+    sink, smtp_port = mail_sink
+    config = infra.stack_config(smtp_port=smtp_port, extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
+    with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):
+        yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)

@@ -17,8 +17,9 @@ import pytest
 from lifecycle_devstack.broker import EmbeddedBroker
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
-from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, run_module
 from lifecycle_shared.testing import eventually, make_touchpoint
+
+from tests.e2e.conftest import four_services
 
 
 @pytest.fixture
@@ -28,18 +29,10 @@ def restartable(infra: Infra, tmp_path):
     config = dataclasses.replace(
         infra.stack_config(), kafka_bootstrap=broker.bootstrap_servers, kafka_idempotence=False, embedded_broker=True,
         extra_env={"LIFECYCLE_KAFKA_TOPIC_CHECK_INTERVAL_S": "0.5"})
-    infra.prepare(config)
-    processes = {s.name: ServiceProcess(s, config, tmp_path / f"{s.name}.log") for s in SERVICES}
     try:
-        for process in processes.values():
-            process.start()
-        for process in processes.values():
-            process.wait_ready()
-        key = run_module(BY_NAME["ingest"], config, "create-key", "restart-shop").strip()
-        yield broker, processes, key
+        with four_services(infra, config, tmp_path) as (processes, key):
+            yield broker, processes, key
     finally:
-        for process in processes.values():
-            process.stop()
         broker.stop()
 
 

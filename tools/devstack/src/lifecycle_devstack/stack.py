@@ -90,7 +90,9 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, data_dir: Path, 
         print(f"  {process.service.name:<13} {process.url}   (docs: {process.url}/docs)")
     print(f"\n  Kafka bootstrap: {bootstrap}\n  Data folder: {data_dir}   (emails land in {data_dir}/mail)")
     print(f"  Demo write key: {key}\n\nTry:\n")
-    body = '{"event": "Product Viewed", "anonymousId": "visitor-1", "properties": {"sku": "TEE-1"}}'
+    # A messageId makes the call safe to retry: a repeat is recognised and applied once.
+    body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
+            '"properties": {"sku": "TEE-1"}}')
     print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
     print(f"  curl {processes[1].url}/v1/customers/visitor-1\n\nCtrl-C stops everything.", flush=True)
 
