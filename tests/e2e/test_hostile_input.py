@@ -55,6 +55,10 @@ def corpus(run: str) -> list[tuple[dict[str, Any], int | None]]:
         order(15, 999_999_999_999_999, 999_999_999_999_999),
         order(16, -5, 0),
         order(17, 19.99, 19, products=[{"sku": "ሀ", "price": 1e-7, "quantity": 2**31}]),
+        order(18, "1e-20000", 0),  # below a millionth: PostgreSQL's numeric could not hold its exponent
+        order(19, "12.99999999999999999999999999999", 12),  # whole units, rounded down
+        # A name too long to travel in every stage transition: accepted, the profile does not keep it
+        ({"type": "identify", "userId": user(20), "traits": {"firstName": "F" * 100_000}}, None),
     ]
 
 
@@ -68,6 +72,8 @@ def refused(run: str) -> list[tuple[dict[str, Any], str]]:
             ({**base, "properties": {"revenue": 10**16}}, "properties.revenue"),
             ({**base, "properties": deep(40)}, "properties" + ".x" * 31),
             ({**base, "userId": True}, "userId"),
+            ({**base, "context": {"traits": "ann@example.com"}}, "context.traits"),
+            ({**base, "properties": {"order_id": "o" * 300}}, "properties.order_id"),
             ({**base, "originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"},
              "originalTimestamp")]
 
@@ -117,7 +123,7 @@ async def test_personal_data_never_reaches_logs_or_dlq_headers_even_when_records
         topic = pipeline.config.topic_prefix + "touchpoints.v1"
         envelope = {"source": "/tests", "type": "touchpoint.identify", "time": "2026-01-01T00:00:00Z", "subject": user}
         broken = CloudEvent(id=str(uuid.uuid4()), **envelope,
-                            data={"type": "identify", "traits": traits, "userId": {"not": email}})
+                            data={"type": "identify", "traits": traits, "userId": {"not": email}, email: phone})
         nul = CloudEvent(id=str(uuid.uuid4()), **envelope, data={"type": "identify", "userId": user, "messageId": "m",
                                              "traits": {**traits, "email": email + "\x00"},
                                              "timestamp": "2026-01-01T00:00:00Z", "receivedAt": "2026-01-01T00:00:00Z"})

@@ -47,7 +47,7 @@ class PickySmtpServer:
 @pytest.fixture
 def smtp():
     server, port = PickySmtpServer(), free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port)
+    controller = Controller(server, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
     controller.start()
     yield server, port
     controller.stop()
@@ -83,6 +83,7 @@ async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runt
                     customer_id="ann\r\nX-Injected: yes"),
              queued("refused-1@example.com"),
              queued("busy-1@example.com"),
+             queued("ünï@example.com"),  # this server has no SMTPUTF8: retrying cannot help
              queued("last@example.com")]
     async with runtime.engine.begin() as conn:
         await repo.add_messages(conn, batch)
@@ -90,7 +91,7 @@ async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runt
         await deliver_once(runtime, settings)
         await asyncio.sleep(0.06)
 
-    first, poison, refused, busy, last = (m["id"] for m in batch)
+    first, poison, refused, busy, unicode, last = (m["id"] for m in batch)
     assert sorted(server.ids()) == sorted([first, poison, last])  # each exactly once
     sent = next(m for m in server.received if m["To"] == "poison@example.com")
     assert sent["Subject"] == "Thank you, Ann Bcc: victim@example.com" and sent["Bcc"] is None
@@ -100,6 +101,7 @@ async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runt
     assert (outcome[refused]["status"], outcome[refused]["attempts"]) == ("failed", 1)  # 5xx: no retry
     assert outcome[refused]["last_error"] == "SMTPRecipientsRefused: SMTP 550"  # the code, not the address
     assert (outcome[busy]["status"], outcome[busy]["attempts"]) == ("failed", 3)  # 4xx: retried, bounded
+    assert (outcome[unicode]["status"], outcome[unicode]["attempts"]) == ("failed", 1)
     assert "refused-1@example.com" not in outcome[refused]["last_error"]
 
 

@@ -159,6 +159,47 @@ async def test_unstorable_or_impossible_values_are_a_400_naming_the_field_never_
     assert field in [error["field"] for error in batch.json()["rejected"][0]["errors"]]
 
 
+async def test_an_item_too_large_to_publish_is_refused_alone_and_nothing_else_is_sent(ingest, namespace):
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    good = make_touchpoint(userId=user, event="Product Viewed")
+    bloated = make_touchpoint(userId=user, properties={"a": [1e15] * 9_000})  # "1e15" re-encodes 4.5 times longer
+    response = await ingest.post("/v1/batch", json={"batch": [good, bloated]})
+    assert (response.status_code, response.json()["accepted"]) == (200, 1)
+    assert response.json()["rejected"][0]["errors"][0]["field"] == "(event)"
+    await _consume_until(namespace, good["messageId"])
+
+
+async def test_a_batch_context_is_counted_in_every_item_it_is_merged_into(ingest):
+    items = [make_touchpoint() for _ in range(3)]
+    response = await ingest.post("/v1/batch", json={"batch": items, "context": {"blob": "x" * 200_000}})
+    assert response.status_code == 400
+    assert {e["field"] for r in response.json()["rejected"] for e in r["errors"]} == {"(event)"}
+
+
+@pytest.mark.parametrize(("properties", "context", "field"), [
+    ({"order_id": "x" * 201}, {}, "properties.order_id"),
+    ({"order_id": {"id": 1}}, {}, "properties.order_id"),
+    ({}, {"traits": "ann@example.com"}, "context.traits"),
+    ({}, {"traits": ["a"]}, "context.traits"),
+])
+async def test_values_consumers_could_not_apply_are_refused_at_the_edge(ingest, properties, context, field):
+    response = await ingest.post("/v1/track", json=make_touchpoint(event="Order Completed", properties=properties,
+                                                                   context=context))
+    assert response.status_code == 400 and [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_null_context_traits_are_no_traits(ingest):
+    assert (await ingest.post("/v1/track", json=make_touchpoint(context={"traits": None}))).status_code == 200
+
+
+@pytest.mark.parametrize("damage", [lambda body: body[:-8], lambda body: body + b"trailing junk"],
+                         ids=["truncated", "trailing-bytes"])
+async def test_a_damaged_gzip_body_is_a_400(ingest, damage):
+    body = damage(gzip.compress(json.dumps(make_touchpoint()).encode()))
+    response = await ingest.post("/v1/track", content=body, headers={"content-encoding": "gzip"})
+    assert response.status_code == 400 and "gzip" in response.json()["error"]
+
+
 async def test_revoked_key_stops_working(namespace):
     async with running(create_app(settings_for(namespace))) as client:
         admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db.models import messages
 from lifecycle_messaging.handlers import route_for
@@ -26,18 +27,22 @@ from tests.integration.test_consumer_runner import record
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def transition(visitor: str, from_stage: str | None, to_stage: str) -> CloudEvent:
-    data = StageChangedData(customer_id=visitor, anonymous_ids=[visitor], from_stage=from_stage, to_stage=to_stage,
-                            reason="r", rule_version="v", cause_event_ids=["c"], event_time=NOW, processed_at=NOW)
+def transition(visitor: str, from_stage: str | None, to_stage: str, *, user: str | None = None,
+               traits: dict | None = None) -> CloudEvent:
+    data = StageChangedData(customer_id=user or visitor, user_id=user, anonymous_ids=[visitor], from_stage=from_stage,
+                            to_stage=to_stage, reason="r", rule_version="v", cause_event_ids=["c"], event_time=NOW,
+                            processed_at=NOW, traits=traits or {})
     return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=NOW,
-                      subject=visitor, data=data.model_dump(mode="json"))
+                      subject=user or visitor, data=data.model_dump(mode="json"))
 
 
-def sign_up(visitor: str, user: str, email: str) -> CloudEvent:
-    data = TouchpointData(type="track", event="Signed Up", anonymousId=visitor, userId=user, messageId="m",
-                          context={"traits": {"email": email}}, timestamp=NOW, receivedAt=NOW)
-    return CloudEvent(id=str(uuid.uuid4()), source="/sources/web", type="touchpoint.signed_up", time=NOW,
-                      subject=user, data=data.model_dump(mode="json"))
+def sign_up(visitor: str, user: str | None, email: str | None, *, kind: str = "signed_up") -> CloudEvent:
+    data = TouchpointData(type="track" if kind == "signed_up" else "identify",
+                          event="Signed Up" if kind == "signed_up" else None, anonymousId=visitor, userId=user,
+                          messageId="m", context={"traits": {"email": email} if email else {}}, timestamp=NOW,
+                          receivedAt=NOW)
+    return CloudEvent(id=str(uuid.uuid4()), source="/sources/web", type=f"touchpoint.{kind}", time=NOW,
+                      subject=user or visitor, data=data.model_dump(mode="json"))
 
 
 async def statuses(engine, visitor: str) -> list[tuple[str, str, str | None]]:
@@ -84,7 +89,31 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
             await tx_a.commit()
         assert await statuses(engine, visitor) == [("welcome", "awaiting_contact", None)]  # the race is real
         async with engine.begin() as conn:
-            assert await repo.release_for_recent_contacts(conn, within_s=600) >= 1
+            assert await contacts.release_for_recent(conn, within_s=600) >= 1
         assert await statuses(engine, visitor) == [("welcome", "queued", f"{user}@example.com")]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_messages(namespace):
+    engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
+    runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
+                            route=route_for(MessagingSettings()))
+    device, ann, bob = (f"{who}-{uuid.uuid4().hex[:8]}" for who in ("device", "ann", "bob"))
+    arrivals = [transition(device, None, "awareness"),
+                sign_up(device, ann, None, kind="identify"),  # Ann signs in on the device, no address yet
+                transition(device, "awareness", "consideration", user=ann, traits={"firstName": "Annabelle"}),
+                sign_up(device, bob, f"{bob}@example.com", kind="identify")]  # then Bob, on the same device
+    try:
+        for offset, event in enumerate(arrivals):
+            await runner.process([record("topic", offset, event.to_bytes())])
+        async with engine.connect() as conn:
+            on_device = await repo.messages_for(conn, customer_id=device)
+            to_bob = (await conn.execute(select(messages.c.id)
+                                         .where(messages.c.recipient == f"{bob}@example.com"))).all()
+            bobs = await repo.messages_for(conn, customer_id=bob)
+        assert [(m["template"], m["status"], m["recipient"]) for m in on_device] == [
+            ("welcome", "awaiting_contact", None), ("consideration_nudge", "awaiting_contact", None)]
+        assert to_bob == [] and bobs == []
     finally:
         await engine.dispose()

@@ -148,3 +148,11 @@ async def test_a_refund_takes_back_what_its_order_held_whatever_revenue_it_names
 async def _no_dead_letters(namespace, key: str) -> None:
     dead = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1.dlq", timeout_s=2)
     assert [r for r in dead if r.key == key.encode()] == []
+
+
+async def test_an_id_with_a_slash_can_be_read_back(engine_api, publish):
+    user = f"shop/{uuid.uuid4().hex[:6]}"
+    await publish(0, event="Signed Up", userId=user)
+    await _stage(engine_api, user.replace("/", "%2F"), "consideration")
+    transitions = (await engine_api.get(f"/v1/customers/{user.replace('/', '%2F')}/transitions")).json()
+    assert [t["to_stage"] for t in transitions] == ["consideration"]

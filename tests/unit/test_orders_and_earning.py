@@ -16,7 +16,8 @@ from lifecycle_shared.orders import order_amount, order_id_of, parse_amount, unr
     ({"revenue": "abc", "total": 7}, Decimal(7)), ({"revenue": None, "value": " 1.5 "}, Decimal("1.5")),
     ({"revenue": 3_000_000_000}, Decimal(3_000_000_000)),  # an order in VND: past int32
     ({"revenue": "NaN"}, Decimal(0)), ({"revenue": "inf"}, Decimal(0)), ({"revenue": 1e300}, Decimal(0)),
-    ({"revenue": 1e-300}, Decimal("1e-300")),
+    ({"revenue": 1e-300}, Decimal(0)), ({"revenue": "1e-20000"}, Decimal(0)),  # below a millionth: nothing
+    ({"revenue": "12.99999999999999999999999999999"}, Decimal("12.999999")),  # cut, never rounded up
 ])
 def test_order_amount_is_the_first_readable_amount_never_negative(properties, amount):
     assert order_amount(properties) == amount
@@ -40,6 +41,7 @@ def test_order_id_falls_back_to_the_event_id():
 @pytest.mark.parametrize(("amount", "rate", "points"), [
     (Decimal("42.99"), Decimal(1), 42), (Decimal(10), Decimal("2.5"), 25), (Decimal("0.99"), Decimal(1), 0),
     (Decimal(3_000_000_000), Decimal(1), 3_000_000_000), (Decimal("1e15"), Decimal(1), 10**15),
+    (order_amount({"revenue": "999999999999999.99999999999999999999"}), Decimal(1), 999_999_999_999_999),
 ])
 def test_points_are_whole_units_rounded_down(amount, rate, points):
     assert points_for_amount(amount, EarnRules(points_per_currency_unit=rate)) == points

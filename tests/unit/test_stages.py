@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from lifecycle_stage_engine.domain.stages import (
@@ -114,4 +115,15 @@ def test_a_refunded_order_never_counts_again(touches):
 def test_amounts_past_int32_and_float_precision_stay_exact():
     facts = fold_history([touch("order_completed", 0, order_id="a", revenue="3000000000.10"),
                           touch("order_completed", 1, order_id="b", revenue=0.2)])
-    assert str(facts.revenue) == "3000000000.30"
+    assert facts.revenue == Decimal("3000000000.30")
+
+
+def test_a_profile_keeps_short_scalar_traits_only():
+    from lifecycle_shared.events import TouchpointData
+    from lifecycle_stage_engine.handlers.touchpoints import traits_of
+
+    touchpoint = TouchpointData(type="identify", userId="u", messageId="m", timestamp=T0, receivedAt=T0,
+                                traits={"firstName": "F" * 450_000, "lastName": "Nguyễn", "email": ["a@b.c"],
+                                        "phone": 84912345678, "other": "x"},
+                                context={"traits": "not an object", "locale": "vi-VN"})
+    assert traits_of(touchpoint) == {"lastName": "Nguyễn", "phone": 84912345678, "locale": "vi-VN"}

@@ -50,6 +50,9 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("headers", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A row the broker can never take (too large, say) is set aside here, with why, for an operator.
+    Column("dead_at", DateTime(timezone=True)),
+    Column("last_error", Text),
 )
 
 

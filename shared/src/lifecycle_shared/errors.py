@@ -8,6 +8,8 @@ SQLSTATE and the text only of errors we word ourselves (`PermanentError`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pydantic import ValidationError
 
 
@@ -29,11 +31,16 @@ def describe_error(error: BaseException) -> str:
     return f"{name} [SQLSTATE {sqlstate}]" if sqlstate else name
 
 
-def describe_validation(error: ValidationError) -> str:
-    """'data.properties: dict_type; data.userId: missing' - locations and error kinds, no input."""
-    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or '(root)'}: {e['type']}"
-                     for e in error.errors(include_input=False, include_url=False)[:5])
+def describe_validation(error: ValidationError, *, fields: Collection[str]) -> str:
+    """'properties: dict_type; userId: missing' - where and what kind, never the input. A location
+    that is not one of the model's `fields` (an unknown key: data, perhaps an address) is not named."""
+    def where(loc: tuple) -> str:
+        parts = [part if isinstance(part, int) or part in fields else "(another key)" for part in loc[:1]]
+        return ".".join(str(part) for part in parts) or "(root)"
+
+    problems = error.errors(include_input=False, include_url=False)[:5]
+    return "; ".join(f"{where(e['loc'])}: {e['type']}" for e in problems)
 
 
-def invalid_data(what: str, error: ValidationError) -> PermanentError:
-    return PermanentError(f"{what} invalid: {describe_validation(error)}")
+def invalid_data(what: str, error: ValidationError, *, fields: Collection[str]) -> PermanentError:
+    return PermanentError(f"{what} invalid: {describe_validation(error, fields=fields)}")

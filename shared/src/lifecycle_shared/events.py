@@ -80,6 +80,12 @@ class TouchpointData(BaseModel):
     sentAt: datetime | None = None
     receivedAt: datetime
 
+    def all_traits(self) -> dict[str, Any]:
+        """The person's traits: `context.traits` (Segment's place for them on any call) overlaid
+        with the call's own `traits` (identify). A `context.traits` that is not an object is none."""
+        in_context = self.context.get("traits")
+        return {**(in_context if isinstance(in_context, dict) else {}), **self.traits}
+
 
 class StageChangedData(BaseModel):
     """A customer moved from one lifecycle stage to another (`from_stage` is None at first touch)."""
@@ -109,7 +115,7 @@ def data_as(model: type[DataModel], event: CloudEvent) -> DataModel:
     try:
         return model.model_validate(event.data)
     except ValidationError as error:
-        raise invalid_data(f"{event.type} data", error) from None
+        raise invalid_data(f"{event.type} data", error, fields=model.model_fields) from None
 
 
 def touchpoint_event_type(data: TouchpointData) -> str:

@@ -18,5 +18,7 @@ CONSUMER_LAG = Gauge(
     "lifecycle_consumer_lag", "Records behind the high watermark", ["consumer", "topic", "partition"]
 )
 OUTBOX_BACKLOG = Gauge("lifecycle_outbox_backlog", "Outbox rows not yet published", ["service"])
+OUTBOX_DEAD = Counter("lifecycle_outbox_dead_total", "Outbox rows the broker can never take, set aside",
+                      ["service"])
 OUTBOX_PUBLISHED = Counter("lifecycle_outbox_published_total", "Outbox rows published", ["service"])
 INGESTED = Counter("lifecycle_ingest_events_total", "Events at ingest", ["outcome"])

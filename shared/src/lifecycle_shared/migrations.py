@@ -82,3 +82,14 @@ def add_inbox_digest() -> None:
 
 def drop_inbox_digest() -> None:
     op.drop_column("inbox", "digest")
+
+
+def add_outbox_dead_letters() -> None:
+    """Plumbing 3: outbox rows that can never be published are set aside, not retried forever."""
+    op.add_column("outbox", sa.Column("dead_at", sa.DateTime(timezone=True)))
+    op.add_column("outbox", sa.Column("last_error", sa.Text))
+
+
+def drop_outbox_dead_letters() -> None:
+    op.drop_column("outbox", "last_error")
+    op.drop_column("outbox", "dead_at")

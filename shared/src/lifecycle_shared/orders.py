@@ -8,12 +8,16 @@ reaches a consumer always parses.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from typing import Any
 
 AMOUNT_FIELDS = ("revenue", "total", "value")
 # Larger than any real order in any currency, small enough that points (bigint) never overflow.
 MAX_AMOUNT = Decimal("1e15")
+# Amounts keep 6 decimal places, cut (not rounded) beyond: no currency needs more, "1e-20000"
+# becomes 0 (PostgreSQL's numeric cannot hold such an exponent), 12.9999999999 stays under 13.
+SCALE = Decimal("1e-6")
+_EXACT = Context(prec=40)  # ±1e15 with 6 places fits: quantizing never rounds the whole part
 ZERO = Decimal(0)
 
 
@@ -27,7 +31,7 @@ def parse_amount(value: Any) -> Decimal | None:
         return None
     if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
         return None
-    return amount
+    return amount.quantize(SCALE, rounding=ROUND_DOWN, context=_EXACT)
 
 
 def unreadable_amount_fields(properties: dict[str, Any]) -> list[str]:

@@ -100,10 +100,10 @@ class ServiceRuntime:
         return asyncio.create_task(supervised(), name=name)
 
     async def stop(self) -> None:
-        await self._stop_consumers()
-        for task in self._tasks:
+        for task in self._tasks:  # the topic watch first: it may be starting consumers
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_consumers()
         await self.topics.remove_sentinel()
         await self.producer.stop()
         await self.engine.dispose()

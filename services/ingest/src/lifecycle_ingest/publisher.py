@@ -3,16 +3,18 @@
 Concurrent requests share the producer's buffer: each `send()` returns a future and the
 request awaits its own futures, so small requests still travel in big Kafka batches.
 
-Every record is built before the first is handed to the producer, so nothing about an event can
-fail after part of a request went out. Once records are handed over, a timeout or broker error
-means *unknown*: some may arrive. `DeliveryUnknown` says so, and the caller answers 503 with the
-messageIds to retry with - a retry with the same ids is recognised downstream and applied once.
+Every record is built (and its size checked, by the route) before the first is handed to the
+producer, so nothing about an event can fail after part of a request went out. Once records are
+handed over, a timeout or broker error means *unknown*: some may arrive. `DeliveryUnknown` says
+so, and the caller answers 503 with the messageIds to retry with - a retry with the same ids is
+recognised downstream and applied once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -31,6 +33,22 @@ class Overloaded(Exception):
 
 class BrokerNotReady(Exception):
     """The topic watch finds the broker unreachable or its topics missing: nothing was handed over."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One touchpoint as it goes to Kafka."""
+
+    message_id: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def to_record(touchpoint: TouchpointData, *, source: str) -> Record:
+    event = to_cloud_event(touchpoint, source=source)
+    return Record(message_id=touchpoint.messageId, key=event.subject.encode(), value=event.to_bytes(),
+                  headers=event.kafka_headers())
 
 
 def to_cloud_event(touchpoint: TouchpointData, *, source: str) -> CloudEvent:
@@ -57,14 +75,12 @@ class TouchpointPublisher:
         self._max_inflight = max_inflight
         self._inflight = 0
 
-    async def publish(self, touchpoints: list[TouchpointData], *, source: str) -> None:
-        count = len(touchpoints)
+    async def publish(self, records: list[Record]) -> None:
+        count = len(records)
         if not self._topics_ready():
             raise BrokerNotReady
         if self._inflight + count > self._max_inflight:
             raise Overloaded
-        records = [(event.subject.encode(), event.to_bytes(), event.kafka_headers())
-                   for event in (to_cloud_event(touchpoint, source=source) for touchpoint in touchpoints)]
         self._inflight += count
         try:
             await asyncio.wait_for(self._send_all(records), self._timeout_s)
@@ -73,7 +89,6 @@ class TouchpointPublisher:
         finally:
             self._inflight -= count
 
-    async def _send_all(self, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
-        futures = [await self._producer.send(self._topic, value, key=key, headers=headers)
-                   for key, value, headers in records]
+    async def _send_all(self, records: list[Record]) -> None:
+        futures = [await self._producer.send(self._topic, r.value, key=r.key, headers=r.headers) for r in records]
         await asyncio.gather(*futures)

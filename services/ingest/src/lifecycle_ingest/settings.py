@@ -22,6 +22,9 @@ class IngestSettings(ServiceSettings):
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    # An event as published (normalised, with the batch context merged in); below the producer's
+    # 1 MB request limit, so an accepted event can always be sent.
+    max_record_bytes: int = 128 * 1024
     # How long a request waits for the broker's ack before answering 503.
     publish_timeout_s: float = 5.0
     # Events in flight to the broker across all requests; beyond it: 503 + Retry-After.

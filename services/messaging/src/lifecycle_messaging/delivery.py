@@ -19,6 +19,7 @@ import aiosmtplib
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
+from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.settings import MessagingSettings
@@ -65,6 +66,8 @@ async def send(row, settings: MessagingSettings) -> Outcome:
             start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout_s)
     except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
         return _refused(error)
+    except aiosmtplib.SMTPNotSupported as error:  # e.g. an internationalized address, no SMTPUTF8
+        return Outcome(False, describe_error(error), permanent=True)
     except Exception as error:  # noqa: BLE001 - connection lost, timeout, a bug: retried, bounded
         return Outcome(False, describe_error(error))
     return Outcome(True)
@@ -109,7 +112,7 @@ def contact_sweeper(settings: MessagingSettings):
     async def release_waiting_messages(runtime: ServiceRuntime) -> None:
         while True:
             async with runtime.engine.begin() as conn:
-                released = await repo.release_for_recent_contacts(conn, within_s=settings.contact_sweep_window_s)
+                released = await contacts.release_for_recent(conn, within_s=settings.contact_sweep_window_s)
             if released:
                 log.info("released messages waiting for an address", extra={"count": released})
             await asyncio.sleep(settings.contact_sweep_interval_s)

@@ -2,6 +2,9 @@
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several instances can run. A row is deleted
 only after the broker acknowledged it: a crash in between republishes it, and consumers dedup.
+Each row's outcome is its own: a row the broker can never take (larger than a request may be,
+an invalid topic) is set aside (`dead_at`, `last_error`) and logged and counted, and the rows
+behind it go on; a row that failed for a passing reason (the broker is down) is tried again.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
 from lifecycle_shared.db import outbox
+from lifecycle_shared.errors import describe_error
 
 log = logging.getLogger(__name__)
+
+NEVER_PUBLISHABLE = (MessageSizeTooLargeError, InvalidTopicError)
 
 
 class OutboxRelay:
@@ -36,8 +43,8 @@ class OutboxRelay:
         while True:
             try:
                 published = await self.publish_once()
-            except Exception:
-                log.exception("outbox relay failed; retrying")
+            except Exception as error:  # noqa: BLE001 - the database is away: try again shortly
+                log.warning("outbox relay failed; retrying", extra={"error": describe_error(error)})
                 published = 0
                 await asyncio.sleep(1)
             if published < self._batch_size:
@@ -50,7 +57,9 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         async with self._engine.begin() as conn:
             rows = (await conn.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.headers)
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_id, outbox.c.payload,
+                       outbox.c.headers)
+                .where(outbox.c.dead_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
@@ -58,16 +67,41 @@ class OutboxRelay:
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
                 return 0
-            futures = [
-                await self._producer.send(
-                    row.topic, row.payload, key=row.key.encode(),
-                    headers=[(name, value.encode()) for name, value in row.headers.items()],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
-            backlog = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+            outcomes = await self._send(rows)
+            published = [row.id for row, error in outcomes if error is None]
+            if published:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(published)))
+            await self._set_aside(conn, [(row, error) for row, error in outcomes
+                                         if isinstance(error, NEVER_PUBLISHABLE)])
+            backlog = (await conn.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.dead_at.is_(None)))).scalar_one()
         metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
-        metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
-        return len(rows)
+        metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(published))
+        if len(published) < len(rows):
+            log.warning("outbox rows not published", extra={"service": self._service,
+                                                            "failed": len(rows) - len(published)})
+        return len(published)
+
+    async def _send(self, rows) -> list[tuple[object, BaseException | None]]:
+        """Each row with the error that kept it from the broker, or None once acknowledged."""
+        pending, outcomes = [], []
+        for row in rows:
+            try:
+                headers = [(name, value.encode()) for name, value in row.headers.items()]
+                pending.append((row, await self._producer.send(row.topic, row.payload, key=row.key.encode(),
+                                                               headers=headers)))
+            except Exception as error:  # noqa: BLE001 - refused before sending (too large, say)
+                outcomes.append((row, error))
+        acks = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+        outcomes += [(row, ack if isinstance(ack, BaseException) else None)
+                     for (row, _), ack in zip(pending, acks, strict=True)]
+        return outcomes
+
+    async def _set_aside(self, conn: AsyncConnection, dead: list) -> None:
+        for row, error in dead:
+            await conn.execute(update(outbox).where(outbox.c.id == row.id)
+                               .values(dead_at=func.now(), last_error=describe_error(error)))
+            metrics.OUTBOX_DEAD.labels(self._service).inc()
+            log.error("outbox row can never be published; set aside", extra={
+                "service": self._service, "event_id": row.event_id, "topic": row.topic,
+                "error": describe_error(error)})

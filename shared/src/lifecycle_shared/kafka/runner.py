@@ -247,7 +247,8 @@ def decode(record: ConsumerRecord) -> CloudEvent:
     except ValidationError as error:
         if any(e["type"] == "json_invalid" for e in error.errors(include_input=False)):
             raise PermanentError("undecodable value: not JSON") from None
-        raise PermanentError(f"not a CloudEvent: {describe_validation(error)}") from None
+        problems = describe_validation(error, fields=CloudEvent.model_fields)
+        raise PermanentError(f"not a CloudEvent: {problems}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PermanentError(f"undecodable value: {type(error).__name__}") from None
 

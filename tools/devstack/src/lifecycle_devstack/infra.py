@@ -14,11 +14,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifecycle_shared.kafka.watch import TopicWatch
+from lifecycle_shared.settings import KafkaSettings
+
 from lifecycle_devstack.broker import EmbeddedBroker
 from lifecycle_devstack.databases import create_databases
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.postgres import EmbeddedPostgres
 from lifecycle_devstack.services import SERVICES, StackConfig, run_module
+
+
+async def create_topics(config: StackConfig) -> None:
+    """The namespace's topics, created as every service creates them (clients never auto-create)."""
+    settings = KafkaSettings(bootstrap_servers=config.kafka_bootstrap, topic_prefix=config.topic_prefix)
+
+    async def nothing_to_rejoin() -> None:
+        return None
+
+    await TopicWatch(settings, on_restart=nothing_to_rejoin).check()
 
 
 @dataclass
@@ -60,8 +73,9 @@ class Infra:
                            **overrides)
 
     def prepare(self, config: StackConfig, services=SERVICES) -> None:
-        """Create and migrate the databases of `services` in `config`'s namespace."""
+        """Create the topics, and create and migrate the databases of `services`, in `config`'s namespace."""
         asyncio.run(create_databases(self.postgres_url, [config.database_prefix + s.database for s in services]))
+        asyncio.run(create_topics(config))
         with ThreadPoolExecutor() as pool:
             list(pool.map(lambda service: run_module(service, config, "migrate"), services))
 

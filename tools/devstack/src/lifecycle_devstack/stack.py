@@ -27,7 +27,7 @@ def start_mail_sink(maildir: Path, port: int, log_path: Path) -> subprocess.Pope
     """A local SMTP server (aiosmtpd) that stores every email in a Maildir folder."""
     mailbox.Maildir(maildir, create=True)  # creates tmp/, new/, cur/
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+    return subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "--smtputf8", "-l", f"127.0.0.1:{port}",
                              "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
                             stdout=log, stderr=log, start_new_session=True)
 

@@ -89,6 +89,8 @@ async def json_body(request: Request, *, limit: int) -> Any:
         if size > limit:
             raise HTTPException(413, f"body larger than {limit} bytes")
         body.append(chunk)
+    if inflater is not None and (not inflater.eof or inflater.unused_data):
+        raise HTTPException(400, "body is not valid gzip: truncated, or data after its end")
     try:
         return parse(b"".join(body))
     except UnparseableBody as error:

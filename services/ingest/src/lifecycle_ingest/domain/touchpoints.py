@@ -29,6 +29,7 @@ TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp"})
 # Ids are strings or integers (Segment's libraries send numbers as they are); never booleans.
 Id = StrictStr | StrictInt
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+MAX_ORDER_ID_CHARS = 200  # an order id is a key in every consumer's tables
 
 
 class InvalidTouchpoint(ValueError):
@@ -80,7 +81,8 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
         event_in = TouchpointIn.model_validate(raw)
     except ValidationError as error:
         raise InvalidTouchpoint(list({e["field"]: e for e in map(_describe, error.errors())}.values())) from None
-    _check_required(event_in)
+    context = {**(batch_context or {}), **event_in.context}
+    _check_required(event_in, context=context)
     user_id, anonymous_id = _id(event_in.userId, "userId"), _id(event_in.anonymousId, "anonymousId")
     sent_at = _utc(event_in.sentAt or batch_sent_at)
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
@@ -95,7 +97,7 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
         messageId=event_in.messageId or "",
         properties=event_in.properties,
         traits=event_in.traits,
-        context={**(batch_context or {}), **event_in.context},
+        context=context,
         timestamp=event_time(client_time=client_time, sent_at=sent_at, received_at=received_at),
         originalTimestamp=client_time,
         sentAt=sent_at,
@@ -128,7 +130,7 @@ def event_id(*, source: str, message_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lifecycle:{source}:{message_id}"))
 
 
-def _check_required(event_in: TouchpointIn) -> None:
+def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:
     missing = []
     if event_in.userId is None and event_in.anonymousId is None:
         missing.append({"field": "userId", "message": "userId or anonymousId is required"})
@@ -143,8 +145,20 @@ def _check_required(event_in: TouchpointIn) -> None:
     missing += [{"field": f"properties.{name}",
                  "message": f"expected a number (or numeric string) within ±{MAX_AMOUNT:,.0f}"}
                 for name in unreadable_amount_fields(event_in.properties)]
+    missing += [{"field": f"properties.{name}", "message": f"expected a string or a number of at most "
+                                                          f"{MAX_ORDER_ID_CHARS} characters"}
+                for name in ("order_id", "orderId") if not _usable_order_id(event_in.properties.get(name))]
+    if context.get("traits") is not None and not isinstance(context["traits"], dict):
+        missing.append({"field": "context.traits", "message": "expected an object (the person's traits)"})
     if missing:
         raise InvalidTouchpoint(missing)
+
+
+def _usable_order_id(value: Any) -> bool:
+    if value is None:
+        return True
+    scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+    return scalar and len(str(value)) <= MAX_ORDER_ID_CHARS
 
 
 def corrected_timestamp(*, client_time: datetime | None, sent_at: datetime | None,

@@ -30,14 +30,14 @@ class EntryOut(BaseModel):
     created_at: datetime
 
 
-@router.get("/{customer_id}/balance", response_model=BalanceOut)
+@router.get("/{customer_id:path}/balance", response_model=BalanceOut)
 async def get_balance(customer_id: CustomerId, request: Request) -> BalanceOut:
     async with request.app.state.runtime.engine.connect() as conn:
         totals = await ledger.balance(conn, customer_id=customer_id)
     return BalanceOut(customer_id=customer_id, **totals)
 
 
-@router.get("/{customer_id}/ledger", response_model=list[EntryOut])
+@router.get("/{customer_id:path}/ledger", response_model=list[EntryOut])
 async def get_ledger(customer_id: CustomerId, request: Request) -> list[EntryOut]:
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await ledger.entries(conn, customer_id=customer_id)

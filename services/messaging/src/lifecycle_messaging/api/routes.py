@@ -29,7 +29,7 @@ class MessageOut(BaseModel):
     sent_at: datetime | None
 
 
-@router.get("/{customer_id}/messages", response_model=list[MessageOut])
+@router.get("/{customer_id:path}/messages", response_model=list[MessageOut])
 async def get_messages(customer_id: CustomerId, request: Request) -> list[MessageOut]:
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await repo.messages_for(conn, customer_id=customer_id)

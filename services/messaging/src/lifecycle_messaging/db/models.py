@@ -29,6 +29,7 @@ messages = Table(
     Column("seq", BigInteger, Identity(), nullable=False, unique=True),
     Column("customer_id", Text, nullable=False),
     Column("linked_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("user_id", Text),  # the known user the transition was for; None while anonymous
     Column("template", Text, nullable=False),
     Column("stage", Text, nullable=False),
     Column("cause_event_id", Text, nullable=False),
@@ -60,6 +61,17 @@ contacts = Table(
     # Every id the address came with (a sign-up's userId and anonymousId): a message queued with
     # it is linked to them all, so the customer finds it under any of them.
     Column("linked_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("user_id", Text),  # whose address it is, when the event that gave it named a user
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("contacts_updated_at", "updated_at"),
+)
+
+# Which known user an anonymous id belongs to. A shared device's anonymousId is claimed once: the
+# stage engine's transitions say whose it is (and override), a sign-up claims it if no one has.
+# A waiting message goes only to an address of the same owner, never to the next person on the device.
+claims = Table(
+    "claims",
+    metadata,
+    Column("anonymous_id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
 )

@@ -5,71 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db.models import contacts, messages
+from lifecycle_messaging.db.models import messages
 
 
 async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert messages (one statement); an id already there is the same message: skipped."""
     if rows:
         await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
-
-
-Contact = tuple[str, list[str]]  # (address, every id it came with)
-
-
-async def remember_contacts(conn: AsyncConnection, found: dict[str, Contact]) -> None:
-    """Record customer id -> (address, linked ids), the latest one winning; one statement."""
-    if found:
-        stmt = insert(contacts)
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
-                "email": stmt.excluded.email, "linked_ids": stmt.excluded.linked_ids, "updated_at": func.now()}),
-            [{"customer_id": customer_id, "email": email, "linked_ids": ids}
-             for customer_id, (email, ids) in sorted(found.items())])
-
-
-async def known_contacts(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Contact]:
-    if not customer_ids:
-        return {}
-    rows = await conn.execute(select(contacts.c.customer_id, contacts.c.email, contacts.c.linked_ids)
-                              .where(contacts.c.customer_id.in_(customer_ids)))
-    return {row.customer_id: (row.email, list(row.linked_ids)) for row in rows}
-
-
-_ids = bindparam("b_ids", type_=ARRAY(Text))
-_release = (
-    update(messages)
-    .where(messages.c.status == "awaiting_contact", messages.c.linked_ids.overlap(_ids))
-    .values(status="queued", recipient=bindparam("b_recipient"), next_attempt_at=func.now(),
-            linked_ids=func.array(select(func.unnest(func.array_cat(messages.c.linked_ids, _ids)))
-                                  .correlate(messages).distinct().scalar_subquery()))
-)
-
-
-async def release_awaiting(conn: AsyncConnection, found: list[Contact]) -> None:
-    """Queue the messages waiting for an address, for (address, ids of one customer) pairs."""
-    if found:
-        await conn.execute(_release, [{"b_ids": ids, "b_recipient": address} for address, ids in found])
-
-
-async def release_for_recent_contacts(conn: AsyncConnection, *, within_s: float) -> int:
-    """Queue waiting messages of customers whose address was recorded in the last `within_s`.
-
-    The handlers release messages as addresses arrive; this sweep closes the one gap they leave:
-    a message and its address written by two concurrent transactions, neither seeing the other.
-    """
-    result = await conn.execute(text(
-        "UPDATE messages m SET status = 'queued', recipient = c.email, next_attempt_at = now(), "
-        "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || c.linked_ids)) "
-        "FROM contacts c "
-        "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
-        "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id]"
-    ), {"within_s": within_s})
-    return result.rowcount
 
 
 async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[Any]:

@@ -24,9 +24,9 @@ def header_safe(text: str, *, limit: int = 500) -> str:
 
 def valid_address(value: object) -> str | None:
     """The normalised address if `value` is one syntactically valid email address, else None."""
-    if not isinstance(value, str) or len(value) > 254:
+    if not isinstance(value, str) or len(value.strip()) > 254:
         return None
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError:
         return None

@@ -3,7 +3,8 @@ messages waiting for it.
 
 A visitor's welcome is created while they are anonymous; the moment they give an address it goes
 out. The address is remembered too, so a transition that arrives after it (the topics are read
-in no particular order relative to each other) is queued with it at once.
+in no particular order relative to each other) is queued with it at once. A sign-up with both
+ids also claims the anonymous id for the user, unless someone already did (a shared device).
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ from lifecycle_shared.events import CloudEvent, TouchpointData, data_as
 from lifecycle_shared.kafka.runner import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import repository as repo
+from lifecycle_messaging.db import contacts
 from lifecycle_messaging.domain.addresses import valid_address
 
 
 def email_of(touchpoint: TouchpointData) -> str | None:
-    traits = {**touchpoint.context.get("traits", {}), **touchpoint.traits}
-    return valid_address(traits.get("email"))
+    return valid_address(touchpoint.all_traits().get("email"))
 
 
 async def handle_contacts(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
-    found: dict[str, repo.Contact] = {}
-    for event in events:
-        touchpoint = data_as(TouchpointData, event)
+    touchpoints = [data_as(TouchpointData, event) for event in events]
+    await contacts.claim(conn, {t.anonymousId: t.userId for t in touchpoints if t.anonymousId and t.userId},
+                         authoritative=False)
+    owners = await contacts.owners_of(conn, sorted({t.anonymousId for t in touchpoints if t.anonymousId}))
+    found: dict[str, contacts.Contact] = {}
+    releases: list[tuple[contacts.Contact, str | None]] = []
+    for touchpoint in touchpoints:
         email = email_of(touchpoint)
         ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
         if email and ids:
-            found.update(dict.fromkeys(ids, (email, ids)))
-    await repo.remember_contacts(conn, found)
-    await repo.release_awaiting(conn, list(found.values()))
+            contact = contacts.Contact(email=email, linked_ids=ids, user_id=touchpoint.userId)
+            found.update(dict.fromkeys(ids, contact))
+            releases.append((contact, touchpoint.userId or owners.get(touchpoint.anonymousId or "")))
+    await contacts.remember(conn, found)
+    await contacts.release(conn, releases)
     return []

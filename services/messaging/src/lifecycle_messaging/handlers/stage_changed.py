@@ -2,8 +2,9 @@
 
 An anonymous visitor has no address yet: their welcome waits and is released, in order, when
 they sign up or identify with an email, or when a later transition of theirs carries one. An
-address already known for any of the customer's ids is used at once, whichever came first.
-A run of transitions is written with a handful of statements.
+address already known for one of the customer's ids is used at once, whichever came first - if
+it is the same owner's (see `db.contacts`). A transition also says, authoritatively, which user
+its anonymous ids belong to. A run of transitions is written with a handful of statements.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from lifecycle_shared.events import CloudEvent, StageChangedData, data_as, deriv
 from lifecycle_shared.kafka.runner import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import valid_address
 from lifecycle_messaging.domain.templates import render, template_for
@@ -26,8 +28,8 @@ def message_row(event: CloudEvent, transition: StageChangedData, *, email: str |
         return None
     rendered = render(template, traits=transition.traits, brand=brand)
     return {"id": derived_event_id(transition.customer_id, template, event.id),
-            "customer_id": transition.customer_id, "linked_ids": linked_ids, "template": template,
-            "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
+            "customer_id": transition.customer_id, "linked_ids": linked_ids, "user_id": transition.user_id,
+            "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
             "subject": rendered.subject, "body": rendered.body,
             "status": "queued" if email else "awaiting_contact"}
 
@@ -38,21 +40,30 @@ def linked_ids_of(transition: StageChangedData) -> list[str]:
 
 async def handle_stage_changes(conn: AsyncConnection, events: list[CloudEvent], *, brand: str) -> Emitted:
     transitions = [(event, data_as(StageChangedData, event)) for event in events]
-    known = await repo.known_contacts(conn, sorted({i for _, t in transitions for i in linked_ids_of(t)}))
-    learned: dict[str, repo.Contact] = {}
+    await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
+                                for anonymous_id in t.anonymous_ids}, authoritative=True)
+    ids = sorted({i for _, t in transitions for i in linked_ids_of(t)})
+    known = await contacts.known(conn, ids)
+    owners = await contacts.owners_of(conn, ids)
+    learned: dict[str, contacts.Contact] = {}
+    releases: list[tuple[contacts.Contact, str | None]] = []
     rows: list[dict[str, Any]] = []
     for event, transition in transitions:
         linked_ids = linked_ids_of(transition)
+        owner = transition.user_id or next((owners[i] for i in linked_ids if i in owners), None)
         email = valid_address(transition.traits.get("email"))
         if email:
-            learned.update(dict.fromkeys(linked_ids, (email, linked_ids)))
-            known.update(dict.fromkeys(linked_ids, (email, linked_ids)))
-        elif contact := next((known[i] for i in linked_ids if i in known), None):
-            email, linked_ids = contact[0], list(dict.fromkeys([*linked_ids, *contact[1]]))
+            contact = contacts.Contact(email=email, linked_ids=linked_ids, user_id=transition.user_id)
+            learned.update(dict.fromkeys(linked_ids, contact))
+            known.update(dict.fromkeys(linked_ids, contact))
+            releases.append((contact, owner))
+        elif contact := next((known[i] for i in linked_ids
+                              if i in known and (known[i].user_id or owners.get(i)) == owner), None):
+            email, linked_ids = contact.email, list(dict.fromkeys([*linked_ids, *contact.linked_ids]))
         row = message_row(event, transition, email=email, linked_ids=linked_ids, brand=brand)
         if row is not None:
             rows.append(row)
-    await repo.remember_contacts(conn, learned)
+    await contacts.remember(conn, learned)
     await repo.add_messages(conn, rows)
-    await repo.release_awaiting(conn, list(learned.values()))
+    await contacts.release(conn, releases)
     return []

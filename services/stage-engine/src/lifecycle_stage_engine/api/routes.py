@@ -45,7 +45,16 @@ async def _profile(request: Request, customer_id: str) -> repo.Profile:
     return profile
 
 
-@router.get("/{customer_id}", response_model=ProfileOut)
+# Ids may contain '/' (a path converter): the longer route is declared first.
+@router.get("/{customer_id:path}/transitions", response_model=list[TransitionOut])
+async def get_transitions(customer_id: CustomerId, request: Request) -> list[TransitionOut]:
+    profile = await _profile(request, customer_id)
+    async with request.app.state.runtime.engine.connect() as conn:
+        rows = await repo.transitions_of(conn, profile_id=profile.id)
+    return [TransitionOut(**row) for row in rows]
+
+
+@router.get("/{customer_id:path}", response_model=ProfileOut)
 async def get_profile(customer_id: CustomerId, request: Request) -> ProfileOut:
     profile = await _profile(request, customer_id)
     return ProfileOut(customer_id=profile.customer_id, user_id=profile.user_id,
@@ -54,11 +63,3 @@ async def get_profile(customer_id: CustomerId, request: Request) -> ProfileOut:
                       stage_since=profile.stage_since, orders=len(profile.facts.order_ids),
                       revenue=float(profile.facts.revenue), traits=profile.traits,
                       first_seen_at=profile.first_seen_at, last_seen_at=profile.last_seen_at)
-
-
-@router.get("/{customer_id}/transitions", response_model=list[TransitionOut])
-async def get_transitions(customer_id: CustomerId, request: Request) -> list[TransitionOut]:
-    profile = await _profile(request, customer_id)
-    async with request.app.state.runtime.engine.connect() as conn:
-        rows = await repo.transitions_of(conn, profile_id=profile.id)
-    return [TransitionOut(**row) for row in rows]

@@ -26,14 +26,20 @@ from lifecycle_stage_engine.domain.stages import DEFAULT_RULES, Touch, Transitio
 from lifecycle_stage_engine.handlers.identity import IdentityGraph
 
 TRAIT_KEYS = ("email", "firstName", "lastName", "name", "phone", "locale", "timezone")
+# A profile keeps short scalar traits only: they travel in every stage transition it emits.
+MAX_TRAIT_CHARS = 500
 
 
 def traits_of(touchpoint: TouchpointData) -> dict[str, Any]:
-    found = {**touchpoint.context.get("traits", {}), **touchpoint.traits}
+    found = touchpoint.all_traits()
     for key in ("locale", "timezone"):
         if key not in found and isinstance(touchpoint.context.get(key), str):
             found[key] = touchpoint.context[key]
-    return {key: found[key] for key in TRAIT_KEYS if key in found}
+    return {key: found[key] for key in TRAIT_KEYS if _keepable(found.get(key))}
+
+
+def _keepable(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_TRAIT_CHARS or isinstance(value, int | float)
 
 
 async def handle_touchpoints(conn: AsyncConnection, events: list[CloudEvent], *, topic: str) -> Emitted:

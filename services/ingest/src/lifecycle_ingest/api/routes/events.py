@@ -15,7 +15,14 @@ from lifecycle_ingest.api.deps import Publisher, Settings, Source, json_body
 from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
 from lifecycle_ingest.domain.json_values import unstorable
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, normalise
-from lifecycle_ingest.publisher import BrokerNotReady, DeliveryUnknown, Overloaded, TouchpointPublisher
+from lifecycle_ingest.publisher import (
+    BrokerNotReady,
+    DeliveryUnknown,
+    Overloaded,
+    Record,
+    TouchpointPublisher,
+    to_record,
+)
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -24,37 +31,46 @@ MAX_BATCH_EVENTS = 2500  # Segment's limit; documented in the OpenAPI schema
 MAX_ENVELOPE_DEPTH = 16  # the batch context is merged into every item, which has its own limit
 
 
-async def _publish(publisher: TouchpointPublisher, touchpoints: list[TouchpointData], source: str) -> None:
+def _record(touchpoint: TouchpointData, *, source: str, limit: int) -> Record:
+    record = to_record(touchpoint, source=source)
+    if len(record.value) > limit:
+        raise InvalidTouchpoint([{"field": "(event)", "message": f"larger than {limit} bytes as published "
+                                                                 "(normalised, batch context included)"}])
+    return record
+
+
+async def _publish(publisher: TouchpointPublisher, records: list[Record]) -> None:
     try:
-        await publisher.publish(touchpoints, source=source)
+        await publisher.publish(records)
     except Overloaded:
-        metrics.INGESTED.labels("overloaded").inc(len(touchpoints))
+        metrics.INGESTED.labels("overloaded").inc(len(records))
         raise HTTPException(503, "too many events in flight; nothing was accepted, retry",
                             headers={"Retry-After": "1"}) from None
     except BrokerNotReady:
-        metrics.INGESTED.labels("unavailable").inc(len(touchpoints))
+        metrics.INGESTED.labels("unavailable").inc(len(records))
         raise HTTPException(503, "the event broker is unreachable, or lost its topics and they are being "
                                  "re-created; nothing was accepted, retry", headers={"Retry-After": "5"}) from None
     except DeliveryUnknown:
-        metrics.INGESTED.labels("unconfirmed").inc(len(touchpoints))
+        metrics.INGESTED.labels("unconfirmed").inc(len(records))
         raise HTTPException(503, {
             "error": "the event broker did not confirm every event in time: some may have been accepted. "
                      "Retry with the same messageIds (listed here): events already accepted are recognised "
                      "and applied once.",
-            "messageIds": [touchpoint.messageId for touchpoint in touchpoints]},
+            "messageIds": [record.message_id for record in records]},
             headers={"Retry-After": "5"}) from None
-    metrics.INGESTED.labels("accepted").inc(len(touchpoints))
+    metrics.INGESTED.labels("accepted").inc(len(records))
 
 
 async def _single(request: Request, source: str, settings, publisher, event_type: str | None) -> dict[str, Any]:
     raw = await json_body(request, limit=settings.max_event_bytes)
     try:
         touchpoint = normalise(raw, received_at=datetime.now(UTC), default_type=event_type)
+        record = _record(touchpoint, source=source, limit=settings.max_record_bytes)
     except InvalidTouchpoint as invalid:
         metrics.INGESTED.labels("rejected").inc()
         raise HTTPException(400, {"error": str(invalid), "errors": invalid.errors}) from None
-    await _publish(publisher, [touchpoint], source)
-    return {"success": True, "messageId": touchpoint.messageId}
+    await _publish(publisher, [record])
+    return {"success": True, "messageId": record.message_id}
 
 
 def _single_route(event_type: str | None):
@@ -80,12 +96,12 @@ async def post_batch(request: Request, source: Source, settings: Settings, publi
     body = await json_body(request, limit=settings.max_batch_bytes)
     items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events)
     received_at = datetime.now(UTC)
-    accepted: list[TouchpointData] = []
+    accepted: list[Record] = []
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(items):
         try:
-            accepted.append(normalise(raw, received_at=received_at, batch_context=context,
-                                      batch_sent_at=sent_at))
+            touchpoint = normalise(raw, received_at=received_at, batch_context=context, batch_sent_at=sent_at)
+            accepted.append(_record(touchpoint, source=source, limit=settings.max_record_bytes))
         except InvalidTouchpoint as invalid:
             message_id = raw.get("messageId") if isinstance(raw, dict) else None
             rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
@@ -95,9 +111,9 @@ async def post_batch(request: Request, source: Source, settings: Settings, publi
     if not accepted:
         return JSONResponse({"success": False, "error": "no valid event in the batch",
                              "accepted": 0, "rejected": rejected}, status_code=400)
-    await _publish(publisher, accepted, source)
+    await _publish(publisher, accepted)
     return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected,
-                         "messageIds": [touchpoint.messageId for touchpoint in accepted]})
+                         "messageIds": [record.message_id for record in accepted]})
 
 
 def _batch_envelope(body: Any, *, max_events: int) -> tuple[list[Any], dict[str, Any], datetime | None]:

@@ -1,4 +1,4 @@
-"""orders (state per order), points as bigint, inbox digest
+"""orders (state per order), points as bigint, inbox digest, outbox dead letters
 
 Revision ID: 0002
 Revises: 0001
@@ -6,7 +6,12 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
-from lifecycle_shared.migrations import add_inbox_digest, drop_inbox_digest
+from lifecycle_shared.migrations import (
+    add_inbox_digest,
+    add_outbox_dead_letters,
+    drop_inbox_digest,
+    drop_outbox_dead_letters,
+)
 
 revision = "0002"
 down_revision = "0001"
@@ -16,6 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     add_inbox_digest()
+    add_outbox_dead_letters()
     op.alter_column("ledger_entries", "points", type_=sa.BigInteger, existing_nullable=False)
     op.create_table(
         "orders",
@@ -41,4 +47,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("orders")
     op.alter_column("ledger_entries", "points", type_=sa.Integer, existing_nullable=False)
+    drop_outbox_dead_letters()
     drop_inbox_digest()

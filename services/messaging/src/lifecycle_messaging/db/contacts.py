@@ -1,0 +1,103 @@
+"""Addresses and whose they are: contacts, claims on anonymous ids, and the release of messages
+that waited for an address. Functions take the caller's connection and never commit.
+
+A message and an address meet only when they have the same owner: the known user of the message
+(or of the anonymous ids it was for) and of the address (the userId the address came with, or
+the owner of its anonymousId). So the next person who signs up on a shared device gets the
+messages of nobody else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Text, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_messaging.db.models import claims, contacts
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str
+    linked_ids: list[str]  # every id the address came with
+    user_id: str | None  # the userId it came with, if any
+
+
+async def claim(conn: AsyncConnection, owners: dict[str, str], *, authoritative: bool) -> None:
+    """Record anonymous id -> user. `authoritative` (the stage engine's view) overrides an earlier
+    claim; otherwise the first claim stands."""
+    if not owners:
+        return
+    stmt = insert(claims)
+    stmt = (stmt.on_conflict_do_update(index_elements=["anonymous_id"], set_={"user_id": stmt.excluded.user_id})
+            if authoritative else stmt.on_conflict_do_nothing(index_elements=["anonymous_id"]))
+    await conn.execute(stmt, [{"anonymous_id": anonymous_id, "user_id": user_id}
+                              for anonymous_id, user_id in sorted(owners.items())])
+
+
+async def owners_of(conn: AsyncConnection, anonymous_ids: list[str]) -> dict[str, str]:
+    if not anonymous_ids:
+        return {}
+    rows = await conn.execute(select(claims.c.anonymous_id, claims.c.user_id)
+                              .where(claims.c.anonymous_id.in_(anonymous_ids)))
+    return {row.anonymous_id: row.user_id for row in rows}
+
+
+async def remember(conn: AsyncConnection, found: dict[str, Contact]) -> None:
+    """Record customer id -> contact, the latest one winning; one statement."""
+    if found:
+        stmt = insert(contacts)
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
+                "email": stmt.excluded.email, "linked_ids": stmt.excluded.linked_ids,
+                "user_id": stmt.excluded.user_id, "updated_at": func.now()}),
+            [{"customer_id": customer_id, "email": c.email, "linked_ids": c.linked_ids, "user_id": c.user_id}
+             for customer_id, c in sorted(found.items())])
+
+
+async def known(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Contact]:
+    if not customer_ids:
+        return {}
+    rows = await conn.execute(select(contacts).where(contacts.c.customer_id.in_(customer_ids)))
+    return {row.customer_id: Contact(email=row.email, linked_ids=list(row.linked_ids), user_id=row.user_id)
+            for row in rows}
+
+
+# The owner of a waiting message: its user, else the user who claimed one of its anonymous ids.
+_MESSAGE_OWNER = ("COALESCE(m.user_id, (SELECT cl.user_id FROM claims cl "
+                  "WHERE cl.anonymous_id = ANY(m.linked_ids) ORDER BY cl.anonymous_id LIMIT 1))")
+_QUEUE = ("SET status = 'queued', recipient = {email}, next_attempt_at = now(), "
+          "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || {ids}))")
+
+_release = text(
+    f"UPDATE messages m {_QUEUE.format(email=':email', ids=':ids')} "
+    "WHERE m.status = 'awaiting_contact' AND m.linked_ids && :ids "
+    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM :owner"
+).bindparams(bindparam("ids", type_=ARRAY(Text)), bindparam("owner", type_=Text))
+
+
+async def release(conn: AsyncConnection, found: list[tuple[Contact, str | None]]) -> None:
+    """Queue the messages waiting for an address: for (contact, its owner) pairs, the waiting
+    messages of the same owner linked to any of the contact's ids."""
+    if found:
+        await conn.execute(_release, [{"email": c.email, "ids": c.linked_ids, "owner": owner} for c, owner in found])
+
+
+_sweep = text(
+    f"UPDATE messages m {_QUEUE.format(email='c.email', ids='c.linked_ids')} FROM contacts c "
+    "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
+    "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id] "
+    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM COALESCE(c.user_id, "
+    "(SELECT cl.user_id FROM claims cl WHERE cl.anonymous_id = c.customer_id))"
+)
+
+
+async def release_for_recent(conn: AsyncConnection, *, within_s: float) -> int:
+    """Queue waiting messages of customers whose address was recorded in the last `within_s`.
+
+    The handlers release messages as addresses arrive; this sweep closes the one gap they leave:
+    a message and its address written by two concurrent transactions, neither seeing the other.
+    """
+    return (await conn.execute(_sweep, {"within_s": within_s})).rowcount
