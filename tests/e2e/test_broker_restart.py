@@ -25,11 +25,11 @@ from tests.e2e.conftest import four_services
 @pytest.fixture
 def restartable(infra: Infra, tmp_path):
     broker = EmbeddedBroker(free_port(), tmp_path / "broker.log")
-    broker.start()
-    config = dataclasses.replace(
-        infra.stack_config(), kafka_bootstrap=broker.bootstrap_servers, kafka_idempotence=False, embedded_broker=True,
-        extra_env={"LIFECYCLE_KAFKA_TOPIC_CHECK_INTERVAL_S": "0.5"})
     try:
+        broker.start()
+        config = dataclasses.replace(
+            infra.stack_config(), kafka_bootstrap=broker.bootstrap_servers, kafka_idempotence=False,
+            embedded_broker=True, extra_env={"LIFECYCLE_KAFKA_TOPIC_CHECK_INTERVAL_S": "0.5"})
         with four_services(infra, config, tmp_path) as (processes, key):
             yield broker, processes, key
     finally:

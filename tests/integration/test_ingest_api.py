@@ -215,13 +215,28 @@ async def test_admin_api_needs_the_admin_token(ingest):
     assert response.status_code == 401
 
 
-async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(namespace, tmp_path):
-    broker = EmbeddedBroker(free_port(), tmp_path / "broker.log")
-    broker.start()
-    settings = settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
-        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test's own, to stop or stall; stopped whatever happens."""
+    proxy = StallingProxy(target_port=free_port())
+    broker = EmbeddedBroker(proxy._target_port, tmp_path / "broker.log", advertised_port=proxy.port)
     try:
-        async with running(create_app(settings)) as client:
+        broker.start()
+        yield broker, proxy
+    finally:
+        broker.stop()
+
+
+def settings_on(namespace, broker: EmbeddedBroker) -> IngestSettings:
+    return settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
+        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
+
+
+async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(namespace, own_broker):
+    broker, proxy = own_broker
+    await proxy.start()
+    try:
+        async with running(create_app(settings_on(namespace, broker))) as client:
             client.auth = await _new_key(client, "down")
             assert (await client.post("/v1/track", json=make_touchpoint())).status_code == 200
             broker.stop()
@@ -236,22 +251,18 @@ async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(name
             readiness = await client.get("/readyz")
             assert readiness.status_code == 503 and readiness.json()["checks"]["topics"] is False
     finally:
-        broker.stop()
+        await proxy.stop()
 
 
-async def test_a_stalled_broker_gets_an_honest_503_and_the_retry_is_recognised(namespace, tmp_path):
-    proxy = StallingProxy(target_port=free_port())
-    broker = EmbeddedBroker(proxy._target_port, tmp_path / "broker.log", advertised_port=proxy.port)
-    broker.start()
+async def test_a_stalled_broker_gets_an_honest_503_and_the_retry_is_recognised(namespace, own_broker):
+    broker, proxy = own_broker
     await proxy.start()
-    settings = settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
-        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
     user = f"u-{uuid.uuid4().hex[:6]}"
     # No messageIds, as a hand-written client might send them: the events carry their own time.
     orders = [{"type": "track", "event": "Order Completed", "userId": user, "timestamp": "2026-05-01T10:00:00Z",
                "properties": {"order_id": f"o{n}", "revenue": 10}} for n in range(2)]
     try:
-        async with running(create_app(settings)) as client:
+        async with running(create_app(settings_on(namespace, broker))) as client:
             client.auth = await _new_key(client, "stalled")
             assert (await client.post("/v1/track", json=make_touchpoint())).status_code == 200
             proxy.stall()
@@ -278,7 +289,6 @@ async def test_a_stalled_broker_gets_an_honest_503_and_the_retry_is_recognised(n
             assert (await eventually(retried, what="the retry to be accepted")).json()["messageIds"] == ids
     finally:
         await proxy.stop()
-        broker.stop()
 
 
 async def _new_key(client, source: str) -> tuple[str, str]:
