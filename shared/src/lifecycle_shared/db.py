@@ -32,7 +32,7 @@ plumbing_metadata = MetaData()
 inbox = Table(
     "inbox",
     plumbing_metadata,
-    Column("event_id", String(200), primary_key=True),
+    Column("event_id", Text, primary_key=True),
     Column("topic", Text, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The event's content digest (CloudEvent extension `digest`), to tell a retry from a reused id.

@@ -35,7 +35,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1)
     type: str = Field(min_length=1)
     time: datetime

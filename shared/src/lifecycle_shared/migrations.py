@@ -76,11 +76,13 @@ def drop_plumbing_tables() -> None:
 
 
 def add_inbox_digest() -> None:
-    """Plumbing 2: the inbox remembers each event's content digest."""
+    """Plumbing 2: the inbox remembers each event's content digest; ids are `source/messageId`."""
     op.add_column("inbox", sa.Column("digest", sa.Text))
+    op.alter_column("inbox", "event_id", type_=sa.Text, existing_nullable=False)
 
 
 def drop_inbox_digest() -> None:
+    op.alter_column("inbox", "event_id", type_=sa.String(200), existing_nullable=False)
     op.drop_column("inbox", "digest")
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from lifecycle_shared import cli
 from lifecycle_shared.db import create_engine
 
 from lifecycle_ingest.db.keys import create_key
+from lifecycle_ingest.domain.touchpoints import SOURCE_NAME
 from lifecycle_ingest.main import create_app
 from lifecycle_ingest.settings import IngestSettings
 
@@ -18,6 +20,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_key_command(settings: IngestSettings, args: list[str]) -> None:
     """Create a write key for a source and print it (the only time it is shown)."""
     source = args[0] if args else "default"
+    if not re.fullmatch(SOURCE_NAME, source):
+        raise SystemExit(f"source name {source!r}: letters, digits, '.', '_' and '-', at most 100, no '/'")
 
     async def run() -> None:
         engine = create_engine(settings.database_url)

@@ -61,7 +61,7 @@ def to_cloud_event(touchpoint: TouchpointData, *, source: str) -> CloudEvent:
         time=touchpoint.timestamp,
         subject=customer_key(touchpoint),
         data=data,
-        digest=content_digest(data),
+        digest=content_digest(touchpoint),
     )
 
 

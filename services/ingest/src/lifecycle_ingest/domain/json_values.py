@@ -121,6 +121,32 @@ def _end_of_container(text: str, start: int) -> int:
 
 def unstorable(value: Any, *, max_depth: int = MAX_DEPTH, path: str = "") -> list[dict[str, str]]:
     """Where `value` holds something storage would refuse, as [{"field", "message"}] (at most 20)."""
+    return [] if _storable(value, max_depth) else _problems(value, max_depth, path)
+
+
+def _storable(value: Any, max_depth: int) -> bool:
+    """The fast pass over every event: no paths, scalars checked where they are met."""
+    stack = [([value], 0)]  # wrapped, so a top-level scalar is checked like any other
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        for key, child in (item.items() if type(item) is dict else enumerate(item)):
+            if type(key) is str and ("\x00" in key or not key.isascii() and _SURROGATE.search(key)):
+                return False
+            kind = type(child)
+            if kind is str:
+                if "\x00" in child or not child.isascii() and _SURROGATE.search(child):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is float and not math.isfinite(child) or child is TOO_DEEP:
+                return False
+    return True
+
+
+def _problems(value: Any, max_depth: int, path: str) -> list[dict[str, str]]:
+    """The slow pass, once something is wrong: every problem, with where it is."""
     problems: list[dict[str, str]] = []
     stack: list[tuple[Any, str, int]] = [(value, path, 1)]
     while stack and len(problems) < 20:

@@ -9,7 +9,6 @@ excessive nesting), unreadable amounts and impossible times are refused here, no
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from lifecycle_ingest.domain.json_values import unstorable
 
+# A source's name: it scopes messageIds in event ids (`source/messageId`), so it holds no '/'.
+SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # Ids that clients send by mistake; accepting them would merge unrelated people.
 BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})
 # No touchpoint predates the Unix epoch; historical imports (years of orders) are well after it.
@@ -108,11 +109,11 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
     return touchpoint
 
 
-def content_digest(touchpoint_data: dict[str, Any]) -> str:
-    """sha-256 of the event as the client described it (a touchpoint's JSON data, transport
-    fields left out): a retry has the same digest, another event reusing a messageId does not."""
-    content = {key: value for key, value in touchpoint_data.items() if key not in TRANSPORT_FIELDS}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def content_digest(touchpoint: TouchpointData) -> str:
+    """sha-256 of the event as the client described it (transport fields left out): a retry has
+    the same digest, another event reusing a messageId does not."""
+    content = touchpoint.__pydantic_serializer__.to_json(touchpoint, exclude=TRANSPORT_FIELDS, exclude_none=True)
+    return hashlib.sha256(content).hexdigest()
 
 
 def generated_message_id(touchpoint: TouchpointData) -> str:
@@ -121,13 +122,13 @@ def generated_message_id(touchpoint: TouchpointData) -> str:
     untimed events are two events)."""
     if touchpoint.originalTimestamp is None:
         return str(uuid.uuid4())
-    return "content-" + content_digest(touchpoint.model_dump(mode="json", exclude_none=True))[:40]
+    return "content-" + content_digest(touchpoint)[:40]
 
 
 def event_id(*, source: str, message_id: str) -> str:
     """The CloudEvent id: messageIds are unique per source only, so one storefront cannot
-    suppress another's events by reusing an id."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lifecycle:{source}:{message_id}"))
+    suppress another's events by reusing an id. Source names hold no '/' (SOURCE_NAME)."""
+    return f"{source}/{message_id}"
 
 
 def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:

@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle_ingest.api.deps import AdminAccess
 from lifecycle_ingest.db.keys import create_key, revoke_key
+from lifecycle_ingest.domain.touchpoints import SOURCE_NAME
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(400, 401, 403))
 
 
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    source: str = Field(pattern=SOURCE_NAME)
 
 
 class KeyOut(BaseModel):
