@@ -39,7 +39,9 @@ def build() -> dict[str, Any]:
             "touchpoints": {
                 "address": TOUCHPOINTS,
                 "description": "Storefront touchpoints accepted by ingest (Segment spec fields). "
-                               "Type `touchpoint.<snake_case event>`, e.g. touchpoint.order_completed.",
+                               "Type `touchpoint.<snake_case event>`, e.g. touchpoint.order_completed. "
+                               "The id is `<source>/<messageId>` (messageIds are unique per source); "
+                               "`digest` tells a retry (same digest) from a reused messageId.",
                 "messages": {"touchpoint": {"$ref": "#/components/messages/touchpoint"}},
             },
             "stageTransitions": {
