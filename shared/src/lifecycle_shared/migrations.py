@@ -75,23 +75,17 @@ def drop_plumbing_tables() -> None:
     op.drop_table("inbox")
 
 
-def add_inbox_digest() -> None:
-    """Plumbing 2: the inbox remembers each event's content digest; ids are `source/messageId`."""
+def upgrade_plumbing_2() -> None:
+    """Plumbing 2 (each service's 0002): the inbox remembers each event's content digest and takes
+    ids of the form `source/messageId`; outbox rows that can never be published are set aside."""
     op.add_column("inbox", sa.Column("digest", sa.Text))
     op.alter_column("inbox", "event_id", type_=sa.Text, existing_nullable=False)
-
-
-def drop_inbox_digest() -> None:
-    op.alter_column("inbox", "event_id", type_=sa.String(200), existing_nullable=False)
-    op.drop_column("inbox", "digest")
-
-
-def add_outbox_dead_letters() -> None:
-    """Plumbing 3: outbox rows that can never be published are set aside, not retried forever."""
     op.add_column("outbox", sa.Column("dead_at", sa.DateTime(timezone=True)))
     op.add_column("outbox", sa.Column("last_error", sa.Text))
 
 
-def drop_outbox_dead_letters() -> None:
+def downgrade_plumbing_2() -> None:
     op.drop_column("outbox", "last_error")
     op.drop_column("outbox", "dead_at")
+    op.alter_column("inbox", "event_id", type_=sa.String(200), existing_nullable=False)
+    op.drop_column("inbox", "digest")

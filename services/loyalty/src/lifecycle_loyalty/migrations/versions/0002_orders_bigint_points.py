@@ -6,12 +6,7 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
-from lifecycle_shared.migrations import (
-    add_inbox_digest,
-    add_outbox_dead_letters,
-    drop_inbox_digest,
-    drop_outbox_dead_letters,
-)
+from lifecycle_shared.migrations import downgrade_plumbing_2, upgrade_plumbing_2
 
 revision = "0002"
 down_revision = "0001"
@@ -20,8 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    add_inbox_digest()
-    add_outbox_dead_letters()
+    upgrade_plumbing_2()
     op.alter_column("ledger_entries", "points", type_=sa.BigInteger, existing_nullable=False)
     op.create_table(
         "orders",
@@ -47,5 +41,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("orders")
     op.alter_column("ledger_entries", "points", type_=sa.Integer, existing_nullable=False)
-    drop_outbox_dead_letters()
-    drop_inbox_digest()
+    downgrade_plumbing_2()

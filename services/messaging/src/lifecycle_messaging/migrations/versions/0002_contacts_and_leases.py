@@ -7,12 +7,7 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
-from lifecycle_shared.migrations import (
-    add_inbox_digest,
-    add_outbox_dead_letters,
-    drop_inbox_digest,
-    drop_outbox_dead_letters,
-)
+from lifecycle_shared.migrations import downgrade_plumbing_2, upgrade_plumbing_2
 
 revision = "0002"
 down_revision = "0001"
@@ -21,8 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    add_inbox_digest()
-    add_outbox_dead_letters()
+    upgrade_plumbing_2()
     op.create_table(
         "contacts",
         sa.Column("customer_id", sa.Text, primary_key=True),
@@ -47,5 +41,4 @@ def downgrade() -> None:
     op.drop_table("claims")
     op.drop_column("messages", "user_id")
     op.drop_table("contacts")
-    drop_outbox_dead_letters()
-    drop_inbox_digest()
+    downgrade_plumbing_2()

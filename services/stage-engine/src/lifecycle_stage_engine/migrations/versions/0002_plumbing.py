@@ -4,12 +4,7 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from lifecycle_shared.migrations import (
-    add_inbox_digest,
-    add_outbox_dead_letters,
-    drop_inbox_digest,
-    drop_outbox_dead_letters,
-)
+from lifecycle_shared.migrations import downgrade_plumbing_2, upgrade_plumbing_2
 
 revision = "0002"
 down_revision = "0001"
@@ -18,10 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    add_inbox_digest()
-    add_outbox_dead_letters()
+    upgrade_plumbing_2()
 
 
 def downgrade() -> None:
-    drop_outbox_dead_letters()
-    drop_inbox_digest()
+    downgrade_plumbing_2()
