@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME
@@ -95,7 +96,8 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
         await engine.dispose()
 
 
-async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_messages(namespace):
+@pytest.mark.parametrize("bob_signs_in", [True, False], ids=["bob-with-a-user-id", "bob-anonymous"])
+async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_messages(namespace, bob_signs_in):
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
     runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
                             route=route_for(MessagingSettings()))
@@ -103,7 +105,8 @@ async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_me
     arrivals = [transition(device, None, "awareness"),
                 sign_up(device, ann, None, kind="identify"),  # Ann signs in on the device, no address yet
                 transition(device, "awareness", "consideration", user=ann, traits={"firstName": "Annabelle"}),
-                sign_up(device, bob, f"{bob}@example.com", kind="identify")]  # then Bob, on the same device
+                # then Bob, on the same device, signed in or not
+                sign_up(device, bob if bob_signs_in else None, f"{bob}@example.com", kind="identify")]
     try:
         for offset, event in enumerate(arrivals):
             await runner.process([record("topic", offset, event.to_bytes())])

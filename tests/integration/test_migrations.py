@@ -26,3 +26,49 @@ def test_migrations_go_down_and_up_again(infra, service):
     command.upgrade(config, "head")
     command.downgrade(config, "base")
     command.upgrade(config, "head")
+
+
+def test_an_order_earned_before_the_upgrade_keeps_its_points_when_sent_again(infra):
+    from datetime import UTC, datetime
+
+    from lifecycle_loyalty.db import ledger
+    from lifecycle_loyalty.handlers import route
+    from lifecycle_shared.db import create_engine
+    from lifecycle_shared.events import CloudEvent, TouchpointData
+    from lifecycle_shared.kafka.runner import ConsumerRunner
+    from sqlalchemy import text
+
+    from tests.integration.test_consumer_runner import record
+
+    database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_loyalty"
+    asyncio.run(create_databases(infra.postgres_url, [database]))
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "services/loyalty/src/lifecycle_loyalty/migrations"))
+    config.set_main_option("sqlalchemy.url", f"{infra.postgres_url}/{database}")
+    command.upgrade(config, "0001")
+    time = datetime(2026, 3, 1, tzinfo=UTC)
+    resent = TouchpointData(type="track", event="Order Completed", userId="ann", messageId="again", timestamp=time,
+                            receivedAt=time, properties={"order_id": "o1", "revenue": 5})
+
+    async def earn_before_the_upgrade() -> None:
+        engine = create_engine(f"{infra.postgres_url}/{database}")
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO ledger_entries (id, customer_id, kind, points, rule, cause_event_id, order_id) "
+                "VALUES (gen_random_uuid(), 'ann', 'earn', 100, 'points_per_currency_unit/default-v1', 'e1', 'o1')"))
+        await engine.dispose()
+
+    async def resend_and_read_the_balance() -> int:
+        engine = create_engine(f"{infra.postgres_url}/{database}")
+        runner = ConsumerRunner(name="upgrade-test", consumer=None, producer=None, engine=engine, route=route)
+        event = CloudEvent(id="shop/again", source="/sources/shop", type="touchpoint.order_completed", time=time,
+                           subject="ann", data=resent.model_dump(mode="json"))
+        await runner.process([record("touchpoints", 0, event.to_bytes(), key=b"ann")])
+        async with engine.connect() as conn:
+            balance = (await ledger.balance(conn, customer_id="ann"))["balance"]
+        await engine.dispose()
+        return balance
+
+    asyncio.run(earn_before_the_upgrade())
+    command.upgrade(config, "head")
+    assert asyncio.run(resend_and_read_the_balance()) == 100

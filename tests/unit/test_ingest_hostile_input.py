@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lifecycle_ingest.domain.json_values import MAX_DEPTH, UnparseableBody, parse, unstorable
+from lifecycle_ingest.domain.json_values import MAX_DEPTH, TOO_DEEP, UnparseableBody, parse, unstorable
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, content_digest, event_id, normalise
 from lifecycle_ingest.publisher import to_cloud_event
 from lifecycle_shared.orders import order_amount
@@ -55,7 +56,7 @@ def fields_at_fault(raw: Any) -> list[str]:
     (track(anonymousId=1.5), ["anonymousId"]),
     (track(originalTimestamp="0001-01-01T00:00:00Z", sentAt="9999-12-31T23:59:59Z"), ["originalTimestamp"]),
     (track(originalTimestamp="2026-01-01T00:00:00Z", sentAt="9999-12-31T23:59:59Z"), ["sentAt"]),
-    (track(timestamp="1969-12-31T23:59:59Z"), ["originalTimestamp"]),
+    (track(timestamp="1969-12-31T23:59:59Z"), ["timestamp"]),  # the field the client sent
 ])
 def test_what_storage_would_refuse_is_a_400_naming_the_field(raw, fields):
     assert fields_at_fault(raw) == fields
@@ -75,6 +76,12 @@ def test_a_time_after_receipt_is_a_clock_error_clamped_to_receipt():
     touchpoint = normalise(track(timestamp="2999-01-01T00:00:00Z"), received_at=RECEIVED)
     assert touchpoint.timestamp == RECEIVED
     assert touchpoint.originalTimestamp == datetime(2999, 1, 1, tzinfo=UTC)  # kept as the client sent it
+
+
+def test_a_client_clock_far_ahead_is_clamped_even_past_year_9999():
+    touchpoint = normalise(track(originalTimestamp="9999-12-31T23:59:59Z", sentAt="2026-05-01T11:59:00Z"),
+                           received_at=RECEIVED)
+    assert touchpoint.timestamp == RECEIVED
 
 
 def test_historical_imports_keep_their_time():
@@ -119,6 +126,28 @@ def test_a_batch_item_nested_thousands_deep_is_found_without_losing_the_others(d
 def test_a_field_nested_thousands_deep_is_named_in_a_single_event():
     body = b'{"type": "track", "properties": ' + b"[" * 5000 + b"]" * 5000 + b', "event": "X"}'
     assert fields_at_fault(parse(body)) == ["properties"]
+
+
+def test_a_deep_body_with_an_unclosed_string_full_of_escapes_is_refused_in_one_pass():
+    with pytest.raises(UnparseableBody, match="unterminated"):  # a quadratic scan would take minutes
+        parse(b'{"a": ' + b"[" * 5000 + b'"' + b'\\"' * 200_000)
+
+
+def test_naming_problems_takes_memory_in_proportion_to_the_value():
+    value = {"k" * 20_000: [0] * 20_000, "x": "\x00"}  # a path per element would be 400 MB
+    tracemalloc.start()
+    try:
+        assert unstorable(value) == [{"field": "x", "message": "contains a NUL character (\\u0000)"}]
+        assert tracemalloc.get_traced_memory()[1] < 20_000_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_deep_body_fallback_reads_json_as_strictly_as_the_standard_parser():
+    deep = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(UnparseableBody, match="trailing comma"):
+        parse(b'{"batch": [' + deep + b", {}, ]}")
+    assert parse(b"\xef\xbb\xbf" + b'{"a": ' + deep + b"}")["a"] is TOO_DEEP  # a UTF-8 byte order mark
 
 
 @pytest.mark.parametrize("body", [b'{"batch": [' + b"[" * 5000, b"[" * 5000 + b"]" * 5000, b'{"a": ' + b"[" * 5000,

@@ -23,7 +23,8 @@ def test_order_amount_is_the_first_readable_amount_never_negative(properties, am
     assert order_amount(properties) == amount
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "1e400", 1e16, float("nan"), "12,50", "", [], {}, True])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "1e400", 1e16, float("nan"), "12,50", "", [], {}, True,
+                                   "1e1000000", "-1e1000000", "1e999999999999999999"])
 def test_unreadable_amounts_are_named_for_ingest_to_refuse(value):
     assert parse_amount(value) is None
     assert unreadable_amount_fields({"revenue": value}) == ["revenue"]

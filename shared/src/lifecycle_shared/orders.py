@@ -29,7 +29,7 @@ def parse_amount(value: Any) -> Decimal | None:
         amount = Decimal(value.strip() if isinstance(value, str) else str(value))
     except (InvalidOperation, ValueError):
         return None
-    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+    if not amount.is_finite() or amount.copy_abs() > MAX_AMOUNT:  # copy_abs: no context, no Overflow
         return None
     return amount.quantize(SCALE, rounding=ROUND_DOWN, context=_EXACT)
 

@@ -45,6 +45,7 @@ class ServiceRuntime:
         self._workers = workers
         self._tasks: list[asyncio.Task] = []
         self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
+        self._stopping: asyncio.Future | None = None
         self.topics = TopicWatch(settings.kafka, on_restart=self._rejoin)
 
     async def start(self) -> None:
@@ -68,6 +69,12 @@ class ServiceRuntime:
 
     async def _stop_consumers(self) -> None:
         consumers, self._consumers = self._consumers, []
+        # Shielded: a rejoin cancelled half-way (the service stopping) still stops what it took over.
+        self._stopping = asyncio.ensure_future(self._stop(consumers))
+        await asyncio.shield(self._stopping)
+
+    @staticmethod
+    async def _stop(consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]]) -> None:
         for _, task in consumers:
             task.cancel()
         await asyncio.gather(*(task for _, task in consumers), return_exceptions=True)
@@ -103,6 +110,8 @@ class ServiceRuntime:
         for task in self._tasks:  # the topic watch first: it may be starting consumers
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._stopping is not None:
+            await self._stopping
         await self._stop_consumers()
         await self.topics.remove_sentinel()
         await self.producer.stop()

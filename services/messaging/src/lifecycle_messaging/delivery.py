@@ -60,10 +60,11 @@ async def send(row, settings: MessagingSettings) -> Outcome:
     except Exception as error:  # noqa: BLE001 - whatever the reason, this message cannot be built
         return Outcome(False, f"cannot build the email: {describe_error(error)}", permanent=True)
     try:
-        await aiosmtplib.send(
+        # aiosmtplib's timeout is per operation; the lease a claim takes counts on a bound for all.
+        await asyncio.wait_for(aiosmtplib.send(
             email, hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout_s)
+            start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout_s), settings.smtp_timeout_s)
     except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
         return _refused(error)
     except aiosmtplib.SMTPNotSupported as error:  # e.g. an internationalized address, no SMTPUTF8

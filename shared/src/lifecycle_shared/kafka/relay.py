@@ -83,7 +83,9 @@ class OutboxRelay:
         return len(published)
 
     async def _send(self, rows) -> list[tuple[object, BaseException | None]]:
-        """Each row with the error that kept it from the broker, or None once acknowledged."""
+        """Each row sent with the error that kept it from the broker, or None once acknowledged. At
+        the first passing refusal (no metadata: the broker is away) the round ends: the rest would
+        wait the same timeout each, and must not overtake the rows before them."""
         pending, outcomes = [], []
         for row in rows:
             try:
@@ -92,6 +94,8 @@ class OutboxRelay:
                                                                headers=headers)))
             except Exception as error:  # noqa: BLE001 - refused before sending (too large, say)
                 outcomes.append((row, error))
+                if not isinstance(error, NEVER_PUBLISHABLE):
+                    break
         acks = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
         outcomes += [(row, ack if isinstance(ack, BaseException) else None)
                      for (row, _), ack in zip(pending, acks, strict=True)]

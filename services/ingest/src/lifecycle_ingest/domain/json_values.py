@@ -22,7 +22,7 @@ from typing import Any
 MAX_DEPTH = 32  # levels of objects and arrays in one event, the event itself being level 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SPACE = re.compile(r"[ \t\n\r]*")
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_QUOTE_OR_BRACKET = re.compile(r'["\[\]{}]')
 _DECODER = json.JSONDecoder()
 
 
@@ -47,7 +47,7 @@ def parse(body: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as error:
         raise UnparseableBody(str(error)) from None
     try:
-        return _ShallowParser(body.decode("utf-8")).top_level_object()
+        return _ShallowParser(body.decode("utf-8-sig")).top_level_object()
     except (ValueError, UnicodeDecodeError) as error:
         raise UnparseableBody(f"malformed: {error}") from None
 
@@ -67,8 +67,7 @@ class _ShallowParser:
                 raise ValueError(f"expected a string key at {self.pos}")
             self._expect(":")
             found[key] = self._items() if key == "batch" and self._peek() == "[" else self._value()
-            if self._peek() != "}":
-                self._expect(",")
+            self._comma_unless("}")
         end = _SPACE.match(self.text, self.pos + 1).end()
         if end != len(self.text):
             raise ValueError(f"extra data at {end}")
@@ -79,8 +78,7 @@ class _ShallowParser:
         items: list[Any] = []
         while self._peek() != "]":
             items.append(self._value())
-            if self._peek() != "]":
-                self._expect(",")
+            self._comma_unless("]")
         self.pos += 1
         return items
 
@@ -104,19 +102,39 @@ class _ShallowParser:
             raise ValueError(f"expected {char!r} at {self.pos}")
         self.pos += 1
 
+    def _comma_unless(self, closing: str) -> None:
+        """A comma between members, none before the closing bracket (JSON has no trailing commas)."""
+        if self._peek() != closing:
+            self._expect(",")
+            if self._peek() == closing:
+                raise ValueError(f"trailing comma at {self.pos}")
+
 
 def _end_of_container(text: str, start: int) -> int:
-    """Where the array or object at `start` ends: a bracket count that skips strings."""
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text, start):
-        token = match.group()
-        if token == "[" or token == "{":
+    """Where the array or object at `start` ends: a bracket count that skips strings, in one pass
+    (each character is looked at a bounded number of times, whatever the input)."""
+    depth, pos = 0, start
+    while match := _QUOTE_OR_BRACKET.search(text, pos):
+        token, pos = match.group(), match.end()
+        if token == '"':
+            pos = _end_of_string(text, pos)
+        elif token in "[{":
             depth += 1
-        elif token == "]" or token == "}":
+        else:
             depth -= 1
             if depth == 0:
-                return match.end()
+                return pos
     raise ValueError("unterminated array or object")
+
+
+def _end_of_string(text: str, pos: int) -> int:
+    """Just after the quote that closes the string whose content starts at `pos`."""
+    while (quote := text.find('"', pos)) >= 0:
+        backslashes = quote - len(text[pos:quote].rstrip("\\")) - pos
+        if backslashes % 2 == 0:  # not escaped
+            return quote + 1
+        pos = quote + 1
+    raise ValueError("unterminated string")
 
 
 def unstorable(value: Any, *, max_depth: int = MAX_DEPTH, path: str = "") -> list[dict[str, str]]:
@@ -146,29 +164,28 @@ def _storable(value: Any, max_depth: int) -> bool:
 
 
 def _problems(value: Any, max_depth: int, path: str) -> list[dict[str, str]]:
-    """The slow pass, once something is wrong: every problem, with where it is."""
+    """The slow pass, once something is wrong: every problem, with where it is. A child's place is
+    kept as (parent place, key) and spelled out only for a problem, so memory stays linear."""
     problems: list[dict[str, str]] = []
-    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    stack: list[tuple[Any, tuple | None, int]] = [(value, (None, path) if path else None, 1)]
     while stack and len(problems) < 20:
-        item, where, depth = stack.pop()
+        item, place, depth = stack.pop()
         if item is TOO_DEEP:
-            problems.append({"field": where or "(body)", "message": f"nested deeper than {max_depth} levels"})
+            problems.append({"field": _spell(place), "message": f"nested deeper than {max_depth} levels"})
         elif isinstance(item, dict | list):
             if depth > max_depth:
-                problems.append({"field": where or "(body)", "message": f"nested deeper than {max_depth} levels"})
+                problems.append({"field": _spell(place), "message": f"nested deeper than {max_depth} levels"})
                 continue
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            for key, child in pairs:
-                child_path = _join(where, key)
+            for key, child in item.items() if isinstance(item, dict) else enumerate(item):
                 if isinstance(key, str) and (text_problem := _text_problem(key)):
-                    problems.append({"field": child_path, "message": f"key {text_problem}"})
-                stack.append((child, child_path, depth + 1))
+                    problems.append({"field": _spell((place, key)), "message": f"key {text_problem}"})
+                stack.append((child, (place, key), depth + 1))
         elif isinstance(item, str):
             if text_problem := _text_problem(item):
-                problems.append({"field": where or "(body)", "message": text_problem})
+                problems.append({"field": _spell(place), "message": text_problem})
         elif isinstance(item, float) and not math.isfinite(item):
-            problems.append({"field": where or "(body)", "message": "not a finite number (NaN, Infinity or "
-                                                                     "beyond ±1.8e308)"})
+            problems.append({"field": _spell(place), "message": "not a finite number (NaN, Infinity or "
+                                                                "beyond ±1.8e308)"})
     return problems
 
 
@@ -180,8 +197,17 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def _join(path: str, key: Any) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    shown = json.dumps(key)[1:-1] if _text_problem(key) else key  # escapes NUL and surrogates
-    return f"{path}.{shown}" if path else shown
+def _spell(place: tuple | None) -> str:
+    """'properties.items[2].name' from the chain of (parent place, key)."""
+    keys = []
+    while place is not None:
+        place, key = place
+        keys.append(key)
+    spelled = ""
+    for key in reversed(keys):
+        if isinstance(key, int):
+            spelled += f"[{key}]"
+        else:
+            shown = json.dumps(key)[1:-1] if _text_problem(key) else key  # escapes NUL and surrogates
+            spelled = f"{spelled}.{shown}" if spelled else shown
+    return spelled or "(body)"

@@ -87,6 +87,7 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
     user_id, anonymous_id = _id(event_in.userId, "userId"), _id(event_in.anonymousId, "anonymousId")
     sent_at = _utc(event_in.sentAt or batch_sent_at)
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
+    client_field = "originalTimestamp" if event_in.originalTimestamp else "timestamp"
     touchpoint = TouchpointData(
         type=event_in.type,
         event=event_in.event,
@@ -99,7 +100,8 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
         properties=event_in.properties,
         traits=event_in.traits,
         context=context,
-        timestamp=event_time(client_time=client_time, sent_at=sent_at, received_at=received_at),
+        timestamp=event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
+                             client_field=client_field),
         originalTimestamp=client_time,
         sentAt=sent_at,
         receivedAt=received_at,
@@ -172,19 +174,20 @@ def corrected_timestamp(*, client_time: datetime | None, sent_at: datetime | Non
     return received_at - (sent_at - client_time)
 
 
-def event_time(*, client_time: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+def event_time(*, client_time: datetime | None, sent_at: datetime | None, received_at: datetime,
+               client_field: str = "originalTimestamp") -> datetime:
     """When the event happened: skew-corrected, never after it was received (a later time is a
     clock error), never before 1970 (refused, naming the times that lead there)."""
-    for name, value in (("originalTimestamp", client_time), ("sentAt", sent_at)):
+    for name, value in ((client_field, client_time), ("sentAt", sent_at)):
         if value is not None and value < EARLIEST:
             raise InvalidTouchpoint([{"field": name, "message": "before 1970-01-01"}])
     try:
         corrected = corrected_timestamp(client_time=client_time, sent_at=sent_at, received_at=received_at)
-    except OverflowError:
-        corrected = None
+    except OverflowError:  # past year 9999 after receipt is a clock error like any future time
+        corrected = received_at if client_time and sent_at and client_time > sent_at else None
     if corrected is None or corrected < EARLIEST:
-        raise InvalidTouchpoint([{"field": "sentAt", "message": "sentAt and originalTimestamp are too far apart "
-                                                                "to correct the clock skew (before 1970)"}])
+        raise InvalidTouchpoint([{"field": "sentAt", "message": f"sentAt and {client_field} are too far apart "
+                                                                "to correct the clock skew"}])
     return min(corrected, received_at)
 
 

@@ -27,9 +27,10 @@ async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
 
 
 def _earliest(column_at, column_id, stmt):
-    """Keep the stored fact unless the incoming one happened earlier (ties: the smaller event id)."""
-    return or_(column_at.is_(None),
-               tuple_(stmt.excluded[column_at.name], stmt.excluded[column_id.name]) < tuple_(column_at, column_id))
+    """Keep the stored fact unless the incoming one happened earlier (ties: the smaller event id,
+    byte-wise, as Python and the stage engine's fold compare them)."""
+    incoming = tuple_(stmt.excluded[column_at.name], stmt.excluded[column_id.name].collate("C"))
+    return or_(column_at.is_(None), incoming < tuple_(column_at, column_id.collate("C")))
 
 
 async def record_completions(conn: AsyncConnection, completions: dict[OrderKey, tuple[Decimal, str, datetime]]) -> None:

@@ -2,9 +2,10 @@
 that waited for an address. Functions take the caller's connection and never commit.
 
 A message and an address meet only when they have the same owner: the known user of the message
-(or of the anonymous ids it was for) and of the address (the userId the address came with, or
-the owner of its anonymousId). So the next person who signs up on a shared device gets the
-messages of nobody else.
+(its userId, or the user who claimed one of its anonymous ids) and the userId the address came
+with. An address given without a userId belongs to no known user - a claim says whose a device
+is, not who typed an address on it - so it reaches only anonymous messages nobody has claimed.
+So the next person on a shared device gets the messages of nobody else.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lifecycle_messaging.db.models import claims, contacts
 class Contact:
     email: str
     linked_ids: list[str]  # every id the address came with
-    user_id: str | None  # the userId it came with, if any
+    user_id: str | None  # the userId it came with, if any: its owner
 
 
 async def claim(conn: AsyncConnection, owners: dict[str, str], *, authoritative: bool) -> None:
@@ -65,9 +66,15 @@ async def known(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Con
             for row in rows}
 
 
-# The owner of a waiting message: its user, else the user who claimed one of its anonymous ids.
+# The owner of a waiting message: its user, else the user who claimed its first claimed id (byte
+# order, as `message_owner` has it).
 _MESSAGE_OWNER = ("COALESCE(m.user_id, (SELECT cl.user_id FROM claims cl "
-                  "WHERE cl.anonymous_id = ANY(m.linked_ids) ORDER BY cl.anonymous_id LIMIT 1))")
+                  'WHERE cl.anonymous_id = ANY(m.linked_ids) ORDER BY cl.anonymous_id COLLATE "C" LIMIT 1))')
+
+
+def message_owner(user_id: str | None, linked_ids: list[str], claimed: dict[str, str]) -> str | None:
+    """The owner of a message, as _MESSAGE_OWNER computes it in SQL."""
+    return user_id or next((claimed[i] for i in sorted(linked_ids, key=str.encode) if i in claimed), None)
 _QUEUE = ("SET status = 'queued', recipient = {email}, next_attempt_at = now(), "
           "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || {ids}))")
 
@@ -78,19 +85,18 @@ _release = text(
 ).bindparams(bindparam("ids", type_=ARRAY(Text)), bindparam("owner", type_=Text))
 
 
-async def release(conn: AsyncConnection, found: list[tuple[Contact, str | None]]) -> None:
-    """Queue the messages waiting for an address: for (contact, its owner) pairs, the waiting
-    messages of the same owner linked to any of the contact's ids."""
+async def release(conn: AsyncConnection, found: list[Contact]) -> None:
+    """Queue the messages waiting for an address: for each contact, the waiting messages of the
+    same owner linked to any of its ids."""
     if found:
-        await conn.execute(_release, [{"email": c.email, "ids": c.linked_ids, "owner": owner} for c, owner in found])
+        await conn.execute(_release, [{"email": c.email, "ids": c.linked_ids, "owner": c.user_id} for c in found])
 
 
 _sweep = text(
     f"UPDATE messages m {_QUEUE.format(email='c.email', ids='c.linked_ids')} FROM contacts c "
     "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
     "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id] "
-    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM COALESCE(c.user_id, "
-    "(SELECT cl.user_id FROM claims cl WHERE cl.anonymous_id = c.customer_id))"
+    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM c.user_id"
 )
 
 

@@ -25,16 +25,15 @@ async def handle_contacts(conn: AsyncConnection, events: list[CloudEvent]) -> Em
     touchpoints = [data_as(TouchpointData, event) for event in events]
     await contacts.claim(conn, {t.anonymousId: t.userId for t in touchpoints if t.anonymousId and t.userId},
                          authoritative=False)
-    owners = await contacts.owners_of(conn, sorted({t.anonymousId for t in touchpoints if t.anonymousId}))
     found: dict[str, contacts.Contact] = {}
-    releases: list[tuple[contacts.Contact, str | None]] = []
+    releases: list[contacts.Contact] = []
     for touchpoint in touchpoints:
         email = email_of(touchpoint)
         ids = [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
         if email and ids:
             contact = contacts.Contact(email=email, linked_ids=ids, user_id=touchpoint.userId)
             found.update(dict.fromkeys(ids, contact))
-            releases.append((contact, touchpoint.userId or owners.get(touchpoint.anonymousId or "")))
+            releases.append(contact)
     await contacts.remember(conn, found)
     await contacts.release(conn, releases)
     return []

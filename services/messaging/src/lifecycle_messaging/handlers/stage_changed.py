@@ -46,24 +46,21 @@ async def handle_stage_changes(conn: AsyncConnection, events: list[CloudEvent], 
     known = await contacts.known(conn, ids)
     owners = await contacts.owners_of(conn, ids)
     learned: dict[str, contacts.Contact] = {}
-    releases: list[tuple[contacts.Contact, str | None]] = []
     rows: list[dict[str, Any]] = []
     for event, transition in transitions:
         linked_ids = linked_ids_of(transition)
-        owner = transition.user_id or next((owners[i] for i in linked_ids if i in owners), None)
+        owner = contacts.message_owner(transition.user_id, linked_ids, owners)
         email = valid_address(transition.traits.get("email"))
-        if email:
-            contact = contacts.Contact(email=email, linked_ids=linked_ids, user_id=transition.user_id)
+        if email:  # the stage engine's own view of this customer's address: theirs
+            contact = contacts.Contact(email=email, linked_ids=linked_ids, user_id=owner)
             learned.update(dict.fromkeys(linked_ids, contact))
             known.update(dict.fromkeys(linked_ids, contact))
-            releases.append((contact, owner))
-        elif contact := next((known[i] for i in linked_ids
-                              if i in known and (known[i].user_id or owners.get(i)) == owner), None):
+        elif contact := next((known[i] for i in linked_ids if i in known and known[i].user_id == owner), None):
             email, linked_ids = contact.email, list(dict.fromkeys([*linked_ids, *contact.linked_ids]))
         row = message_row(event, transition, email=email, linked_ids=linked_ids, brand=brand)
         if row is not None:
             rows.append(row)
     await contacts.remember(conn, learned)
     await repo.add_messages(conn, rows)
-    await contacts.release(conn, releases)
+    await contacts.release(conn, list(learned.values()))
     return []

@@ -28,11 +28,13 @@ def upgrade() -> None:
         sa.Column("refunded_at", sa.DateTime(timezone=True)),
     )
     # Orders known so far, from the ledger: their earn entries name the order, its cause and (at
-    # default-v1's one point per unit) its amount in whole units.
+    # default-v1's one point per unit) its amount in whole units. Their event time is unknown: the
+    # epoch, before any event ingest accepts, so a completion re-sent later never replaces them.
     op.execute(
-        "INSERT INTO orders (customer_id, order_id, amount, completed_event_id, refunded_event_id) "
+        "INSERT INTO orders (customer_id, order_id, amount, completed_event_id, completed_at, refunded_event_id) "
         "SELECT customer_id, order_id, sum(points) FILTER (WHERE kind = 'earn'), "
         "min(cause_event_id) FILTER (WHERE kind = 'earn'), "
+        "CASE WHEN bool_or(kind = 'earn') THEN timestamptz '1970-01-01 00:00:00+00' END, "
         "min(cause_event_id) FILTER (WHERE kind = 'reverse') "
         "FROM ledger_entries WHERE order_id IS NOT NULL GROUP BY customer_id, order_id"
     )
