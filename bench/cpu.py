@@ -14,7 +14,12 @@ from collections.abc import Callable
 import psutil
 
 Roles = Callable[[], dict[str, list[int]]]  # role -> pids (a pid's descendants count too)
-SINGLE_LOOP = ("bench", "ingest", "ingest-sink", "stage-engine", "messaging", "loyalty")
+SINGLE_LOOP = ("bench", "ingest", "ingest-sink", "null-app", "stage-engine", "messaging", "loyalty")
+
+
+def _loops(cores: dict[str, float]) -> list[str]:
+    """Roles that are one event loop: the single-process ones and each worker ("name[w0]")."""
+    return [role for role in cores if role in SINGLE_LOOP or "[w" in role]
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -65,10 +70,10 @@ def verdict(cores: dict[str, float], *, cpu_count: int) -> str:
         return "no CPU data"
     total = sum(cores.values())
     notes = []
-    pegged = [f"{role} ({cores[role]:.2f})" for role in SINGLE_LOOP if cores.get(role, 0) >= 0.9]
+    pegged = [f"{role} ({cores[role]:.2f})" for role in _loops(cores) if cores[role] >= 0.9]
     if pegged:
         notes.append(" and ".join(pegged) + " CPU-bound: ~1 core is all one event loop gets")
-    nearly = [f"{role} ({cores[role]:.2f})" for role in SINGLE_LOOP if 0.7 <= cores.get(role, 0) < 0.9]
+    nearly = [f"{role} ({cores[role]:.2f})" for role in _loops(cores) if 0.7 <= cores[role] < 0.9]
     if nearly:
         notes.append(" and ".join(nearly) + " mostly CPU-bound (the rest of its time it awaits I/O)")
     if total >= 0.85 * cpu_count:

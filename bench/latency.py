@@ -82,8 +82,8 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
     bodies = [order_body(user, revenue=round(rng.uniform(10, 200), 2), rng=rng) for user in users]
     headers = {"authorization": basic_auth(harness.write_key), "content-type": "application/json"}
     ingest = make_pool(client_kind, harness.url("ingest"), size=64, headers=headers)
-    stage = make_pool(client_kind, harness.url("stage-engine"), size=128)
-    loyalty = make_pool(client_kind, harness.url("loyalty"), size=128)
+    stage = make_pool(client_kind, harness.url("stage-engine"), size=128, headers=harness.read_headers)
+    loyalty = make_pool(client_kind, harness.url("loyalty"), size=128, headers=harness.read_headers)
     ack, to_stage, to_loyalty, lag, errors, polls = [], [], [], [], Counter(), Counter()
     sent_wall: dict[str, float] = {}
     t0 = time.perf_counter() + 0.5

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import httpx
 from aiokafka import AIOKafkaProducer
 from harness import Harness, metric_by_label, metric_sum, metrics_text
-from lifecycle_shared.events import CONTENT_TYPE_HEADER, TYPE_HEADER
+from lifecycle_shared.events import kafka_headers
 
 Phase = Callable[[str], None]
 CONSUMED = "lifecycle_events_consumed_total"
@@ -34,7 +34,7 @@ async def produce_backlog(harness: Harness, records: list[tuple[bytes, bytes]]) 
         started = time.perf_counter()
         # The headers ingest sets: content type and the event type (consumers skip by it).
         futures = [await producer.send(kafka.topics.touchpoints, value, key=key,
-                                       headers=[CONTENT_TYPE_HEADER, (TYPE_HEADER, json.loads(value)["type"].encode())])
+                                       headers=kafka_headers(json.loads(value)["type"]))
                    for key, value in records]
         await asyncio.gather(*futures)
         return {"records": len(records), "seconds": round(time.perf_counter() - started, 3)}

@@ -98,6 +98,18 @@ class Pool:
                     return response
         raise AssertionError("unreachable")
 
+    async def open(self, count: int, *, stagger_s: float) -> None:
+        """Open `count` keep-alive connections one at a time, `stagger_s` apart, before any request.
+
+        Opened all at once (what the first requests of N tasks do), they reach a server with several
+        worker processes on one listening socket as one burst, and the first worker to wake accepts
+        the whole burst (asyncio accepts every pending connection at once): the other workers get
+        none. Clients that connect at different times spread across the workers by the race for
+        each accept instead."""
+        for _ in range(count):
+            self._idle.append(await self._connect())
+            await asyncio.sleep(stagger_s)
+
     async def post(self, path: str, body: bytes) -> Response:
         return await self.request("POST", path, body)
 
@@ -119,6 +131,9 @@ class HttpxPool:
 
         self._client = httpx.AsyncClient(base_url=base_url, headers=headers or {}, timeout=timeout_s,
                                          limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+
+    async def open(self, count: int, *, stagger_s: float) -> None:
+        """httpx opens its connections on demand: nothing to do."""
 
     async def post(self, path: str, body: bytes):
         return await self._client.post(path, content=body)

@@ -49,12 +49,15 @@ def ratio(value: float | None, base: float | None) -> float | None:
 
 
 def add_ratios(report: dict) -> None:
-    producer = report["baselines"]["producer"]["value"]
-    upsert = report["baselines"]["asyncpg_upsert"]["value"]
-    product = report["product"]
-    for name in ("ingest_single", "ingest_batch"):
+    base, product = report["baselines"], report["product"]
+    producer = base.get("producer", {}).get("value")
+    upsert = base.get("asyncpg_upsert", {}).get("value")
+    null = base.get("null_endpoint", {}).get("value")
+    for name in ("ingest_single", "ingest_batch", "ingest_batch_2w"):
         if name in product:
             product[name]["ratio"] = {"to_producer_baseline": ratio(product[name]["value"], producer)}
+    if "ingest_single" in product:
+        product["ingest_single"]["ratio"]["to_null_endpoint"] = ratio(product["ingest_single"]["value"], null)
     if "stage_engine" in product:
         value = product["stage_engine"]["value"]
         product["stage_engine"]["ratio"] = {"to_upsert_baseline": ratio(value, upsert),
@@ -67,43 +70,92 @@ def _fmt(value, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _cpu_text(cores: dict[str, float], first: tuple[str, ...] = ()) -> str:
+    """The process under test first, then the load generator ("bench"), then the busiest others."""
+    if not cores:
+        return ""
+    order = [r for r in first if r in cores] + (["bench"] if "bench" in cores and "bench" not in first else [])
+    order += [r for r in cores if r not in order and r != "not-ours"][:max(0, 4 - len(order))]
+    return " ".join(f"{role}={cores[role]:.2f}" for role in order)
+
+
 def table(report: dict) -> str:
     m, b, p = report["machine"], report["baselines"], report["product"]
+    goals = report.get("goals", {})
     ncpu = m["cpu_count"]
     lines = [f"Lifecycle benchmark ({report['mode']}) - {ncpu} CPUs, Python {m['python']}, broker {m['broker']}, "
              f"durable PostgreSQL, {m['started_at']}", ""]
-    header = f"{'figure':<44} {'value':>12}  {'unit':<9} {'ratio to baseline':<26} cpu (cores)"
+    header = f"{'figure':<46} {'value':>10}  {'unit':<10} {'ratio to baseline (goal)':<40} cpu (cores)"
     lines += [header, "-" * len(header)]
 
-    def row(label, value, unit, ratio_text, fig):
-        cores = fig.get("cpu_cores", {})
-        lines.append(f"{label:<44} {_fmt(value):>12}  {unit:<9} {ratio_text:<26} {top(cores)}")
+    def row(label, value, unit, ratio_text, fig, first=()):
+        lines.append(f"{label:<46} {_fmt(value):>10}  {unit:<10} {ratio_text:<40} "
+                     f"{_cpu_text(fig.get('cpu_cores', {}), first)}")
 
-    row("[baseline] aiokafka producer (median of runs)", b["producer"]["value"], "msgs/s", "-", b["producer"])
-    row("[baseline] asyncpg unnest upsert (median)", b["asyncpg_upsert"]["value"], "rows/s", "-", b["asyncpg_upsert"])
-    for name, label in (("ingest_single", "ingest /v1/track single events"),
-                        ("ingest_batch", "ingest /v1/batch 100-event batches")):
+    if "producer" in b:
+        row("[baseline] aiokafka keyed producer (median)", b["producer"]["value"], "msgs/s", "-", b["producer"],
+            ("broker",))
+    if "asyncpg_upsert" in b:
+        row("[baseline] asyncpg unnest upsert (median)", b["asyncpg_upsert"]["value"], "rows/s", "-",
+            b["asyncpg_upsert"], ("postgres",))
+    if "null_endpoint" in b:
+        row("[baseline] no-Kafka FastAPI POST /v1/track", b["null_endpoint"]["value"], "req/s", "-",
+            b["null_endpoint"], ("null-app",))
+    for name, label, key, base_name in (
+            ("ingest_single", "ingest /v1/track single events, 1 worker", "to_null_endpoint", "null endpoint"),
+            ("ingest_batch", "ingest /v1/batch 100-event batches, 1 worker", "to_producer_baseline", "producer"),
+            ("ingest_batch_2w", "ingest /v1/batch 100-event batches, 2 workers", "to_producer_baseline",
+             "producer")):
         if name in p:
             fig = p[name]
-            r = fig.get("ratio", {}).get("to_producer_baseline")
-            row(label, fig["value"], "events/s", f"{_fmt(r, 3)} x producer", fig)
+            r = fig.get("ratio", {}).get(key)
+            goal = f" ({goals[name]})" if name in goals else ""
+            target = fig["params"]["target"]
+            first = (target, *sorted(c for c in fig.get("cpu_cores", {}) if c.startswith(target + "[")))
+            row(label, fig["value"], "events/s", f"{_fmt(r, 3)} x {base_name}{goal}", fig, first)
+            if name == "ingest_single" and fig.get("ratio", {}).get("to_producer_baseline"):
+                lines.append(f"{'':<46} {'':>10}  {'':<10} {_fmt(fig['ratio']['to_producer_baseline'], 3)} x producer")
+            if fig.get("connections_per_worker"):
+                spread = ", ".join(f"{w}: {n}" for w, n in fig["connections_per_worker"].items())
+                lines.append(f"{'  (keep-alive connections per worker':<46} {spread})")
+    for name, label in (("ack_latency_single", "POST /v1/track -> 200, open loop"),
+                        ("ack_latency_batch", "POST /v1/batch -> 200, open loop")):
+        if name in p:
+            fig = p[name]
+            q = fig["post_to_200_ms"]
+            title = f"{label} at {fig['params']['fraction']:.0%} of capacity"
+            tail = f"p90 {_fmt(q['p90'], 1)} p99 {_fmt(q['p99'], 1)} max {_fmt(q['max'], 0)}"
+            lines.append(f"{title:<46} {'p50 ' + _fmt(q['p50'], 1):>10}  {'ms':<10} {tail:<40} "
+                         f"{_cpu_text(fig.get('cpu_cores', {}), ('ingest-sink',))}")
+            offered = (f"  (offered {_fmt(fig['offered_rate_per_s'])} req/s = "
+                       f"{_fmt(fig['params']['offered_events_per_s'])} events/s; goal {goals.get('ack_latency', '-')})")
+            lines.append(f"{offered:<46} achieved {_fmt(fig['achieved_rate_per_s'])} req/s, "
+                         f"errors {sum(fig['errors'].values())}, send lag p99 {_fmt(fig['send_lag_ms']['p99'], 1)} ms, "
+                         f"peak in flight {fig['peak_requests_in_flight']}")
     if "stage_engine" in p:
         fig = p["stage_engine"]
         r = fig.get("ratio", {})
         row("stage engine over backlog (consumed+applied)", fig["value"], "events/s",
-            f"{_fmt(r.get('to_upsert_baseline'), 3)} x upsert, {_fmt(r.get('to_producer_baseline'), 3)} x prod", fig)
-        lines.append(f"{'  (restart -> first event applied':<44} {_fmt(fig.get('first_consumed_after_s'), 1):>12}  "
-                     f"{'s':<9} start-up + consumer-group join; {fig['backlog']:,} events over "
+            f"{_fmt(r.get('to_upsert_baseline'), 3)} x upsert, {_fmt(r.get('to_producer_baseline'), 3)} x prod", fig,
+            ("stage-engine",))
+        lines.append(f"{'  (restart -> first event applied':<46} {_fmt(fig.get('first_consumed_after_s'), 1):>10}  "
+                     f"{'s':<10} start-up + consumer-group join; {fig['backlog']:,} events over "
                      f"{fig['params']['customers']:,} customers)")
     for name in ("latency", "latency_all_polled"):
         if name in p:
             lines += _latency_rows(p[name], name)
+    for name, prof in report.get("profiles", {}).items():
+        if prof.get("error"):
+            lines.append(f"profile {name}: py-spy failed: {prof['error']}")
+        else:
+            lines.append(f"profile {name}: {prof['summary']['samples']:,} samples, "
+                         f"{_fmt(prof['rate_under_profiler'])} events/s under the profiler -> {prof['summary_text']}")
     lines += ["", "CPU reading per phase:"]
     for group in (b, p):
         for name, fig in group.items():
             if fig.get("cpu_cores"):
-                lines.append(f"  {name:<16} {verdict(fig['cpu_cores'], cpu_count=ncpu)}")
-    errors = {name: fig.get("errors") for name, fig in p.items() if fig.get("errors")}
+                lines.append(f"  {name:<18} {verdict(fig['cpu_cores'], cpu_count=ncpu)}")
+    errors = {name: fig.get("errors") for group in (b, p) for name, fig in group.items() if fig.get("errors")}
     if errors:
         lines += ["", f"errors: {json.dumps(errors)}"]
     return "\n".join(lines)

@@ -1,15 +1,23 @@
 """Lifecycle benchmark: raw baselines and product figures, measured in ONE run on ONE stack.
 
-    .venv/bin/python bench/run.py [--quick] [--out bench/report.json] [--client raw|httpx] [--keep]
+    .venv/bin/python bench/run.py [--quick] [--profile] [--out bench/report.json] [--client raw|httpx] [--keep]
 
-Starts embedded Tansu + durable PostgreSQL and the four services itself, then measures, in order:
-  1. aiokafka producer msgs/s (baseline)      2. asyncpg unnest upsert rows/s (baseline)
-  3. ingest /v1/track events/s, single events 4. ingest /v1/batch events/s, 100-event batches
-  5. stage-engine events/s over a pre-loaded backlog
-  6. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
+Starts embedded Tansu + durable PostgreSQL and the four services itself (plus, for the ingest
+figures, ingest processes publishing to topics nothing consumes, one with 2 workers, and a
+no-Kafka FastAPI endpoint), then measures, in order:
+  1. aiokafka keyed producer msgs/s (baseline)   2. asyncpg unnest upsert rows/s (baseline)
+  3. no-Kafka FastAPI endpoint (bench/null_app.py) requests/s, single events (baseline)
+  4. ingest /v1/track events/s, single events, 1 worker
+  5. ingest /v1/batch events/s, 100-event batches, 1 worker, then 2 workers
+  6. ingest POST -> 200 latency, open loop at 70% of 4. (single events) and of 5. (batches, 1 worker)
+  7. (--profile) py-spy on the 1-worker ingest during a repeat of 4. and of 5.: bench/profiles/
+  8. stage-engine events/s over a pre-loaded backlog
+  9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
-Each product figure is printed with its ratio to its baseline; the JSON report keeps parameters,
-raw numbers and the cores each process used per phase. Measurement only: nothing asserts timings.
+Each product figure is printed with its ratio to its baseline (batches: to the producer; single
+events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,
+raw numbers and the cores each process (the load generator included) used per phase. Measurement
+only: nothing asserts timings.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ import argparse
 import asyncio
 import gc
 import importlib.util
+import math
 import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,8 +45,10 @@ from cpu import CpuMeter  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
 from latency import latency  # noqa: E402
+from openloop import open_loop  # noqa: E402
 from payloads import backlog_records, batch_bodies, body_stats, producer_values, single_bodies  # noqa: E402
 from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
+from pyspy import Recorder, render, summarize  # noqa: E402
 from report import add_ratios, code_version, machine, median_of, table, write  # noqa: E402
 
 FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_000, "value_bytes": 400,
@@ -45,11 +57,19 @@ FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_00
         "warmup_s": 2.0, "single_duration_s": 12.0, "batch_duration_s": 12.0,
         "backlog_events": 20_000, "backlog_customers": 5_000, "backlog_timeout_s": 240.0,
         "latency_rate": 50.0, "latency_duration_s": 20.0, "probe_every": 5, "all_polled_duration_s": 10.0,
-        "poll_s": 0.010, "latency_timeout_s": 30.0}
+        "poll_s": 0.010, "latency_timeout_s": 30.0,
+        "capacity_fraction": 0.7, "open_loop_warmup_s": 1.0, "open_loop_duration_s": 10.0,
+        "open_loop_single_connections": 64, "open_loop_batch_connections": 32,
+        "profile_rate_hz": 200, "profile_duration_s": 8.0, "connect_stagger_s": 0.02}
 QUICK = FULL | {"producer_messages": 30_000, "upsert_rows": 20_000, "warmup_s": 1.0,
                 "single_duration_s": 3.0, "batch_duration_s": 3.0, "backlog_events": 5_000,
                 "backlog_customers": 1_250, "backlog_timeout_s": 120.0, "latency_duration_s": 6.0,
-                "all_polled_duration_s": 0.0}
+                "all_polled_duration_s": 0.0, "open_loop_warmup_s": 0.5, "open_loop_duration_s": 4.0,
+                "profile_duration_s": 4.0}
+# The issue's goals, printed beside the figures (never asserted).
+GOALS = {"ingest_batch": ">= 0.5 x producer", "ingest_batch_2w": ">= 0.8 x producer",
+         "ingest_single": ">= 0.6 x null endpoint", "ack_latency": "p99 <= 50 ms"}
+PROFILES = Path(__file__).resolve().parent / "profiles"
 
 
 CLIENTS = {"raw": "bench/rawhttp.py keep-alive pool (one connection per task)",
@@ -57,19 +77,23 @@ CLIENTS = {"raw": "bench/rawhttp.py keep-alive pool (one connection per task)",
 
 
 class PhaseCpu:
-    """Called with "start"/"end" around a timed part; keeps the cores each process used."""
+    """Called with "start"/"end" around a timed part; keeps the cores each process used. `on_start`
+    runs first at "start" (e.g. starting py-spy, counting connections per worker)."""
 
-    def __init__(self, meter: CpuMeter) -> None:
-        self.meter, self.begin, self.cores = meter, None, {}
+    def __init__(self, meter: CpuMeter, on_start: Callable[[], None] | None = None) -> None:
+        self.meter, self.begin, self.cores, self.on_start = meter, None, {}, on_start
 
     def __call__(self, what: str) -> None:
         if what == "start":
+            if self.on_start:
+                self.on_start()
             self.begin = self.meter.snapshot()
         elif self.begin is not None:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str) -> None:
+async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str,
+                  *, profile: bool) -> None:
     meter = CpuMeter(h.cpu_roles)
     base, product = report["baselines"], report["product"]
 
@@ -103,20 +127,7 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
                                          "note": "every id inserted once before timing: timed rows are updates"}}
     timings["upsert"] = time.perf_counter() - mark
 
-    for name, path, bodies, conc, duration, batch in (
-            ("ingest_single", "/v1/track", data["single"], p["single_concurrency"], p["single_duration_s"], False),
-            ("ingest_batch", "/v1/batch", data["batch"], p["batch_concurrency"], p["batch_duration_s"], True)):
-        mark = time.perf_counter()
-        cpu = PhaseCpu(meter)
-        result = await ingest_load(h.url("ingest-sink"), h.write_key, path=path, bodies=bodies, batch=batch,
-                                   concurrency=conc, warmup_s=p["warmup_s"], duration_s=duration, phase=cpu,
-                                   client_kind=client)
-        product[name] = {"value": result["rate"], "unit": "events/s", **result, "cpu_cores": cpu.cores,
-                         "params": {"path": path, "concurrency": conc, "warmup_s": p["warmup_s"],
-                                    "duration_s": duration, "client": CLIENTS[client],
-                                    "bodies": body_stats(bodies), "events_per_request": p["batch_size"] if batch else 1,
-                                    "topic": h.sink_prefix + "touchpoints.v1 (nothing consumes it)"}}
-        timings[name] = time.perf_counter() - mark
+    await http_phases(h, p, data, report, timings, client, meter, profile=profile)
 
     mark = time.perf_counter()
     cpu = PhaseCpu(meter)
@@ -146,6 +157,118 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
         timings[name] = time.perf_counter() - mark
 
 
+async def http_phases(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str,
+                      meter: CpuMeter, *, profile: bool) -> None:
+    """The no-Kafka endpoint baseline, ingest throughput (1 and 2 workers), open-loop latency at a
+    fraction of the measured capacity, and (--profile) py-spy during repeats of the 1-worker phases."""
+    base, product = report["baselines"], report["product"]
+
+    async def closed_loop(name: str, target: str, kind: str, *, on_start=None, duration: float | None = None) -> dict:
+        batch = kind == "batch"
+        path, bodies = ("/v1/batch", data["batch"]) if batch else ("/v1/track", data["single"])
+        conc = p["batch_concurrency"] if batch else p["single_concurrency"]
+        duration = duration or (p["batch_duration_s"] if batch else p["single_duration_s"])
+        mark = time.perf_counter()
+        cpu = PhaseCpu(meter, on_start)
+        # Counters are per process: with several workers (or none, the null app) they say nothing.
+        counter = target in ("ingest-sink", "ingest")
+        result = await ingest_load(h.url(target), h.write_key, path=path, bodies=bodies, batch=batch,
+                                   concurrency=conc, warmup_s=p["warmup_s"], duration_s=duration, phase=cpu,
+                                   client_kind=client, server_counter=counter,
+                                   connect_stagger_s=p["connect_stagger_s"])
+        timings[name] = time.perf_counter() - mark
+        return {"value": result["rate"], "unit": "events/s", **result, "cpu_cores": cpu.cores,
+                "params": {"target": target, "path": path, "concurrency": conc, "warmup_s": p["warmup_s"],
+                           "duration_s": duration, "client": CLIENTS[client], "bodies": body_stats(bodies),
+                           "connections_opened": f"{conc}, one at a time {p['connect_stagger_s']} s apart",
+                           "events_per_request": p["batch_size"] if batch else 1}}
+
+    topic = h.sink_prefix + "touchpoints.v1 (nothing consumes it)"
+    base["null_endpoint"] = await closed_loop("null_endpoint", "null-app", "single")
+    base["null_endpoint"]["params"] |= {
+        "server": "bench/null_app.py: FastAPI POST /v1/track, reads + json-parses the body, answers "
+                  '{"success": true}; served by lifecycle_shared.cli.serve (uvicorn, no access log, same GC '
+                  "tuning), 1 process", "same_as": "ingest_single: load generator, concurrency, bodies, headers"}
+    base["null_endpoint"]["unit"] = "requests/s"
+    for name, target, kind, workers in (("ingest_single", "ingest-sink", "single", 1),
+                                        ("ingest_batch", "ingest-sink", "batch", 1),
+                                        ("ingest_batch_2w", "ingest-sink-2w", "batch", 2)):
+        spread: dict = {}
+        if workers > 1:
+            pids = h.worker_pids(target)
+            h.extra_roles.update({f"{target}[w{i}]": [pid] for i, pid in enumerate(pids)})
+            on_start = lambda: spread.update(h.connections_per_worker(target))  # noqa: E731, B023
+        else:
+            on_start = None
+        product[name] = await closed_loop(name, target, kind, on_start=on_start)
+        product[name]["params"] |= {"workers": workers, "topic": topic}
+        if workers > 1:
+            product[name]["connections_per_worker"] = {f"w{i}": spread.get(pid) for i, pid in enumerate(pids)}
+            for pid_role in [r for r in h.extra_roles if r.startswith(target)]:
+                del h.extra_roles[pid_role]
+
+    fraction = p["capacity_fraction"]
+    for name, capacity, kind in (("ack_latency_single", "ingest_single", "single"),
+                                 ("ack_latency_batch", "ingest_batch", "batch")):
+        events_per_s = product[capacity]["value"]
+        if not events_per_s:
+            continue
+        batch = kind == "batch"
+        rate = fraction * events_per_s / (p["batch_size"] if batch else 1)
+        mark = time.perf_counter()
+        cpu = PhaseCpu(meter)
+        result = await open_loop(h.url("ingest-sink"), h.write_key, path="/v1/batch" if batch else "/v1/track",
+                                 bodies=data["batch"] if batch else data["single"], rate=rate,
+                                 warmup_s=p["open_loop_warmup_s"], duration_s=p["open_loop_duration_s"],
+                                 connections=p["open_loop_batch_connections" if batch else
+                                               "open_loop_single_connections"], phase=cpu, client_kind=client)
+        product[name] = {"unit": "ms", **result, "cpu_cores": cpu.cores,
+                         "params": {"target": "ingest-sink (1 worker)", "capacity_from": capacity,
+                                    "capacity_events_per_s": events_per_s, "fraction": fraction,
+                                    "offered_events_per_s": round(fraction * events_per_s, 1),
+                                    "events_per_request": p["batch_size"] if batch else 1,
+                                    "warmup_s": p["open_loop_warmup_s"], "duration_s": p["open_loop_duration_s"],
+                                    "mode": "open loop; latency from each request's scheduled send time"}}
+        timings[name] = time.perf_counter() - mark
+
+    if profile:
+        report["profiles"] = {}
+        for name, kind in (("single", "single"), ("batch", "batch")):
+            report["profiles"][name] = await profile_phase(h, p, name, kind, closed_loop)
+
+
+async def profile_phase(h: Harness, p: dict, name: str, kind: str, closed_loop) -> dict:
+    """py-spy on the 1-worker ingest (ingest-sink) during a repeat of its throughput phase (the
+    measured figures above ran without the profiler)."""
+    pid = h.processes["ingest-sink"].process.pid
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw = PROFILES / f"{stamp}-ingest-{name}.raw"
+    duration = p["profile_duration_s"]
+    recorder = Recorder(pid, raw, rate=p["profile_rate_hz"], duration_s=duration)
+
+    def on_start() -> None:
+        spy = recorder.start()
+        if spy:
+            h.extra_roles["py-spy"] = [spy]
+
+    run = await closed_loop(f"profile_{name}", "ingest-sink", kind, on_start=on_start, duration=duration)
+    h.extra_roles.pop("py-spy", None)
+    outcome = recorder.finish()
+    entry = {"target": "ingest-sink (1 worker)", "pid": pid, "rate_hz": p["profile_rate_hz"],
+             "duration_s": duration, "raw": str(raw), **outcome,
+             "rate_under_profiler": run["value"], "cpu_cores": run["cpu_cores"]}
+    if "error" in entry:
+        print(f"py-spy ({name}): {entry['error']}", file=sys.stderr)
+        return entry
+    summary = summarize(raw)
+    text = render(f"ingest {name} ({kind}, {run['value']:,.0f} events/s under the profiler)", summary,
+                  expected_samples=int(p["profile_rate_hz"] * math.ceil(duration)))
+    summary_path = raw.with_suffix(".txt")
+    summary_path.write_text(text + "\n")
+    print("\n" + text)
+    return entry | {"summary": summary, "summary_text": str(summary_path)}
+
+
 def build_payloads(p: dict) -> dict:
     return {"pairs": producer_values(p["producer_keys"], size=p["value_bytes"]),
             "single": single_bodies(20_000, customers=p["http_customers"]),
@@ -160,6 +283,9 @@ def main() -> int:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
                         help="HTTP client of the load generator (default raw: see bench/rawhttp.py)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the 1-worker ingest during repeats of the single and batch phases "
+                             "(bench/profiles/)")
     args = parser.parse_args()
     params = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -169,7 +295,8 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     timings = {"build_payloads": time.perf_counter() - started}
-    report = {"mode": "quick" if args.quick else "full", "parameters": params, "baselines": {}, "product": {},
+    report = {"mode": "quick" if args.quick else "full", "parameters": params, "goals": GOALS,
+              "baselines": {}, "product": {},
               "phases_s": timings, "load_generator": {"gc": "freeze + set_threshold(50000, 20, 100)",
                                                      "process": "this one (bench/run.py)",
                                                      "http_client": CLIENTS[args.client]}}
@@ -179,9 +306,11 @@ def main() -> int:
         harness.start()
         timings["start_stack"] = time.perf_counter() - mark
         report["stack"] = harness.describe()
+        report["parameters"] = params | {"ingest_env": report["stack"]["ingest_env"],
+                                         "key": report["stack"]["key_kind"]}
         report["machine"] = machine(report["stack"])
         report["code"] = code_version()
-        asyncio.run(measure(harness, params, data, report, timings, args.client))
+        asyncio.run(measure(harness, params, data, report, timings, args.client, profile=args.profile))
         failed = False
     except BaseException:  # noqa: BLE001 - report what was measured, then stop everything
         traceback.print_exc()
@@ -197,10 +326,9 @@ def main() -> int:
     timings["total"] = time.perf_counter() - started
     for key in timings:
         timings[key] = round(timings[key], 2)
-    if report["baselines"].get("producer") and report["baselines"].get("asyncpg_upsert"):
-        add_ratios(report)
+    add_ratios(report)
     write(report, args.out)
-    if "machine" in report and len(report["baselines"]) == 2:
+    if "machine" in report and report["baselines"].get("producer"):
         print(table(report))
     print(f"\nreport: {args.out}  (total {timings['total']:.0f} s)")
     return 1 if failed else 0

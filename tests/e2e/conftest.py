@@ -3,7 +3,9 @@ started by the test, talking over HTTP and Kafka."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ class MailSink:
 
 
 ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"
+API_TOKEN = "e2e-api-token-3b8d61f0a94c27e5"  # LIFECYCLE_API_TOKENS: the read APIs
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Pipeline:
     write_key: str
     mail: MailSink
     admin_token: str = ADMIN_TOKEN
+    api_token: str = API_TOKEN
 
     def url(self, service: str) -> str:
         return self.processes[service].url
@@ -58,8 +62,13 @@ class Pipeline:
                                  auth=(self.write_key, ""))
 
     async def get(self, client: httpx.AsyncClient, service: str, path: str):
-        response = await client.get(self.url(service) + path)
+        response = await client.get(self.url(service) + path, headers=bearer(self.api_token))
         return response.json() if response.status_code == 200 else None
+
+
+def bearer(token: str = API_TOKEN) -> dict[str, str]:
+    """Headers for the read APIs (profiles, messages, balances)."""
+    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +84,9 @@ def mail_sink() -> Iterator[tuple[MailSink, int]]:
 
 @contextmanager
 def four_services(infra: Infra, config: StackConfig, logs: Path) -> Iterator[tuple[dict[str, ServiceProcess], str]]:
-    """The four services as processes in `config`'s namespace, ready, with a write key."""
+    """The four services as processes in `config`'s namespace, ready, with a write key; the read APIs
+    take API_TOKEN unless `config` names its own tokens."""
+    config = config if config.api_tokens else dataclasses.replace(config, api_tokens=API_TOKEN)
     infra.prepare(config)
     processes = {s.name: ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES}
     try:
@@ -83,15 +94,28 @@ def four_services(infra: Infra, config: StackConfig, logs: Path) -> Iterator[tup
             process.start()
         for process in processes.values():
             process.wait_ready()
-        yield processes, run_module(BY_NAME["ingest"], config, "create-key", "e2e-shop").strip()
+        # A server key: the tests send orders and refunds, which browsers' write keys may not.
+        key = run_module(BY_NAME["ingest"], config, "create-key", "e2e-shop", "--server").strip()
+        wait_until_key_works(processes["ingest"].url, key)
+        yield processes, key
     finally:
         for process in processes.values():
             process.stop()
 
 
+def wait_until_key_works(ingest_url: str, key: str, *, timeout_s: float = 15) -> None:
+    """Ingest loads keys within a second of a change (LIFECYCLE_INGEST_KEY_REFRESH_S): a key made by
+    the CLI works once a request with it is no longer a 401 (an empty event: a 400, nothing sent)."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.post(ingest_url + "/v1/track", json={}, auth=(key, "")).status_code == 401:
+        assert time.monotonic() < deadline, "ingest never accepted the key the CLI created"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     sink, smtp_port = mail_sink
-    config = infra.stack_config(smtp_port=smtp_port, extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
+    config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
+                                extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
     with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):
         yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)

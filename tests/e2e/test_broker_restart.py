@@ -19,7 +19,7 @@ from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
 from lifecycle_shared.testing import eventually, make_touchpoint
 
-from tests.e2e.conftest import four_services
+from tests.e2e.conftest import bearer, four_services
 
 
 @pytest.fixture
@@ -85,5 +85,5 @@ async def _profile(client: httpx.AsyncClient, engine: str, customer: str):
 
 
 async def _json(client: httpx.AsyncClient, url: str, ready):
-    response = await client.get(url)
+    response = await client.get(url, headers=bearer())
     return response.json() if response.status_code == 200 and ready(response.json()) else None

@@ -72,7 +72,7 @@ def _fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str], an
 @pytest.mark.parametrize("service", SERVICES)
 def test_fuzzing_finds_no_server_error_and_no_schema_violation(pipeline, service, capsys):
     credentials = {"WriteKey": "Basic " + base64.b64encode(f"{pipeline.write_key}:".encode()).decode(),
-                   "AdminToken": f"Bearer {pipeline.admin_token}"}
+                   "AdminToken": f"Bearer {pipeline.admin_token}", "ApiToken": f"Bearer {pipeline.api_token}"}
     dead_before = _dead_letters(pipeline)
     operations, answers, failures = fuzz(pipeline.url(service), credentials)
     with capsys.disabled():

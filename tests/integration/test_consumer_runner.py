@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
+from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER
 from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy, each
 from lifecycle_shared.logging import PersonalDataSafeFormatter
 from lifecycle_shared.testing import make_cloud_event, read_topic
@@ -117,19 +118,39 @@ async def test_a_database_outage_dead_letters_nothing(runner_parts, namespace):
     assert event.to_bytes() not in {r.value for r in dead}
 
 
-async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts, namespace):
+# The routing header, and the one records written before its rename carry (they stay on the topics).
+@pytest.mark.parametrize("type_header", [TYPE_HEADER, LEGACY_TYPE_HEADER])
+async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts, namespace, type_header):
     engine, producer = runner_parts
     topic = namespace.topic_prefix + "touchpoints.v1"
     handle_run = each(FlakyHandler())
     runner = ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
                             route=lambda event_type: handle_run if event_type == "touchpoint.wanted" else None)
-    skipped = record(topic, 20, b"not even json", key=b"skip-me")
-    skipped.headers = [("ce_type", b"touchpoint.unwanted")]
+    skip_key = f"skip-{uuid.uuid4().hex[:8]}".encode()
+    skipped = record(topic, 20, b"not even json", key=skip_key)
+    skipped.headers = [(type_header, b"touchpoint.unwanted")]
     wanted = make_cloud_event(type="touchpoint.wanted")
-    await runner.process([skipped, record(topic, 21, wanted.to_bytes())])
+    typed_wanted = record(topic, 21, wanted.to_bytes())
+    typed_wanted.headers = [(type_header, b"touchpoint.wanted")]
+    await runner.process([skipped, typed_wanted])
     assert await _applied(engine, [wanted.id]) == ({wanted.id}, {f"derived-{wanted.id}"})
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
-    assert b"skip-me" not in {r.key for r in dead}
+    assert skip_key not in {r.key for r in dead}
+
+
+async def test_a_dead_letter_of_a_record_with_the_legacy_type_header_carries_the_routing_header(
+        runner_parts, namespace):
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    broken = make_cloud_event()
+    old = record(topic, 50, broken.to_bytes())
+    old.headers = [("content-type", b"application/cloudevents+json; charset=utf-8"),
+                   (LEGACY_TYPE_HEADER, broken.type.encode())]
+    await make_runner(engine, producer, FlakyHandler(broken={broken.id})).process([old])
+    dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq", until=lambda r: r.value == broken.to_bytes())
+    names = [name for name, _ in next(r for r in dead if r.value == broken.to_bytes()).headers]
+    assert names[:2] == ["content-type", TYPE_HEADER]  # readable by CloudEvents SDKs: no `ce_` header
+    assert not [name for name in names if name.lower().startswith("ce_")]
 
 
 async def test_a_database_error_quoting_personal_data_leaves_it_out_of_dlq_headers_and_logs(

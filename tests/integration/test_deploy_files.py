@@ -109,6 +109,14 @@ def test_compose_ships_no_admin_token_and_runs_outside_development(compose: dict
         assert env_of(services[svc.name]).get("LIFECYCLE_ENVIRONMENT", "production") == "production"
 
 
+@pytest.mark.parametrize("svc", [s for s in SERVICES if s.name != "ingest"], ids=lambda s: s.name)
+def test_compose_requires_read_api_tokens_for_the_services_with_read_apis(services: dict, svc: Svc) -> None:
+    # Outside development these services refuse to start without them, and so does their migration job
+    # (it reads the same settings).
+    for name in (svc.name, migration_of(services, svc)[0]):
+        tokens = env_of(services[name])["LIFECYCLE_API_TOKENS"]
+        assert re.fullmatch(r"\$\{LIFECYCLE_API_TOKENS:\?[^}]+\}", tokens), (name, tokens)  # required, no default
+
 
 @by_service
 def test_service_serves_its_module_on_its_own_published_port(services: dict, svc: Svc) -> None:

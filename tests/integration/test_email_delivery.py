@@ -77,7 +77,7 @@ async def rows(runtime, ids: list[str]) -> dict[str, dict]:
 
 async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runtime, smtp):
     server, port = smtp
-    settings = MessagingSettings(smtp_port=port, max_send_attempts=3, retry_base_s=0.05)
+    settings = MessagingSettings(environment="development", smtp_port=port, max_send_attempts=3, retry_base_s=0.05)
     batch = [queued("first@example.com"),
              queued("poison@example.com", subject="Thank you, Ann\r\nBcc: victim@example.com",
                     customer_id="ann\r\nX-Injected: yes"),
@@ -107,7 +107,7 @@ async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runt
 
 async def test_a_worker_dying_mid_send_cannot_retry_a_message_forever(runtime, smtp):
     _, port = smtp
-    settings = MessagingSettings(smtp_port=port, max_send_attempts=3)
+    settings = MessagingSettings(environment="development", smtp_port=port, max_send_attempts=3)
     message = queued("crashy@example.com")
     async with runtime.engine.begin() as conn:
         await repo.add_messages(conn, [message])

@@ -46,13 +46,16 @@ def test_up_prints_a_working_curl_and_stops_cleanly_on_ctrl_c(tmp_path):
             printed.append(line)
         output = "".join(printed)
         key = re.search(r"Demo write key: (lc_wk_\S+)", output).group(1)
+        token = re.search(r"Read API token: (\S+)", output).group(1)
+        assert f"Bearer {token}' http://127.0.0.1:{first + 1}/v1/customers/visitor-1" in output  # the printed curl
         body = re.search(r"-d '(\{.*\})'", output).group(1)
         response = httpx.post(f"http://127.0.0.1:{first}/v1/track", content=body, auth=(key, ""),
                               headers={"content-type": "application/json"})
         assert response.status_code == 200, response.text
         profile = None
         for _ in range(100):
-            profile = httpx.get(f"http://127.0.0.1:{first + 1}/v1/customers/visitor-1").json()
+            profile = httpx.get(f"http://127.0.0.1:{first + 1}/v1/customers/visitor-1",
+                                headers={"authorization": f"Bearer {token}"}).json()
             if profile.get("stage") == "consideration":
                 break
             time.sleep(0.2)

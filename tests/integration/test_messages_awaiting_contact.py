@@ -58,7 +58,7 @@ async def statuses(engine, visitor: str) -> list[tuple[str, str, str | None]]:
 async def test_waiting_messages_are_released_whatever_the_arrival_order(namespace, signup_at, cuts):
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
     runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                            route=route_for(MessagingSettings()))
+                            route=route_for(MessagingSettings(environment="development")))
     visitor, user = f"v-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
     email = f"{user}@example.com"
     events = [transition(visitor, None, "awareness"), transition(visitor, "awareness", "consideration")]
@@ -100,7 +100,7 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
 async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_messages(namespace, bob_signs_in):
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
     runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                            route=route_for(MessagingSettings()))
+                            route=route_for(MessagingSettings(environment="development")))
     device, ann, bob = (f"{who}-{uuid.uuid4().hex[:8]}" for who in ("device", "ann", "bob"))
     arrivals = [transition(device, None, "awareness"),
                 sign_up(device, ann, None, kind="identify"),  # Ann signs in on the device, no address yet

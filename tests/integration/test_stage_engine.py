@@ -18,13 +18,15 @@ from lifecycle_stage_engine.settings import StageEngineSettings
 from tests.integration.conftest import kafka_settings, running
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+API_TOKEN = "test-api-token-7c2e9a40b15d3f68"
 
 
 @pytest.fixture(scope="module")
 async def engine_api(namespace):
     settings = StageEngineSettings(database_url=namespace.database_url(BY_NAME["stage-engine"]),
-                                   kafka=kafka_settings(namespace))
+                                   kafka=kafka_settings(namespace), api_tokens=API_TOKEN)
     async with running(create_app(settings)) as client:
+        client.headers["authorization"] = f"Bearer {API_TOKEN}"
         yield client
 
 
@@ -108,7 +110,7 @@ async def test_transitions_are_published_as_cloudevents_keyed_by_customer(engine
 
 async def test_unknown_customer_is_404(engine_api):
     response = await engine_api.get("/v1/customers/nobody-here")
-    assert response.status_code == 404 and "nobody-here" in response.json()["error"]
+    assert response.status_code == 404 and "nobody-here" in response.json()["message"]
 
 
 async def test_a_user_id_first_seen_as_an_anonymous_id_resolves_to_one_profile(engine_api, publish, namespace):

@@ -110,7 +110,7 @@ def test_the_digest_tells_a_retry_from_a_reused_message_id():
     first = normalise({**event, "sentAt": "2026-05-01T11:00:01Z"}, received_at=RECEIVED)
     retry = normalise({**event, "sentAt": "2026-05-01T11:01:00Z"}, received_at=RECEIVED + timedelta(minutes=1))
     reused = normalise({**event, "properties": {"revenue": 99}}, received_at=RECEIVED)
-    digest = [content_digest(t) for t in (first, retry, reused)]
+    digest = [content_digest(t.model_dump(exclude_none=True)) for t in (first, retry, reused)]
     assert digest[0] == digest[1] != digest[2]
 
 

@@ -55,10 +55,31 @@ def test_numeric_ids_become_strings():
     assert touchpoint.userId == "42"
 
 
-def test_segment_library_envelope_fields_are_accepted():
+def test_segment_library_envelope_fields_are_accepted_and_carried_but_never_the_key():
     raw = {"type": "track", "event": "X", "userId": "u", "integrations": {}, "_metadata": {"bundled": []},
-           "writeKey": "k", "channel": "server", "version": 2, "sentAt": RECEIVED.isoformat()}
-    assert normalise(raw, received_at=RECEIVED).userId == "u"
+           "writeKey": "k", "channel": "server", "version": 2, "sentAt": RECEIVED.isoformat(),
+           "receivedAt": "2001-01-01T00:00:00Z", "userID": "typo", "options": None}
+    data = normalise(raw, received_at=RECEIVED).model_dump(mode="json", exclude_none=True)
+    assert {name: data[name] for name in ("integrations", "_metadata", "channel", "version", "userID")} == {
+        "integrations": {}, "_metadata": {"bundled": []}, "channel": "server", "version": 2, "userID": "typo"}
+    assert "writeKey" not in data and data["receivedAt"] == RECEIVED.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("kind", ["page", "screen"])
+def test_null_where_segment_libraries_send_null_is_absent(kind):
+    raw = {"type": kind, "anonymousId": "a", "name": None, "category": None, "properties": None,
+           "traits": None, "context": None, "messageId": None}
+    touchpoint = normalise(raw, received_at=RECEIVED)
+    assert (touchpoint.category, touchpoint.properties, touchpoint.context) == (None, {}, {})
+    assert normalise({**raw, "category": "Docs"}, received_at=RECEIVED).category == "Docs"
+
+
+def test_group_traits_are_the_groups_not_the_persons():
+    group = normalise({"type": "group", "userId": "u", "groupId": "acme", "traits": {"name": "Acme"},
+                       "context": {"traits": {"email": "ann@example.com"}}}, received_at=RECEIVED)
+    identify = normalise({"type": "identify", "userId": "u", "traits": {"name": "Ann"}}, received_at=RECEIVED)
+    assert group.all_traits() == {"email": "ann@example.com"}
+    assert identify.all_traits() == {"name": "Ann"}
 
 
 @pytest.mark.parametrize(("raw", "fields"), [
@@ -67,7 +88,9 @@ def test_segment_library_envelope_fields_are_accepted():
     ({"type": "alias", "userId": "u"}, ["previousId"]),
     ({"type": "group", "userId": "u"}, ["groupId"]),
     ({"type": "track", "event": "X", "anonymousId": "undefined"}, ["anonymousId"]),
-    ({"type": "track", "event": "X", "userId": "u", "userID": "typo"}, ["userID"]),
+    ({"type": "track", "event": "X", "userID": "typo"}, ["userId"]),
+    ({"type": "track", "event": "X", "userId": "u", "properties": ["a"]}, ["properties"]),
+    ({"type": "identify", "userId": "u", "traits": "ann@example.com"}, ["traits"]),
     ({"type": "click", "userId": "u"}, ["type"]),
     ({"type": "track", "event": "X", "userId": "u", "messageId": "x" * 101}, ["messageId"]),
     ([], ["(body)"]),
@@ -94,3 +117,25 @@ def test_cloud_event_type_per_call_type():
     track = normalise({"type": "track", "event": "Order Completed", "userId": "u"}, received_at=RECEIVED)
     assert [touchpoint_event_type(t) for t in (page, identify, track)] == [
         "touchpoint.page_viewed", "touchpoint.identify", "touchpoint.order_completed"]
+
+
+@pytest.mark.parametrize("raw", [
+    {"type": "track", "event": "Order Completed", "userId": 7, "properties": {"revenue": "12.50", "big": 2**70},
+     "originalTimestamp": "2026-05-01T11:59:00+02:00", "sentAt": "2026-05-01T12:00:00Z", "channel": "server"},
+    {"type": "page", "anonymousId": "a", "name": "Home", "category": "Docs", "context": {"page": {"path": "/"}}},
+    {"type": "identify", "userId": "u", "traits": {"email": "ann@example.com", "name": "Ann"}, "messageId": "m1"},
+])
+def test_the_published_record_is_the_validated_contract(raw):
+    """The hot path serialises `touchpoint_data` without validating it again: the record must read
+    back as the same `TouchpointData` that validation gives, inside a valid CloudEvent."""
+    from lifecycle_ingest.domain.touchpoints import touchpoint_data
+    from lifecycle_ingest.publisher import to_record
+    from lifecycle_shared.events import CloudEvent, TouchpointData, touchpoint_event_type
+
+    data = touchpoint_data(raw, received_at=RECEIVED)
+    event = CloudEvent.model_validate_json(to_record(data, source="shop").value)
+    expected = TouchpointData.model_validate(data)
+    assert TouchpointData.model_validate(event.data) == expected
+    assert (event.id, event.subject, event.type, event.time) == (
+        f"shop/{expected.messageId}", expected.userId or expected.anonymousId, touchpoint_event_type(expected),
+        expected.timestamp)

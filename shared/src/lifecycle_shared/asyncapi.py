@@ -2,7 +2,8 @@
 
     python -m lifecycle_shared.asyncapi > docs/asyncapi.json
 
-A test keeps the committed document equal to what the contracts generate.
+A test keeps the committed document equal to what the contracts generate; an end-to-end test
+checks every record the running services write against it (tests/e2e/test_topic_contracts.py).
 """
 
 from __future__ import annotations
@@ -10,60 +11,201 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lifecycle_shared.events import CloudEvent, StageChangedData, TouchpointData
-from lifecycle_shared.topics import STAGE_TRANSITIONS, TOUCHPOINTS
+from lifecycle_shared.events import (
+    CONTENT_TYPE_HEADER,
+    LEGACY_TYPE_HEADER,
+    MAX_TRACESTATE_BYTES,
+    STAGE_CHANGED_TYPE,
+    TRACEPARENT_HEADER,
+    TRACEPARENT_PATTERN,
+    TRACESTATE_HEADER,
+    TYPE_HEADER,
+    CloudEvent,
+    StageChangedData,
+    TouchpointData,
+)
+from lifecycle_shared.topics import DLQ_SUFFIX, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS
+
+KAFKA_BINDING_VERSION = "0.5.0"
+CONTENT_TYPE = CONTENT_TYPE_HEADER[1].decode()
+# Kafka header names are case-sensitive, but CloudEvents SDKs match the `ce_` prefix in any case.
+NOT_BINARY_MODE = {"not": {"pattern": "^[cC][eE]_"}}
+
+TRACEPARENT_DESCRIPTION = (
+    "Optional. W3C trace context (https://www.w3.org/TR/trace-context/) of the request that caused the event: "
+    "ingest copies a valid incoming `traceparent` HTTP header onto the touchpoint. "
+    "Consumers may propagate it: continue the trace in what they do, and set it (with their own parent id) "
+    "on the records they emit because of this one. Absent when the cause carried none.")
+LEGACY_NOTE = (
+    f"Records written before the routing header was renamed carry the type in `{LEGACY_TYPE_HEADER}` instead "
+    f"of `{TYPE_HEADER}`; they may still be on the topic. A `ce_`-prefixed header makes CloudEvents SDKs take "
+    "a record for binary mode: read such a record with the structured-mode function (`from_structured`).")
+DLQ_HEADERS = {
+    "dlq.error": "What failed: the error's class and texts we word ourselves (field names, a SQLSTATE), "
+                 "never the data (at most 2000 characters).",
+    "dlq.consumer": "The consumer (service) that gave up on the record: stage-engine, messaging or loyalty.",
+    "dlq.original.topic": "The topic the record was read from.",
+    "dlq.original.partition": "Its partition (decimal).",
+    "dlq.original.offset": "Its offset (decimal).",
+}
 
 
-def _envelope(data_model: type, *, event_type: str) -> dict[str, Any]:
+def _envelope(data_schema: dict[str, Any], *, type_schema: dict[str, Any]) -> dict[str, Any]:
+    """The CloudEvents envelope (with the `digest` extension) around `data_schema`."""
     schema = CloudEvent.model_json_schema()
-    schema["properties"]["type"] = {"type": "string", "pattern": event_type}
-    schema["properties"]["data"] = {"$ref": f"#/components/schemas/{data_model.__name__}"}
+    schema["properties"]["type"] = type_schema
+    schema["properties"]["data"] = data_schema
     return schema
 
 
+def _headers(type_schema: dict[str, Any]) -> dict[str, Any]:
+    """The headers every producer of ours sets on a record carrying an event of `type_schema`."""
+    return {
+        "type": "object",
+        "description": "Kafka record headers (values UTF-8). No header starts with `ce_`: the records are "
+                       "structured mode, which CloudEvents SDKs detect by the absence of `ce_` headers. "
+                       "Consumers ignore headers they do not know. " + LEGACY_NOTE,
+        "required": ["content-type", TYPE_HEADER],
+        "properties": {
+            "content-type": {"type": "string", "const": CONTENT_TYPE,
+                             "description": "Structured content mode: the value is a whole CloudEvent in JSON."},
+            TYPE_HEADER: {**type_schema, "description": (
+                "The CloudEvent's `type`, copied so a consumer can skip records it does not handle "
+                "without decoding them (routing header).")},
+            TRACEPARENT_HEADER: {"type": "string", "pattern": TRACEPARENT_PATTERN,
+                                 "description": TRACEPARENT_DESCRIPTION},
+            TRACESTATE_HEADER: {"type": "string", "minLength": 1, "maxLength": MAX_TRACESTATE_BYTES,
+                                "description": "Optional, only beside `traceparent`: the W3C `tracestate` "
+                                               "(vendor trace data) that came with it; propagate it with it."},
+        },
+        "dependencies": {TRACESTATE_HEADER: [TRACEPARENT_HEADER]},
+        "propertyNames": NOT_BINARY_MODE,
+    }
+
+
+def _dead_letter_headers() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The original record's headers, kept (a legacy `ce_type` is renamed to "
+                       f"`{TYPE_HEADER}`), plus the `dlq.*` headers naming what failed and where the record came "
+                       "from. Values UTF-8.",
+        "required": list(DLQ_HEADERS),
+        "properties": {
+            "content-type": {"type": "string", "description": "As on the original record."},
+            TYPE_HEADER: {"type": "string", "description": "As on the original record (the routing header)."},
+            TRACEPARENT_HEADER: {"type": "string", "description": "As on the original record, when it had one."},
+            TRACESTATE_HEADER: {"type": "string", "description": "As on the original record, when it had one."},
+            **{name: {"type": "string", "minLength": 1, "description": description}
+               for name, description in DLQ_HEADERS.items()},
+        },
+    }
+
+
+def _kafka_key(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"kafka": {"key": schema, "bindingVersion": KAFKA_BINDING_VERSION}}
+
+
+CUSTOMER_KEY = {
+    "type": "string", "minLength": 1,
+    "description": "The record key (UTF-8): the CloudEvent's `subject`, the customer key (the userId, or the "
+                   "anonymousId while anonymous), so one customer's events stay in order on one partition."}
+DEAD_LETTER_KEY = {
+    "type": ["string", "null"],
+    "description": "The original record's key, byte for byte: the customer key (the CloudEvent's `subject`) "
+                   "for every record our producers wrote; whatever another producer set (possibly none) otherwise."}
+
+
+def _channel(address: str, message: str, description: str) -> dict[str, Any]:
+    return {"address": address, "description": description,
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}}}
+
+
+def _dead_letter_channel(topic: str, consumers: str) -> dict[str, Any]:
+    return _channel(topic + DLQ_SUFFIX, "deadLetter",
+                    f"Records of `{topic}` that {consumers} could not apply: malformed ones at once, failing ones "
+                    "after bounded retries; one record per consumer that gave up. Value and key are the original "
+                    "record's, byte for byte, so a dead letter can be inspected, fixed and re-sent to its topic.")
+
+
+def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
+    return {"action": action, "channel": {"$ref": f"#/channels/{channel}"}, "summary": summary}
+
+
 def build() -> dict[str, Any]:
-    touchpoint_schema = TouchpointData.model_json_schema()
-    stage_schema = StageChangedData.model_json_schema()
+    touchpoint_type = {"type": "string", "pattern": "^touchpoint\\."}
+    stage_changed_type = {"type": "string", "const": STAGE_CHANGED_TYPE}
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Lifecycle events",
             "version": "1.0.0",
-            "description": "Kafka topics of the Lifecycle platform. Every record value is a CloudEvents 1.0 "
-                           "envelope in structured JSON mode (content-type application/cloudevents+json); "
-                           "the record key is the envelope's `subject`, the customer key. Breaking changes "
-                           "get a new topic version; within a version changes are additive only.",
+            "description": (
+                "Kafka topics of the Lifecycle platform. Every record value is a CloudEvents 1.0 envelope in "
+                "structured JSON mode (header content-type application/cloudevents+json); the record key is the "
+                f"envelope's `subject`, the customer key; the header `{TYPE_HEADER}` repeats the event type, and "
+                f"`{TRACEPARENT_HEADER}` (with `{TRACESTATE_HEADER}`) carries W3C trace context when the cause had "
+                "one. No header starts with `ce_`, so CloudEvents SDKs (`from_kafka`, `from_structured`) read every "
+                "record. Each topic has a dead-letter topic `<topic>.dlq`. Breaking changes get a new topic "
+                "version; within a version changes are additive only. Topics named "
+                f"`{SENTINEL_PREFIX}<id>` (with the embedded broker only) are empty markers by which services "
+                "notice a broker restart; they carry no events."),
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": {
-            "touchpoints": {
-                "address": TOUCHPOINTS,
-                "description": "Storefront touchpoints accepted by ingest (Segment spec fields). "
-                               "Type `touchpoint.<snake_case event>`, e.g. touchpoint.order_completed. "
-                               "The id is `<source>/<messageId>` (messageIds are unique per source); "
-                               "`digest` tells a retry (same digest) from a reused messageId.",
-                "messages": {"touchpoint": {"$ref": "#/components/messages/touchpoint"}},
-            },
-            "stageTransitions": {
-                "address": STAGE_TRANSITIONS,
-                "description": "A customer moved between lifecycle stages (type lifecycle.stage_changed). "
-                               "Ids are deterministic: a replay republishes the same ids.",
-                "messages": {"stageChanged": {"$ref": "#/components/messages/stageChanged"}},
-            },
+            "touchpoints": _channel(
+                TOUCHPOINTS, "touchpoint",
+                "Storefront touchpoints accepted by ingest (Segment spec fields). "
+                "Type `touchpoint.<snake_case event>`, e.g. touchpoint.order_completed. "
+                "The id is `<source>/<messageId>` (messageIds are unique per source); "
+                "`digest` tells a retry (same digest) from a reused messageId."),
+            "stageTransitions": _channel(
+                STAGE_TRANSITIONS, "stageChanged",
+                "A customer moved between lifecycle stages (type lifecycle.stage_changed). "
+                "Ids are deterministic: a replay republishes the same ids."),
+            "touchpointsDeadLetter": _dead_letter_channel(TOUCHPOINTS, "the stage engine, messaging or loyalty"),
+            "stageTransitionsDeadLetter": _dead_letter_channel(STAGE_TRANSITIONS, "messaging or loyalty"),
         },
         "operations": {
-            "publishTouchpoint": {"action": "send", "channel": {"$ref": "#/channels/touchpoints"},
-                                  "summary": "ingest publishes"},
-            "consumeStageTransition": {"action": "receive", "channel": {"$ref": "#/channels/stageTransitions"},
-                                       "summary": "messaging, loyalty and marketing tools subscribe"},
+            "publishTouchpoint": _operation("send", "touchpoints", "ingest publishes"),
+            "consumeTouchpoint": _operation("receive", "touchpoints", "the stage engine, messaging and loyalty "
+                                                                      "subscribe"),
+            "publishStageTransition": _operation("send", "stageTransitions", "the stage engine publishes"),
+            "consumeStageTransition": _operation("receive", "stageTransitions",
+                                                 "messaging, loyalty and marketing tools subscribe"),
+            "deadLetterTouchpoint": _operation("send", "touchpointsDeadLetter",
+                                               "a consumer sets aside a touchpoint it cannot apply"),
+            "deadLetterStageTransition": _operation("send", "stageTransitionsDeadLetter",
+                                                    "a consumer sets aside a stage transition it cannot apply"),
         },
         "components": {
             "messages": {
-                "touchpoint": {"name": "touchpoint", "payload": _envelope(TouchpointData, event_type="^touchpoint\\.")},
-                "stageChanged": {"name": "lifecycle.stage_changed",
-                                 "payload": _envelope(StageChangedData, event_type="^lifecycle\\.stage_changed$")},
+                "touchpoint": {
+                    "name": "touchpoint", "contentType": "application/cloudevents+json",
+                    "headers": _headers(touchpoint_type),
+                    "payload": _envelope({"$ref": "#/components/schemas/TouchpointData"}, type_schema=touchpoint_type),
+                    "bindings": _kafka_key(CUSTOMER_KEY),
+                },
+                "stageChanged": {
+                    "name": STAGE_CHANGED_TYPE, "contentType": "application/cloudevents+json",
+                    "headers": _headers(stage_changed_type),
+                    "payload": _envelope({"$ref": "#/components/schemas/StageChangedData"},
+                                         type_schema=stage_changed_type),
+                    "bindings": _kafka_key(CUSTOMER_KEY),
+                },
+                "deadLetter": {
+                    "name": "deadLetter",
+                    "description": "A record a consumer could not apply, as it came. Normally a CloudEvent of its "
+                                   "topic's type (the schema below); a record dead-lettered because it is not one "
+                                   "(not JSON, not a CloudEvent) is kept as it came and does not match it.",
+                    "headers": _dead_letter_headers(),
+                    "payload": _envelope({"type": "object", "description": "The original event's data, as it "
+                                                                           "came (it may be what failed)."},
+                                         type_schema={"type": "string", "minLength": 1}),
+                    "bindings": _kafka_key(DEAD_LETTER_KEY),
+                },
             },
-            "schemas": {"TouchpointData": touchpoint_schema, "StageChangedData": stage_schema},
+            "schemas": {"TouchpointData": TouchpointData.model_json_schema(),
+                        "StageChangedData": StageChangedData.model_json_schema()},
         },
     }
 

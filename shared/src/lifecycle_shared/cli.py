@@ -1,9 +1,19 @@
-"""Each service's command line: `serve` (default) and `migrate`, plus service-specific ones."""
+"""Each service's command line: `serve` (default) and `migrate`, plus service-specific ones.
+
+`serve` runs one uvicorn process, or with `<PREFIX>WORKERS=N` (N > 1) uvicorn's supervisor and N
+worker processes sharing one listening socket. Each worker builds its own app (its own producer,
+database pool, caches) with `create_app(settings_cls())`, as the single process does; the workers
+find both through `lifecycle_shared.cli:worker_app`, an import string uvicorn can load after
+spawning them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +24,59 @@ from lifecycle_shared.logging import configure_logging
 from lifecycle_shared.migrations import upgrade_to_head
 from lifecycle_shared.settings import ServiceSettings
 
+# What a spawned worker builds (JSON: service, settings class, app factory); set by the supervisor.
+WORKER_SPEC_ENV = "LIFECYCLE_SERVE_WORKER_SPEC"
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+
+def tune_gc() -> None:
     # Fewer, later collections: GC was the hidden cost in the measured baselines.
     gc.set_threshold(50_000, 20, 100)
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=5)
+
+
+def _uvicorn_options(settings: ServiceSettings) -> dict:
+    return {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False,
+            "timeout_graceful_shutdown": 5}
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """One process: this app, on this process's event loop."""
+    tune_gc()
+    uvicorn.run(app, **_uvicorn_options(settings))
+
+
+def _import_path(obj: object) -> str:
+    path = f"{obj.__module__}:{obj.__qualname__}"
+    if "<locals>" in path:
+        raise ValueError(f"{path}: workers > 1 needs a module-level settings class and create_app")
+    return path
+
+
+def _load(path: str):
+    module, _, name = path.partition(":")
+    target = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def serve_workers(*, service: str, settings_cls: type[ServiceSettings],
+                  create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+    """`settings.workers` processes on one port, each running `worker_app()`."""
+    os.environ[WORKER_SPEC_ENV] = json.dumps({"service": service, "settings": _import_path(settings_cls),
+                                              "create_app": _import_path(create_app)})
+    uvicorn.run("lifecycle_shared.cli:worker_app", factory=True, workers=settings.workers,
+                **_uvicorn_options(settings))
+
+
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each spawned worker: the service's app, then the same GC tuning as `serve`."""
+    spec = json.loads(os.environ[WORKER_SPEC_ENV])
+    settings = _load(spec["settings"])()
+    configure_logging(service=spec["service"], level=settings.log_level)
+    app = _load(spec["create_app"])(settings)
+    tune_gc()
+    return app
 
 
 def main(*, service: str, settings_cls: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI],
@@ -34,6 +90,8 @@ def main(*, service: str, settings_cls: type[ServiceSettings], create_app: Calla
     configure_logging(service=service, level=settings.log_level)
     if ns.command == "migrate":
         upgrade_to_head(database_url=settings.database_url, migrations_dir=migrations_dir)
+    elif ns.command == "serve" and settings.workers > 1:
+        serve_workers(service=service, settings_cls=settings_cls, create_app=create_app, settings=settings)
     elif ns.command == "serve":
         serve(create_app(settings), settings)
     else:

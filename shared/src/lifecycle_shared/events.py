@@ -6,7 +6,10 @@ the customer key, so one customer's events stay in order on one partition.
 
 from __future__ import annotations
 
+import functools
+import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -17,8 +20,18 @@ from lifecycle_shared.errors import invalid_data
 TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
-# The event type, copied into a header so a consumer can skip what it does not handle undecoded.
-TYPE_HEADER = "ce_type"
+# The event type, copied into a header so a consumer can skip what it does not handle undecoded. Never
+# `ce_`-prefixed: in the CloudEvents Kafka binding a `ce_` header means binary mode, and SDKs would read our
+# structured records as binary ones and fail.
+TYPE_HEADER = "lifecycle-event-type"
+# Where records written before the rename carry the type (they stay on the topics); consumers still honour it.
+LEGACY_TYPE_HEADER = "ce_type"
+# W3C trace context (https://www.w3.org/TR/trace-context/): set when the request that caused the event had one.
+TRACEPARENT_HEADER = "traceparent"
+TRACESTATE_HEADER = "tracestate"
+# version-traceid-parentid-flags, lowercase hex (version ff and all-zero ids are refused apart).
+TRACEPARENT_PATTERN = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+MAX_TRACESTATE_BYTES = 512
 
 # Fixed namespace for ids derived from other events: a replay yields the same ids.
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8a-9a53-2f7f0e7c1d11")
@@ -51,22 +64,64 @@ class CloudEvent(BaseModel):
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
-        return [CONTENT_TYPE_HEADER, (TYPE_HEADER, self.type.encode())]
+    def kafka_headers(self, *, traceparent: str | None = None, tracestate: str | None = None
+                      ) -> list[tuple[str, bytes]]:
+        """The record's headers: content type, event type and the cause's trace context, if valid."""
+        return kafka_headers(self.type, traceparent=traceparent, tracestate=tracestate)
+
+
+def kafka_headers(event_type: str, *, traceparent: str | None = None, tracestate: str | None = None
+                  ) -> list[tuple[str, bytes]]:
+    """The headers of a record carrying an event of `event_type` (see the AsyncAPI document)."""
+    return [CONTENT_TYPE_HEADER, (TYPE_HEADER, event_type.encode()), *trace_headers(traceparent, tracestate)]
+
+
+def trace_headers(traceparent: str | None, tracestate: str | None = None) -> list[tuple[str, bytes]]:
+    """W3C trace context headers to copy onto a record: none unless `traceparent` is valid; `tracestate`
+    only with it, and only when not empty and at most 512 bytes."""
+    if traceparent is None or not valid_traceparent(traceparent):
+        return []
+    headers = [(TRACEPARENT_HEADER, traceparent.encode())]
+    if tracestate and len(tracestate.encode()) <= MAX_TRACESTATE_BYTES:
+        headers.append((TRACESTATE_HEADER, tracestate.encode()))
+    return headers
+
+
+def valid_traceparent(value: str) -> bool:
+    """A W3C `traceparent`: four fields, a version other than ff, a non-zero trace id and parent id. Anything
+    else is dropped, as the W3C recommendation says (a malformed one starts no trace, not a broken one)."""
+    if not re.fullmatch(TRACEPARENT_PATTERN, value):
+        return False
+    version, trace_id, parent_id, _ = value.split("-")
+    return version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16
+
+
+def event_type_header(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The event type a record's headers name: the routing header, else (records written before its
+    rename) the legacy `ce_type` one; None when neither is there."""
+    legacy = None
+    for name, value in headers or ():
+        if name == TYPE_HEADER:
+            return value.decode(errors="replace")
+        if name == LEGACY_TYPE_HEADER and legacy is None:
+            legacy = value.decode(errors="replace")
+    return legacy
 
 
 class TouchpointData(BaseModel):
     """A storefront interaction, normalised from the Segment spec (field names kept camelCase).
 
     `timestamp` is the skew-corrected event time; the client's `originalTimestamp`, `sentAt`
-    and the server's `receivedAt` are kept as they came.
+    and the server's `receivedAt` are kept as they came. Fields the client sent that are not
+    declared here (Segment's `channel`, `integrations`, `_metadata`...) are carried as they came.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["track", "identify", "page", "screen", "group", "alias"]
     event: str | None = None
     name: str | None = None
+    category: str | None = None
     userId: str | None = None
     anonymousId: str | None = None
     previousId: str | None = None
@@ -82,9 +137,11 @@ class TouchpointData(BaseModel):
 
     def all_traits(self) -> dict[str, Any]:
         """The person's traits: `context.traits` (Segment's place for them on any call) overlaid
-        with the call's own `traits` (identify). A `context.traits` that is not an object is none."""
+        with the call's own `traits` - except on `group`, whose traits describe the group (a
+        company's name is not the person's). A `context.traits` that is not an object is none."""
         in_context = self.context.get("traits")
-        return {**(in_context if isinstance(in_context, dict) else {}), **self.traits}
+        own = {} if self.type == "group" else self.traits
+        return {**(in_context if isinstance(in_context, dict) else {}), **own}
 
 
 class StageChangedData(BaseModel):
@@ -120,13 +177,19 @@ def data_as(model: type[DataModel], event: CloudEvent) -> DataModel:
 
 def touchpoint_event_type(data: TouchpointData) -> str:
     """`touchpoint.order_completed` for track "Order Completed"; `touchpoint.identify` etc."""
-    if data.type == "track" and data.event:
-        return TOUCHPOINT_TYPE_PREFIX + snake_name(data.event)
-    if data.type in ("page", "screen"):
-        return f"{TOUCHPOINT_TYPE_PREFIX}{data.type}_viewed"
-    return TOUCHPOINT_TYPE_PREFIX + data.type
+    return touchpoint_type(data.type, data.event)
 
 
+def touchpoint_type(call_type: str, event: str | None) -> str:
+    """The event type of a Segment call: its `type`, and for `track` the `event` name."""
+    if call_type == "track" and event:
+        return TOUCHPOINT_TYPE_PREFIX + snake_name(event)
+    if call_type in ("page", "screen"):
+        return f"{TOUCHPOINT_TYPE_PREFIX}{call_type}_viewed"
+    return TOUCHPOINT_TYPE_PREFIX + call_type
+
+
+@functools.lru_cache(maxsize=4096)  # a shop sends a few dozen event names, on every event
 def snake_name(event_name: str) -> str:
     """'Order Completed' -> 'order_completed'; 'product-viewed' -> 'product_viewed'."""
     out = "".join(ch.lower() if ch.isalnum() else "_" for ch in event_name.strip())

@@ -6,12 +6,21 @@ own class with its own prefix (`LIFECYCLE_INGEST_`, `LIFECYCLE_STAGE_ENGINE_`, .
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lifecycle_shared.topics import Topics
+
+# Tokens that appear in examples and docs: never a credential.
+PLACEHOLDER_TOKENS = frozenset({"changeme", "changethis", "dev-admin-token", "admin", "secret", "token", "test"})
+MIN_TOKEN_LENGTH = 24
+
+
+def is_strong_token(token: str) -> bool:
+    """What a bearer token must be outside development: 24+ characters and not a placeholder."""
+    return len(token) >= MIN_TOKEN_LENGTH and token.lower() not in PLACEHOLDER_TOKENS
 
 
 class KafkaSettings(BaseSettings):
@@ -44,7 +53,10 @@ class KafkaSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """Fields every service has; subclasses set `env_prefix` and defaults."""
 
-    model_config = SettingsConfigDict(populate_by_name=True)
+    # Inputs stay out of validation errors: they carry secrets (tokens, passwords in URLs).
+    model_config = SettingsConfigDict(populate_by_name=True, hide_input_in_errors=True)
+    # Set by the services that serve read APIs: outside development they need LIFECYCLE_API_TOKENS.
+    requires_api_tokens: ClassVar[bool] = False
 
     # LIFECYCLE_ENVIRONMENT, shared by all services. Anything but development refuses to start
     # with a missing or placeholder secret; the embedded stack (`dev.py up`) runs as development.
@@ -54,4 +66,31 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # `<PREFIX>WORKERS`: uvicorn worker processes sharing the port (lifecycle_shared.cli); each builds
+    # its own app, so per-instance limits (ingest's rate limits, in-flight cap) apply per worker.
+    workers: int = Field(default=1, ge=1)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # LIFECYCLE_API_TOKENS, shared by all services: bearer tokens for the read APIs (profiles,
+    # messages, balances), comma-separated so a token can be rotated with overlap. Outside
+    # development each is 24+ characters and not a placeholder; in development, unset disables
+    # the read APIs (403).
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(default=(), validation_alias="LIFECYCLE_API_TOKENS")
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            return tuple(token.strip() for token in text.split(",") if token.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _api_tokens_outside_development(self) -> Self:
+        if self.environment == "development":
+            return self
+        weak = [t for t in self.api_tokens if not is_strong_token(t.get_secret_value())]
+        if weak or (self.requires_api_tokens and not self.api_tokens):
+            raise ValueError(f"LIFECYCLE_API_TOKENS must be set to one or more comma-separated secrets of at least "
+                             f"{MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
+                             "LIFECYCLE_ENVIRONMENT=development")
+        return self

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 TOUCHPOINTS = "touchpoints.v1"
 STAGE_TRANSITIONS = "stage-transitions.v1"
 ALL = (TOUCHPOINTS, STAGE_TRANSITIONS)
+# A consumer's dead letters for `<topic>` go to `<topic>.dlq` (see kafka/runner.py).
+DLQ_SUFFIX = ".dlq"
+# Empty marker topics, one per service process, by which it notices a restart of the embedded broker
+# (see kafka/watch.py): no records, not part of the event contract.
+SENTINEL_PREFIX = "_lifecycle.alive."
 
 
 @dataclass(frozen=True)
@@ -23,4 +28,4 @@ class Topics:
 
     def all_with_dlq(self) -> list[str]:
         names = [self.prefix + name for name in ALL]
-        return names + [name + ".dlq" for name in names]
+        return names + [name + DLQ_SUFFIX for name in names]

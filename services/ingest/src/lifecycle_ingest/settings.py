@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Self
 
 from lifecycle_shared.settings import ServiceSettings
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 # Tokens that appear in examples and docs: never an admin credential.
@@ -29,11 +29,25 @@ class IngestSettings(ServiceSettings):
     publish_timeout_s: float = 5.0
     # Events in flight to the broker across all requests; beyond it: 503 + Retry-After.
     max_inflight_events: int = 50_000
-    # Revoked keys stop working within this many seconds.
-    key_cache_ttl_s: float = 30.0
+    # Requests being handled at once (body read, checked, published); beyond it: 503 at once.
+    max_inflight_requests: int = Field(default=256, gt=0)
+    # How often each instance checks whether keys or sources changed (one one-row read) and reloads
+    # them if so: a revocation or rotation takes effect on every instance within about this long.
+    key_refresh_s: float = Field(default=1.0, gt=0, le=60)
+    # Per key and instance, in events (a batch counts its items): a token bucket refilled at
+    # `rate_limit_events_per_s`, holding at most `rate_limit_burst` (at least one full batch).
+    rate_limit_events_per_s: float = Field(default=5_000.0, gt=0)
+    rate_limit_burst: int = 10_000
     # Bearer token for the admin API (sources and keys). Required outside development, at least
     # 24 characters and not a placeholder; in development, unset disables the admin API.
     admin_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _burst_holds_a_batch(self) -> Self:
+        if self.rate_limit_burst < self.max_batch_events:
+            raise ValueError("LIFECYCLE_INGEST_RATE_LIMIT_BURST must hold a full batch "
+                             f"(at least LIFECYCLE_INGEST_MAX_BATCH_EVENTS = {self.max_batch_events})")
+        return self
 
     @model_validator(mode="after")
     def _admin_token_outside_development(self) -> Self:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from lifecycle_shared.settings import ServiceSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -9,6 +11,8 @@ from pydantic_settings import SettingsConfigDict
 
 class MessagingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_MESSAGING_")
+    # Its read API needs LIFECYCLE_API_TOKENS outside development.
+    requires_api_tokens: ClassVar[bool] = True
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_messaging"
     port: int = 8002

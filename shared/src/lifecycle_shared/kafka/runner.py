@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lifecycle_shared import metrics
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
-from lifecycle_shared.events import TYPE_HEADER, CloudEvent
+from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
+from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,10 @@ class ConsumerRunner:
                 await self._process_one(record, event)
 
     def _ours(self, record: ConsumerRecord) -> bool:
-        """False when the type header says no handler wants it (records without it are decoded)."""
-        for name, value in record.headers or ():
-            if name == TYPE_HEADER:
-                return self.route(value.decode(errors="replace")) is not None
-        return True
+        """False when the type header (or on older records the legacy `ce_type`) says no handler wants
+        it; records without either are decoded."""
+        event_type = event_type_header(record.headers)
+        return event_type is None or self.route(event_type) is not None
 
     async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, CloudEvent]]) -> None:
         routed: list[tuple[str, CloudEvent, Handler]] = []
@@ -203,7 +203,7 @@ class ConsumerRunner:
                 await asyncio.sleep(self.retry.delay(attempt))
 
     async def _dead_letter(self, record: ConsumerRecord, error: BaseException) -> None:
-        headers = list(record.headers or ()) + [
+        headers = dead_letter_headers(record.headers) + [
             ("dlq.error", describe_error(error)[:2000].encode()),
             ("dlq.consumer", self.name.encode()),
             ("dlq.original.topic", record.topic.encode()),
@@ -211,7 +211,7 @@ class ConsumerRunner:
             ("dlq.original.offset", str(record.offset).encode()),
         ]
         try:
-            await self.producer.send_and_wait(record.topic + ".dlq", record.value, key=record.key,
+            await self.producer.send_and_wait(record.topic + DLQ_SUFFIX, record.value, key=record.key,
                                               headers=headers)
         except KafkaError as error:
             raise InfrastructureDown from error
@@ -237,6 +237,16 @@ class ConsumerRunner:
             # A rebalance took the partition (or the broker lost it): whoever reads it next re-reads,
             # and the inbox drops what was applied.
             log.warning("offset commit failed", extra={"consumer": self.name, "error": describe_error(error)})
+
+
+def dead_letter_headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
+    """The original record's headers as a dead letter carries them: kept, but a legacy `ce_type` is
+    renamed to the routing header (or dropped beside one), so the DLQ record reads as structured mode
+    to CloudEvents SDKs, as everything written today does."""
+    kept = list(headers or ())
+    has_current = any(name == TYPE_HEADER for name, _ in kept)
+    return [(TYPE_HEADER if name == LEGACY_TYPE_HEADER else name, value) for name, value in kept
+            if not (name == LEGACY_TYPE_HEADER and has_current)]
 
 
 def decode(record: ConsumerRecord) -> CloudEvent:

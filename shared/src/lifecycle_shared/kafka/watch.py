@@ -23,6 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import never_auto_create_topics
 from lifecycle_shared.settings import KafkaSettings
+from lifecycle_shared.topics import SENTINEL_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class TopicWatch:
         self._settings = settings
         self._on_restart = on_restart
         self._expected = {name: settings.partitions for name in settings.topics.all_with_dlq()}
-        self._sentinel = (f"{settings.topic_prefix}_lifecycle.alive.{uuid.uuid4().hex[:12]}"
+        self._sentinel = (f"{settings.topic_prefix}{SENTINEL_PREFIX}{uuid.uuid4().hex[:12]}"
                           if settings.detect_broker_restarts else None)
         self.healthy = False
         self._checked = False  # the first check creates what this service needs

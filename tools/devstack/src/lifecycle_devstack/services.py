@@ -49,6 +49,13 @@ class StackConfig:
     smtp_port: int = 1025
     ports: dict[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
     extra_env: dict[str, str] = field(default_factory=dict)
+    # LIFECYCLE_API_TOKENS for every service (comma-separated); empty: whatever the environment has.
+    api_tokens: str = ""
+
+    @property
+    def api_token(self) -> str:
+        """The first read-API token: what a client of this stack sends as `Authorization: Bearer`."""
+        return self.api_tokens.split(",")[0].strip()
 
     def database_url(self, service: ServiceDef) -> str:
         return f"{self.postgres_url}/{self.database_prefix}{service.database}"
@@ -66,6 +73,7 @@ class StackConfig:
             f"{p}PORT": str(self.ports[service.name]),
             "LIFECYCLE_MESSAGING_SMTP_HOST": "127.0.0.1",
             "LIFECYCLE_MESSAGING_SMTP_PORT": str(self.smtp_port),
+            **({"LIFECYCLE_API_TOKENS": self.api_tokens} if self.api_tokens else {}),
             **self.extra_env,
         }
 

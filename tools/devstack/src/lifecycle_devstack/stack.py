@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import mailbox
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,11 +33,24 @@ def start_mail_sink(maildir: Path, port: int, log_path: Path) -> subprocess.Pope
                             stdout=log, stderr=log, start_new_session=True)
 
 
-def demo_write_key(config: StackConfig, data_dir: Path) -> str:
-    """The demo storefront's key, created once and kept in the data folder (local use only)."""
-    path = data_dir / "demo-write-key"
+def demo_write_key(config: StackConfig, data_dir: Path, *, server: bool = False) -> str:
+    """The demo storefront's write key (or server key, for server-side sends such as orders), created
+    once and kept in the data folder (local use only)."""
+    path = data_dir / ("demo-server-key" if server else "demo-write-key")
     if not path.exists():
-        path.write_text(run_module(BY_NAME["ingest"], config, "create-key", "demo-storefront").strip())
+        path.write_text(run_module(BY_NAME["ingest"], config, "create-key", "demo-storefront",
+                                   *(["--server"] if server else [])).strip())
+    return path.read_text().strip()
+
+
+def api_tokens(data_dir: Path) -> str:
+    """LIFECYCLE_API_TOKENS if set, else a token generated once and kept in the data folder."""
+    if os.environ.get("LIFECYCLE_API_TOKENS", "").strip():
+        return os.environ["LIFECYCLE_API_TOKENS"]
+    path = data_dir / "api-token"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
     return path.read_text().strip()
 
 
@@ -57,7 +71,8 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
     idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
     config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
                          embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
-                         ports={s.name: first_port + i for i, s in enumerate(SERVICES)})
+                         ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
+                         api_tokens=api_tokens(data_dir))
     mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
     processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
     try:
@@ -69,7 +84,9 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         for process in processes:
             process.wait_ready()
         key = demo_write_key(config, data_dir)
-        print_welcome(processes, key=key, data_dir=data_dir, bootstrap=bootstrap)
+        server_key = demo_write_key(config, data_dir, server=True)
+        print_welcome(processes, key=key, server_key=server_key, api_token=config.api_token, data_dir=data_dir,
+                      bootstrap=bootstrap)
         wait_for_signal()
     finally:
         print("\nstopping...", flush=True)
@@ -83,18 +100,22 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         print("stopped.", flush=True)
 
 
-def print_welcome(processes: list[ServiceProcess], *, key: str, data_dir: Path, bootstrap: str) -> None:
+def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str, api_token: str, data_dir: Path,
+                  bootstrap: str) -> None:
     ingest = processes[0].url
     print("\nLifecycle is running.\n")
     for process in processes:
         print(f"  {process.service.name:<13} {process.url}   (docs: {process.url}/docs)")
     print(f"\n  Kafka bootstrap: {bootstrap}\n  Data folder: {data_dir}   (emails land in {data_dir}/mail)")
-    print(f"  Demo write key: {key}\n\nTry:\n")
+    print(f"  Demo write key: {key}")
+    print(f"  Demo server key: {server_key}   (server-side only: orders, refunds, referrals)")
+    print(f"  Read API token: {api_token}   (LIFECYCLE_API_TOKENS: profiles, messages and balances)\n\nTry:\n")
     # A messageId makes the call safe to retry: a repeat is recognised and applied once.
     body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
             '"properties": {"sku": "TEE-1"}}')
     print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
-    print(f"  curl {processes[1].url}/v1/customers/visitor-1\n\nCtrl-C stops everything.", flush=True)
+    print(f"  curl -H 'authorization: Bearer {api_token}' {processes[1].url}/v1/customers/visitor-1\n\n"
+          "Ctrl-C stops everything.", flush=True)
 
 
 def wait_for_signal() -> None:

@@ -7,75 +7,84 @@ import binascii
 import hmac
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPBasic, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi.security import HTTPBearer
+from lifecycle_shared import metrics
 
-from lifecycle_ingest.db.keys import source_for_key
-from lifecycle_ingest.domain.json_values import UnparseableBody, parse
-from lifecycle_ingest.publisher import TouchpointPublisher
-from lifecycle_ingest.settings import IngestSettings
+from lifecycle_ingest.domain.json_values import UnparseableBody, parse_checked
+from lifecycle_ingest.keys import ApiKey
 
 
-class KeyCache:
-    """Write key -> source name, remembered for `ttl_s` so revocation takes effect within it."""
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the key's record, the key as sent, and the rate-limit headers to answer with."""
 
-    def __init__(self, *, engine: AsyncEngine, ttl_s: float) -> None:
-        self._engine = engine
-        self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[str | None, float]] = {}
-
-    async def source(self, key: str) -> str | None:
-        cached = self._entries.get(key)
-        now = time.monotonic()
-        if cached and cached[1] > now:
-            return cached[0]
-        async with self._engine.connect() as conn:
-            source = await source_for_key(conn, key=key)
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (source, now + self._ttl_s)
-        return source
+    key: ApiKey
+    key_text: str
+    headers: dict[str, str]
 
 
-class WriteKeyAuth(HTTPBasic):
-    """Segment's convention: the write key is the HTTP Basic user, the password empty.
-    (A subclass of FastAPI's HTTPBasic so OpenAPI documents the scheme; the parsing is ours, to
-    name the fix in the 401.)"""
-
-    async def __call__(self, request: Request) -> str:  # type: ignore[override]
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                user, _, _ = base64.b64decode(credentials, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                user = ""
-            if user:
-                return user
-        raise HTTPException(401, "missing or malformed write key: send it as the HTTP Basic user "
-                                 "with an empty password", headers={"WWW-Authenticate": "Basic"})
-
-
-write_key_auth = WriteKeyAuth(scheme_name="WriteKey", description="The write key as the Basic user, "
-                                                                   "the password empty.")
+WRITE_KEY_SCHEME = "WriteKey"
+# Segment's convention, documented in OpenAPI (`main.py` adds it to the components): the key as the
+# HTTP Basic user with an empty password; analytics.js sends it in the body instead.
+WRITE_KEY_SECURITY_SCHEME = {"type": "http", "scheme": "basic", "description": (
+    "A write key (lc_wk_..., browser-safe) or a server key (lc_sk_...) as the HTTP Basic user, the password "
+    "empty; or as `writeKey` in the JSON body (analytics.js). Events that move money or points "
+    "(Order Completed, Order Refunded, Referral Completed) need a server key.")}
 admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
                           description="LIFECYCLE_INGEST_ADMIN_TOKEN as a Bearer token.")
 
 
-async def authenticated_source(request: Request, write_key: Annotated[str, Depends(write_key_auth)]) -> str:
-    source = await request.app.state.key_cache.source(write_key)
-    if source is None:
-        raise HTTPException(401, "unknown or revoked write key", headers={"WWW-Authenticate": "Basic"})
-    return source
+def _key_text(request: Request, body: Any) -> str:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            user, _, _ = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = ""
+        return user
+    if isinstance(body, dict):
+        in_body = body.get("writeKey")
+        if in_body is None and isinstance(body.get("batch"), list) and body["batch"]:
+            first = body["batch"][0]
+            in_body = first.get("writeKey") if isinstance(first, dict) else None
+        return in_body if isinstance(in_body, str) else ""
+    return ""
 
 
-async def json_body(request: Request, *, limit: int) -> Any:
-    """Read at most `limit` bytes (after gunzip) and parse JSON; 413/400 otherwise."""
+def authenticate(request: Request, *, body: Any, events: int) -> Caller:
+    """The key from the Basic header or the body's `writeKey`; 401 unless live, 403 when the request
+    comes from a browser origin the key's source does not allow, 429 beyond the key's rate."""
+    key_text = _key_text(request, body)
+    if not key_text:
+        raise HTTPException(401, "missing write key: send it as the HTTP Basic user with an empty password, "
+                                 "or as `writeKey` in the body", headers={"WWW-Authenticate": "Basic"})
+    key = request.app.state.keys.lookup(key_text)
+    if key is None:
+        raise HTTPException(401, "unknown, expired or revoked key", headers={"WWW-Authenticate": "Basic"})
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in key.allowed_origins:
+        raise HTTPException(403, {"code": "origin_not_allowed",
+                                  "message": f"origin not allowed for source '{key.source}': add it with "
+                                             f"PUT /v1/admin/sources/{key.source}"})
+    decision = request.app.state.rate_limiter.take(key.key_id, events, time.monotonic())
+    if not decision.allowed:
+        metrics.INGESTED.labels("rate_limited").inc(events)
+        rate = request.app.state.settings.rate_limit_events_per_s
+        raise HTTPException(429, f"rate limit: this key may send {rate:g} events per second; retry after "
+                                 "Retry-After seconds", headers=decision.headers())
+    return Caller(key=key, key_text=key_text, headers=decision.headers())
+
+
+async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[Any, bool]:
+    """Read at most `limit` bytes (after gunzip) and parse JSON; 413/400 otherwise. With the value,
+    whether it is known storable to `max_depth` levels (json_values.parse_checked)."""
     declared = request.headers.get("content-length")
     gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
-    if declared and declared.isdigit() and int(declared) > limit and not gzipped:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit and not gzipped:
         raise HTTPException(413, f"body larger than {limit} bytes")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
     body, size = [], 0
@@ -92,7 +101,7 @@ async def json_body(request: Request, *, limit: int) -> Any:
     if inflater is not None and (not inflater.eof or inflater.unused_data):
         raise HTTPException(400, "body is not valid gzip: truncated, or data after its end")
     try:
-        return parse(b"".join(body))
+        return parse_checked(b"".join(body), max_depth=max_depth)
     except UnparseableBody as error:
         raise HTTPException(400, f"body is not valid JSON: {error}") from None
 
@@ -106,15 +115,4 @@ async def admin_token(request: Request, bearer: Annotated[Any, Depends(admin_bea
         raise HTTPException(401, "missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_settings(request: Request) -> IngestSettings:
-    return request.app.state.settings
-
-
-async def get_publisher(request: Request) -> TouchpointPublisher:
-    return request.app.state.publisher
-
-
-Source = Annotated[str, Depends(authenticated_source)]
-Settings = Annotated[IngestSettings, Depends(get_settings)]
-Publisher = Annotated[TouchpointPublisher, Depends(get_publisher)]
 AdminAccess = Depends(admin_token)

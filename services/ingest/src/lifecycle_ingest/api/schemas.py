@@ -21,8 +21,10 @@ class FieldError(BaseModel):
 
 
 class Rejected(BaseModel):
-    index: int
+    index: int = Field(description="The event's position in the batch (0 for a single event).")
     messageId: str | None
+    status: int = Field(description="400 invalid, 401 another key, 403 needs a server key, 413 too large.")
+    code: str
     errors: list[FieldError]
 
 
@@ -34,26 +36,32 @@ class AcceptedOut(BaseModel):
 class BatchOut(BaseModel):
     success: bool
     accepted: int
-    rejected: list[Rejected]
+    rejected: list[Rejected] = Field(description="Always empty in a 200.")
     messageIds: list[str] = Field(description="The accepted events' messageIds, in order.")
 
 
 class ErrorOut(ErrorBody):
-    accepted: int | None = None
-    rejected: list[Rejected] | None = None
-    messageIds: list[str] | None = Field(
-        default=None, description="503 after events were handed to the broker: the ids to retry with.")
+    messageId: str | None = Field(default=None, description="A single event's messageId, when it had one.")
+    accepted: int | None = Field(default=None, description="Batch: how many events were accepted and kept.")
+    rejected: list[Rejected] | None = Field(default=None, description="Batch: each refused event, and why.")
+    messageIds: list[str] | None = Field(default=None, description=(
+        "Batch with refused events: the accepted events' ids (kept; do not resend them, or resend them "
+        "unchanged: they are recognised). 503 after events were handed to the broker: the ids to retry with."))
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {400: "Invalid: names every field at fault", 401: "Missing, unknown or revoked key",
-                 413: "Body, event or batch over its limit",
-                 503: "Broker unavailable or overloaded (Retry-After). After a timeout some events may "
-                      "have been accepted: retry with the listed messageIds, duplicates are dropped."}
-    return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
-
-
-EVENT_ERRORS = _errors(400, 401, 413, 503)
+EVENT_STATUSES = {
+    400: "Invalid (`invalid_request`), naming every field at fault. In a batch: at least one event was refused "
+         "(`partially_rejected` when others were accepted: `messageIds` lists those, `rejected` the others)",
+    401: "Missing, unknown, expired or revoked key",
+    403: "`server_key_required`: an event that moves money or points sent with a write key; "
+         "`origin_not_allowed`: a browser origin the key's source does not allow",
+    413: "Body, event or batch over its limit",
+    429: "`rate_limited`: over the key's rate; `Retry-After` and `RateLimit-*` say when to retry",
+    503: "Broker unavailable or overloaded (Retry-After): nothing was accepted. `delivery_unknown`: some may "
+         "have been accepted: retry with the listed messageIds, duplicates are dropped.",
+}
+EVENT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in EVENT_STATUSES.items()}
+MAX_BATCH_EVENTS = 2500  # Segment's limit; the default of LIFECYCLE_INGEST_MAX_BATCH_EVENTS
 
 
 # What each call type requires beyond an id (Segment's spec; `normalise` enforces the same).
@@ -82,13 +90,12 @@ def touchpoint_body(event_type: str | None) -> dict[str, Any]:
         "application/json": {"schema": _touchpoint_schema(event_type=event_type)}}}}
 
 
-def batch_body(*, max_events: int) -> dict[str, Any]:
+def batch_body() -> dict[str, Any]:
     schema = {
         "type": "object",
         "required": ["batch"],
-        "additionalProperties": False,
         "properties": {
-            "batch": {"type": "array", "minItems": 1, "maxItems": max_events,
+            "batch": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS,
                       "items": _touchpoint_schema(event_type=None)},
             "sentAt": {"type": "string", "format": "date-time"},
             "context": {"type": "object"},

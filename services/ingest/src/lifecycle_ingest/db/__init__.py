@@ -1,1 +1,1 @@
-"""Ingest's database: sources and their hashed write keys."""
+"""Ingest's database: sources (with their allowed origins) and their hashed API keys."""

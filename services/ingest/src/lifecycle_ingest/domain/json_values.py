@@ -6,6 +6,12 @@ Infinity) are not JSON numbers anywhere else, and very deep nesting exhausts rec
 serializer on the way. Ingest refuses such values with a 400 naming where they are, so an event
 it accepts is one every consumer can apply.
 
+`parse_checked` is the fast path for a body: orjson parses it, refusing by itself everything
+unstorable but NUL and depth (it rejects NaN, Infinity, 1e400 and lone surrogates), so one scan of
+the bytes for an escaped NUL and a walk over the containers tell whether any item needs its own
+check. Anything unusual - orjson refusing the body, a NUL, an integer beyond 64 bits (orjson would
+turn it into a float) - goes the exact way: `parse` with the standard parser and per-item checks.
+
 `parse` reads a body. Where the standard parser runs out of recursion (a value nested about a
 thousand levels deep), it parses the top-level object value by value and a `batch` array item by
 item, and stands `TOO_DEEP` in for each value too deep to parse: the problem is then reported for
@@ -18,6 +24,8 @@ import json
 import math
 import re
 from typing import Any
+
+import orjson
 
 MAX_DEPTH = 32  # levels of objects and arrays in one event, the event itself being level 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -36,6 +44,43 @@ class _TooDeep:
 
 
 TOO_DEEP = _TooDeep()  # stands in for a value nested too deeply to parse
+
+
+BIG_FLOAT = 2.0**63  # at or above it, a float may be an integer orjson could not keep exactly
+
+
+def parse_checked(body: bytes, *, max_depth: int) -> tuple[Any, bool]:
+    """(value, storable): `storable` is True when nothing in the body needs checking (no NUL,
+    nothing nested deeper than `max_depth` levels); False when each part must be checked."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return parse(body), False
+    if b"\\u0000" in body:
+        return value, False
+    depth = _depth_if_exact(value, limit=max_depth)
+    if depth is None:  # a float that may have been a big integer: parse exactly
+        return parse(body), False
+    return value, depth <= max_depth
+
+
+def _depth_if_exact(value: Any, *, limit: int) -> int | None:
+    """Levels of containers (up to limit + 1), or None if a float may hide a big integer."""
+    deepest, level, current = 0, 0, [value]
+    while current and deepest <= limit:
+        level += 1
+        deeper = []
+        for item in current:
+            if type(item) is dict or type(item) is list:
+                deepest = level
+                for child in item.values() if type(item) is dict else item:
+                    kind = type(child)
+                    if kind is dict or kind is list:
+                        deeper.append(child)
+                    elif kind is float and abs(child) >= BIG_FLOAT:
+                        return None
+        current = deeper
+    return deepest
 
 
 def parse(body: bytes) -> Any:

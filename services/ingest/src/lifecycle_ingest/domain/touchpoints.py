@@ -9,10 +9,12 @@ excessive nesting), unreadable amounts and impossible times are refused here, no
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.orders import MAX_AMOUNT, unreadable_amount_fields
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -34,43 +36,66 @@ MAX_ORDER_ID_CHARS = 200  # an order id is a key in every consumer's tables
 
 
 class InvalidTouchpoint(ValueError):
-    def __init__(self, errors: list[dict[str, str]]) -> None:
+    """An event refused, naming every field at fault; `status` is its HTTP status (400 unless
+    the event is refused for another reason, e.g. 403 when it needs a server key)."""
+
+    def __init__(self, errors: list[dict[str, str]], *, status: int = 400, code: str = "invalid_request") -> None:
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
         self.errors = errors
+        self.status = status
+        self.code = code
+
+
+# Top-level fields a client may send that are never carried: a credential, and the server's own time.
+NOT_CARRIED = ("writeKey", "receivedAt")
 
 
 class TouchpointIn(BaseModel):
-    """One touchpoint as a storefront posts it (the Segment spec's common fields)."""
+    """One touchpoint as a storefront posts it (the Segment spec's common fields).
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Liberal: fields we do not use (Segment's `category`, `channel`, `integrations`, `_metadata`,
+    RudderStack's extras, anything a newer library adds) are accepted and carried on the event;
+    `null` where an object or a string may be is taken as absent. Only what cannot be processed
+    is refused."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
     type: Literal["track", "identify", "page", "screen", "group", "alias"]
     event: str | None = Field(default=None, min_length=1, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = None
+    category: str | None = None
     userId: Id | None = None
     anonymousId: Id | None = None
     previousId: Id | None = None
     groupId: Id | None = None
     messageId: str | None = Field(default=None, min_length=1, max_length=100)
-    properties: dict[str, Any] = Field(default_factory=dict)
-    traits: dict[str, Any] = Field(default_factory=dict)
-    context: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
-    # Sent by Segment's client libraries; accepted and not used.
-    integrations: dict[str, Any] | None = None
-    writeKey: str | None = None
-    channel: str | None = None
-    version: int | str | None = None
-    receivedAt: datetime | None = None
-    options: dict[str, Any] | None = None
-    metadata_: dict[str, Any] | None = Field(default=None, alias="_metadata")
+    # Read for authentication (analytics.js puts the write key in the body), never carried.
+    writeKey: Any = None
+    receivedAt: Any = None
 
 
 def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
-              batch_sent_at: datetime | None = None, default_type: str | None = None) -> TouchpointData:
-    if problems := unstorable(raw):
+              batch_sent_at: datetime | None = None, default_type: str | None = None,
+              known_storable: bool = False) -> TouchpointData:
+    """The wire contract for one raw event (see `touchpoint_data`)."""
+    return TouchpointData.model_validate(touchpoint_data(
+        raw, received_at=received_at, batch_context=batch_context, batch_sent_at=batch_sent_at,
+        default_type=default_type, known_storable=known_storable))
+
+
+def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
+                    batch_sent_at: datetime | None = None, default_type: str | None = None,
+                    known_storable: bool = False) -> dict[str, Any]:
+    """`TouchpointData`'s fields as a dict (None left out), ready to serialise: the hot path builds the
+    record from it without a second validation (`tests/unit` hold it valid for `TouchpointData`).
+    `known_storable`: the body it came from was checked whole (json_values.parse_checked)."""
+    if not known_storable and (problems := unstorable(raw)):
         raise InvalidTouchpoint(problems)
     if not isinstance(raw, dict):
         raise InvalidTouchpoint([{"field": "(body)", "message": "expected a JSON object"}])
@@ -82,49 +107,65 @@ def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] 
         event_in = TouchpointIn.model_validate(raw)
     except ValidationError as error:
         raise InvalidTouchpoint(list({e["field"]: e for e in map(_describe, error.errors())}.values())) from None
-    context = {**(batch_context or {}), **event_in.context}
+    context = {**batch_context, **event_in.context} if batch_context and event_in.context else (
+        event_in.context or batch_context or {})
     _check_required(event_in, context=context)
-    user_id, anonymous_id = _id(event_in.userId, "userId"), _id(event_in.anonymousId, "anonymousId")
     sent_at = _utc(event_in.sentAt or batch_sent_at)
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
     client_field = "originalTimestamp" if event_in.originalTimestamp else "timestamp"
-    touchpoint = TouchpointData(
-        type=event_in.type,
-        event=event_in.event,
-        name=event_in.name,
-        userId=user_id,
-        anonymousId=anonymous_id,
-        previousId=_id(event_in.previousId, "previousId"),
-        groupId=None if event_in.groupId is None else str(event_in.groupId),
-        messageId=event_in.messageId or "",
-        properties=event_in.properties,
-        traits=event_in.traits,
-        context=context,
-        timestamp=event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
-                             client_field=client_field),
-        originalTimestamp=client_time,
-        sentAt=sent_at,
-        receivedAt=received_at,
-    )
-    if not touchpoint.messageId:
-        touchpoint.messageId = generated_message_id(touchpoint)
-    return touchpoint
+    data = {
+        "type": event_in.type,
+        "event": event_in.event,
+        "name": event_in.name,
+        "category": event_in.category,
+        "userId": _id(event_in.userId, "userId"),
+        "anonymousId": _id(event_in.anonymousId, "anonymousId"),
+        "previousId": _id(event_in.previousId, "previousId"),
+        "groupId": None if event_in.groupId is None else str(event_in.groupId),
+        "messageId": event_in.messageId,
+        "properties": event_in.properties or {},
+        "traits": event_in.traits or {},
+        "context": context,
+        "timestamp": event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
+                                client_field=client_field),
+        "originalTimestamp": client_time,
+        "sentAt": sent_at,
+        "receivedAt": received_at,
+    }
+    if event_in.model_extra:
+        data.update((name, value) for name, value in event_in.model_extra.items() if name not in NOT_CARRIED)
+    data = {name: value for name, value in data.items() if value is not None}
+    if "messageId" not in data:
+        data["messageId"] = generated_message_id(data)
+    return data
 
 
-def content_digest(touchpoint: TouchpointData) -> str:
+def to_json(value: Any) -> bytes:
+    """Compact JSON with times as RFC 3339 ('Z' for UTC), as pydantic writes them; integers beyond
+    64 bits (orjson refuses them) through the standard library."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_rfc3339).encode()
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def content_digest(data: dict[str, Any]) -> str:
     """sha-256 of the event as the client described it (transport fields left out): a retry has
     the same digest, another event reusing a messageId does not."""
-    content = touchpoint.__pydantic_serializer__.to_json(touchpoint, exclude=TRANSPORT_FIELDS, exclude_none=True)
-    return hashlib.sha256(content).hexdigest()
+    return hashlib.sha256(to_json({k: v for k, v in data.items() if k not in TRANSPORT_FIELDS})).hexdigest()
 
 
-def generated_message_id(touchpoint: TouchpointData) -> str:
+def generated_message_id(data: dict[str, Any]) -> str:
     """For an event sent without a messageId: derived from its content when it carries its own
     time, so a retried request is recognised downstream; random otherwise (two identical
     untimed events are two events)."""
-    if touchpoint.originalTimestamp is None:
+    if "originalTimestamp" not in data:
         return str(uuid.uuid4())
-    return "content-" + content_digest(touchpoint)[:40]
+    return "content-" + content_digest(data)[:40]
 
 
 def event_id(*, source: str, message_id: str) -> str:
@@ -147,10 +188,10 @@ def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:
         missing.append({"field": "groupId", "message": "required for type 'group'"})
     missing += [{"field": f"properties.{name}",
                  "message": f"expected a number (or numeric string) within ±{MAX_AMOUNT:,.0f}"}
-                for name in unreadable_amount_fields(event_in.properties)]
+                for name in unreadable_amount_fields(event_in.properties or {})]
     missing += [{"field": f"properties.{name}", "message": f"expected a string or a number of at most "
                                                           f"{MAX_ORDER_ID_CHARS} characters"}
-                for name in ("order_id", "orderId") if not _usable_order_id(event_in.properties.get(name))]
+                for name in ("order_id", "orderId") if not _usable_order_id((event_in.properties or {}).get(name))]
     if context.get("traits") is not None and not isinstance(context["traits"], dict):
         missing.append({"field": "context.traits", "message": "expected an object (the person's traits)"})
     if missing:
@@ -191,8 +232,8 @@ def event_time(*, client_time: datetime | None, sent_at: datetime | None, receiv
     return min(corrected, received_at)
 
 
-def customer_key(touchpoint: TouchpointData) -> str:
-    return touchpoint.userId or touchpoint.anonymousId or ""
+def customer_key(data: dict[str, Any]) -> str:
+    return data.get("userId") or data.get("anonymousId") or ""
 
 
 def _id(value: str | int | None, field: str) -> str | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from lifecycle_shared.http import CustomerId
+from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.http import CustomerId, errors
 from pydantic import BaseModel
 
 from lifecycle_loyalty.db import ledger
 
-router = APIRouter(prefix="/v1/customers", tags=["balances"])
+# Personal data: every route needs a token from LIFECYCLE_API_TOKENS.
+router = APIRouter(prefix="/v1/customers", tags=["balances"], dependencies=[ApiAccess], responses=errors(401, 403))
 
 
 class BalanceOut(BaseModel):

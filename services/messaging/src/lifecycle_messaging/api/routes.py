@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from lifecycle_shared.http import CustomerId
+from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.http import CustomerId, errors
 from pydantic import BaseModel
 
 from lifecycle_messaging.db import repository as repo
 
-router = APIRouter(prefix="/v1/customers", tags=["messages"])
+# Personal data: every route needs a token from LIFECYCLE_API_TOKENS.
+router = APIRouter(prefix="/v1/customers", tags=["messages"], dependencies=[ApiAccess], responses=errors(401, 403))
 
 
 class MessageOut(BaseModel):

@@ -1,41 +1,182 @@
-"""Source and write-key administration (Bearer admin token)."""
+"""Sources and API-key administration (Bearer admin token).
+
+Keys are shown once, when created or rotated; listings show only their first characters. Every
+change takes effect on every instance within `key_refresh_s` (lifecycle_ingest.keys).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+from lifecycle_shared.errors import describe_error
 from lifecycle_shared.http import errors
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle_ingest.api.deps import AdminAccess
-from lifecycle_ingest.db.keys import create_key, revoke_key
+from lifecycle_ingest.db import keys as db
+from lifecycle_ingest.db.keys import NewKey
+from lifecycle_ingest.domain.origins import MAX_ORIGINS, InvalidOrigin, normalise_origins
 from lifecycle_ingest.domain.touchpoints import SOURCE_NAME
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(400, 401, 403))
+log = logging.getLogger(__name__)
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+MAX_OVERLAP_S = 365 * 86400
+
+
+class BoundedBodyRoute(APIRoute):
+    """Reads at most MAX_ADMIN_BODY_BYTES of a request body (413 beyond) before FastAPI parses it,
+    which it would otherwise do whole, whatever its size."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            declared = request.headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > MAX_ADMIN_BODY_BYTES:
+                raise HTTPException(413, f"body larger than {MAX_ADMIN_BODY_BYTES} bytes")
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_ADMIN_BODY_BYTES:
+                    raise HTTPException(413, f"body larger than {MAX_ADMIN_BODY_BYTES} bytes")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+
+            async def replay() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            return await handler(Request(request.scope, replay))
+
+        return bounded
+
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], route_class=BoundedBodyRoute,
+                   responses=errors(400, 401, 403, 413))
+
+SourceName = Annotated[str, Path(pattern=SOURCE_NAME, description="Letters, digits, '.', '_' and '-'; at most 100.")]
+KIND = ("'write' (lc_wk_: may be used from a browser) or 'server' (lc_sk_: server-side only, e.g. for orders "
+        "and refunds).")
+
+
+async def seen_here(request: Request) -> None:
+    """After a committed change: this instance applies it at once (a key created here works here in
+    the next request); the others within `key_refresh_s`."""
+    try:
+        await request.app.state.keys.refresh()
+    except Exception as error:  # noqa: BLE001 - committed anyway; the background poll catches up
+        log.warning("keys: refresh after an admin change failed", extra={"error": describe_error(error)})
 
 
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: str = Field(pattern=SOURCE_NAME)
+    source: str = Field(pattern=SOURCE_NAME, description="Created if it does not exist.")
+    kind: Literal["write", "server"] = Field("write", description=KIND)
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    overlap_s: int = Field(86400, ge=0, le=MAX_OVERLAP_S,
+                           description="How long the old key keeps working, in seconds; 0 ends it now.")
 
 
 class KeyOut(BaseModel):
     key_id: str
     source: str
-    write_key: str = Field(description="Shown once; only its hash is stored.")
+    kind: Literal["write", "server"]
+    key: str = Field(description="Shown only here; only its hash is stored.")
+    prefix: str = Field(description="The key's first characters, as listings show them.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, new_key: NewKey) -> KeyOut:
+        return cls(key_id=new_key.key_id, source=new_key.source, kind=new_key.kind, key=new_key.key,
+                   prefix=new_key.prefix, created_at=new_key.created_at)
+
+
+class RotatedKeyOut(KeyOut):
+    previous_expires_at: datetime = Field(description="When the rotated key stops working.")
+
+
+class KeyInfoOut(BaseModel):
+    key_id: str
+    source: str
+    kind: Literal["write", "server"]
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class OriginsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    allowed_origins: list[Annotated[str, Field(max_length=300)]] = Field(
+        max_length=MAX_ORIGINS, description="Exact browser origins, scheme://host[:port] (http or https, no path, "
+                                            "no wildcard), e.g. https://shop.example.com. Replaces the list.")
+
+
+class SourceOut(BaseModel):
+    source: str
+    allowed_origins: list[str]
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut)
 async def post_key(key_in: KeyIn, request: Request) -> KeyOut:
     async with request.app.state.runtime.engine.begin() as conn:
-        new_key = await create_key(conn, source_name=key_in.source)
-    return KeyOut(key_id=new_key.key_id, source=new_key.source_name, write_key=new_key.key)
+        new_key = await db.create_key(conn, source_name=key_in.source, kind=key_in.kind)
+    await seen_here(request)
+    return KeyOut.of(new_key)
 
 
-@router.delete("/keys/{key_id}", status_code=204)
+@router.get("/keys", response_model=list[KeyInfoOut])
+async def get_keys(request: Request, source: Annotated[str | None, Query(pattern=SOURCE_NAME)] = None
+                   ) -> list[KeyInfoOut]:
+    async with request.app.state.runtime.engine.connect() as conn:
+        infos = await db.list_keys(conn, source_name=source)
+    return [KeyInfoOut(**vars(info)) for info in infos]
+
+
+@router.post("/keys/{key_id}/rotate", status_code=201, response_model=RotatedKeyOut, responses=errors(404))
+async def rotate_key(key_id: UUID, request: Request, rotate_in: RotateIn | None = None) -> RotatedKeyOut:
+    overlap_s = (rotate_in or RotateIn()).overlap_s
+    async with request.app.state.runtime.engine.begin() as conn:
+        rotated = await db.rotate_key(conn, key_id=str(key_id), overlap_s=overlap_s)
+        if rotated is None:
+            raise HTTPException(404, "no live key with this id")
+    await seen_here(request)
+    new_key, previous_expires_at = rotated
+    return RotatedKeyOut(**KeyOut.of(new_key).model_dump(), previous_expires_at=previous_expires_at)
+
+
+@router.delete("/keys/{key_id}", status_code=204, responses=errors(404))
 async def delete_key(key_id: UUID, request: Request) -> Response:
     async with request.app.state.runtime.engine.begin() as conn:
-        if not await revoke_key(conn, key_id=str(key_id)):
+        if not await db.revoke_key(conn, key_id=str(key_id)):
             raise HTTPException(404, "no live key with this id")
+    await seen_here(request)
     return Response(status_code=204)
+
+
+@router.put("/sources/{name}", response_model=SourceOut)
+async def put_source(name: SourceName, origins_in: OriginsIn, request: Request) -> SourceOut:
+    try:
+        origins = normalise_origins(origins_in.allowed_origins)
+    except InvalidOrigin as error:
+        raise HTTPException(400, str(error)) from None
+    async with request.app.state.runtime.engine.begin() as conn:
+        stored = await db.set_origins(conn, source_name=name, origins=origins)
+    await seen_here(request)
+    return SourceOut(source=name, allowed_origins=stored)
+
+
+@router.get("/sources", response_model=list[SourceOut])
+async def get_sources(request: Request) -> list[SourceOut]:
+    async with request.app.state.runtime.engine.connect() as conn:
+        listed = await db.list_sources(conn)
+    return [SourceOut(source=name, allowed_origins=origins) for name, origins in listed]

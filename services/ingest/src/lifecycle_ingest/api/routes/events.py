@@ -1,20 +1,28 @@
-"""Event endpoints: Segment's `/v1/track|identify|page|screen|group|alias|batch` and the native
-`/v1/touchpoints`. Answered 200 only after the broker acknowledged every accepted event."""
+"""Event endpoints: Segment's `/v1/track|identify|page|screen|group|alias|batch`, analytics.js's
+short paths `/v1/t|i|p|s|g|a|b`, and the native `/v1/touchpoints`.
+
+The contract (README "Send events"): 200 only when every event was accepted and the broker
+acknowledged it. Anything refused makes the whole answer a 4xx - a client that only reads the
+status code notices - with each refused item named (`rejected`, its own status and fields) and
+the accepted ones listed (`messageIds`; they are kept, and a resend of them is recognised by
+messageId and applied once).
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from lifecycle_shared import metrics
-from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.events import touchpoint_type, trace_headers
 
-from lifecycle_ingest.api.deps import Publisher, Settings, Source, json_body
+from lifecycle_ingest.api.deps import WRITE_KEY_SCHEME, Caller, authenticate, json_body
 from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
-from lifecycle_ingest.domain.json_values import unstorable
-from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, normalise
+from lifecycle_ingest.domain.json_values import MAX_DEPTH, unstorable
+from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, touchpoint_data
 from lifecycle_ingest.publisher import (
     BrokerNotReady,
     DeliveryUnknown,
@@ -24,24 +32,52 @@ from lifecycle_ingest.publisher import (
     to_record,
 )
 
+log = logging.getLogger(__name__)
+# No FastAPI dependencies on the event routes: each costs a resolution per request, and the routes
+# read the key themselves (`authenticate`). The key's scheme is documented through `SECURITY`.
 router = APIRouter(prefix="/v1", tags=["events"])
+SECURITY = {"security": [{WRITE_KEY_SCHEME: []}]}
 
+SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
 BATCH_FIELDS = {"batch", "sentAt", "context", "writeKey", "integrations", "_metadata", "metadata"}
-MAX_BATCH_EVENTS = 2500  # Segment's limit; documented in the OpenAPI schema
-MAX_ENVELOPE_DEPTH = 16  # the batch context is merged into every item, which has its own limit
+# The batch context is merged into every item, which has its own limit (MAX_DEPTH): a batch body no
+# deeper than this has nothing too deep anywhere.
+MAX_ENVELOPE_DEPTH = 16
+# Events a browser could forge that move money or points: only a server key may send them.
+SERVER_KEY_EVENTS = frozenset({"touchpoint.order_completed", "touchpoint.order_refunded",
+                               "touchpoint.referral_completed"})
 
 
-def _record(touchpoint: TouchpointData, *, source: str, limit: int) -> Record:
-    record = to_record(touchpoint, source=source)
+def _accept(raw: Any, caller: Caller, *, settings, received_at: datetime, storable: bool,
+            default_type: str | None = None, context: dict[str, Any] | None = None,
+            sent_at: datetime | None = None) -> Record:
+    """One event, normalised, allowed for this key, and built as the record to publish."""
+    data = touchpoint_data(raw, received_at=received_at, default_type=default_type, batch_context=context,
+                           batch_sent_at=sent_at, known_storable=storable)
+    if caller.key.kind != "server" and touchpoint_type(data["type"], data.get("event")) in SERVER_KEY_EVENTS:
+        raise InvalidTouchpoint([{"field": "event", "message": f"'{data['event']}' moves money or points: "
+                                  "send it from your server with a server key (lc_sk_...)"}],
+                                status=403, code="server_key_required")
+    item_key = raw.get("writeKey")
+    if isinstance(item_key, str) and item_key != caller.key_text:
+        raise InvalidTouchpoint([{"field": "writeKey", "message": "differs from the request's key"}],
+                                status=401, code="unauthorized")
+    return _record(data, source=caller.key.source, limit=settings.max_record_bytes)
+
+
+def _record(data: dict[str, Any], *, source: str, limit: int) -> Record:
+    record = to_record(data, source=source)
     if len(record.value) > limit:
         raise InvalidTouchpoint([{"field": "(event)", "message": f"larger than {limit} bytes as published "
-                                                                 "(normalised, batch context included)"}])
+                                                                 "(normalised, batch context included)"}],
+                                status=413, code="payload_too_large")
     return record
 
 
-async def _publish(publisher: TouchpointPublisher, records: list[Record]) -> None:
+async def _publish(publisher: TouchpointPublisher, records: list[Record], request: Request) -> None:
     try:
-        await publisher.publish(records)
+        await publisher.publish(records, headers=trace_headers(request.headers.get("traceparent"),
+                                                                request.headers.get("tracestate")))
     except Overloaded:
         metrics.INGESTED.labels("overloaded").inc(len(records))
         raise HTTPException(503, "too many events in flight; nothing was accepted, retry",
@@ -53,89 +89,98 @@ async def _publish(publisher: TouchpointPublisher, records: list[Record]) -> Non
     except DeliveryUnknown:
         metrics.INGESTED.labels("unconfirmed").inc(len(records))
         raise HTTPException(503, {
-            "error": "the event broker did not confirm every event in time: some may have been accepted. "
-                     "Retry with the same messageIds (listed here): events already accepted are recognised "
-                     "and applied once.",
+            "code": "delivery_unknown",
+            "message": "the event broker did not confirm every event in time: some may have been accepted. "
+                       "Retry with the same messageIds (listed here): events already accepted are recognised "
+                       "and applied once.",
             "messageIds": [record.message_id for record in records]},
             headers={"Retry-After": "5"}) from None
     metrics.INGESTED.labels("accepted").inc(len(records))
 
 
-async def _single(request: Request, source: str, settings, publisher, event_type: str | None) -> dict[str, Any]:
-    raw = await json_body(request, limit=settings.max_event_bytes)
-    try:
-        touchpoint = normalise(raw, received_at=datetime.now(UTC), default_type=event_type)
-        record = _record(touchpoint, source=source, limit=settings.max_record_bytes)
-    except InvalidTouchpoint as invalid:
+def _refused(caller: Caller, rejected: list[dict[str, Any]]) -> None:
+    """Every refused event is counted and logged (where and why; never a value)."""
+    for item in rejected:
         metrics.INGESTED.labels("rejected").inc()
-        raise HTTPException(400, {"error": str(invalid), "errors": invalid.errors}) from None
-    await _publish(publisher, [record])
-    return {"success": True, "messageId": record.message_id}
+        log.warning("event refused", extra={"source": caller.key.source, "index": item["index"],
+                                            "status": item["status"], "problems": item["errors"]})
+
+
+async def _single(request: Request, settings, publisher, event_type: str | None) -> JSONResponse:
+    raw, storable = await json_body(request, limit=settings.max_event_bytes, max_depth=MAX_DEPTH)
+    caller = authenticate(request, body=raw, events=1)
+    try:
+        record = _accept(raw, caller, settings=settings, received_at=datetime.now(UTC), storable=storable,
+                         default_type=event_type)
+    except InvalidTouchpoint as invalid:
+        message_id = raw.get("messageId") if isinstance(raw, dict) else None
+        _refused(caller, [{"index": 0, "status": invalid.status, "errors": invalid.errors}])
+        raise HTTPException(invalid.status, {"code": invalid.code, "message": str(invalid), "errors": invalid.errors,
+                                             "messageId": message_id if isinstance(message_id, str) else None},
+                            headers=caller.headers) from None
+    await _publish(publisher, [record], request)
+    return JSONResponse({"success": True, "messageId": record.message_id}, headers=caller.headers)
 
 
 def _single_route(event_type: str | None):
-    async def endpoint(request: Request, source: Source, settings: Settings, publisher: Publisher) -> dict[str, Any]:
-        return await _single(request, source, settings, publisher, event_type)
+    async def endpoint(request: Request) -> JSONResponse:
+        return await _single(request, request.app.state.settings, request.app.state.publisher, event_type)
 
     endpoint.__name__ = f"post_{event_type or 'touchpoint'}"
     return endpoint
 
 
-router.add_api_route("/touchpoints", _single_route(None), methods=["POST"], response_model=AcceptedOut,
-                     summary="Send one touchpoint (type in the body)", responses=EVENT_ERRORS,
-                     openapi_extra=touchpoint_body(None))
-for _type in ("track", "identify", "page", "screen", "group", "alias"):
-    router.add_api_route(f"/{_type}", _single_route(_type), methods=["POST"], response_model=AcceptedOut,
-                         summary=f"Segment-compatible {_type} call", responses=EVENT_ERRORS,
-                         openapi_extra=touchpoint_body(_type))
-
-
-@router.post("/batch", summary="Segment-compatible batch: {\"batch\": [...]}", response_model=BatchOut,
-             responses=EVENT_ERRORS, openapi_extra=batch_body(max_events=MAX_BATCH_EVENTS))
-async def post_batch(request: Request, source: Source, settings: Settings, publisher: Publisher) -> JSONResponse:
-    body = await json_body(request, limit=settings.max_batch_bytes)
-    items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events)
+async def post_batch(request: Request) -> JSONResponse:
+    settings, publisher = request.app.state.settings, request.app.state.publisher
+    # An item's own levels start at the body's third ({"batch": [{...).
+    body, storable = await json_body(request, limit=settings.max_batch_bytes, max_depth=MAX_ENVELOPE_DEPTH)
+    items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events, storable=storable)
+    caller = authenticate(request, body=body, events=len(items))
     received_at = datetime.now(UTC)
     accepted: list[Record] = []
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(items):
         try:
-            touchpoint = normalise(raw, received_at=received_at, batch_context=context, batch_sent_at=sent_at)
-            accepted.append(_record(touchpoint, source=source, limit=settings.max_record_bytes))
+            accepted.append(_accept(raw, caller, settings=settings, received_at=received_at, storable=storable,
+                                    context=context, sent_at=sent_at))
         except InvalidTouchpoint as invalid:
             message_id = raw.get("messageId") if isinstance(raw, dict) else None
             rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
-                             "errors": invalid.errors})
-    if rejected:
-        metrics.INGESTED.labels("rejected").inc(len(rejected))
-    if not accepted:
-        return JSONResponse({"success": False, "error": "no valid event in the batch",
-                             "accepted": 0, "rejected": rejected}, status_code=400)
-    await _publish(publisher, accepted)
-    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected,
-                         "messageIds": [record.message_id for record in accepted]})
+                             "status": invalid.status, "code": invalid.code, "errors": invalid.errors})
+    if accepted:
+        await _publish(publisher, accepted, request)
+    message_ids = [record.message_id for record in accepted]
+    if not rejected:
+        return JSONResponse({"success": True, "accepted": len(accepted), "rejected": [], "messageIds": message_ids},
+                            headers=caller.headers)
+    _refused(caller, rejected)
+    statuses = {item["status"] for item in rejected}
+    status = statuses.pop() if len(statuses) == 1 else 400
+    raise HTTPException(status, {
+        "code": "partially_rejected" if accepted else rejected[0]["code"],
+        "message": f"{len(rejected)} of {len(items)} events refused (see rejected); "
+                   f"{len(accepted)} accepted (see messageIds) and kept",
+        "accepted": len(accepted), "rejected": rejected, "messageIds": message_ids}, headers=caller.headers)
 
 
-def _batch_envelope(body: Any, *, max_events: int) -> tuple[list[Any], dict[str, Any], datetime | None]:
+def _batch_envelope(body: Any, *, max_events: int, storable: bool) -> tuple[list[Any], dict[str, Any], datetime | None]:
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-        raise HTTPException(400, {"error": "batch: expected an object with a 'batch' array",
+        raise HTTPException(400, {"message": "batch: expected an object with a 'batch' array",
                                   "errors": [{"field": "batch", "message": "required array"}]})
-    unknown = sorted(set(body) - BATCH_FIELDS)
-    if unknown:
-        raise HTTPException(400, {"error": f"unknown field(s): {', '.join(unknown)}",
-                                  "errors": [{"field": name, "message": "unknown field"} for name in unknown]})
     if len(body["batch"]) > max_events:
         raise HTTPException(413, f"batch has {len(body['batch'])} events; the limit is {max_events}")
     if not body["batch"]:
-        raise HTTPException(400, {"error": "batch: empty", "errors": [{"field": "batch", "message": "empty"}]})
+        raise HTTPException(400, {"message": "batch: empty", "errors": [{"field": "batch", "message": "empty"}]})
     # What applies to every item must be storable itself; each item is checked on its own.
-    envelope = {name: value for name, value in body.items() if name != "batch"}
+    envelope = {} if storable else {name: value for name, value in body.items() if name != "batch"}
     if problems := unstorable(envelope, max_depth=MAX_ENVELOPE_DEPTH):
-        raise HTTPException(400, {"error": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+        raise HTTPException(400, {"message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
                                   "errors": problems})
-    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    if body.get("context") is not None and not isinstance(body["context"], dict):
+        raise HTTPException(400, {"message": "context: expected an object",
+                                  "errors": [{"field": "context", "message": "expected an object"}]})
     sent_at = _parse_time(body.get("sentAt"))
-    return body["batch"], context, sent_at
+    return body["batch"], body.get("context") or {}, sent_at
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -144,6 +189,28 @@ def _parse_time(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise HTTPException(400, {"error": "sentAt: not an ISO-8601 time",
+        raise HTTPException(400, {"message": "sentAt: not an ISO-8601 time",
                                   "errors": [{"field": "sentAt", "message": "not an ISO-8601 time"}]}) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+router.add_api_route("/touchpoints", _single_route(None), methods=["POST"], response_model=AcceptedOut,
+                     summary="Send one touchpoint (type in the body)", responses=EVENT_ERRORS,
+                     openapi_extra=touchpoint_body(None) | SECURITY)
+for _short, _type in SHORT_PATHS.items():
+    router.add_api_route(f"/{_type}", _single_route(_type), methods=["POST"], response_model=AcceptedOut,
+                         summary=f"Segment-compatible {_type} call (also at /v1/{_short})", responses=EVENT_ERRORS,
+                         openapi_extra=touchpoint_body(_type) | SECURITY)
+    router.add_api_route(f"/{_short}", _single_route(_type), methods=["POST"], include_in_schema=False)
+router.add_api_route("/batch", post_batch, methods=["POST"], response_model=BatchOut, responses=EVENT_ERRORS,
+                     summary="Segment-compatible batch: {\"batch\": [...]} (also at /v1/b and /v1/import)",
+                     openapi_extra=batch_body() | SECURITY)
+for _alias in ("/b", "/import"):
+    router.add_api_route(_alias, post_batch, methods=["POST"], include_in_schema=False)
+
+
+@router.post("/m", status_code=204, include_in_schema=False)
+async def analytics_js_telemetry() -> Response:
+    """analytics.js reports its own delivery metrics to `<apiHost>/m` unless told not to
+    (`metrics: {sampleRate: 0}`): not events, answered and not read, so a browser's console stays clean."""
+    return Response(status_code=204)
