@@ -228,9 +228,10 @@ def own_broker(tmp_path):
         broker.stop()
 
 
-def settings_on(namespace, broker: EmbeddedBroker) -> IngestSettings:
+def settings_on(namespace, broker: EmbeddedBroker, **overrides) -> IngestSettings:
     return settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
-        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5))
+        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5),
+        **overrides)
 
 
 async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(namespace, own_broker):

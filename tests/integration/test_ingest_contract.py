@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import pytest
 from lifecycle_ingest.main import create_app
-from lifecycle_shared.testing import eventually, make_touchpoint
+from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
 from tests.integration.conftest import running
-from tests.integration.test_ingest_api import ADMIN_TOKEN, _consume_until, settings_for
+from tests.integration.test_ingest_api import ADMIN_TOKEN, _consume_until, own_broker, settings_for, settings_on
+
+__all__ = ["own_broker"]  # a fixture, used by name
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 SHOP = "http://shop.example.test:8080"
@@ -162,23 +165,70 @@ async def test_routing_errors_answer_with_code_and_message(ingest, method, path,
     assert set(response.json()) >= {"code", "message"} and response.json()["success"] is False
 
 
-async def test_beyond_the_requests_in_progress_limit_ingest_answers_503_at_once(namespace):
-    """Overload is answered quickly: requests beyond the limit get a 503 with Retry-After, before their
-    body is read, while the ones within it are answered 200."""
-    async with running(create_app(settings_for(namespace, max_inflight_requests=2))) as client:
+async def test_beyond_the_requests_in_progress_limit_ingest_answers_503_at_once(namespace, own_broker):
+    """Overload is answered quickly: with the broker stalled, requests beyond the limit get a 503 with
+    Retry-After at once, while the ones within it wait for the broker."""
+    broker, proxy = own_broker
+    await proxy.start()
+    async with running(create_app(settings_on(namespace, broker, max_inflight_requests=2))) as client:
         key = (await client.post("/v1/admin/keys", json={"source": "busy", "kind": "server"}, headers=ADMIN)).json()
-        release = asyncio.Event()
-
-        async def slow_body():  # holds its request in progress until released
-            yield b'{"type": "track", "event": "X", "anonymousId": "a", '
-            await release.wait()
-            yield b'"properties": {}}'
-
-        held = [asyncio.create_task(client.post("/v1/track", content=slow_body(), auth=(key["key"], "")))
-                for _ in range(2)]
+        auth = (key["key"], "")
+        assert (await client.post("/v1/track", json=make_touchpoint(), auth=auth)).status_code == 200
+        proxy.stall()
+        held = [asyncio.create_task(client.post("/v1/track", json=make_touchpoint(), auth=auth)) for _ in range(2)]
         await asyncio.sleep(0.3)
-        refused = await client.post("/v1/track", json=make_touchpoint(), auth=(key["key"], ""))
+        started = time.monotonic()
+        refused = await client.post("/v1/track", json=make_touchpoint(), auth=auth)
         assert (refused.status_code, refused.json()["code"], refused.headers["retry-after"]) == (503, "overloaded", "1")
-        release.set()
-        assert [(await task).status_code for task in held] == [200, 200]
+        assert time.monotonic() - started < 0.5 and "x-request-id" in refused.headers
+        proxy.resume()
+        assert {(await task).status_code for task in held} <= {200, 503}
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_holds_no_slot(namespace):
+    async with running(create_app(settings_for(namespace, body_timeout_s=0.5, max_inflight_requests=1))) as client:
+        key = (await client.post("/v1/admin/keys", json={"source": "slow", "kind": "server"}, headers=ADMIN)).json()
+
+        async def never_finished():
+            yield b'{"type": "track", '
+            await asyncio.sleep(30)
+
+        slow = asyncio.create_task(client.post("/v1/track", content=never_finished(), auth=(key["key"], "")))
+        await asyncio.sleep(0.1)
         assert (await client.post("/v1/track", json=make_touchpoint(), auth=(key["key"], ""))).status_code == 200
+        assert ((await slow).status_code, (await slow).json()["code"]) == (408, "request_timeout")
+
+
+@pytest.mark.parametrize("headers", [{"authorization": b"Basic \xe9"}, {"authorization": b"Basic !!!"}])
+async def test_an_unreadable_basic_header_is_a_401(ingest, headers):
+    response = await ingest.post("/v1/track", json=make_touchpoint(), headers=headers)
+    assert (response.status_code, response.json()["code"]) == (401, "unauthorized")
+
+
+async def test_a_key_with_a_lone_surrogate_is_a_401_not_a_500(ingest):
+    body = b'{"type": "track", "event": "X", "anonymousId": "a", "writeKey": "lc_wk_\\ud800"}'
+    assert (await ingest.post("/v1/t", content=body)).status_code == 401
+    batch = b'{"batch": [{"type": "page", "anonymousId": "a", "writeKey": "lc_sk_\\udfff"}]}'
+    assert (await ingest.post("/v1/b", content=batch)).status_code == 401
+
+
+async def test_a_write_key_cannot_pre_empt_a_server_key_event_by_its_message_id(ingest, namespace):
+    shared_id = f"order-{uuid.uuid4().hex[:8]}"
+    page = make_touchpoint(type="page", event=None, name="Home", messageId=shared_id)
+    order = make_touchpoint(event="Order Completed", userId="u-victim", messageId=shared_id,
+                            properties={"order_id": shared_id, "revenue": 50})
+    assert (await ingest.post("/v1/page", json=page, auth=(ingest.write_key, ""))).status_code == 200
+    assert (await ingest.post("/v1/track", json=order, auth=(ingest.server_key, ""))).status_code == 200
+    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1",
+                               until=lambda r: json.loads(r.value)["type"] == "touchpoint.order_completed"
+                               and json.loads(r.value)["data"]["messageId"] == shared_id)
+    ids = {json.loads(r.value)["id"] for r in records if json.loads(r.value)["data"]["messageId"] == shared_id}
+    assert ids == {f"contract+write/{shared_id}", f"contract/{shared_id}"}
+
+
+async def test_two_events_with_one_message_id_in_a_batch_the_second_is_refused_an_exact_repeat_is_not(ingest):
+    first = make_touchpoint(messageId="dup-1", properties={"sku": "a"})
+    other = {**first, "properties": {"sku": "b"}}
+    response = await ingest.post("/v1/batch", json={"batch": [first, dict(first), other]}, auth=(ingest.server_key, ""))
+    assert (response.status_code, response.json()["accepted"]) == (400, 2)
+    assert [(r["index"], r["errors"][0]["field"]) for r in response.json()["rejected"]] == [(2, "messageId")]

@@ -102,7 +102,9 @@ def test_two_untimed_events_without_message_id_are_two_events():
 
 def test_message_ids_are_scoped_per_source():
     assert event_id(source="web", message_id="1") != event_id(source="pos", message_id="1")
-    assert event_id(source="web", message_id="1") == event_id(source="web", message_id="1")
+    assert event_id(source="web", message_id="1") == event_id(source="web", message_id="1") == "web/1"
+    # A public write key cannot pre-empt its source's server events: another id for the same messageId.
+    assert event_id(source="web", message_id="1", key_kind="write") == "web+write/1"
 
 
 def test_the_digest_tells_a_retry_from_a_reused_message_id():

@@ -82,7 +82,7 @@ def trace_headers(traceparent: str | None, tracestate: str | None = None) -> lis
     if traceparent is None or not valid_traceparent(traceparent):
         return []
     headers = [(TRACEPARENT_HEADER, traceparent.encode())]
-    if tracestate and len(tracestate.encode()) <= MAX_TRACESTATE_BYTES:
+    if tracestate and tracestate.isascii() and len(tracestate) <= MAX_TRACESTATE_BYTES:
         headers.append((TRACESTATE_HEADER, tracestate.encode()))
     return headers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -33,8 +33,8 @@ class ErrorBody(BaseModel):
 
 # The code of an error answer when the route does not name a more precise one.
 STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
-                429: "rate_limited", 503: "unavailable"}
+                405: "method_not_allowed", 408: "request_timeout", 413: "payload_too_large",
+                415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}
 
 
 class Readiness(BaseModel):
@@ -118,10 +118,12 @@ def create_service_app(*, title: str, settings: ServiceSettings,
                        build_runtime: Callable[[], ServiceRuntime], routers: list[APIRouter],
                        on_started: Callable[[FastAPI, ServiceRuntime], Awaitable[None] | None] | None = None,
                        on_stopping: Callable[[FastAPI], Awaitable[None]] | None = None,
-                       security_schemes: dict[str, dict[str, Any]] | None = None) -> FastAPI:
+                       security_schemes: dict[str, dict[str, Any]] | None = None,
+                       middlewares: Sequence[type] = ()) -> FastAPI:
     """`on_started` (sync or async) adds the service's own parts once the runtime runs; `on_stopping`
     stops them before the runtime (and its engine) stops, also when `on_started` failed half-way.
-    `security_schemes`: OpenAPI schemes that routes name in their `security` without a dependency."""
+    `security_schemes`: OpenAPI schemes that routes name in their `security` without a dependency.
+    `middlewares` (pure ASGI classes) run inside the request-id one, so every answer carries the id."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime()
@@ -143,6 +145,8 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     app.state.settings = settings
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for middleware in middlewares:
+        app.add_middleware(middleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops)
     for router in routers:

@@ -91,7 +91,7 @@ class KeyStore:
 
     def lookup(self, key: str) -> ApiKey | None:
         """The live key `key` is, or None (unknown, revoked, expired, or not one of our kinds)."""
-        if len(key) > MAX_KEY_LENGTH or not key.startswith(OUR_PREFIXES):
+        if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.startswith(OUR_PREFIXES):
             return None
         key_hash = hash_key(key)
         entry = self._entries.get(key_hash)

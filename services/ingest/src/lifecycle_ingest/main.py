@@ -35,9 +35,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         title="Lifecycle ingest", settings=settings,
         build_runtime=lambda: ServiceRuntime(service="ingest", settings=settings),
         routers=[events.router, admin.router], on_started=on_started, on_stopping=on_stopping,
-        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME},
+        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[BrowserCors],
     )
     app.state.rate_limiter = RateLimiter(rate=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
-    app.add_middleware(InflightLimit, limit=settings.max_inflight_requests)
-    app.add_middleware(BrowserCors)
+    app.state.inflight = InflightLimit(limit=settings.max_inflight_requests)
     return app

@@ -29,8 +29,10 @@ class IngestSettings(ServiceSettings):
     publish_timeout_s: float = 5.0
     # Events in flight to the broker across all requests; beyond it: 503 + Retry-After.
     max_inflight_events: int = 50_000
-    # Requests being handled at once (body read, checked, published); beyond it: 503 at once.
+    # Requests being processed at once (body in, checked, published); beyond it: 503 at once.
     max_inflight_requests: int = Field(default=256, gt=0)
+    # A request body must arrive within this (else 408): slow senders do not hold connections forever.
+    body_timeout_s: float = Field(default=10.0, gt=0)
     # How often each instance checks whether keys or sources changed (one one-row read) and reloads
     # them if so: a revocation or rotation takes effect on every instance within about this long.
     key_refresh_s: float = Field(default=1.0, gt=0, le=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
 from lifecycle_shared import metrics
+from starlette.requests import ClientDisconnect
 
 from lifecycle_ingest.domain.json_values import UnparseableBody, parse_checked
 from lifecycle_ingest.keys import ApiKey
@@ -27,6 +29,8 @@ class Caller:
     headers: dict[str, str]
 
 
+# Incompressible data grows a little when gzipped: the compressed body may exceed the limit by this.
+GZIP_SLACK = 16 * 1024
 WRITE_KEY_SCHEME = "WriteKey"
 # Segment's convention, documented in OpenAPI (`main.py` adds it to the components): the key as the
 # HTTP Basic user with an empty password; analytics.js sends it in the body instead.
@@ -43,7 +47,7 @@ def _key_text(request: Request, body: Any) -> str:
     if scheme.lower() == "basic":
         try:
             user, _, _ = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64 (non-ASCII text is a ValueError), not UTF-8
             user = ""
         return user
     if isinstance(body, dict):
@@ -80,16 +84,34 @@ def authenticate(request: Request, *, body: Any, events: int) -> Caller:
 
 
 async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[Any, bool]:
-    """Read at most `limit` bytes (after gunzip) and parse JSON; 413/400 otherwise. With the value,
-    whether it is known storable to `max_depth` levels (json_values.parse_checked)."""
+    """Read at most `limit` bytes (after gunzip; the gzip itself at most GZIP_SLACK more) within the
+    settings' `body_timeout_s`, and parse JSON; 413/408/400 otherwise. With the value, whether it is
+    known storable to `max_depth` levels (json_values.parse_checked)."""
     declared = request.headers.get("content-length")
     gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit and not gzipped:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit + GZIP_SLACK * gzipped:
         raise HTTPException(413, f"body larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(request.app.state.settings.body_timeout_s):
+            body = await _read(request, limit=limit, gzipped=gzipped)
+    except TimeoutError:
+        raise HTTPException(408, "the body did not arrive in time") from None
+    except ClientDisconnect:  # nobody reads this answer; no error log per vanished client
+        raise HTTPException(400, "the client went away before its body arrived") from None
+    try:
+        return parse_checked(body, max_depth=max_depth)
+    except UnparseableBody as error:
+        raise HTTPException(400, f"body is not valid JSON: {error}") from None
+
+
+async def _read(request: Request, *, limit: int, gzipped: bool) -> bytes:
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-    body, size = [], 0
+    body, size, received = [], 0, 0
     async for chunk in request.stream():
+        received += len(chunk)
         if inflater is not None:
+            if received > limit + GZIP_SLACK:  # a gzip header's comment or empty blocks, unbounded
+                raise HTTPException(413, f"compressed body larger than {limit + GZIP_SLACK} bytes")
             try:
                 chunk = inflater.decompress(chunk, limit + 1 - size)
             except zlib.error:
@@ -100,10 +122,7 @@ async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[An
         body.append(chunk)
     if inflater is not None and (not inflater.eof or inflater.unused_data):
         raise HTTPException(400, "body is not valid gzip: truncated, or data after its end")
-    try:
-        return parse_checked(b"".join(body), max_depth=max_depth)
-    except UnparseableBody as error:
-        raise HTTPException(400, f"body is not valid JSON: {error}") from None
+    return b"".join(body)
 
 
 async def admin_token(request: Request, bearer: Annotated[Any, Depends(admin_bearer)]) -> None:

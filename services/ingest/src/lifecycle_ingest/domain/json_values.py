@@ -59,9 +59,9 @@ def parse_checked(body: bytes, *, max_depth: int) -> tuple[Any, bool]:
     if b"\\u0000" in body:
         return value, False
     depth = _depth_if_exact(value, limit=max_depth)
-    if depth is None:  # a float that may have been a big integer: parse exactly
-        return parse(body), False
-    return value, depth <= max_depth
+    if depth is None or depth > max_depth:  # a float that may have been a big integer, or a part not
+        return parse(body), False             # walked (too deep): parse exactly, check each part
+    return value, True
 
 
 def _depth_if_exact(value: Any, *, limit: int) -> int | None:

@@ -168,10 +168,12 @@ def generated_message_id(data: dict[str, Any]) -> str:
     return "content-" + content_digest(data)[:40]
 
 
-def event_id(*, source: str, message_id: str) -> str:
-    """The CloudEvent id: messageIds are unique per source only, so one storefront cannot
-    suppress another's events by reusing an id. Source names hold no '/' (SOURCE_NAME)."""
-    return f"{source}/{message_id}"
+def event_id(*, source: str, message_id: str, key_kind: str = "server") -> str:
+    """The CloudEvent id: messageIds are unique per source only, so one storefront cannot suppress
+    another's events by reusing an id; and per kind of key, so a browser holding the public write key
+    cannot pre-empt an order its server will send (`web/m-1` from a server key, `web+write/m-1` from a
+    write key). Source names hold neither '/' nor '+' (SOURCE_NAME)."""
+    return f"{source}/{message_id}" if key_kind == "server" else f"{source}+{key_kind}/{message_id}"
 
 
 def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:

@@ -55,18 +55,18 @@ def _accept(raw: Any, caller: Caller, *, settings, received_at: datetime, storab
     data = touchpoint_data(raw, received_at=received_at, default_type=default_type, batch_context=context,
                            batch_sent_at=sent_at, known_storable=storable)
     if caller.key.kind != "server" and touchpoint_type(data["type"], data.get("event")) in SERVER_KEY_EVENTS:
-        raise InvalidTouchpoint([{"field": "event", "message": f"'{data['event']}' moves money or points: "
-                                  "send it from your server with a server key (lc_sk_...)"}],
+        raise InvalidTouchpoint([{"field": "event", "message": "this event moves money or points: send it "
+                                  "from your server with a server key (lc_sk_...)"}],
                                 status=403, code="server_key_required")
     item_key = raw.get("writeKey")
     if isinstance(item_key, str) and item_key != caller.key_text:
         raise InvalidTouchpoint([{"field": "writeKey", "message": "differs from the request's key"}],
                                 status=401, code="unauthorized")
-    return _record(data, source=caller.key.source, limit=settings.max_record_bytes)
+    return _record(data, caller, limit=settings.max_record_bytes)
 
 
-def _record(data: dict[str, Any], *, source: str, limit: int) -> Record:
-    record = to_record(data, source=source)
+def _record(data: dict[str, Any], caller: Caller, *, limit: int) -> Record:
+    record = to_record(data, source=caller.key.source, key_kind=caller.key.kind)
     if len(record.value) > limit:
         raise InvalidTouchpoint([{"field": "(event)", "message": f"larger than {limit} bytes as published "
                                                                  "(normalised, batch context included)"}],
@@ -102,23 +102,26 @@ def _refused(caller: Caller, rejected: list[dict[str, Any]]) -> None:
     """Every refused event is counted and logged (where and why; never a value)."""
     for item in rejected:
         metrics.INGESTED.labels("rejected").inc()
+        # Top-level fields only: deeper paths hold the client's own keys, which may be personal data.
+        fields = sorted({error["field"].split(".")[0].split("[")[0] for error in item["errors"]})
         log.warning("event refused", extra={"source": caller.key.source, "index": item["index"],
-                                            "status": item["status"], "problems": item["errors"]})
+                                            "status": item["status"], "fields": fields})
 
 
 async def _single(request: Request, settings, publisher, event_type: str | None) -> JSONResponse:
     raw, storable = await json_body(request, limit=settings.max_event_bytes, max_depth=MAX_DEPTH)
     caller = authenticate(request, body=raw, events=1)
-    try:
-        record = _accept(raw, caller, settings=settings, received_at=datetime.now(UTC), storable=storable,
-                         default_type=event_type)
-    except InvalidTouchpoint as invalid:
-        message_id = raw.get("messageId") if isinstance(raw, dict) else None
-        _refused(caller, [{"index": 0, "status": invalid.status, "errors": invalid.errors}])
-        raise HTTPException(invalid.status, {"code": invalid.code, "message": str(invalid), "errors": invalid.errors,
-                                             "messageId": message_id if isinstance(message_id, str) else None},
-                            headers=caller.headers) from None
-    await _publish(publisher, [record], request)
+    with request.app.state.inflight.slot():
+        try:
+            record = _accept(raw, caller, settings=settings, received_at=datetime.now(UTC), storable=storable,
+                             default_type=event_type)
+        except InvalidTouchpoint as invalid:
+            message_id = raw.get("messageId") if isinstance(raw, dict) else None
+            _refused(caller, [{"index": 0, "status": invalid.status, "errors": invalid.errors}])
+            raise HTTPException(invalid.status, {
+                "code": invalid.code, "message": str(invalid), "errors": invalid.errors,
+                "messageId": message_id if isinstance(message_id, str) else None}, headers=caller.headers) from None
+        await _publish(publisher, [record], request)
     return JSONResponse({"success": True, "messageId": record.message_id}, headers=caller.headers)
 
 
@@ -136,19 +139,11 @@ async def post_batch(request: Request) -> JSONResponse:
     body, storable = await json_body(request, limit=settings.max_batch_bytes, max_depth=MAX_ENVELOPE_DEPTH)
     items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events, storable=storable)
     caller = authenticate(request, body=body, events=len(items))
-    received_at = datetime.now(UTC)
-    accepted: list[Record] = []
-    rejected: list[dict[str, Any]] = []
-    for index, raw in enumerate(items):
-        try:
-            accepted.append(_accept(raw, caller, settings=settings, received_at=received_at, storable=storable,
-                                    context=context, sent_at=sent_at))
-        except InvalidTouchpoint as invalid:
-            message_id = raw.get("messageId") if isinstance(raw, dict) else None
-            rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
-                             "status": invalid.status, "code": invalid.code, "errors": invalid.errors})
-    if accepted:
-        await _publish(publisher, accepted, request)
+    with request.app.state.inflight.slot():
+        accepted, rejected = _accept_batch(items, caller, settings=settings, storable=storable,
+                                           context=context, sent_at=sent_at)
+        if accepted:
+            await _publish(publisher, accepted, request)
     message_ids = [record.message_id for record in accepted]
     if not rejected:
         return JSONResponse({"success": True, "accepted": len(accepted), "rejected": [], "messageIds": message_ids},
@@ -161,6 +156,29 @@ async def post_batch(request: Request) -> JSONResponse:
         "message": f"{len(rejected)} of {len(items)} events refused (see rejected); "
                    f"{len(accepted)} accepted (see messageIds) and kept",
         "accepted": len(accepted), "rejected": rejected, "messageIds": message_ids}, headers=caller.headers)
+
+
+def _accept_batch(items: list[Any], caller: Caller, *, settings, storable: bool, context: dict[str, Any],
+                  sent_at: datetime | None) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Each item accepted or refused on its own. An item reusing an earlier item's messageId for other
+    content is refused (downstream it would be dropped as a reused id); an exact repeat is a retry."""
+    received_at = datetime.now(UTC)
+    accepted: list[Record] = []
+    rejected: list[dict[str, Any]] = []
+    digests: dict[str, str] = {}
+    for index, raw in enumerate(items):
+        try:
+            record = _accept(raw, caller, settings=settings, received_at=received_at, storable=storable,
+                             context=context, sent_at=sent_at)
+            if digests.setdefault(record.message_id, record.digest) != record.digest:
+                raise InvalidTouchpoint([{"field": "messageId", "message": "an earlier event in this batch has "
+                                          "this messageId and other content"}])
+            accepted.append(record)
+        except InvalidTouchpoint as invalid:
+            message_id = raw.get("messageId") if isinstance(raw, dict) else None
+            rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
+                             "status": invalid.status, "code": invalid.code, "errors": invalid.errors})
+    return accepted, rejected
 
 
 def _batch_envelope(body: Any, *, max_events: int, storable: bool) -> tuple[list[Any], dict[str, Any], datetime | None]:
