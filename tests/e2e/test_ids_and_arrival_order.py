@@ -10,6 +10,8 @@ import uuid
 from lifecycle_devstack.services import BY_NAME, run_module
 from lifecycle_shared.testing import eventually, make_touchpoint
 
+from tests.e2e.conftest import wait_until_key_works
+
 TRIALS = 10
 
 
@@ -60,6 +62,7 @@ async def test_messages_waiting_for_an_address_go_out_whatever_the_arrival_order
 async def test_the_same_message_id_from_two_sources_is_two_events(pipeline):
     run = uuid.uuid4().hex[:6]
     pos_key = run_module(BY_NAME["ingest"], pipeline.config, "create-key", f"pos-{run}", "--server").strip()
+    wait_until_key_works(pipeline.url("ingest"), pos_key)
     message_id = f"order-{run}"  # both storefronts number their events the same way
     web_order = make_touchpoint(event="Order Completed", userId=f"web-{run}", messageId=message_id,
                                 properties={"order_id": "1", "revenue": 10})

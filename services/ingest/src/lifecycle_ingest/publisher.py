@@ -36,7 +36,7 @@ class BrokerNotReady(Exception):
     """The topic watch finds the broker unreachable or its topics missing: nothing was handed over."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs a setattr per field, per event
 class Record:
     """One touchpoint as it goes to Kafka."""
 
