@@ -172,8 +172,12 @@ async def test_an_item_too_large_to_publish_is_refused_alone_and_nothing_else_is
 
 async def test_a_batch_context_is_counted_in_every_item_it_is_merged_into(ingest):
     items = [make_touchpoint() for _ in range(3)]
-    response = await ingest.post("/v1/batch", json={"batch": items, "context": {"blob": "x" * 200_000}})
-    assert response.status_code == 413
+    response = await ingest.post("/v1/batch", json={"batch": items, "context": {"blob": "x" * 100_000}})
+    assert response.status_code == 413 and "batch context" in response.json()["message"]
+    near_limit = {"blob": "x" * 30_000}  # under an event's 32 KB; with an item of 110 KB, over 128 KB
+    items = [make_touchpoint(), make_touchpoint(properties={"big": "y" * 110_000})]
+    response = await ingest.post("/v1/batch", json={"batch": items, "context": near_limit})
+    assert (response.status_code, response.json()["accepted"]) == (413, 1)
     assert {e["field"] for r in response.json()["rejected"] for e in r["errors"]} == {"(event)"}
 
 

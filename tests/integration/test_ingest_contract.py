@@ -232,3 +232,16 @@ async def test_two_events_with_one_message_id_in_a_batch_the_second_is_refused_a
     response = await ingest.post("/v1/batch", json={"batch": [first, dict(first), other]}, auth=(ingest.server_key, ""))
     assert (response.status_code, response.json()["accepted"]) == (400, 2)
     assert [(r["index"], r["errors"][0]["field"]) for r in response.json()["rejected"]] == [(2, "messageId")]
+
+
+async def test_a_refused_message_id_that_cannot_be_echoed_is_left_out_not_a_500(ingest):
+    body = b'{"type": "track", "event": "X", "userId": "u", "messageId": "\\ud800"}'
+    response = await ingest.post("/v1/track", content=body, auth=(ingest.server_key, ""))
+    assert (response.status_code, response.json()["messageId"]) == (400, None)
+
+
+async def test_refusals_of_mixed_kinds_with_nothing_accepted_are_a_400_invalid_request(ingest):
+    items = [make_touchpoint(event="Order Completed", userId="u"), {"type": "track", "event": "X"}]
+    response = await ingest.post("/v1/batch", json={"batch": items}, auth=(ingest.write_key, ""))
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_request")
+    assert [r["status"] for r in response.json()["rejected"]] == [403, 400]

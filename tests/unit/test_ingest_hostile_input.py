@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lifecycle_ingest.domain.json_values import MAX_DEPTH, TOO_DEEP, UnparseableBody, parse, unstorable
+from lifecycle_ingest.domain.json_values import (
+    MAX_DEPTH,
+    TOO_DEEP,
+    UnparseableBody,
+    parse,
+    parse_checked,
+    unstorable,
+)
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, content_digest, event_id, normalise
 from lifecycle_ingest.publisher import to_cloud_event
 from lifecycle_shared.orders import order_amount
@@ -193,3 +200,13 @@ def test_whatever_is_accepted_is_storable_and_anything_else_is_a_named_refusal(u
         return
     assert userId is None or not isinstance(userId, bool | float)
     assert_storable(to_cloud_event(touchpoint, source="shop").to_bytes())
+
+
+@pytest.mark.parametrize("body", [
+    b'{"p": "C:\\\\u0000dir", "id": 123456789012345678901234567890}',   # an escaped backslash, then u0000
+    b'{"p": "\\u0000", "id": 123456789012345678901234567890}',            # a NUL elsewhere in the body
+    b'{"id": 123456789012345678901234567890}',
+])
+def test_integers_beyond_64_bits_are_kept_exact_whatever_else_the_body_holds(body):
+    value, _ = parse_checked(body, max_depth=16)
+    assert value["id"] == 123456789012345678901234567890 and isinstance(value["id"], int)

@@ -56,8 +56,8 @@ def parse_checked(body: bytes, *, max_depth: int) -> tuple[Any, bool]:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return parse(body), False
-    if b"\\u0000" in body:
-        return value, False
+    if b"\\u0000" in body:  # a NUL somewhere: check each part, on the exact parse (no float for a big int)
+        return parse(body), False
     depth = _depth_if_exact(value, limit=max_depth)
     if depth is None or depth > max_depth:  # a float that may have been a big integer, or a part not
         return parse(body), False             # walked (too deep): parse exactly, check each part
@@ -232,6 +232,11 @@ def _problems(value: Any, max_depth: int, path: str) -> list[dict[str, str]]:
             problems.append({"field": _spell(place), "message": "not a finite number (NaN, Infinity or "
                                                                 "beyond ±1.8e308)"})
     return problems
+
+
+def storable_text(value: Any) -> bool:
+    """A string storage takes as it is (no NUL, no lone surrogate), e.g. to echo it in an answer."""
+    return isinstance(value, str) and _text_problem(value) is None
 
 
 def _text_problem(text: str) -> str | None:

@@ -21,8 +21,8 @@ from lifecycle_shared.events import touchpoint_type, trace_headers
 
 from lifecycle_ingest.api.deps import WRITE_KEY_SCHEME, Caller, authenticate, json_body
 from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
-from lifecycle_ingest.domain.json_values import MAX_DEPTH, unstorable
-from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, touchpoint_data
+from lifecycle_ingest.domain.json_values import MAX_DEPTH, storable_text, unstorable
+from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, to_json, touchpoint_data
 from lifecycle_ingest.publisher import (
     BrokerNotReady,
     DeliveryUnknown,
@@ -116,11 +116,10 @@ async def _single(request: Request, settings, publisher, event_type: str | None)
             record = _accept(raw, caller, settings=settings, received_at=datetime.now(UTC), storable=storable,
                              default_type=event_type)
         except InvalidTouchpoint as invalid:
-            message_id = raw.get("messageId") if isinstance(raw, dict) else None
             _refused(caller, [{"index": 0, "status": invalid.status, "errors": invalid.errors}])
             raise HTTPException(invalid.status, {
                 "code": invalid.code, "message": str(invalid), "errors": invalid.errors,
-                "messageId": message_id if isinstance(message_id, str) else None}, headers=caller.headers) from None
+                "messageId": _echoed_id(raw)}, headers=caller.headers) from None
         await _publish(publisher, [record], request)
     return JSONResponse({"success": True, "messageId": record.message_id}, headers=caller.headers)
 
@@ -137,7 +136,8 @@ async def post_batch(request: Request) -> JSONResponse:
     settings, publisher = request.app.state.settings, request.app.state.publisher
     # An item's own levels start at the body's third ({"batch": [{...).
     body, storable = await json_body(request, limit=settings.max_batch_bytes, max_depth=MAX_ENVELOPE_DEPTH)
-    items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events, storable=storable)
+    items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events, storable=storable,
+                                              max_context_bytes=settings.max_event_bytes)
     caller = authenticate(request, body=body, events=len(items))
     with request.app.state.inflight.slot():
         accepted, rejected = _accept_batch(items, caller, settings=settings, storable=storable,
@@ -150,9 +150,9 @@ async def post_batch(request: Request) -> JSONResponse:
                             headers=caller.headers)
     _refused(caller, rejected)
     statuses = {item["status"] for item in rejected}
-    status = statuses.pop() if len(statuses) == 1 else 400
+    status = next(iter(statuses)) if len(statuses) == 1 else 400
     raise HTTPException(status, {
-        "code": "partially_rejected" if accepted else rejected[0]["code"],
+        "code": "partially_rejected" if accepted else rejected[0]["code"] if len(statuses) == 1 else "invalid_request",
         "message": f"{len(rejected)} of {len(items)} events refused (see rejected); "
                    f"{len(accepted)} accepted (see messageIds) and kept",
         "accepted": len(accepted), "rejected": rejected, "messageIds": message_ids}, headers=caller.headers)
@@ -175,13 +175,19 @@ def _accept_batch(items: list[Any], caller: Caller, *, settings, storable: bool,
                                           "this messageId and other content"}])
             accepted.append(record)
         except InvalidTouchpoint as invalid:
-            message_id = raw.get("messageId") if isinstance(raw, dict) else None
-            rejected.append({"index": index, "messageId": message_id if isinstance(message_id, str) else None,
-                             "status": invalid.status, "code": invalid.code, "errors": invalid.errors})
+            rejected.append({"index": index, "messageId": _echoed_id(raw), "status": invalid.status,
+                             "code": invalid.code, "errors": invalid.errors})
     return accepted, rejected
 
 
-def _batch_envelope(body: Any, *, max_events: int, storable: bool) -> tuple[list[Any], dict[str, Any], datetime | None]:
+def _echoed_id(raw: Any) -> str | None:
+    """A refused event's messageId as sent, when it can be echoed (a lone surrogate cannot be encoded)."""
+    message_id = raw.get("messageId") if isinstance(raw, dict) else None
+    return message_id if storable_text(message_id) else None
+
+
+def _batch_envelope(body: Any, *, max_events: int, storable: bool,
+                    max_context_bytes: int) -> tuple[list[Any], dict[str, Any], datetime | None]:
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise HTTPException(400, {"message": "batch: expected an object with a 'batch' array",
                                   "errors": [{"field": "batch", "message": "required array"}]})
@@ -197,6 +203,10 @@ def _batch_envelope(body: Any, *, max_events: int, storable: bool) -> tuple[list
     if body.get("context") is not None and not isinstance(body["context"], dict):
         raise HTTPException(400, {"message": "context: expected an object",
                                   "errors": [{"field": "context", "message": "expected an object"}]})
+    # Merged into every item: larger than an event may be, it would only make every item too large (at
+    # the cost of serialising each), so the batch is refused at once.
+    if body.get("context") and len(to_json(body["context"])) > max_context_bytes:
+        raise HTTPException(413, f"batch context larger than {max_context_bytes} bytes (it is merged into every event)")
     sent_at = _parse_time(body.get("sentAt"))
     return body["batch"], body.get("context") or {}, sent_at
 
