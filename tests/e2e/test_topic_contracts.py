@@ -26,7 +26,7 @@ from cloudevents.core.formats.json import JSONFormat
 from jsonschema import Draft7Validator
 from lifecycle_devstack.infra import Infra
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, TRACEPARENT_HEADER, TYPE_HEADER, CloudEvent
-from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
+from lifecycle_shared.testing import eventually, make_touchpoint, read_topic, topic_partitions
 from lifecycle_shared.topics import DLQ_SUFFIX, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS, Topics
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
@@ -184,8 +184,8 @@ async def _read_every_topic(bootstrap: str, prefix: str, *, timeout_s: float = 3
     await consumer.start()
     try:
         topics = sorted(t for t in await consumer.topics() if t.startswith(prefix))
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        assert {tp.topic for tp in partitions} == set(topics), "a topic without partitions"
+        # `_partitions` waits for each topic's metadata (Apache Kafka's `topics()` does not fill it in).
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await topic_partitions(consumer, t))]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -123,7 +123,8 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     """`on_started` (sync or async) adds the service's own parts once the runtime runs; `on_stopping`
     stops them before the runtime (and its engine) stops, also when `on_started` failed half-way.
     `security_schemes`: OpenAPI schemes that routes name in their `security` without a dependency.
-    `middlewares` (pure ASGI classes) run inside the request-id one, so every answer carries the id."""
+    `middlewares` (pure ASGI classes, the first innermost) run inside the request-id one, so every answer
+    carries the id."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime()

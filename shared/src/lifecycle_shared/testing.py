@@ -66,7 +66,7 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[Any], bool]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        partitions = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
@@ -85,7 +85,8 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[Any], bool]
         await consumer.stop()
 
 
-async def _partitions(consumer: Any, topic: str) -> set[int]:
+async def topic_partitions(consumer: Any, topic: str) -> set[int]:
+    """The partitions of `topic`, waiting for its metadata (a fresh consumer may not have it yet)."""
     for _ in range(50):
         found = consumer.partitions_for_topic(topic)
         if found:

@@ -35,7 +35,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         title="Lifecycle ingest", settings=settings,
         build_runtime=lambda: ServiceRuntime(service="ingest", settings=settings),
         routers=[events.router, admin.router], on_started=on_started, on_stopping=on_stopping,
-        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[BrowserCors],
+        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[events.EventLane, BrowserCors],
     )
     app.state.rate_limiter = RateLimiter(rate=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
     app.state.inflight = InflightLimit(limit=settings.max_inflight_requests)
