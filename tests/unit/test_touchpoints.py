@@ -139,3 +139,13 @@ def test_the_published_record_is_the_validated_contract(raw):
     assert (event.id, event.subject, event.type, event.time) == (
         f"shop/{expected.messageId}", expected.userId or expected.anonymousId, touchpoint_event_type(expected),
         expected.timestamp)
+
+
+def test_the_published_digest_is_the_content_digest():
+    from lifecycle_ingest.domain.touchpoints import content_digest, touchpoint_data
+    from lifecycle_ingest.publisher import to_record
+
+    data = touchpoint_data({"type": "track", "event": "X", "userId": "u", "properties": {"a": [1, {"b": None}]},
+                            "originalTimestamp": "2026-05-01T11:00:00Z"}, received_at=RECEIVED)
+    assert to_record(data, source="shop").digest == content_digest(data)
+    assert data["messageId"] == "content-" + content_digest(data)[:40]

@@ -80,6 +80,9 @@ class TouchpointIn(BaseModel):
     receivedAt: Any = None
 
 
+_VALIDATE = TouchpointIn.model_validate  # bound once: the hot path calls it per event
+
+
 def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
               batch_sent_at: datetime | None = None, default_type: str | None = None,
               known_storable: bool = False) -> TouchpointData:
@@ -104,7 +107,7 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
             raise InvalidTouchpoint([{"field": "type", "message": f"must be '{default_type}' on this endpoint"}])
         raw = {**raw, "type": default_type}
     try:
-        event_in = TouchpointIn.model_validate(raw)
+        event_in = _VALIDATE(raw)
     except ValidationError as error:
         raise InvalidTouchpoint(list({e["field"]: e for e in map(_describe, error.errors())}.values())) from None
     context = {**batch_context, **event_in.context} if batch_context and event_in.context else (
@@ -113,30 +116,23 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
     sent_at = _utc(event_in.sentAt or batch_sent_at)
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
     client_field = "originalTimestamp" if event_in.originalTimestamp else "timestamp"
-    data = {
-        "type": event_in.type,
-        "event": event_in.event,
-        "name": event_in.name,
-        "category": event_in.category,
-        "userId": _id(event_in.userId, "userId"),
-        "anonymousId": _id(event_in.anonymousId, "anonymousId"),
-        "previousId": _id(event_in.previousId, "previousId"),
-        "groupId": None if event_in.groupId is None else str(event_in.groupId),
-        "messageId": event_in.messageId,
-        "properties": event_in.properties or {},
-        "traits": event_in.traits or {},
-        "context": context,
-        "timestamp": event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
-                                client_field=client_field),
-        "originalTimestamp": client_time,
-        "sentAt": sent_at,
-        "receivedAt": received_at,
-    }
+    # Built with only what is there (None is left out of the contract): a filter afterwards costs more.
+    data = {"type": event_in.type, "properties": event_in.properties or {}, "traits": event_in.traits or {},
+            "context": context, "receivedAt": received_at,
+            "timestamp": event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
+                                    client_field=client_field)}
+    for name, value in (("event", event_in.event), ("name", event_in.name), ("category", event_in.category),
+                        ("userId", _id(event_in.userId, "userId")),
+                        ("anonymousId", _id(event_in.anonymousId, "anonymousId")),
+                        ("previousId", _id(event_in.previousId, "previousId")),
+                        ("groupId", None if event_in.groupId is None else str(event_in.groupId)),
+                        ("originalTimestamp", client_time), ("sentAt", sent_at)):
+        if value is not None:
+            data[name] = value
     if event_in.model_extra:
-        data.update((name, value) for name, value in event_in.model_extra.items() if name not in NOT_CARRIED)
-    data = {name: value for name, value in data.items() if value is not None}
-    if "messageId" not in data:
-        data["messageId"] = generated_message_id(data)
+        data.update((name, value) for name, value in event_in.model_extra.items()
+                    if name not in NOT_CARRIED and value is not None)
+    data["messageId"] = event_in.messageId or generated_message_id(data)
     return data
 
 
@@ -180,20 +176,22 @@ def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:
     missing = []
     if event_in.userId is None and event_in.anonymousId is None:
         missing.append({"field": "userId", "message": "userId or anonymousId is required"})
-    if event_in.type == "track" and not event_in.event:
+    kind = event_in.type
+    if kind == "track" and not event_in.event:
         missing.append({"field": "event", "message": "required for type 'track'"})
-    if event_in.type == "alias" and event_in.previousId is None:
-        missing.append({"field": "previousId", "message": "required for type 'alias'"})
-    if event_in.type == "alias" and event_in.userId is None:
-        missing.append({"field": "userId", "message": "required for type 'alias'"})
-    if event_in.type == "group" and event_in.groupId is None:
+    elif kind == "alias":
+        missing += [{"field": name, "message": "required for type 'alias'"}
+                    for name, value in (("previousId", event_in.previousId), ("userId", event_in.userId))
+                    if value is None]
+    elif kind == "group" and event_in.groupId is None:
         missing.append({"field": "groupId", "message": "required for type 'group'"})
-    missing += [{"field": f"properties.{name}",
-                 "message": f"expected a number (or numeric string) within ±{MAX_AMOUNT:,.0f}"}
-                for name in unreadable_amount_fields(event_in.properties or {})]
-    missing += [{"field": f"properties.{name}", "message": f"expected a string or a number of at most "
-                                                          f"{MAX_ORDER_ID_CHARS} characters"}
-                for name in ("order_id", "orderId") if not _usable_order_id((event_in.properties or {}).get(name))]
+    if properties := event_in.properties:
+        missing += [{"field": f"properties.{name}",
+                     "message": f"expected a number (or numeric string) within ±{MAX_AMOUNT:,.0f}"}
+                    for name in unreadable_amount_fields(properties)]
+        missing += [{"field": f"properties.{name}", "message": f"expected a string or a number of at most "
+                                                              f"{MAX_ORDER_ID_CHARS} characters"}
+                    for name in ("order_id", "orderId") if not _usable_order_id(properties.get(name))]
     if context.get("traits") is not None and not isinstance(context["traits"], dict):
         missing.append({"field": "context.traits", "message": "expected an object (the person's traits)"})
     if missing:
