@@ -210,3 +210,30 @@ def test_whatever_is_accepted_is_storable_and_anything_else_is_a_named_refusal(u
 def test_integers_beyond_64_bits_are_kept_exact_whatever_else_the_body_holds(body):
     value, _ = parse_checked(body, max_depth=16)
     assert value["id"] == 123456789012345678901234567890 and isinstance(value["id"], int)
+
+
+def test_malformed_json_deep_inside_a_value_makes_the_whole_body_unparseable():
+    deep_and_broken = b"[" * 1001 + b"}" * 1000 + b"]"
+    with pytest.raises(UnparseableBody, match="malformed"):
+        parse(b'{"batch": [' + deep_and_broken + b', {"type": "page", "anonymousId": "a"}]}')
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner,
+                                                                                      max_size=3), max_leaves=8),
+       cut=st.integers(min_value=0), insert=st.sampled_from(["", ",", "]", "}", ":", '"', "[", "{", " ", "x"]))
+def test_the_deep_value_syntax_check_agrees_with_the_standard_parser(value, cut, insert):
+    from lifecycle_ingest.domain.json_values import _well_formed
+
+    text = json.dumps([value])
+    at = cut % (len(text) + 1)
+    mutated = text[:at] + insert + text[at + 1:] if insert else text[:at] + text[at + 1:]
+    if not mutated.startswith(("[", "{")):
+        return
+    try:
+        json.loads(mutated)
+        expected = True
+    except ValueError:
+        expected = False
+    assert _well_formed(mutated, 0, len(mutated)) is expected, mutated

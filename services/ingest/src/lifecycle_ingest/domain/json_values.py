@@ -132,7 +132,10 @@ class _ShallowParser:
         try:
             value, self.pos = _DECODER.raw_decode(self.text, self.pos)
         except RecursionError:
-            self.pos = _end_of_container(self.text, self.pos)
+            end = _end_of_container(self.text, self.pos)
+            if not _well_formed(self.text, self.pos, end):
+                raise ValueError(f"malformed JSON in the value at {self.pos}") from None
+            self.pos = end
             return TOO_DEEP
         return value
 
@@ -170,6 +173,58 @@ def _end_of_container(text: str, start: int) -> int:
             if depth == 0:
                 return pos
     raise ValueError("unterminated array or object")
+
+
+# One JSON token after optional whitespace: punctuation, a string, or a scalar (NaN and Infinity
+# included, as the standard parser reads them; they are refused later, where they are).
+_TOKEN = re.compile(r'[ \t\n\r]*(?:([\[\]{},:])|("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
+                    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity))")
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def _well_formed(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is one JSON array or object, checked without recursion (a stack of
+    open containers and what may come next), in one pass over its tokens."""
+    stack: list[str] = []
+    expect, pos = "value", start  # value | value_or_close | key | key_or_close | colon | after
+    while pos < end:
+        match = _TOKEN.match(text, pos, end)
+        if match is None:
+            return False
+        pos = match.end()
+        punct, string, scalar = match.groups()
+        if expect in ("value", "value_or_close"):
+            if punct in ("[", "{"):
+                stack.append(punct)
+                expect = "value_or_close" if punct == "[" else "key_or_close"
+            elif punct == "]" and expect == "value_or_close":
+                stack.pop()
+                expect = "after"
+            elif string or scalar:
+                expect = "after"
+            else:
+                return False
+        elif expect in ("key", "key_or_close"):
+            if string:
+                expect = "colon"
+            elif punct == "}" and expect == "key_or_close":
+                stack.pop()
+                expect = "after"
+            else:
+                return False
+        elif expect == "colon":
+            if punct != ":":
+                return False
+            expect = "value"
+        elif punct == "," and stack:
+            expect = "value" if stack[-1] == "[" else "key"
+        elif stack and punct == _CLOSING[stack[-1]]:
+            stack.pop()
+        else:
+            return False
+        if expect == "after" and not stack:
+            return _SPACE.match(text, pos, end).end() == end
+    return False
 
 
 def _end_of_string(text: str, pos: int) -> int:
