@@ -85,7 +85,7 @@ class Pool:
         async with self._slots:
             async with asyncio.timeout(self._timeout_s):
                 for attempt in (0, 1):
-                    reused = bool(self._idle)
+                    reused = bool(self._idle) and attempt == 0  # the retry on a fresh one, not another idle one
                     conn = self._idle.pop() if reused else await self._connect()
                     try:
                         response, keep_alive = await conn.roundtrip(head, body)
