@@ -8,6 +8,7 @@ from lifecycle_shared.runtime import ServiceRuntime
 
 from lifecycle_ingest.api.cors import BrowserCors
 from lifecycle_ingest.api.deps import WRITE_KEY_SCHEME, WRITE_KEY_SECURITY_SCHEME
+from lifecycle_ingest.api.lane import EventLane
 from lifecycle_ingest.api.overload import InflightLimit
 from lifecycle_ingest.api.routes import admin, events
 from lifecycle_ingest.keys import KeyStore
@@ -35,7 +36,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         title="Lifecycle ingest", settings=settings,
         build_runtime=lambda: ServiceRuntime(service="ingest", settings=settings),
         routers=[events.router, admin.router], on_started=on_started, on_stopping=on_stopping,
-        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[events.EventLane, BrowserCors],
+        security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[EventLane, BrowserCors],
     )
     app.state.rate_limiter = RateLimiter(rate=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
     app.state.inflight = InflightLimit(limit=settings.max_inflight_requests)

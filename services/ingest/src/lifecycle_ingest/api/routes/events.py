@@ -17,11 +17,9 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from lifecycle_shared import metrics
 from lifecycle_shared.events import touchpoint_type, trace_headers
-from lifecycle_shared.http import error_body
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lifecycle_ingest.api.deps import WRITE_KEY_SCHEME, Caller, authenticate, json_body
 from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
@@ -248,27 +246,6 @@ router.add_api_route("/batch", post_batch, methods=["POST"], response_model=Batc
                      openapi_extra=batch_body() | SECURITY)
 for _alias in ("/b", "/import"):
     router.add_api_route(_alias, post_batch, methods=["POST"], include_in_schema=False)
-
-
-class EventLane:
-    """Serves `POST` to the event paths straight from ASGI, with the very handlers the router declares
-    (which document them in OpenAPI). Measured: FastAPI's routing and request handling cost about as
-    much as ingest's own work on a single event. What the lane skips is only that; errors are answered
-    as everywhere (`error_body`), anything unexpected reaches the app's error middleware as a 500."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if handler is None:
-            return await self.app(scope, receive, send)
-        try:
-            response = await handler(Request(scope, receive))
-        except HTTPException as error:
-            response = JSONResponse(error_body(error.status_code, error.detail), status_code=error.status_code,
-                                    headers=error.headers)
-        await response(scope, receive, send)
 
 
 @router.post("/m", status_code=204, include_in_schema=False)
