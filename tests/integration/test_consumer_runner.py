@@ -12,10 +12,12 @@ from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER
-from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy, each
+from lifecycle_shared.kafka.registry import Route, each
+from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy
 from lifecycle_shared.logging import PersonalDataSafeFormatter
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from prometheus_client import REGISTRY
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, text
 
 
@@ -25,7 +27,8 @@ class FlakyHandler:
     def __init__(self, *, poison=(), broken=()) -> None:
         self.poison, self.broken, self.calls = set(poison), set(broken), []
 
-    async def __call__(self, conn, event):
+    async def __call__(self, conn, typed):
+        event = typed.event
         self.calls.append(event.id)
         if event.id in self.poison:
             raise RuntimeError(f"cannot apply {event.id}")
@@ -50,10 +53,16 @@ async def runner_parts(namespace):
     await engine.dispose()
 
 
-def make_runner(engine, producer, handler) -> ConsumerRunner:
-    handle_run = each(handler)
+class AnyData(BaseModel):
+    """The runner tests' events: any object is valid data."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def make_runner(engine, producer, handler, model: type[BaseModel] = AnyData) -> ConsumerRunner:
+    route = Route(model, each(handler))
     return ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
-                          route=lambda event_type: handle_run, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
+                          route=lambda event_type: route, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
 
 
 async def _applied(engine, ids) -> tuple[set[str], set[str]]:
@@ -123,9 +132,9 @@ async def test_a_database_outage_dead_letters_nothing(runner_parts, namespace):
 async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts, namespace, type_header):
     engine, producer = runner_parts
     topic = namespace.topic_prefix + "touchpoints.v1"
-    handle_run = each(FlakyHandler())
+    route = Route(AnyData, each(FlakyHandler()))
     runner = ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
-                            route=lambda event_type: handle_run if event_type == "touchpoint.wanted" else None)
+                            route=lambda event_type: route if event_type == "touchpoint.wanted" else None)
     skip_key = f"skip-{uuid.uuid4().hex[:8]}".encode()
     skipped = record(topic, 20, b"not even json", key=skip_key)
     skipped.headers = [(type_header, b"touchpoint.unwanted")]
@@ -159,14 +168,15 @@ async def test_a_database_error_quoting_personal_data_leaves_it_out_of_dlq_heade
     topic = namespace.topic_prefix + "touchpoints.v1"
     email, phone = "ann.pii@example.com", "+84 912 345 678"
 
-    async def store_contact(conn, event):  # PostgreSQL refuses the NUL; its error quotes the row
+    async def store_contact(conn, typed):  # PostgreSQL refuses the NUL; its error quotes the row
         await conn.execute(text("INSERT INTO inbox (event_id, topic) VALUES (:id, :who)"),
-                           {"id": f"x-{event.id}", "who": f"{email} {phone}\x00"})
+                           {"id": f"x-{typed.event.id}", "who": f"{email} {phone}\x00"})
         return []
 
     event = make_cloud_event(data={"traits": {"email": email, "phone": phone}})
     runner = ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
-                            route=lambda _: each(store_contact), retry=RetryPolicy(attempts=2, base_delay_s=0.01))
+                            route=lambda _: Route(AnyData, each(store_contact)),
+                            retry=RetryPolicy(attempts=2, base_delay_s=0.01))
     with caplog.at_level(logging.INFO):  # as the services log (aiokafka: warnings only)
         await runner.process([record(topic, 30, event.to_bytes(), key=b"pii")])
     dead = [r for r in await read_topic(namespace.kafka_bootstrap, topic + ".dlq") if r.key == b"pii"]
@@ -199,3 +209,28 @@ async def test_a_reused_id_with_another_body_is_counted_and_the_first_stays_appl
 
 def _conflicts() -> float:
     return REGISTRY.get_sample_value("lifecycle_duplicate_conflicts_total", {"consumer": "runner-test"}) or 0.0
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int
+
+
+async def test_data_its_route_refuses_is_dead_lettered_at_once_and_the_handler_sees_only_typed_data(
+        runner_parts, namespace):
+    """The runner validates `data` into the route's model once, at decoding: a violation goes to the DLQ
+    on its own (no batch failure, no retries) and handlers get validated data."""
+    engine, producer = runner_parts
+    topic = namespace.topic_prefix + "touchpoints.v1"
+    seen = []
+
+    async def handle(conn, typed):
+        seen.append(typed.data)
+        return []
+
+    good, bad = make_cloud_event(data={"amount": 3}), make_cloud_event(data={"amount": "three", "x": 1})
+    runner = make_runner(engine, producer, handle, model=Strict)
+    await runner.process([record(topic, 60, bad.to_bytes(), key=b"bad-data"), record(topic, 61, good.to_bytes())])
+    assert seen == [Strict(amount=3)]
+    dead = [r for r in await read_topic(namespace.kafka_bootstrap, topic + ".dlq") if r.key == b"bad-data"]
+    assert len(dead) == 1 and b"amount" in dict(dead[0].headers)["dlq.error"]

@@ -20,6 +20,7 @@ from lifecycle_messaging.handlers.stage_changed import handle_stage_changes
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
+from lifecycle_shared.kafka.registry import Typed
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from sqlalchemy import select
 
@@ -84,8 +85,10 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
     try:
         async with engine.connect() as conn_a, engine.connect() as conn_b:
             tx_a, tx_b = await conn_a.begin(), await conn_b.begin()
-            await handle_stage_changes(conn_a, [transition(visitor, None, "awareness")], brand="Shop")
-            await handle_contacts(conn_b, [sign_up(visitor, user, f"{user}@example.com")])
+            change, contact = transition(visitor, None, "awareness"), sign_up(visitor, user, f"{user}@example.com")
+            await handle_stage_changes(conn_a, [Typed(change, StageChangedData.model_validate(change.data))],
+                                       brand="Shop")
+            await handle_contacts(conn_b, [Typed(contact, TouchpointData.model_validate(contact.data))])
             await tx_b.commit()
             await tx_a.commit()
         assert await statuses(engine, visitor) == [("welcome", "awaiting_contact", None)]  # the race is real

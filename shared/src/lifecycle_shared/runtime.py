@@ -17,8 +17,9 @@ from sqlalchemy import text
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
+from lifecycle_shared.kafka.registry import Route
 from lifecycle_shared.kafka.relay import OutboxRelay
-from lifecycle_shared.kafka.runner import ConsumerRunner, Handler
+from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.kafka.watch import TopicWatch
 from lifecycle_shared.settings import ServiceSettings
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 class ConsumerSpec:
     group: str
     topics: list[str]
-    route: Callable[[str], Handler | None]
+    route: Callable[[str], Route | None]
 
 
 class ServiceRuntime:

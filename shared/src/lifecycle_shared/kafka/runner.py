@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -25,26 +25,12 @@ from lifecycle_shared import metrics
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
+from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Typed
 from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 10.0
-Emitted = list[tuple[str, CloudEvent]]
-# A handler takes a run of consecutive events routed to it (in order) and returns what to emit.
-Handler = Callable[[AsyncConnection, list[CloudEvent]], Awaitable[Emitted]]
-
-
-def each(handle_one: Callable[[AsyncConnection, CloudEvent], Awaitable[Emitted]]) -> Handler:
-    """A handler that applies events one at a time."""
-
-    async def handle(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
-        emitted: Emitted = []
-        for event in events:
-            emitted += await handle_one(conn, event)
-        return emitted
-
-    return handle
 
 
 class InfrastructureDown(Exception):
@@ -74,7 +60,7 @@ class ConsumerRunner:
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
     engine: AsyncEngine
-    route: Callable[[str], Handler | None]
+    route: Callable[[str], Route | None]
     on_committed: Callable[[], None] = lambda: None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     _started: bool = field(default=False, init=False)
@@ -115,14 +101,19 @@ class ConsumerRunner:
                 self.consumer.seek(tp, offset)
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        decoded: list[tuple[ConsumerRecord, CloudEvent]] = []
+        decoded: list[tuple[ConsumerRecord, Typed, Handler]] = []
         for record in records:
             if not self._ours(record):
                 metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
                 continue
             try:
-                decoded.append((record, decode(record)))
-            except PermanentError as error:
+                event = decode(record)
+                route = self.route(event.type)
+                if route is None:  # another service's business: not even recorded
+                    metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+                    continue
+                decoded.append((record, route.typed(event), route.handler))
+            except PermanentError as error:  # not a CloudEvent, or data its route's model refuses
                 await self._dead_letter(record, error)
         try:
             async with self.engine.begin() as conn:
@@ -130,8 +121,8 @@ class ConsumerRunner:
         except Exception as error:
             log.warning("batch failed; retrying its records one by one", exc_info=True,
                         extra={"consumer": self.name, "records": len(decoded), "error": describe_error(error)})
-            for record, event in decoded:
-                await self._process_one(record, event)
+            for item in decoded:
+                await self._process_one(item)
 
     def _ours(self, record: ConsumerRecord) -> bool:
         """False when the type header (or on older records the legacy `ce_type`) says no handler wants
@@ -139,19 +130,14 @@ class ConsumerRunner:
         event_type = event_type_header(record.headers)
         return event_type is None or self.route(event_type) is not None
 
-    async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, CloudEvent]]) -> None:
-        routed: list[tuple[str, CloudEvent, Handler]] = []
-        for record, event in decoded:
-            handler = self.route(event.type)
-            if handler is None:  # another service's business: not even recorded
-                metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
-            else:
-                routed.append((record.topic, event, handler))
-        fresh = await claim_new_event_ids(conn, [(event.id, topic, event.digest) for topic, event, _ in routed])
+    async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, Typed, Handler]]) -> None:
+        fresh = await claim_new_event_ids(conn, [(typed.event.id, record.topic, typed.event.digest)
+                                                 for record, typed, _ in decoded])
         applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
         duplicates: list[CloudEvent] = []
-        runs: list[tuple[Handler, list[CloudEvent]]] = []
-        for _, event, handler in routed:
+        runs: list[tuple[Handler, list[Typed]]] = []
+        for _, typed, handler in decoded:
+            event = typed.event
             if event.id not in fresh:
                 duplicates.append(event)
                 continue
@@ -159,9 +145,9 @@ class ConsumerRunner:
             applied[event.id] = event.digest
             metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc()
             if runs and runs[-1][0] is handler:
-                runs[-1][1].append(event)
+                runs[-1][1].append(typed)
             else:
-                runs.append((handler, [event]))
+                runs.append((handler, [typed]))
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
         emitted: Emitted = []
@@ -183,11 +169,12 @@ class ConsumerRunner:
                 log.warning("event id reused for a different event; the first one stays applied",
                             extra={"consumer": self.name, "event_id": event.id, "source": event.source})
 
-    async def _process_one(self, record: ConsumerRecord, event: CloudEvent) -> None:
+    async def _process_one(self, item: tuple[ConsumerRecord, Typed, Handler]) -> None:
+        record, typed, _ = item
         for attempt in range(self.retry.attempts):
             try:
                 async with self.engine.begin() as conn:
-                    await self._apply(conn, [(record, event)])
+                    await self._apply(conn, [item])
                 return
             except PermanentError as error:
                 await self._dead_letter(record, error)
@@ -198,7 +185,7 @@ class ConsumerRunner:
                 if attempt + 1 == self.retry.attempts:
                     await self._dead_letter(record, error)
                     return
-                log.warning("retrying record", extra={"consumer": self.name, "event_id": event.id,
+                log.warning("retrying record", extra={"consumer": self.name, "event_id": typed.event.id,
                                                        "attempt": attempt + 1, "error": describe_error(error)})
                 await asyncio.sleep(self.retry.delay(attempt))
 
@@ -261,18 +248,3 @@ def decode(record: ConsumerRecord) -> CloudEvent:
         raise PermanentError(f"not a CloudEvent: {problems}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PermanentError(f"undecodable value: {type(error).__name__}") from None
-
-
-def route_by_type(handlers: Mapping[str, Handler], *, prefixes: Mapping[str, Handler] | None = None):
-    """Exact event-type match first, then the longest matching prefix; None means 'not ours'."""
-    ordered = sorted((prefixes or {}).items(), key=lambda item: -len(item[0]))
-
-    def route(event_type: str) -> Handler | None:
-        if event_type in handlers:
-            return handlers[event_type]
-        for prefix, handler in ordered:
-            if event_type.startswith(prefix):
-                return handler
-        return None
-
-    return route

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from lifecycle_shared.events import CloudEvent, TouchpointData, data_as
-from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,12 +27,12 @@ def _earlier(fact: tuple, other: tuple | None) -> bool:
     return other is None or (fact[-1], fact[-2]) < (other[-1], other[-2])
 
 
-async def handle_orders(conn: AsyncConnection, events: list[CloudEvent], *,
+async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
                         rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
     completions: dict[ledger.OrderKey, tuple[Decimal, str, datetime]] = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
-    for event in events:
-        properties = data_as(TouchpointData, event).properties
+    for typed in events:
+        event, properties = typed.event, typed.data.properties
         key = (event.subject, order_id_of(properties, fallback=event.id))
         if event.type == ORDER_COMPLETED:
             fact = (order_amount(properties), event.id, event.time)

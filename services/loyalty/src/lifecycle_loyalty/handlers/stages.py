@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from lifecycle_shared.events import CloudEvent, StageChangedData, data_as
-from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.events import StageChangedData
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import ledger
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, Entry, stage_bonus
 
 
-async def handle_stage_changed(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
+async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]]) -> Emitted:
     bonuses = []
-    for event in events:
-        transition = data_as(StageChangedData, event)
+    for typed in events:
+        transition = typed.data
         points = stage_bonus(transition.to_stage, DEFAULT_EARN_RULES)
         if points:
             # One bonus per customer and stage, however often they re-enter it.

@@ -9,8 +9,8 @@ ids also claims the anonymous id for the user, unless someone already did (a sha
 
 from __future__ import annotations
 
-from lifecycle_shared.events import CloudEvent, TouchpointData, data_as
-from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import contacts
@@ -21,8 +21,8 @@ def email_of(touchpoint: TouchpointData) -> str | None:
     return valid_address(touchpoint.all_traits().get("email"))
 
 
-async def handle_contacts(conn: AsyncConnection, events: list[CloudEvent]) -> Emitted:
-    touchpoints = [data_as(TouchpointData, event) for event in events]
+async def handle_contacts(conn: AsyncConnection, events: list[Typed[TouchpointData]]) -> Emitted:
+    touchpoints = [typed.data for typed in events]
     await contacts.claim(conn, {t.anonymousId: t.userId for t in touchpoints if t.anonymousId and t.userId},
                          authoritative=False)
     found: dict[str, contacts.Contact] = {}

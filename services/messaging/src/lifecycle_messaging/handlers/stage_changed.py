@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_shared.events import CloudEvent, StageChangedData, data_as, derived_event_id
-from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_id
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import contacts
@@ -38,8 +38,9 @@ def linked_ids_of(transition: StageChangedData) -> list[str]:
     return list(dict.fromkeys([transition.customer_id, *transition.anonymous_ids]))
 
 
-async def handle_stage_changes(conn: AsyncConnection, events: list[CloudEvent], *, brand: str) -> Emitted:
-    transitions = [(event, data_as(StageChangedData, event)) for event in events]
+async def handle_stage_changes(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
+                               brand: str) -> Emitted:
+    transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
     ids = sorted({i for _, t in transitions for i in linked_ids_of(t)})

@@ -14,10 +14,9 @@ from lifecycle_shared.events import (
     CloudEvent,
     StageChangedData,
     TouchpointData,
-    data_as,
     derived_event_id,
 )
-from lifecycle_shared.kafka.runner import Emitted
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db import repository as repo
@@ -42,8 +41,8 @@ def _keepable(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_TRAIT_CHARS or isinstance(value, int | float)
 
 
-async def handle_touchpoints(conn: AsyncConnection, events: list[CloudEvent], *, topic: str) -> Emitted:
-    parsed = [(event, data_as(TouchpointData, event)) for event in events]
+async def handle_touchpoints(conn: AsyncConnection, events: list[Typed[TouchpointData]], *, topic: str) -> Emitted:
+    parsed = [(typed.event, typed.data) for typed in events]
     batch = TouchpointBatch(conn, topic=topic)
     await batch.graph.load([touchpoint for _, touchpoint in parsed])
     for event, touchpoint in parsed:

@@ -1,0 +1,70 @@
+"""One typed way to handle events: each service declares `event type -> Route(model, handler)`.
+
+The runner validates an event's `data` into the route's model once, when it decodes the record (a
+violation is permanent: the record goes to the DLQ on its own, the others flow), and hands the
+handler `Typed` events: the envelope and the validated data. Handlers never validate again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_shared.events import CloudEvent, data_as
+
+Data = TypeVar("Data", bound=BaseModel)
+Emitted = list[tuple[str, CloudEvent]]
+
+
+@dataclass(frozen=True, slots=True)
+class Typed(Generic[Data]):
+    """An event whose `data` was validated into its route's model."""
+
+    event: CloudEvent
+    data: Data
+
+
+# A handler takes a run of consecutive events routed to it (in order) and returns what to emit.
+Handler = Callable[[AsyncConnection, list[Typed[Any]]], Awaitable[Emitted]]
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[BaseModel]
+    handler: Handler
+
+    def typed(self, event: CloudEvent) -> Typed[Any]:
+        """The event with its data validated (PermanentError, naming only model fields, if invalid)."""
+        return Typed(event, data_as(self.model, event))
+
+
+def each(handle_one: Callable[[AsyncConnection, Typed[Any]], Awaitable[Emitted]]) -> Handler:
+    """A handler that applies events one at a time."""
+
+    async def handle(conn: AsyncConnection, events: list[Typed[Any]]) -> Emitted:
+        emitted: Emitted = []
+        for event in events:
+            emitted += await handle_one(conn, event)
+        return emitted
+
+    return handle
+
+
+def route_by_type(routes: Mapping[str, Route], *, prefixes: Mapping[str, Route] | None = None
+                  ) -> Callable[[str], Route | None]:
+    """Exact event-type match first, then the longest matching prefix; None means 'not ours'."""
+    ordered = sorted((prefixes or {}).items(), key=lambda item: -len(item[0]))
+
+    def route(event_type: str) -> Route | None:
+        if event_type in routes:
+            return routes[event_type]
+        for prefix, found in ordered:
+            if event_type.startswith(prefix):
+                return found
+        return None
+
+    return route
