@@ -127,3 +127,14 @@ def test_a_profile_keeps_short_scalar_traits_only():
                                         "phone": 84912345678, "other": "x"},
                                 context={"traits": "not an object", "locale": "vi-VN"})
     assert traits_of(touchpoint) == {"lastName": "Nguyễn", "phone": 84912345678, "locale": "vi-VN"}
+
+
+@pytest.mark.parametrize(("from_stage", "to_stage", "forward"), [
+    (None, "awareness", True), ("awareness", "consideration", True), ("purchase", "retention", True),
+    ("loyalty", "retention", False), ("purchase", "purchase", False), ("retired", "purchase", True),
+    (None, "unknown", False),
+])
+def test_the_shared_stage_order_says_what_is_forward(from_stage, to_stage, forward):
+    from lifecycle_shared.stages import is_forward
+
+    assert is_forward(from_stage, to_stage) is forward

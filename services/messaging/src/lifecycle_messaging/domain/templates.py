@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+from lifecycle_shared.stages import is_forward
 
 from lifecycle_messaging.domain.addresses import header_safe
-
-STAGE_RANK = {"awareness": 0, "consideration": 1, "purchase": 2, "retention": 3, "loyalty": 4}
 
 TEMPLATE_FOR_STAGE = {
     "awareness": "welcome",
@@ -58,7 +57,7 @@ class Rendered:
 def template_for(*, from_stage: str | None, to_stage: str) -> str | None:
     if to_stage not in TEMPLATE_FOR_STAGE:
         return None
-    if from_stage is not None and STAGE_RANK.get(from_stage, -1) >= STAGE_RANK[to_stage]:
+    if not is_forward(from_stage, to_stage):  # only forward moves send
         return None
     return TEMPLATE_FOR_STAGE[to_stage]
 

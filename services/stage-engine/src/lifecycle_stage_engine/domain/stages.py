@@ -11,21 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from lifecycle_shared.orders import ZERO, order_amount, order_id_of
+from lifecycle_shared.stages import RANK, Stage
 
-
-class Stage(StrEnum):
-    AWARENESS = "awareness"
-    CONSIDERATION = "consideration"
-    PURCHASE = "purchase"
-    RETENTION = "retention"
-    LOYALTY = "loyalty"
-
-
-RANK = {stage: rank for rank, stage in enumerate(Stage)}
+__all__ = ["RANK", "Stage"]  # the shared vocabulary, used here
 
 
 @dataclass(frozen=True)
