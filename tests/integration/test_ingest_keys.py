@@ -1,6 +1,6 @@
 """Ingest's keys and sources against a real PostgreSQL: two kinds of keys stored only as hashes,
 rotation with overlap, revocation seen by every instance within seconds, origin allowlists, the
-admin API's answers, the CLI and the migration of existing keys."""
+admin API's answers, and the CLI (the migration of existing keys: test_migrations; origin rules: unit/test_origins)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from hypothesis import given
-from hypothesis import strategies as st
-from lifecycle_devstack.databases import create_databases
 from lifecycle_devstack.faults import StallingProxy
 from lifecycle_devstack.services import BY_NAME, run_module
-from lifecycle_ingest.domain.origins import InvalidOrigin, normalise_origin
 from lifecycle_ingest.keys import ApiKey, KeyStore
 from lifecycle_ingest.main import create_app
 from lifecycle_ingest.settings import IngestSettings
@@ -32,7 +25,6 @@ from tests.integration.conftest import kafka_settings, running
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/ingest/src/lifecycle_ingest/migrations"
 
 
 @pytest.fixture(scope="module")
@@ -247,83 +239,6 @@ async def test_a_store_that_loses_its_database_keeps_its_keys_and_catches_up_whe
 
 # Sources and their origins
 
-VALID_ORIGINS = [
-    ("https://shop.example.com", "https://shop.example.com"),
-    ("HTTPS://Shop.Example.COM", "https://shop.example.com"),
-    ("https://shop.example.com:443", "https://shop.example.com"),
-    ("http://shop.example.com:80", "http://shop.example.com"),
-    ("http://shop.example.com:443", "http://shop.example.com:443"),
-    ("http://127.0.0.1:5173", "http://127.0.0.1:5173"),
-    ("http://localhost:3000", "http://localhost:3000"),
-    ("http://[::1]:8080", "http://[::1]:8080"),
-    ("https://[2001:DB8:0:0:0:0:0:1]", "https://[2001:db8::1]"),
-    ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
-]
-INVALID_ORIGINS = [
-    ("https://shop.example.com/", "trailing slash"),
-    ("https://shop.example.com/path", "no path"),
-    ("https://shop.example.com?x=1", "no path, query"),
-    ("https://*.example.com", "wildcard"),
-    ("*", "wildcard"),
-    ("ftp://shop.example.com", "http or https"),
-    ("shop.example.com", "scheme://host"),
-    ("https://", "host"),
-    ("https://user@shop.example.com", "host"),
-    ("https://shop.example.com:0", "port"),
-    ("https://shop.example.com:65536", "port"),
-    ("https://shop.example.com:", "scheme://host"),
-    ("https://shop..example.com", "host"),
-    ("https://shop.example.com.", "host"),
-    ("https://bücher.example", "punycode"),
-    ("https://300.1.1.1", "IPv4"),
-    ("https://[::g]", "IPv6"),
-    ("https://[fe80::1%25eth0]", "IPv6"),
-    ("https://[fe80::1%eth0]", "IPv6"),
-    ("https://[::1", "scheme://host"),
-    (" https://shop.example.com", "scheme://host"),
-    ("null", "scheme://host"),
-]
-
-
-@pytest.mark.parametrize(("origin", "normalised"), VALID_ORIGINS)
-def test_origins_are_normalised_as_browsers_send_them(origin, normalised):
-    assert normalise_origin(origin) == normalised
-
-
-@pytest.mark.parametrize(("origin", "problem"), INVALID_ORIGINS)
-def test_origins_that_are_not_exact_scheme_host_port_are_refused_naming_why(origin, problem):
-    with pytest.raises(InvalidOrigin, match=problem):
-        normalise_origin(origin)
-
-
-LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True).filter(lambda s: not s.isdigit())
-
-
-@given(scheme=st.sampled_from(["http", "https"]), labels=st.lists(LABEL, min_size=1, max_size=4),
-       port=st.none() | st.integers(1, 65535), upper=st.lists(st.booleans(), min_size=80, max_size=80))
-def test_normalising_an_origin_is_idempotent_and_ignores_case_and_default_ports(scheme, labels, port, upper):
-    canonical = f"{scheme}://{'.'.join(labels)}" + (f":{port}" if port else "")
-    normalised = normalise_origin(canonical)
-    assert normalise_origin(normalised) == normalised
-    shouted = "".join(c.upper() if flip else c for c, flip in zip(canonical, upper * 10, strict=False))
-    assert normalise_origin(shouted) == normalised
-    default = {"http": 80, "https": 443}[scheme]
-    assert (normalised.endswith(f":{port}")) == (port is not None and port != default)
-    if port is None:
-        assert normalise_origin(f"{canonical}:{default}") == normalised
-
-
-@given(st.text(max_size=60) | st.builds(lambda s, rest: f"{s}://{rest}", st.sampled_from(["http", "https", "HTTP"]),
-                                        st.text(max_size=40)))
-def test_any_text_is_an_origin_or_a_named_refusal_and_an_origin_normalises_to_itself(candidate):
-    try:
-        normalised = normalise_origin(candidate)
-    except InvalidOrigin as error:
-        assert str(error)
-    else:
-        assert normalise_origin(normalised) == normalised and normalised.split("://")[0] in ("http", "https")
-
-
 async def test_a_source_lists_its_origins_normalised_and_keys_carry_them(admin, store):
     created = await new_key(admin, "browser-shop")
     response = await admin.put("/v1/admin/sources/browser-shop", json={
@@ -434,50 +349,3 @@ def test_the_command_line_creates_both_kinds_and_sets_origins(namespace):
     assert printed.split() == ["https://shop.example.com", "http://localhost:5173"]
     with pytest.raises(RuntimeError, match="trailing slash"):
         run_module(ingest, namespace, "set-origins", "cli-shop", "https://shop.example.com/")
-
-
-# The migration
-
-async def test_existing_write_keys_keep_working_through_the_migration(infra):
-    database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_ingest"
-    await create_databases(infra.postgres_url, [database])
-    url = f"{infra.postgres_url}/{database}"
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
-    await asyncio.to_thread(command.upgrade, config, "0001")
-    old_key = "lc_wk_" + secrets.token_urlsafe(24)
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO sources (id, name) VALUES (gen_random_uuid(), 'legacy')"))
-            await conn.execute(text(
-                "INSERT INTO write_keys (id, source_id, key_hash, key_prefix) "
-                "SELECT gen_random_uuid(), id, :hash, :prefix FROM sources WHERE name = 'legacy'"),
-                {"hash": hashlib.sha256(old_key.encode()).hexdigest(), "prefix": old_key[:10]})
-        await asyncio.to_thread(command.upgrade, config, "head")
-        store = KeyStore(engine=engine, refresh_s=60)
-        await store.start()
-        await store.stop()
-        legacy = store.lookup(old_key)
-        assert legacy is not None and (legacy.source, legacy.kind, legacy.expires_at) == ("legacy", "write", None)
-
-        from lifecycle_ingest.db.keys import create_key, rotate_key
-        async with engine.begin() as conn:
-            server = await create_key(conn, source_name="legacy", kind="server")
-            await rotate_key(conn, key_id=legacy.key_id, overlap_s=3600)
-        await asyncio.to_thread(command.downgrade, config, "0001")
-        async with engine.connect() as conn:
-            rows = {row.key_prefix[:6]: row for row in await conn.execute(text(
-                "SELECT key_prefix, revoked_at FROM write_keys WHERE key_hash IN (:old, :server)"),
-                {"old": hashlib.sha256(old_key.encode()).hexdigest(),
-                 "server": hashlib.sha256(server.key.encode()).hexdigest()})}
-        # The old schema has no expiry: the key being rotated out stops; the server key survives.
-        assert rows["lc_wk_"].revoked_at is not None and rows["lc_sk_"].revoked_at is None
-        await asyncio.to_thread(command.upgrade, config, "head")
-        store = KeyStore(engine=engine, refresh_s=60)
-        await store.start()
-        await store.stop()
-        assert store.lookup(server.key).kind == "server" and store.lookup(old_key) is None
-    finally:
-        await engine.dispose()

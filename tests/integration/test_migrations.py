@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import uuid
 from pathlib import Path
 
@@ -11,6 +13,10 @@ from alembic import command
 from alembic.config import Config
 from lifecycle_devstack.databases import create_databases
 from lifecycle_devstack.services import SERVICES
+from lifecycle_ingest.db.keys import create_key, rotate_key
+from lifecycle_ingest.keys import KeyStore
+from lifecycle_shared.db import create_engine
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +78,49 @@ def test_an_order_earned_before_the_upgrade_keeps_its_points_when_sent_again(inf
     asyncio.run(earn_before_the_upgrade())
     command.upgrade(config, "head")
     assert asyncio.run(resend_and_read_the_balance()) == 100
+
+
+INGEST_MIGRATIONS = ROOT / "services/ingest/src/lifecycle_ingest/migrations"
+
+async def test_existing_write_keys_keep_working_through_the_migration(infra):
+    database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_ingest"
+    await create_databases(infra.postgres_url, [database])
+    url = f"{infra.postgres_url}/{database}"
+    config = Config()
+    config.set_main_option("script_location", str(INGEST_MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    await asyncio.to_thread(command.upgrade, config, "0001")
+    old_key = "lc_wk_" + secrets.token_urlsafe(24)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO sources (id, name) VALUES (gen_random_uuid(), 'legacy')"))
+            await conn.execute(text(
+                "INSERT INTO write_keys (id, source_id, key_hash, key_prefix) "
+                "SELECT gen_random_uuid(), id, :hash, :prefix FROM sources WHERE name = 'legacy'"),
+                {"hash": hashlib.sha256(old_key.encode()).hexdigest(), "prefix": old_key[:10]})
+        await asyncio.to_thread(command.upgrade, config, "head")
+        store = KeyStore(engine=engine, refresh_s=60)
+        await store.start()
+        await store.stop()
+        legacy = store.lookup(old_key)
+        assert legacy is not None and (legacy.source, legacy.kind, legacy.expires_at) == ("legacy", "write", None)
+
+        async with engine.begin() as conn:
+            server = await create_key(conn, source_name="legacy", kind="server")
+            await rotate_key(conn, key_id=legacy.key_id, overlap_s=3600)
+        await asyncio.to_thread(command.downgrade, config, "0001")
+        async with engine.connect() as conn:
+            rows = {row.key_prefix[:6]: row for row in await conn.execute(text(
+                "SELECT key_prefix, revoked_at FROM write_keys WHERE key_hash IN (:old, :server)"),
+                {"old": hashlib.sha256(old_key.encode()).hexdigest(),
+                 "server": hashlib.sha256(server.key.encode()).hexdigest()})}
+        # The old schema has no expiry: the key being rotated out stops; the server key survives.
+        assert rows["lc_wk_"].revoked_at is not None and rows["lc_sk_"].revoked_at is None
+        await asyncio.to_thread(command.upgrade, config, "head")
+        store = KeyStore(engine=engine, refresh_s=60)
+        await store.start()
+        await store.stop()
+        assert store.lookup(server.key).kind == "server" and store.lookup(old_key) is None
+    finally:
+        await engine.dispose()

@@ -108,6 +108,10 @@ def event_type_header(headers: Iterable[tuple[str, bytes]] | None) -> str | None
     return legacy
 
 
+# Segment's call types (the spec's and every library's).
+CallType = Literal["track", "identify", "page", "screen", "group", "alias"]
+
+
 class TouchpointData(BaseModel):
     """A storefront interaction, normalised from the Segment spec (field names kept camelCase).
 
@@ -118,7 +122,7 @@ class TouchpointData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["track", "identify", "page", "screen", "group", "alias"]
+    type: CallType
     event: str | None = None
     name: str | None = None
     category: str | None = None

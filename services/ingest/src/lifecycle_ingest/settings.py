@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Self
 
-from lifecycle_shared.settings import ServiceSettings
+from lifecycle_shared.settings import MIN_TOKEN_LENGTH, ServiceSettings, is_strong_token
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-
-# Tokens that appear in examples and docs: never an admin credential.
-PLACEHOLDER_TOKENS = frozenset({"changeme", "changethis", "dev-admin-token", "admin", "secret", "token", "test"})
-MIN_ADMIN_TOKEN_LENGTH = 24
 
 
 class IngestSettings(ServiceSettings):
@@ -56,8 +52,8 @@ class IngestSettings(ServiceSettings):
         if self.environment == "development":
             return self
         token = self.admin_token.get_secret_value() if self.admin_token else ""
-        if len(token) < MIN_ADMIN_TOKEN_LENGTH or token.lower() in PLACEHOLDER_TOKENS:
+        if not is_strong_token(token):
             raise ValueError(f"LIFECYCLE_INGEST_ADMIN_TOKEN must be set to a secret of at least "
-                             f"{MIN_ADMIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
+                             f"{MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
                              "LIFECYCLE_ENVIRONMENT=development")
         return self

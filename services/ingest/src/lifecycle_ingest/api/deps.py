@@ -87,13 +87,10 @@ async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[An
     """Read at most `limit` bytes (after gunzip; the gzip itself at most GZIP_SLACK more) within the
     settings' `body_timeout_s`, and parse JSON; 413/408/400 otherwise. With the value, whether it is
     known storable to `max_depth` levels (json_values.parse_checked)."""
-    declared = request.headers.get("content-length")
     gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit + GZIP_SLACK * gzipped:
-        raise HTTPException(413, f"body larger than {limit} bytes")
     try:
         async with asyncio.timeout(request.app.state.settings.body_timeout_s):
-            body = await _read(request, limit=limit, gzipped=gzipped)
+            body = await read_bounded(request, limit=limit, gzipped=gzipped)
     except TimeoutError:
         raise HTTPException(408, "the body did not arrive in time") from None
     except ClientDisconnect:  # nobody reads this answer; no error log per vanished client
@@ -104,7 +101,12 @@ async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[An
         raise HTTPException(400, f"body is not valid JSON: {error}") from None
 
 
-async def _read(request: Request, *, limit: int, gzipped: bool) -> bytes:
+async def read_bounded(request: Request, *, limit: int, gzipped: bool = False) -> bytes:
+    """The body, at most `limit` bytes (after gunzip; the gzip itself at most GZIP_SLACK more), read
+    as it arrives: 413 beyond, whether the size was declared or not."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit + GZIP_SLACK * gzipped:
+        raise HTTPException(413, f"body larger than {limit} bytes")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
     body, size, received = [], 0, 0
     async for chunk in request.stream():

@@ -12,10 +12,10 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.events import CallType, TouchpointData
 from lifecycle_shared.orders import MAX_AMOUNT, unreadable_amount_fields
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
@@ -60,7 +60,7 @@ class TouchpointIn(BaseModel):
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
-    type: Literal["track", "identify", "page", "screen", "group", "alias"]
+    type: CallType
     event: str | None = Field(default=None, min_length=1, max_length=200)
     name: str | None = None
     category: str | None = None

@@ -18,7 +18,7 @@ from lifecycle_shared.errors import describe_error
 from lifecycle_shared.http import errors
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle_ingest.api.deps import AdminAccess
+from lifecycle_ingest.api.deps import AdminAccess, read_bounded
 from lifecycle_ingest.db import keys as db
 from lifecycle_ingest.db.keys import NewKey
 from lifecycle_ingest.domain.origins import MAX_ORIGINS, InvalidOrigin, normalise_origins
@@ -38,16 +38,7 @@ class BoundedBodyRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def bounded(request: Request) -> Response:
-            declared = request.headers.get("content-length", "")
-            if declared.isascii() and declared.isdigit() and int(declared) > MAX_ADMIN_BODY_BYTES:
-                raise HTTPException(413, f"body larger than {MAX_ADMIN_BODY_BYTES} bytes")
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_ADMIN_BODY_BYTES:
-                    raise HTTPException(413, f"body larger than {MAX_ADMIN_BODY_BYTES} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            body = await read_bounded(request, limit=MAX_ADMIN_BODY_BYTES)
 
             async def replay() -> dict[str, Any]:
                 return {"type": "http.request", "body": body, "more_body": False}
