@@ -4,8 +4,14 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 work="$(mktemp -d /tmp/lifecycle-kafka.XXXXXX)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$root/scripts/apache-kafka/start.sh" "$work" "$port" "$((port + 1))" >"$work/start.log" 2>&1 &
+# Two ports the system hands out (held together, so they differ): the broker's and the controller's.
+# Not port+1, which another process may hold: the broker then dies at start.
+read -r port cport < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(2)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
+"$root/scripts/apache-kafka/start.sh" "$work" "$port" "$cport" >"$work/start.log" 2>&1 &
 kafka_pid=$!
 stop_kafka() {
   kill "$kafka_pid" 2>/dev/null || return 0
@@ -16,7 +22,8 @@ stop_kafka() {
 trap stop_kafka EXIT
 for _ in $(seq 1 600); do  # the first run also fetches the jars
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  kill -0 "$kafka_pid" 2>/dev/null || { cat "$work/start.log"; echo "Apache Kafka did not start" >&2; exit 1; }
+  kill -0 "$kafka_pid" 2>/dev/null || { cat "$work/start.log"; tail -40 "$work/kafka.log" 2>/dev/null
+                                        echo "Apache Kafka did not start" >&2; exit 1; }
   sleep 0.5
 done
 echo "Apache Kafka on 127.0.0.1:$port" >&2
