@@ -38,7 +38,7 @@ class MailSink:
             return [m for m in self.messages if m["To"] == address]
 
 
-ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"
+ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"  # ingest's and the stage engine's admin APIs
 API_TOKEN = "e2e-api-token-3b8d61f0a94c27e5"  # LIFECYCLE_API_TOKENS: the read APIs
 
 
@@ -116,6 +116,9 @@ def wait_until_key_works(ingest_url: str, key: str, *, timeout_s: float = 15) ->
 def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     sink, smtp_port = mail_sink
     config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
-                                extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
+                                extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           # Time-based stages come within a second of their moment.
+                                           "LIFECYCLE_STAGE_ENGINE_SWEEP_INTERVAL_S": "1"})
     with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):
         yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)

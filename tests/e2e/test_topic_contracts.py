@@ -82,10 +82,12 @@ async def test_every_record_on_every_topic_reads_as_a_cloudevent_and_matches_the
     checked: Counter[str] = Counter()
     for topic, topic_records in records.items():
         address = topic.removeprefix(prefix)
-        validators = _validators(document, channels[address])
+        by_type = _validators(document, channels[address])
         for record in topic_records:
+            validators = by_type.get(dict(record.headers).get(TYPE_HEADER, b"").decode()) or by_type[None]
             _check_record(record, prefix, address, validators, injected)
             checked[address] += 1
+            checked[dict(record.headers).get(TYPE_HEADER, b"?").decode()] += 1
 
     # Every topic had traffic, so the checks above ran on each (an empty topic would prove nothing).
     assert checked[TOUCHPOINTS] >= 3 + 1 and checked[STAGE_TRANSITIONS] >= 2 + 1, checked
@@ -138,15 +140,23 @@ def _check_record(record: ConsumerRecord, prefix: str, address: str, validators:
         assert headers[TYPE_HEADER] == value["type"], f"{where}: the routing header is not the type"
 
 
-def _validators(document: dict[str, Any], channel: dict[str, Any]) -> dict[str, Draft7Validator]:
-    """Validators for the channel's message: its headers, its Kafka key and its payload; `$ref`s into the
-    document resolve against it (AsyncAPI schemas are a superset of JSON Schema draft 7)."""
-    (message,) = channel["messages"].values()
-    pointer = message["$ref"].removeprefix("#")
+def _validators(document: dict[str, Any], channel: dict[str, Any]) -> dict[str | None, dict[str, Draft7Validator]]:
+    """Validators for each of the channel's messages, by the event type its routing header names (None: the
+    channel's first message, for a type the document does not name): its headers, its Kafka key and its
+    payload; `$ref`s into the document resolve against it (AsyncAPI schemas are a superset of JSON Schema
+    draft 7)."""
     registry = Registry().with_resource(DOCUMENT_URI, DRAFT7.create_resource(document))
-    return {part: Draft7Validator({"$ref": f"{DOCUMENT_URI}#{pointer}/{path}"}, registry=registry,
-                                  format_checker=Draft7Validator.FORMAT_CHECKER)
-            for part, path in (("headers", "headers"), ("key", "bindings/kafka/key"), ("payload", "payload"))}
+    found: dict[str | None, dict[str, Draft7Validator]] = {}
+    for reference in channel["messages"].values():
+        pointer = reference["$ref"].removeprefix("#")
+        message = document["components"]["messages"][pointer.rsplit("/", 1)[1]]
+        event_type = message["headers"]["properties"][TYPE_HEADER].get("const")
+        validators = {part: Draft7Validator({"$ref": f"{DOCUMENT_URI}#{pointer}/{path}"}, registry=registry,
+                                            format_checker=Draft7Validator.FORMAT_CHECKER)
+                      for part, path in (("headers", "headers"), ("key", "bindings/kafka/key"), ("payload", "payload"))}
+        found.setdefault(None, validators)
+        found[event_type] = validators
+    return found
 
 
 async def _force_dead_letters(pipeline: Pipeline, run: str) -> dict[str, str]:

@@ -41,7 +41,7 @@ def order_event(customer: str, name: str, order_id: str, minutes: int, amount) -
 def stage_engine_points(events: list[CloudEvent]) -> int:
     facts = fold_history([Touch(event_id=e.id, name=e.type.removeprefix("touchpoint."), time=e.time,
                                 properties=e.data["properties"]) for e in events])
-    return sum(math.floor(amount) for _, amount in facts.orders)
+    return sum(math.floor(order.amount) for order in facts.orders)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

@@ -9,12 +9,23 @@ from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_stage_engine.settings import StageEngineSettings
 from pydantic import ValidationError
 
+ADMIN_API_SETTINGS = [(IngestSettings, "LIFECYCLE_INGEST_ADMIN_TOKEN"),
+                      (StageEngineSettings, "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN")]
 
+
+@pytest.mark.parametrize(("settings_cls", "variable"), ADMIN_API_SETTINGS)
 @pytest.mark.parametrize("token", [None, "", "dev-admin-token", "changeme", "only-20-characters!!"])
-def test_outside_development_ingest_refuses_to_start_without_a_real_admin_token(token, monkeypatch):
+def test_outside_development_admin_apis_refuse_to_start_without_a_real_admin_token(settings_cls, variable, token,
+                                                                                   monkeypatch):
     monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
-    with pytest.raises(ValidationError, match="LIFECYCLE_INGEST_ADMIN_TOKEN must be set"):
-        IngestSettings(admin_token=token)
+    monkeypatch.setenv("LIFECYCLE_API_TOKENS", "9f2c41d07be3a6558e1d" + "a" * 8)
+    with pytest.raises(ValidationError, match=f"{variable} must be set"):
+        settings_cls(admin_token=token)
+
+
+def test_services_without_an_admin_api_need_no_admin_token(monkeypatch):
+    monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
+    assert LoyaltySettings(api_tokens="9f2c41d07be3a6558e1d" + "a" * 8).admin_token is None
 
 
 def test_a_long_random_admin_token_is_accepted(monkeypatch):
@@ -49,7 +60,7 @@ def test_outside_development_read_apis_refuse_to_start_without_real_tokens(setti
 def test_tokens_are_a_comma_separated_list_read_whatever_the_services_prefix(settings_cls, monkeypatch):
     monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
     monkeypatch.setenv("LIFECYCLE_API_TOKENS", f" {STRONG}-old , {STRONG}-new ")
-    settings = settings_cls()
+    settings = settings_cls(admin_token=STRONG) if settings_cls.requires_admin_token else settings_cls()
     assert [t.get_secret_value() for t in settings.api_tokens] == [f"{STRONG}-old", f"{STRONG}-new"]
     assert STRONG not in repr(settings)  # secrets: never in a log line
 

@@ -120,13 +120,14 @@ def test_amounts_past_int32_and_float_precision_stay_exact():
 
 def test_a_profile_keeps_short_scalar_traits_only():
     from lifecycle_shared.events import TouchpointData
-    from lifecycle_stage_engine.handlers.touchpoints import traits_of
+    from lifecycle_stage_engine.domain.profiles import traits_of
 
     touchpoint = TouchpointData(type="identify", userId="u", messageId="m", timestamp=T0, receivedAt=T0,
                                 traits={"firstName": "F" * 450_000, "lastName": "Nguyễn", "email": ["a@b.c"],
                                         "phone": 84912345678, "other": "x"},
                                 context={"traits": "not an object", "locale": "vi-VN"})
-    assert traits_of(touchpoint) == {"lastName": "Nguyễn", "phone": 84912345678, "locale": "vi-VN"}
+    assert traits_of(touchpoint.all_traits(), touchpoint.context) == {
+        "lastName": "Nguyễn", "phone": 84912345678, "locale": "vi-VN"}
 
 
 @pytest.mark.parametrize(("from_stage", "to_stage", "forward"), [

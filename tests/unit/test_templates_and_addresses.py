@@ -1,4 +1,5 @@
-"""Messaging's template choice and what may go into an email header: pure, no I/O."""
+"""Messaging's template choice, whose a message is once identities merge, and what may go into an
+email header: pure, no I/O."""
 
 from __future__ import annotations
 
@@ -7,23 +8,68 @@ from types import SimpleNamespace
 import pytest
 from lifecycle_messaging.delivery import build_email
 from lifecycle_messaging.domain.addresses import header_safe, valid_address
-from lifecycle_messaging.domain.templates import render, template_for
+from lifecycle_messaging.domain.people import Alias, follows, repeats
+from lifecycle_messaging.domain.templates import TEMPLATE_FOR_STAGE, WELCOME_BACK, render, template_for
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_shared.stages import REACTIVATED
 
 
-@pytest.mark.parametrize(("from_stage", "to_stage", "template"), [
-    (None, "awareness", "welcome"),
-    ("awareness", "consideration", "consideration_nudge"),
-    ("consideration", "purchase", "thank_you_feedback"),
-    ("purchase", "retention", "retention_offer"),
-    ("retention", "loyalty", "referral_invite"),
-    ("awareness", "purchase", "thank_you_feedback"),
-    ("purchase", "consideration", None),  # moved back by a refund: no message
-    ("loyalty", "retention", None),
-    (None, "unknown", None),
+@pytest.mark.parametrize(("from_stage", "to_stage", "reason", "template"), [
+    (None, "awareness", "first_touch", "welcome"),
+    ("awareness", "consideration", "product_viewed", "consideration_nudge"),
+    ("consideration", "purchase", "first_order", "thank_you_feedback"),
+    ("purchase", "retention", "repeat_order", "retention_offer"),
+    ("retention", "loyalty", "rfm", "referral_invite"),
+    ("awareness", "purchase", "first_order", "thank_you_feedback"),
+    ("purchase", "consideration", "refund", None),  # moved back by a refund: no message
+    ("loyalty", "retention", "rfm", None),
+    (None, "unknown", "r", None),
+    # drifting away: a come-back offer, then we miss you; never back up the drift
+    ("retention", "at_risk", "no_order_for_a_while", "come_back_offer"),
+    ("purchase", "at_risk", "no_order_for_a_while", "come_back_offer"),
+    ("at_risk", "lapsed", "no_order_for_long", "we_miss_you"),
+    ("loyalty", "lapsed", "no_order_for_long", "we_miss_you"),
+    ("lapsed", "at_risk", "r", None),
+    ("at_risk", "at_risk", "r", None),
+    # back from a drift: welcome back, never the first-order thank-you nor the stage's own message
+    ("at_risk", "purchase", REACTIVATED, "welcome_back"),
+    ("lapsed", "purchase", REACTIVATED, "welcome_back"),
+    ("lapsed", "retention", REACTIVATED, "welcome_back"),
+    ("at_risk", "loyalty", REACTIVATED, "welcome_back"),
+    ("at_risk", "purchase", "first_order", None),  # off a drift but not a reactivation: no words for it
+    ("at_risk", "consideration", "refund", None),
+    ("consideration", "purchase", REACTIVATED, "thank_you_feedback"),  # not from a drift: the journey's own
 ])
-def test_each_forward_stage_has_its_template(from_stage, to_stage, template):
-    assert template_for(from_stage=from_stage, to_stage=to_stage) == template
+def test_each_transition_has_its_template(from_stage, to_stage, reason, template):
+    assert template_for(from_stage=from_stage, to_stage=to_stage, reason=reason) == template
+
+
+@pytest.mark.parametrize("template", sorted({*TEMPLATE_FOR_STAGE.values(), WELCOME_BACK}))
+def test_every_template_renders_a_one_line_subject_and_a_greeting(template):
+    rendered = render(template, traits={"firstName": "Ann"}, brand="Shop")
+    assert rendered.subject.isprintable() and rendered.body.startswith("Hi Ann,")
+
+
+@pytest.mark.parametrize(("alias", "owner", "follows_it"), [
+    (None, None, False),  # not merged
+    (Alias("ann", "ann"), None, True),  # an anonymous guest's message follows them to Ann
+    (Alias("ann", "ann"), "ann", True),
+    (Alias("ann", "ann"), "bob", False),  # Bob's (he claimed the device) never becomes Ann's
+    (Alias("guest-2", None), None, True),  # one guest merged into another
+    (Alias("guest-2", None), "bob", False),
+])
+def test_a_message_follows_its_key_to_the_survivor_unless_it_is_another_known_users(alias, owner, follows_it):
+    assert follows(alias, owner=owner) is follows_it
+
+
+@pytest.mark.parametrize(("origin_id", "person", "delivered", "repeated"), [
+    ("guest", "ann", {"ann": {"welcome"}}, True),  # Ann was welcomed: her guest profile's welcome is not sent
+    ("guest", "ann", {"ann": {"consideration_nudge"}}, False),
+    ("guest", "ann", {}, False),
+    ("ann", "ann", {"ann": {"welcome"}}, False),  # her own transitions are the stage engine's to judge
+])
+def test_a_message_from_another_key_of_a_person_never_repeats_what_they_have(origin_id, person, delivered, repeated):
+    assert repeats("welcome", origin_id=origin_id, person=person, delivered=delivered) is repeated
 
 
 def test_rendering_uses_the_first_name_or_a_greeting():

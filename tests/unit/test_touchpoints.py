@@ -149,3 +149,42 @@ def test_the_published_digest_is_the_content_digest():
                             "originalTimestamp": "2026-05-01T11:00:00Z"}, received_at=RECEIVED)
     assert to_record(data, source="shop").digest == content_digest(data)
     assert data["messageId"] == "content-" + content_digest(data)[:40]
+
+
+@pytest.mark.parametrize(("sent", "historical"), [
+    ({}, False), ({"historical": True}, False), ({"historical": "yes"}, False),
+    ({}, True), ({"historical": False}, True), ({"historical": None}, True),
+])
+def test_historical_is_the_paths_never_the_clients(sent, historical):
+    raw = {"type": "track", "event": "X", "userId": "u", **sent}
+    assert normalise(raw, received_at=RECEIVED, historical=historical).historical is historical
+
+
+def test_a_historical_event_has_the_digest_and_generated_id_of_the_same_event_sent_live():
+    """`historical` says how the event came (the path), not what it is: a re-import, or the import of an
+    event once sent live, is a retry of it, not a reused messageId."""
+    from lifecycle_ingest.domain.touchpoints import content_digest, touchpoint_data
+    from lifecycle_ingest.publisher import to_record
+
+    raw = {"type": "track", "event": "Order Completed", "userId": "u", "originalTimestamp": "2019-03-01T10:00:00Z",
+           "properties": {"order_id": "o-1", "revenue": 10}}
+    live = touchpoint_data({**raw, "historical": True}, received_at=RECEIVED)
+    imported = touchpoint_data(raw, received_at=RECEIVED, historical=True)
+    again = touchpoint_data(raw, received_at=RECEIVED + timedelta(days=1), historical=True)
+    assert (live["historical"], imported["historical"]) == (False, True)
+    assert content_digest(live) == content_digest(imported) == content_digest(again)
+    assert live["messageId"] == imported["messageId"] == again["messageId"]
+    assert to_record(imported, source="shop").digest == to_record(again, source="shop").digest
+
+
+def test_the_published_record_carries_historical():
+    from lifecycle_ingest.domain.touchpoints import touchpoint_data
+    from lifecycle_ingest.publisher import to_record
+    from lifecycle_shared.events import CloudEvent, TouchpointData
+
+    for historical in (True, False):
+        data = touchpoint_data({"type": "identify", "userId": "u", "historical": not historical},
+                               received_at=RECEIVED, historical=historical)
+        event = CloudEvent.model_validate_json(to_record(data, source="shop").value)
+        assert event.data["historical"] is historical
+        assert TouchpointData.model_validate(event.data) == TouchpointData.model_validate(data)

@@ -13,6 +13,8 @@ from typing import Any
 
 from lifecycle_shared.events import (
     CONTENT_TYPE_HEADER,
+    HISTORY_CORRECTED_TYPE,
+    IDENTITY_MERGED_TYPE,
     LEGACY_TYPE_HEADER,
     MAX_TRACESTATE_BYTES,
     STAGE_CHANGED_TYPE,
@@ -21,6 +23,8 @@ from lifecycle_shared.events import (
     TRACESTATE_HEADER,
     TYPE_HEADER,
     CloudEvent,
+    HistoryCorrectedData,
+    IdentityMergedData,
     StageChangedData,
     TouchpointData,
 )
@@ -115,9 +119,18 @@ DEAD_LETTER_KEY = {
                    "for every record our producers wrote; whatever another producer set (possibly none) otherwise."}
 
 
-def _channel(address: str, message: str, description: str) -> dict[str, Any]:
+def _channel(address: str, message: str | tuple[str, ...], description: str) -> dict[str, Any]:
+    names = (message,) if isinstance(message, str) else message
     return {"address": address, "description": description,
-            "messages": {message: {"$ref": f"#/components/messages/{message}"}}}
+            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names}}
+
+
+def _lifecycle_message(event_type: str, schema: str, description: str) -> dict[str, Any]:
+    type_schema = {"type": "string", "const": event_type}
+    return {"name": event_type, "contentType": "application/cloudevents+json", "description": description,
+            "headers": _headers(type_schema),
+            "payload": _envelope({"$ref": f"#/components/schemas/{schema}"}, type_schema=type_schema),
+            "bindings": _kafka_key(CUSTOMER_KEY)}
 
 
 def _dead_letter_channel(topic: str, consumers: str) -> dict[str, Any]:
@@ -133,7 +146,6 @@ def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
 
 def build() -> dict[str, Any]:
     touchpoint_type = {"type": "string", "pattern": "^touchpoint\\."}
-    stage_changed_type = {"type": "string", "const": STAGE_CHANGED_TYPE}
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -159,8 +171,10 @@ def build() -> dict[str, Any]:
                 "The id is `<source>/<messageId>` (messageIds are unique per source); "
                 "`digest` tells a retry (same digest) from a reused messageId."),
             "stageTransitions": _channel(
-                STAGE_TRANSITIONS, "stageChanged",
-                "A customer moved between lifecycle stages (type lifecycle.stage_changed). "
+                STAGE_TRANSITIONS, ("stageChanged", "historyCorrected", "identityMerged"),
+                "What the stage engine knows of customers: stage changes (lifecycle.stage_changed), corrections "
+                "of a stored stage history (lifecycle.history_corrected) and identity merges (identity.merged), "
+                "keyed by the customer key (a merge: the survivor's), so one customer's are in order. "
                 "Ids are deterministic: a replay republishes the same ids."),
             "touchpointsDeadLetter": _dead_letter_channel(TOUCHPOINTS, "the stage engine, messaging or loyalty"),
             "stageTransitionsDeadLetter": _dead_letter_channel(STAGE_TRANSITIONS, "messaging or loyalty"),
@@ -185,13 +199,18 @@ def build() -> dict[str, Any]:
                     "payload": _envelope({"$ref": "#/components/schemas/TouchpointData"}, type_schema=touchpoint_type),
                     "bindings": _kafka_key(CUSTOMER_KEY),
                 },
-                "stageChanged": {
-                    "name": STAGE_CHANGED_TYPE, "contentType": "application/cloudevents+json",
-                    "headers": _headers(stage_changed_type),
-                    "payload": _envelope({"$ref": "#/components/schemas/StageChangedData"},
-                                         type_schema=stage_changed_type),
-                    "bindings": _kafka_key(CUSTOMER_KEY),
-                },
+                "stageChanged": _lifecycle_message(
+                    STAGE_CHANGED_TYPE, "StageChangedData",
+                    "A customer moved between lifecycle stages. `historical`: caused by imported history or a "
+                    "replay - a fact to record, never a reason to message anyone."),
+                "historyCorrected": _lifecycle_message(
+                    HISTORY_CORRECTED_TYPE, "HistoryCorrectedData",
+                    "A customer's stored stage history was recomputed (a late event, a merge, a replay): the "
+                    "transitions it no longer holds and the ones it gained. Announced transitions stay facts."),
+                "identityMerged": _lifecycle_message(
+                    IDENTITY_MERGED_TYPE, "IdentityMergedData",
+                    "Ids now belonging to another customer key (a merge, or an anonymous customer identifying): "
+                    "services keeping per-customer state move it from `absorbed_ids` to `survivor_id`."),
                 "deadLetter": {
                     "name": "deadLetter",
                     "description": "A record a consumer could not apply, as it came. Normally a CloudEvent of its "
@@ -205,7 +224,9 @@ def build() -> dict[str, Any]:
                 },
             },
             "schemas": {"TouchpointData": TouchpointData.model_json_schema(),
-                        "StageChangedData": StageChangedData.model_json_schema()},
+                        "StageChangedData": StageChangedData.model_json_schema(),
+                        "HistoryCorrectedData": HistoryCorrectedData.model_json_schema(),
+                        "IdentityMergedData": IdentityMergedData.model_json_schema()},
         },
     }
 

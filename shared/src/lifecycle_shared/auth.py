@@ -41,3 +41,21 @@ async def api_token(request: Request,
 
 
 ApiAccess = Depends(api_token)
+
+
+# The admin APIs (ingest's keys and sources, the stage engine's rules and replays): `<PREFIX>ADMIN_TOKEN`.
+admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
+                          description="The service admin token (`LIFECYCLE_<SERVICE>_ADMIN_TOKEN`), Bearer.")
+
+
+async def admin_token(request: Request,
+                      bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]) -> None:
+    settings = request.app.state.settings
+    if settings.admin_token is None:
+        raise HTTPException(403, f"admin API disabled: set {settings.admin_token_variable()}")
+    presented = bearer.credentials if bearer is not None else ""
+    if not token_matches(presented, (settings.admin_token.get_secret_value().encode(),)):
+        raise HTTPException(401, "missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
+
+
+AdminAccess = Depends(admin_token)

@@ -19,6 +19,8 @@ from lifecycle_shared.errors import invalid_data
 
 TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
+HISTORY_CORRECTED_TYPE = "lifecycle.history_corrected"
+IDENTITY_MERGED_TYPE = "identity.merged"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 # The event type, copied into a header so a consumer can skip what it does not handle undecoded. Never
 # `ce_`-prefixed: in the CloudEvents Kafka binding a `ce_` header means binary mode, and SDKs would read our
@@ -138,6 +140,9 @@ class TouchpointData(BaseModel):
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
     receivedAt: datetime
+    # Set by ingest, never by the client: the event came through `/v1/import` (Segment's path for
+    # historical data). What it causes is recorded, and nobody is messaged about it.
+    historical: bool = False
 
     def all_traits(self) -> dict[str, Any]:
         """The person's traits: `context.traits` (Segment's place for them on any call) overlaid
@@ -166,6 +171,55 @@ class StageChangedData(BaseModel):
     traits: dict[str, Any] = Field(default_factory=dict)
     orders: int = 0
     revenue: float = 0.0
+    # Caused by historical data only (an import): a fact to record, not a moment to message anyone.
+    historical: bool = False
+
+
+class TransitionRecord(BaseModel):
+    """One transition of a customer's stored history (what the profile API and analytics read)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    from_stage: str | None
+    to_stage: str
+    reason: str
+    rule_version: str
+    cause_event_ids: list[str]
+    event_time: datetime
+
+
+class HistoryCorrectedData(BaseModel):
+    """A customer's stored stage history was recomputed (a late event, a merge, a replay with other
+    rules): `superseded` transitions are no longer part of it, `added` ones now are. Transitions
+    already announced by `lifecycle.stage_changed` stay facts; this event tells history readers
+    (funnels, time in stage) what changed, and is never a reason to message anyone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    stage: str | None
+    superseded: list[str]
+    added: list[TransitionRecord]
+    processed_at: datetime
+
+
+class IdentityMergedData(BaseModel):
+    """Ids that belonged to another customer key now belong to `survivor_id` (the customer's key:
+    their userId once known). Sent when an anonymous profile is merged into another, and when an
+    anonymous customer identifies (their key changes from the anonymousId to the userId). Services
+    that keep per-customer state move what they keep under `absorbed_ids` to `survivor_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    survivor_id: str
+    absorbed_id: str  # the customer key the absorbed profile had
+    absorbed_ids: list[str]  # every id (anonymousIds, that key) that now resolves to survivor_id
+    user_id: str | None = None
+    reason: str  # identify | alias | trait
+    cause_event_ids: list[str]
+    event_time: datetime
+    processed_at: datetime
 
 
 DataModel = TypeVar("DataModel", bound=BaseModel)

@@ -36,7 +36,10 @@ class ConsumerSpec:
 class ServiceRuntime:
     def __init__(self, *, service: str, settings: ServiceSettings,
                  consumers: tuple[ConsumerSpec, ...] = (), relay: bool = False,
-                 workers: tuple[Callable[[ServiceRuntime], Awaitable[None]], ...] = ()) -> None:
+                 workers: tuple[Callable[[ServiceRuntime], Awaitable[None]], ...] = (),
+                 prepare: Callable[[ServiceRuntime], Awaitable[None]] | None = None) -> None:
+        """`prepare` runs once the broker is reachable and before any consumer starts (e.g. to load
+        what handlers read, such as the rule set in force); `workers` run beside the consumers."""
         self.service = service
         self.settings = settings
         self.engine = create_engine(settings.database_url)
@@ -44,6 +47,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(engine=self.engine, producer=self.producer, service=service) if relay else None
         self._consumer_specs = consumers
         self._workers = workers
+        self._prepare = prepare
         self._tasks: list[asyncio.Task] = []
         self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
         self._stopping: asyncio.Future | None = None
@@ -53,6 +57,8 @@ class ServiceRuntime:
         await self.topics.check()  # creates the topics (the one place that does)
         await self.producer.start()
         self._tasks.append(self._spawn("topic-watch", self.topics.run))
+        if self._prepare:
+            await self._prepare(self)
         if self.relay:
             self._tasks.append(self._spawn("outbox-relay", self.relay.run))
         self._start_consumers()

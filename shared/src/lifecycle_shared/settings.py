@@ -57,6 +57,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, hide_input_in_errors=True)
     # Set by the services that serve read APIs: outside development they need LIFECYCLE_API_TOKENS.
     requires_api_tokens: ClassVar[bool] = False
+    # Set by the services with an admin API: outside development they need `<PREFIX>ADMIN_TOKEN`.
+    requires_admin_token: ClassVar[bool] = False
 
     # LIFECYCLE_ENVIRONMENT, shared by all services. Anything but development refuses to start
     # with a missing or placeholder secret; the embedded stack (`dev.py up`) runs as development.
@@ -75,6 +77,13 @@ class ServiceSettings(BaseSettings):
     # development each is 24+ characters and not a placeholder; in development, unset disables
     # the read APIs (403).
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(default=(), validation_alias="LIFECYCLE_API_TOKENS")
+    # `<PREFIX>ADMIN_TOKEN`: Bearer token for the service's admin API, if it has one. Required outside
+    # development (24+ characters, not a placeholder); in development, unset disables the admin API.
+    admin_token: SecretStr | None = None
+
+    @classmethod
+    def admin_token_variable(cls) -> str:
+        return f"{cls.model_config.get('env_prefix', '')}ADMIN_TOKEN"
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -91,6 +100,16 @@ class ServiceSettings(BaseSettings):
         weak = [t for t in self.api_tokens if not is_strong_token(t.get_secret_value())]
         if weak or (self.requires_api_tokens and not self.api_tokens):
             raise ValueError(f"LIFECYCLE_API_TOKENS must be set to one or more comma-separated secrets of at least "
+                             f"{MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
+                             "LIFECYCLE_ENVIRONMENT=development")
+        return self
+
+    @model_validator(mode="after")
+    def _admin_token_outside_development(self) -> Self:
+        if self.environment == "development" or not self.requires_admin_token:
+            return self
+        if not is_strong_token(self.admin_token.get_secret_value() if self.admin_token else ""):
+            raise ValueError(f"{self.admin_token_variable()} must be set to a secret of at least "
                              f"{MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
                              "LIFECYCLE_ENVIRONMENT=development")
         return self

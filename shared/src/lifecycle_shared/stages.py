@@ -1,5 +1,10 @@
 """The lifecycle stages, once for every service: their names (the values on the wire, in
-`lifecycle.stage_changed`) and their order along the journey."""
+`lifecycle.stage_changed`), their order along the journey, and the two stages of drifting away.
+
+A customer walks the journey (awareness → consideration → purchase → retention → loyalty) by what
+they do, and drifts off it (at_risk → lapsed) by time passing without an order; buying again
+brings them back onto it (a transition whose reason is `reactivated`).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,25 @@ class Stage(StrEnum):
     PURCHASE = "purchase"
     RETENTION = "retention"
     LOYALTY = "loyalty"
+    AT_RISK = "at_risk"
+    LAPSED = "lapsed"
 
 
-RANK = {stage: rank for rank, stage in enumerate(Stage)}
+JOURNEY = (Stage.AWARENESS, Stage.CONSIDERATION, Stage.PURCHASE, Stage.RETENTION, Stage.LOYALTY)
+DRIFT = (Stage.AT_RISK, Stage.LAPSED)
+RANK = {stage: rank for rank, stage in enumerate(JOURNEY)}
+# The reason a transition back onto the journey from a drift stage carries.
+REACTIVATED = "reactivated"
 
 
 def is_forward(from_stage: str | None, to_stage: str) -> bool:
     """A move to a later stage along the journey (or a first stage). A `from_stage` off the journey
-    (a name this version does not know) counts as before it; a `to_stage` off it is never forward."""
+    (a drift stage, or a name this version does not know) counts as before it; a `to_stage` off it
+    is never forward."""
     if to_stage not in RANK:
         return False
     return RANK.get(from_stage, -1) < RANK[to_stage]
+
+
+def is_drift(stage: str | None) -> bool:
+    return stage in DRIFT

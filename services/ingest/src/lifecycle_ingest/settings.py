@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
-from lifecycle_shared.settings import MIN_TOKEN_LENGTH, ServiceSettings, is_strong_token
-from pydantic import Field, SecretStr, model_validator
+from lifecycle_shared.settings import ServiceSettings
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_INGEST_")
+    # LIFECYCLE_INGEST_ADMIN_TOKEN guards the admin API (sources and keys).
+    requires_admin_token: ClassVar[bool] = True
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_ingest"
     port: int = 8000
@@ -36,24 +38,9 @@ class IngestSettings(ServiceSettings):
     # `rate_limit_events_per_s`, holding at most `rate_limit_burst` (at least one full batch).
     rate_limit_events_per_s: float = Field(default=5_000.0, gt=0)
     rate_limit_burst: int = 10_000
-    # Bearer token for the admin API (sources and keys). Required outside development, at least
-    # 24 characters and not a placeholder; in development, unset disables the admin API.
-    admin_token: SecretStr | None = None
-
     @model_validator(mode="after")
     def _burst_holds_a_batch(self) -> Self:
         if self.rate_limit_burst < self.max_batch_events:
             raise ValueError("LIFECYCLE_INGEST_RATE_LIMIT_BURST must hold a full batch "
                              f"(at least LIFECYCLE_INGEST_MAX_BATCH_EVENTS = {self.max_batch_events})")
-        return self
-
-    @model_validator(mode="after")
-    def _admin_token_outside_development(self) -> Self:
-        if self.environment == "development":
-            return self
-        token = self.admin_token.get_secret_value() if self.admin_token else ""
-        if not is_strong_token(token):
-            raise ValueError(f"LIFECYCLE_INGEST_ADMIN_TOKEN must be set to a secret of at least "
-                             f"{MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`) unless "
-                             "LIFECYCLE_ENVIRONMENT=development")
         return self

@@ -1,25 +1,53 @@
-"""The stage-engine app: consumes touchpoints, serves profiles; nothing connects at import."""
+"""The stage-engine app: consumes touchpoints, sweeps time-based stages, serves profiles, rules and
+replays; nothing connects at import."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_stage_engine.api.admin import router as admin_router
 from lifecycle_stage_engine.api.routes import router
 from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.replays import replay_worker
+from lifecycle_stage_engine.rulebook import RuleBook
 from lifecycle_stage_engine.settings import StageEngineSettings
+from lifecycle_stage_engine.sweeper import sweeper
 
 
-def build_runtime(settings: StageEngineSettings) -> ServiceRuntime:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
+                  clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     topics = settings.kafka.topics
+
+    async def load_rules(runtime: ServiceRuntime) -> None:
+        await rulebook.refresh(runtime.engine)
+
+    async def rules_poll(runtime: ServiceRuntime) -> None:
+        await rulebook.poll(runtime.engine, every_s=settings.rules_refresh_s)
+
     return ServiceRuntime(
-        service="stage-engine", settings=settings, relay=True,
+        service="stage-engine", settings=settings, relay=True, prepare=load_rules,
         consumers=(ConsumerSpec(group="stage-engine", topics=[topics.touchpoints],
-                                route=touchpoint_route(topics)),),
+                                route=touchpoint_route(topics, rules=rulebook, clock=clock)),),
+        workers=(rules_poll, sweeper(rules=rulebook, clock=clock, every_s=settings.sweep_interval_s),
+                 replay_worker(clock=clock)),
     )
 
 
 def create_app(settings: StageEngineSettings) -> FastAPI:
-    return create_service_app(title="Lifecycle stage engine", settings=settings,
-                              build_runtime=lambda: build_runtime(settings), routers=[router])
+    rulebook = RuleBook(rules_file=settings.rules_file)
+
+    def started(app: FastAPI, runtime: ServiceRuntime) -> None:
+        app.state.rulebook = rulebook
+
+    return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
+                              build_runtime=lambda: build_runtime(settings, rulebook),
+                              routers=[router, admin_router])

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from lifecycle_shared.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
 class StageEngineSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_STAGE_ENGINE_")
-    # Its read API needs LIFECYCLE_API_TOKENS outside development.
+    # Its read API needs LIFECYCLE_API_TOKENS, its admin API (rules, replays)
+    # LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN, outside development.
     requires_api_tokens: ClassVar[bool] = True
+    requires_admin_token: ClassVar[bool] = True
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_stage_engine"
     port: int = 8001
+    # A rule set file (YAML or JSON; see rules/default.yaml) pinned for the process's life. Unset: the
+    # rule set last activated through PUT /v1/admin/rules, else the defaults.
+    rules_file: Path | None = None
+    # How often each instance checks for a newly activated rule set.
+    rules_refresh_s: float = Field(default=5.0, gt=0)
+    # How often the sweeper looks for customers whose at-risk or lapsed moment has come.
+    sweep_interval_s: float = Field(default=30.0, gt=0)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPBearer
+from fastapi import HTTPException, Request
 from lifecycle_shared import metrics
 from starlette.requests import ClientDisconnect
 
@@ -38,8 +36,6 @@ WRITE_KEY_SECURITY_SCHEME = {"type": "http", "scheme": "basic", "description": (
     "A write key (lc_wk_..., browser-safe) or a server key (lc_sk_...) as the HTTP Basic user, the password "
     "empty; or as `writeKey` in the JSON body (analytics.js). Events that move money or points "
     "(Order Completed, Order Refunded, Referral Completed) need a server key.")}
-admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
-                          description="LIFECYCLE_INGEST_ADMIN_TOKEN as a Bearer token.")
 
 
 def _key_text(request: Request, body: Any) -> str:
@@ -126,14 +122,3 @@ async def read_bounded(request: Request, *, limit: int, gzipped: bool = False) -
         raise HTTPException(400, "body is not valid gzip: truncated, or data after its end")
     return b"".join(body)
 
-
-async def admin_token(request: Request, bearer: Annotated[Any, Depends(admin_bearer)]) -> None:
-    expected = request.app.state.settings.admin_token
-    if expected is None:
-        raise HTTPException(403, "admin API disabled: set LIFECYCLE_INGEST_ADMIN_TOKEN")
-    token = bearer.credentials if bearer is not None else ""
-    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(401, "missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
-
-
-AdminAccess = Depends(admin_token)

@@ -27,8 +27,9 @@ SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})
 # No touchpoint predates the Unix epoch; historical imports (years of orders) are well after it.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-# Fields that differ between a request and its retry: left out of the content digest.
-TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp"})
+# How the event travelled, not what it is: left out of the content digest. The times differ between a
+# request and its retry; `historical` is the path's (an event sent live, then in an import, is a retry).
+TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp", "historical"})
 # Ids are strings or integers (Segment's libraries send numbers as they are); never booleans.
 Id = StrictStr | StrictInt
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
@@ -85,19 +86,20 @@ _VALIDATE = TouchpointIn.model_validate  # bound once: the hot path calls it per
 
 def normalise(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
               batch_sent_at: datetime | None = None, default_type: str | None = None,
-              known_storable: bool = False) -> TouchpointData:
+              known_storable: bool = False, historical: bool = False) -> TouchpointData:
     """The wire contract for one raw event (see `touchpoint_data`)."""
     return TouchpointData.model_validate(touchpoint_data(
         raw, received_at=received_at, batch_context=batch_context, batch_sent_at=batch_sent_at,
-        default_type=default_type, known_storable=known_storable))
+        default_type=default_type, known_storable=known_storable, historical=historical))
 
 
 def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str, Any] | None = None,
                     batch_sent_at: datetime | None = None, default_type: str | None = None,
-                    known_storable: bool = False) -> dict[str, Any]:
+                    known_storable: bool = False, historical: bool = False) -> dict[str, Any]:
     """`TouchpointData`'s fields as a dict (None left out), ready to serialise: the hot path builds the
     record from it without a second validation (`tests/unit` hold it valid for `TouchpointData`).
-    `known_storable`: the body it came from was checked whole (json_values.parse_checked)."""
+    `known_storable`: the body it came from was checked whole (json_values.parse_checked).
+    `historical`: the event came through `/v1/import`; whatever the client sent as `historical` is replaced."""
     if not known_storable and (problems := unstorable(raw)):
         raise InvalidTouchpoint(problems)
     if not isinstance(raw, dict):
@@ -132,6 +134,7 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
     if event_in.model_extra:
         data.update((name, value) for name, value in event_in.model_extra.items()
                     if name not in NOT_CARRIED and value is not None)
+    data["historical"] = historical  # after the client's fields: the path decides, never the client
     data["messageId"] = event_in.messageId or generated_message_id(data)
     return data
 

@@ -1,4 +1,8 @@
-"""`GET /v1/customers/{id}/balance` and `GET /v1/customers/{id}/ledger`."""
+"""`GET /v1/customers/{id}/balance` and `GET /v1/customers/{id}/ledger`.
+
+An id merged into another customer (a guest's anonymousId once they signed up) answers with the
+account it belongs to now: the survivor's, whose id the balance names.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.http import CustomerId, errors
 from pydantic import BaseModel
 
-from lifecycle_loyalty.db import ledger
+from lifecycle_loyalty.db import aliases, ledger
 
 # Personal data: every route needs a token from LIFECYCLE_API_TOKENS.
 router = APIRouter(prefix="/v1/customers", tags=["balances"], dependencies=[ApiAccess], responses=errors(401, 403))
 
 
 class BalanceOut(BaseModel):
-    customer_id: str
+    customer_id: str  # the account that answered: the requested id, or the customer it was merged into
     balance: int
     earned: int
     entries: int
@@ -34,13 +38,17 @@ class EntryOut(BaseModel):
 
 @router.get("/{customer_id:path}/balance", response_model=BalanceOut)
 async def get_balance(customer_id: CustomerId, request: Request) -> BalanceOut:
+    """The customer's balance; for an id merged into another customer, the survivor's balance."""
     async with request.app.state.runtime.engine.connect() as conn:
-        totals = await ledger.balance(conn, customer_id=customer_id)
-    return BalanceOut(customer_id=customer_id, **totals)
+        account = (await aliases.resolve(conn, [customer_id]))[customer_id]
+        totals = await ledger.balance(conn, customer_id=account)
+    return BalanceOut(customer_id=account, **totals)
 
 
 @router.get("/{customer_id:path}/ledger", response_model=list[EntryOut])
 async def get_ledger(customer_id: CustomerId, request: Request) -> list[EntryOut]:
+    """The customer's entries, oldest first; for an id merged into another customer, the survivor's."""
     async with request.app.state.runtime.engine.connect() as conn:
-        rows = await ledger.entries(conn, customer_id=customer_id)
+        account = (await aliases.resolve(conn, [customer_id]))[customer_id]
+        rows = await ledger.entries(conn, customer_id=account)
     return [EntryOut(**row) for row in rows]

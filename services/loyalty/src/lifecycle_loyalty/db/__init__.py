@@ -1,1 +1,1 @@
-"""Loyalty database: the append-only points ledger."""
+"""Loyalty database: the append-only points ledger, and which customer a merged id belongs to."""

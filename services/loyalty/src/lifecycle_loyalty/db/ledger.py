@@ -1,19 +1,18 @@
-"""All SQL of the loyalty service. Never commits."""
+"""The SQL of the points ledger and of what is known of each order (aliases: db.aliases). Never commits."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from lifecycle_shared.events import derived_event_id
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db.models import ledger_entries, orders
-from lifecycle_loyalty.domain.earning import Entry, OrderState
+from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
+from lifecycle_loyalty.domain.merging import BonusEntry, Holding, OrderFacts
 
 OrderKey = tuple[str, str]  # (customer_id, order_id)
 
@@ -22,8 +21,8 @@ async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
     """Append entries in one statement; ids derive from cause + rule, so a repeat is a no-op."""
     if entries:
         await conn.execute(insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"]), [
-            {**asdict(e), "id": derived_event_id(e.cause_event_id, "loyalty", e.rule)}
-            for e in entries])
+            {"id": entry_id(e), "customer_id": e.customer_id, "kind": e.kind, "points": e.points, "rule": e.rule,
+             "cause_event_id": e.cause_event_id, "order_id": e.order_id} for e in entries])
 
 
 def _earliest(column_at, column_id, stmt):
@@ -74,6 +73,38 @@ async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[Orde
     return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
                        completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
                        held=int(r.held)) for r in rows]
+
+
+async def holdings(conn: AsyncConnection, customer_ids: list[str]) -> list[Holding]:
+    """Net points each account holds per order (order None: tied to no order), zeros left out."""
+    net = func.sum(ledger_entries.c.points)
+    rows = await conn.execute(
+        select(ledger_entries.c.customer_id, ledger_entries.c.order_id, net.label("points"))
+        .where(ledger_entries.c.customer_id.in_(customer_ids))
+        .group_by(ledger_entries.c.customer_id, ledger_entries.c.order_id).having(net != 0))
+    return [Holding(customer_id=r.customer_id, order_id=r.order_id, points=int(r.points)) for r in rows]
+
+
+async def take_orders(conn: AsyncConnection, customer_ids: list[str]) -> list[OrderFacts]:
+    """Remove and return what these accounts know of their orders (a merge gives it to the survivor)."""
+    rows = await conn.execute(delete(orders).where(orders.c.customer_id.in_(customer_ids)).returning(orders))
+    return [OrderFacts(**row) for row in rows.mappings()]
+
+
+async def bonus_entries(conn: AsyncConnection, owner_of: dict[str, str]) -> dict[str, list[BonusEntry]]:
+    """Stage bonuses and their reversals (entries tied to no order) on the given ids, by the id's owner
+    (`owner_of`: id -> the customer it belongs to, from `aliases.members`)."""
+    if not owner_of:
+        return {}
+    rows = await conn.execute(
+        select(ledger_entries.c.customer_id, ledger_entries.c.kind, ledger_entries.c.rule, ledger_entries.c.points)
+        .where(ledger_entries.c.customer_id.in_(sorted(owner_of)), ledger_entries.c.order_id.is_(None),
+               ledger_entries.c.kind.in_(("bonus", "reverse")))
+        .order_by(ledger_entries.c.seq))
+    held: dict[str, list[BonusEntry]] = {owner: [] for owner in owner_of.values()}
+    for row in rows:
+        held[owner_of[row.customer_id]].append(BonusEntry(kind=row.kind, rule=row.rule, points=int(row.points)))
+    return held
 
 
 async def balance(conn: AsyncConnection, *, customer_id: str) -> dict[str, int]:

@@ -14,7 +14,7 @@ ledger_entries = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),  # derived from cause event + rule
     Column("seq", BigInteger, Identity(), nullable=False, unique=True),
     Column("customer_id", Text, nullable=False),
-    Column("kind", Text, nullable=False),  # earn | reverse | adjust | bonus
+    Column("kind", Text, nullable=False),  # earn | reverse | adjust | bonus | move_out | move_in
     Column("points", BigInteger, nullable=False),
     Column("rule", Text, nullable=False),
     Column("cause_event_id", Text, nullable=False),
@@ -36,4 +36,16 @@ orders = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("refunded_event_id", Text),
     Column("refunded_at", DateTime(timezone=True)),
+)
+
+# Identity merges: every id absorbed into another customer -> the customer it now belongs to. Kept flat
+# (a survivor is never itself an alias): when a survivor is absorbed later, its aliases follow.
+customer_aliases = Table(
+    "customer_aliases",
+    metadata,
+    Column("alias_id", Text, primary_key=True),
+    Column("survivor_id", Text, nullable=False),
+    Column("merge_event_id", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("customer_aliases_survivor", "survivor_id"),
 )

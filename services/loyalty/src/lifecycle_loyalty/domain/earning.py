@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from lifecycle_shared.events import derived_event_id
+
 
 @dataclass(frozen=True)
 class EarnRules:
@@ -37,11 +39,18 @@ class OrderState:
 @dataclass(frozen=True)
 class Entry:
     customer_id: str
-    kind: str  # earn | reverse | adjust | bonus
+    kind: str  # earn | reverse | adjust | bonus | move_out | move_in
     points: int
     rule: str
     cause_event_id: str
     order_id: str | None = None
+    # More of what makes the entry unique, when one cause and rule yield several entries (a merge's).
+    id_parts: tuple[str, ...] = ()
+
+
+def entry_id(entry: Entry) -> str:
+    """Derived from cause + rule (+ id_parts), so appending the same decision twice is a no-op."""
+    return derived_event_id(entry.cause_event_id, "loyalty", entry.rule, *entry.id_parts)
 
 
 def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
@@ -67,3 +76,18 @@ def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES)
 
 def stage_bonus(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
     return dict(rules.stage_bonus).get(to_stage, 0)
+
+
+def stage_bonus_rule(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> str:
+    return f"stage_bonus:{to_stage}/{rules.version}"
+
+
+def decide_stage_bonus(customer_id: str, to_stage: str, *, held_rules: set[str],
+                       rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
+    """A bonus on reaching a rewarded stage, once per person: nothing when the customer (or an id merged
+    into them) already holds it. Its id derives from `customer:<id>`, so re-entering the stage pays nothing."""
+    points, rule = stage_bonus(to_stage, rules), stage_bonus_rule(to_stage, rules)
+    if not points or rule in held_rules:
+        return None
+    return Entry(customer_id=customer_id, kind="bonus", points=points, rule=rule,
+                 cause_event_id=f"customer:{customer_id}")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, StageChangedData, TouchpointData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    STAGE_CHANGED_TYPE,
+    IdentityMergedData,
+    StageChangedData,
+    TouchpointData,
+)
 from lifecycle_shared.kafka.registry import Route, route_by_type
 
+from lifecycle_loyalty.handlers.identity import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
 from lifecycle_loyalty.handlers.stages import handle_stage_changed
 
@@ -13,4 +20,5 @@ route = route_by_type({
     ORDER_COMPLETED: ORDERS,
     ORDER_REFUNDED: ORDERS,
     STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
+    IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
 })

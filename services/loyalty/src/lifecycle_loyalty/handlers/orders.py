@@ -2,7 +2,8 @@
 then bring the ledger to what the order should hold (earn, reverse or adjust).
 
 Both types go through one handler, so a run of orders and refunds is one read and a few writes,
-and the result does not depend on the order the events arrived in.
+and the result does not depend on the order the events arrived in. The customer (the event's subject)
+is resolved through identity merges first: an absorbed id's orders and refunds go to its survivor.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import ledger
+from lifecycle_loyalty.db import aliases, ledger
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
 
 ORDER_COMPLETED = "touchpoint.order_completed"
@@ -31,9 +32,10 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
                         rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
     completions: dict[ledger.OrderKey, tuple[Decimal, str, datetime]] = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
+    customer_of = await aliases.lock_and_resolve(conn, {typed.event.subject for typed in events})
     for typed in events:
         event, properties = typed.event, typed.data.properties
-        key = (event.subject, order_id_of(properties, fallback=event.id))
+        key = (customer_of[event.subject], order_id_of(properties, fallback=event.id))
         if event.type == ORDER_COMPLETED:
             fact = (order_amount(properties), event.id, event.time)
             if _earlier(fact, completions.get(key)):

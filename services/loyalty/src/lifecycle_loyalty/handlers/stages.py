@@ -1,4 +1,8 @@
-"""lifecycle.stage_changed: a bonus on reaching a rewarded stage (loyalty by default)."""
+"""lifecycle.stage_changed: a bonus on reaching a rewarded stage (loyalty by default), once per person.
+
+The customer id is resolved through identity merges first; a person holding the bonus on any of their
+ids (a guest's, moved in by a merge) is not paid again.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,21 @@ from lifecycle_shared.events import StageChangedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, Entry, stage_bonus
+from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus
 
 
-async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]]) -> Emitted:
+async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
+                               rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+    customer_of = await aliases.lock_and_resolve(conn, {typed.data.customer_id for typed in events})
+    held = await ledger.bonus_entries(conn, await aliases.members(conn, customer_of.values()))
+    held_rules = {customer: {e.rule for e in entries if e.kind == "bonus"} for customer, entries in held.items()}
     bonuses = []
     for typed in events:
-        transition = typed.data
-        points = stage_bonus(transition.to_stage, DEFAULT_EARN_RULES)
-        if points:
-            # One bonus per customer and stage, however often they re-enter it.
-            bonuses.append(Entry(customer_id=transition.customer_id, kind="bonus", points=points,
-                                 rule=f"stage_bonus:{transition.to_stage}/{DEFAULT_EARN_RULES.version}",
-                                 cause_event_id=f"customer:{transition.customer_id}"))
+        customer = customer_of[typed.data.customer_id]
+        bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer], rules=rules)
+        if bonus:
+            bonuses.append(bonus)
+            held_rules[customer].add(bonus.rule)
     await ledger.append(conn, bonuses)
     return []

@@ -1,1 +1,1 @@
-"""Messaging database: the message log (also the delivery queue)."""
+"""Messaging database: the message log (also the delivery queue), addresses, claims and merge aliases."""

@@ -6,6 +6,9 @@ A message and an address meet only when they have the same owner: the known user
 with. An address given without a userId belongs to no known user - a claim says whose a device
 is, not who typed an address on it - so it reaches only anonymous messages nobody has claimed.
 So the next person on a shared device gets the messages of nobody else.
+
+A waiting message from another key of the owner (an anonymous profile they claimed) that the owner
+already has queued or sent is superseded instead of released (`domain.people`): one person, one copy.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import claims, contacts
+from lifecycle_messaging.domain.people import DELIVERED
 
 
 @dataclass(frozen=True)
@@ -68,36 +72,43 @@ async def known(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Con
 
 # The owner of a waiting message: its user, else the user who claimed its first claimed id (byte
 # order, as `message_owner` has it).
-_MESSAGE_OWNER = ("COALESCE(m.user_id, (SELECT cl.user_id FROM claims cl "
+MESSAGE_OWNER_SQL = ("COALESCE(m.user_id, (SELECT cl.user_id FROM claims cl "
                   'WHERE cl.anonymous_id = ANY(m.linked_ids) ORDER BY cl.anonymous_id COLLATE "C" LIMIT 1))')
 
 
 def message_owner(user_id: str | None, linked_ids: list[str], claimed: dict[str, str]) -> str | None:
-    """The owner of a message, as _MESSAGE_OWNER computes it in SQL."""
+    """The owner of a message, as MESSAGE_OWNER_SQL computes it in SQL."""
     return user_id or next((claimed[i] for i in sorted(linked_ids, key=str.encode) if i in claimed), None)
+
+
 _QUEUE = ("SET status = 'queued', recipient = {email}, next_attempt_at = now(), "
           "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || {ids}))")
-
-_release = text(
-    f"UPDATE messages m {_QUEUE.format(email=':email', ids=':ids')} "
-    "WHERE m.status = 'awaiting_contact' AND m.linked_ids && :ids "
-    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM :owner"
-).bindparams(bindparam("ids", type_=ARRAY(Text)), bindparam("owner", type_=Text))
+_SUPERSEDE = "SET status = 'superseded'"
+# A waiting message of another key of `person` that the person already has queued or sent (`domain.people`).
+REPEATS_SQL = ("(m.customer_id <> {person} AND EXISTS (SELECT 1 FROM messages o WHERE o.customer_id = {person} "
+               f"AND o.template = m.template AND o.status IN ({', '.join(map(repr, DELIVERED))})))")
+_WAITING_FOR = ("WHERE m.status = 'awaiting_contact' AND m.linked_ids && :ids "
+                f"AND {MESSAGE_OWNER_SQL} IS NOT DISTINCT FROM :owner")
+_ids_and_owner = (bindparam("ids", type_=ARRAY(Text)), bindparam("owner", type_=Text))
+_supersede = text(f"UPDATE messages m {_SUPERSEDE} {_WAITING_FOR} AND {REPEATS_SQL.format(person=':owner')}"
+                  ).bindparams(*_ids_and_owner)
+_release = text(f"UPDATE messages m {_QUEUE.format(email=':email', ids=':ids')} {_WAITING_FOR}"
+                ).bindparams(*_ids_and_owner)
 
 
 async def release(conn: AsyncConnection, found: list[Contact]) -> None:
     """Queue the messages waiting for an address: for each contact, the waiting messages of the
-    same owner linked to any of its ids."""
+    same owner linked to any of its ids (those repeating what the owner has are superseded first)."""
     if found:
+        await conn.execute(_supersede, [{"ids": c.linked_ids, "owner": c.user_id} for c in found])
         await conn.execute(_release, [{"email": c.email, "ids": c.linked_ids, "owner": c.user_id} for c in found])
 
 
-_sweep = text(
-    f"UPDATE messages m {_QUEUE.format(email='c.email', ids='c.linked_ids')} FROM contacts c "
-    "WHERE c.updated_at > now() - make_interval(secs => :within_s) "
-    "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id] "
-    f"AND {_MESSAGE_OWNER} IS NOT DISTINCT FROM c.user_id"
-)
+_RECENT = ("FROM contacts c WHERE c.updated_at > now() - make_interval(secs => :within_s) "
+           "AND m.status = 'awaiting_contact' AND m.linked_ids @> ARRAY[c.customer_id] "
+           f"AND {MESSAGE_OWNER_SQL} IS NOT DISTINCT FROM c.user_id")
+_sweep_repeats = text(f"UPDATE messages m {_SUPERSEDE} {_RECENT} AND {REPEATS_SQL.format(person='c.user_id')}")
+_sweep = text(f"UPDATE messages m {_QUEUE.format(email='c.email', ids='c.linked_ids')} {_RECENT}")
 
 
 async def release_for_recent(conn: AsyncConnection, *, within_s: float) -> int:
@@ -106,4 +117,5 @@ async def release_for_recent(conn: AsyncConnection, *, within_s: float) -> int:
     The handlers release messages as addresses arrive; this sweep closes the one gap they leave:
     a message and its address written by two concurrent transactions, neither seeing the other.
     """
+    await conn.execute(_sweep_repeats, {"within_s": within_s})
     return (await conn.execute(_sweep, {"within_s": within_s})).rowcount

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 metadata = MetaData()
 
-# Every message, whatever became of it. status: awaiting_contact | queued | sent | failed.
+# Every message, whatever became of it. status: awaiting_contact | queued | sent | failed | superseded
+# (a waiting message that another key of the same person already had sent or queued: kept, never sent).
 # A queued message is claimed for sending with a lease (`next_attempt_at` moved ahead and
 # `attempts` counted at claim time), so a worker that dies mid-send cannot retry it forever.
 messages = Table(
@@ -74,4 +75,18 @@ claims = Table(
     metadata,
     Column("anonymous_id", Text, primary_key=True),
     Column("user_id", Text, nullable=False),
+)
+
+# Customer keys that identity merges folded into another (`identity.merged`): a transition of an
+# absorbed key that arrives after its merge goes straight to the survivor, as if it had been moved.
+# `user_id` is the known user the survivor is, if any: an alias never hands one known user's
+# messages to another (see `domain.people`).
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("absorbed_id", Text, primary_key=True),
+    Column("survivor_id", Text, nullable=False),
+    Column("user_id", Text),
+    Column("merged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("aliases_survivor", "survivor_id"),
 )

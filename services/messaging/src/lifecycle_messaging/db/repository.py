@@ -10,12 +10,25 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import messages
+from lifecycle_messaging.domain.people import DELIVERED
 
 
 async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert messages (one statement); an id already there is the same message: skipped."""
     if rows:
         await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
+async def templates_delivered(conn: AsyncConnection, persons: list[str]) -> dict[str, set[str]]:
+    """The templates each person (by their own key) has queued or sent."""
+    if not persons:
+        return {}
+    rows = await conn.execute(select(messages.c.customer_id, messages.c.template).distinct()
+                              .where(messages.c.customer_id.in_(persons), messages.c.status.in_(DELIVERED)))
+    delivered: dict[str, set[str]] = {}
+    for row in rows:
+        delivered.setdefault(row.customer_id, set()).add(row.template)
+    return delivered
 
 
 async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[Any]:

@@ -1,6 +1,9 @@
 """Per-stage templates (English) and the choice of template for a transition. Pure.
 
-Only forward moves send a message: a customer pushed back by a refund is not welcomed again.
+Along the journey only forward moves send a message: a customer pushed back by a refund is not
+welcomed again. Drifting off it (at_risk, then lapsed) sends a come-back offer, then a note that
+we miss them; coming back from a drift (a `reactivated` transition) sends a welcome back - never
+the journey's message for the stage they land on ("thank you for your first order").
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
-from lifecycle_shared.stages import is_forward
+from lifecycle_shared.stages import DRIFT, RANK, REACTIVATED, is_drift, is_forward
 
 from lifecycle_messaging.domain.addresses import header_safe
 
@@ -19,7 +22,11 @@ TEMPLATE_FOR_STAGE = {
     "purchase": "thank_you_feedback",
     "retention": "retention_offer",
     "loyalty": "referral_invite",
+    "at_risk": "come_back_offer",
+    "lapsed": "we_miss_you",
 }
+WELCOME_BACK = "welcome_back"
+_DRIFT_DEPTH: dict[str | None, int] = {stage: depth for depth, stage in enumerate(DRIFT)}
 
 SUBJECTS = {
     "welcome": "Welcome to {{ brand }}",
@@ -27,6 +34,9 @@ SUBJECTS = {
     "thank_you_feedback": "Thank you for your order, {{ name }} - how did we do?",
     "retention_offer": "A little something for coming back, {{ name }}",
     "referral_invite": "Share {{ brand }} with a friend - you both get rewards",
+    "come_back_offer": "15% off your next order at {{ brand }} - we saved it for you",
+    "we_miss_you": "We miss you at {{ brand }}",
+    "welcome_back": "Welcome back to {{ brand }}",
 }
 
 BODIES = {
@@ -39,6 +49,12 @@ BODIES = {
                        "your next order: WELCOMEBACK10.\n",
     "referral_invite": "Hi {{ name }},\n\nYou are one of our best customers. Invite a friend: "
                        "you both earn bonus points when they order.\n",
+    "come_back_offer": "Hi {{ name }},\n\nIt has been a while since your last order with {{ brand }}. "
+                       "Here is 15% off your next one: COMEBACK15.\n",
+    "we_miss_you": "Hi {{ name }},\n\nWe have not seen you at {{ brand }} for a long time, and we miss you. "
+                   "Whatever you need next, we are one reply away.\n",
+    "welcome_back": "Hi {{ name }},\n\nWelcome back to {{ brand }}! It is good to see you again, "
+                    "and thank you for your order.\n",
 }
 
 _env = Environment(
@@ -54,10 +70,14 @@ class Rendered:
     body: str
 
 
-def template_for(*, from_stage: str | None, to_stage: str) -> str | None:
-    if to_stage not in TEMPLATE_FOR_STAGE:
-        return None
-    if not is_forward(from_stage, to_stage):  # only forward moves send
+def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str | None:
+    """The message a transition calls for, if any."""
+    if is_drift(from_stage) and to_stage in RANK:
+        # Back onto the journey: a welcome back. Any other way off a drift stage has no words of its own.
+        return WELCOME_BACK if reason == REACTIVATED else None
+    if is_drift(to_stage):  # deeper into a drift only: at_risk -> lapsed, never lapsed -> at_risk
+        return TEMPLATE_FOR_STAGE[to_stage] if _DRIFT_DEPTH.get(from_stage, -1) < _DRIFT_DEPTH[to_stage] else None
+    if to_stage not in TEMPLATE_FOR_STAGE or not is_forward(from_stage, to_stage):  # only forward moves send
         return None
     return TEMPLATE_FOR_STAGE[to_stage]
 

@@ -1,13 +1,24 @@
-"""Handlers by consumed event type, routed by the shared runner."""
+"""Handlers by consumed event type, routed by the shared runner.
+
+Not routed, so skipped undecoded: every other event type on the topics - among them
+`lifecycle.history_corrected`, which rewrites the stored past and is never a reason to message anyone.
+"""
 
 from __future__ import annotations
 
 from functools import partial
 
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, StageChangedData, TouchpointData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    STAGE_CHANGED_TYPE,
+    IdentityMergedData,
+    StageChangedData,
+    TouchpointData,
+)
 from lifecycle_shared.kafka.registry import Route, route_by_type
 
 from lifecycle_messaging.handlers.contact import handle_contacts
+from lifecycle_messaging.handlers.identity_merged import handle_merges
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changes
 from lifecycle_messaging.settings import MessagingSettings
 
@@ -16,6 +27,7 @@ def route_for(settings: MessagingSettings):
     contacts = Route(TouchpointData, handle_contacts)
     return route_by_type({
         STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changes, brand=settings.brand_name)),
+        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_merges),
         "touchpoint.identify": contacts,
         "touchpoint.signed_up": contacts,
     })

@@ -5,30 +5,50 @@ they sign up or identify with an email, or when a later transition of theirs car
 address already known for one of the customer's ids is used at once, whichever came first - if
 it is the same owner's (see `db.contacts`). A transition also says, authoritatively, which user
 its anonymous ids belong to. A run of transitions is written with a handful of statements.
+
+A transition of a key already merged into another goes to the survivor, as the merge would have
+moved it (`handlers.identity_merged`); one from another key of a person that repeats what they
+have queued or sent is recorded as superseded (`domain.people`). A historical transition (caused
+by imported past events) messages nobody: it still says whose its ids are, and is only counted.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_id
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import contacts
+from lifecycle_messaging.db import contacts, merges
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import valid_address
+from lifecycle_messaging.domain.people import Alias, follows, person_of, repeats
 from lifecycle_messaging.domain.templates import render, template_for
+from lifecycle_messaging.metrics import TRANSITIONS_UNMESSAGED
 
 
-def message_row(event: CloudEvent, transition: StageChangedData, *, email: str | None,
-                linked_ids: list[str], brand: str) -> dict[str, Any] | None:
-    template = template_for(from_stage=transition.from_stage, to_stage=transition.to_stage)
+@dataclass(frozen=True)
+class Addressee:
+    """Whom a transition's message is for: under which key, which user, linked to which ids, and its
+    owner (the known user it belongs to, see `db.contacts`)."""
+
+    customer_id: str
+    user_id: str | None
+    linked_ids: list[str]
+    owner: str | None
+
+
+def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, *, email: str | None,
+                brand: str) -> dict[str, Any] | None:
+    template = template_for(from_stage=transition.from_stage, to_stage=transition.to_stage, reason=transition.reason)
     if template is None:
         return None
     rendered = render(template, traits=transition.traits, brand=brand)
+    # The id follows the stage engine's key, not where the message ends up: the same whatever came first.
     return {"id": derived_event_id(transition.customer_id, template, event.id),
-            "customer_id": transition.customer_id, "linked_ids": linked_ids, "user_id": transition.user_id,
+            "customer_id": to.customer_id, "linked_ids": to.linked_ids, "user_id": to.user_id,
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
             "subject": rendered.subject, "body": rendered.body,
             "status": "queued" if email else "awaiting_contact"}
@@ -38,30 +58,68 @@ def linked_ids_of(transition: StageChangedData) -> list[str]:
     return list(dict.fromkeys([transition.customer_id, *transition.anonymous_ids]))
 
 
+def addressee(transition: StageChangedData, *, owners: dict[str, str], aliases: dict[str, Alias]) -> Addressee:
+    """The transition's customer - or, for an anonymous key merged into another, the survivor."""
+    linked_ids = linked_ids_of(transition)
+    alias = aliases.get(transition.customer_id)
+    if alias is not None and transition.user_id is None and follows(
+            alias, owner=contacts.message_owner(None, linked_ids, owners)):
+        customer_id, user_id, linked_ids = alias.survivor_id, alias.user_id, [alias.survivor_id, *linked_ids]
+    else:
+        customer_id, user_id = transition.customer_id, transition.user_id
+    linked_ids = list(dict.fromkeys(linked_ids))
+    return Addressee(customer_id, user_id, linked_ids, contacts.message_owner(user_id, linked_ids, owners))
+
+
+def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, contacts.Contact],
+               learned: dict[str, contacts.Contact]) -> tuple[str | None, list[str]]:
+    """The address to send to, if known, and the ids the message is linked to with it. An address the
+    transition carries is the stage engine's own view of this customer's: theirs, and remembered."""
+    if email := valid_address(transition.traits.get("email")):
+        contact = contacts.Contact(email=email, linked_ids=to.linked_ids, user_id=to.owner)
+        learned.update(dict.fromkeys(to.linked_ids, contact))
+        known.update(dict.fromkeys(to.linked_ids, contact))
+        return email, to.linked_ids
+    contact = next((known[i] for i in to.linked_ids if i in known and known[i].user_id == to.owner), None)
+    if contact is None:
+        return None, to.linked_ids
+    return contact.email, list(dict.fromkeys([*to.linked_ids, *contact.linked_ids]))
+
+
 async def handle_stage_changes(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
                                brand: str) -> Emitted:
     transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
-    ids = sorted({i for _, t in transitions for i in linked_ids_of(t)})
-    known = await contacts.known(conn, ids)
-    owners = await contacts.owners_of(conn, ids)
+    live = [(event, t) for event, t in transitions if not t.historical]
+    if historical := len(transitions) - len(live):  # about the past: never a moment to message anyone
+        TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
+    if live:
+        await queue_messages(conn, live, brand=brand)
+    return []
+
+
+async def queue_messages(conn: AsyncConnection, transitions: list[tuple[CloudEvent, StageChangedData]], *,
+                         brand: str) -> None:
+    aliases = await merges.aliases_of(conn, sorted({t.customer_id for _, t in transitions}))
+    ids = sorted({i for _, t in transitions for i in linked_ids_of(t)} | {a.survivor_id for a in aliases.values()})
+    known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
+    addressed = [(event, t, addressee(t, owners=owners, aliases=aliases)) for event, t in transitions]
+    delivered = await repo.templates_delivered(
+        conn, sorted({person_of(to.customer_id, owner=to.owner) for _, _, to in addressed}))
     learned: dict[str, contacts.Contact] = {}
     rows: list[dict[str, Any]] = []
-    for event, transition in transitions:
-        linked_ids = linked_ids_of(transition)
-        owner = contacts.message_owner(transition.user_id, linked_ids, owners)
-        email = valid_address(transition.traits.get("email"))
-        if email:  # the stage engine's own view of this customer's address: theirs
-            contact = contacts.Contact(email=email, linked_ids=linked_ids, user_id=owner)
-            learned.update(dict.fromkeys(linked_ids, contact))
-            known.update(dict.fromkeys(linked_ids, contact))
-        elif contact := next((known[i] for i in linked_ids if i in known and known[i].user_id == owner), None):
-            email, linked_ids = contact.email, list(dict.fromkeys([*linked_ids, *contact.linked_ids]))
-        row = message_row(event, transition, email=email, linked_ids=linked_ids, brand=brand)
-        if row is not None:
-            rows.append(row)
+    for event, transition, to in addressed:
+        email, linked_ids = address_of(to, transition, known=known, learned=learned)
+        row = message_row(event, transition, replace(to, linked_ids=linked_ids), email=email, brand=brand)
+        if row is None:
+            continue
+        person = person_of(to.customer_id, owner=to.owner)
+        if repeats(row["template"], origin_id=transition.customer_id, person=person, delivered=delivered):
+            row.update(status="superseded", recipient=None)
+        elif row["status"] == "queued":
+            delivered.setdefault(person, set()).add(row["template"])
+        rows.append(row)
     await contacts.remember(conn, learned)
     await repo.add_messages(conn, rows)
     await contacts.release(conn, list(learned.values()))
-    return []

@@ -1,18 +1,37 @@
-"""`GET /v1/customers/{id}` and `GET /v1/customers/{id}/transitions` (id: userId or anonymousId)."""
+"""The profile API storefronts call while rendering a page, and the customer list.
+
+`GET /v1/customers/{id}` (id: a userId or anonymousId; a merged-away id answers its survivor):
+stage, since when, previous stage, orders, revenue, first and last seen, last order, acquisition,
+identities, and `show` - what to show this visitor (the rule set's content table).
+`GET /v1/customers/{id}/transitions`: the stored history, in event-time order, with reasons and causes.
+`GET /v1/customers?stage=...&cursor=...`: live customers, optionally in one stage, cursor-paginated.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.http import CustomerId, errors
+from lifecycle_shared.stages import Stage
 from pydantic import BaseModel
 
-from lifecycle_stage_engine.db import repository as repo
+from lifecycle_stage_engine.db import reads
+from lifecycle_stage_engine.domain.profiles import Profile
+from lifecycle_stage_engine.domain.rules import NEW_VISITOR
 
 # Personal data: every route needs a token from LIFECYCLE_API_TOKENS.
-router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ApiAccess], responses=errors(401, 403))
+router = APIRouter(prefix="/v1", tags=["customers"], dependencies=[ApiAccess], responses=errors(401, 403))
+
+
+class LastOrder(BaseModel):
+    order_id: str
+    amount: float
+    time: datetime
 
 
 class ProfileOut(BaseModel):
@@ -21,11 +40,19 @@ class ProfileOut(BaseModel):
     anonymous_ids: list[str]
     stage: str | None
     stage_since: datetime | None
+    previous_stage: str | None
     orders: int
     revenue: float
+    last_order: LastOrder | None
     traits: dict
     first_seen_at: datetime
     last_seen_at: datetime
+    acquisition: dict[str, str]
+    show: str | None  # what to show this visitor now (the rule set's content table)
+
+
+class CustomerOut(ProfileOut):
+    identities: list[dict[str, str]]
 
 
 class TransitionOut(BaseModel):
@@ -37,31 +64,76 @@ class TransitionOut(BaseModel):
     cause_event_ids: list[str]
     event_time: datetime
     processed_at: datetime
+    historical: bool
 
 
-async def _profile(request: Request, customer_id: str) -> repo.Profile:
+class CustomerPage(BaseModel):
+    customers: list[ProfileOut]
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last
+
+
+class ContentOut(BaseModel):
+    stage: str
+    show: str | None
+
+
+def profile_out(request: Request, profile: Profile) -> dict:
+    facts, stage = profile.state.facts, profile.state.stage
+    last = facts.last_order
+    content = request.app.state.rulebook().content
+    return dict(customer_id=profile.customer_id, user_id=profile.user_id, anonymous_ids=profile.anonymous_ids,
+                stage=stage, stage_since=profile.state.stage_since, previous_stage=profile.previous_stage,
+                orders=len(facts.orders), revenue=float(facts.revenue),
+                last_order=last and LastOrder(order_id=last.order_id, amount=float(last.amount), time=last.time),
+                traits=profile.traits, first_seen_at=profile.first_seen_at, last_seen_at=profile.last_seen_at,
+                acquisition=profile.acquisition, show=content.get(stage or NEW_VISITOR))
+
+
+async def _found(request: Request, customer_id: str) -> tuple[Profile, list[dict[str, str]]]:
     async with request.app.state.runtime.engine.connect() as conn:
-        profile = await repo.find_profile(conn, customer_id=customer_id)
-    if profile is None:
+        found = await reads.find_profile(conn, customer_id=customer_id)
+    if found is None:
         raise HTTPException(404, f"no customer with id '{customer_id}'")
-    return profile
+    return found
+
+
+@router.get("/customers", response_model=CustomerPage, responses=errors(400))
+async def list_customers(request: Request, stage: Stage | None = None,
+                         cursor: Annotated[str | None, Query(max_length=100)] = None,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> CustomerPage:
+    after = _decode_cursor(cursor) if cursor else None
+    async with request.app.state.runtime.engine.connect() as conn:
+        page = await reads.list_profiles(conn, stage=stage, after=after, limit=limit)
+    next_cursor = base64.urlsafe_b64encode(page[-1].id.encode()).decode() if len(page) == limit else None
+    return CustomerPage(customers=[ProfileOut(**profile_out(request, p)) for p in page], next_cursor=next_cursor)
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, ValueError):
+        raise HTTPException(400, "cursor: not one this API gave out") from None
+
+
+@router.get("/content/{stage}", response_model=ContentOut, responses=errors(404))
+async def content_for(stage: str, request: Request) -> ContentOut:
+    """What to show a visitor in `stage` (or `new_visitor`), without a profile lookup."""
+    content = request.app.state.rulebook().content
+    if stage != NEW_VISITOR and stage not in {s.value for s in Stage}:
+        raise HTTPException(404, f"no stage '{stage}'")
+    return ContentOut(stage=stage, show=content.get(stage))
 
 
 # Ids may contain '/' (a path converter): the longer route is declared first.
-@router.get("/{customer_id:path}/transitions", response_model=list[TransitionOut])
+@router.get("/customers/{customer_id:path}/transitions", response_model=list[TransitionOut], responses=errors(404))
 async def get_transitions(customer_id: CustomerId, request: Request) -> list[TransitionOut]:
-    profile = await _profile(request, customer_id)
+    profile, _ = await _found(request, customer_id)
     async with request.app.state.runtime.engine.connect() as conn:
-        rows = await repo.transitions_of(conn, profile_id=profile.id)
+        rows = await reads.history_of(conn, profile_id=profile.id)
     return [TransitionOut(**row) for row in rows]
 
 
-@router.get("/{customer_id:path}", response_model=ProfileOut)
-async def get_profile(customer_id: CustomerId, request: Request) -> ProfileOut:
-    profile = await _profile(request, customer_id)
-    return ProfileOut(customer_id=profile.customer_id, user_id=profile.user_id,
-                      anonymous_ids=profile.anonymous_ids,
-                      stage=profile.stage.value if profile.stage else None,
-                      stage_since=profile.stage_since, orders=len(profile.facts.order_ids),
-                      revenue=float(profile.facts.revenue), traits=profile.traits,
-                      first_seen_at=profile.first_seen_at, last_seen_at=profile.last_seen_at)
+@router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))
+async def get_profile(customer_id: CustomerId, request: Request) -> CustomerOut:
+    profile, identities = await _found(request, customer_id)
+    return CustomerOut(**profile_out(request, profile), identities=identities)

@@ -1,42 +1,26 @@
-"""Lifecycle stages as a pure function of a customer's touchpoint history.
+"""Lifecycle stages as a pure function of a customer's touchpoint history and the time.
 
-`fold(facts, touch, rules)` folds one touchpoint into the customer's facts; `decide_stage`
-maps facts to a stage and the rule that put them there; `decide_transition` compares it with
-the stage the customer is in. Folding the history in event-time order always gives the same
-stage, so a late event is handled by folding the whole history again.
+`fold(facts, touch, rules)` folds one touchpoint into the customer's facts; `decide_stage` maps
+facts, at a moment, to a stage and the rule that put them there: the journey stage their actions
+earned, unless time since their last order has made them at-risk or lapsed. `decide_transition`
+compares it with the stage the customer is in. Folding the history in event-time order always
+gives the same result, so a late event is handled by folding the whole history again.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifecycle_shared.orders import ZERO, order_amount, order_id_of
-from lifecycle_shared.stages import RANK, Stage
+from lifecycle_shared.stages import DRIFT, RANK, REACTIVATED, Stage
+
+from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
 
 __all__ = ["RANK", "Stage"]  # the shared vocabulary, used here
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """The default rules as data; an operator can replace them (versioned)."""
-
-    version: str = "default-v1"
-    intent_events: frozenset[str] = frozenset({
-        "product_viewed", "product_list_viewed", "product_added", "product_added_to_wishlist",
-        "cart_viewed", "checkout_started", "signed_up", "products_searched", "product_clicked",
-    })
-    order_events: frozenset[str] = frozenset({"order_completed"})
-    refund_events: frozenset[str] = frozenset({"order_refunded"})
-    advocacy_events: frozenset[str] = frozenset({"referral_sent", "friend_referred", "referral_completed"})
-    review_events: frozenset[str] = frozenset({"product_reviewed", "review_submitted"})
-    min_review_rating: float = 4
-    loyalty_min_orders: int = 2
-
-
-DEFAULT_RULES = RuleSet()
 
 
 @dataclass(frozen=True)
@@ -47,6 +31,20 @@ class Touch:
     name: str  # snake_case: 'order_completed', 'page_viewed', 'identify'
     time: datetime
     properties: dict[str, Any] = field(default_factory=dict)
+    historical: bool = False  # came through a historical import
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        """Event-time order; ties go to the smaller event id."""
+        return self.time, self.event_id
+
+
+class Order(NamedTuple):
+    order_id: str
+    amount: Decimal
+    time: datetime
+    event_id: str  # the event that completed it
+    historical: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,19 +52,27 @@ class Facts:
     touchpoints: int = 0
     intent: bool = False
     advocacy: bool = False
-    # Completed orders that still count: (order id, amount). A refunded order never counts
-    # again, whether its refund came after it or (skewed clocks, out-of-order sources) before.
-    orders: tuple[tuple[str, Decimal], ...] = ()
+    # Completed orders that still count. A refunded order never counts again, whether its refund
+    # came after it or (skewed clocks, out-of-order sources) before.
+    orders: tuple[Order, ...] = ()
     refunded_order_ids: tuple[str, ...] = ()
-    last_event_time: datetime | None = None
+    last_event: tuple[datetime, str] | None = None  # Touch.key of the latest touch folded
 
     @property
     def order_ids(self) -> tuple[str, ...]:
-        return tuple(order_id for order_id, _ in self.orders)
+        return tuple(order.order_id for order in self.orders)
 
     @property
     def revenue(self) -> Decimal:
-        return sum((amount for _, amount in self.orders), ZERO)
+        return sum((order.amount for order in self.orders), ZERO)
+
+    @property
+    def last_order(self) -> Order | None:
+        return max(self.orders, key=lambda o: (o.time, o.event_id), default=None)
+
+    @property
+    def last_event_time(self) -> datetime | None:
+        return self.last_event[0] if self.last_event else None
 
 
 @dataclass(frozen=True)
@@ -78,31 +84,65 @@ class Transition:
 
 
 def fold(facts: Facts, touch: Touch, rules: RuleSet = DEFAULT_RULES) -> Facts:
-    facts = replace(facts, touchpoints=facts.touchpoints + 1,
-                    last_event_time=max(filter(None, (facts.last_event_time, touch.time))))
+    last = touch.key if facts.last_event is None else max(facts.last_event, touch.key)
+    facts = replace(facts, touchpoints=facts.touchpoints + 1, last_event=last)
     if touch.name in rules.intent_events:
         return replace(facts, intent=True)
     if touch.name in rules.advocacy_events or _is_good_review(touch, rules):
         return replace(facts, advocacy=True)
-    order_id = order_id_of(touch.properties, fallback=touch.event_id)
-    if touch.name in rules.order_events and order_id not in facts.order_ids + facts.refunded_order_ids:
-        return replace(facts, orders=facts.orders + ((order_id, order_amount(touch.properties)),))
-    if touch.name in rules.refund_events and order_id not in facts.refunded_order_ids:
-        # The refund takes back what the order held, whatever amount the refund event names.
-        return replace(facts, orders=tuple(o for o in facts.orders if o[0] != order_id),
-                       refunded_order_ids=facts.refunded_order_ids + (order_id,))
+    if touch.name in rules.order_events:
+        order_id = order_id_of(touch.properties, fallback=touch.event_id)
+        if order_id not in facts.order_ids + facts.refunded_order_ids:
+            order = Order(order_id, order_amount(touch.properties), touch.time, touch.event_id, touch.historical)
+            return replace(facts, orders=(*facts.orders, order))
+    if touch.name in rules.refund_events:
+        order_id = order_id_of(touch.properties, fallback=touch.event_id)
+        if order_id not in facts.refunded_order_ids:
+            # The refund takes back what the order held, whatever amount the refund event names.
+            return replace(facts, orders=tuple(o for o in facts.orders if o.order_id != order_id),
+                           refunded_order_ids=(*facts.refunded_order_ids, order_id))
     return facts
 
 
 def fold_history(touches: list[Touch], rules: RuleSet = DEFAULT_RULES) -> Facts:
     facts = Facts()
-    for touch in sorted(touches, key=lambda t: (t.time, t.event_id)):
+    for touch in sorted(touches, key=lambda t: t.key):
         facts = fold(facts, touch, rules)
     return facts
 
 
-def decide_stage(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[Stage | None, str]:
-    orders = len(facts.order_ids)
+def drift_after(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[timedelta, timedelta, str] | None:
+    """How long after their last order a buyer becomes at-risk and lapsed, and on what basis
+    (`rhythm`: their median gap between orders; `days`: the one-time buyer's plain days)."""
+    if not facts.orders:
+        return None
+    drift = rules.drift
+    times = sorted(order.time for order in facts.orders)
+    if len(times) < 2:
+        return timedelta(days=drift.one_time_at_risk_days), timedelta(days=drift.one_time_lapsed_days), "days"
+    gap = statistics.median((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    floor = drift.min_days * 86400
+    return (timedelta(seconds=max(floor, drift.at_risk_factor * gap)),
+            timedelta(seconds=max(floor, drift.lapsed_factor * gap)), "rhythm")
+
+
+def drift_due(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[datetime, datetime] | None:
+    """When this buyer becomes at-risk and lapsed if no order comes (None: not a buyer)."""
+    after = drift_after(facts, rules)
+    last = facts.last_order
+    if after is None or last is None:
+        return None
+    return last.time + after[0], last.time + after[1]
+
+
+def decide_stage(facts: Facts, rules: RuleSet = DEFAULT_RULES, *, at: datetime | None = None,
+                 p_alive: float | None = None) -> tuple[Stage | None, str]:
+    """The stage these facts put a customer in at `at` (None: judge actions only, not time)."""
+    if at is not None and facts.orders:
+        drifted = _drift_stage(facts, rules, at, p_alive)
+        if drifted is not None:
+            return drifted
+    orders = len(facts.orders)
     if orders >= rules.loyalty_min_orders and facts.advocacy:
         return Stage.LOYALTY, "repeat_orders_and_advocacy"
     if orders >= 2:
@@ -116,13 +156,29 @@ def decide_stage(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[Stage | 
     return None, "no_touchpoint"
 
 
-def decide_transition(current: Stage | None, facts: Facts, *, cause: Touch,
+def _drift_stage(facts: Facts, rules: RuleSet, at: datetime, p_alive: float | None) -> tuple[Stage, str] | None:
+    due = drift_due(facts, rules)
+    basis = drift_after(facts, rules)[2]  # type: ignore[index] - a buyer has one
+    if due is not None and at >= due[1]:
+        return Stage.LAPSED, f"no_order_{basis}"
+    if due is not None and at >= due[0]:
+        return Stage.AT_RISK, f"no_order_{basis}"
+    threshold = rules.drift.at_risk_below_p_alive
+    if p_alive is not None and threshold is not None and p_alive < threshold:
+        return Stage.AT_RISK, "low_p_alive"
+    return None
+
+
+def decide_transition(current: Stage | None, facts: Facts, *, cause: Touch | None, at: datetime | None = None,
                       rules: RuleSet = DEFAULT_RULES) -> Transition | None:
-    stage, rule = decide_stage(facts, rules)
+    """The move `cause` (a touchpoint; None: time passing) makes, judged at `at`."""
+    stage, rule = decide_stage(facts, rules, at=at)
     if stage is None or stage == current:
         return None
-    if current is not None and RANK[stage] < RANK[current]:
-        rule = "order_refunded" if cause.name in rules.refund_events else "history_recomputed"
+    if cause is not None and cause.name in rules.refund_events:
+        rule = "order_refunded"
+    elif cause is not None and current in DRIFT and stage in RANK and cause.name in rules.order_events:
+        rule = REACTIVATED
     return Transition(from_stage=current, to_stage=stage, reason=rule, rule_version=rules.version)
 
 

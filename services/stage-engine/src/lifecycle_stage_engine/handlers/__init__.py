@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from lifecycle_shared.events import TOUCHPOINT_TYPE_PREFIX, TouchpointData
 from lifecycle_shared.kafka.registry import Route, route_by_type
 from lifecycle_shared.topics import Topics
 
+from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
 
 
-def touchpoint_route(topics: Topics):
-    return route_by_type({}, prefixes={
-        TOUCHPOINT_TYPE_PREFIX: Route(TouchpointData, partial(handle_touchpoints, topic=topics.stage_transitions))})
+def touchpoint_route(topics: Topics, *, rules: Callable[[], RuleSet], clock: Callable[[], datetime]):
+    handler = partial(handle_touchpoints, topic=topics.stage_transitions, rules=rules, clock=clock)
+    return route_by_type({}, prefixes={TOUCHPOINT_TYPE_PREFIX: Route(TouchpointData, handler)})

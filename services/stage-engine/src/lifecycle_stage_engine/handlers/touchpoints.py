@@ -1,114 +1,92 @@
-"""touchpoint.* -> fold into the customer's profile; emit lifecycle.stage_changed on a new stage.
+"""touchpoint.* -> the customer's profile and stage history; transitions and merges emitted.
 
-A polled batch is applied with a handful of statements: profiles and identities are read once,
-the event log, profile updates and transitions are written once each at the end.
+A polled batch reads as its steps: load (lock the batch's ids, read their profiles) → resolve
+identity (which profile each touchpoint belongs to; merges) → fold and decide (the timeline: in
+order, or the whole history again when a touchpoint is late or profiles merged) → write (one
+place, `Changes`, buffers every row and event and writes each kind once).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
 
-from lifecycle_shared.events import (
-    STAGE_CHANGED_TYPE,
-    CloudEvent,
-    StageChangedData,
-    TouchpointData,
-    derived_event_id,
-)
+from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db import repository as repo
-from lifecycle_stage_engine.db.repository import Profile
-from lifecycle_stage_engine.domain.stages import DEFAULT_RULES, Touch, Transition, decide_transition, fold, fold_history
-from lifecycle_stage_engine.handlers.identity import IdentityGraph
+from lifecycle_stage_engine.domain.identity import IdentityGraph, ids_of, twin
+from lifecycle_stage_engine.domain.profiles import acquisition_of, traits_of
+from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.domain.stages import Touch
+from lifecycle_stage_engine.domain.timeline import replay, step
+from lifecycle_stage_engine.handlers.changes import Changes
 
-TRAIT_KEYS = ("email", "firstName", "lastName", "name", "phone", "locale", "timezone")
-# A profile keeps short scalar traits only: they travel in every stage transition it emits.
-MAX_TRAIT_CHARS = 500
-
-
-def traits_of(touchpoint: TouchpointData) -> dict[str, Any]:
-    found = touchpoint.all_traits()
-    for key in ("locale", "timezone"):
-        if key not in found and isinstance(touchpoint.context.get(key), str):
-            found[key] = touchpoint.context[key]
-    return {key: found[key] for key in TRAIT_KEYS if _keepable(found.get(key))}
+Clock = Callable[[], datetime]
 
 
-def _keepable(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_TRAIT_CHARS or isinstance(value, int | float)
+def touch_of(typed: Typed[TouchpointData]) -> Touch:
+    event, data = typed.event, typed.data
+    return Touch(event_id=event.id, name=event.type.removeprefix("touchpoint."), time=data.timestamp,
+                 properties=data.properties, historical=data.historical)
 
 
-async def handle_touchpoints(conn: AsyncConnection, events: list[Typed[TouchpointData]], *, topic: str) -> Emitted:
-    parsed = [(typed.event, typed.data) for typed in events]
-    batch = TouchpointBatch(conn, topic=topic)
-    await batch.graph.load([touchpoint for _, touchpoint in parsed])
-    for event, touchpoint in parsed:
-        await batch.apply(event, touchpoint)
-    await batch.flush()
-    return batch.emitted
+async def handle_touchpoints(conn: AsyncConnection, events: list[Typed[TouchpointData]], *, topic: str,
+                             rules: Callable[[], RuleSet], clock: Clock) -> Emitted:
+    ruleset, changes = rules(), Changes(topic=topic, now=clock())
+    graph = await load(conn, [typed.data for typed in events], ruleset)
+    placed = resolve(graph, events)
+    await changes.write_identities(conn, graph)
+    await fold(conn, graph, placed, ruleset, changes)
+    await changes.write(conn)
+    return changes.emitted
 
 
-class TouchpointBatch:
-    def __init__(self, conn: AsyncConnection, *, topic: str) -> None:
-        self._conn = conn
-        self._topic = topic
-        self.graph = IdentityGraph(conn)
-        self._touchpoint_rows: list[dict[str, Any]] = []
-        self._transition_rows: list[dict[str, Any]] = []
-        self._changed: set[str] = set()
-        self.emitted: Emitted = []
+async def load(conn: AsyncConnection, touchpoints: list[TouchpointData], rules: RuleSet) -> IdentityGraph:
+    """Lock every id value of the batch, then read (and lock) the profiles that own them."""
+    keys = [key for touchpoint in touchpoints for key in ids_of(touchpoint, rules.identity)]
+    await repo.lock_ids(conn, [value for _, value in keys])
+    wanted = list(dict.fromkeys([*keys, *filter(None, map(twin, keys))]))
+    profiles, owner = await repo.load_profiles(conn, wanted)
+    return IdentityGraph(profiles=profiles, owner=owner, rules=rules.identity)
 
-    async def apply(self, event: CloudEvent, touchpoint: TouchpointData) -> None:
-        touch = Touch(event_id=event.id, name=event.type.removeprefix("touchpoint."),
-                      time=touchpoint.timestamp, properties=touchpoint.properties)
-        profile, merged = await self.graph.resolve(touchpoint, before_merge=self._write_log)
-        self._touchpoint_rows.append({"event_id": touch.event_id, "profile_id": profile.id, "name": touch.name,
-                                      "event_time": touch.time, "properties": touch.properties})
-        last = profile.facts.last_event_time
-        if not merged and not profile.facts_outdated and (last is None or touch.time >= last):
-            profile.facts = fold(profile.facts, touch, DEFAULT_RULES)
-        else:  # late, merged or stored in an older shape: refold the whole history in event-time order
-            await self._write_log()
-            profile.facts = fold_history(await repo.history(self._conn, profile_id=profile.id), DEFAULT_RULES)
-            profile.facts_outdated = False
-        profile.traits = {**profile.traits, **traits_of(touchpoint)}
-        profile.last_seen_at = max(profile.last_seen_at, touch.time)
-        profile.first_seen_at = min(profile.first_seen_at, touch.time)
-        transition = decide_transition(profile.stage, profile.facts, cause=touch, rules=DEFAULT_RULES)
-        if transition is not None:
-            profile.stage, profile.stage_since = transition.to_stage, touch.time
-            self._record(profile, transition, touch)
-        self._changed.add(profile.id)
 
-    def _record(self, profile: Profile, transition: Transition, touch: Touch) -> None:
-        transition_id = derived_event_id(touch.event_id, "stage-engine", transition.to_stage.value)
-        data = StageChangedData(
-            customer_id=profile.customer_id, user_id=profile.user_id, anonymous_ids=profile.anonymous_ids,
-            from_stage=transition.from_stage.value if transition.from_stage else None,
-            to_stage=transition.to_stage.value, reason=transition.reason, rule_version=transition.rule_version,
-            cause_event_ids=[touch.event_id], event_time=touch.time, processed_at=datetime.now(UTC),
-            traits=profile.traits, orders=len(profile.facts.order_ids), revenue=float(profile.facts.revenue))
-        self._transition_rows.append({
-            "id": transition_id, "profile_id": profile.id, "customer_id": profile.customer_id,
-            "from_stage": data.from_stage, "to_stage": data.to_stage, "reason": data.reason,
-            "rule_version": data.rule_version, "cause_event_ids": data.cause_event_ids,
-            "event_time": data.event_time, "processed_at": data.processed_at})
-        self.emitted.append((self._topic, CloudEvent(
-            id=transition_id, source="/stage-engine", type=STAGE_CHANGED_TYPE, time=touch.time,
-            subject=profile.customer_id, data=data.model_dump(mode="json"))))
+def resolve(graph: IdentityGraph, events: list[Typed[TouchpointData]]) -> list[tuple[str, Touch, TouchpointData]]:
+    """(profile id, touch, touchpoint) for each touchpoint with a usable id, in batch order."""
+    placed = []
+    for typed in events:
+        profile = graph.resolve(typed.data, event_id=typed.event.id)
+        if profile is not None:
+            placed.append((profile.id, touch_of(typed), typed.data))
+    return placed
 
-    async def _write_log(self) -> None:
-        """Write new profiles, links, event-log rows and transitions (before a merge moves them, or a
-        refold reads them)."""
-        await self.graph.flush()
-        await repo.insert_touchpoints(self._conn, self._touchpoint_rows)
-        await repo.add_transitions(self._conn, self._transition_rows)
-        self._touchpoint_rows, self._transition_rows = [], []
 
-    async def flush(self) -> None:
-        await self._write_log()
-        alive = sorted(i for i in self._changed if i in self.graph.profiles)  # merged-away ones are gone
-        await repo.save_profiles(self._conn, [self.graph.profiles[i] for i in alive])
+async def fold(conn: AsyncConnection, graph: IdentityGraph, placed: list[tuple[str, Touch, TouchpointData]],
+               rules: RuleSet, changes: Changes) -> None:
+    by_profile: dict[str, list[Touch]] = defaultdict(list)
+    for profile_id, touch, touchpoint in placed:
+        profile = graph.profiles[graph.survivor(profile_id)]
+        by_profile[profile.id].append(touch)
+        profile.seen(touch.time, traits_of(touchpoint.all_traits(), touchpoint.context),
+                     acquisition_of(touchpoint.context))
+        changes.touchpoint(profile.id, touch)
+    survivors = {graph.survivor(move.survivor) for move in graph.moves if move.absorbed}
+    refold = sorted(pid for pid, touches in by_profile.items()
+                    if pid in survivors or graph.profiles[pid].outdated
+                    or graph.profiles[pid].state.is_after(min(touches, key=lambda t: t.key)))
+    refold_set = set(refold)
+    stored = await repo.histories(conn, refold)
+    current = await repo.current_transition_ids(conn, refold)
+    for profile_id, touches in by_profile.items():
+        profile = graph.profiles[profile_id]
+        if profile_id in refold_set:
+            state, history = replay([*stored.get(profile_id, []), *touches], rules, until=changes.now)
+            profile.outdated = False
+            changes.recomputed(profile, state, history, current.get(profile_id, set()))
+        else:
+            for touch in sorted(touches, key=lambda t: t.key):
+                state, moved = step(profile.state, touch, rules)
+                changes.moved(profile, state, moved)
+        changes.profile(profile, profile.state.next_due(rules))

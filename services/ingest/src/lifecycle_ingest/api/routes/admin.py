@@ -14,11 +14,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.http import errors
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle_ingest.api.deps import AdminAccess, read_bounded
+from lifecycle_ingest.api.deps import read_bounded
 from lifecycle_ingest.db import keys as db
 from lifecycle_ingest.db.keys import NewKey
 from lifecycle_ingest.domain.origins import MAX_ORIGINS, InvalidOrigin, normalise_origins

@@ -1,5 +1,6 @@
 """Event endpoints: Segment's `/v1/track|identify|page|screen|group|alias|batch`, analytics.js's
-short paths `/v1/t|i|p|s|g|a|b`, and the native `/v1/touchpoints`.
+short paths `/v1/t|i|p|s|g|a|b`, the native `/v1/touchpoints`, and Segment's `/v1/import` for
+historical data (a batch whose events are published `historical`: recorded, nobody messaged).
 
 The contract (README "Send events"): 200 only when every event was accepted and the broker
 acknowledged it. Anything refused makes the whole answer a 4xx - a client that only reads the
@@ -53,10 +54,10 @@ SERVER_KEY_EVENTS = frozenset({"touchpoint.order_completed", "touchpoint.order_r
 
 def _accept(raw: Any, caller: Caller, *, settings, received_at: datetime, storable: bool,
             default_type: str | None = None, context: dict[str, Any] | None = None,
-            sent_at: datetime | None = None) -> Record:
+            sent_at: datetime | None = None, historical: bool = False) -> Record:
     """One event, normalised, allowed for this key, and built as the record to publish."""
     data = touchpoint_data(raw, received_at=received_at, default_type=default_type, batch_context=context,
-                           batch_sent_at=sent_at, known_storable=storable)
+                           batch_sent_at=sent_at, known_storable=storable, historical=historical)
     if caller.key.kind != "server" and touchpoint_type(data["type"], data.get("event")) in SERVER_KEY_EVENTS:
         raise InvalidTouchpoint([{"field": "event", "message": "this event moves money or points: send it "
                                   "from your server with a server key (lc_sk_...)"}],
@@ -141,6 +142,15 @@ def _single_route(event_type: str | None):
 
 
 async def post_batch(request: Request) -> Response:
+    return await _batch(request, historical=False)
+
+
+async def post_import(request: Request) -> Response:
+    """Segment's path for historical data: a batch whose events are published `historical`."""
+    return await _batch(request, historical=True)
+
+
+async def _batch(request: Request, *, historical: bool) -> Response:
     settings, publisher = request.app.state.settings, request.app.state.publisher
     # An item's own levels start at the body's third ({"batch": [{...).
     body, storable = await json_body(request, limit=settings.max_batch_bytes, max_depth=MAX_ENVELOPE_DEPTH)
@@ -149,7 +159,7 @@ async def post_batch(request: Request) -> Response:
     caller = authenticate(request, body=body, events=len(items))
     with request.app.state.inflight.slot():
         accepted, rejected = _accept_batch(items, caller, settings=settings, storable=storable,
-                                           context=context, sent_at=sent_at)
+                                           context=context, sent_at=sent_at, historical=historical)
         if accepted:
             await _publish(publisher, accepted, request)
     message_ids = [record.message_id for record in accepted]
@@ -167,7 +177,7 @@ async def post_batch(request: Request) -> Response:
 
 
 def _accept_batch(items: list[Any], caller: Caller, *, settings, storable: bool, context: dict[str, Any],
-                  sent_at: datetime | None) -> tuple[list[Record], list[dict[str, Any]]]:
+                  sent_at: datetime | None, historical: bool) -> tuple[list[Record], list[dict[str, Any]]]:
     """Each item accepted or refused on its own. An item reusing an earlier item's messageId for other
     content is refused (downstream it would be dropped as a reused id); an exact repeat is a retry."""
     received_at = datetime.now(UTC)
@@ -177,7 +187,7 @@ def _accept_batch(items: list[Any], caller: Caller, *, settings, storable: bool,
     for index, raw in enumerate(items):
         try:
             record = _accept(raw, caller, settings=settings, received_at=received_at, storable=storable,
-                             context=context, sent_at=sent_at)
+                             context=context, sent_at=sent_at, historical=historical)
             if digests.setdefault(record.message_id, record.digest) != record.digest:
                 raise InvalidTouchpoint([{"field": "messageId", "message": "an earlier event in this batch has "
                                           "this messageId and other content"}])
@@ -240,12 +250,15 @@ for _short, _type in SHORT_PATHS.items():
                          summary=f"Segment-compatible {_type} call (also at /v1/{_short})", responses=EVENT_ERRORS,
                          openapi_extra=touchpoint_body(_type) | SECURITY)
     router.add_api_route(f"/{_short}", HANDLERS[f"/v1/{_short}"], methods=["POST"], include_in_schema=False)
-HANDLERS.update({"/v1/batch": post_batch, "/v1/b": post_batch, "/v1/import": post_batch})
+HANDLERS.update({"/v1/batch": post_batch, "/v1/b": post_batch, "/v1/import": post_import})
 router.add_api_route("/batch", post_batch, methods=["POST"], response_model=BatchOut, responses=EVENT_ERRORS,
-                     summary="Segment-compatible batch: {\"batch\": [...]} (also at /v1/b and /v1/import)",
+                     summary="Segment-compatible batch: {\"batch\": [...]} (also at /v1/b)",
                      openapi_extra=batch_body() | SECURITY)
-for _alias in ("/b", "/import"):
-    router.add_api_route(_alias, post_batch, methods=["POST"], include_in_schema=False)
+router.add_api_route("/b", post_batch, methods=["POST"], include_in_schema=False)
+router.add_api_route("/import", post_import, methods=["POST"], response_model=BatchOut, responses=EVENT_ERRORS,
+                     summary="Historical data (Segment's import): a batch whose events are published with "
+                             "`historical: true` - recorded, and nobody is messaged about them",
+                     openapi_extra=batch_body() | SECURITY)
 
 
 @router.post("/m", status_code=204, include_in_schema=False)

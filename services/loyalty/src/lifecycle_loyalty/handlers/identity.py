@@ -1,0 +1,61 @@
+"""identity.merged: the absorbed ids become aliases of the survivor, and what they hold moves to it.
+
+Append-only: the absorbed accounts keep their entries, plus one taking each order's points out, and the
+survivor gets one putting them in (see domain.merging). What is known of each order moves with it, so a
+refund that arrives later, under either id, reverses exactly that order's points on the survivor. Events
+that arrived before the merge are moved by it; those that arrive after resolve to the survivor: the
+balances do not depend on which came first. Every entry's id derives from the merge event, so a merge
+delivered again moves nothing twice.
+"""
+
+from __future__ import annotations
+
+from lifecycle_shared.events import IdentityMergedData
+from lifecycle_shared.kafka.registry import Emitted, Typed
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+from lifecycle_loyalty.domain.merging import (
+    duplicate_bonus_reversals,
+    move_holdings,
+    orders_for_survivor,
+    scoped_to_merge,
+)
+
+
+async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]], *,
+                                 rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+    for typed in events:  # one at a time: a merge may absorb the survivor of the one before
+        await merge(conn, typed.data, merge_event_id=typed.event.id, rules=rules)
+    return []
+
+
+async def merge(conn: AsyncConnection, merged: IdentityMergedData, *, merge_event_id: str,
+                rules: EarnRules = DEFAULT_EARN_RULES) -> None:
+    named = {merged.survivor_id, merged.absorbed_id, *merged.absorbed_ids}
+    survivor = (await aliases.lock_and_resolve(conn, named, exclusive=True))[merged.survivor_id]
+    moved = await aliases.absorb(conn, sorted(named - {survivor}), survivor_id=survivor,
+                                 merge_event_id=merge_event_id)
+    if moved:
+        await _move_orders(conn, moved, survivor_id=survivor, merge_event_id=merge_event_id, rules=rules)
+        held = await ledger.bonus_entries(conn, await aliases.members(conn, [survivor]))
+        await ledger.append(conn, duplicate_bonus_reversals(held[survivor], survivor_id=survivor,
+                                                            merge_event_id=merge_event_id))
+
+
+async def _move_orders(conn: AsyncConnection, moved: list[str], *, survivor_id: str, merge_event_id: str,
+                       rules: EarnRules) -> None:
+    """Points out of the absorbed accounts and into the survivor's, the orders' facts with them; then each
+    order the survivor now knows of is brought to what it should hold (a refund known on one side only)."""
+    held = await ledger.holdings(conn, moved)
+    await ledger.append(conn, move_holdings(held, survivor_id=survivor_id, merge_event_id=merge_event_id,
+                                            rules=rules))
+    rows = await ledger.take_orders(conn, moved)
+    completions, refunds = orders_for_survivor(rows, survivor_id=survivor_id)
+    await ledger.record_completions(conn, completions)
+    await ledger.record_refunds(conn, refunds)
+    order_ids = {row.order_id for row in rows} | {h.order_id for h in held if h.order_id is not None}
+    states = await ledger.order_states(conn, [(survivor_id, order_id) for order_id in sorted(order_ids)])
+    await ledger.append(conn, [scoped_to_merge(entry, merge_event_id) for state in states
+                               if (entry := decide_order_entry(state, rules))])

@@ -1,0 +1,104 @@
+"""A customer's stage history as a pure function of their touchpoints, the rules and the clock.
+
+`step` applies one touchpoint in event-time order: first whatever time did since the state's
+moment (at-risk and lapsed come from days passing, not from an event), then the touchpoint.
+`advance` applies time alone, up to a moment (the sweeper's "now"). `replay` does both over a
+whole history. Live processing and replay run the same steps, so a history recomputed after a
+late event, a merge or a rule change is exactly what in-order delivery would have produced, and
+each transition has an id derived from its cause and its move: the same transition always has
+the same id, in a replay too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from lifecycle_shared.events import derived_event_id
+
+from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.domain.stages import Facts, Stage, Touch, decide_transition, drift_due, fold
+
+
+@dataclass(frozen=True)
+class Moved:
+    """One transition of a customer's history."""
+
+    id: str
+    from_stage: Stage | None
+    to_stage: Stage
+    reason: str
+    rule_version: str
+    cause_event_ids: tuple[str, ...]
+    time: datetime  # event time: the touchpoint's, or the moment the days ran out
+    historical: bool  # caused by imported history only
+
+
+@dataclass(frozen=True)
+class State:
+    facts: Facts = Facts()
+    stage: Stage | None = None
+    stage_since: datetime | None = None
+    as_of: tuple[datetime, str] | None = None  # the latest event key or drift moment applied
+
+    def is_after(self, touch: Touch) -> bool:
+        """The touchpoint comes before what this state already applied (a late event)."""
+        return self.as_of is not None and touch.key < self.as_of
+
+    def next_due(self, rules: RuleSet) -> datetime | None:
+        """When time alone moves this customer next (None: it never will)."""
+        due = drift_due(self.facts, rules)
+        moment = self.as_of[0] if self.as_of else None
+        return min((t for t in due or () if moment is None or t > moment), default=None)
+
+
+def transition_id(cause_event_id: str, from_stage: Stage | None, to_stage: Stage,
+                  moment: datetime | None = None) -> str:
+    """A touchpoint causes a move once; time after one order can cause the same move more than once (a
+    refund can change the rhythm back), so a drift move's id also names its moment."""
+    parts = (moment.isoformat(),) if moment else ()
+    return derived_event_id(cause_event_id, "stage-engine", from_stage or "-", to_stage, *parts)
+
+
+def step(state: State, touch: Touch, rules: RuleSet) -> tuple[State, list[Moved]]:
+    state, moved = advance(state, touch.time, rules)
+    facts = fold(state.facts, touch, rules)
+    state = replace(state, facts=facts, as_of=max(filter(None, (state.as_of, touch.key))))
+    change = decide_transition(state.stage, facts, cause=touch, at=touch.time, rules=rules)
+    if change is None:
+        return state, moved
+    transition = Moved(id=transition_id(touch.event_id, change.from_stage, change.to_stage),
+                       from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
+                       rule_version=change.rule_version, cause_event_ids=(touch.event_id,), time=touch.time,
+                       historical=touch.historical)
+    return replace(state, stage=change.to_stage, stage_since=touch.time), [*moved, transition]
+
+
+def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
+    """Apply the drift moments due at or before `until` (each at its own moment)."""
+    moved: list[Moved] = []
+    while (due := state.next_due(rules)) is not None and due <= until:
+        change = decide_transition(state.stage, state.facts, cause=None, at=due, rules=rules)
+        last_order = state.facts.last_order
+        assert last_order is not None  # only a buyer drifts
+        state = replace(state, as_of=(due, ""))
+        if change is None:
+            continue
+        moved.append(Moved(id=transition_id(last_order.event_id, change.from_stage, change.to_stage, due),
+                           from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
+                           rule_version=change.rule_version, cause_event_ids=(last_order.event_id,), time=due,
+                           historical=last_order.historical))
+        state = replace(state, stage=change.to_stage, stage_since=due)
+    return state, moved
+
+
+def replay(touches: list[Touch], rules: RuleSet, *, until: datetime | None = None) -> tuple[State, list[Moved]]:
+    """The whole history in event-time order (each event once), then time up to `until`."""
+    state, history = State(), []
+    for touch in sorted({t.event_id: t for t in touches}.values(), key=lambda t: t.key):
+        state, moved = step(state, touch, rules)
+        history += moved
+    if until is not None:
+        state, moved = advance(state, until, rules)
+        history += moved
+    return state, history

@@ -1,0 +1,129 @@
+"""Replays and dry runs of a rule set over stored history, as background jobs with progress.
+
+A replay re-runs the rule set in force over the stored touchpoints of one customer, a stage or
+everyone, page by page (each page one transaction, its cursor saved: a restarted job goes on), and
+stores only the transitions that differ - ids derive from cause and move, so nothing is doubled.
+What it changes is announced like any recomputed history (`lifecycle.history_corrected`, and
+`lifecycle.stage_changed` when a current stage changes), flagged `historical`: a replay re-labels
+the past and never messages anyone.
+A dry run computes the same with any rule set and stores nothing but its report: how many
+customers would move from which stage to which, with examples, and how many transitions would be
+added and superseded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from lifecycle_shared.db import add_to_outbox
+from lifecycle_shared.runtime import ServiceRuntime
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lifecycle_stage_engine.db import repository as repo
+from lifecycle_stage_engine.db.models import profiles, replay_jobs
+from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.domain.timeline import replay
+from lifecycle_stage_engine.handlers.changes import Changes
+
+log = logging.getLogger(__name__)
+PAGE = 200
+EXAMPLES = 5
+
+
+def _in_scope(scope: dict[str, Any]):
+    live = [profiles.c.merged_into.is_(None)]
+    if scope.get("customer_id"):
+        live.append(profiles.c.customer_id == scope["customer_id"])
+    if scope.get("stage"):
+        live.append(profiles.c.stage == scope["stage"])
+    return live
+
+
+async def create_job(conn: AsyncConnection, *, scope: dict[str, Any], rules: RuleSet, dry_run: bool) -> str:
+    job_id = str(uuid.uuid4())
+    total = (await conn.execute(select(func.count()).select_from(profiles).where(*_in_scope(scope)))).scalar_one()
+    await conn.execute(replay_jobs.insert().values(id=job_id, dry_run=dry_run, scope=scope, rules=rules.as_document(),
+                                                   status="queued", total=total, result=_empty_report(dry_run)))
+    return job_id
+
+
+def _empty_report(dry_run: bool) -> dict[str, Any]:
+    return {"moves": {}, "examples": {}, "transitions_added": 0, "transitions_superseded": 0,
+            "customers_changed": 0, "dry_run": dry_run}
+
+
+async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
+    """Advance one job by one page; False when there is no job to work on."""
+    async with engine.begin() as conn:
+        job = (await conn.execute(select(replay_jobs).where(replay_jobs.c.status.in_(("queued", "running")))
+                                  .order_by(replay_jobs.c.created_at).limit(1)
+                                  .with_for_update(skip_locked=True))).first()
+        if job is None:
+            return False
+        query = select(profiles).where(*_in_scope(job.scope))
+        if job.cursor:
+            query = query.where(profiles.c.id > job.cursor)
+        rows = (await conn.execute(query.order_by(profiles.c.id).limit(PAGE).with_for_update())).all()
+        rules = RuleSet.model_validate(job.rules)
+        report = job.result
+        if rows:
+            page = [repo.profile_of(row) for row in rows]
+            await _replay_page(conn, page, rules=rules, now=now, topic=topic, dry_run=job.dry_run, report=report)
+        done = not rows or len(rows) < PAGE
+        await conn.execute(update(replay_jobs).where(replay_jobs.c.id == job.id).values(
+            status="done" if done else "running", done=job.done + len(rows), result=report,
+            cursor=rows[-1].id if rows else job.cursor, finished_at=now if done else None))
+    return True
+
+
+async def _replay_page(conn: AsyncConnection, page: list, *, rules: RuleSet, now: datetime, topic: str,
+                       dry_run: bool, report: dict[str, Any]) -> None:
+    ids = [p.id for p in page]
+    stored, current = await repo.histories(conn, ids), await repo.current_transition_ids(conn, ids)
+    anonymous = await repo.anonymous_ids_of(conn, ids)
+    changes = Changes(topic=topic, now=now, historical=True)
+    moves: Counter[str] = Counter(report["moves"])
+    examples: dict[str, list[str]] = defaultdict(list, report["examples"])
+    for profile in page:
+        profile.anonymous_ids = sorted(anonymous[profile.id])
+        state, history = replay(stored.get(profile.id, []), rules, until=now)
+        kept = {t.id for t in history}
+        added = [t for t in history if t.id not in current.get(profile.id, set())]
+        superseded = [i for i in current.get(profile.id, set()) if i not in kept]
+        before = profile.state.stage
+        if state.stage != before:
+            move = f"{before or '-'}->{state.stage or '-'}"
+            moves[move] += 1
+            if len(examples[move]) < EXAMPLES:
+                examples[move].append(profile.customer_id)
+        if added or superseded or state.stage != before:
+            report["customers_changed"] += 1
+        report["transitions_added"] += len(added)
+        report["transitions_superseded"] += len(superseded)
+        if not dry_run:
+            changes.recomputed(profile, state, history, current.get(profile.id, set()))
+            changes.profile(profile, state.next_due(rules))
+    report["moves"], report["examples"] = dict(moves), dict(examples)
+    if not dry_run:
+        await changes.write(conn)
+        await add_to_outbox(conn, changes.emitted)
+
+
+def replay_worker(*, clock: Callable[[], datetime], idle_s: float = 1.0):
+    async def stage_replays(runtime: ServiceRuntime) -> None:
+        topic = runtime.settings.kafka.topics.stage_transitions
+        while True:
+            if await run_page(runtime.engine, topic=topic, now=clock()):
+                if runtime.relay:
+                    runtime.relay.wake()
+            else:
+                await asyncio.sleep(idle_s)
+
+    return stage_replays

@@ -1,0 +1,64 @@
+"""The rule set in force: loaded at start, replaced through the admin API, the same in every instance.
+
+Precedence: the `rules_file` setting (an operator's file, fixed for the process's life), else the
+rule set last activated through `PUT /v1/admin/rules` (stored; every instance polls for a newer one),
+else the documented defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lifecycle_stage_engine.db.models import rule_sets
+from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+
+
+class RuleBook:
+    def __init__(self, *, rules_file: Path | None = None) -> None:
+        self.pinned = rules_file is not None
+        self.current: RuleSet = load_rules(rules_file) if rules_file else DEFAULT_RULES
+
+    def __call__(self) -> RuleSet:
+        return self.current
+
+    async def refresh(self, engine: AsyncEngine) -> None:
+        if self.pinned:
+            return
+        async with engine.connect() as conn:
+            found = await active(conn)
+        if found is not None and found != self.current:
+            log.info("rule set in force", extra={"rule_version": found.version})
+            self.current = found
+
+    async def poll(self, engine: AsyncEngine, *, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.refresh(engine)
+            except Exception:  # the database is away: keep the rules we have, try again
+                log.warning("could not read the rule set in force", exc_info=True)
+
+
+async def active(conn: AsyncConnection) -> RuleSet | None:
+    row = (await conn.execute(select(rule_sets.c.document).order_by(rule_sets.c.activated_at.desc()).limit(1))).first()
+    return None if row is None else RuleSet.model_validate(row.document)
+
+
+async def activate(conn: AsyncConnection, rules: RuleSet) -> bool:
+    """Store and put in force; False when that version exists with other rules (versions are immutable)."""
+    document = rules.as_document()
+    stmt = insert(rule_sets).values(version=rules.version, document=document)
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
+    stored = (await conn.execute(select(rule_sets.c.document).where(rule_sets.c.version == rules.version))).scalar_one()
+    if RuleSet.model_validate(stored) != rules:
+        return False
+    await conn.execute(update(rule_sets).where(rule_sets.c.version == rules.version).values(activated_at=func.now()))
+    return True

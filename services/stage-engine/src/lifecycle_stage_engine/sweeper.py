@@ -1,0 +1,62 @@
+"""Time moves customers too: the sweeper applies at-risk and lapsed when their moment comes.
+
+Each profile stores when time alone moves it next (`due_at`). A round locks a page of due profiles
+with `FOR UPDATE SKIP LOCKED` - several instances share the work and never take the same profile,
+and the event path waits for a profile a round holds - applies `advance` up to the clock's now,
+and writes the transitions and their events (via the outbox) in the same transaction. Transition
+ids derive from their cause, so even a profile applied twice would store and announce nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from lifecycle_shared.db import add_to_outbox
+from lifecycle_shared.runtime import ServiceRuntime
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lifecycle_stage_engine.db import repository as repo
+from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.domain.timeline import advance, replay
+from lifecycle_stage_engine.handlers.changes import Changes
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topic: str, limit: int = 500) -> int:
+    """One round; returns how many profiles it evaluated."""
+    async with engine.begin() as conn:
+        due = await repo.due_profiles(conn, now=now, limit=limit)
+        changes = Changes(topic=topic, now=now)
+        anonymous = await repo.anonymous_ids_of(conn, [p.id for p in due])
+        outdated = [p.id for p in due if p.outdated]
+        stored, current = await repo.histories(conn, outdated), await repo.current_transition_ids(conn, outdated)
+        for profile in due:
+            profile.anonymous_ids = sorted(anonymous[profile.id])
+            if profile.outdated:  # stored by an older version: rebuilt from its history once
+                state, history = replay(stored.get(profile.id, []), rules, until=now)
+                profile.outdated = False
+                changes.recomputed(profile, state, history, current.get(profile.id, set()))
+            else:
+                state, moved = advance(profile.state, now, rules)
+                changes.moved(profile, state, moved)
+            changes.profile(profile, profile.state.next_due(rules))
+        await changes.write(conn)
+        await add_to_outbox(conn, changes.emitted)
+    return len(due)
+
+
+def sweeper(*, rules: Callable[[], RuleSet], clock: Callable[[], datetime], every_s: float):
+    async def stage_sweeper(runtime: ServiceRuntime) -> None:
+        topic = runtime.settings.kafka.topics.stage_transitions
+        while True:
+            done = await sweep_once(runtime.engine, rules=rules(), now=clock(), topic=topic)
+            if done and runtime.relay:
+                runtime.relay.wake()
+            if done < 500:
+                await asyncio.sleep(every_s)
+
+    return stage_sweeper
