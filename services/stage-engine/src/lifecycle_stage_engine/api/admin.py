@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request
 from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.http import errors
 from lifecycle_shared.stages import Stage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from lifecycle_stage_engine import replays, rulebook
@@ -31,7 +31,17 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess
 class Scope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str | None = Field(None, min_length=1, max_length=200)
+    customer_id: str | None = Field(None, min_length=1, max_length=200, pattern="^[^\x00]+$")
+
+    @field_validator("customer_id")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError("not valid Unicode text") from None
+        return value
     stage: Stage | None = None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -109,8 +110,9 @@ async def list_customers(request: Request, stage: Stage | None = None,
 
 
 def _decode_cursor(cursor: str) -> str:
+    """The profile id a cursor names; 400 for anything this API did not give out."""
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        return str(uuid.UUID(base64.urlsafe_b64decode(cursor.encode()).decode()))
     except (binascii.Error, ValueError):
         raise HTTPException(400, "cursor: not one this API gave out") from None
 

@@ -8,15 +8,20 @@ admin API, else the defaults) and every transition records the version that deci
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from lifecycle_shared.stages import Stage
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "default.yaml"
 
 
+# A touchpoint's name as the rules see it: the snake_case of the event (track "Order Completed" ->
+# order_completed; page and screen calls are page_viewed and screen_viewed).
+EventName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,100}$")]
+Events = Annotated[frozenset[EventName], Field(max_length=200)]
+ContentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,200}$")]
 NEW_VISITOR = "new_visitor"
 DEFAULT_CONTENT = {
     NEW_VISITOR: "welcome_banner", "awareness": "welcome_banner", "consideration": "comparison_and_faq",
@@ -34,11 +39,11 @@ class DriftRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at_risk_factor: float = Field(2.0, gt=0)
-    lapsed_factor: float = Field(4.0, gt=0)
-    min_days: float = Field(14, ge=0, description="floor under rhythm-based thresholds")
-    one_time_at_risk_days: float = Field(90, gt=0)
-    one_time_lapsed_days: float = Field(180, gt=0)
+    at_risk_factor: float = Field(2.0, gt=0, le=1000)
+    lapsed_factor: float = Field(4.0, gt=0, le=1000)
+    min_days: float = Field(14, ge=0, le=36500, description="floor under rhythm-based thresholds")
+    one_time_at_risk_days: float = Field(90, gt=0, le=36500)
+    one_time_lapsed_days: float = Field(180, gt=0, le=36500)
     # Seam for the predictive model: when a probability of being alive is known for a customer,
     # below this they are at-risk whatever their rhythm says (None: not used).
     at_risk_below_p_alive: float | None = Field(None, ge=0, le=1)
@@ -56,32 +61,33 @@ class IdentityRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_anonymous_ids: int = Field(100, ge=1, description="anonymous ids linked to one profile at most")
-    max_merges: int = Field(50, ge=0, description="profiles one profile absorbs at most")
+    max_anonymous_ids: int = Field(100, ge=1, le=100_000, description="anonymous ids linked to one profile at most")
+    max_merges: int = Field(50, ge=0, le=100_000, description="profiles one profile absorbs at most")
     # Traits that identify a person across devices (e.g. ["email"]): an anonymous profile giving a
     # known one's email joins it. Off by default: emails are shared (families, shop counters).
-    trait_ids: tuple[str, ...] = ()
+    trait_ids: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,49}$")], ...] = Field(
+        (), max_length=10)
 
 
 class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field("default-v2", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
-    intent_events: frozenset[str] = frozenset({
+    intent_events: Events = frozenset({
         "product_viewed", "product_list_viewed", "product_added", "product_added_to_wishlist",
         "cart_viewed", "checkout_started", "signed_up", "products_searched", "product_clicked",
     })
-    order_events: frozenset[str] = frozenset({"order_completed"})
-    refund_events: frozenset[str] = frozenset({"order_refunded"})
-    advocacy_events: frozenset[str] = frozenset({"referral_sent", "friend_referred", "referral_completed"})
-    review_events: frozenset[str] = frozenset({"product_reviewed", "review_submitted"})
-    min_review_rating: float = 4
-    loyalty_min_orders: int = Field(2, ge=1)
+    order_events: Events = frozenset({"order_completed"})
+    refund_events: Events = frozenset({"order_refunded"})
+    advocacy_events: Events = frozenset({"referral_sent", "friend_referred", "referral_completed"})
+    review_events: Events = frozenset({"product_reviewed", "review_submitted"})
+    min_review_rating: float = Field(4, ge=0, le=100)
+    loyalty_min_orders: int = Field(2, ge=1, le=1000)
     drift: DriftRules = DriftRules()
     identity: IdentityRules = IdentityRules()
     # What a storefront shows a visitor in each stage (the profile API's `show`); `new_visitor`: no
     # profile yet. The source documents' embedded content and overlays.
-    content: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CONTENT))
+    content: dict[str, ContentName] = Field(default_factory=lambda: dict(DEFAULT_CONTENT))
 
     @field_validator("content")
     @classmethod
