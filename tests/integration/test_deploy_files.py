@@ -103,8 +103,10 @@ def database_of(services: dict, svc: Svc) -> str:
 
 
 def test_compose_ships_no_admin_token_and_runs_outside_development(compose: dict, services: dict) -> None:
-    token = env_of(services["ingest"])["LIFECYCLE_INGEST_ADMIN_TOKEN"]
-    assert re.fullmatch(r"\$\{LIFECYCLE_INGEST_ADMIN_TOKEN:\?[^}]+\}", token), token  # required, no default
+    for svc in (s for s in SERVICES if s.name in ("ingest", "stage-engine")):  # the services with an admin API
+        for name in (svc.name, migration_of(services, svc)[0]):  # the migration job reads the same settings
+            token = env_of(services[name])[f"{svc.env_prefix}ADMIN_TOKEN"]
+            assert re.fullmatch(rf"\$\{{{svc.env_prefix}ADMIN_TOKEN:\?[^}}]+\}}", token), (name, token)
     for svc in SERVICES:
         assert env_of(services[svc.name]).get("LIFECYCLE_ENVIRONMENT", "production") == "production"
 

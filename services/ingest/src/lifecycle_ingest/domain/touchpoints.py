@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from lifecycle_shared.events import CallType, TouchpointData
+from lifecycle_shared.identity import is_junk_id
 from lifecycle_shared.orders import MAX_AMOUNT, unreadable_amount_fields
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
@@ -23,8 +24,6 @@ from lifecycle_ingest.domain.json_values import unstorable
 
 # A source's name: it scopes messageIds in event ids (`source/messageId`), so it holds no '/'.
 SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-# Ids that clients send by mistake; accepting them would merge unrelated people.
-BLOCKED_IDS = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "unknown"})
 # No touchpoint predates the Unix epoch; historical imports (years of orders) are well after it.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # How the event travelled, not what it is: left out of the content digest. The times differ between a
@@ -243,7 +242,7 @@ def _id(value: str | int | None, field: str) -> str | None:
     if value is None:
         return None
     text = str(value).strip()  # an integer id becomes its digits
-    if text.lower() in BLOCKED_IDS:
+    if is_junk_id(text):  # a placeholder a client sent by mistake: accepting it would merge unrelated people
         raise InvalidTouchpoint([{"field": field, "message": f"'{text}' is not a usable id"}])
     if len(text) > 200:
         raise InvalidTouchpoint([{"field": field, "message": "longer than 200 characters"}])
