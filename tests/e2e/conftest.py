@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME, SERVICES, ServiceProcess, StackConfig, run_module
+from lifecycle_shared.testing import eventually
 
 
 @dataclass
@@ -64,6 +65,15 @@ class Pipeline:
     async def get(self, client: httpx.AsyncClient, service: str, path: str):
         response = await client.get(self.url(service) + path, headers=bearer(self.api_token))
         return response.json() if response.status_code == 200 else None
+
+
+    async def transitions(self, client: httpx.AsyncClient, customer: str, *, at_least: int) -> list[dict]:
+        """The customer's stored stage history, once it holds at least `at_least` transitions."""
+        async def enough():
+            found = await self.get(client, "stage-engine", f"/v1/customers/{customer}/transitions")
+            return found if found and len(found) >= at_least else None
+
+        return await eventually(enough, timeout_s=60, what=f"{at_least} transitions of {customer}")
 
 
 def bearer(token: str = API_TOKEN) -> dict[str, str]:

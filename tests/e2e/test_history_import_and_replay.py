@@ -25,14 +25,6 @@ def ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
-async def _history(pipeline, client, customer: str, count: int):
-    async def enough():
-        found = await pipeline.get(client, "stage-engine", f"/v1/customers/{customer}/transitions")
-        return found if found and len(found) >= count else None
-
-    return await eventually(enough, timeout_s=60, what=f"{count} transitions of {customer}")
-
-
 async def _replay(pipeline, client, body: dict) -> dict:
     url = pipeline.url("stage-engine") + "/v1/admin/replays"
     response = await client.post(url, json=body, headers=bearer(pipeline.admin_token))
@@ -62,7 +54,7 @@ async def test_imported_history_is_recorded_and_never_messaged_and_rules_replay_
 
     async with pipeline.client() as client:
         # The whole journey, in event time: the orders, then (20 days apart) at-risk at 40 days, lapsed at 80.
-        history = await _history(pipeline, client, imported, 5)
+        history = await pipeline.transitions(client, imported, at_least=5)
         assert [t["to_stage"] for t in history] == ["awareness", "purchase", "retention", "at_risk", "lapsed"]
         assert all(t["historical"] for t in history)
 
@@ -91,7 +83,7 @@ async def test_imported_history_is_recorded_and_never_messaged_and_rules_replay_
         # A replay of the rules in force changes nothing and doubles nothing.
         report = (await _replay(pipeline, client, {"scope": {"customer_id": imported}, "dry_run": False}))["result"]
         assert (report["transitions_added"], report["transitions_superseded"], report["moves"]) == (0, 0, {})
-        assert len(await _history(pipeline, client, imported, 5)) == 5
+        assert len(await pipeline.transitions(client, imported, at_least=5)) == 5
 
         # The new rules in force, replayed: the profile moves, the history follows; still no message.
         admin = bearer(pipeline.admin_token)

@@ -15,14 +15,6 @@ def days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
-async def _transitions(pipeline, client, customer: str, count: int):
-    async def enough():
-        found = await pipeline.get(client, "stage-engine", f"/v1/customers/{customer}/transitions")
-        return found if found and len(found) >= count else None
-
-    return await eventually(enough, timeout_s=60, what=f"{count} transitions of {customer}")
-
-
 async def _templates(pipeline, client, customer: str, count: int) -> list[str]:
     async def enough():
         log = await pipeline.get(client, "messaging", f"/v1/customers/{customer}/messages")
@@ -45,7 +37,7 @@ async def test_a_buyer_drifts_to_at_risk_then_lapsed_and_buying_again_reactivate
             assert response.status_code == 200, response.text
 
         # 100 days after a one-time buyer's order (at-risk after 90): the sweeper moved them, at day 90.
-        moved = await _transitions(pipeline, client, drifting, 3)
+        moved = await pipeline.transitions(client, drifting, at_least=3)
         assert [(t["from_stage"], t["to_stage"], t["reason"]) for t in moved] == [
             (None, "awareness", "first_touchpoint"), ("awareness", "purchase", "first_order"),
             ("purchase", "at_risk", "no_order_days")]
@@ -54,7 +46,7 @@ async def test_a_buyer_drifts_to_at_risk_then_lapsed_and_buying_again_reactivate
         assert moved[2]["cause_event_ids"] == moved[1]["cause_event_ids"]  # the order whose days ran out
 
         # 200 days: at-risk at day 90, lapsed at day 180.
-        lapsed = await _transitions(pipeline, client, lapsing, 4)
+        lapsed = await pipeline.transitions(client, lapsing, at_least=4)
         assert [t["to_stage"] for t in lapsed] == ["awareness", "purchase", "at_risk", "lapsed"]
 
         # Buying again brings them back: a reactivation, to retention (their second order).
@@ -62,7 +54,7 @@ async def test_a_buyer_drifts_to_at_risk_then_lapsed_and_buying_again_reactivate
             event="Order Completed", userId=lapsing, anonymousId=None,
             properties={"order_id": f"{lapsing}-o2", "revenue": 20}))
         assert response.status_code == 200, response.text
-        back = await _transitions(pipeline, client, lapsing, 5)
+        back = await pipeline.transitions(client, lapsing, at_least=5)
         assert (back[-1]["from_stage"], back[-1]["to_stage"], back[-1]["reason"]) == (
             "lapsed", "retention", "reactivated")
         profile = await pipeline.get(client, "stage-engine", f"/v1/customers/{lapsing}")

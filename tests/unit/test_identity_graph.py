@@ -56,10 +56,20 @@ def test_an_anonymous_visitor_who_identifies_keeps_one_profile_under_the_new_key
     assert {(kind, value) for kind, value, _ in identities.links} == {("anonymous", "a1"), ("user", "u1")}
 
 
-def test_an_identify_on_an_empty_graph_creates_the_profile_under_the_user_id_without_a_key_move():
+def test_an_identify_on_an_empty_graph_creates_the_profile_under_the_user_id_and_moves_the_anonymous_id_to_it():
+    """Loyalty or messaging may hold state under the anonymous id already (they read the touchpoints
+    themselves): the link is announced as a key move."""
     identities = graph()
     (found,) = resolve(identities, touchpoint("identify", user="u1", anon="a1"))
-    assert (identities.profiles[found].customer_id, identities.moves) == ("u1", [])
+    assert identities.profiles[found].customer_id == "u1"
+    assert [(m.absorbed, m.absorbed_key, m.absorbed_ids, m.reason) for m in identities.moves] == [
+        (None, "a1", ("a1",), "link")]
+
+
+def test_an_anonymous_only_profile_is_keyed_by_its_id_and_moves_nothing():
+    identities = graph()
+    resolve(identities, touchpoint("page", anon="a1"))
+    assert identities.moves == []
 
 
 @pytest.mark.parametrize("call", [touchpoint("identify", user="u1", anon="a1"),

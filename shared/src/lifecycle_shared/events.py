@@ -207,7 +207,8 @@ class HistoryCorrectedData(BaseModel):
 class IdentityMergedData(BaseModel):
     """Ids that belonged to another customer key now belong to `survivor_id` (the customer's key:
     their userId once known). Sent when an anonymous profile is merged into another, and when an
-    anonymous customer identifies (their key changes from the anonymousId to the userId). Services
+    anonymous customer identifies (their key changes from the anonymousId to the userId), and when an
+    anonymousId first joins a customer keyed otherwise (a known customer's new device). Services
     that keep per-customer state move what they keep under `absorbed_ids` to `survivor_id`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -216,7 +217,7 @@ class IdentityMergedData(BaseModel):
     absorbed_id: str  # the customer key the absorbed profile had
     absorbed_ids: list[str]  # every id (anonymousIds, that key) that now resolves to survivor_id
     user_id: str | None = None
-    reason: str  # identify | alias | trait
+    reason: str  # identify | alias (a merge or a key change) | link (a new device of a known customer)
     cause_event_ids: list[str]
     event_time: datetime
     processed_at: datetime

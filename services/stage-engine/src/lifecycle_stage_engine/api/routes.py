@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.events import TransitionRecord
 from lifecycle_shared.http import CustomerId, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel
@@ -56,14 +57,7 @@ class CustomerOut(ProfileOut):
     identities: list[dict[str, str]]
 
 
-class TransitionOut(BaseModel):
-    id: str
-    from_stage: str | None
-    to_stage: str
-    reason: str
-    rule_version: str
-    cause_event_ids: list[str]
-    event_time: datetime
+class TransitionOut(TransitionRecord):
     processed_at: datetime
     historical: bool
 

@@ -60,7 +60,7 @@ class KeyMove:
     absorbed: str | None  # profile id merged away, None for a key change
     absorbed_key: str
     absorbed_ids: tuple[str, ...]
-    reason: str
+    reason: str  # identify | alias | link
     cause_event_id: str
     time: datetime
 
@@ -119,7 +119,7 @@ class IdentityGraph:
                                           reason=reason,
                                           cause_event_id=event_id, time=touchpoint.timestamp))
             target.user_id = target.customer_id = user_id
-        self._link(target, [key for key in ids if key not in self.owner])
+        self._link(target, [key for key in ids if key not in self.owner], event_id=event_id, at=touchpoint.timestamp)
         return target
 
     def _owned(self, key: IdKey | None) -> Profile | None:
@@ -145,11 +145,17 @@ class IdentityGraph:
         into.anonymous_ids = sorted({*into.anonymous_ids, *source.anonymous_ids})
         into.merges += 1 + source.merges
 
-    def _link(self, profile: Profile, new_ids: list[IdKey]) -> None:
+    def _link(self, profile: Profile, new_ids: list[IdKey], *, event_id: str, at: datetime) -> None:
+        """Link ids first seen now. An anonymous id joining a profile keyed otherwise (a known customer on a
+        new device) is a key move too: another service may already hold state under it (an order of that
+        device it applied before the stage engine saw the sign-in)."""
         for key in new_ids:
             if key[0] == "anonymous":
                 if len(profile.anonymous_ids) >= self.rules.max_anonymous_ids:
                     continue
                 profile.anonymous_ids = sorted({*profile.anonymous_ids, key[1]})
+                if key[1] != profile.customer_id:
+                    self.moves.append(KeyMove(survivor=profile.id, absorbed=None, absorbed_key=key[1],
+                                              absorbed_ids=(key[1],), reason="link", cause_event_id=event_id, time=at))
             self.owner[key] = profile.id
             self.links.append((*key, profile.id))
