@@ -60,6 +60,11 @@ def test_up_prints_a_working_curl_and_stops_cleanly_on_ctrl_c(tmp_path):
                 break
             time.sleep(0.2)
         assert profile["stage"] == "consideration"
+        admin = re.search(r"Admin token: (\S+)", output).group(1)  # the operator's APIs work with it
+        rules = httpx.get(f"http://127.0.0.1:{first + 1}/v1/admin/rules", headers={"authorization": f"Bearer {admin}"})
+        assert rules.status_code == 200 and rules.json()["version"], rules.text
+        sources = httpx.get(f"http://127.0.0.1:{first}/v1/admin/sources", headers={"authorization": f"Bearer {admin}"})
+        assert sources.status_code == 200, sources.text
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

@@ -45,9 +45,20 @@ def demo_write_key(config: StackConfig, data_dir: Path, *, server: bool = False)
 
 def api_tokens(data_dir: Path) -> str:
     """LIFECYCLE_API_TOKENS if set, else a token generated once and kept in the data folder."""
-    if os.environ.get("LIFECYCLE_API_TOKENS", "").strip():
-        return os.environ["LIFECYCLE_API_TOKENS"]
-    path = data_dir / "api-token"
+    return os.environ.get("LIFECYCLE_API_TOKENS", "").strip() or _kept_secret(data_dir / "api-token")
+
+
+ADMIN_TOKEN_VARIABLES = ("LIFECYCLE_INGEST_ADMIN_TOKEN", "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN")
+
+
+def admin_tokens(data_dir: Path) -> dict[str, str]:
+    """The admin APIs' tokens (ingest's keys and sources, the stage engine's rules and replays): each as
+    set, else one token generated once and kept in the data folder."""
+    generated = _kept_secret(data_dir / "admin-token")
+    return {name: os.environ.get(name, "").strip() or generated for name in ADMIN_TOKEN_VARIABLES}
+
+
+def _kept_secret(path: Path) -> str:
     if not path.exists():
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32))
@@ -72,7 +83,7 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
     config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
                          embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
                          ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
-                         api_tokens=api_tokens(data_dir))
+                         api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir))
     mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
     processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
     try:
@@ -86,7 +97,7 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         key = demo_write_key(config, data_dir)
         server_key = demo_write_key(config, data_dir, server=True)
         print_welcome(processes, key=key, server_key=server_key, api_token=config.api_token, data_dir=data_dir,
-                      bootstrap=bootstrap)
+                      bootstrap=bootstrap, admin_token=config.extra_env["LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN"])
         wait_for_signal()
     finally:
         print("\nstopping...", flush=True)
@@ -101,7 +112,7 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
 
 
 def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str, api_token: str, data_dir: Path,
-                  bootstrap: str) -> None:
+                  bootstrap: str, admin_token: str) -> None:
     ingest = processes[0].url
     print("\nLifecycle is running.\n")
     for process in processes:
@@ -109,7 +120,9 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
     print(f"\n  Kafka bootstrap: {bootstrap}\n  Data folder: {data_dir}   (emails land in {data_dir}/mail)")
     print(f"  Demo write key: {key}")
     print(f"  Demo server key: {server_key}   (server-side only: orders, refunds, referrals)")
-    print(f"  Read API token: {api_token}   (LIFECYCLE_API_TOKENS: profiles, messages and balances)\n\nTry:\n")
+    print(f"  Read API token: {api_token}   (LIFECYCLE_API_TOKENS: profiles, messages and balances)")
+    print(f"  Admin token: {admin_token}   (ingest's keys and sources; the stage engine's rules and replays)"
+          "\n\nTry:\n")
     # A messageId makes the call safe to retry: a repeat is recognised and applied once.
     body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
             '"properties": {"sku": "TEE-1"}}')
