@@ -75,22 +75,31 @@ class StatementCounter:
         self.statements = self.many = 0
         self.seconds = 0.0
         self.kinds: Counter = Counter()
+        self.kind_seconds: Counter = Counter()
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
         event.listen(engine.sync_engine, "after_cursor_execute", self._after)
 
     def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
         self.statements += 1
         self.many += bool(executemany)
-        self.kinds[" ".join(statement.split()[:3])[:40] + (" [many]" if executemany else "")] += 1
-        conn.info["bench_t"] = time.perf_counter()
+        kind = " ".join(statement.split()[:3])[:40] + (" [many]" if executemany else "")
+        self.kinds[kind] += 1
+        conn.info["bench_t"] = kind, time.perf_counter()
 
     def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.seconds += time.perf_counter() - conn.info.pop("bench_t", time.perf_counter())
+        kind, started = conn.info.pop("bench_t")
+        self.seconds += time.perf_counter() - started
+        self.kind_seconds[kind] += time.perf_counter() - started
+
+    def by_kind(self) -> dict[str, tuple[int, float]]:
+        """kind -> (statements, mean milliseconds each)."""
+        return {kind: (n, round(1000 * self.kind_seconds[kind] / n, 2)) for kind, n in self.kinds.most_common()}
 
     def reset(self) -> None:
         self.statements = self.many = 0
         self.seconds = 0.0
         self.kinds.clear()
+        self.kind_seconds.clear()
 
 
 class Profiler:
@@ -150,7 +159,7 @@ async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, ba
     return {"events": timed, "seconds": round(elapsed, 3), "rate": round(timed / elapsed, 1),
             "statements_per_batch": round(counter.statements / (len(batches) - 1), 1),
             "executemany_per_batch": round(counter.many / (len(batches) - 1), 1),
-            "sql_share": round(counter.seconds / elapsed, 3), "statement_kinds": dict(counter.kinds.most_common()),
+            "sql_share": round(counter.seconds / elapsed, 3), "statement_kinds": counter.by_kind(),
             "outbox_rows": outbox, "profiles": profiles, "profile_summary": summary}
 
 
@@ -193,8 +202,8 @@ def main() -> None:
                   f"{run['sql_share']:.0%} of wall time in cursor execution; outbox {run['outbox_rows']}, "
                   f"profiles {run['profiles']})", flush=True)
             if args.statements:
-                for kind, count in run["statement_kinds"].items():
-                    print(f"      {count:6d}  {kind}")
+                for kind, (count, ms) in run["statement_kinds"].items():
+                    print(f"      {count:6d} x {ms:6.2f} ms  {kind}")
         base = runner.run(upsert_baseline(infra, infra.stack_config(), rows=args.upsert_rows, runs=3))
     finally:
         runner.close()

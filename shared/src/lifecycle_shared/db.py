@@ -6,6 +6,8 @@ transaction, repositories never commit.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (
@@ -20,11 +22,12 @@ from sqlalchemy import (
     Text,
     func,
     select,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lifecycle_shared.events import CloudEvent
+from lifecycle_shared.events import CloudEvent, kafka_headers
 
 plumbing_metadata = MetaData()
 
@@ -65,14 +68,17 @@ async def claim_new_event_ids(conn: AsyncConnection, events: Sequence[tuple[str,
     unique = {event_id: (topic, digest) for event_id, topic, digest in reversed(events)}  # first one wins
     if not unique:
         return set()
-    stmt = (
-        insert(inbox)
-        .values([{"event_id": event_id, "topic": topic, "digest": digest}
-                 for event_id, (topic, digest) in unique.items()])
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(inbox.c.event_id)
-    )
-    return set((await conn.execute(stmt)).scalars())
+    rows = await conn.execute(_CLAIM, {"ids": list(unique), "topics": [topic for topic, _ in unique.values()],
+                                       "digests": [digest for _, digest in unique.values()]})
+    return set(rows.scalars())
+
+
+# Arrays, not one bind parameter per value: the same statement text for every batch (compiled and
+# prepared once), and no per-row work in SQLAlchemy.
+_CLAIM = text(
+    "INSERT INTO inbox (event_id, topic, digest) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), CAST(:digests AS text[])) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
 
 
 async def digests_of(conn: AsyncConnection, event_ids: list[str]) -> dict[str, str | None]:
@@ -84,17 +90,29 @@ async def digests_of(conn: AsyncConnection, event_ids: list[str]) -> dict[str, s
 
 
 async def add_to_outbox(conn: AsyncConnection, messages: Iterable[tuple[str, CloudEvent]]) -> int:
-    """Write (topic, event) pairs to the outbox in one statement; returns how many."""
-    rows = [
-        {
-            "topic": topic,
-            "key": event.subject,
-            "event_id": event.id,
-            "payload": event.to_bytes(),
-            "headers": {name: value.decode() for name, value in event.kafka_headers()},
-        }
-        for topic, event in messages
-    ]
-    if rows:
-        await conn.execute(insert(outbox), rows)
-    return len(rows)
+    """Write (topic, event) pairs to the outbox in one statement, in order (the relay publishes by id);
+    returns how many."""
+    topics, keys, ids, payloads, headers = [], [], [], [], []
+    for topic, event in messages:
+        topics.append(topic)
+        keys.append(event.subject)
+        ids.append(event.id)
+        payloads.append(event.to_bytes())
+        headers.append(_headers_json(event.type))
+    if topics:
+        await conn.execute(_ADD_TO_OUTBOX, {"topics": topics, "keys": keys, "ids": ids, "payloads": payloads,
+                                            "headers": headers})
+    return len(topics)
+
+
+_ADD_TO_OUTBOX = text(
+    "INSERT INTO outbox (topic, key, event_id, payload, headers) "
+    "SELECT topic, key, event_id, payload, CAST(headers AS jsonb) FROM unnest(CAST(:topics AS text[]), "
+    "CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[])) "
+    "WITH ORDINALITY AS r (topic, key, event_id, payload, headers, n) ORDER BY n")
+
+
+@functools.lru_cache(maxsize=256)  # a service emits a handful of event types
+def _headers_json(event_type: str) -> str:
+    """The record headers an event of this type carries, as the outbox keeps them (JSON)."""
+    return json.dumps({name: value.decode() for name, value in kafka_headers(event_type)})

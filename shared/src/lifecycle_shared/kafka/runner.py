@@ -102,13 +102,15 @@ class ConsumerRunner:
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         decoded: list[tuple[ConsumerRecord, Typed, Handler]] = []
+        routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
-            if not self._ours(record):
+            if not self._ours(record, routes):
                 metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
                 continue
             try:
                 event = decode(record)
-                route = self.route(event.type)
+                route = routes[event.type] if event.type in routes else routes.setdefault(event.type,
+                                                                                          self.route(event.type))
                 if route is None:  # another service's business: not even recorded
                     metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
                     continue
@@ -124,11 +126,17 @@ class ConsumerRunner:
             for item in decoded:
                 await self._process_one(item)
 
-    def _ours(self, record: ConsumerRecord) -> bool:
+    def _ours(self, record: ConsumerRecord, routes: dict[str, Route | None] | None = None) -> bool:
         """False when the type header (or on older records the legacy `ce_type`) says no handler wants
-        it; records without either are decoded."""
+        it; records without either are decoded. `routes`: lookups already made (and kept)."""
         event_type = event_type_header(record.headers)
-        return event_type is None or self.route(event_type) is not None
+        if event_type is None:
+            return True
+        if routes is None:
+            return self.route(event_type) is not None
+        if event_type not in routes:
+            routes[event_type] = self.route(event_type)
+        return routes[event_type] is not None
 
     async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, Typed, Handler]]) -> None:
         fresh = await claim_new_event_ids(conn, [(typed.event.id, record.topic, typed.event.digest)
@@ -143,11 +151,12 @@ class ConsumerRunner:
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             applied[event.id] = event.digest
-            metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc()
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(typed)
             else:
                 runs.append((handler, [typed]))
+        if applied:
+            metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc(len(applied))
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
         emitted: Emitted = []

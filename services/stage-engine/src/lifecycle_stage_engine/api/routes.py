@@ -20,7 +20,7 @@ from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.events import TransitionRecord
 from lifecycle_shared.http import CustomerId, errors
 from lifecycle_shared.stages import Stage
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.profiles import Profile
@@ -58,6 +58,8 @@ class CustomerOut(ProfileOut):
 
 
 class TransitionOut(TransitionRecord):
+    model_config = ConfigDict(extra="ignore")  # built from the stored row, which holds more
+
     processed_at: datetime
     historical: bool
 

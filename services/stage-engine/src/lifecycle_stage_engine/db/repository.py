@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, touchpoints, transitions
@@ -77,16 +77,12 @@ async def load_profiles(conn: AsyncConnection, ids: list[IdKey]) -> tuple[dict[s
     merged away by another transaction while this one waited for its lock is followed to its survivor."""
     if not ids:
         return {}, {}
-    rows = (await conn.execute(
-        select(identities.c.id_type, identities.c.id_value, profiles)
-        .join(profiles, profiles.c.id == identities.c.profile_id)
-        .where(tuple_(identities.c.id_type, identities.c.id_value).in_(ids))
-        .order_by(profiles.c.id).with_for_update(of=profiles))).all()
+    rows = (await conn.execute(_OWNERS, {"kinds": [kind for kind, _ in ids],
+                                         "values": [value for _, value in ids]})).all()
     found = {row.id: row for row in rows}
     merged = {row.id: row.merged_into for row in rows if row.merged_into}
     while pending := sorted({target for target in merged.values() if target not in found}):
-        for row in (await conn.execute(select(profiles).where(profiles.c.id.in_(pending))
-                                       .order_by(profiles.c.id).with_for_update())).all():
+        for row in (await conn.execute(_PROFILES_BY_ID, {"ids": pending})).all():
             found[row.id] = row
             if row.merged_into:
                 merged[row.id] = row.merged_into
@@ -103,31 +99,57 @@ async def load_profiles(conn: AsyncConnection, ids: list[IdKey]) -> tuple[dict[s
     return loaded, owner
 
 
+# Ids and profile ids go as arrays: one statement text whatever the batch holds (prepared once).
+_PROFILE_COLUMNS = ("p.id::text AS id, p.customer_id, p.user_id, p.stage, p.stage_since, p.previous_stage, p.facts, "
+                    "p.traits, p.first_seen_at, p.last_seen_at, p.acquisition, p.acquired_at, p.merges, "
+                    "p.merged_into::text AS merged_into")
+_OWNERS = text(
+    f"SELECT i.id_type, i.id_value, {_PROFILE_COLUMNS} FROM identities i JOIN profiles p ON p.id = i.profile_id "
+    "WHERE (i.id_type, i.id_value) IN (SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:values AS text[]))) "
+    "ORDER BY p.id FOR UPDATE OF p")
+_PROFILES_BY_ID = text(f"SELECT {_PROFILE_COLUMNS} FROM profiles p WHERE p.id = ANY(CAST(:ids AS uuid[])) "
+                       "ORDER BY p.id FOR UPDATE")
+
+
 async def anonymous_ids_of(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {profile_id: [] for profile_id in profile_ids}
     if profile_ids:
-        rows = (await conn.execute(
-            select(identities.c.profile_id, identities.c.id_value)
-            .where(identities.c.profile_id.in_(profile_ids), identities.c.id_type == "anonymous"))).all()
-        for row in rows:
+        for row in (await conn.execute(_ANONYMOUS_IDS, {"ids": profile_ids})).all():
             found[row.profile_id].append(row.id_value)
     return found
 
 
+_ANONYMOUS_IDS = text("SELECT profile_id::text AS profile_id, id_value FROM identities "
+                      "WHERE profile_id = ANY(CAST(:ids AS uuid[])) AND id_type = 'anonymous'")
+
+
 async def insert_profiles(conn: AsyncConnection, created: list[Profile]) -> None:
     if created:
-        await conn.execute(profiles.insert(), [
-            {"id": p.id, "customer_id": p.customer_id, "user_id": p.user_id, "facts": {}, "traits": {},
-             "first_seen_at": p.first_seen_at, "last_seen_at": p.last_seen_at} for p in created])
+        await conn.execute(_INSERT_PROFILES, {
+            "ids": [p.id for p in created], "customer_ids": [p.customer_id for p in created],
+            "user_ids": [p.user_id for p in created], "first_seen": [p.first_seen_at for p in created],
+            "last_seen": [p.last_seen_at for p in created]})
+
+
+_INSERT_PROFILES = text(
+    "INSERT INTO profiles (id, customer_id, user_id, facts, traits, first_seen_at, last_seen_at) "
+    "SELECT id, customer_id, user_id, '{}', '{}', first_seen, last_seen FROM unnest(CAST(:ids AS uuid[]), "
+    "CAST(:customer_ids AS text[]), CAST(:user_ids AS text[]), CAST(:first_seen AS timestamptz[]), "
+    "CAST(:last_seen AS timestamptz[])) AS r (id, customer_id, user_id, first_seen, last_seen)")
 
 
 async def link_identities(conn: AsyncConnection, links: list[tuple[str, str, str]]) -> None:
-    """links: (id_type, id_value, profile_id)."""
+    """links: (id_type, id_value, profile_id); an id linked twice goes to the last profile named."""
     if links:
-        stmt = insert(identities)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["id_type", "id_value"],
-                                                      set_={"profile_id": stmt.excluded.profile_id}),
-                           [{"id_type": k, "id_value": v, "profile_id": p} for k, v, p in links])
+        last = {(kind, value): profile_id for kind, value, profile_id in links}  # one row per id: one statement
+        await conn.execute(_LINK_IDENTITIES, {"kinds": [kind for kind, _ in last], "values": [v for _, v in last],
+                                              "profile_ids": list(last.values())})
+
+
+_LINK_IDENTITIES = text(
+    "INSERT INTO identities (id_type, id_value, profile_id) "
+    "SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:values AS text[]), CAST(:profile_ids AS uuid[])) "
+    "ON CONFLICT (id_type, id_value) DO UPDATE SET profile_id = EXCLUDED.profile_id")
 
 
 async def merge_profiles(conn: AsyncConnection, merged_into: dict[str, str]) -> None:
@@ -140,49 +162,83 @@ async def merge_profiles(conn: AsyncConnection, merged_into: dict[str, str]) -> 
                                    due_at=None))
 
 
-async def insert_touchpoints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """rows: event_id, profile_id, name, event_time, properties, historical (one statement for all)."""
+async def insert_touchpoints(conn: AsyncConnection, rows: list[tuple[str, str, str, datetime, dict, bool]]) -> None:
+    """rows: (event_id, profile_id, name, event_time, properties, historical); one statement for all, its rows
+    as one JSON document (one encoding call, not one per row)."""
     if rows:
-        await conn.execute(insert(touchpoints).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+        await conn.execute(_INSERT_TOUCHPOINTS, {"rows": json.dumps(
+            [[event_id, profile_id, name, _instant(time), properties, historical]
+             for event_id, profile_id, name, time, properties, historical in rows])})
+
+
+_INSERT_TOUCHPOINTS = text(
+    "INSERT INTO touchpoints (event_id, profile_id, name, event_time, properties, historical) "
+    "SELECT v->>0, CAST(v->>1 AS uuid), v->>2, CAST(v->>3 AS timestamptz), v->4, CAST(v->>5 AS boolean) "
+    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v ON CONFLICT (event_id) DO NOTHING")
 
 
 async def histories(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, list[Touch]]:
     found: dict[str, list[Touch]] = defaultdict(list)
     if profile_ids:
-        rows = (await conn.execute(
-            select(touchpoints.c.profile_id, touchpoints.c.event_id, touchpoints.c.name, touchpoints.c.event_time,
-                   touchpoints.c.properties, touchpoints.c.historical)
-            .where(touchpoints.c.profile_id.in_(profile_ids)))).all()
-        for r in rows:
+        for r in (await conn.execute(_HISTORIES, {"ids": profile_ids})).all():
             found[r.profile_id].append(Touch(event_id=r.event_id, name=r.name, time=r.event_time,
                                              properties=r.properties, historical=r.historical))
     return found
 
 
+_HISTORIES = text("SELECT profile_id::text AS profile_id, event_id, name, event_time, properties, historical "
+                  "FROM touchpoints WHERE profile_id = ANY(CAST(:ids AS uuid[]))")
+
+
 async def current_transition_ids(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
     if profile_ids:
-        rows = (await conn.execute(select(transitions.c.profile_id, transitions.c.id).where(
-            transitions.c.profile_id.in_(profile_ids), transitions.c.superseded_at.is_(None)))).all()
-        for row in rows:
+        for row in (await conn.execute(_CURRENT_TRANSITIONS, {"ids": profile_ids})).all():
             found[row.profile_id].add(row.id)
     return found
 
 
-def transition_row(profile: Profile, moved: Moved, processed_at: datetime) -> dict[str, Any]:
-    return {"id": moved.id, "profile_id": profile.id, "customer_id": profile.customer_id,
-            "from_stage": moved.from_stage, "to_stage": moved.to_stage, "reason": moved.reason,
-            "rule_version": moved.rule_version, "cause_event_ids": list(moved.cause_event_ids),
-            "event_time": moved.time, "processed_at": processed_at, "historical": moved.historical}
+_CURRENT_TRANSITIONS = text("SELECT profile_id::text AS profile_id, id::text AS id FROM transitions "
+                            "WHERE profile_id = ANY(CAST(:ids AS uuid[])) AND superseded_at IS NULL")
+
+_TRANSITION_FIELDS = ("id", "profile_id", "customer_id", "from_stage", "to_stage", "reason", "rule_version",
+                      "cause_event_ids", "event_time", "processed_at", "historical")
 
 
-async def add_transitions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+def transition_row(profile: Profile, moved: Moved, processed_at: datetime) -> tuple:
+    """The transitions row, as the tuple `add_transitions` takes (the order of _TRANSITION_FIELDS)."""
+    return (moved.id, profile.id, profile.customer_id, moved.from_stage, moved.to_stage, moved.reason,
+            moved.rule_version, "{" + ",".join(map(_array_item, moved.cause_event_ids)) + "}", moved.time,
+            processed_at, moved.historical)
+
+
+def _array_item(value: str) -> str:
+    """One element of a PostgreSQL array literal, quoted."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def add_transitions(conn: AsyncConnection, rows: list[tuple]) -> None:
     """Insert, or bring back a row a recompute had superseded and a later one contains again."""
     if rows:
-        stmt = insert(transitions)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["id"], set_={"superseded_at": None, "profile_id": stmt.excluded.profile_id},
-            where=transitions.c.superseded_at.is_not(None)), rows)
+        seen: set[str] = set()
+        # One row per id in one statement; a repeated id would have been a no-op anyway (not superseded).
+        first = [row for row in rows if not (row[0] in seen or seen.add(row[0]))]
+        await conn.execute(_ADD_TRANSITIONS, dict(zip(_TRANSITION_FIELDS, map(list, zip(*first, strict=True)),
+                                                      strict=True)))
+
+
+_ADD_TRANSITIONS = text(
+    "INSERT INTO transitions (id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, "
+    "cause_event_ids, event_time, processed_at, historical) "
+    "SELECT id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, CAST(cause_event_ids AS text[]), "
+    "event_time, processed_at, historical FROM unnest(CAST(:id AS uuid[]), CAST(:profile_id AS uuid[]), "
+    "CAST(:customer_id AS text[]), CAST(:from_stage AS text[]), CAST(:to_stage AS text[]), CAST(:reason AS text[]), "
+    "CAST(:rule_version AS text[]), CAST(:cause_event_ids AS text[]), CAST(:event_time AS timestamptz[]), "
+    "CAST(:processed_at AS timestamptz[]), CAST(:historical AS boolean[])) WITH ORDINALITY AS r (id, profile_id, "
+    "customer_id, from_stage, to_stage, reason, rule_version, cause_event_ids, event_time, processed_at, historical, "
+    "n) ORDER BY n "
+    "ON CONFLICT (id) DO UPDATE SET superseded_at = NULL, profile_id = EXCLUDED.profile_id "
+    "WHERE transitions.superseded_at IS NOT NULL")
 
 
 async def supersede(conn: AsyncConnection, ids: list[str], at: datetime) -> None:
@@ -190,24 +246,30 @@ async def supersede(conn: AsyncConnection, ids: list[str], at: datetime) -> None
         await conn.execute(update(transitions).where(transitions.c.id.in_(ids)).values(superseded_at=at))
 
 
-_save_profile = update(profiles).where(profiles.c.id == bindparam("b_id")).values(
-    customer_id=bindparam("b_customer_id"), user_id=bindparam("b_user_id"), stage=bindparam("b_stage"),
-    stage_since=bindparam("b_stage_since"), previous_stage=bindparam("b_previous_stage"),
-    facts=bindparam("b_facts"), traits=bindparam("b_traits"), first_seen_at=bindparam("b_first_seen_at"),
-    last_seen_at=bindparam("b_last_seen_at"), acquisition=bindparam("b_acquisition"),
-    acquired_at=bindparam("b_acquired_at"), merges=bindparam("b_merges"), due_at=bindparam("b_due_at"),
-    updated_at=func.now())
-
-
 async def save_profiles(conn: AsyncConnection, changed: list[tuple[Profile, datetime | None]]) -> None:
-    """(profile, when time alone moves it next)."""
+    """(profile, when time alone moves it next); one statement for all, its rows as one JSON document."""
     if changed:
-        await conn.execute(_save_profile, [{
-            "b_id": p.id, "b_customer_id": p.customer_id, "b_user_id": p.user_id,
-            "b_stage": p.state.stage.value if p.state.stage else None, "b_stage_since": p.state.stage_since,
-            "b_previous_stage": p.previous_stage, "b_facts": state_to_json(p.state), "b_traits": p.traits,
-            "b_first_seen_at": p.first_seen_at, "b_last_seen_at": p.last_seen_at, "b_acquisition": p.acquisition,
-            "b_acquired_at": p.acquired_at, "b_merges": p.merges, "b_due_at": due} for p, due in changed])
+        rows = [[p.id, p.customer_id, p.user_id, p.state.stage.value if p.state.stage else None,
+                 _instant(p.state.stage_since), p.previous_stage, state_to_json(p.state), p.traits,
+                 _instant(p.first_seen_at), _instant(p.last_seen_at), p.acquisition, _instant(p.acquired_at), p.merges,
+                 _instant(due)] for p, due in changed]
+        await conn.execute(_SAVE_PROFILES, {"rows": json.dumps(rows)})
+
+
+def _instant(value: datetime | None) -> str | None:
+    """A timestamptz as JSON text: the instant asyncpg would send (a naive datetime is local time)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.astimezone(UTC)).isoformat()
+
+
+_SAVE_PROFILES = text(
+    "UPDATE profiles SET customer_id = v->>1, user_id = v->>2, stage = v->>3, "
+    "stage_since = CAST(v->>4 AS timestamptz), previous_stage = v->>5, facts = v->6, traits = v->7, "
+    "first_seen_at = CAST(v->>8 AS timestamptz), last_seen_at = CAST(v->>9 AS timestamptz), acquisition = v->10, "
+    "acquired_at = CAST(v->>11 AS timestamptz), merges = CAST(v->>12 AS integer), "
+    "due_at = CAST(v->>13 AS timestamptz), updated_at = now() "
+    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v WHERE profiles.id = CAST(v->>0 AS uuid)")
 
 
 async def due_profiles(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Profile]:

@@ -138,7 +138,7 @@ class IdentityGraph:
         self.moves.append(KeyMove(survivor=into.id, absorbed=source.id, absorbed_key=source.customer_id,
                                   absorbed_ids=tuple(dict.fromkeys([source.customer_id, *source.anonymous_ids])),
                                   reason=reason, cause_event_id=event_id, time=at))
-        into.seen(source.first_seen_at, {**source.traits, **into.traits}, source.acquisition)
+        into.seen(source.first_seen_at, {**source.traits, **into.traits}, {})
         if source.acquired_at is not None:
             into.seen(source.acquired_at, {}, source.acquisition)
         into.last_seen_at = max(into.last_seen_at, source.last_seen_at)

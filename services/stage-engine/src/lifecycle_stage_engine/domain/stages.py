@@ -10,7 +10,7 @@ gives the same result, so a late event is handled by folding the whole history a
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -84,24 +84,28 @@ class Transition:
 
 
 def fold(facts: Facts, touch: Touch, rules: RuleSet = DEFAULT_RULES) -> Facts:
-    last = touch.key if facts.last_event is None else max(facts.last_event, touch.key)
-    facts = replace(facts, touchpoints=facts.touchpoints + 1, last_event=last)
-    if touch.name in rules.intent_events:
-        return replace(facts, intent=True)
-    if touch.name in rules.advocacy_events or _is_good_review(touch, rules):
-        return replace(facts, advocacy=True)
-    if touch.name in rules.order_events:
+    # Facts built once, field by field (dataclasses.replace is the slow part of a hot loop).
+    key = touch.key
+    last = key if facts.last_event is None or key > facts.last_event else facts.last_event
+    touchpoints, name = facts.touchpoints + 1, touch.name
+    if name in rules.intent_events:
+        return Facts(touchpoints, True, facts.advocacy, facts.orders, facts.refunded_order_ids, last)
+    if name in rules.advocacy_events or _is_good_review(touch, rules):
+        return Facts(touchpoints, facts.intent, True, facts.orders, facts.refunded_order_ids, last)
+    if name in rules.order_events:
         order_id = order_id_of(touch.properties, fallback=touch.event_id)
         if order_id not in facts.order_ids + facts.refunded_order_ids:
             order = Order(order_id, order_amount(touch.properties), touch.time, touch.event_id, touch.historical)
-            return replace(facts, orders=(*facts.orders, order))
-    if touch.name in rules.refund_events:
+            return Facts(touchpoints, facts.intent, facts.advocacy, (*facts.orders, order), facts.refunded_order_ids,
+                         last)
+    if name in rules.refund_events:
         order_id = order_id_of(touch.properties, fallback=touch.event_id)
         if order_id not in facts.refunded_order_ids:
             # The refund takes back what the order held, whatever amount the refund event names.
-            return replace(facts, orders=tuple(o for o in facts.orders if o.order_id != order_id),
-                           refunded_order_ids=(*facts.refunded_order_ids, order_id))
-    return facts
+            return Facts(touchpoints, facts.intent, facts.advocacy,
+                         tuple(o for o in facts.orders if o.order_id != order_id),
+                         (*facts.refunded_order_ids, order_id), last)
+    return Facts(touchpoints, facts.intent, facts.advocacy, facts.orders, facts.refunded_order_ids, last)
 
 
 def fold_history(touches: list[Touch], rules: RuleSet = DEFAULT_RULES) -> Facts:
@@ -116,14 +120,21 @@ def drift_after(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[timedelta
     (`rhythm`: their median gap between orders; `days`: the one-time buyer's plain days)."""
     if not facts.orders:
         return None
+    # Asked several times per step about the same (immutable) facts: kept on them, per rule set.
+    cached = facts.__dict__.get("_drift_after")
+    if cached is not None and cached[0] is rules:
+        return cached[1]
     drift = rules.drift
     times = sorted(order.time for order in facts.orders)
     if len(times) < 2:
-        return timedelta(days=drift.one_time_at_risk_days), timedelta(days=drift.one_time_lapsed_days), "days"
-    gap = statistics.median((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
-    floor = drift.min_days * 86400
-    return (timedelta(seconds=max(floor, drift.at_risk_factor * gap)),
-            timedelta(seconds=max(floor, drift.lapsed_factor * gap)), "rhythm")
+        after = timedelta(days=drift.one_time_at_risk_days), timedelta(days=drift.one_time_lapsed_days), "days"
+    else:
+        gap = statistics.median((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+        floor = drift.min_days * 86400
+        after = (timedelta(seconds=max(floor, drift.at_risk_factor * gap)),
+                 timedelta(seconds=max(floor, drift.lapsed_factor * gap)), "rhythm")
+    facts.__dict__["_drift_after"] = (rules, after)
+    return after
 
 
 def drift_due(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[datetime, datetime] | None:

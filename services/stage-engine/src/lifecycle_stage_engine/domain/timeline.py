@@ -11,7 +11,7 @@ the same id, in a replay too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from lifecycle_shared.events import derived_event_id
@@ -61,17 +61,19 @@ def transition_id(cause_event_id: str, from_stage: Stage | None, to_stage: Stage
 
 
 def step(state: State, touch: Touch, rules: RuleSet) -> tuple[State, list[Moved]]:
+    # States built directly, not with dataclasses.replace: this runs once per touchpoint.
     state, moved = advance(state, touch.time, rules)
     facts = fold(state.facts, touch, rules)
-    state = replace(state, facts=facts, as_of=max(filter(None, (state.as_of, touch.key))))
+    key = touch.key
+    as_of = key if state.as_of is None or key > state.as_of else state.as_of
     change = decide_transition(state.stage, facts, cause=touch, at=touch.time, rules=rules)
     if change is None:
-        return state, moved
+        return State(facts, state.stage, state.stage_since, as_of), moved
     transition = Moved(id=transition_id(touch.event_id, change.from_stage, change.to_stage),
                        from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
                        rule_version=change.rule_version, cause_event_ids=(touch.event_id,), time=touch.time,
                        historical=touch.historical)
-    return replace(state, stage=change.to_stage, stage_since=touch.time), [*moved, transition]
+    return State(facts, change.to_stage, touch.time, as_of), [*moved, transition]
 
 
 def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
@@ -81,14 +83,14 @@ def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[
         change = decide_transition(state.stage, state.facts, cause=None, at=due, rules=rules)
         last_order = state.facts.last_order
         assert last_order is not None  # only a buyer drifts
-        state = replace(state, as_of=(due, ""))
         if change is None:
+            state = State(state.facts, state.stage, state.stage_since, (due, ""))
             continue
         moved.append(Moved(id=transition_id(last_order.event_id, change.from_stage, change.to_stage, due),
                            from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
                            rule_version=change.rule_version, cause_event_ids=(last_order.event_id,), time=due,
                            historical=last_order.historical))
-        state = replace(state, stage=change.to_stage, stage_since=due)
+        state = State(state.facts, change.to_stage, due, (due, ""))
     return state, moved
 
 

@@ -42,8 +42,8 @@ class Changes:
         """historical: announce every transition as historical (a replay re-labels the past)."""
         self.topic, self.now, self.historical = topic, now, historical
         self.emitted: Emitted = []
-        self._touchpoints: list[dict[str, Any]] = []
-        self._transitions: list[dict[str, Any]] = []
+        self._touchpoints: list[tuple] = []
+        self._transitions: list[tuple] = []
         self._superseded: list[str] = []
         self._profiles: dict[str, tuple[Profile, datetime | None]] = {}
 
@@ -67,9 +67,8 @@ class Changes:
                    IDENTITY_MERGED_TYPE, move.time, survivor.customer_id, data)
 
     def touchpoint(self, profile_id: str, touch: Any) -> None:
-        self._touchpoints.append({"event_id": touch.event_id, "profile_id": profile_id, "name": touch.name,
-                                  "event_time": touch.time, "properties": touch.properties,
-                                  "historical": touch.historical})
+        self._touchpoints.append((touch.event_id, profile_id, touch.name, touch.time, touch.properties,
+                                  touch.historical))
 
     def moved(self, profile: Profile, state: State, moved: list[Moved]) -> None:
         """Transitions applied in order: each is stored and announced."""
