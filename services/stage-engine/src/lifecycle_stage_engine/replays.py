@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle_shared.db import add_to_outbox
+from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -75,7 +76,15 @@ async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
         report = job.result
         if rows:
             page = [repo.profile_of(row) for row in rows]
-            await _replay_page(conn, page, rules=rules, now=now, topic=topic, dry_run=job.dry_run, report=report)
+            try:
+                async with conn.begin_nested():  # a page that fails leaves nothing behind, and fails its job
+                    await _replay_page(conn, page, rules=rules, now=now, topic=topic, dry_run=job.dry_run,
+                                       report=report)
+            except Exception as error:
+                log.error("replay failed", extra={"replay_id": job.id, "error": describe_error(error)})
+                await conn.execute(update(replay_jobs).where(replay_jobs.c.id == job.id).values(
+                    status="failed", finished_at=now, result={**job.result, "error": describe_error(error)}))
+                return True
         done = not rows or len(rows) < PAGE
         await conn.execute(update(replay_jobs).where(replay_jobs.c.id == job.id).values(
             status="done" if done else "running", done=job.done + len(rows), result=report,

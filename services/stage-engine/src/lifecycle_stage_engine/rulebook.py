@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.db.models import rule_sets
+from lifecycle_stage_engine.db.models import profiles, rule_sets
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet, load_rules
 
 log = logging.getLogger(__name__)
+# A due_at before any clock's now: the sweeper's next round evaluates the profile (and stores its real moment).
+LOOK_AGAIN = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RuleBook:
@@ -61,4 +64,6 @@ async def activate(conn: AsyncConnection, rules: RuleSet) -> bool:
     if RuleSet.model_validate(stored) != rules:
         return False
     await conn.execute(update(rule_sets).where(rule_sets.c.version == rules.version).values(activated_at=func.now()))
+    # Other rules may bring pending at-risk and lapsed moments sooner: the sweeper looks at them all again.
+    await conn.execute(update(profiles).where(profiles.c.due_at.is_not(None)).values(due_at=LOOK_AGAIN))
     return True

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lifecycle_shared.db import add_to_outbox
+from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,8 +23,10 @@ from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.timeline import advance, replay
 from lifecycle_stage_engine.handlers.changes import Changes
+from lifecycle_stage_engine.rulebook import RuleBook
 
 log = logging.getLogger(__name__)
+RETRY_AFTER = timedelta(hours=1)
 
 
 async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topic: str, limit: int = 500) -> int:
@@ -36,23 +39,30 @@ async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topi
         stored, current = await repo.histories(conn, outdated), await repo.current_transition_ids(conn, outdated)
         for profile in due:
             profile.anonymous_ids = sorted(anonymous[profile.id])
-            if profile.outdated:  # stored by an older version: rebuilt from its history once
-                state, history = replay(stored.get(profile.id, []), rules, until=now)
-                profile.outdated = False
-                changes.recomputed(profile, state, history, current.get(profile.id, set()))
-            else:
-                state, moved = advance(profile.state, now, rules)
-                changes.moved(profile, state, moved)
+            try:
+                if profile.outdated:  # stored by an older version: rebuilt from its history once
+                    state, history = replay(stored.get(profile.id, []), rules, until=now)
+                    profile.outdated = False
+                    changes.recomputed(profile, state, history, current.get(profile.id, set()))
+                else:
+                    state, moved = advance(profile.state, now, rules)
+                    changes.moved(profile, state, moved)
+            except Exception as error:  # one customer never stops the round for everyone: looked at again later
+                log.error("sweeper: a profile could not be evaluated",
+                          extra={"profile_id": profile.id, "error": describe_error(error)})
+                changes.profile(profile, now + RETRY_AFTER)
+                continue
             changes.profile(profile, profile.state.next_due(rules))
         await changes.write(conn)
         await add_to_outbox(conn, changes.emitted)
     return len(due)
 
 
-def sweeper(*, rules: Callable[[], RuleSet], clock: Callable[[], datetime], every_s: float):
+def sweeper(*, rules: RuleBook, clock: Callable[[], datetime], every_s: float):
     async def stage_sweeper(runtime: ServiceRuntime) -> None:
         topic = runtime.settings.kafka.topics.stage_transitions
         while True:
+            await rules.refresh(runtime.engine)  # a rule set just put in force moves moments: sweep with it
             done = await sweep_once(runtime.engine, rules=rules(), now=clock(), topic=topic)
             if done and runtime.relay:
                 runtime.relay.wake()

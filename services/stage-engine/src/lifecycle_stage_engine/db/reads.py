@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, transitions
-from lifecycle_stage_engine.db.repository import profile_of
+from lifecycle_stage_engine.db.repository import anonymous_ids_of, profile_of
 from lifecycle_stage_engine.domain.profiles import Profile
 
 
@@ -46,4 +46,8 @@ async def list_profiles(conn: AsyncConnection, *, stage: str | None, after: str 
     if after is not None:
         query = query.where(profiles.c.id > after)
     rows = (await conn.execute(query.order_by(profiles.c.id).limit(limit))).all()
-    return [profile_of(row) for row in rows]
+    page = [profile_of(row) for row in rows]
+    anonymous = await anonymous_ids_of(conn, [p.id for p in page])
+    for profile in page:
+        profile.anonymous_ids = sorted(anonymous[profile.id])
+    return page

@@ -152,6 +152,13 @@ _LINK_IDENTITIES = text(
     "ON CONFLICT (id_type, id_value) DO UPDATE SET profile_id = EXCLUDED.profile_id")
 
 
+async def rekey_profiles(conn: AsyncConnection, rekeyed: list[Profile]) -> None:
+    """Stored anonymous profiles that identified: their key becomes the userId now (their old key is free)."""
+    for profile in rekeyed:
+        await conn.execute(update(profiles).where(profiles.c.id == profile.id)
+                           .values(customer_id=profile.customer_id, user_id=profile.user_id))
+
+
 async def merge_profiles(conn: AsyncConnection, merged_into: dict[str, str]) -> None:
     """Move each absorbed profile's identities, history and transitions to its survivor."""
     for source_id, target_id in sorted(merged_into.items()):

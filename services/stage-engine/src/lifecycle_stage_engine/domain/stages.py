@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -115,6 +115,12 @@ def fold_history(touches: list[Touch], rules: RuleSet = DEFAULT_RULES) -> Facts:
     return facts
 
 
+# A drift moment this far off is no moment: rules that judge by a huge multiple of a long rhythm (years
+# between imported orders) must not run off the calendar.
+LONGEST_DRIFT_S = 1000 * 365 * 86400.0
+NEVER = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def drift_after(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[timedelta, timedelta, str] | None:
     """How long after their last order a buyer becomes at-risk and lapsed, and on what basis
     (`rhythm`: their median gap between orders; `days`: the one-time buyer's plain days)."""
@@ -131,8 +137,8 @@ def drift_after(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[timedelta
     else:
         gap = statistics.median((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
         floor = drift.min_days * 86400
-        after = (timedelta(seconds=max(floor, drift.at_risk_factor * gap)),
-                 timedelta(seconds=max(floor, drift.lapsed_factor * gap)), "rhythm")
+        after = (timedelta(seconds=min(LONGEST_DRIFT_S, max(floor, drift.at_risk_factor * gap))),
+                 timedelta(seconds=min(LONGEST_DRIFT_S, max(floor, drift.lapsed_factor * gap))), "rhythm")
     facts.__dict__["_drift_after"] = (rules, after)
     return after
 
@@ -143,7 +149,15 @@ def drift_due(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[datetime, d
     last = facts.last_order
     if after is None or last is None:
         return None
-    return last.time + after[0], last.time + after[1]
+    return _moment(last.time, after[0]), _moment(last.time, after[1])
+
+
+def _moment(start: datetime, after: timedelta) -> datetime:
+    """`start + after`, or NEVER when that is past it (a rule set may put a moment beyond any calendar)."""
+    try:
+        return min(start + after, NEVER)
+    except OverflowError:
+        return NEVER
 
 
 def decide_stage(facts: Facts, rules: RuleSet = DEFAULT_RULES, *, at: datetime | None = None,

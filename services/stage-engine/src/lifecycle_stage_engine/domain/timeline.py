@@ -17,7 +17,7 @@ from datetime import datetime
 from lifecycle_shared.events import derived_event_id
 
 from lifecycle_stage_engine.domain.rules import RuleSet
-from lifecycle_stage_engine.domain.stages import Facts, Stage, Touch, decide_transition, drift_due, fold
+from lifecycle_stage_engine.domain.stages import NEVER, Facts, Stage, Touch, decide_transition, drift_due, fold
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class State:
         """When time alone moves this customer next (None: it never will)."""
         due = drift_due(self.facts, rules)
         moment = self.as_of[0] if self.as_of else None
-        return min((t for t in due or () if moment is None or t > moment), default=None)
+        return min((t for t in due or () if (moment is None or t > moment) and t < NEVER), default=None)
 
 
 def transition_id(cause_event_id: str, from_stage: Stage | None, to_stage: Stage,

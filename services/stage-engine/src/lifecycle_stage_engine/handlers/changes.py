@@ -48,11 +48,15 @@ class Changes:
         self._profiles: dict[str, tuple[Profile, datetime | None]] = {}
 
     async def write_identities(self, conn: AsyncConnection, graph: IdentityGraph) -> None:
-        """New profiles, links and merges go first: a merged history must be in place before it is read."""
+        """Identity changes go first: a merged history must be in place before it is read. Stored profiles
+        give up their old keys (re-keyed, merged away) before new profiles may take them."""
+        created = {p.id for p in graph.created}
+        rekeyed = {move.survivor for move in graph.moves if move.absorbed is None and move.reason != "link"}
+        await repo.rekey_profiles(conn, [graph.profiles[pid] for pid in sorted(rekeyed - created)
+                                         if pid in graph.profiles])
+        await repo.merge_profiles(conn, {pid: graph.survivor(pid) for pid in graph.merged_into if pid not in created})
         await repo.insert_profiles(conn, [p for p in graph.created if p.id not in graph.merged_into])
         await repo.link_identities(conn, [(kind, value, graph.survivor(pid)) for kind, value, pid in graph.links])
-        created = {p.id for p in graph.created}
-        await repo.merge_profiles(conn, {pid: graph.survivor(pid) for pid in graph.merged_into if pid not in created})
         for move in graph.moves:
             self._merged(graph.profiles[graph.survivor(move.survivor)], move)
 
@@ -90,17 +94,24 @@ class Changes:
         for transition in added:
             self._store(profile, transition)
         self._superseded += superseded
-        newest = history[-1] if history and history[-1].id not in current and state.stage != before else None
+        newest = history[-1] if history and state.stage != before else None
         if superseded or [t for t in added if t is not newest]:
             data = HistoryCorrectedData(
                 customer_id=profile.customer_id, stage=state.stage, superseded=superseded, processed_at=self.now,
                 added=[TransitionRecord(id=t.id, from_stage=t.from_stage, to_stage=t.to_stage, reason=t.reason,
                                         rule_version=t.rule_version, cause_event_ids=list(t.cause_event_ids),
                                         event_time=t.time) for t in added])
-            self._emit(derived_event_id(profile.id, HISTORY_CORRECTED_TYPE, *sorted([*superseded, *kept])),
+            # What changed, not just what results: going there and back are two corrections.
+            parts = [*(f"-{i}" for i in superseded), *sorted(f"+{t.id}" for t in added), f"={state.stage}"]
+            self._emit(derived_event_id(profile.id, HISTORY_CORRECTED_TYPE, *parts),
                        HISTORY_CORRECTED_TYPE, self.now, profile.customer_id, data)
         if newest is not None:
-            self._announce(profile, newest)
+            # The current stage changed. Its transition may be stored already (a merge brings the absorbed
+            # profile's; a replay goes back to one it had superseded): then it was announced under its id
+            # for another customer key or another time, and this announcement gets an id of its own.
+            announce_id = newest.id if newest.id not in current else derived_event_id(
+                newest.id, STAGE_CHANGED_TYPE, before or "-", profile.customer_id, *sorted(kept))
+            self._announce(profile, newest, announce_id=announce_id)
 
     def profile(self, profile: Profile, due: datetime | None) -> None:
         self._profiles[profile.id] = (profile, due)
@@ -108,7 +119,7 @@ class Changes:
     def _store(self, profile: Profile, transition: Moved) -> None:
         self._transitions.append(repo.transition_row(profile, transition, self.now))
 
-    def _announce(self, profile: Profile, transition: Moved) -> None:
+    def _announce(self, profile: Profile, transition: Moved, *, announce_id: str | None = None) -> None:
         facts = profile.state.facts
         data = StageChangedData(
             customer_id=profile.customer_id, user_id=profile.user_id, anonymous_ids=profile.anonymous_ids,
@@ -116,7 +127,7 @@ class Changes:
             rule_version=transition.rule_version, cause_event_ids=list(transition.cause_event_ids),
             event_time=transition.time, processed_at=self.now, traits=profile.traits, orders=len(facts.orders),
             revenue=float(facts.revenue), historical=transition.historical or self.historical)
-        self._emit(transition.id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
+        self._emit(announce_id or transition.id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
 
     def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: Any) -> None:
         self.emitted.append((self.topic, CloudEvent(id=event_id, source=SOURCE, type=event_type, time=time,
