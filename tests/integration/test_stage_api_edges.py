@@ -11,8 +11,8 @@ from lifecycle_stage_engine.main import create_app
 from lifecycle_stage_engine.settings import StageEngineSettings
 
 from tests.integration.conftest import kafka_settings, running
-from tests.integration.test_review_stage_engine import ADMIN, API, T0, _h, deliver, ev
-from tests.integration.test_review_stage_engine import engine as engine  # noqa: F401 - the fixture
+from tests.integration.test_stage_engine_edges import ADMIN, API, T0, _h, deliver, ev
+from tests.integration.test_stage_engine_edges import engine as engine  # noqa: F401 - the fixture
 
 # --- 9. API ------------------------------------------------------------------------------------------
 
