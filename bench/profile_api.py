@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 from http_load import percentiles
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.services import BY_NAME, ServiceProcess
+from rawhttp import Pool
 
 TOKEN = "bench-api-token-4c1e7f20b9d3a865"
 STAGES = ["awareness", "consideration", "purchase", "retention", "loyalty", "at_risk", "lapsed"]
@@ -94,9 +94,9 @@ async def closed_loop(call, *, concurrency: int, seconds: float) -> dict:
 
 
 async def measure(url: str, dsn: str, *, profiles: int, concurrency: int, seconds: float) -> dict:
-    headers = {"authorization": f"Bearer {TOKEN}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+    client = Pool(url, size=concurrency, headers={"authorization": f"Bearer {TOKEN}"})  # raw: see rawhttp.py
+    await client.open(concurrency, stagger_s=0.01)
+    try:
         async def profile(rng) -> bool:
             return (await client.get(f"/v1/customers/cust-{rng.randint(1, profiles)}")).status_code == 200
 
@@ -105,15 +105,17 @@ async def measure(url: str, dsn: str, *, profiles: int, concurrency: int, second
 
         async def list_page(rng) -> bool:
             stage = rng.choice(STAGES)
-            first = await client.get("/v1/customers", params={"stage": stage, "limit": 100})
+            first = await client.get(f"/v1/customers?stage={stage}&limit=100")
             cursor = first.json()["next_cursor"]
-            second = await client.get("/v1/customers", params={"stage": stage, "limit": 100, "cursor": cursor})
+            second = await client.get(f"/v1/customers?stage={stage}&limit=100&cursor={cursor}")
             return first.status_code == second.status_code == 200
 
         await closed_loop(profile, concurrency=concurrency, seconds=2)  # warm-up: connections, caches, JIT of plans
         results = {"profile": await closed_loop(profile, concurrency=concurrency, seconds=seconds),
                    "transitions": await closed_loop(transitions, concurrency=concurrency, seconds=seconds),
                    "list_by_stage_two_pages": await closed_loop(list_page, concurrency=concurrency, seconds=seconds)}
+    finally:
+        await client.aclose()
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     try:
         async def raw(rng) -> bool:
