@@ -34,7 +34,9 @@ async def history_of(conn: AsyncConnection, *, profile_id: str) -> list[dict[str
     """The stored stage history in event-time order (superseded transitions left out)."""
     rows = (await conn.execute(
         select(transitions).where(transitions.c.profile_id == profile_id, transitions.c.superseded_at.is_(None))
-        .order_by(transitions.c.event_time, transitions.c.seq))).mappings().all()
+        # Ties in time go as the timeline orders them: by the causing event's id (byte-wise), then as stored.
+        .order_by(transitions.c.event_time, transitions.c.cause_event_ids[1].collate("C"), transitions.c.seq)
+    )).mappings().all()
     return [dict(row) for row in rows]
 
 
