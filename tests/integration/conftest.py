@@ -30,3 +30,18 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
             yield client
+
+
+@asynccontextmanager
+async def stage_engine_client(config: StackConfig, *, api_token: str, admin_token: str,
+                              sends: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The stage engine in-process with both tokens configured; the client sends `sends` as its Bearer token."""
+    from lifecycle_devstack.services import BY_NAME
+    from lifecycle_stage_engine.main import create_app
+    from lifecycle_stage_engine.settings import StageEngineSettings
+
+    settings = StageEngineSettings(database_url=config.database_url(BY_NAME["stage-engine"]),
+                                   kafka=kafka_settings(config), api_tokens=api_token, admin_token=admin_token)
+    async with running(create_app(settings)) as client:
+        client.headers["authorization"] = f"Bearer {sends}"
+        yield client

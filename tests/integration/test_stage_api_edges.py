@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from lifecycle_devstack.services import BY_NAME
-from lifecycle_stage_engine.main import create_app
-from lifecycle_stage_engine.settings import StageEngineSettings
 
-from tests.integration.conftest import kafka_settings, running
+from tests.integration.conftest import stage_engine_client
 from tests.integration.test_stage_engine_edges import ADMIN, API, T0, _h, deliver, ev
 from tests.integration.test_stage_engine_edges import engine as engine  # noqa: F401 - the fixture
 
@@ -18,10 +15,7 @@ from tests.integration.test_stage_engine_edges import engine as engine  # noqa: 
 
 @pytest.fixture(scope="module")
 async def api(namespace):
-    settings = StageEngineSettings(database_url=namespace.database_url(BY_NAME["stage-engine"]),
-                                   kafka=kafka_settings(namespace), api_tokens=API, admin_token=ADMIN)
-    async with running(create_app(settings)) as client:
-        client.headers["authorization"] = f"Bearer {API}"
+    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API) as client:
         yield client
 
 

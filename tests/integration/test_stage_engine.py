@@ -8,14 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_ingest.publisher import to_cloud_event
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.testing import eventually, read_topic
-from lifecycle_stage_engine.main import create_app
-from lifecycle_stage_engine.settings import StageEngineSettings
 
-from tests.integration.conftest import kafka_settings, running
+from tests.integration.conftest import stage_engine_client
 
 # Recent: a buyer's at-risk moment (days after their order) must not come during the test.
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
@@ -25,11 +22,7 @@ ADMIN_TOKEN = "test-admin-token-0b9d2e61c7a4f385"
 
 @pytest.fixture(scope="module")
 async def engine_api(namespace):
-    settings = StageEngineSettings(database_url=namespace.database_url(BY_NAME["stage-engine"]),
-                                   kafka=kafka_settings(namespace), api_tokens=API_TOKEN,
-                                   admin_token=ADMIN_TOKEN)
-    async with running(create_app(settings)) as client:
-        client.headers["authorization"] = f"Bearer {API_TOKEN}"
+    async with stage_engine_client(namespace, api_token=API_TOKEN, admin_token=ADMIN_TOKEN, sends=API_TOKEN) as client:
         yield client
 
 

@@ -19,12 +19,10 @@ from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.handlers import touchpoint_route
-from lifecycle_stage_engine.main import create_app
-from lifecycle_stage_engine.settings import StageEngineSettings
 from lifecycle_stage_engine.sweeper import sweep_once
 from sqlalchemy import func, select
 
-from tests.integration.conftest import kafka_settings, running
+from tests.integration.conftest import stage_engine_client
 from tests.integration.test_consumer_runner import record
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -86,10 +84,7 @@ async def test_two_sweepers_at_once_move_each_buyer_once_at_the_moment_their_day
 
 @pytest.fixture(scope="module")
 async def engine_api(namespace):
-    settings = StageEngineSettings(database_url=namespace.database_url(BY_NAME["stage-engine"]),
-                                   kafka=kafka_settings(namespace), api_tokens=API, admin_token=ADMIN)
-    async with running(create_app(settings)) as client:
-        client.headers["authorization"] = f"Bearer {ADMIN}"
+    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=ADMIN) as client:
         yield client
 
 
