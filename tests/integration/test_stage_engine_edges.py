@@ -317,7 +317,8 @@ async def test_a_sweeper_holding_a_profile_a_batch_merges_away_neither_resurrect
 
     h = _h()
     anon, user = f"a-{h}", f"u-{h}"
-    await deliver(namespace, engine, [order(T0, "o1", anonymousId=anon), ev("page", T0, userId=user)], now=T0)
+    await deliver(namespace, engine, [order(T0, "o1", anonymousId=anon),
+                                      ev("page", T0 - timedelta(minutes=1), userId=user)], now=T0)
     locked, release = asyncio.Event(), asyncio.Event()
     original = sweeper_module.repo.due_profiles
 
