@@ -1,0 +1,114 @@
+"""RFM: recency, frequency and monetary scores, and the named segments of the R × FM grid. Pure.
+
+Scores are 1-5. By default they are quintiles of the customers scored together (the same cut
+`pandas.qcut` makes over `rank(method="first")`: ties broken by the order given, which is customer
+id order here), 5 being the best: the most recent, the most orders, the most revenue. A shop whose
+rhythm differs (groceries weekly, appliances once in years) sets fixed thresholds instead:
+`Thresholds(recency_days=(...), orders=(...), revenue=(...))`, four ascending cut points each.
+
+FM is the mean of F and M rounded half up. The segments (rows R, columns FM):
+
+| R \\ FM | 1 | 2 | 3 | 4 | 5 |
+|---|---|---|---|---|---|
+| 5 | New | Potential loyalist | Potential loyalist | Champions | Champions |
+| 4 | Promising | Potential loyalist | Potential loyalist | Loyal | Champions |
+| 3 | About to sleep | About to sleep | Need attention | Loyal | Loyal |
+| 2 | Hibernating | Hibernating | At risk | At risk | Can't lose them |
+| 1 | Lost | Lost | At risk | At risk | Can't lose them |
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+ROWS = {  # R -> the segment for FM 1..5
+    5: ("New", "Potential loyalist", "Potential loyalist", "Champions", "Champions"),
+    4: ("Promising", "Potential loyalist", "Potential loyalist", "Loyal", "Champions"),
+    3: ("About to sleep", "About to sleep", "Need attention", "Loyal", "Loyal"),
+    2: ("Hibernating", "Hibernating", "At risk", "At risk", "Can't lose them"),
+    1: ("Lost", "Lost", "At risk", "At risk", "Can't lose them"),
+}
+SEGMENTS = tuple(dict.fromkeys(name for row in ROWS.values() for name in row))
+
+
+@dataclass(frozen=True)
+class Buyer:
+    customer_id: str
+    last_order_at: datetime
+    orders: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Fixed cut points, four ascending each: a value above the k-th cut scores k + 1 (recency reversed:
+    fewer days than the k-th cut from the top scores higher)."""
+
+    recency_days: tuple[float, float, float, float]
+    orders: tuple[float, float, float, float]
+    revenue: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Score:
+    recency_days: float
+    r: int
+    f: int
+    m: int
+
+    @property
+    def fm(self) -> int:
+        return (self.f + self.m + 1) // 2  # the mean, rounded half up
+
+    @property
+    def segment(self) -> str:
+        return segment(self.r, self.fm)
+
+
+def segment(r: int, fm: int) -> str:
+    return ROWS[r][fm - 1]
+
+
+def scores(buyers: Sequence[Buyer], *, as_of: datetime, thresholds: Thresholds | None = None) -> dict[str, Score]:
+    """Each buyer's scores as of a moment (buyers: customers with at least one order)."""
+    ordered = sorted(buyers, key=lambda b: b.customer_id)
+    recency = [(as_of - b.last_order_at).total_seconds() / 86400 for b in ordered]
+    if thresholds is None:
+        r = _quintiles([-days for days in recency])
+        f = _quintiles([b.orders for b in ordered])
+        m = _quintiles([float(b.revenue) for b in ordered])
+    else:
+        r = [6 - _fixed(days, thresholds.recency_days) for days in recency]
+        f = [_fixed(b.orders, thresholds.orders) for b in ordered]
+        m = [_fixed(float(b.revenue), thresholds.revenue) for b in ordered]
+    return {b.customer_id: Score(recency_days=days, r=r_, f=f_, m=m_)
+            for b, days, r_, f_, m_ in zip(ordered, recency, r, f, m, strict=True)}
+
+
+def _quintiles(values: list[float]) -> list[int]:
+    """Quintile of each value's rank (ties by position), as pandas.qcut(rank(method='first'), 5)."""
+    n = len(values)
+    ranks = [0] * n
+    for rank, index in enumerate(sorted(range(n), key=lambda i: (values[i], i)), start=1):
+        ranks[index] = rank
+    edges = [1 + k / 5 * (n - 1) for k in range(1, 6)]  # the quantiles of 1..n, linear interpolation
+    return [next(k for k, edge in enumerate(edges, start=1) if rank <= edge + 1e-9) for rank in ranks]
+
+
+def _fixed(value: float, cuts: tuple[float, ...]) -> int:
+    return 1 + sum(value > cut for cut in cuts)
+
+
+def movement(before: dict[str, Score], after: dict[str, Score]) -> Counter[tuple[str | None, str | None]]:
+    """How many customers moved from which segment to which between two scorings (None: not scored then)."""
+    return Counter((before[c].segment if c in before else None, after[c].segment if c in after else None)
+                   for c in before.keys() | after.keys())
+
+
+def sizes(scored: dict[str, Score]) -> dict[str, int]:
+    counted = Counter(score.segment for score in scored.values())
+    return {name: counted.get(name, 0) for name in SEGMENTS}

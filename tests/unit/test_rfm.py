@@ -1,0 +1,73 @@
+"""RFM scores and segments: pure, no I/O. (The comparison with a pandas computation on generated
+data is in test_rfm_against_pandas.py.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from lifecycle_stage_engine.analytics.rfm import (
+    ROWS,
+    SEGMENTS,
+    Buyer,
+    Score,
+    Thresholds,
+    movement,
+    scores,
+    segment,
+    sizes,
+)
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def buyer(name: str, days_ago: float, orders: int, revenue: str) -> Buyer:
+    return Buyer(customer_id=name, last_order_at=NOW - timedelta(days=days_ago), orders=orders,
+                 revenue=Decimal(revenue))
+
+
+def test_the_grid_names_every_cell_with_the_eleven_segments():
+    assert sorted(ROWS) == [1, 2, 3, 4, 5] and all(len(row) == 5 for row in ROWS.values())
+    assert set(SEGMENTS) == {"Champions", "Loyal", "Potential loyalist", "New", "Promising", "Need attention",
+                             "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost"}
+
+
+@pytest.mark.parametrize(("r", "fm", "expected"), [
+    (5, 5, "Champions"), (5, 1, "New"), (4, 1, "Promising"), (3, 3, "Need attention"), (1, 5, "Can't lose them"),
+    (1, 1, "Lost"), (2, 2, "Hibernating"), (2, 4, "At risk"), (3, 4, "Loyal"), (4, 3, "Potential loyalist"),
+])
+def test_segments_on_the_grid(r, fm, expected):
+    assert segment(r, fm) == expected
+
+
+@pytest.mark.parametrize(("f", "m", "fm"), [(1, 1, 1), (1, 2, 2), (2, 3, 3), (4, 5, 5), (5, 5, 5), (3, 4, 4)])
+def test_fm_is_the_mean_rounded_half_up(f, m, fm):
+    assert Score(recency_days=0, r=3, f=f, m=m).fm == fm
+
+
+def test_quintiles_give_the_best_fifth_a_five():
+    buyers = [buyer(f"c{i:02d}", days_ago=i * 10, orders=i + 1, revenue=str(100 * (i + 1))) for i in range(10)]
+    scored = scores(buyers, as_of=NOW)
+    assert [scored[f"c{i:02d}"].r for i in range(10)] == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]  # recent is good
+    assert [scored[f"c{i:02d}"].f for i in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert scored["c00"].segment == "New" and scored["c09"].segment == "Can't lose them"
+    assert scored["c03"].recency_days == 30
+
+
+def test_fixed_thresholds_score_by_the_shops_own_cuts():
+    cuts = Thresholds(recency_days=(7, 14, 30, 60), orders=(1, 2, 4, 8), revenue=(50, 100, 200, 500))
+    scored = scores([buyer("weekly", 3, 12, "900"), buyer("gone", 90, 1, "20"), buyer("mid", 20, 3, "150")],
+                    as_of=NOW, thresholds=cuts)
+    assert (scored["weekly"].r, scored["weekly"].f, scored["weekly"].m) == (5, 5, 5)
+    assert (scored["gone"].r, scored["gone"].f, scored["gone"].m, scored["gone"].segment) == (1, 1, 1, "Lost")
+    assert (scored["mid"].r, scored["mid"].f, scored["mid"].m) == (3, 3, 3)
+
+
+def test_movement_and_sizes_between_two_scorings():
+    before = {"a": Score(0, 5, 5, 5), "b": Score(0, 3, 3, 3)}
+    after = {"a": Score(0, 2, 5, 5), "b": Score(0, 3, 3, 3), "c": Score(0, 5, 1, 1)}
+    assert movement(before, after) == {("Champions", "Can't lose them"): 1, ("Need attention", "Need attention"): 1,
+                                       (None, "New"): 1}
+    counted = sizes(after)
+    assert counted["New"] == 1 and counted["Lost"] == 0 and sum(counted.values()) == 3
