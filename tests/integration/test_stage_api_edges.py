@@ -8,10 +8,10 @@ import json
 import pytest
 
 from tests.integration.conftest import stage_engine_client
-from tests.integration.test_stage_engine_edges import ADMIN, API, T0, _h, deliver, ev
-from tests.integration.test_stage_engine_edges import engine as engine  # noqa: F401 - the fixture
+from tests.integration.stage_support import ADMIN, API, T0, _h, deliver, ev
+from tests.integration.stage_support import engine as engine  # noqa: F401 - the fixture
 
-# --- 9. API ------------------------------------------------------------------------------------------
+# --- API ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 async def api(namespace):
