@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_stage_engine.analytics.routes import router as analytics_router
+from lifecycle_stage_engine.analytics.worker import analytics_worker
 from lifecycle_stage_engine.api.admin import router as admin_router
 from lifecycle_stage_engine.api.routes import router
 from lifecycle_stage_engine.handlers import touchpoint_route
@@ -38,7 +40,9 @@ def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
         consumers=(ConsumerSpec(group="stage-engine", topics=[topics.touchpoints],
                                 route=touchpoint_route(topics, rules=rulebook, clock=clock)),),
         workers=(rules_poll, sweeper(rules=rulebook, clock=clock, every_s=settings.sweep_interval_s),
-                 replay_worker(clock=clock)),
+                 replay_worker(clock=clock),
+                 analytics_worker(clock=clock, options=settings.scoring_options(),
+                                  every_s=settings.analytics_interval_s)),
     )
 
 
@@ -50,4 +54,4 @@ def create_app(settings: StageEngineSettings) -> FastAPI:
 
     return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, rulebook),
-                              routers=[router, admin_router])
+                              routers=[router, admin_router, analytics_router])

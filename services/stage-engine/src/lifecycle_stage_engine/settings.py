@@ -9,6 +9,9 @@ from lifecycle_shared.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from lifecycle_stage_engine.analytics.rfm import Thresholds
+from lifecycle_stage_engine.analytics.scoring import Options
+
 
 class StageEngineSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_STAGE_ENGINE_")
@@ -26,3 +29,14 @@ class StageEngineSettings(ServiceSettings):
     rules_refresh_s: float = Field(default=5.0, gt=0)
     # How often the sweeper looks for customers whose at-risk or lapsed moment has come.
     sweep_interval_s: float = Field(default=30.0, gt=0)
+    # Analytics: how often every customer is scored again (RFM, CLV, churn) and the models refitted;
+    # the CLV horizon and yearly discount rate; fixed RFM thresholds instead of quintiles (JSON:
+    # {"recency_days": [..4 ascending..], "orders": [...], "revenue": [...]}).
+    analytics_interval_s: float = Field(default=900.0, gt=0)
+    clv_horizon_days: float = Field(default=365.0, gt=0, le=3650)
+    clv_discount_rate: float = Field(default=0.10, ge=0, le=1)
+    rfm_thresholds: Thresholds | None = None
+
+    def scoring_options(self) -> Options:
+        return Options(horizon_days=self.clv_horizon_days, annual_discount_rate=self.clv_discount_rate,
+                       thresholds=self.rfm_thresholds)

@@ -119,6 +119,7 @@ class BgNbdFit:
     unit: Unit
     standard_errors: tuple[float, float, float, float]  # of r, α, a, b; nan when not identified
     fitted_at: datetime | None = None
+    log_covariance: tuple[Floats, ...] = ()  # of log r, log α, log a, log b; () when not identified
 
     @property
     def params(self) -> tuple[float, float, float, float]:
@@ -146,10 +147,10 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, age: ArrayLike, *, unit:
         raise FitError("no customers to fit")
     rate = max(float(x.mean()), 0.1) / max(float(big_t.mean()), 1e-6)
     start = (1.0, 1.0 / rate, 1.0, 1.0)  # r / α matches the mean purchase rate
-    params, ll, se = _maximise(lambda p: bgnbd_log_likelihood(p, x, t_x, big_t), start)
+    params, ll, se, cov = _maximise(lambda p: bgnbd_log_likelihood(p, x, t_x, big_t), start)
     r, alpha, a, b = params
     return BgNbdFit(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll, n=int(x.size), unit=unit,
-                    standard_errors=se, fitted_at=fitted_at)
+                    standard_errors=se, fitted_at=fitted_at, log_covariance=cov)
 
 
 def probability_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike) -> Array:
@@ -242,6 +243,7 @@ class GammaGammaFit:
     n: int
     standard_errors: tuple[float, float, float]  # of p, q, γ; nan when not identified
     fitted_at: datetime | None = None
+    log_covariance: tuple[Floats, ...] = ()  # of log p, log q, log γ; () when not identified
 
     @property
     def params(self) -> tuple[float, float, float]:
@@ -273,10 +275,10 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary: ArrayLike, *, fitted_at: dat
     if x.size == 0:
         raise FitError("no repeat buyers to fit")
     start = (2.0, 3.0, float(m.mean()))  # p·γ/(q−1) equals the observed mean spend
-    params, ll, se = _maximise(lambda p: gamma_gamma_log_likelihood(p, x, m), start)
+    params, ll, se, cov = _maximise(lambda p: gamma_gamma_log_likelihood(p, x, m), start)
     p, q, gamma = params
     return GammaGammaFit(p=p, q=q, gamma=gamma, log_likelihood=ll, n=int(x.size), standard_errors=se,
-                         fitted_at=fitted_at)
+                         fitted_at=fitted_at, log_covariance=cov)
 
 
 def expected_spend(fit: GammaGammaFit, frequency: ArrayLike, monetary: ArrayLike) -> Array:
@@ -339,8 +341,10 @@ def _month_edges(horizon_days: float) -> Array:
 # --- optimiser ------------------------------------------------------------------------------
 
 
-def _maximise(log_likelihood: Callable[[Array], Array], start: tuple[float, ...]) -> tuple[Floats, float, Floats]:
-    """Maximise Σ log-likelihood over log-parameters with L-BFGS-B: (params, log-likelihood, standard errors)."""
+def _maximise(log_likelihood: Callable[[Array], Array],
+              start: tuple[float, ...]) -> tuple[Floats, float, Floats, tuple[Floats, ...]]:
+    """Maximise Σ log-likelihood over log-parameters with L-BFGS-B: (params, log-likelihood, standard
+    errors, covariance of the log-parameters)."""
 
     def total(log_params: Array) -> float:
         with np.errstate(all="ignore"):
@@ -353,12 +357,19 @@ def _maximise(log_likelihood: Callable[[Array], Array], start: tuple[float, ...]
     if not np.isfinite(result.fun):
         raise FitError(f"likelihood not finite: {result.message}")
     params = np.exp(result.x)
-    return tuple(params.tolist()), float(-result.fun), tuple((params * _log_scale_errors(total, result.x)).tolist())
+    covariance = _log_scale_covariance(total, result.x)
+    if covariance is None:
+        return tuple(params.tolist()), float(-result.fun), (float("nan"),) * params.size, ()
+    variance = np.diag(covariance)
+    errors = params * np.sqrt(np.where(variance > 0, variance, np.nan))  # θ·SE(log θ) = SE(θ), delta method
+    identified = bool(np.all(variance > 0))
+    return (tuple(params.tolist()), float(-result.fun), tuple(errors.tolist()),
+            tuple(tuple(row) for row in covariance.tolist()) if identified else ())
 
 
-def _log_scale_errors(total: Callable[[Array], float], at: Array, step: float = 1e-4) -> Array:
-    """Standard errors of the log-parameters from the observed information (central-difference Hessian);
-    θ·SE(log θ) is then SE(θ) by the delta method. nan where the Hessian is not negative definite."""
+def _log_scale_covariance(total: Callable[[Array], float], at: Array, step: float = 1e-4) -> Array | None:
+    """Covariance of the log-parameters: the inverse observed information (central-difference Hessian);
+    None when the Hessian cannot be inverted."""
     k = at.size
     shifts = np.eye(k) * step
     hessian = np.empty((k, k))
@@ -368,7 +379,6 @@ def _log_scale_errors(total: Callable[[Array], float], at: Array, step: float = 
             hessian[i, j] = hessian[j, i] = (total(at + hi + hj) - total(at + hi - hj) - total(at - hi + hj)
                                              + total(at - hi - hj)) / (4 * step * step)
     try:
-        variance = np.diag(np.linalg.inv(-hessian))
+        return np.linalg.inv(-hessian)
     except np.linalg.LinAlgError:
-        return np.full(k, np.nan)
-    return np.sqrt(np.where(variance > 0, variance, np.nan))
+        return None

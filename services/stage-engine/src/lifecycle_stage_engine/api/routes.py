@@ -2,7 +2,8 @@
 
 `GET /v1/customers/{id}` (id: a userId or anonymousId; a merged-away id answers its survivor):
 stage, since when, previous stage, orders, revenue, first and last seen, last order, acquisition,
-identities, and `show` - what to show this visitor (the rule set's content table).
+identities, the analytics `scores` (RFM, CLV, churn), and `show` - what to show this visitor (the rule
+set's content table).
 `GET /v1/customers/{id}/transitions`: the stored history, in event-time order, with reasons and causes.
 `GET /v1/customers?stage=...&cursor=...`: live customers, optionally in one stage, cursor-paginated.
 """
@@ -55,6 +56,10 @@ class ProfileOut(BaseModel):
 
 class CustomerOut(ProfileOut):
     identities: list[dict[str, str]]
+    # The latest analytics refresh: RFM scores and segment, historic / predicted / total CLV, P(alive),
+    # churn risk and band, average days between orders, expected next order; null before the first.
+    scores: dict | None = None
+    scored_at: datetime | None = None
 
 
 class TransitionOut(TransitionRecord):
@@ -134,4 +139,7 @@ async def get_transitions(customer_id: CustomerId, request: Request) -> list[Tra
 @router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))
 async def get_profile(customer_id: CustomerId, request: Request) -> CustomerOut:
     profile, identities = await _found(request, customer_id)
-    return CustomerOut(**profile_out(request, profile), identities=identities)
+    async with request.app.state.runtime.engine.connect() as conn:
+        scored = await reads.scores_of(conn, profile_id=profile.id)
+    return CustomerOut(**profile_out(request, profile), identities=identities,
+                       scores=scored and scored.document, scored_at=scored and scored.scored_at)

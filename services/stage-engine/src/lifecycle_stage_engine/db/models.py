@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     Table,
     Text,
     func,
@@ -85,6 +86,7 @@ transitions = Table(
     Column("historical", Boolean, nullable=False, server_default="false"),
     Column("superseded_at", DateTime(timezone=True)),
     Index("transitions_profile_seq", "profile_id", "seq"),
+    Index("transitions_live_time", "event_time", postgresql_where=text("superseded_at IS NULL")),
 )
 
 # Rule sets an operator put in place (PUT /v1/admin/rules); the latest activated one is in force.
@@ -111,4 +113,42 @@ replay_jobs = Table(
     Column("result", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+)
+
+# Analytics (analytics/worker.py): each refresh scores every buyer (RFM, CLV, churn) and stores the
+# result per profile, the segment sizes and the movement between segments since the previous
+# refresh; each model fit (scheduled or asked for) is a row with its parameters.
+customer_scores = Table(
+    "customer_scores",
+    metadata,
+    Column("profile_id", UUID(as_uuid=False), primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("document", JSONB, nullable=False),  # analytics.scoring.CustomerScore as JSON
+    Column("segment", Text, nullable=False),
+    Column("total_clv", Numeric, nullable=False),
+    Index("customer_scores_segment", "segment", "profile_id"),
+    Index("customer_scores_total_clv", "total_clv"),
+)
+
+rfm_snapshots = Table(
+    "rfm_snapshots",
+    metadata,
+    Column("scored_at", DateTime(timezone=True), primary_key=True),
+    Column("sizes", JSONB, nullable=False),  # segment -> customers
+    Column("movement", JSONB, nullable=False),  # [[from segment | null, to segment | null, customers]]
+)
+
+clv_fits = Table(
+    "clv_fits",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("kind", Text, nullable=False),  # scheduled | requested
+    Column("calibration_end", DateTime(timezone=True)),  # null: the moment the fit runs
+    Column("unit", Text, nullable=False),  # D | W
+    Column("status", Text, nullable=False),  # queued | running | done | failed
+    Column("result", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("clv_fits_queued", "created_at", postgresql_where=text("status = 'queued'")),
 )

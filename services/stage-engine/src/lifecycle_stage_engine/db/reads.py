@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, transitions
@@ -53,3 +53,9 @@ async def list_profiles(conn: AsyncConnection, *, stage: str | None, after: str 
     for profile in page:
         profile.anonymous_ids = sorted(anonymous[profile.id])
     return page
+
+
+async def scores_of(conn: AsyncConnection, *, profile_id: str) -> Any:
+    """The profile's row of the latest analytics refresh (document, scored_at), or None."""
+    return (await conn.execute(text("SELECT document, scored_at FROM customer_scores WHERE profile_id = :id"),
+                               {"id": profile_id})).first()

@@ -1,0 +1,296 @@
+"""The analytics API: every figure of the dashboard as JSON, and any segment as CSV (API token).
+
+Filters shared by the history figures: `source` and `channel` (the customer's acquisition) and a date
+range `start`/`end` ([start, end), event time). Scores (RFM, CLV, churn) are those of the latest
+refresh (`scored_at`); fits are asked for with the admin token and run in the background.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from lifecycle_shared.auth import AdminAccess, ApiAccess
+from lifecycle_shared.http import errors
+from lifecycle_shared.stages import Stage
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from lifecycle_stage_engine.analytics import queries, worker
+from lifecycle_stage_engine.analytics.clv import ChurnBand
+from lifecycle_stage_engine.analytics.rfm import ROWS, SEGMENTS
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[ApiAccess], responses=errors(401, 403))
+
+Segment = Literal[SEGMENTS]  # type: ignore[valid-type]
+Name = Annotated[str | None, Query(min_length=1, max_length=100, pattern="^[^\x00]+$")]
+
+
+def filters(source: Name = None, channel: Name = None, start: datetime | None = None,
+            end: datetime | None = None) -> queries.Filters:
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start >= end:
+        raise HTTPException(400, "start: must be before end")
+    return queries.Filters(source=source, channel=channel, start=start, end=end)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Filtered = Annotated[queries.Filters, Depends(filters)]
+
+
+def _engine(request: Request):
+    return request.app.state.runtime.engine
+
+
+def _period(chosen: queries.Filters, default_days: int) -> tuple[datetime, datetime]:
+    end = chosen.end or datetime.now(UTC)
+    return chosen.start or end - timedelta(days=default_days), end
+
+
+class StageMix(BaseModel):
+    current: dict[str, int]  # customers per stage now
+    series: list[dict[str, Any]]  # [{period: "2026-01-01", customers: {stage: n}}]
+
+
+@router.get("/stages", response_model=StageMix, responses=errors(400))
+async def stage_mix(request: Request, chosen: Filtered,
+                    period: Literal["day", "week", "month"] = "month") -> StageMix:
+    """Customers per stage now, and at the end of each period (default: the last two years, by month)."""
+    start, end = _period(chosen, 730)
+    async with _engine(request).connect() as conn:
+        return StageMix(current=await queries.stage_counts(conn, chosen),
+                        series=await queries.stage_mix(conn, chosen, start=start, end=end, period=period))
+
+
+class FunnelStage(BaseModel):
+    stage: str
+    entered: int
+    converted: int  # went on to a later journey stage
+    conversion: float | None
+    drop_off: float | None
+    median_days_in_stage: float | None
+
+
+class Funnel(BaseModel):
+    start: datetime
+    end: datetime
+    stages: list[FunnelStage]
+
+
+@router.get("/funnel", response_model=Funnel, responses=errors(400))
+async def stage_funnel(request: Request, chosen: Filtered) -> Funnel:
+    """Entries, conversion to a later stage, drop-off and median time in stage (default: the last 90 days)."""
+    start, end = _period(chosen, 90)
+    async with _engine(request).connect() as conn:
+        figures = await queries.funnel(conn, chosen, start=start, end=end)
+    return Funnel(start=start, end=end, stages=[
+        FunnelStage(stage=f.stage, entered=f.entered, converted=f.converted, conversion=f.conversion,
+                    drop_off=f.drop_off, median_days_in_stage=f.median_days_in_stage) for f in figures])
+
+
+class CohortOut(BaseModel):
+    month: str
+    group: str | None
+    size: int
+    buyers_by_offset: dict[int, int]  # months after the first purchase -> customers who bought in that month
+    retention: dict[int, float]  # the same as shares of the cohort
+
+
+@router.get("/cohorts", response_model=list[CohortOut], responses=errors(400))
+async def cohorts(request: Request, chosen: Filtered,
+                  by: Literal["channel", "source"] | None = None) -> list[CohortOut]:
+    """Retention by first-purchase month (cohort months within start/end), optionally per channel or source."""
+    async with _engine(request).connect() as conn:
+        found = await queries.cohorts(conn, chosen, by=by)
+    return [CohortOut(month=c.month, group=c.group, size=c.size, buyers_by_offset=c.buyers_by_offset,
+                      retention={k: round(c.share(k), 4) for k in c.buyers_by_offset}) for c in found]
+
+
+class RfmCell(BaseModel):
+    r: int
+    fm: int
+    segment: str
+    customers: int
+
+
+class RfmSnapshot(BaseModel):
+    scored_at: datetime
+    sizes: dict[str, int]
+    movement: list[tuple[str | None, str | None, int]]  # (from, to, customers) since the refresh before
+
+
+class Rfm(BaseModel):
+    scored_at: datetime | None
+    grid: list[RfmCell]
+    segments: dict[str, int]
+    history: list[RfmSnapshot]
+
+
+@router.get("/rfm", response_model=Rfm)
+async def rfm(request: Request, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
+    """The R × FM grid with counts, segment sizes, and sizes and movement over the last refreshes."""
+    async with _engine(request).connect() as conn:
+        counts = {(row.r, row.fm): row.n for row in await conn.execute(text(
+            "SELECT (document->>'r')::int AS r, (document->>'fm')::int AS fm, count(*) AS n "
+            "FROM customer_scores GROUP BY 1, 2"))}
+        snapshots = (await conn.execute(text("SELECT scored_at, sizes, movement FROM rfm_snapshots "
+                                             "ORDER BY scored_at DESC LIMIT :n"), {"n": history})).all()
+    grid = [RfmCell(r=r, fm=fm, segment=ROWS[r][fm - 1], customers=counts.get((r, fm), 0))
+            for r in range(5, 0, -1) for fm in range(1, 6)]
+    segments = dict.fromkeys(SEGMENTS, 0)
+    for cell in grid:
+        segments[cell.segment] += cell.customers
+    return Rfm(scored_at=snapshots[0].scored_at if snapshots else None, grid=grid, segments=segments,
+               history=[RfmSnapshot(scored_at=s.scored_at, sizes=s.sizes, movement=s.movement)
+                        for s in reversed(snapshots)])
+
+
+class Bucket(BaseModel):
+    low: float
+    high: float
+    customers: int
+
+
+class Clv(BaseModel):
+    scored_at: datetime | None
+    fit: dict[str, Any] | None  # the refresh's fit: parameters, log-likelihood, n, standard errors, problems
+    customers: int
+    total: float
+    distribution: list[Bucket]  # total CLV, 20 buckets up to the 99th percentile (the last holds the rest)
+    top: list[dict[str, Any]]
+
+
+@router.get("/clv", response_model=Clv)
+async def customer_value(request: Request, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
+    """The CLV distribution, the top customers by total CLV and the fit they were scored with."""
+    async with _engine(request).connect() as conn:
+        fit = (await conn.execute(text("SELECT result, finished_at FROM clv_fits WHERE kind = 'scheduled' AND "
+                                       "status = 'done' ORDER BY finished_at DESC LIMIT 1"))).first()
+        stats = (await conn.execute(text(
+            "SELECT count(*) AS n, coalesce(sum(total_clv), 0) AS total, "
+            "percentile_cont(0.99) WITHIN GROUP (ORDER BY total_clv) AS p99 FROM customer_scores"))).one()
+        high = float(stats.p99 or 0) or 1.0
+        buckets = {row.b: row.n for row in await conn.execute(text(
+            "SELECT least(width_bucket(total_clv, 0, :high, 20), 20) AS b, count(*) AS n FROM customer_scores "
+            "GROUP BY 1"), {"high": high})}
+        leaders = await conn.execute(text(
+            "SELECT customer_id, document FROM customer_scores ORDER BY total_clv DESC, profile_id LIMIT :n"),
+            {"n": top})
+        top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
+    step = high / 20
+    return Clv(scored_at=fit.finished_at if fit else None, fit=fit.result if fit else None, customers=stats.n,
+               total=float(stats.total),
+               distribution=[Bucket(low=round((b - 1) * step, 2), high=round(b * step, 2),
+                                    customers=buckets.get(b, 0) + (buckets.get(0, 0) if b == 1 else 0))
+                             for b in range(1, 21)], top=top_rows)
+
+
+@router.get("/transitions", response_model=list[dict[str, Any]])
+async def recent_transitions(request: Request, chosen: Filtered,
+                             limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    """The latest stage moves (event time), newest first."""
+    async with _engine(request).connect() as conn:
+        return await queries.recent_transitions(conn, chosen, limit=limit)
+
+
+CSV_COLUMNS = ("customer_id", "email", "stage", "segment", "r", "f", "m", "orders", "recency_days", "historic_clv",
+               "margin", "predicted_clv", "total_clv", "p_alive", "churn_risk", "churn_band",
+               "avg_days_between_orders", "next_order_expected_at")
+
+
+@router.get("/customers.csv", response_class=StreamingResponse, responses={
+    200: {"content": {"text/csv": {}}, "description": "One row per scored customer"}, **errors(400)})
+async def export_segment(request: Request, segment: Segment | None = None, stage: Stage | None = None,
+                         churn_band: ChurnBand | None = None) -> StreamingResponse:
+    """Scored customers (optionally one RFM segment, stage or churn band) as CSV, with their email if known.
+    Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
+    conditions, params = ["TRUE"], {}
+    for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
+        if value is not None:
+            conditions.append(f"{column} = :v{len(params)}")
+            params[f"v{len(params)}"] = str(value.value if hasattr(value, "value") else value)
+    statement = text(
+        "SELECT s.customer_id, p.traits->>'email' AS email, p.stage, s.segment, s.document FROM customer_scores s "
+        f"JOIN profiles p ON p.id = s.profile_id WHERE {' AND '.join(conditions)} ORDER BY s.total_clv DESC")
+    engine = _engine(request)
+
+    async def rows() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        async with engine.connect() as conn:
+            async for row in await conn.stream(statement, params):
+                document = row.document
+                writer.writerow([_cell(row.customer_id), _cell(row.email), row.stage, row.segment,
+                                 *(document.get(name) for name in CSV_COLUMNS[4:])])
+                if out.tell() > 65536:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+
+    name = (segment or stage or churn_band or "customers").replace(" ", "-").replace("'", "").lower()
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _cell(value: str | None) -> str | None:
+    """CSV injection: a spreadsheet runs a cell starting with = + - @ (or a tab/CR) as a formula."""
+    return "'" + value if value and value[0] in "=+-@\t\r" else value
+
+
+class FitRequest(BaseModel):
+    calibration_end: datetime | None = Field(
+        None, description="Fit on the orders up to this date (inclusive); omitted: refresh every score now")
+    unit: Literal["D", "W"] = "D"
+
+
+class FitOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    calibration_end: datetime | None
+    unit: str
+    result: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@router.post("/fits", status_code=202, response_model=FitOut, dependencies=[AdminAccess], responses=errors(400))
+async def request_fit(request: Request, body: FitRequest) -> FitOut:
+    """Ask for a fit (admin token): with `calibration_end`, BG/NBD and Gamma-Gamma on the orders up to
+    then in `unit`; without, a full refresh of every customer's scores. Poll `GET /v1/analytics/fits/{id}`."""
+    async with _engine(request).begin() as conn:
+        fit_id = await worker.request_fit(conn, calibration_end=_utc(body.calibration_end), unit=body.unit)
+    return await _fit(request, fit_id)
+
+
+@router.get("/fits", response_model=list[FitOut])
+async def list_fits(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[FitOut]:
+    async with _engine(request).connect() as conn:
+        rows = await conn.execute(text(f"{FITS} ORDER BY created_at DESC LIMIT :n"), {"n": limit})
+        return [FitOut(**row._mapping) for row in rows]
+
+
+FITS = "SELECT id::text, kind, status, calibration_end, unit, result, created_at, finished_at FROM clv_fits"
+
+
+@router.get("/fits/{fit_id}", response_model=FitOut, responses=errors(404))
+async def get_fit(request: Request, fit_id: str) -> FitOut:
+    return await _fit(request, fit_id)
+
+
+async def _fit(request: Request, fit_id: str) -> FitOut:
+    async with _engine(request).connect() as conn:
+        row = (await conn.execute(text(f"{FITS} WHERE id::text = :id"), {"id": fit_id})).first()
+    if row is None:
+        raise HTTPException(404, f"no fit '{fit_id}'")
+    return FitOut(**row._mapping)

@@ -1,0 +1,172 @@
+"""The analytics worker: model fits and scoring, off the consumer loop and the request handlers.
+
+- A refresh reads every buyer's orders (one query), scores them all in a separate process (numpy and
+  scipy: `scoring.score`), and replaces `customer_scores` in one transaction; it stores the segment
+  sizes and the movement between segments since the previous refresh (`rfm_snapshots`) and the fit
+  (`clv_fits`, kind `scheduled`). It runs every `analytics_interval_s`, and when asked
+  (POST /v1/analytics/fits without a calibration end).
+- A requested fit with a calibration end and a unit fits the models on the orders up to then
+  (e.g. CDNOW through 1997-09-30 in weeks) and stores only the fit.
+- Requests wait in `clv_fits` (status `queued`): any instance takes them (`FOR UPDATE SKIP LOCKED`);
+  an advisory lock lets one instance refresh at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from lifecycle_shared.errors import describe_error
+from lifecycle_shared.runtime import ServiceRuntime
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lifecycle_stage_engine.analytics import queries, scoring
+from lifecycle_stage_engine.db.repository import json_text
+
+log = logging.getLogger(__name__)
+REFRESH_LOCK = 0x616E616C79746963  # pg_try_advisory_xact_lock key: "analytic"
+CHUNK = 5000
+
+
+def executor() -> Executor:
+    """One worker process for the number crunching (spawned: no forked event loop or connections)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None, unit: str) -> str:
+    fit_id = str(uuid.uuid4())
+    await conn.execute(text("INSERT INTO clv_fits (id, kind, calibration_end, unit, status) "
+                            "VALUES (:id, 'requested', :end, :unit, 'queued')"),
+                       {"id": fit_id, "end": calibration_end, "unit": unit})
+    return fit_id
+
+
+async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
+                  fit_id: str | None = None) -> dict[str, Any] | None:
+    """Score every buyer as of `now`; None when another instance is refreshing."""
+    async with engine.begin() as conn:
+        if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})).scalar():
+            return None
+        customers = await queries.customer_orders(conn)
+        scored, summary = await asyncio.get_running_loop().run_in_executor(
+            pool, _score, customers, now, options)
+        previous = {row.profile_id: row.segment
+                    for row in await conn.execute(text("SELECT profile_id::text, segment FROM customer_scores"))}
+        await conn.execute(text("DELETE FROM customer_scores"))
+        rows = [{"profile_id": pid, "customer_id": s.customer_id, "document": s.as_json(), "segment": s.segment,
+                 "total_clv": s.total_clv} for pid, s in scored.items()]
+        for start in range(0, len(rows), CHUNK):
+            await conn.execute(_INSERT_SCORES, {"at": now, "rows": json_text(rows[start:start + CHUNK])})
+        sizes = Counter(s.segment for s in scored.values())
+        moved = Counter((previous.get(pid), s.segment) for pid, s in scored.items() if previous.get(pid) != s.segment)
+        moved.update((segment, None) for pid, segment in previous.items() if pid not in scored)
+        await conn.execute(text("INSERT INTO rfm_snapshots (scored_at, sizes, movement) VALUES (:at, "
+                                "CAST(:sizes AS jsonb), CAST(:movement AS jsonb)) ON CONFLICT DO NOTHING"),
+                           {"at": now, "sizes": json_text(dict(sizes)),
+                            "movement": json_text([[a, b, n] for (a, b), n in moved.most_common()])})
+        result = {**summary.as_json(), "scored_customers": len(scored)}
+        await _finish(conn, fit_id, kind="scheduled", unit="D", result=result, now=now)
+    return result
+
+
+_INSERT_SCORES = text(
+    "INSERT INTO customer_scores (profile_id, customer_id, scored_at, document, segment, total_clv) "
+    "SELECT x.profile_id, x.customer_id, :at, x.document, x.segment, x.total_clv "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(profile_id uuid, customer_id text, document jsonb, "
+    "segment text, total_clv numeric)")
+
+
+def _score(customers: list[scoring.CustomerOrders], now: datetime,
+           options: scoring.Options) -> tuple[dict[str, scoring.CustomerScore], scoring.FitSummary]:
+    return scoring.score(customers, as_of=now, options=options)
+
+
+def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: str,
+         now: datetime) -> dict[str, Any]:
+    transactions = [(c.profile_id, time, amount) for c in customers for time, amount, _ in c.orders]
+    return scoring.fit(transactions, calibration_end=calibration_end, unit=unit, fitted_at=now).summary.as_json()
+
+
+async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: str,
+                 now: datetime) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        customers = await queries.customer_orders(conn)
+    result = await asyncio.get_running_loop().run_in_executor(pool, _fit, customers, calibration_end, unit, now)
+    async with engine.begin() as conn:
+        await _finish(conn, fit_id, kind="requested", unit=unit, result=result, now=now)
+    return result
+
+
+async def _finish(conn: AsyncConnection, fit_id: str | None, *, kind: str, unit: str, result: dict[str, Any],
+                  now: datetime, status: str = "done") -> None:
+    if fit_id is None:
+        await conn.execute(text("INSERT INTO clv_fits (id, kind, unit, status, result, finished_at) "
+                                "VALUES (:id, :kind, :unit, :status, CAST(:result AS jsonb), :now)"),
+                           {"id": str(uuid.uuid4()), "kind": kind, "unit": unit, "status": status,
+                            "result": json_text(result), "now": now})
+    else:
+        await conn.execute(text("UPDATE clv_fits SET status = :status, result = CAST(:result AS jsonb), "
+                                "finished_at = :now WHERE id = :id"),
+                           {"id": fit_id, "status": status, "result": json_text(result), "now": now})
+
+
+async def _claim(engine: AsyncEngine) -> Any:
+    async with engine.begin() as conn:
+        return (await conn.execute(text(
+            "UPDATE clv_fits SET status = 'running' WHERE id = (SELECT id FROM clv_fits WHERE status = 'queued' "
+            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"))).first()
+
+
+async def _last_refresh(engine: AsyncEngine) -> datetime | None:
+    async with engine.connect() as conn:
+        return (await conn.execute(text("SELECT max(scored_at) FROM rfm_snapshots"))).scalar()
+
+
+async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
+                   every_s: float) -> bool:
+    """Work through one queued request, else refresh when the last one is older than `every_s`.
+    Returns whether it did anything."""
+    job = await _claim(engine)
+    if job is not None:
+        try:
+            if job.calibration_end is None:
+                done = await refresh(engine, pool, now=now, options=options, fit_id=job.id)
+                if done is None:  # another instance is refreshing: this request waits for the next round
+                    async with engine.begin() as conn:
+                        await conn.execute(text("UPDATE clv_fits SET status = 'queued' WHERE id = :id"), {"id": job.id})
+            else:
+                await fit_at(engine, pool, fit_id=job.id, calibration_end=job.calibration_end, unit=job.unit, now=now)
+        except Exception as error:  # a failed fit is reported on its row; the worker goes on
+            log.error("analytics: a fit failed", extra={"fit_id": job.id, "error": describe_error(error)})
+            async with engine.begin() as conn:
+                await _finish(conn, job.id, kind="requested", unit=job.unit, now=now, status="failed",
+                              result={"error": describe_error(error)})
+        return True
+    last = await _last_refresh(engine)
+    if last is None or now - last >= timedelta(seconds=every_s):
+        return await refresh(engine, pool, now=now, options=options) is not None
+    return False
+
+
+def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options, every_s: float,
+                     poll_s: float = 1.0):
+    async def analytics(runtime: ServiceRuntime) -> None:
+        with executor() as pool:
+            while True:
+                try:
+                    busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s)
+                except Exception as error:  # the database may be away: try again next round
+                    log.error("analytics: a round failed", extra={"error": describe_error(error)})
+                    busy = False
+                if not busy:
+                    await asyncio.sleep(poll_s)
+
+    return analytics
