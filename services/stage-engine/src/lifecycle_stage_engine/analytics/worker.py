@@ -42,6 +42,13 @@ def executor() -> Executor:
 
 
 async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None, unit: str) -> str:
+    """A queued request, or the one already waiting for the same fit (asking twice queues it once)."""
+    waiting = (await conn.execute(text(
+        "SELECT id::text FROM clv_fits WHERE status = 'queued' AND unit = :unit "
+        "AND calibration_end IS NOT DISTINCT FROM CAST(:end AS timestamptz) LIMIT 1"),
+        {"end": calibration_end, "unit": unit})).scalar()
+    if waiting is not None:
+        return waiting
     fit_id = str(uuid.uuid4())
     await conn.execute(text("INSERT INTO clv_fits (id, kind, calibration_end, unit, status) "
                             "VALUES (:id, 'requested', :end, :unit, 'queued')"),

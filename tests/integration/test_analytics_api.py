@@ -1,0 +1,105 @@
+"""The analytics API over a generated shop: every figure as JSON, a segment as CSV, fits on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from tests.integration.conftest import stage_engine_client
+from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401 - engine is a fixture
+from tests.integration.test_analytics_sql import NOW, shop
+
+HOSTILE = "=HYPERLINK(\"http://evil.example\",\"x\")"
+
+
+@pytest.fixture(scope="module")
+async def client(namespace, engine):  # noqa: F811
+    events = shop(seed=5, customers=60)
+    events += [ev("track", NOW - timedelta(days=d), event="Order Completed", userId=HOSTILE,
+                  properties={"order_id": f"h-{d}", "revenue": 5000}) for d in (3, 40)]
+    for start in range(0, len(events), 50):
+        await deliver(namespace, engine, events[start:start + 50], now=NOW)
+    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API) as http:
+        yield http
+
+
+async def fitted(client, body: dict) -> dict:
+    asked = await client.post("/v1/analytics/fits", json=body, headers={"authorization": f"Bearer {ADMIN}"})
+    assert asked.status_code == 202, asked.text
+    for _ in range(300):
+        fit = (await client.get(f"/v1/analytics/fits/{asked.json()['id']}")).json()
+        if fit["status"] in ("done", "failed"):
+            return fit
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the fit never finished: {fit}")
+
+
+async def test_fits_need_the_admin_token_and_a_refresh_scores_every_buyer(client):
+    assert (await client.post("/v1/analytics/fits", json={})).status_code == 401  # the API token is not enough
+    fit = await fitted(client, {})
+    assert fit["status"] == "done", fit
+    result = fit["result"]
+    assert result["bgnbd"]["n"] == result["scored_customers"] > 30
+    assert set(result["bgnbd"]["params"]) == {"r", "alpha", "a", "b"} and result["bgnbd"]["log_likelihood"] < 0
+    assert set(result["gamma_gamma"]["params"]) == {"p", "q", "gamma"}
+    rfm = (await client.get("/v1/analytics/rfm")).json()
+    assert sum(cell["customers"] for cell in rfm["grid"]) == result["scored_customers"] == sum(rfm["segments"].values())
+    assert len(rfm["grid"]) == 25 and rfm["history"][-1]["sizes"] == {k: v for k, v in rfm["segments"].items() if v}
+    value = (await client.get("/v1/analytics/clv", params={"top": 5})).json()
+    assert value["customers"] == result["scored_customers"]
+    assert sum(b["customers"] for b in value["distribution"]) == value["customers"]
+    assert value["top"][0]["customer_id"] == HOSTILE  # 10,000 in two orders: the shop's best customer
+    totals = [row["total_clv"] for row in value["top"]]
+    assert totals == sorted(totals, reverse=True)
+    profile = (await client.get(f"/v1/customers/{value['top'][1]['customer_id']}")).json()
+    scores = profile["scores"]
+    assert scores["segment"] and scores["total_clv"] >= scores["historic_clv"] > 0
+    assert scores["churn_band"] in ("low", "medium", "high") and 0 <= scores["p_alive"] <= 1
+
+
+async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(client):
+    fit = await fitted(client, {"calibration_end": (NOW - timedelta(days=60)).isoformat(), "unit": "W"})
+    assert fit["status"] == "done" and fit["unit"] == "W" and fit["kind"] == "requested"
+    assert fit["result"]["calibration_end"] == (NOW - timedelta(days=60)).date().isoformat()
+    assert fit["result"]["bgnbd"]["standard_errors"]["r"] is not None
+    listed = (await client.get("/v1/analytics/fits")).json()
+    assert fit["id"] in [f["id"] for f in listed]
+    assert (await client.get("/v1/analytics/fits/not-a-fit")).status_code == 404
+
+
+async def test_a_segment_exports_as_csv_with_formula_cells_defused(client):
+    await fitted(client, {})
+    segments = (await client.get("/v1/analytics/rfm")).json()["segments"]
+    exported = await client.get("/v1/analytics/customers.csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(rows) == sum(segments.values())
+    hostile = [row for row in rows if row["customer_id"].endswith(HOSTILE)]
+    assert [row["customer_id"] for row in hostile] == ["'" + HOSTILE]
+    segment = hostile[0]["segment"]
+    one = list(csv.DictReader(io.StringIO((await client.get("/v1/analytics/customers.csv",
+                                                             params={"segment": segment})).text)))
+    assert len(one) == segments[segment] and {row["segment"] for row in one} == {segment}
+    assert (await client.get("/v1/analytics/customers.csv", params={"segment": "Nope"})).status_code in (400, 422)
+
+
+async def test_history_figures_answer_with_filters_and_refuse_an_empty_range(client):
+    window = {"start": (NOW - timedelta(days=400)).isoformat(), "end": NOW.isoformat()}
+    stages = (await client.get("/v1/analytics/stages", params=window)).json()
+    assert stages["series"] and sum(stages["current"].values()) >= 60
+    funnel = (await client.get("/v1/analytics/funnel", params=window)).json()
+    assert [s["stage"] for s in funnel["stages"]][:3] == ["awareness", "consideration", "purchase"]
+    assert funnel["stages"][0]["entered"] > 0
+    google = (await client.get("/v1/analytics/funnel", params={**window, "source": "google"})).json()
+    assert 0 < google["stages"][0]["entered"] < funnel["stages"][0]["entered"]
+    cohorts = (await client.get("/v1/analytics/cohorts", params={"by": "source"})).json()
+    assert {c["group"] for c in cohorts} >= {"google", "newsletter", "(none)"}
+    recent = (await client.get("/v1/analytics/transitions", params={"limit": 5})).json()
+    assert len(recent) == 5 and recent[0]["event_time"] >= recent[-1]["event_time"]
+    backwards = await client.get("/v1/analytics/funnel", params={"start": window["end"], "end": window["start"]})
+    assert backwards.status_code == 400 and "start" in backwards.text
+    assert (await client.get("/v1/analytics/rfm", headers={"authorization": ""})).status_code == 401
