@@ -43,7 +43,7 @@ def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
         workers=(rules_poll, sweeper(rules=rulebook, clock=clock, every_s=settings.sweep_interval_s),
                  replay_worker(clock=clock),
                  analytics_worker(clock=clock, options=settings.scoring_options(),
-                                  every_s=settings.analytics_interval_s)),
+                                  every_s=settings.analytics_interval_s, rules=rulebook)),
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.domain.rules import RuleSet
-from lifecycle_stage_engine.domain.timeline import advance, replay
+from lifecycle_stage_engine.domain.timeline import advance, judge_p_alive, replay
 from lifecycle_stage_engine.handlers.changes import Changes
 from lifecycle_stage_engine.rulebook import RuleBook
 
@@ -56,6 +56,35 @@ async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topi
         await changes.write(conn)
         await add_to_outbox(conn, changes.emitted)
     return len(due)
+
+
+async def flag_low_p_alive(engine: AsyncEngine, p_alive: dict[str, float], *, rules: RuleSet, now: datetime,
+                           topic: str) -> int:
+    """The analytics refresh's P(alive) per profile id, put through `judge_p_alive` (when the rule set
+    sets `drift.at_risk_below_p_alive`): buyers below it become at-risk now, stored and announced like
+    any move. Profiles another transaction holds are skipped (judged at the next refresh). Returns how
+    many moved."""
+    threshold = rules.drift.at_risk_below_p_alive
+    below = sorted(pid for pid, p in p_alive.items() if threshold is not None and p < threshold)
+    if not below:
+        return 0
+    async with engine.begin() as conn:
+        candidates = await repo.lock_profiles(conn, below)
+        changes = Changes(topic=topic, now=now)
+        anonymous = await repo.anonymous_ids_of(conn, [p.id for p in candidates])
+        moves = 0
+        for profile in candidates:
+            if profile.outdated:
+                continue
+            state, moved = judge_p_alive(profile.state, p_alive[profile.id], now, rules)
+            if moved:
+                profile.anonymous_ids = sorted(anonymous[profile.id])
+                changes.moved(profile, state, moved)
+                changes.profile(profile, profile.state.next_due(rules))
+                moves += 1
+        await changes.write(conn)
+        await add_to_outbox(conn, changes.emitted)
+    return moves
 
 
 def sweeper(*, rules: RuleBook, clock: Callable[[], datetime], every_s: float):

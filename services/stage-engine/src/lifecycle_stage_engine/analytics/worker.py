@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_stage_engine.analytics import queries, scoring
 from lifecycle_stage_engine.db.repository import json_text
+from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.sweeper import flag_low_p_alive
 
 log = logging.getLogger(__name__)
 REFRESH_LOCK = 0x616E616C79746963  # pg_try_advisory_xact_lock key: "analytic"
@@ -57,8 +59,9 @@ async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None
 
 
 async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
-                  fit_id: str | None = None) -> dict[str, Any] | None:
-    """Score every buyer as of `now`; None when another instance is refreshing."""
+                  fit_id: str | None = None, rules: RuleSet | None = None, topic: str = "") -> dict[str, Any] | None:
+    """Score every buyer as of `now`, then (with `rules` that set `drift.at_risk_below_p_alive`) move the
+    buyers whose P(alive) fell below it to at-risk. None when another instance is refreshing."""
     async with engine.begin() as conn:
         if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})).scalar():
             return None
@@ -81,6 +84,10 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
                             "movement": json_text([[a, b, n] for (a, b), n in moved.most_common()])})
         result = {**summary.as_json(), "scored_customers": len(scored)}
         await _finish(conn, fit_id, kind="scheduled", unit="D", result=result, now=now)
+    if rules is not None:
+        result["moved_by_p_alive"] = await flag_low_p_alive(
+            engine, {pid: s.p_alive for pid, s in scored.items() if s.p_alive is not None}, rules=rules, now=now,
+            topic=topic)
     return result
 
 
@@ -138,14 +145,14 @@ async def _last_refresh(engine: AsyncEngine) -> datetime | None:
 
 
 async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
-                   every_s: float) -> bool:
+                   every_s: float, rules: RuleSet | None = None, topic: str = "") -> bool:
     """Work through one queued request, else refresh when the last one is older than `every_s`.
     Returns whether it did anything."""
     job = await _claim(engine)
     if job is not None:
         try:
             if job.calibration_end is None:
-                done = await refresh(engine, pool, now=now, options=options, fit_id=job.id)
+                done = await refresh(engine, pool, now=now, options=options, fit_id=job.id, rules=rules, topic=topic)
                 if done is None:  # another instance is refreshing: this request waits for the next round
                     async with engine.begin() as conn:
                         await conn.execute(text("UPDATE clv_fits SET status = 'queued' WHERE id = :id"), {"id": job.id})
@@ -159,17 +166,21 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
         return True
     last = await _last_refresh(engine)
     if last is None or now - last >= timedelta(seconds=every_s):
-        return await refresh(engine, pool, now=now, options=options) is not None
+        return await refresh(engine, pool, now=now, options=options, rules=rules, topic=topic) is not None
     return False
 
 
 def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options, every_s: float,
-                     poll_s: float = 1.0):
+                     rules: Callable[[], RuleSet], poll_s: float = 1.0):
     async def analytics(runtime: ServiceRuntime) -> None:
+        topic = runtime.settings.kafka.topics.stage_transitions
         with executor() as pool:
             while True:
                 try:
-                    busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s)
+                    busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s,
+                                          rules=rules(), topic=topic)
+                    if busy and runtime.relay:
+                        runtime.relay.wake()
                 except Exception as error:  # the database may be away: try again next round
                     log.error("analytics: a round failed", extra={"error": describe_error(error)})
                     busy = False

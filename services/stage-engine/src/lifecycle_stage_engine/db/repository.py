@@ -288,3 +288,11 @@ async def due_profiles(conn: AsyncConnection, *, now: datetime, limit: int) -> l
         select(profiles).where(profiles.c.due_at <= now, profiles.c.merged_into.is_(None))
         .order_by(profiles.c.due_at).limit(limit).with_for_update(skip_locked=True))).all()
     return [profile_of(row) for row in rows]
+
+
+async def lock_profiles(conn: AsyncConnection, ids: list[str]) -> list[Profile]:
+    """These live profiles, locked; ones another transaction holds are skipped."""
+    rows = (await conn.execute(
+        select(profiles).where(profiles.c.id.in_(ids), profiles.c.merged_into.is_(None))
+        .order_by(profiles.c.id).with_for_update(skip_locked=True))).all()
+    return [profile_of(row) for row in rows]

@@ -17,7 +17,17 @@ from datetime import datetime
 from lifecycle_shared.events import derived_event_id
 
 from lifecycle_stage_engine.domain.rules import RuleSet
-from lifecycle_stage_engine.domain.stages import NEVER, Facts, Stage, Touch, decide_transition, drift_due, fold
+from lifecycle_stage_engine.domain.stages import (
+    DRIFT,
+    NEVER,
+    Facts,
+    Stage,
+    Touch,
+    decide_stage,
+    decide_transition,
+    drift_due,
+    fold,
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,22 @@ def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[
                            historical=last_order.historical))
         state = State(state.facts, change.to_stage, due, (due, ""))
     return state, moved
+
+
+def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
+    """The purchase model's judgement (`drift.at_risk_below_p_alive`): a buyer whose probability of still
+    being a customer fell below the threshold is at-risk at `at`, before the days rule would say so.
+    It moves the live state only: a replay of the history, which has no model, does not repeat it."""
+    last_order = state.facts.last_order
+    if last_order is None or state.stage is None or state.stage in DRIFT:
+        return state, []
+    stage, reason = decide_stage(state.facts, rules, at=at, p_alive=p_alive)
+    if stage is not Stage.AT_RISK or reason != "low_p_alive":
+        return state, []
+    moved = Moved(id=transition_id(last_order.event_id, state.stage, stage, at), from_stage=state.stage,
+                  to_stage=stage, reason=reason, rule_version=rules.version, cause_event_ids=(last_order.event_id,),
+                  time=at, historical=last_order.historical)
+    return State(state.facts, stage, at, state.as_of), [moved]
 
 
 def replay(touches: list[Touch], rules: RuleSet, *, until: datetime | None = None) -> tuple[State, list[Moved]]:
