@@ -4,6 +4,7 @@
     python3 dev.py up      # embedded Kafka-compatible broker + PostgreSQL + the four services
     python3 dev.py test    # the whole test suite (starts what it needs)
     python3 dev.py bench   # the benchmark harness (writes bench/report.json)
+    python3 dev.py demo    # fills the running stack with a two-year demo shop
 
 Only the Python standard library is used here: the script installs uv into .lifecycle/uv,
 syncs the locked environment into .venv, and hands over to the project's own code.
@@ -35,6 +36,7 @@ COMMANDS = {
     "up": ["-m", "lifecycle_devstack", "up"],
     "test": ["-m", "pytest"],
     "bench": ["bench/run.py"],
+    "demo": ["-m", "lifecycle_devstack.demo"],
 }
 
 

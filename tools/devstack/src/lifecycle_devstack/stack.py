@@ -127,7 +127,9 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
     body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
             '"properties": {"sku": "TEE-1"}}')
     print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
-    print(f"  curl -H 'authorization: Bearer {api_token}' {processes[1].url}/v1/customers/visitor-1\n\n"
+    print(f"  curl -H 'authorization: Bearer {api_token}' {processes[1].url}/v1/customers/visitor-1")
+    demo = "python3 dev.py demo" + ("" if ingest.endswith(f":{BY_NAME['ingest'].default_port}") else f" --url {ingest}")
+    print(f"\n  {demo}   # fills the stack with a two-year demo shop (imported: nobody is messaged)\n\n"
           "Ctrl-C stops everything.", flush=True)
 
 
