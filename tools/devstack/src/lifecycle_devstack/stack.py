@@ -128,6 +128,7 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
             '"properties": {"sku": "TEE-1"}}')
     print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
     print(f"  curl -H 'authorization: Bearer {api_token}' {processes[1].url}/v1/customers/visitor-1")
+    print(f"\n  Dashboard (analytics): {processes[1].url}/dashboard#token={api_token}")
     demo = "python3 dev.py demo" + ("" if ingest.endswith(f":{BY_NAME['ingest'].default_port}") else f" --url {ingest}")
     print(f"\n  {demo}   # fills the stack with a two-year demo shop (imported: nobody is messaged)\n\n"
           "Ctrl-C stops everything.", flush=True)

@@ -55,8 +55,14 @@ def _engine(request: Request):
 
 
 def _period(chosen: queries.Filters, default_days: int) -> tuple[datetime, datetime]:
+    """The asked range; a missing start is `default_days` before the end (now by default)."""
     end = chosen.end or datetime.now(UTC)
-    return chosen.start or end - timedelta(days=default_days), end
+    if chosen.start is not None:
+        return chosen.start, end
+    try:
+        return end - timedelta(days=default_days), end
+    except OverflowError:  # an end in the first days of year 1
+        return datetime.min.replace(tzinfo=UTC), end
 
 
 class StageMix(BaseModel):
