@@ -3,7 +3,11 @@ started by the test, talking over HTTP and Kafka."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +78,15 @@ class Pipeline:
             return found if found and len(found) >= at_least else None
 
         return await eventually(enough, timeout_s=60, what=f"{at_least} transitions of {customer}")
+
+    async def import_history(self, lines: list[dict], folder: Path) -> None:
+        """The import CLI over these Segment calls (one NDJSON line each), into ingest's /v1/import."""
+        history = folder / "history.ndjson"
+        history.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        done = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "lifecycle_ingest.importer", str(history), "--url", self.url("ingest"),
+            "--write-key", self.write_key], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def bearer(token: str = API_TOKEN) -> dict[str, str]:

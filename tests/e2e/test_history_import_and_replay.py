@@ -10,9 +10,6 @@ puts the new rules in force and replays them (the profile moves; still nobody me
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -45,12 +42,7 @@ async def test_imported_history_is_recorded_and_never_messaged_and_rules_replay_
               "properties": {"order_id": "h-1", "revenue": 25}},
              {"type": "track", "event": "Order Completed", "userId": imported, "timestamp": ago(380),
               "properties": {"order_id": "h-2", "revenue": 35}}]
-    history_file = tmp_path / "history.ndjson"
-    history_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    done = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "lifecycle_ingest.importer", str(history_file), "--url", pipeline.url("ingest"),
-        "--write-key", pipeline.write_key], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    await pipeline.import_history(lines, tmp_path)
 
     async with pipeline.client() as client:
         # The whole journey, in event time: the orders, then (20 days apart) at-risk at 40 days, lapsed at 80.
