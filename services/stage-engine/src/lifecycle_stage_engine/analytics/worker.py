@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,6 +137,8 @@ async def _claim(engine: AsyncEngine) -> Any:
     async with engine.begin() as conn:
         return (await conn.execute(text(
             "UPDATE clv_fits SET status = 'running' WHERE id = (SELECT id FROM clv_fits WHERE status = 'queued' "
+            # A request whose instance died while running it (kill -9, a deploy) is taken again.
+            "OR (status = 'running' AND created_at < now() - interval '30 minutes') "
             "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"))).first()
 
 
@@ -163,6 +166,8 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
             async with engine.begin() as conn:
                 await _finish(conn, job.id, kind="requested", unit=job.unit, now=now, status="failed",
                               result={"error": describe_error(error)})
+            if isinstance(error, BrokenProcessPool):
+                raise
         return True
     last = await _last_refresh(engine)
     if last is None or now - last >= timedelta(seconds=every_s):
@@ -174,7 +179,8 @@ def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options,
                      rules: Callable[[], RuleSet], poll_s: float = 1.0):
     async def analytics(runtime: ServiceRuntime) -> None:
         topic = runtime.settings.kafka.topics.stage_transitions
-        with executor() as pool:
+        pool = executor()
+        try:
             while True:
                 try:
                     busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s,
@@ -183,8 +189,13 @@ def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options,
                         runtime.relay.wake()
                 except Exception as error:  # the database may be away: try again next round
                     log.error("analytics: a round failed", extra={"error": describe_error(error)})
+                    if isinstance(error, BrokenProcessPool):  # its process died (OOM killer, kill -9): a new one
+                        pool.shutdown(wait=False)
+                        pool = executor()
                     busy = False
                 if not busy:
                     await asyncio.sleep(poll_s)
+        finally:  # stopping never waits for a fit to finish: a request still running is taken again later
+            pool.shutdown(wait=False, cancel_futures=True)
 
     return analytics
