@@ -8,7 +8,10 @@ the models fitted on the same orders.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -110,7 +113,8 @@ async def test_the_cohort_matrix_in_sql_equals_pandas_on_the_stored_orders(fille
 async def live_steps(engine, source: str | None = None) -> list[funnel_model.Step]:  # noqa: F811
     async with engine.connect() as conn:
         rows = await conn.execute(text(
-            "SELECT t.profile_id::text, t.to_stage, t.event_time FROM transitions t JOIN profiles p ON p.id = t.profile_id "
+            "SELECT t.profile_id::text, t.to_stage, t.event_time "
+            "FROM transitions t JOIN profiles p ON p.id = t.profile_id "
             "WHERE t.superseded_at IS NULL AND p.merged_into IS NULL "
             "AND (CAST(:source AS text) IS NULL OR p.acquisition->>'source' = :source) ORDER BY t.seq"),
             {"source": source})
@@ -118,8 +122,8 @@ async def live_steps(engine, source: str | None = None) -> list[funnel_model.Ste
 
 
 def rounded(figures: list[funnel_model.StageFigures]) -> list[funnel_model.StageFigures]:
-    return [replace(f, median_days_in_stage=None if f.median_days_in_stage is None else round(f.median_days_in_stage, 4))
-            for f in figures]
+    return [replace(f, median_days_in_stage=None if f.median_days_in_stage is None
+                    else round(f.median_days_in_stage, 4)) for f in figures]
 
 
 @pytest.mark.parametrize("days", [30, 120, 500])
@@ -194,3 +198,30 @@ async def test_a_refresh_stores_every_buyers_scores_and_the_movement_between_ref
         now_scored = {row.profile_id: row.document for row in await conn.execute(
             text("SELECT profile_id::text, document FROM customer_scores"))}
     assert all(now_scored[c.profile_id]["r"] == 5 for c in sleepers)
+
+
+async def test_a_fit_whose_process_is_killed_is_reported_failed_not_left_running(filled):
+    pool = worker.executor()
+    try:
+        pool.submit(int).result()  # the worker process is up
+        async with filled.begin() as conn:
+            fit_id = await worker.request_fit(conn, calibration_end=NOW, unit="W")
+        for pid in list(pool._processes):  # kill -9, as the OOM killer would
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):  # the worker loop replaces its pool on this
+            await worker.run_once(filled, pool, now=NOW, options=scoring.Options(), every_s=3600)
+    finally:
+        pool.shutdown(wait=False)
+    async with filled.connect() as conn:
+        row = (await conn.execute(text("SELECT status, result FROM clv_fits WHERE id = :id"), {"id": fit_id})).one()
+    assert row.status == "failed" and row.result["error"]
+    fresh = worker.executor()
+    try:  # a new pool serves the same request asked again
+        async with filled.begin() as conn:
+            again = await worker.request_fit(conn, calibration_end=NOW, unit="W")
+        assert await worker.run_once(filled, fresh, now=NOW, options=scoring.Options(), every_s=3600)
+    finally:
+        fresh.shutdown()
+    async with filled.connect() as conn:
+        status = (await conn.execute(text("SELECT status FROM clv_fits WHERE id = :id"), {"id": again})).scalar()
+    assert status == "done"
