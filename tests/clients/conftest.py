@@ -41,7 +41,8 @@ def clients_stack(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipelin
     """The four services (ingest, stage-engine, messaging, loyalty) as processes, as the e2e tests run them."""
     sink, smtp_port = mail_sink
     config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
-                                extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN})
+                                extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN})
     with four_services(infra, config, tmp_path_factory.mktemp("client-logs")) as (processes, key):
         yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)
 

@@ -55,7 +55,7 @@ async def test_cdnow_imported_through_ingest_reproduces_the_published_fits(pipel
         # Every purchase is in: the cohort matrix (first purchases in 1997-Q1) equals the raw file's.
         await eventually(all_orders_in, timeout_s=240, interval_s=2, what="the CDNOW cohorts to match the file")
 
-        asked = await client.post(f"{engine}/v1/analytics/fits", headers=bearer(pipeline.admin_token),
+        asked = await client.post(f"{engine}/v1/admin/analytics/fits", headers=bearer(pipeline.admin_token),
                                   json={"calibration_end": "1997-09-30", "unit": "W"})
         assert asked.status_code == 202, asked.text
 

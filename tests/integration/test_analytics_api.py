@@ -28,7 +28,7 @@ async def client(namespace, engine):  # noqa: F811
 
 
 async def fitted(client, body: dict) -> dict:
-    asked = await client.post("/v1/analytics/fits", json=body, headers={"authorization": f"Bearer {ADMIN}"})
+    asked = await client.post("/v1/admin/analytics/fits", json=body, headers={"authorization": f"Bearer {ADMIN}"})
     assert asked.status_code == 202, asked.text
     for _ in range(300):
         fit = (await client.get(f"/v1/analytics/fits/{asked.json()['id']}")).json()
@@ -39,7 +39,7 @@ async def fitted(client, body: dict) -> dict:
 
 
 async def test_fits_need_the_admin_token_and_a_refresh_scores_every_buyer(client):
-    assert (await client.post("/v1/analytics/fits", json={})).status_code == 401  # the API token is not enough
+    assert (await client.post("/v1/admin/analytics/fits", json={})).status_code == 401  # the API token is not enough
     fit = await fitted(client, {})
     assert fit["status"] == "done", fit
     result = fit["result"]

@@ -65,6 +65,11 @@ def test_up_prints_a_working_curl_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert rules.status_code == 200 and rules.json()["version"], rules.text
         sources = httpx.get(f"http://127.0.0.1:{first}/v1/admin/sources", headers={"authorization": f"Bearer {admin}"})
         assert sources.status_code == 200, sources.text
+        dashboard = re.search(r"Dashboard \(analytics\): (\S+)", output).group(1)  # the printed link
+        assert dashboard == f"http://127.0.0.1:{first + 1}/dashboard#token={token}"
+        page = httpx.get(dashboard.split("#")[0])
+        assert page.status_code == 200 and "dashboard" in page.text.lower(), page.text[:200]
+        assert "python3 dev.py demo --url" in output  # not the default port: the demo command names it
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_stage_engine.analytics.dashboard import router as dashboard_router
 from lifecycle_stage_engine.analytics.routes import admin_router as analytics_admin_router
 from lifecycle_stage_engine.analytics.routes import router as analytics_router
 from lifecycle_stage_engine.analytics.worker import analytics_worker
@@ -55,4 +56,5 @@ def create_app(settings: StageEngineSettings) -> FastAPI:
 
     return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, rulebook),
-                              routers=[router, admin_router, analytics_router, analytics_admin_router])
+                              routers=[router, admin_router, analytics_router, analytics_admin_router,
+                                       dashboard_router])

@@ -27,7 +27,7 @@ from lifecycle_stage_engine.analytics.rfm import ROWS, SEGMENTS
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[ApiAccess], responses=errors(401, 403))
 # Fits cost minutes of CPU on a large shop: asking for one takes the admin token.
-admin_router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[AdminAccess],
+admin_router = APIRouter(prefix="/v1/admin/analytics", tags=["admin"], dependencies=[AdminAccess],
                          responses=errors(401, 403))
 
 Segment = Literal[SEGMENTS]  # type: ignore[valid-type]
@@ -182,7 +182,7 @@ class Clv(BaseModel):
 async def customer_value(request: Request, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
     """The CLV distribution, the top customers by total CLV and the fit they were scored with."""
     async with _engine(request).connect() as conn:
-        fit = (await conn.execute(text("SELECT result, finished_at FROM clv_fits WHERE kind = 'scheduled' AND "
+        fit = (await conn.execute(text("SELECT result, finished_at FROM clv_fits WHERE calibration_end IS NULL AND "
                                        "status = 'done' ORDER BY finished_at DESC LIMIT 1"))).first()
         stats = (await conn.execute(text(
             "SELECT count(*) AS n, coalesce(sum(total_clv), 0) AS total, "

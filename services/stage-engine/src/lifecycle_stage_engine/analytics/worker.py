@@ -4,7 +4,7 @@
   scipy: `scoring.score`), and replaces `customer_scores` in one transaction; it stores the segment
   sizes and the movement between segments since the previous refresh (`rfm_snapshots`) and the fit
   (`clv_fits`, kind `scheduled`). It runs every `analytics_interval_s`, and when asked
-  (POST /v1/analytics/fits without a calibration end).
+  (POST /v1/admin/analytics/fits without a calibration end).
 - A requested fit with a calibration end and a unit fits the models on the orders up to then
   (e.g. CDNOW through 1997-09-30 in weeks) and stores only the fit.
 - Requests wait in `clv_fits` (status `queued`): any instance takes them (`FOR UPDATE SKIP LOCKED`);
