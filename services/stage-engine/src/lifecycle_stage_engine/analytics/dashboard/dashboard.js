@@ -57,7 +57,19 @@
     label: (stage) => (stage ? String(stage).replace('_', ' ') : '–'),
   };
 
-  const plot = (id, data, layout) => Plotly.react($(id), data, {...LAYOUT, ...layout}, CONFIG);
+  let plotlyLoaded = null;
+  // plotly.js runs only after the API calls have started: evaluating it holds the page for about a second.
+  function plotly() {
+    plotlyLoaded ??= new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = $('plotly').href;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => reject(new Error('plotly.js did not load'));
+      document.head.append(script);
+    });
+    return plotlyLoaded;
+  }
+  const plot = async (id, data, layout) => (await plotly()).react($(id), data, {...LAYOUT, ...layout}, CONFIG);
 
   const emptyNote = (shown) => (shown ? [] : [{text: 'No data for these filters', showarrow: false, xref: 'paper',
     yref: 'paper', x: 0.5, y: 0.5, font: {size: 14, color: '#616e7c'}}]);
@@ -132,10 +144,11 @@
     $('error').hidden = true;
     const chosen = filters();
     try {
-      const [stages, funnel, cohorts, rfm, clv, moves] = await Promise.all([
+      const answers = Promise.all([
         json('v1/analytics/stages', {...chosen, period: 'month'}), json('v1/analytics/funnel', chosen),
         json('v1/analytics/cohorts', chosen), json('v1/analytics/rfm'), json('v1/analytics/clv', {top: 20}),
         json('v1/analytics/transitions', {...chosen, limit: 50})]);
+      const [[stages, funnel, cohorts, rfm, clv, moves]] = await Promise.all([answers, plotly()]);
       if (run !== generation) return;  // newer filters were applied meanwhile
       renderFigures(stages, clv, rfm);
       renderFit(clv.fit);
