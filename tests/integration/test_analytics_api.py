@@ -8,6 +8,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from lifecycle_stage_engine.analytics import queries
 
 from tests.integration.conftest import stage_engine_client
 from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401 - engine is a fixture
@@ -61,14 +62,23 @@ async def test_fits_need_the_admin_token_and_a_refresh_scores_every_buyer(client
     assert scores["churn_band"] in ("low", "medium", "high") and 0 <= scores["p_alive"] <= 1
 
 
-async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(client):
+async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(client, engine):  # noqa: F811
     fit = await fitted(client, {"calibration_end": (NOW - timedelta(days=60)).isoformat(), "unit": "W"})
     assert fit["status"] == "done" and fit["unit"] == "W" and fit["kind"] == "requested"
-    assert fit["result"]["calibration_end"] == (NOW - timedelta(days=60)).date().isoformat()
-    assert fit["result"]["bgnbd"]["standard_errors"]["r"] is not None
+    result, end = fit["result"], NOW - timedelta(days=60)
+    assert result["calibration_end"] == end.date().isoformat()
+    async with engine.connect() as conn:  # only the customers who had ordered by then
+        buyers = [c for c in await queries.customer_orders(conn) if min(t for t, _, _ in c.orders).date() <= end.date()]
+    assert result["customers"] == len(buyers) > 10
+    # 13 repeat buyers: the fit has figures with standard errors, or says why it has none. Never silently both.
+    if result["bgnbd"] is not None:
+        assert all(v is not None for v in result["bgnbd"]["standard_errors"].values()), result
+    else:
+        assert any("do not determine the parameters" in p for p in result["problems"]), result
     listed = (await client.get("/v1/analytics/fits")).json()
     assert fit["id"] in [f["id"] for f in listed]
-    assert (await client.get("/v1/analytics/fits/not-a-fit")).status_code == 404
+    assert (await client.get("/v1/analytics/fits/not-a-fit")).status_code in (400, 422)
+    assert (await client.get("/v1/analytics/fits/00000000-0000-0000-0000-000000000000")).status_code == 404
 
 
 async def test_a_segment_exports_as_csv_with_formula_cells_defused(client):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
+from lifecycle_stage_engine.analytics import clv
 from lifecycle_stage_engine.analytics.scoring import CustomerOrders, score
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, DriftRules, RuleSet
-from lifecycle_stage_engine.domain.stages import Stage
-from lifecycle_stage_engine.domain.timeline import judge_p_alive, replay
+from lifecycle_stage_engine.domain.stages import Stage, Touch
+from lifecycle_stage_engine.domain.timeline import judge_p_alive, replay, step
 
 from tests.unit.test_timeline import T0, orders_on
 
@@ -35,8 +40,17 @@ def test_judge_p_alive_moves_a_doubted_buyer_to_at_risk_and_nothing_else(p_alive
         return
     assert [(m.from_stage, m.to_stage, m.reason, m.time) for m in moved] == [
         (Stage.RETENTION, Stage.AT_RISK, "low_p_alive", at)]
-    assert (after.stage, after.stage_since, after.facts) == (Stage.AT_RISK, at, state.facts)
+    assert (after.stage, after.stage_since, after.facts) == (Stage.AT_RISK, at, replace(state.facts, doubted_at=at))
     assert judge_p_alive(after, p_alive, at + timedelta(days=1), rules) == (after, [])  # once
+    # A visit, even one made before the judgement and delivered after it, does not undo it...
+    for visit_at in (at - timedelta(hours=1), at + timedelta(hours=1)):
+        visited, moves = step(after, Touch(event_id=f"v-{visit_at}", name="page_viewed", time=visit_at), rules)
+        assert (visited.stage, moves) == (Stage.AT_RISK, [])
+    # ...an order does: a reactivation, and the doubt is gone.
+    ordered, moves = step(after, Touch(event_id="back", name="order_completed", time=at + timedelta(days=2),
+                                       properties={"order_id": "back", "revenue": 5}), rules)
+    assert [(m.from_stage, m.to_stage, m.reason) for m in moves] == [(Stage.AT_RISK, Stage.RETENTION, "reactivated")]
+    assert ordered.facts.doubted_at is None
 
 
 def at(day: float) -> datetime:
@@ -59,13 +73,14 @@ def test_without_a_repeat_buyer_there_are_scores_but_no_predictions_and_the_reas
 
 
 def test_every_buyer_gets_klaviyo_style_figures_from_the_first_repeat_buyers():
-    shop = [customer(f"r{n}", *[(n + 20 * k, "30", "18") for k in range(1 + n % 4)]) for n in range(40)]
+    shop = [customer(f"r{n}", *[(n + 20 * k, str(20 + n % 7 * 5 + k), str((20 + n % 7 * 5 + k) * 0.6))
+                                for k in range(1 + n % 4)]) for n in range(40)]
     scored, fit = score(shop, as_of=at(200))
     assert fit.repeat_buyers == 30 and fit.bgnbd["n"] == 40 and not fit.problems
     frequent = scored["r3"]  # four orders 20 days apart
     assert frequent.orders == 4 and frequent.avg_days_between_orders == 20.0
     assert frequent.next_order_expected_at == at(3 + 60 + 20)
-    assert frequent.historic_clv == 120.0 and frequent.margin == 48.0
+    assert frequent.historic_clv == 35 + 36 + 37 + 38 and frequent.margin == pytest.approx(0.4 * 146)
     low, high = frequent.predicted_clv_range
     assert low <= frequent.predicted_clv <= high
     assert frequent.total_clv == pytest.approx(frequent.historic_clv + frequent.predicted_clv, abs=0.01)
@@ -74,3 +89,49 @@ def test_every_buyer_gets_klaviyo_style_figures_from_the_first_repeat_buyers():
     # The same rhythm, silent for longer (r3: 137 days, r39: 101): less likely alive, worth less.
     assert scored["r3"].recency_days > scored["r39"].recency_days
     assert scored["r3"].p_alive < scored["r39"].p_alive and scored["r3"].predicted_clv < scored["r39"].predicted_clv
+
+
+def finite(value) -> bool:
+    if isinstance(value, tuple):
+        return all(finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def test_a_subscription_shop_gets_finite_figures_or_none_never_nan():
+    """Everyone every 30 ± 3 days at one price: BG/NBD's r runs off and hyp2f1 overflows. Stored figures
+    must stay finite (JSON has no NaN; total_clv is NOT NULL)."""
+    rng = random.Random(1)
+    shop = []
+    for n in range(10):
+        day, orders = rng.uniform(0, 300), []
+        while day < 400:
+            orders.append((day, "29.90", None))
+            day += 30 + rng.uniform(-3, 3)
+        shop.append(customer(f"s{n}", *orders))
+    scored, fit = score(shop, as_of=at(400))
+    assert all(finite(v) for s in scored.values() for v in s.as_json().values())
+    assert all(s.total_clv >= s.historic_clv > 0 for s in scored.values())
+    assert fit.problems  # what was left out is said
+
+
+def test_a_small_samples_fit_is_shown_but_moves_no_stage_and_a_fit_at_the_bounds_predicts_nothing():
+    # Three buyers: the maximum-likelihood P(alive) of a buyer who ordered an hour ago is about 2%.
+    shop = [customer("a", (0, "10", None), (30, "20", None)), customer("b", (3, "30", None), (29, "5", None)),
+            customer("c", (1, "5", None))]
+    scored, fit = score(shop, as_of=at(30) + timedelta(hours=1))
+    assert scored["a"].p_alive < 0.1 and not fit.moves_stages
+    assert any("moves nobody's stage" in p for p in fit.problems)
+    # All spends alike: Gamma-Gamma's parameters run to the bounds, so no spend prediction, and it says so.
+    alike = [customer(f"r{n}", *[(n + 20 * k, "30", None) for k in range(1 + n % 4)]) for n in range(40)]
+    scored, fit = score(alike, as_of=at(200))
+    assert fit.gamma_gamma is None and any("Gamma-Gamma: a parameter ran to" in p for p in fit.problems)
+    assert all(s.predicted_clv is None and s.p_alive is not None for s in scored.values())
+    assert fit.moves_stages  # BG/NBD is fine: 30 repeat buyers
+
+
+def test_the_churn_band_is_that_of_the_churn_risk_shown(monkeypatch):
+    shop = [customer(f"r{n}", *[(n + 20 * k, str(20 + n % 7 * 5 + k), None) for k in range(1 + n % 4)])
+            for n in range(40)]
+    monkeypatch.setattr(clv, "churn_risk", lambda *args, **kwargs: np.full(40, 0.79996))
+    scored, _ = score(shop, as_of=at(200))
+    assert {(s.churn_risk, s.churn_band) for s in scored.values()} == {(0.8, "high")}

@@ -71,3 +71,11 @@ def test_movement_and_sizes_between_two_scorings():
                                        (None, "New"): 1}
     counted = sizes(after)
     assert counted["New"] == 1 and counted["Lost"] == 0 and sum(counted.values()) == 3
+
+
+def test_a_shops_only_buyer_and_buyers_all_alike_score_in_the_middle_not_by_their_ids():
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    only = scores([Buyer("a", now - timedelta(hours=1), 1, Decimal(50))], as_of=now)["a"]
+    assert (only.r, only.f, only.m, only.segment) == (3, 3, 3, "Need attention")
+    alike = scores([Buyer(name, now - timedelta(days=3), 1, Decimal(50)) for name in "edcba"], as_of=now)
+    assert {(s.r, s.f, s.m) for s in alike.values()} == {(3, 3, 3)}

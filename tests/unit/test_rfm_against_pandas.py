@@ -1,6 +1,7 @@
-"""RFM figures equal a straightforward pandas computation on the same generated data: quintiles as
-`pd.qcut(series.rank(method="first"), 5)` (recency ranked descending: the longest ago scores 1), over a
-shop of 1,003 buyers with many ties (an odd count: the quintile edges fall between ranks)."""
+"""RFM figures equal a straightforward pandas computation on the same generated data: the quintile of each
+buyer's mid-rank, `ceil(5 * (series.rank(method="average") - 0.5) / n)` (tied buyers score the same;
+recency ranked descending: the longest ago scores 1), over a shop of 1,003 buyers with many ties (an odd
+count: the quintile edges fall between ranks)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from lifecycle_stage_engine.analytics.rfm import Buyer, scores, segment, sizes
 
@@ -28,10 +30,14 @@ def test_scores_and_segments_equal_the_pandas_computation():
                           "last": [b.last_order_at for b in buyers], "orders": [b.orders for b in buyers],
                           "revenue": [float(b.revenue) for b in buyers]}).sort_values("customer_id")
     frame["recency"] = (NOW - frame["last"]).dt.total_seconds() / 86400
-    labels = [1, 2, 3, 4, 5]
-    frame["R"] = pd.qcut(frame["recency"].rank(method="first", ascending=False), 5, labels=labels).astype(int)
-    frame["F"] = pd.qcut(frame["orders"].rank(method="first"), 5, labels=labels).astype(int)
-    frame["M"] = pd.qcut(frame["revenue"].rank(method="first"), 5, labels=labels).astype(int)
+    n = len(frame)
+
+    def quintile(ranks: pd.Series) -> pd.Series:
+        return np.ceil(5 * (ranks - 0.5) / n).astype(int)
+
+    frame["R"] = quintile(frame["recency"].rank(method="average", ascending=False))
+    frame["F"] = quintile(frame["orders"].rank(method="average"))
+    frame["M"] = quintile(frame["revenue"].rank(method="average"))
     frame["FM"] = ((frame["F"] + frame["M"] + 1) // 2).astype(int)
     frame["segment"] = [segment(r, fm) for r, fm in zip(frame["R"], frame["FM"], strict=True)]
 

@@ -58,32 +58,34 @@ async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topi
     return len(due)
 
 
-async def flag_low_p_alive(engine: AsyncEngine, p_alive: dict[str, float], *, rules: RuleSet, now: datetime,
-                           topic: str) -> int:
-    """The analytics refresh's P(alive) per profile id, put through `judge_p_alive` (when the rule set
-    sets `drift.at_risk_below_p_alive`): buyers below it become at-risk now, stored and announced like
-    any move. Profiles another transaction holds are skipped (judged at the next refresh). Returns how
-    many moved."""
+async def flag_low_p_alive(engine: AsyncEngine, judged: dict[str, tuple[float, datetime]], *, rules: RuleSet,
+                           now: datetime, topic: str, page: int = 1000) -> int:
+    """The analytics refresh's P(alive) per profile id, with the last order it saw, put through `judge_p_alive`
+    (when the rule set sets `drift.at_risk_below_p_alive`): buyers below it become at-risk now, stored and
+    announced like any move. A buyer whose last order is not the one scored (they ordered while the refresh
+    ran) is left alone, and so are profiles another transaction holds (judged at the next refresh). Pages of
+    `page` profiles, a transaction each. Returns how many moved."""
     threshold = rules.drift.at_risk_below_p_alive
-    below = sorted(pid for pid, p in p_alive.items() if threshold is not None and p < threshold)
-    if not below:
-        return 0
-    async with engine.begin() as conn:
-        candidates = await repo.lock_profiles(conn, below)
-        changes = Changes(topic=topic, now=now)
-        anonymous = await repo.anonymous_ids_of(conn, [p.id for p in candidates])
-        moves = 0
-        for profile in candidates:
-            if profile.outdated:
-                continue
-            state, moved = judge_p_alive(profile.state, p_alive[profile.id], now, rules)
-            if moved:
-                profile.anonymous_ids = sorted(anonymous[profile.id])
-                changes.moved(profile, state, moved)
-                changes.profile(profile, profile.state.next_due(rules))
-                moves += 1
-        await changes.write(conn)
-        await add_to_outbox(conn, changes.emitted)
+    below = sorted(pid for pid, (p_alive, _) in judged.items() if threshold is not None and p_alive < threshold)
+    moves = 0
+    for start in range(0, len(below), page):
+        async with engine.begin() as conn:
+            candidates = await repo.lock_journey_profiles(conn, below[start:start + page])
+            changes = Changes(topic=topic, now=now)
+            anonymous = await repo.anonymous_ids_of(conn, [p.id for p in candidates])
+            for profile in candidates:
+                p_alive, last_order_at = judged[profile.id]
+                last = profile.state.facts.last_order
+                if profile.outdated or last is None or last.time != last_order_at:
+                    continue
+                state, moved = judge_p_alive(profile.state, p_alive, now, rules)
+                if moved:
+                    profile.anonymous_ids = sorted(anonymous[profile.id])
+                    changes.moved(profile, state, moved)
+                    changes.profile(profile, profile.state.next_due(rules))
+                    moves += 1
+            await changes.write(conn)
+            await add_to_outbox(conn, changes.emitted)
     return moves
 
 

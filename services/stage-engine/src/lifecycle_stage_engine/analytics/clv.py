@@ -36,6 +36,7 @@ Array = NDArray[np.float64]
 DAYS_PER_UNIT: dict[str, float] = {"D": 1.0, "W": 7.0}
 DAYS_PER_MONTH = 365.25 / 12
 INDEPENDENCE_THRESHOLD = 0.3
+LOG_BOUND = 15.0  # every log-parameter is searched within ±LOG_BOUND
 """|Pearson r| between frequency and mean spend above which Gamma-Gamma's independence is doubtful."""
 
 Floats = tuple[float, ...]
@@ -351,7 +352,7 @@ def _maximise(log_likelihood: Callable[[Array], Array],
             value = float(log_likelihood(np.exp(log_params)).sum())
         return value if np.isfinite(value) else -np.inf
 
-    bounds = [(-15.0, 15.0)] * len(start)
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     result = minimize(lambda v: -total(v), np.log(start), method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     if not np.isfinite(result.fun):

@@ -10,7 +10,7 @@ date range [start, end) on the event time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -151,13 +151,39 @@ async def funnel(conn: AsyncConnection, filters: Filters, *, start: datetime, en
 
 # --- the stage mix over time and the current mix ----------------------------------------------------
 
+MAX_PERIODS = 1000
+PERIOD_DAYS = {"day": 1, "week": 7, "month": 28}
+
+
+def periods(start: datetime, end: datetime, period: str) -> list[date]:
+    """The first day (UTC) of each day, week (from Monday, as PostgreSQL's date_trunc) or month that
+    overlaps [start, end); ValueError beyond MAX_PERIODS."""
+    if period not in PERIOD_DAYS:
+        raise ValueError(f"period: day, week or month, not {period!r}")
+    if (end - start).days / PERIOD_DAYS[period] > MAX_PERIODS:
+        raise ValueError(f"period: more than {MAX_PERIODS} {period}s between start and end; choose a longer period "
+                         "or a shorter range")
+    first, last = start.astimezone(UTC).date(), end.astimezone(UTC)
+    if period == "week":
+        first -= timedelta(days=first.weekday())
+    elif period == "month":
+        first = first.replace(day=1)
+    found = []
+    while datetime.combine(first, datetime.min.time(), UTC) < last:
+        found.append(first)
+        if period == "month":
+            first = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            first += timedelta(days=PERIOD_DAYS[period])
+    return found
+
+
 async def stage_mix(conn: AsyncConnection, filters: Filters, *, start: datetime, end: datetime,
                     period: str = "month") -> list[dict[str, Any]]:
-    """Customers in each stage at the end of each period (day | week | month) in [start, end): the running
-    sum of moves in (to_stage +1) and out (from_stage −1) of the live history."""
-    if period not in ("day", "week", "month"):
-        raise ValueError(f"period is day, week or month, not {period!r}")
-    rows = await conn.execute(text(f"""
+    """Customers in each stage at the end of each period (day | week | month) overlapping [start, end):
+    the running sum, over the whole live history, of moves in (to_stage +1) and out (from_stage −1)."""
+    wanted = periods(start, end, period)
+    rows = (await conn.execute(text(f"""
         WITH moves AS (
             SELECT date_trunc('{period}', t.event_time AT TIME ZONE 'UTC') AS bucket, t.to_stage AS stage, 1 AS delta
             FROM transitions t JOIN profiles p ON p.id = t.profile_id
@@ -166,22 +192,17 @@ async def stage_mix(conn: AsyncConnection, filters: Filters, *, start: datetime,
             SELECT date_trunc('{period}', t.event_time AT TIME ZONE 'UTC'), t.from_stage, -1
             FROM transitions t JOIN profiles p ON p.id = t.profile_id
             WHERE t.superseded_at IS NULL AND t.from_stage IS NOT NULL AND t.event_time < CAST(:end AS timestamptz)
-              AND {filters.profiles()}),
-        per_bucket AS (SELECT bucket, stage, sum(delta) AS delta FROM moves GROUP BY bucket, stage),
-        running AS (SELECT bucket, stage, sum(delta) OVER (PARTITION BY stage ORDER BY bucket) AS customers
-                    FROM per_bucket)
-        SELECT bucket, stage, customers FROM running
-        WHERE bucket >= date_trunc('{period}', CAST(:start AS timestamptz) AT TIME ZONE 'UTC')
-        ORDER BY bucket, stage"""),
-        {**filters.params(), "start": start, "end": end})
-    moved: dict[str, dict[str, int]] = {}
-    for row in rows:
-        moved.setdefault(row.bucket.date().isoformat(), {})[row.stage] = int(row.customers)
-    # A stage without a move in a period keeps its count from the period before.
-    series, carried = [], {}
-    for period_start in sorted(moved):
-        carried = {**carried, **moved[period_start]}
-        series.append({"period": period_start, "customers": {stage: n for stage, n in carried.items() if n}})
+              AND {filters.profiles()})
+        SELECT bucket, stage, sum(delta) AS delta FROM moves GROUP BY bucket, stage ORDER BY bucket"""),
+        {**filters.params(), "end": end})).all()
+    counts: dict[str, int] = {}
+    series, applied = [], 0
+    for period_start in wanted:
+        while applied < len(rows) and rows[applied].bucket.date() <= period_start:
+            counts[rows[applied].stage] = counts.get(rows[applied].stage, 0) + int(rows[applied].delta)
+            applied += 1
+        series.append({"period": period_start.isoformat(),
+                       "customers": {stage: n for stage, n in sorted(counts.items()) if n}})
     return series
 
 
@@ -196,5 +217,7 @@ async def recent_transitions(conn: AsyncConnection, filters: Filters, *, limit: 
         SELECT p.customer_id, t.from_stage, t.to_stage, t.reason, t.event_time, t.historical
         FROM transitions t JOIN profiles p ON p.id = t.profile_id
         WHERE t.superseded_at IS NULL AND {filters.profiles()}
+          AND (CAST(:start AS timestamptz) IS NULL OR t.event_time >= CAST(:start AS timestamptz))
+          AND (CAST(:end AS timestamptz) IS NULL OR t.event_time < CAST(:end AS timestamptz))
         ORDER BY t.event_time DESC, t.seq DESC LIMIT :limit"""), {**filters.params(), "limit": limit})
     return [dict(row._mapping) for row in rows]

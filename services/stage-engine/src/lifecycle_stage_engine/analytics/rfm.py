@@ -1,8 +1,9 @@
 """RFM: recency, frequency and monetary scores, and the named segments of the R × FM grid. Pure.
 
-Scores are 1-5. By default they are quintiles of the customers scored together (the same cut
-`pandas.qcut` makes over `rank(method="first")`: ties broken by the order given, which is customer
-id order here), 5 being the best: the most recent, the most orders, the most revenue. A shop whose
+Scores are 1-5. By default they are quintiles of the customers scored together, 5 being the best: the
+most recent, the most orders, the most revenue. A buyer's quintile is that of their mid-rank r̄ among n,
+ceil(5·(r̄ − ½)/n): customers who tie (the many who ordered once) score the same, whatever their ids,
+and a shop's only buyer, or buyers all alike, score 3. A shop whose
 rhythm differs (groceries weekly, appliances once in years) sets fixed thresholds instead:
 `Thresholds(recency_days=(...), orders=(...), revenue=(...))`, four ascending cut points each.
 
@@ -90,13 +91,21 @@ def scores(buyers: Sequence[Buyer], *, as_of: datetime, thresholds: Thresholds |
 
 
 def _quintiles(values: list[float]) -> list[int]:
-    """Quintile of each value's rank (ties by position), as pandas.qcut(rank(method='first'), 5)."""
+    """The quintile of each value's mid-rank (ties share it): ceil(5·(first + last − 1) / 2n) for a tie group
+    at 1-based positions first..last, in integers (as pandas: ceil(5·(rank(method="average") − ½)/n))."""
     n = len(values)
-    ranks = [0] * n
-    for rank, index in enumerate(sorted(range(n), key=lambda i: (values[i], i)), start=1):
-        ranks[index] = rank
-    edges = [1 + k / 5 * (n - 1) for k in range(1, 6)]  # the quantiles of 1..n, linear interpolation
-    return [next(k for k, edge in enumerate(edges, start=1) if rank <= edge + 1e-9) for rank in ranks]
+    order = sorted(range(n), key=lambda i: values[i])
+    quintile = [0] * n
+    first = 0
+    while first < n:
+        last = first
+        while last + 1 < n and values[order[last + 1]] == values[order[first]]:
+            last += 1
+        score = -(-5 * (first + last + 1) // (2 * n))  # positions first+1..last+1: 5·(2r̄ − 1)/2n, ceiling
+        for position in range(first, last + 1):
+            quintile[order[position]] = score
+        first = last + 1
+    return quintile
 
 
 def _fixed(value: float, cuts: tuple[float, ...]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -43,8 +44,13 @@ def filters(source: Name = None, channel: Name = None, start: datetime | None = 
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A time without an offset is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    """The moment in UTC (a time without an offset is UTC); 400 when that leaves the calendar (years 1-9999)."""
+    if moment is None:
+        return None
+    try:
+        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(400, f"{moment.isoformat()}: outside the years 1 to 9999 in UTC") from None
 
 
 Filtered = Annotated[queries.Filters, Depends(filters)]
@@ -75,6 +81,10 @@ async def stage_mix(request: Request, chosen: Filtered,
                     period: Literal["day", "week", "month"] = "month") -> StageMix:
     """Customers per stage now, and at the end of each period (default: the last two years, by month)."""
     start, end = _period(chosen, 730)
+    try:
+        queries.periods(start, end, period)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
     async with _engine(request).connect() as conn:
         return StageMix(current=await queries.stage_counts(conn, chosen),
                         series=await queries.stage_mix(conn, chosen, start=start, end=end, period=period))
@@ -294,8 +304,8 @@ FITS = "SELECT id::text, kind, status, calibration_end, unit, result, created_at
 
 
 @router.get("/fits/{fit_id}", response_model=FitOut, responses=errors(404))
-async def get_fit(request: Request, fit_id: str) -> FitOut:
-    return await _fit(request, fit_id)
+async def get_fit(request: Request, fit_id: uuid.UUID) -> FitOut:
+    return await _fit(request, str(fit_id))
 
 
 async def _fit(request: Request, fit_id: str) -> FitOut:

@@ -14,6 +14,7 @@ q ≤ 1), the predictions are None and `FitSummary.problems` says why.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,9 @@ import numpy as np
 from lifecycle_stage_engine.analytics import clv, rfm
 
 DRAWS = 30
+# A small sample's maximum likelihood can put P(alive) near 0 for a buyer who ordered an hour ago: shown,
+# with its range, but not acted on before this many repeat buyers.
+MIN_REPEAT_BUYERS_TO_MOVE = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class CustomerOrders:
 class CustomerScore:
     customer_id: str
     orders: int
+    last_order_at: datetime
     recency_days: float
     r: int
     f: int
@@ -78,6 +83,7 @@ class FitSummary:
     gamma_gamma: dict[str, Any] | None = None
     independence: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    moves_stages: bool = False  # P(alive) from this fit may move stages (drift.at_risk_below_p_alive)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +101,11 @@ def fit(transactions: Sequence[clv.Transaction], *, calibration_end: datetime, u
         fitted_at: datetime) -> Fits:
     """BG/NBD and Gamma-Gamma on (customer, time, amount) rows up to `calibration_end`."""
     data = clv.rfm_summary(transactions, calibration_end=calibration_end.date(), unit=unit)
-    x, _, _, m = data.columns()
+    # Fitted in a canonical order of the rows, not of the customers' ids: the same data give the same fit
+    # to the last bit (near a flat optimum the optimiser's path would otherwise depend on the order).
+    columns = data.columns()
+    order = np.lexsort(columns[::-1])
+    x, t_x, big_t, m = (column[order] for column in columns)
     problems: list[str] = []
     purchases = spend = None
     independence = None
@@ -103,12 +113,12 @@ def fit(transactions: Sequence[clv.Transaction], *, calibration_end: datetime, u
         problems.append("no repeat buyer yet: the models need at least one customer who bought on two days")
     else:
         try:
-            purchases = clv.fit_bgnbd(*data.columns()[:3], unit=unit, fitted_at=fitted_at)
+            purchases = _identified(clv.fit_bgnbd(x, t_x, big_t, unit=unit, fitted_at=fitted_at), "BG/NBD", problems)
         except clv.FitError as error:
             problems.append(f"BG/NBD: {error}")
         try:
-            spend = clv.fit_gamma_gamma(x, m, fitted_at=fitted_at)
-            if spend.q <= 1:
+            spend = _identified(clv.fit_gamma_gamma(x, m, fitted_at=fitted_at), "Gamma-Gamma", problems)
+            if spend is not None and spend.q <= 1:
                 problems.append("Gamma-Gamma: q <= 1, the mean spend is not finite; no spend prediction")
                 spend = None
         except clv.FitError as error:
@@ -118,12 +128,31 @@ def fit(transactions: Sequence[clv.Transaction], *, calibration_end: datetime, u
         if check.violated:
             problems.append(f"frequency and spend are correlated (r = {check.correlation:.2f}): Gamma-Gamma "
                             "assumes they are independent, so predicted spend is biased")
+    repeat_buyers = int((x > 0).sum())
+    if purchases is not None and repeat_buyers < MIN_REPEAT_BUYERS_TO_MOVE:
+        problems.append(f"{repeat_buyers} repeat buyers: predictions are shown, but P(alive) moves nobody's stage "
+                        f"before there are {MIN_REPEAT_BUYERS_TO_MOVE}")
     summary = FitSummary(
         calibration_end=calibration_end.date().isoformat(), unit=unit, customers=len(data.customers),
-        repeat_buyers=int((x > 0).sum()), independence=independence, problems=problems,
+        repeat_buyers=repeat_buyers, independence=independence, problems=problems,
+        moves_stages=purchases is not None and repeat_buyers >= MIN_REPEAT_BUYERS_TO_MOVE,
         bgnbd=None if purchases is None else _fit_json(purchases, ("r", "alpha", "a", "b")),
         gamma_gamma=None if spend is None else _fit_json(spend, ("p", "q", "gamma")))
     return Fits(summary=summary, data=data, purchases=purchases, spend=spend)
+
+
+def _identified(model: Any, name: str, problems: list[str]) -> Any:
+    """The fit, or None (with the reason in `problems`) when a parameter ran to the optimiser's bounds:
+    predictions from it would be arbitrary. A fit whose likelihood is flat along a ridge (e.g. a and b of
+    BG/NBD both huge: every buyer drops out with the same probability) still predicts, without a range."""
+    if any(abs(np.log(value)) > clv.LOG_BOUND - 0.5 for value in model.params):
+        problems.append(f"{name}: a parameter ran to the optimiser's bounds (too few or too regular repeat "
+                        "buyers); no predictions from it")
+        return None
+    if not model.log_covariance:
+        problems.append(f"{name}: standard errors not available (the likelihood is flat along some direction); "
+                        "predicted CLV comes without a range")
+    return model
 
 
 def _fit_json(model: clv.BgNbdFit | clv.GammaGammaFit, names: tuple[str, ...]) -> dict[str, Any]:
@@ -160,17 +189,21 @@ def score(customers: Sequence[CustomerOrders], *, as_of: datetime, options: Opti
         historic = float(sum((a for _, a, _ in customer.orders), Decimal(0)))
         costs = [(a, c) for _, a, c in customer.orders if c is not None]
         low, high = figures.pop("low"), figures.pop("high")
+        value, churn = _rounded(figures["predicted"]), _rounded(figures["churn"], 4)
+        if value is None or low is None or not (np.isfinite(low) and np.isfinite(high)):
+            low = high = None
         gap = _average_gap_days(customer.orders)
         last = max(t for t, _, _ in customer.orders)
         scored[customer.profile_id] = CustomerScore(
-            customer_id=customer.customer_id, orders=len(customer.orders), recency_days=round(s.recency_days, 3),
+            customer_id=customer.customer_id, orders=len(customer.orders), last_order_at=last,
+            recency_days=round(s.recency_days, 3),
             r=s.r, f=s.f, m=s.m, fm=s.fm, segment=s.segment, historic_clv=round(historic, 2),
             margin=round(float(sum(a - c for a, c in costs)), 2) if costs else None,
-            predicted_clv=_rounded(figures["predicted"]),
+            predicted_clv=value,
             predicted_clv_range=None if low is None else (round(float(low), 2), round(float(high), 2)),
-            total_clv=round(historic + float(figures["predicted"] or 0.0), 2),
-            p_alive=_rounded(figures["p_alive"], 4), churn_risk=_rounded(figures["churn"], 4),
-            churn_band=None if figures["churn"] is None else clv.churn_band(float(figures["churn"])).value,
+            total_clv=round(historic + (value or 0.0), 2),
+            p_alive=_rounded(figures["p_alive"], 4), churn_risk=churn,
+            churn_band=None if churn is None else clv.churn_band(churn).value,
             expected_orders=_rounded(figures["expected"], 3), avg_days_between_orders=_rounded(gap, 1),
             next_order_expected_at=None if gap is None else last + timedelta(days=gap))
     return scored, fits.summary
@@ -192,15 +225,15 @@ def _predictions(fits: Fits, options: Options, seed: int) -> dict[str, np.ndarra
         return empty
     x, t_x, big_t, m = fits.data.columns()
     purchases = fits.purchases
-    out = dict(empty, p_alive=clv.probability_alive(purchases, x, t_x, big_t),
-               churn=clv.churn_risk(purchases, x, t_x, big_t, window_days=options.churn_window_days),
-               expected=clv.expected_purchases(purchases, options.horizon_days, x, t_x, big_t))
-    if fits.spend is None:
-        return out
-    value = clv.clv(purchases, fits.spend, x, t_x, big_t, m, horizon_days=options.horizon_days,
-                    annual_discount_rate=options.annual_discount_rate)
-    out["predicted"] = value
-    out["low"], out["high"] = _range(fits, options, seed)
+    with np.errstate(all="ignore"):  # a non-finite figure (the model's numerical limits) becomes None
+        out = dict(empty, p_alive=clv.probability_alive(purchases, x, t_x, big_t),
+                   churn=clv.churn_risk(purchases, x, t_x, big_t, window_days=options.churn_window_days),
+                   expected=clv.expected_purchases(purchases, options.horizon_days, x, t_x, big_t))
+        if fits.spend is None:
+            return out
+        out["predicted"] = clv.clv(purchases, fits.spend, x, t_x, big_t, m, horizon_days=options.horizon_days,
+                                   annual_discount_rate=options.annual_discount_rate)
+        out["low"], out["high"] = _range(fits, options, seed)
     return out
 
 
@@ -226,4 +259,7 @@ def _range(fits: Fits, options: Options, seed: int) -> tuple[np.ndarray | None, 
     if len(values) < DRAWS // 2:
         return None, None
     stacked = np.stack(values)
-    return np.percentile(stacked, 10, axis=0), np.percentile(stacked, 90, axis=0)
+    stacked[~np.isfinite(stacked)] = np.nan
+    with warnings.catch_warnings():  # a customer without a finite draw gets nan: no range
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(stacked, 10, axis=0), np.nanpercentile(stacked, 90, axis=0)

@@ -36,6 +36,8 @@ from lifecycle_stage_engine.sweeper import flag_low_p_alive
 
 log = logging.getLogger(__name__)
 REFRESH_LOCK = 0x616E616C79746963  # pg_try_advisory_xact_lock key: "analytic"
+REQUEST_LOCK = REFRESH_LOCK + 1
+STALE_AFTER = "30 minutes"  # a request taken this long ago and not finished: its instance died
 CHUNK = 5000
 
 
@@ -45,7 +47,9 @@ def executor() -> Executor:
 
 
 async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None, unit: str) -> str:
-    """A queued request, or the one already waiting for the same fit (asking twice queues it once)."""
+    """A queued request, or the one already waiting for the same fit (asking twice queues it once, at the
+    same moment too: the check and the insert hold a lock)."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REQUEST_LOCK})
     waiting = (await conn.execute(text(
         "SELECT id::text FROM clv_fits WHERE status = 'queued' AND unit = :unit "
         "AND calibration_end IS NOT DISTINCT FROM CAST(:end AS timestamptz) LIMIT 1"),
@@ -85,10 +89,12 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
                             "movement": json_text([[a, b, n] for (a, b), n in moved.most_common()])})
         result = {**summary.as_json(), "scored_customers": len(scored)}
         await _finish(conn, fit_id, kind="scheduled", unit="D", result=result, now=now)
-    if rules is not None:
+    if rules is not None and summary.moves_stages:
         result["moved_by_p_alive"] = await flag_low_p_alive(
-            engine, {pid: s.p_alive for pid, s in scored.items() if s.p_alive is not None}, rules=rules, now=now,
-            topic=topic)
+            engine, {pid: (s.p_alive, s.last_order_at) for pid, s in scored.items() if s.p_alive is not None},
+            rules=rules, now=now, topic=topic)
+    else:
+        result["moved_by_p_alive"] = 0
     return result
 
 
@@ -136,9 +142,10 @@ async def _finish(conn: AsyncConnection, fit_id: str | None, *, kind: str, unit:
 async def _claim(engine: AsyncEngine) -> Any:
     async with engine.begin() as conn:
         return (await conn.execute(text(
-            "UPDATE clv_fits SET status = 'running' WHERE id = (SELECT id FROM clv_fits WHERE status = 'queued' "
+            "UPDATE clv_fits SET status = 'running', started_at = now() WHERE id = (SELECT id FROM clv_fits "
+            "WHERE status = 'queued' "
             # A request whose instance died while running it (kill -9, a deploy) is taken again.
-            "OR (status = 'running' AND created_at < now() - interval '30 minutes') "
+            f"OR (status = 'running' AND started_at < now() - interval '{STALE_AFTER}') "
             "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"))).first()
 
 
@@ -156,9 +163,11 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
         try:
             if job.calibration_end is None:
                 done = await refresh(engine, pool, now=now, options=options, fit_id=job.id, rules=rules, topic=topic)
-                if done is None:  # another instance is refreshing: this request waits for the next round
+                if done is None:  # another instance is refreshing: this request waits (and the loop sleeps)
                     async with engine.begin() as conn:
-                        await conn.execute(text("UPDATE clv_fits SET status = 'queued' WHERE id = :id"), {"id": job.id})
+                        await conn.execute(text("UPDATE clv_fits SET status = 'queued', started_at = NULL "
+                                                "WHERE id = :id"), {"id": job.id})
+                    return False
             else:
                 await fit_at(engine, pool, fit_id=job.id, calibration_end=job.calibration_end, unit=job.unit, now=now)
         except Exception as error:  # a failed fit is reported on its row; the worker goes on
@@ -179,20 +188,23 @@ def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options,
                      rules: Callable[[], RuleSet], poll_s: float = 1.0):
     async def analytics(runtime: ServiceRuntime) -> None:
         topic = runtime.settings.kafka.topics.stage_transitions
-        pool = executor()
+        pool, failures = executor(), 0
         try:
             while True:
                 try:
                     busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s,
                                           rules=rules(), topic=topic)
+                    failures = 0
                     if busy and runtime.relay:
                         runtime.relay.wake()
-                except Exception as error:  # the database may be away: try again next round
+                except Exception as error:  # the database may be away: again later, backing off
                     log.error("analytics: a round failed", extra={"error": describe_error(error)})
                     if isinstance(error, BrokenProcessPool):  # its process died (OOM killer, kill -9): a new one
                         pool.shutdown(wait=False)
                         pool = executor()
-                    busy = False
+                    failures += 1
+                    await asyncio.sleep(min(every_s, poll_s * 2 ** min(failures, 12)))
+                    continue
                 if not busy:
                     await asyncio.sleep(poll_s)
         finally:  # stopping never waits for a fit to finish: a request still running is taken again later

@@ -149,6 +149,7 @@ clv_fits = Table(
     Column("status", Text, nullable=False),  # queued | running | done | failed
     Column("result", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),  # when an instance took it
     Column("finished_at", DateTime(timezone=True)),
     Index("clv_fits_queued", "created_at", postgresql_where=text("status = 'queued'")),
 )

@@ -10,7 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text, update
+from lifecycle_shared.stages import JOURNEY
+from sqlalchemy import ARRAY, any_, cast, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, touchpoints, transitions
@@ -34,7 +36,8 @@ def state_from_json(data: dict[str, Any], stage: str | None, since: datetime | N
     facts = Facts(touchpoints=data["touchpoints"], intent=data["intent"], advocacy=data["advocacy"],
                   orders=tuple(Order(o[0], Decimal(o[1]), datetime.fromisoformat(o[2]), o[3], o[4])
                                for o in data["orders"]),
-                  refunded_order_ids=tuple(data["refunded_order_ids"]), last_event=_key(data["last_event"]))
+                  refunded_order_ids=tuple(data["refunded_order_ids"]), last_event=_key(data["last_event"]),
+                  doubted_at=datetime.fromisoformat(data["doubted_at"]) if data.get("doubted_at") else None)
     return State(facts=facts, stage=Stage(stage) if stage else None, stage_since=since,
                  as_of=_key(data["as_of"])), False
 
@@ -45,7 +48,8 @@ def state_to_json(state: State) -> dict[str, Any]:
     return {"v": STATE_VERSION, "touchpoints": facts.touchpoints, "intent": facts.intent,
             "advocacy": facts.advocacy,
             "orders": [(o.order_id, str(o.amount), o.time, o.event_id, o.historical) for o in facts.orders],
-            "refunded_order_ids": facts.refunded_order_ids, "last_event": facts.last_event, "as_of": state.as_of}
+            "refunded_order_ids": facts.refunded_order_ids, "last_event": facts.last_event, "as_of": state.as_of,
+            "doubted_at": facts.doubted_at}
 
 
 def profile_of(row: Any) -> Profile:
@@ -290,9 +294,10 @@ async def due_profiles(conn: AsyncConnection, *, now: datetime, limit: int) -> l
     return [profile_of(row) for row in rows]
 
 
-async def lock_profiles(conn: AsyncConnection, ids: list[str]) -> list[Profile]:
-    """These live profiles, locked; ones another transaction holds are skipped."""
+async def lock_journey_profiles(conn: AsyncConnection, ids: list[str]) -> list[Profile]:
+    """Those of these live profiles in a journey stage, locked; ones another transaction holds are skipped."""
     rows = (await conn.execute(
-        select(profiles).where(profiles.c.id.in_(ids), profiles.c.merged_into.is_(None))
+        select(profiles).where(profiles.c.id == any_(cast(ids, ARRAY(UUID(as_uuid=False)))),
+                               profiles.c.merged_into.is_(None), profiles.c.stage.in_([s.value for s in JOURNEY]))
         .order_by(profiles.c.id).with_for_update(skip_locked=True))).all()
     return [profile_of(row) for row in rows]

@@ -57,6 +57,8 @@ class Facts:
     orders: tuple[Order, ...] = ()
     refunded_order_ids: tuple[str, ...] = ()
     last_event: tuple[datetime, str] | None = None  # Touch.key of the latest touch folded
+    # When the purchase model judged this buyer at-risk (`timeline.judge_p_alive`); their next order clears it.
+    doubted_at: datetime | None = None
 
     @property
     def order_ids(self) -> tuple[str, ...]:
@@ -89,23 +91,24 @@ def fold(facts: Facts, touch: Touch, rules: RuleSet = DEFAULT_RULES) -> Facts:
     last = key if facts.last_event is None or key > facts.last_event else facts.last_event
     touchpoints, name = facts.touchpoints + 1, touch.name
     if name in rules.intent_events:
-        return Facts(touchpoints, True, facts.advocacy, facts.orders, facts.refunded_order_ids, last)
+        return Facts(touchpoints, True, facts.advocacy, facts.orders, facts.refunded_order_ids, last, facts.doubted_at)
     if name in rules.advocacy_events or _is_good_review(touch, rules):
-        return Facts(touchpoints, facts.intent, True, facts.orders, facts.refunded_order_ids, last)
+        return Facts(touchpoints, facts.intent, True, facts.orders, facts.refunded_order_ids, last, facts.doubted_at)
     if name in rules.order_events:
         order_id = order_id_of(touch.properties, fallback=touch.event_id)
         if order_id not in facts.order_ids + facts.refunded_order_ids:
             order = Order(order_id, order_amount(touch.properties), touch.time, touch.event_id, touch.historical)
             return Facts(touchpoints, facts.intent, facts.advocacy, (*facts.orders, order), facts.refunded_order_ids,
-                         last)
+                         last, None)  # an order answers the model's doubt
     if name in rules.refund_events:
         order_id = order_id_of(touch.properties, fallback=touch.event_id)
         if order_id not in facts.refunded_order_ids:
             # The refund takes back what the order held, whatever amount the refund event names.
             return Facts(touchpoints, facts.intent, facts.advocacy,
                          tuple(o for o in facts.orders if o.order_id != order_id),
-                         (*facts.refunded_order_ids, order_id), last)
-    return Facts(touchpoints, facts.intent, facts.advocacy, facts.orders, facts.refunded_order_ids, last)
+                         (*facts.refunded_order_ids, order_id), last, facts.doubted_at)
+    return Facts(touchpoints, facts.intent, facts.advocacy, facts.orders, facts.refunded_order_ids, last,
+                 facts.doubted_at)
 
 
 def fold_history(touches: list[Touch], rules: RuleSet = DEFAULT_RULES) -> Facts:
@@ -189,8 +192,8 @@ def _drift_stage(facts: Facts, rules: RuleSet, at: datetime, p_alive: float | No
     if due is not None and at >= due[0]:
         return Stage.AT_RISK, f"no_order_{basis}"
     threshold = rules.drift.at_risk_below_p_alive
-    if p_alive is not None and threshold is not None and p_alive < threshold:
-        return Stage.AT_RISK, "low_p_alive"
+    if facts.doubted_at is not None or (p_alive is not None and threshold is not None and p_alive < threshold):
+        return Stage.AT_RISK, "low_p_alive"  # judged by the model; until the next order (which clears doubted_at)
     return None
 
 

@@ -11,7 +11,7 @@ the same id, in a replay too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lifecycle_shared.events import derived_event_id
@@ -107,7 +107,8 @@ def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[
 def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
     """The purchase model's judgement (`drift.at_risk_below_p_alive`): a buyer whose probability of still
     being a customer fell below the threshold is at-risk at `at`, before the days rule would say so.
-    It moves the live state only: a replay of the history, which has no model, does not repeat it."""
+    The judgement stays in the facts until the buyer's next order (which is then a reactivation). It
+    moves the live state only: a replay of the history, which has no model, does not repeat it."""
     last_order = state.facts.last_order
     if last_order is None or state.stage is None or state.stage in DRIFT:
         return state, []
@@ -117,7 +118,8 @@ def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) ->
     moved = Moved(id=transition_id(last_order.event_id, state.stage, stage, at), from_stage=state.stage,
                   to_stage=stage, reason=reason, rule_version=rules.version, cause_event_ids=(last_order.event_id,),
                   time=at, historical=last_order.historical)
-    return State(state.facts, stage, at, state.as_of), [moved]
+    facts = replace(state.facts, doubted_at=at)  # kept until the next order: a visit does not undo it
+    return State(facts, stage, at, state.as_of), [moved]
 
 
 def replay(touches: list[Touch], rules: RuleSet, *, until: datetime | None = None) -> tuple[State, list[Moved]]:
