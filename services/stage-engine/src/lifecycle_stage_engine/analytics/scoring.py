@@ -259,7 +259,12 @@ def _range(fits: Fits, options: Options, seed: int) -> tuple[np.ndarray | None, 
     if len(values) < DRAWS // 2:
         return None, None
     stacked = np.stack(values)
-    stacked[~np.isfinite(stacked)] = np.nan
+    finite = np.isfinite(stacked)
+    if finite.all():
+        low, high = np.percentile(stacked, [10, 90], axis=0)
+        return low, high
+    stacked[~finite] = np.nan
     with warnings.catch_warnings():  # a customer without a finite draw gets nan: no range
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanpercentile(stacked, 10, axis=0), np.nanpercentile(stacked, 90, axis=0)
+        low, high = np.nanpercentile(stacked, [10, 90], axis=0)
+        return low, high
