@@ -50,16 +50,15 @@ import asyncpg
 import psutil
 from http_load import percentiles
 from lifecycle_devstack.infra import Infra
-from lifecycle_devstack.services import BY_NAME, ServiceProcess
+from lifecycle_devstack.services import ServiceProcess
 from lifecycle_shared.db import create_engine
 from lifecycle_stage_engine.analytics import queries, scoring, worker
 from lifecycle_stage_engine.analytics.queries import Filters
-from profile_api import closed_loop
+from profile_api import TOKEN, closed_loop, fresh_stage_engine_database
 from rawhttp import Pool
 from report import code_version
 from sqlalchemy import text
 
-TOKEN = "bench-analytics-token-7d2a91c4e0b6f358"
 # (source, channel) of the customers' first touch, and the share of customers from each.
 SOURCES = [("google", "cpc", 0.28), ("facebook", "paid_social", 0.18), ("instagram", "social", 0.17),
            ("newsletter", "email", 0.12), ("partner-blog", "referral", 0.13), ("duckduckgo", "organic", 0.12)]
@@ -795,11 +794,8 @@ def main() -> int:
     infra = Infra.start()
     process = None
     try:
-        config = infra.stack_config(api_tokens=TOKEN)
-        service = BY_NAME["stage-engine"]
-        infra.prepare(config, services=[service])
+        config, service, dsn = fresh_stage_engine_database(infra)
         database_url = config.database_url(service)
-        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
         report["machine"] |= asyncio.run(server_facts(dsn))
         end = datetime.now(UTC).replace(microsecond=0)
         with watch.phase("fill"):

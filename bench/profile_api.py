@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 from http_load import percentiles
 from lifecycle_devstack.infra import Infra
-from lifecycle_devstack.services import BY_NAME, ServiceProcess
+from lifecycle_devstack.services import BY_NAME, ServiceDef, ServiceProcess, StackConfig
 from rawhttp import Pool
 
 TOKEN = "bench-api-token-4c1e7f20b9d3a865"
@@ -135,6 +135,14 @@ async def measure(url: str, dsn: str, *, profiles: int, concurrency: int, second
     return results
 
 
+def fresh_stage_engine_database(infra: Infra) -> tuple[StackConfig, ServiceDef, str]:
+    """A stack config whose stage engine takes TOKEN, its database migrated, and that database's asyncpg DSN."""
+    config = infra.stack_config(api_tokens=TOKEN)
+    service = BY_NAME["stage-engine"]
+    infra.prepare(config, services=[service])
+    return config, service, config.database_url(service).replace("postgresql+asyncpg://", "postgresql://")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", type=int, default=100_000)
@@ -145,10 +153,7 @@ def main() -> int:
     infra = Infra.start()
     process = None
     try:
-        config = infra.stack_config(api_tokens=TOKEN)
-        service = BY_NAME["stage-engine"]
-        infra.prepare(config, services=[service])
-        dsn = config.database_url(service).replace("postgresql+asyncpg://", "postgresql://")
+        config, service, dsn = fresh_stage_engine_database(infra)
         filled_s = asyncio.run(fill(dsn, args.profiles))
         process = ServiceProcess(service, config, Path(tempfile.mkdtemp()) / "stage-engine.log")
         process.start()
