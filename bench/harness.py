@@ -162,7 +162,7 @@ class Harness:
             except subprocess.TimeoutExpired:
                 self.mail.kill()
         if self.infra:
-            self.infra.stop()
+            self.infra.stop(keep_files=True)  # run.py deletes them unless --keep or a failure
 
 
 async def metrics_text(client: httpx.AsyncClient, base_url: str) -> str:

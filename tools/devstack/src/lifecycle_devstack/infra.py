@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,10 @@ class Infra:
         with ThreadPoolExecutor() as pool:
             list(pool.map(lambda service: run_module(service, config, "migrate"), services))
 
-    def stop(self) -> None:
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Stop what was started and delete its files (a PostgreSQL cluster per run: about a gigabyte after a
+        test suite), unless `keep_files` or LIFECYCLE_KEEP_INFRA_FILES is set (to look at them afterwards)."""
         for part in reversed(self._owned):
             part.stop()
+        if not (keep_files or os.environ.get("LIFECYCLE_KEEP_INFRA_FILES")):
+            shutil.rmtree(self.work_dir, ignore_errors=True)
