@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import psutil
 
@@ -88,3 +89,45 @@ def verdict(cores: dict[str, float], *, cpu_count: int) -> str:
 
 def top(cores: dict[str, float], count: int = 4) -> str:
     return " ".join(f"{role}={value:.2f}" for role, value in list(cores.items())[:count])
+
+
+class CpuWatch:
+    """Per phase: the wall time, the CPU the machine spent (in cores busy) and how much of it was this run's
+    (this process and its descendants: PostgreSQL, the service, the scoring process) - whatever else runs on
+    the machine (other test runs) competes for the same cores."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, dict[str, float]] = {}
+
+    @staticmethod
+    def _ours() -> float:
+        total = 0.0
+        me = psutil.Process()
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        times = psutil.cpu_times()
+        busy = times.user + times.nice + times.system + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
+        return busy, getattr(times, "steal", 0.0)
+
+    @contextmanager
+    def phase(self, name: str):
+        started, ours, (busy, steal) = time.perf_counter(), self._ours(), self._machine()
+        try:
+            yield
+        finally:
+            wall = time.perf_counter() - started
+            ours, (busy, steal) = self._ours() - ours, [b - a for a, b in zip((busy, steal), self._machine(),
+                                                                               strict=True)]
+            self.phases[name] = {"wall_s": round(wall, 1), "machine_busy_cores": round(busy / wall, 2),
+                                 "this_run_cores": round(ours / wall, 2),
+                                 "other_processes_cores": round(max(0.0, busy - ours) / wall, 2),
+                                 "steal_cores": round(steal / wall, 2),
+                                 "load_average_1m_at_end": round(os.getloadavg()[0], 2)}

@@ -17,13 +17,20 @@ import psutil
 from cpu import top, verdict
 
 
-def machine(harness_description: dict) -> dict:
-    return {"cpu_count": os.cpu_count(), "cpu_count_physical": psutil.cpu_count(logical=False),
+def host() -> dict:
+    """The machine and the Python measured on."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu_count": os.cpu_count(), "cpu_count_physical": psutil.cpu_count(logical=False), "cpu_model": model,
             "python": sys.version.split()[0], "implementation": platform.python_implementation(),
             "platform": platform.platform(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "broker": harness_description["broker"], "kafka_idempotence": harness_description["kafka_idempotence"],
-            "postgres_durable": harness_description["postgres_durable"],
             "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def machine(harness_description: dict) -> dict:
+    return {**host(), "broker": harness_description["broker"],
+            "kafka_idempotence": harness_description["kafka_idempotence"],
+            "postgres_durable": harness_description["postgres_durable"]}
 
 
 def code_version() -> dict:
