@@ -67,8 +67,11 @@ def test_fixed_thresholds_score_by_the_shops_own_cuts():
 def test_movement_and_sizes_between_two_scorings():
     before = {"a": Score(0, 5, 5, 5), "b": Score(0, 3, 3, 3)}
     after = {"a": Score(0, 2, 5, 5), "b": Score(0, 3, 3, 3), "c": Score(0, 5, 1, 1)}
-    assert movement(before, after) == {("Champions", "Can't lose them"): 1, ("Need attention", "Need attention"): 1,
-                                       (None, "New"): 1}
+    segments = {name: {c: score.segment for c, score in scored.items()} for name, scored in (("before", before),
+                                                                                          ("after", after))}
+    assert movement(segments["before"], segments["after"]) == {("Champions", "Can't lose them"): 1, (None, "New"): 1}
+    assert movement(segments["after"], {}) == {("Can't lose them", None): 1, ("Need attention", None): 1,
+                                               ("New", None): 1}
     counted = sizes(after)
     assert counted["New"] == 1 and counted["Lost"] == 0 and sum(counted.values()) == 3
 

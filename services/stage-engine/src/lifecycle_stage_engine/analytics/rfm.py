@@ -21,10 +21,11 @@ FM is the mean of F and M rounded half up. The segments (rows R, columns FM):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 ROWS = {  # R -> the segment for FM 1..5
     5: ("New", "Potential loyalist", "Potential loyalist", "Champions", "Champions"),
@@ -112,12 +113,13 @@ def _fixed(value: float, cuts: tuple[float, ...]) -> int:
     return 1 + sum(value > cut for cut in cuts)
 
 
-def movement(before: dict[str, Score], after: dict[str, Score]) -> Counter[tuple[str | None, str | None]]:
-    """How many customers moved from which segment to which between two scorings (None: not scored then)."""
-    return Counter((before[c].segment if c in before else None, after[c].segment if c in after else None)
-                   for c in before.keys() | after.keys())
+def movement(before: Mapping[str, str], after: Mapping[str, str]) -> Counter[tuple[str | None, str | None]]:
+    """How many customers moved from which segment to which between two scorings (customer -> segment;
+    None: not scored then). Customers who stayed in their segment are not counted."""
+    return Counter((before.get(c), after.get(c)) for c in before.keys() | after.keys() if before.get(c) != after.get(c))
 
 
-def sizes(scored: dict[str, Score]) -> dict[str, int]:
+def sizes(scored: Mapping[str, Any]) -> dict[str, int]:
+    """Customers per segment, every segment named (scored: customer -> anything with a `segment`)."""
     counted = Counter(score.segment for score in scored.values())
     return {name: counted.get(name, 0) for name in SEGMENTS}

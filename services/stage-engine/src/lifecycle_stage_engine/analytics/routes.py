@@ -81,13 +81,12 @@ async def stage_mix(request: Request, chosen: Filtered,
                     period: Literal["day", "week", "month"] = "month") -> StageMix:
     """Customers per stage now, and at the end of each period (default: the last two years, by month)."""
     start, end = _period(chosen, 730)
-    try:
-        queries.periods(start, end, period)
-    except ValueError as error:
-        raise HTTPException(400, str(error)) from None
     async with _engine(request).connect() as conn:
-        return StageMix(current=await queries.stage_counts(conn, chosen),
-                        series=await queries.stage_mix(conn, chosen, start=start, end=end, period=period))
+        try:
+            series = await queries.stage_mix(conn, chosen, start=start, end=end, period=period)
+        except ValueError as error:  # more periods than a chart can hold
+            raise HTTPException(400, str(error)) from None
+        return StageMix(current=await queries.stage_counts(conn, chosen), series=series)
 
 
 class FunnelStage(BaseModel):
@@ -236,7 +235,7 @@ async def export_segment(request: Request, segment: Segment | None = None, stage
     for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
         if value is not None:
             conditions.append(f"{column} = :v{len(params)}")
-            params[f"v{len(params)}"] = str(value.value if hasattr(value, "value") else value)
+            params[f"v{len(params)}"] = str(value)  # Stage and ChurnBand are StrEnums
     statement = text(
         "SELECT s.customer_id, p.traits->>'email' AS email, p.stage, s.segment, s.document FROM customer_scores s "
         f"JOIN profiles p ON p.id = s.profile_id WHERE {' AND '.join(conditions)} ORDER BY s.total_clv DESC")

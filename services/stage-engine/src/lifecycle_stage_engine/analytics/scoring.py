@@ -97,6 +97,11 @@ class Fits:
     spend: clv.GammaGammaFit | None
 
 
+def transactions_of(customers: Sequence[CustomerOrders]) -> list[clv.Transaction]:
+    """(profile id, time, amount) of every order: what the models are fitted on."""
+    return [(c.profile_id, time, amount) for c in customers for time, amount, _ in c.orders]
+
+
 def fit(transactions: Sequence[clv.Transaction], *, calibration_end: datetime, unit: clv.Unit,
         fitted_at: datetime) -> Fits:
     """BG/NBD and Gamma-Gamma on (customer, time, amount) rows up to `calibration_end`."""
@@ -174,7 +179,7 @@ def score(customers: Sequence[CustomerOrders], *, as_of: datetime, options: Opti
           seed: int = 0) -> tuple[dict[str, CustomerScore], FitSummary]:
     """Scores by profile id for every customer with an order, and the fit they came from (unit: days)."""
     buyers = [c for c in customers if c.orders]
-    transactions = [(c.profile_id, time, amount) for c in buyers for time, amount, _ in c.orders]
+    transactions = transactions_of(buyers)
     fits = fit(transactions, calibration_end=as_of, unit="D", fitted_at=as_of)
     rfm_scores = rfm.scores([rfm.Buyer(customer_id=c.profile_id, last_order_at=max(t for t, _, _ in c.orders),
                                        orders=len(c.orders), revenue=sum((a for _, a, _ in c.orders), Decimal(0)))

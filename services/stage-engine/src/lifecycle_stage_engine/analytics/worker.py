@@ -17,11 +17,11 @@ import asyncio
 import logging
 import multiprocessing
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from lifecycle_shared.errors import describe_error
@@ -29,7 +29,7 @@ from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.analytics import queries, scoring
+from lifecycle_stage_engine.analytics import queries, rfm, scoring
 from lifecycle_stage_engine.db.repository import json_text
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.sweeper import flag_low_p_alive
@@ -72,7 +72,7 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
             return None
         customers = await queries.customer_orders(conn)
         scored, summary = await asyncio.get_running_loop().run_in_executor(
-            pool, _score, customers, now, options)
+            pool, partial(scoring.score, customers, as_of=now, options=options))
         previous = {row.profile_id: row.segment
                     for row in await conn.execute(text("SELECT profile_id::text, segment FROM customer_scores"))}
         await conn.execute(text("DELETE FROM customer_scores"))
@@ -80,12 +80,10 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
                  "total_clv": s.total_clv} for pid, s in scored.items()]
         for start in range(0, len(rows), CHUNK):
             await conn.execute(_INSERT_SCORES, {"at": now, "rows": json_text(rows[start:start + CHUNK])})
-        sizes = Counter(s.segment for s in scored.values())
-        moved = Counter((previous.get(pid), s.segment) for pid, s in scored.items() if previous.get(pid) != s.segment)
-        moved.update((segment, None) for pid, segment in previous.items() if pid not in scored)
+        moved = rfm.movement(previous, {pid: s.segment for pid, s in scored.items()})
         await conn.execute(text("INSERT INTO rfm_snapshots (scored_at, sizes, movement) VALUES (:at, "
                                 "CAST(:sizes AS jsonb), CAST(:movement AS jsonb)) ON CONFLICT DO NOTHING"),
-                           {"at": now, "sizes": json_text(dict(sizes)),
+                           {"at": now, "sizes": json_text(rfm.sizes(scored)),
                             "movement": json_text([[a, b, n] for (a, b), n in moved.most_common()])})
         result = {**summary.as_json(), "scored_customers": len(scored)}
         await _finish(conn, fit_id, kind="scheduled", unit="D", result=result, now=now)
@@ -105,15 +103,10 @@ _INSERT_SCORES = text(
     "segment text, total_clv numeric)")
 
 
-def _score(customers: list[scoring.CustomerOrders], now: datetime,
-           options: scoring.Options) -> tuple[dict[str, scoring.CustomerScore], scoring.FitSummary]:
-    return scoring.score(customers, as_of=now, options=options)
-
-
 def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: str,
          now: datetime) -> dict[str, Any]:
-    transactions = [(c.profile_id, time, amount) for c in customers for time, amount, _ in c.orders]
-    return scoring.fit(transactions, calibration_end=calibration_end, unit=unit, fitted_at=now).summary.as_json()
+    fitted = scoring.fit(scoring.transactions_of(customers), calibration_end=calibration_end, unit=unit, fitted_at=now)
+    return fitted.summary.as_json()
 
 
 async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: str,
