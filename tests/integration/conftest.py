@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import httpx
 import pytest
@@ -33,15 +34,17 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def stage_engine_client(config: StackConfig, *, api_token: str, admin_token: str,
-                              sends: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The stage engine in-process with both tokens configured; the client sends `sends` as its Bearer token."""
+async def stage_engine_client(config: StackConfig, *, api_token: str, admin_token: str, sends: str,
+                              clock: Callable[[], datetime] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The stage engine in-process with both tokens configured; the client sends `sends` as its Bearer token.
+    `clock`: the service's now (a test whose data ends at a fixed moment passes that moment)."""
     from lifecycle_devstack.services import BY_NAME
     from lifecycle_stage_engine.main import create_app
     from lifecycle_stage_engine.settings import StageEngineSettings
 
     settings = StageEngineSettings(database_url=config.database_url(BY_NAME["stage-engine"]),
                                    kafka=kafka_settings(config), api_tokens=api_token, admin_token=admin_token)
-    async with running(create_app(settings)) as client:
+    app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    async with running(app) as client:
         client.headers["authorization"] = f"Bearer {sends}"
         yield client

@@ -13,18 +13,22 @@ from lifecycle_stage_engine.analytics import queries
 from tests.integration.conftest import stage_engine_client
 from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401 - engine is a fixture
 from tests.integration.test_analytics_sql import NOW, shop
+from tests.support.shops import bgnbd_shop, order_events
 
 HOSTILE = "=HYPERLINK(\"http://evil.example\",\"x\")"
 
 
 @pytest.fixture(scope="module")
 async def client(namespace, engine):  # noqa: F811
-    events = shop(seed=5, customers=60)
+    # The generated shop (sources, refunds, reviews) and buyers simulated from the models' assumptions, so
+    # the fits are well determined by construction, on any CPU.
+    events = shop(seed=5, customers=60) + order_events(bgnbd_shop(200, as_of=NOW, seed=4), ev)
     events += [ev("track", NOW - timedelta(days=d), event="Order Completed", userId=HOSTILE,
                   properties={"order_id": f"h-{d}", "revenue": 5000}) for d in (3, 40)]
     for start in range(0, len(events), 50):
         await deliver(namespace, engine, events[start:start + 50], now=NOW)
-    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API) as http:
+    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API,
+                                   clock=lambda: NOW) as http:
         yield http
 
 
@@ -44,6 +48,7 @@ async def test_fits_need_the_admin_token_and_a_refresh_scores_every_buyer(client
     fit = await fitted(client, {})
     assert fit["status"] == "done", fit
     result = fit["result"]
+    assert result["bgnbd"] is not None, result["problems"]
     assert result["bgnbd"]["n"] == result["scored_customers"] > 30
     assert set(result["bgnbd"]["params"]) == {"r", "alpha", "a", "b"} and result["bgnbd"]["log_likelihood"] < 0
     assert set(result["gamma_gamma"]["params"]) == {"p", "q", "gamma"}
@@ -70,11 +75,13 @@ async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(cl
     async with engine.connect() as conn:  # only the customers who had ordered by then
         buyers = [c for c in await queries.customer_orders(conn) if min(t for t, _, _ in c.orders).date() <= end.date()]
     assert result["customers"] == len(buyers) > 10
-    # 13 repeat buyers: the fit has figures with standard errors, or says why it has none. Never silently both.
-    if result["bgnbd"] is not None:
-        assert all(v is not None for v in result["bgnbd"]["standard_errors"].values()), result
-    else:
-        assert any("do not determine the parameters" in p for p in result["problems"]), result
+    # A dozen repeat buyers determine the parameters only loosely, and how loosely depends on the CPU's
+    # floating-point path: the promise here is that a missing figure is never silent. (What a fit says on
+    # data built to be well determined, or flat, is tested without I/O in tests/unit/test_clv_models.py.)
+    if result["bgnbd"] is None:
+        assert any(p.startswith("BG/NBD:") for p in result["problems"]), result
+    elif any(v is None for v in result["bgnbd"]["standard_errors"].values()):
+        assert any("standard errors not available" in p for p in result["problems"]), result
     listed = (await client.get("/v1/analytics/fits")).json()
     assert fit["id"] in [f["id"] for f in listed]
     assert (await client.get("/v1/analytics/fits/not-a-fit")).status_code in (400, 422)

@@ -16,7 +16,8 @@ async def client(namespace, engine):  # noqa: F811
     events = [ev("track", NOW - timedelta(days=d), event="Order Completed", userId=f"u{d % 3}",
                  properties={"order_id": f"o{d}", "revenue": 10}) for d in (1, 5, 20, 40)]
     await deliver(namespace, engine, events, now=NOW)
-    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API) as http:
+    async with stage_engine_client(namespace, api_token=API, admin_token=ADMIN, sends=API,
+                                   clock=lambda: NOW) as http:
         yield http
 
 

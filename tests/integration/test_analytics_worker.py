@@ -14,11 +14,13 @@ from sqlalchemy import text
 from tests.integration.stage_support import deliver, engine, ev, profile_of, topic  # noqa: F401 - fixtures
 from tests.integration.test_analytics_sql import NOW, shop
 from tests.integration.test_p_alive_drift import WATCHFUL  # drift.at_risk_below_p_alive = 0.6
+from tests.support.shops import bgnbd_shop, order_events
 
 
 @pytest.fixture(scope="module")
 async def filled(namespace, engine):  # noqa: F811
-    events = shop(seed=23, customers=90)
+    # The generated shop, and buyers simulated from the models' assumptions: the fit is well determined.
+    events = shop(seed=23, customers=90) + order_events(bgnbd_shop(200, as_of=NOW, seed=23), ev)
     # Two customers of their own source for the stage mix: "early" bought in January and did nothing since,
     # "late" first came in February.
     campaign = {"campaign": {"source": "mixtest", "medium": "cpc"}}
@@ -46,9 +48,9 @@ async def test_a_stale_request_is_claimed_by_one_instance_only(filled):
         # It waited 31 minutes in the queue (a long refresh before it, a deploy, every instance busy).
         await conn.execute(text("UPDATE clv_fits SET created_at = now() - interval '31 minutes' WHERE id = :id"),
                            {"id": fit_id})
-    first = await worker._claim(filled)  # instance A takes it and starts the fit
+    first = await worker._claim(filled, NOW)  # instance A takes it and starts the fit
     assert first is not None and str(first.id) == fit_id
-    second = await worker._claim(filled)  # instance B, one poll later, while A is still fitting
+    second = await worker._claim(filled, NOW)  # instance B, one poll later, while A is still fitting
     async with filled.begin() as conn:  # leave nothing for the other tests
         await conn.execute(text("UPDATE clv_fits SET status = 'done' WHERE id = :id"), {"id": fit_id})
     assert second is None, "the request A is running was handed to B as well"

@@ -29,41 +29,10 @@ from lifecycle_stage_engine.analytics.clv import (
     rfm_summary,
 )
 
+from tests.support.shops import simulate_bgnbd, simulate_gamma_gamma
+
 DATA = Path(__file__).parent.parent / "data"
 CALIBRATION_END = date(1997, 9, 30)
-
-
-# --- simulators -----------------------------------------------------------------------------
-
-
-def simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, age: np.ndarray, rng: np.random.Generator):
-    """λ ~ Gamma(r, α), p ~ Beta(a, b); Poisson purchases over (0, T] after a first purchase at 0,
-    dropping out for good after each purchase with probability p. Returns (x, t_x, T)."""
-    rate, dropout = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
-    x, t_x, clock = np.zeros(n), np.zeros(n), np.zeros(n)
-    active = np.ones(n, dtype=bool)
-    while active.any():
-        idx = np.flatnonzero(active)
-        with np.errstate(divide="ignore"):
-            clock[idx] += rng.exponential(size=idx.size) / rate[idx]
-        late = clock[idx] > age[idx]
-        active[idx[late]] = False
-        bought = idx[~late]
-        x[bought] += 1
-        t_x[bought] = clock[bought]
-        active[bought[rng.random(bought.size) < dropout[bought]]] = False
-    return x, t_x, age
-
-
-def simulate_gamma_gamma(n: int, p: float, q: float, gamma: float, rng: np.random.Generator, *,
-                         spend_follows_frequency: bool = False):
-    """x ~ 1 + Poisson(3) repeat purchases; ν ~ Gamma(q, γ); each spend ~ Gamma(p, ν), so the mean
-    of x spends is Gamma(px, νx). With `spend_follows_frequency` frequent buyers spend more."""
-    x = 1 + rng.poisson(3, n).astype(float)
-    nu = rng.gamma(q, 1 / gamma, n)
-    if spend_follows_frequency:
-        nu = nu / x**1.5
-    return x, rng.gamma(p * x, 1 / (nu * x))
 
 
 BGNBD_TRUTH = (0.5, 6.0, 1.2, 3.0)  # r, α, a, b; weeks

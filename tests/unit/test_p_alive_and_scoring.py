@@ -16,6 +16,7 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, DriftRules, RuleS
 from lifecycle_stage_engine.domain.stages import Stage, Touch
 from lifecycle_stage_engine.domain.timeline import judge_p_alive, replay, step
 
+from tests.support.shops import bgnbd_shop
 from tests.unit.test_timeline import T0, orders_on
 
 WATCHFUL = RuleSet(version="watchful", drift=DriftRules(at_risk_below_p_alive=0.3))
@@ -73,10 +74,12 @@ def test_without_a_repeat_buyer_there_are_scores_but_no_predictions_and_the_reas
 
 
 def test_every_buyer_gets_klaviyo_style_figures_from_the_first_repeat_buyers():
-    shop = [customer(f"r{n}", *[(n + 20 * k, str(20 + n % 7 * 5 + k), str((20 + n % 7 * 5 + k) * 0.6))
-                                for k in range(1 + n % 4)]) for n in range(40)]
+    # A shop simulated from the model's own assumptions (well determined), and two buyers of the same rhythm.
+    shop = bgnbd_shop(400, as_of=at(200), seed=11)
+    shop += [customer("r3", *[(3 + 20 * k, str(35 + k), str((35 + k) * 0.6)) for k in range(4)]),
+             customer("r39", *[(39 + 20 * k, str(35 + k), None) for k in range(4)])]
     scored, fit = score(shop, as_of=at(200))
-    assert fit.repeat_buyers == 30 and fit.bgnbd["n"] == 40 and not fit.problems
+    assert fit.bgnbd["n"] == len(shop) and fit.repeat_buyers > 100 and not fit.problems, fit.problems
     frequent = scored["r3"]  # four orders 20 days apart
     assert frequent.orders == 4 and frequent.avg_days_between_orders == 20.0
     assert frequent.next_order_expected_at == at(3 + 60 + 20)
@@ -89,6 +92,23 @@ def test_every_buyer_gets_klaviyo_style_figures_from_the_first_repeat_buyers():
     # The same rhythm, silent for longer (r3: 137 days, r39: 101): less likely alive, worth less.
     assert scored["r3"].recency_days > scored["r39"].recency_days
     assert scored["r3"].p_alive < scored["r39"].p_alive and scored["r3"].predicted_clv < scored["r39"].predicted_clv
+
+
+def test_a_well_determined_fit_has_every_standard_error_and_a_flat_one_predicts_nothing_and_says_why():
+    """The promise about flat likelihoods, on data built to have each property with margin: hundreds of
+    buyers simulated from BG/NBD determine every parameter; forty buyers on clockwork (every 20 days, to
+    the day) leave the likelihood flat, so the fit withholds its predictions and names the loose parameters."""
+    scored, fit = score(bgnbd_shop(600, as_of=at(400), seed=3), as_of=at(400))
+    assert fit.bgnbd is not None and not fit.problems, fit.problems
+    for name, value in fit.bgnbd["params"].items():
+        assert 0 < fit.bgnbd["standard_errors"][name] < 0.5 * value, fit.bgnbd
+    assert all(s.p_alive is not None and s.predicted_clv is not None for s in scored.values())
+    clockwork = [customer(f"r{n}", *[(n + 20 * k, "30", None) for k in range(int((300 - n) / 20) + 1)])
+                 for n in range(40)]
+    scored, fit = score(clockwork, as_of=at(300))
+    assert fit.bgnbd is None and any(p.startswith("BG/NBD: ") and ("do not determine" in p or "ran off" in p)
+                                     for p in fit.problems), fit.problems
+    assert all(s.p_alive is None and s.predicted_clv is None and s.historic_clv > 0 for s in scored.values())
 
 
 def finite(value) -> bool:
@@ -114,24 +134,25 @@ def test_a_subscription_shop_gets_finite_figures_or_none_never_nan():
     assert fit.problems  # what was left out is said
 
 
-def test_a_small_samples_fit_is_shown_but_moves_no_stage_and_a_fit_at_the_bounds_predicts_nothing():
-    # Three buyers: the maximum-likelihood P(alive) of a buyer who ordered an hour ago is about 2%.
+def test_a_small_samples_fit_predicts_nothing_and_a_fit_at_the_bounds_predicts_nothing():
+    # Three buyers: the maximum-likelihood P(alive) of a buyer who ordered an hour ago would be about 2%;
+    # three buyers do not determine four parameters, so nothing is predicted and the fit says why.
     shop = [customer("a", (0, "10", None), (30, "20", None)), customer("b", (3, "30", None), (29, "5", None)),
             customer("c", (1, "5", None))]
     scored, fit = score(shop, as_of=at(30) + timedelta(hours=1))
-    assert scored["a"].p_alive < 0.1 and not fit.moves_stages
-    assert any("moves nobody's stage" in p for p in fit.problems)
-    # All spends alike: Gamma-Gamma's parameters run to the bounds, so no spend prediction, and it says so.
-    alike = [customer(f"r{n}", *[(n + 20 * k, "30", None) for k in range(1 + n % 4)]) for n in range(40)]
+    assert scored["a"].p_alive is None and not fit.moves_stages and fit.bgnbd is None
+    assert any(p.startswith("BG/NBD: ") for p in fit.problems)
+    # All spends alike: Gamma-Gamma's p and q run off towards infinity, so no spend prediction, and it says so.
+    alike = [replace(c, orders=tuple((t, Decimal(30), None) for t, _, _ in c.orders))
+             for c in bgnbd_shop(300, as_of=at(200), seed=5)]
     scored, fit = score(alike, as_of=at(200))
-    assert fit.gamma_gamma is None and any("Gamma-Gamma: a parameter ran to" in p for p in fit.problems)
+    assert fit.gamma_gamma is None and any("Gamma-Gamma: a parameter ran off" in p for p in fit.problems)
     assert all(s.predicted_clv is None and s.p_alive is not None for s in scored.values())
-    assert fit.moves_stages  # BG/NBD is fine: 30 repeat buyers
+    assert fit.moves_stages  # BG/NBD is fine: well over 10 repeat buyers
 
 
 def test_the_churn_band_is_that_of_the_churn_risk_shown(monkeypatch):
-    shop = [customer(f"r{n}", *[(n + 20 * k, str(20 + n % 7 * 5 + k), None) for k in range(1 + n % 4)])
-            for n in range(40)]
-    monkeypatch.setattr(clv, "churn_risk", lambda *args, **kwargs: np.full(40, 0.79996))
+    shop = bgnbd_shop(200, as_of=at(200), seed=2)
+    monkeypatch.setattr(clv, "churn_risk", lambda *args, **kwargs: np.full(200, 0.79996))
     scored, _ = score(shop, as_of=at(200))
     assert {(s.churn_risk, s.churn_band) for s in scored.values()} == {(0.8, "high")}

@@ -48,13 +48,16 @@ def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
     )
 
 
-def create_app(settings: StageEngineSettings) -> FastAPI:
+def create_app(settings: StageEngineSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    """`clock`: what every part of the service takes as now (the consumer, the sweeper, replays, the
+    analytics worker and the routes' default ranges); tests pass a fixed one."""
     rulebook = RuleBook(rules_file=settings.rules_file)
 
     def started(app: FastAPI, runtime: ServiceRuntime) -> None:
         app.state.rulebook = rulebook
+        app.state.clock = clock
 
     return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
-                              build_runtime=lambda: build_runtime(settings, rulebook),
+                              build_runtime=lambda: build_runtime(settings, rulebook, clock),
                               routers=[router, admin_router, analytics_router, analytics_admin_router,
                                        dashboard_router])

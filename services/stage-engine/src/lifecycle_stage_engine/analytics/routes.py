@@ -60,9 +60,17 @@ def _engine(request: Request):
     return request.app.state.runtime.engine
 
 
-def _period(chosen: queries.Filters, default_days: int) -> tuple[datetime, datetime]:
+def _now(request: Request) -> datetime:
+    """The service's clock (injected into `create_app`), never the wall clock directly."""
+    return request.app.state.clock()
+
+
+Now = Annotated[datetime, Depends(_now)]
+
+
+def _period(chosen: queries.Filters, default_days: int, now: datetime) -> tuple[datetime, datetime]:
     """The asked range; a missing start is `default_days` before the end (now by default)."""
-    end = chosen.end or datetime.now(UTC)
+    end = chosen.end or now
     if chosen.start is not None:
         return chosen.start, end
     try:
@@ -77,10 +85,10 @@ class StageMix(BaseModel):
 
 
 @router.get("/stages", response_model=StageMix, responses=errors(400))
-async def stage_mix(request: Request, chosen: Filtered,
+async def stage_mix(request: Request, chosen: Filtered, now: Now,
                     period: Literal["day", "week", "month"] = "month") -> StageMix:
     """Customers per stage now, and at the end of each period (default: the last two years, by month)."""
-    start, end = _period(chosen, 730)
+    start, end = _period(chosen, 730, now)
     async with _engine(request).connect() as conn:
         try:
             series = await queries.stage_mix(conn, chosen, start=start, end=end, period=period)
@@ -105,9 +113,9 @@ class Funnel(BaseModel):
 
 
 @router.get("/funnel", response_model=Funnel, responses=errors(400))
-async def stage_funnel(request: Request, chosen: Filtered) -> Funnel:
+async def stage_funnel(request: Request, chosen: Filtered, now: Now) -> Funnel:
     """Entries, conversion to a later stage, drop-off and median time in stage (default: the last 90 days)."""
-    start, end = _period(chosen, 90)
+    start, end = _period(chosen, 90, now)
     async with _engine(request).connect() as conn:
         figures = await queries.funnel(conn, chosen, start=start, end=end)
     return Funnel(start=start, end=end, stages=[

@@ -29,6 +29,8 @@ DRAWS = 30
 # A small sample's maximum likelihood can put P(alive) near 0 for a buyer who ordered an hour ago: shown,
 # with its range, but not acted on before this many repeat buyers.
 MIN_REPEAT_BUYERS_TO_MOVE = 10
+MAX_RELATIVE_ERROR = 1.0  # a fit whose standard errors exceed their estimates predicts nothing
+MAX_LOG_PARAM = 10.0  # nor one with a parameter beyond e^±10 (≈ 22,026): no shop's rates or spends are that
 
 
 @dataclass(frozen=True)
@@ -147,16 +149,25 @@ def fit(transactions: Sequence[clv.Transaction], *, calibration_end: datetime, u
 
 
 def _identified(model: Any, name: str, problems: list[str]) -> Any:
-    """The fit, or None (with the reason in `problems`) when a parameter ran to the optimiser's bounds:
-    predictions from it would be arbitrary. A fit whose likelihood is flat along a ridge (e.g. a and b of
-    BG/NBD both huge: every buyer drops out with the same probability) still predicts, without a range."""
-    if any(abs(np.log(value)) > clv.LOG_BOUND - 0.5 for value in model.params):
-        problems.append(f"{name}: a parameter ran to the optimiser's bounds (too few or too regular repeat "
-                        "buyers); no predictions from it")
+    """The fit, or None (with the reason in `problems`) when the data do not determine it, so predictions
+    from it would be arbitrary: a parameter ran off (beyond e^±MAX_LOG_PARAM, towards the optimiser's
+    bounds, where it stops depends on the CPU's floating-point path), the likelihood is flat along some
+    direction (no standard errors: e.g. a and b of BG/NBD both huge), or a parameter's standard error
+    exceeds MAX_RELATIVE_ERROR times its estimate (a small or near-clockwork shop, where the optimum the
+    optimiser lands on can differ from one CPU to the next)."""
+    if any(abs(np.log(value)) > MAX_LOG_PARAM for value in model.params):
+        problems.append(f"{name}: a parameter ran off towards 0 or infinity (too few or too regular repeat "
+                        "buyers, or every spend alike); no predictions from it")
         return None
-    if not model.log_covariance:
-        problems.append(f"{name}: standard errors not available (the likelihood is flat along some direction); "
-                        "predicted CLV comes without a range")
+    names = ("r", "alpha", "a", "b") if isinstance(model, clv.BgNbdFit) else ("p", "q", "gamma")
+    loose = [f"{n} ({'none' if not np.isfinite(e) else f'{e / v:.0%} of it'})"
+             for n, v, e in zip(names, model.params, model.standard_errors, strict=True)
+             if not model.log_covariance or not np.isfinite(e) or e > MAX_RELATIVE_ERROR * v]
+    if loose:
+        problems.append(f"{name}: the data do not determine the parameters (standard error of {', '.join(loose)}):"
+                        " the likelihood is nearly flat, so no predictions from it; more repeat buyers or a longer"
+                        " history will")
+        return None
     return model
 
 

@@ -132,14 +132,15 @@ async def _finish(conn: AsyncConnection, fit_id: str | None, *, kind: str, unit:
                            {"id": fit_id, "status": status, "result": json_text(result), "now": now})
 
 
-async def _claim(engine: AsyncEngine) -> Any:
+async def _claim(engine: AsyncEngine, now: datetime) -> Any:
     async with engine.begin() as conn:
         return (await conn.execute(text(
-            "UPDATE clv_fits SET status = 'running', started_at = now() WHERE id = (SELECT id FROM clv_fits "
+            "UPDATE clv_fits SET status = 'running', started_at = :now WHERE id = (SELECT id FROM clv_fits "
             "WHERE status = 'queued' "
             # A request whose instance died while running it (kill -9, a deploy) is taken again.
-            f"OR (status = 'running' AND started_at < now() - interval '{STALE_AFTER}') "
-            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"))).first()
+            f"OR (status = 'running' AND started_at < CAST(:now AS timestamptz) - interval '{STALE_AFTER}') "
+            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"),
+            {"now": now})).first()
 
 
 async def _last_refresh(engine: AsyncEngine) -> datetime | None:
@@ -151,7 +152,7 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
                    every_s: float, rules: RuleSet | None = None, topic: str = "") -> bool:
     """Work through one queued request, else refresh when the last one is older than `every_s`.
     Returns whether it did anything."""
-    job = await _claim(engine)
+    job = await _claim(engine, now)
     if job is not None:
         try:
             if job.calibration_end is None:
