@@ -1,7 +1,7 @@
 """The system under test, started and stopped by the benchmark itself.
 
 Embedded Tansu + durable PostgreSQL (`Infra.start(durable_postgres=True)`), one fresh namespace,
-the four services as subprocesses and a write key, exactly as tests/e2e/conftest.py does; plus
+the four services as subprocesses and a write key, exactly as tests/support/pipeline.py does; plus
 an SMTP sink for messaging and a second ingest process ("ingest-sink") that shares ingest's
 database (so the same write key works) but publishes to topics under its own prefix that nothing
 consumes: the HTTP throughput phases then measure ingest alone, as the producer baseline measures

@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from tests.clients.browser import posted_events, run_scenario
-from tests.clients.conftest import GROUP_NAME, PERSON_NAME, assert_person_profile, profile_when, published
+from tests.support.browser import posted_events, run_scenario
+from tests.support.client_libraries import GROUP_NAME, PERSON_NAME, assert_person_profile, profile_when, published
 
 SHORT_PATHS = {"page": "/v1/p", "track": "/v1/t", "alias": "/v1/a", "identify": "/v1/i", "group": "/v1/g"}
 MODES = {

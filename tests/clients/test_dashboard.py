@@ -22,8 +22,8 @@ import numpy as np
 from lifecycle_shared.testing import eventually
 from PIL import Image
 
-from tests.clients.browser import CHROMIUM_ARGS
-from tests.e2e.conftest import Pipeline, bearer
+from tests.support.browser import CHROMIUM_ARGS
+from tests.support.pipeline import Pipeline, bearer
 
 CHARTS = ("stage-mix", "funnel", "cohorts", "rfm-grid", "segments", "clv-distribution")
 XSS_ID = "<img src=x onerror=alert(1)>"

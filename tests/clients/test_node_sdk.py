@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.clients.conftest import (
+from tests.support.client_libraries import (
     GROUP_NAME,
     NODE_DIR,
     PERSON_NAME,

@@ -14,7 +14,7 @@ import segment.analytics.request
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from tests.clients.conftest import GROUP_NAME, PERSON_NAME, assert_person_profile, profile_when, published
+from tests.support.client_libraries import GROUP_NAME, PERSON_NAME, assert_person_profile, profile_when, published
 
 LIBRARIES = {"segment": SegmentClient, "rudder": RudderClient}
 # Each library posts through one module-level requests.Session: a response hook on it sees every answer.

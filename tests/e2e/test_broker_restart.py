@@ -19,7 +19,7 @@ from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
 from lifecycle_shared.testing import eventually, make_touchpoint
 
-from tests.e2e.conftest import bearer, four_services
+from tests.support.pipeline import bearer, four_services
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 from lifecycle_shared.testing import eventually
 from lifecycle_stage_engine.analytics.cohorts import retention
 
-from tests.e2e.conftest import bearer
+from tests.support.pipeline import bearer
 
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow_sample.txt"
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from lifecycle_shared.testing import eventually, make_touchpoint
 
-from tests.e2e.conftest import bearer
+from tests.support.pipeline import bearer
 
 
 def ago(days: float) -> str:

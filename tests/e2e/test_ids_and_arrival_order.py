@@ -10,7 +10,7 @@ import uuid
 from lifecycle_devstack.services import BY_NAME, run_module
 from lifecycle_shared.testing import eventually, make_touchpoint
 
-from tests.e2e.conftest import wait_until_key_works
+from tests.support.pipeline import wait_until_key_works
 
 TRIALS = 10
 

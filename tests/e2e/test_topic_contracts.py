@@ -31,7 +31,7 @@ from lifecycle_shared.topics import DLQ_SUFFIX, SENTINEL_PREFIX, STAGE_TRANSITIO
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from tests.e2e.conftest import ADMIN_TOKEN, Pipeline, four_services
+from tests.support.pipeline import ADMIN_TOKEN, Pipeline, four_services
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 DOCUMENT_URI = "urn:lifecycle:asyncapi"

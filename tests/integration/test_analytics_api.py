@@ -10,16 +10,15 @@ from datetime import timedelta
 import pytest
 from lifecycle_stage_engine.analytics import queries
 
-from tests.integration.conftest import stage_engine_client
-from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401 - engine is a fixture
-from tests.integration.test_analytics_sql import NOW, shop
+from tests.support.generated_shop import NOW, shop
 from tests.support.shops import bgnbd_shop, order_events
+from tests.support.stage_engine import ADMIN, API, deliver, ev, stage_engine_client
 
 HOSTILE = "=HYPERLINK(\"http://evil.example\",\"x\")"
 
 
 @pytest.fixture(scope="module")
-async def client(namespace, engine):  # noqa: F811
+async def client(namespace, engine):
     # The generated shop (sources, refunds, reviews) and buyers simulated from the models' assumptions, so
     # the fits are well determined by construction, on any CPU.
     events = shop(seed=5, customers=60) + order_events(bgnbd_shop(200, as_of=NOW, seed=4), ev)
@@ -67,7 +66,7 @@ async def test_fits_need_the_admin_token_and_a_refresh_scores_every_buyer(client
     assert scores["churn_band"] in ("low", "medium", "high") and 0 <= scores["p_alive"] <= 1
 
 
-async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(client, engine):  # noqa: F811
+async def test_a_fit_to_a_calibration_end_in_weeks_is_stored_with_its_figures(client, engine):
     fit = await fitted(client, {"calibration_end": (NOW - timedelta(days=60)).isoformat(), "unit": "W"})
     assert fit["status"] == "done" and fit["unit"] == "W" and fit["kind"] == "requested"
     result, end = fit["result"], NOW - timedelta(days=60)

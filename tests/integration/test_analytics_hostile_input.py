@@ -6,13 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.conftest import stage_engine_client
-from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401
-from tests.integration.test_analytics_sql import NOW
+from tests.support.generated_shop import NOW
+from tests.support.stage_engine import ADMIN, API, deliver, ev, stage_engine_client
 
 
 @pytest.fixture(scope="module")
-async def client(namespace, engine):  # noqa: F811
+async def client(namespace, engine):
     events = [ev("track", NOW - timedelta(days=d), event="Order Completed", userId=f"u{d % 3}",
                  properties={"order_id": f"o{d}", "revenue": 10}) for d in (1, 5, 20, 40)]
     await deliver(namespace, engine, events, now=NOW)

@@ -9,7 +9,6 @@ the models fitted on the same orders.
 from __future__ import annotations
 
 import os
-import random
 import signal
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -22,54 +21,19 @@ from lifecycle_stage_engine.analytics import funnel as funnel_model
 from lifecycle_stage_engine.analytics import queries, rfm, scoring, worker
 from sqlalchemy import text
 
-from tests.integration.stage_support import deliver, engine, ev  # noqa: F401 - engine is a fixture
-
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
-START = NOW - timedelta(days=430)
-SOURCES = ("google", "newsletter", None)
-
-
-def shop(seed: int = 11, customers: int = 90) -> list:
-    rng = random.Random(seed)
-    events = []
-    for n in range(customers):
-        user, source = f"an-{seed}-{n}", SOURCES[n % 3]
-        first = START + timedelta(days=rng.uniform(0, 380), hours=rng.uniform(0, 23))
-        context = {"campaign": {"source": source, "medium": "cpc"}} if source else {}
-        events.append(ev("page", first, userId=user, context=context))
-        if rng.random() < 0.25:
-            continue  # a visitor who never buys
-        if rng.random() < 0.5:
-            events.append(ev("track", first + timedelta(hours=1), event="Product Added", userId=user))
-        at = first + timedelta(hours=2)
-        for k in range(rng.choice((1, 1, 1, 2, 2, 3, 5))):
-            if at >= NOW:
-                break
-            amount = round(rng.uniform(5, 200), 2)
-            props = {"order_id": f"{user}-o{k}", "revenue": amount}
-            if rng.random() < 0.7:
-                props["cost"] = round(amount * 0.6, 2)
-            events.append(ev("track", at, event="Order Completed", userId=user, properties=props))
-            if rng.random() < 0.08:
-                events.append(ev("track", at + timedelta(days=3), event="Order Refunded", userId=user,
-                                 properties={"order_id": f"{user}-o{k}"}))
-            if k == 1 and rng.random() < 0.5:
-                events.append(ev("track", at + timedelta(days=1), event="Product Reviewed", userId=user,
-                                 properties={"rating": 5}))
-            at += timedelta(days=rng.uniform(5, 120))
-    rng.shuffle(events)  # any arrival order
-    return events
+from tests.support.generated_shop import NOW, START, shop
+from tests.support.stage_engine import deliver, ev
 
 
 @pytest.fixture(scope="module")
-async def filled(namespace, engine):  # noqa: F811
+async def filled(namespace, engine):
     events = shop()
     for start in range(0, len(events), 50):
         await deliver(namespace, engine, events[start:start + 50], now=NOW)
     return engine
 
 
-async def stored_orders(engine) -> pd.DataFrame:  # noqa: F811
+async def stored_orders(engine) -> pd.DataFrame:
     async with engine.connect() as conn:
         customers = await queries.customer_orders(conn)
         sources = {row.id: row.source for row in await conn.execute(text(
@@ -110,7 +74,7 @@ async def test_the_cohort_matrix_in_sql_equals_pandas_on_the_stored_orders(fille
     assert any(c.buyers_by_offset for c in plain), "some cohort buys again"
 
 
-async def live_steps(engine, source: str | None = None) -> list[funnel_model.Step]:  # noqa: F811
+async def live_steps(engine, source: str | None = None) -> list[funnel_model.Step]:
     async with engine.connect() as conn:
         rows = await conn.execute(text(
             "SELECT t.profile_id::text, t.to_stage, t.event_time "

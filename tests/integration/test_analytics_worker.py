@@ -11,14 +11,14 @@ from lifecycle_stage_engine.analytics import queries, scoring, worker
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from sqlalchemy import text
 
-from tests.integration.stage_support import deliver, engine, ev, profile_of, topic  # noqa: F401 - fixtures
-from tests.integration.test_analytics_sql import NOW, shop
-from tests.integration.test_p_alive_drift import WATCHFUL  # drift.at_risk_below_p_alive = 0.6
+from tests.support.drift_rules import WATCHFUL  # drift.at_risk_below_p_alive = 0.6
+from tests.support.generated_shop import NOW, shop
 from tests.support.shops import bgnbd_shop, order_events
+from tests.support.stage_engine import deliver, ev, profile_of
 
 
 @pytest.fixture(scope="module")
-async def filled(namespace, engine):  # noqa: F811
+async def filled(namespace, engine):
     # The generated shop, and buyers simulated from the models' assumptions: the fit is well determined.
     events = shop(seed=23, customers=90) + order_events(bgnbd_shop(200, as_of=NOW, seed=23), ev)
     # Two customers of their own source for the stage mix: "early" bought in January and did nothing since,
@@ -85,7 +85,7 @@ class OrdersArriveWhileScoring(ThreadPoolExecutor):
         return super().submit(wrapped)
 
 
-async def test_a_buyer_who_orders_while_the_refresh_scores_is_not_moved_to_at_risk(namespace, filled, topic):  # noqa: F811
+async def test_a_buyer_who_orders_while_the_refresh_scores_is_not_moved_to_at_risk(namespace, filled, topic):
     pool = ThreadPoolExecutor(1)
     try:
         await worker.refresh(filled, pool, now=NOW, options=scoring.Options(), rules=DEFAULT_RULES, topic=topic)
@@ -141,7 +141,7 @@ async def test_a_requested_refresh_does_not_spin_while_another_instance_refreshe
     assert rounds == [False, False, False], rounds
 
 
-async def test_flagging_a_large_shops_doubted_buyers_does_not_fail(filled, topic):  # noqa: F811
+async def test_flagging_a_large_shops_doubted_buyers_does_not_fail(filled, topic):
     import uuid
 
     from lifecycle_stage_engine.sweeper import flag_low_p_alive
@@ -152,8 +152,8 @@ async def test_flagging_a_large_shops_doubted_buyers_does_not_fail(filled, topic
     assert moved == 0
 
 
-async def test_a_page_view_after_the_p_alive_move_does_not_undo_it(namespace, filled, topic):  # noqa: F811
-    from tests.integration.stage_support import announced, history
+async def test_a_page_view_after_the_p_alive_move_does_not_undo_it(namespace, filled, topic):
+    from tests.support.stage_engine import announced, history
     pool = ThreadPoolExecutor(1)
     try:
         await worker.refresh(filled, pool, now=NOW + timedelta(minutes=5), options=scoring.Options(), rules=WATCHFUL,

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
@@ -19,6 +18,8 @@ from lifecycle_shared.testing import make_cloud_event, read_topic
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, text
+
+from tests.support.kafka_records import record
 
 
 class FlakyHandler:
@@ -35,12 +36,6 @@ class FlakyHandler:
         if event.id in self.broken:
             raise PermanentError("contract violated")
         return [("derived.v1", make_cloud_event(id=f"derived-{event.id}", subject=event.subject))]
-
-
-def record(topic: str, offset: int, value: bytes, key: bytes = b"c1") -> ConsumerRecord:
-    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=key,
-                          value=value, checksum=None, serialized_key_size=len(key),
-                          serialized_value_size=len(value), headers=[("traceparent", b"00-abc")])
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.handlers import touchpoint_route
 from sqlalchemy import func, select
 
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
 
 NOW = datetime.now(UTC)
 VISITORS = 100

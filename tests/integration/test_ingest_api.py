@@ -8,24 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_devstack.broker import EmbeddedBroker
-from lifecycle_devstack.faults import StallingProxy
-from lifecycle_devstack.ports import free_port
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_ingest.domain.touchpoints import event_id
 from lifecycle_ingest.main import create_app
-from lifecycle_ingest.settings import IngestSettings
 from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
-from tests.integration.conftest import kafka_settings, running
-
-ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
-
-
-def settings_for(namespace, **overrides) -> IngestSettings:
-    return IngestSettings(database_url=namespace.database_url(BY_NAME["ingest"]),
-                          kafka=overrides.pop("kafka", kafka_settings(namespace)),
-                          admin_token=ADMIN_TOKEN, key_refresh_s=0.2, **overrides)
+from tests.support.in_process import running
+from tests.support.ingest import ADMIN_TOKEN, _consume_until, settings_for, settings_on
 
 
 @pytest.fixture(scope="module")
@@ -220,24 +208,6 @@ async def test_admin_api_needs_the_admin_token(ingest):
     assert response.status_code == 401
 
 
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker of this test's own, to stop or stall; stopped whatever happens."""
-    proxy = StallingProxy(target_port=free_port())
-    broker = EmbeddedBroker(proxy._target_port, tmp_path / "broker.log", advertised_port=proxy.port)
-    try:
-        broker.start()
-        yield broker, proxy
-    finally:
-        broker.stop()
-
-
-def settings_on(namespace, broker: EmbeddedBroker, **overrides) -> IngestSettings:
-    return settings_for(namespace, publish_timeout_s=1.5, kafka=kafka_settings(
-        namespace, bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False, topic_check_interval_s=0.5),
-        **overrides)
-
-
 async def test_broker_down_is_503_saying_nothing_was_accepted_and_not_ready(namespace, own_broker):
     broker, proxy = own_broker
     await proxy.start()
@@ -301,11 +271,3 @@ async def _new_key(client, source: str) -> tuple[str, str]:
     created = (await client.post("/v1/admin/keys", json={"source": source, "kind": "server"},
                                  headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).json()
     return (created["key"], "")
-
-
-async def _consume_until(namespace, message_id: str):
-    def ours(record) -> bool:
-        return json.loads(record.value)["data"]["messageId"] == message_id
-
-    records = await read_topic(namespace.kafka_bootstrap, namespace.topic_prefix + "touchpoints.v1", until=ours)
-    return next(r for r in records if ours(r))

@@ -14,10 +14,8 @@ import pytest
 from lifecycle_ingest.main import create_app
 from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
-from tests.integration.conftest import running
-from tests.integration.test_ingest_api import ADMIN_TOKEN, _consume_until, own_broker, settings_for, settings_on
-
-__all__ = ["own_broker"]  # a fixture, used by name
+from tests.support.in_process import running
+from tests.support.ingest import ADMIN_TOKEN, _consume_until, settings_for, settings_on
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 SHOP = "http://shop.example.test:8080"

@@ -19,8 +19,8 @@ from lifecycle_ingest.importer import RetryPolicy, run
 from lifecycle_ingest.main import create_app
 from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 
-from tests.integration.conftest import running
-from tests.integration.test_ingest_api import ADMIN_TOKEN, settings_for
+from tests.support.in_process import running
+from tests.support.ingest import ADMIN_TOKEN, settings_for
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST = RetryPolicy(attempts=3, first_s=0.01, longest_s=0.05)

@@ -21,7 +21,7 @@ from lifecycle_shared.db import create_engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.integration.conftest import kafka_settings, running
+from tests.support.in_process import kafka_settings, running
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -18,7 +18,7 @@ from lifecycle_shared.events import CloudEvent, TouchpointData
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_stage_engine.domain.stages import Touch, fold_history
 
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -29,8 +29,8 @@ from lifecycle_shared.events import (
 )
 from lifecycle_shared.kafka.runner import ConsumerRunner
 
-from tests.integration.conftest import kafka_settings, running
-from tests.integration.test_consumer_runner import record
+from tests.support.in_process import kafka_settings, running
+from tests.support.kafka_records import record
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 BONUS = 500

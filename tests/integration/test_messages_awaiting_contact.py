@@ -24,7 +24,7 @@ from lifecycle_shared.kafka.registry import Typed
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from sqlalchemy import select
 
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 

@@ -34,7 +34,7 @@ from lifecycle_shared.stages import REACTIVATED
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 

@@ -44,7 +44,7 @@ def test_an_order_earned_before_the_upgrade_keeps_its_points_when_sent_again(inf
     from lifecycle_shared.kafka.runner import ConsumerRunner
     from sqlalchemy import text
 
-    from tests.integration.test_consumer_runner import record
+    from tests.support.kafka_records import record
 
     database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_loyalty"
     asyncio.run(create_databases(infra.postgres_url, [database]))

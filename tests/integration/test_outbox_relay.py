@@ -12,7 +12,7 @@ from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from sqlalchemy import delete, select
 
-from tests.integration.conftest import kafka_settings
+from tests.support.in_process import kafka_settings
 
 
 async def test_an_outbox_row_too_large_to_publish_is_set_aside_and_blocks_nothing(namespace):

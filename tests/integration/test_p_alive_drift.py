@@ -8,19 +8,17 @@ from datetime import timedelta
 
 import pytest
 from lifecycle_stage_engine.analytics import scoring, worker
-from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
+from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from sqlalchemy import text
 
-from tests.integration.stage_support import announced, deliver, engine, ev, history, topic  # noqa: F401 - fixtures
-from tests.integration.test_analytics_sql import NOW, shop
+from tests.support.drift_rules import WATCHFUL
+from tests.support.generated_shop import NOW, shop
 from tests.support.shops import bgnbd_shop, order_events
-
-WATCHFUL = RuleSet.model_validate({**DEFAULT_RULES.as_document(), "version": "p-alive-test",
-                                   "drift": {**DEFAULT_RULES.as_document()["drift"], "at_risk_below_p_alive": 0.6}})
+from tests.support.stage_engine import announced, deliver, ev, history
 
 
 @pytest.fixture(scope="module")
-async def filled(namespace, engine):  # noqa: F811
+async def filled(namespace, engine):
     # The generated shop, and buyers simulated from the models' assumptions: the fit is well determined.
     events = shop(seed=23, customers=90) + order_events(bgnbd_shop(200, as_of=NOW, seed=23), ev)
     for start in range(0, len(events), 50):
@@ -28,7 +26,7 @@ async def filled(namespace, engine):  # noqa: F811
     return engine
 
 
-async def low_p_alive_moves(engine) -> list:  # noqa: F811
+async def low_p_alive_moves(engine) -> list:
     async with engine.connect() as conn:
         return (await conn.execute(text(
             "SELECT p.customer_id, t.from_stage, t.to_stage, t.event_time FROM transitions t "
@@ -36,7 +34,7 @@ async def low_p_alive_moves(engine) -> list:  # noqa: F811
 
 
 async def test_buyers_the_model_gave_up_on_become_at_risk_once_and_an_order_brings_them_back(filled, namespace,
-                                                                                           topic):  # noqa: F811
+                                                                                           topic):
     pool = worker.executor()
     try:
         control = await worker.refresh(filled, pool, now=NOW, options=scoring.Options(), rules=DEFAULT_RULES,

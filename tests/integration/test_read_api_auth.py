@@ -23,7 +23,7 @@ from lifecycle_shared.testing import eventually
 from lifecycle_stage_engine.main import create_app as stage_engine_app
 from lifecycle_stage_engine.settings import StageEngineSettings
 
-from tests.integration.conftest import kafka_settings, running
+from tests.support.in_process import kafka_settings, running
 
 # Two tokens configured at once: a rotation in progress (the old one still works, the new one already does).
 OLD_TOKEN = "read-api-token-old-6e1b0c94f27d"

@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import stage_engine_client
-from tests.integration.stage_support import ADMIN, API, T0, _h, deliver, ev
-from tests.integration.stage_support import engine as engine  # noqa: F401 - the fixture
+from tests.support.stage_engine import ADMIN, API, T0, _h, deliver, ev, stage_engine_client
 
 # --- API ------------------------------------------------------------------------------------------
 

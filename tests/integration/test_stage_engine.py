@@ -12,7 +12,7 @@ from lifecycle_ingest.publisher import to_cloud_event
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.testing import eventually, read_topic
 
-from tests.integration.conftest import stage_engine_client
+from tests.support.stage_engine import stage_engine_client
 
 # Recent: a buyer's at-risk moment (days after their order) must not come during the test.
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)

@@ -22,7 +22,7 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.handlers import touchpoint_route
 from lifecycle_stage_engine.sweeper import sweep_once
 
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=400)  # long enough for the drift moments to come

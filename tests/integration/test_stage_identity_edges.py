@@ -11,7 +11,7 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.sweeper import sweep_once
 from sqlalchemy import select
 
-from tests.integration.stage_support import (
+from tests.support.stage_engine import (
     T0,
     _h,
     announced,
@@ -22,8 +22,6 @@ from tests.integration.stage_support import (
     order,
     profile_of,
 )
-from tests.integration.stage_support import engine as engine  # noqa: F401 - the fixture
-from tests.integration.stage_support import topic as topic  # noqa: F401 - the fixture
 
 # --- A merge whose recomputed newest transition is an absorbed one ---------------------------------
 

@@ -8,9 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.conftest import stage_engine_client
-from tests.integration.stage_support import ADMIN, API, T0, _h, deliver, ev, order
-from tests.integration.stage_support import engine as engine  # noqa: F401 - the fixture
+from tests.support.stage_engine import ADMIN, API, T0, _h, deliver, ev, order, stage_engine_client
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
 from lifecycle_stage_engine.sweeper import sweep_once
 from sqlalchemy import select
 
-from tests.integration.stage_support import (
+from tests.support.stage_engine import (
     T0,
     _h,
     announced,
@@ -27,8 +27,6 @@ from tests.integration.stage_support import (
     profile_of,
     run_jobs,
 )
-from tests.integration.stage_support import engine as engine  # noqa: F401 - the fixture
-from tests.integration.stage_support import topic as topic  # noqa: F401 - the fixture
 
 # --- Rules change: drift moments stored under the old rules ----------------------------------------
 

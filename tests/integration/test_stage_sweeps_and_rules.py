@@ -22,8 +22,8 @@ from lifecycle_stage_engine.handlers import touchpoint_route
 from lifecycle_stage_engine.sweeper import sweep_once
 from sqlalchemy import func, select
 
-from tests.integration.conftest import stage_engine_client
-from tests.integration.test_consumer_runner import record
+from tests.support.kafka_records import record
+from tests.support.stage_engine import stage_engine_client
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 ADMIN = "stage-admin-token-71c3e9d0a54b28f6"

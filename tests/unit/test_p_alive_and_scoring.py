@@ -17,7 +17,7 @@ from lifecycle_stage_engine.domain.stages import Stage, Touch
 from lifecycle_stage_engine.domain.timeline import judge_p_alive, replay, step
 
 from tests.support.shops import bgnbd_shop
-from tests.unit.test_timeline import T0, orders_on
+from tests.support.timeline_touches import T0, orders_on
 
 WATCHFUL = RuleSet(version="watchful", drift=DriftRules(at_risk_below_p_alive=0.3))
 

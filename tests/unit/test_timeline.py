@@ -3,7 +3,7 @@ the property that a replay never depends on the order or repetition in which tou
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -12,27 +12,11 @@ from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, DriftRules, RuleS
 from lifecycle_stage_engine.domain.stages import Stage, Touch, decide_stage, drift_after, drift_due, fold_history
 from lifecycle_stage_engine.domain.timeline import State, advance, replay, step, transition_id
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.support.timeline_touches import T0, order, orders_on, refund, touch
+
 DAY = timedelta(days=1)
 TICK = timedelta(microseconds=1)
 RULES = DEFAULT_RULES
-
-
-def touch(name: str, minutes: float = 0, **properties) -> Touch:
-    return Touch(event_id=f"{name}-{minutes}", name=name, time=T0 + timedelta(minutes=minutes),
-                 properties=properties)
-
-
-def order(day: float, order_id: str) -> Touch:
-    return touch("order_completed", day * 1440, order_id=order_id)
-
-
-def refund(day: float, order_id: str) -> Touch:
-    return touch("order_refunded", day * 1440, order_id=order_id)
-
-
-def orders_on(*days: float) -> list[Touch]:
-    return [order(day, f"o{n}") for n, day in enumerate(days)]
 
 
 def moves(history) -> list[tuple]:

@@ -1,16 +1,18 @@
-"""Helpers for the stage engine's edge tests: the real runner and handlers without Kafka, the sweeper and
-replay jobs, and reads of what was stored and announced (real PostgreSQL)."""
+"""Helpers for the stage engine's tests: the service in-process with its tokens, the real runner and handlers
+without Kafka, the sweeper and replay jobs, and reads of what was stored and announced (real PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import pytest
-from lifecycle_devstack.services import BY_NAME
+import httpx
+from lifecycle_devstack.services import StackConfig
 from lifecycle_ingest.publisher import to_cloud_event
-from lifecycle_shared.db import create_engine, outbox
+from lifecycle_shared.db import outbox
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Typed
 from lifecycle_shared.kafka.runner import ConsumerRunner
@@ -22,7 +24,8 @@ from lifecycle_stage_engine.handlers import touchpoint_route
 from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
 from sqlalchemy import select
 
-from tests.integration.test_consumer_runner import record
+from tests.support.in_process import kafka_settings, running
+from tests.support.kafka_records import record
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 API = "review-api-token-5b1e0c7d2a9f4e36"
@@ -41,18 +44,6 @@ def ev(kind: str, at: datetime, *, event: str | None = None, mid: str | None = N
 
 def order(at: datetime, order_id: str, **ids):
     return ev("track", at, event="Order Completed", properties={"order_id": order_id, "revenue": 10}, **ids)
-
-
-@pytest.fixture(scope="module")
-async def engine(namespace):
-    eng = create_engine(namespace.database_url(BY_NAME["stage-engine"]))
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture(scope="module")
-def topic(namespace) -> str:
-    return Topics(namespace.topic_prefix).stage_transitions
 
 
 async def deliver(namespace, engine, events, *, now: datetime, rules: RuleSet = DEFAULT_RULES) -> None:
@@ -94,3 +85,20 @@ async def announced(engine, topic: str, keys: list[str]) -> list[dict]:
 async def run_jobs(engine, topic: str, now: datetime) -> None:
     while await replays.run_page(engine, topic=topic, now=now):
         pass
+
+
+@asynccontextmanager
+async def stage_engine_client(config: StackConfig, *, api_token: str, admin_token: str, sends: str,
+                              clock: Callable[[], datetime] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The stage engine in-process with both tokens configured; the client sends `sends` as its Bearer token.
+    `clock`: the service's now (a test whose data ends at a fixed moment passes that moment)."""
+    from lifecycle_devstack.services import BY_NAME
+    from lifecycle_stage_engine.main import create_app
+    from lifecycle_stage_engine.settings import StageEngineSettings
+
+    settings = StageEngineSettings(database_url=config.database_url(BY_NAME["stage-engine"]),
+                                   kafka=kafka_settings(config), api_tokens=api_token, admin_token=admin_token)
+    app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    async with running(app) as client:
+        client.headers["authorization"] = f"Bearer {sends}"
+        yield client
