@@ -8,7 +8,7 @@ import io
 from datetime import timedelta
 
 import pytest
-from lifecycle_stage_engine.analytics import queries
+from lifecycle_stage_engine.db import analytics as queries
 
 from tests.integration.conftest import stage_engine_client
 from tests.integration.stage_support import ADMIN, API, deliver, engine, ev  # noqa: F401 - engine is a fixture

@@ -20,11 +20,12 @@ from lifecycle_shared.auth import AdminAccess, ApiAccess
 from lifecycle_shared.http import errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
-from lifecycle_stage_engine.analytics import queries, worker
+from lifecycle_stage_engine.analytics import worker
 from lifecycle_stage_engine.analytics.clv import ChurnBand
 from lifecycle_stage_engine.analytics.rfm import ROWS, SEGMENTS
+from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.db import fits, scores
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[ApiAccess], responses=errors(401, 403))
 # Fits cost minutes of CPU on a large shop: asking for one takes the admin token.
@@ -165,11 +166,8 @@ class Rfm(BaseModel):
 async def rfm(request: Request, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
     """The R × FM grid with counts, segment sizes, and sizes and movement over the last refreshes."""
     async with _engine(request).connect() as conn:
-        counts = {(row.r, row.fm): row.n for row in await conn.execute(text(
-            "SELECT (document->>'r')::int AS r, (document->>'fm')::int AS fm, count(*) AS n "
-            "FROM customer_scores GROUP BY 1, 2"))}
-        snapshots = (await conn.execute(text("SELECT scored_at, sizes, movement FROM rfm_snapshots "
-                                             "ORDER BY scored_at DESC LIMIT :n"), {"n": history})).all()
+        counts = await scores.rfm_counts(conn)
+        snapshots = await scores.snapshots(conn, limit=history)
     grid = [RfmCell(r=r, fm=fm, segment=ROWS[r][fm - 1], customers=counts.get((r, fm), 0))
             for r in range(5, 0, -1) for fm in range(1, 6)]
     segments = dict.fromkeys(SEGMENTS, 0)
@@ -199,19 +197,12 @@ class Clv(BaseModel):
 async def customer_value(request: Request, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
     """The CLV distribution, the top customers by total CLV and the fit they were scored with."""
     async with _engine(request).connect() as conn:
-        fit = (await conn.execute(text("SELECT result, finished_at FROM clv_fits WHERE calibration_end IS NULL AND "
-                                       "status = 'done' ORDER BY finished_at DESC LIMIT 1"))).first()
-        stats = (await conn.execute(text(
-            "SELECT count(*) AS n, coalesce(sum(total_clv), 0) AS total, "
-            "percentile_cont(0.99) WITHIN GROUP (ORDER BY total_clv) AS p99 FROM customer_scores"))).one()
+        fit = await fits.latest_refresh(conn)
+        stats = await scores.clv_stats(conn)
         high = float(stats.p99 or 0) or 1.0
-        buckets = {row.b: row.n for row in await conn.execute(text(
-            "SELECT least(width_bucket(total_clv, 0, :high, 20), 20) AS b, count(*) AS n FROM customer_scores "
-            "GROUP BY 1"), {"high": high})}
-        leaders = await conn.execute(text(
-            "SELECT customer_id, document FROM customer_scores ORDER BY total_clv DESC, profile_id LIMIT :n"),
-            {"n": top})
-        top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
+        buckets = await scores.clv_buckets(conn, high=high)
+        leaders = await scores.top_by_clv(conn, limit=top)
+    top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
     step = high / 20
     return Clv(scored_at=fit.finished_at if fit else None, fit=fit.result if fit else None, customers=stats.n,
                total=float(stats.total),
@@ -239,14 +230,6 @@ async def export_segment(request: Request, segment: Segment | None = None, stage
                          churn_band: ChurnBand | None = None) -> StreamingResponse:
     """Scored customers (optionally one RFM segment, stage or churn band) as CSV, with their email if known.
     Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
-    conditions, params = ["TRUE"], {}
-    for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
-        if value is not None:
-            conditions.append(f"{column} = :v{len(params)}")
-            params[f"v{len(params)}"] = str(value)  # Stage and ChurnBand are StrEnums
-    statement = text(
-        "SELECT s.customer_id, p.traits->>'email' AS email, p.stage, s.segment, s.document FROM customer_scores s "
-        f"JOIN profiles p ON p.id = s.profile_id WHERE {' AND '.join(conditions)} ORDER BY s.total_clv DESC")
     engine = _engine(request)
 
     async def rows() -> AsyncIterator[str]:
@@ -254,7 +237,7 @@ async def export_segment(request: Request, segment: Segment | None = None, stage
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         async with engine.connect() as conn:
-            async for row in await conn.stream(statement, params):
+            async for row in scores.scored_customers(conn, segment=segment, stage=stage, churn_band=churn_band):
                 document = row.document
                 writer.writerow([_cell(row.customer_id), _cell(row.email), row.stage, row.segment,
                                  *(document.get(name) for name in CSV_COLUMNS[4:])])
@@ -303,11 +286,7 @@ async def request_fit(request: Request, body: FitRequest) -> FitOut:
 @router.get("/fits", response_model=list[FitOut])
 async def list_fits(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[FitOut]:
     async with _engine(request).connect() as conn:
-        rows = await conn.execute(text(f"{FITS} ORDER BY created_at DESC LIMIT :n"), {"n": limit})
-        return [FitOut(**row._mapping) for row in rows]
-
-
-FITS = "SELECT id::text, kind, status, calibration_end, unit, result, created_at, finished_at FROM clv_fits"
+        return [FitOut(**row._mapping) for row in await fits.newest(conn, limit=limit)]
 
 
 @router.get("/fits/{fit_id}", response_model=FitOut, responses=errors(404))
@@ -317,7 +296,7 @@ async def get_fit(request: Request, fit_id: uuid.UUID) -> FitOut:
 
 async def _fit(request: Request, fit_id: str) -> FitOut:
     async with _engine(request).connect() as conn:
-        row = (await conn.execute(text(f"{FITS} WHERE id::text = :id"), {"id": fit_id})).first()
+        row = await fits.fit(conn, fit_id)
     if row is None:
         raise HTTPException(404, f"no fit '{fit_id}'")
     return FitOut(**row._mapping)

@@ -19,10 +19,9 @@ from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.http import errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from lifecycle_stage_engine import replays, rulebook
-from lifecycle_stage_engine.db.models import replay_jobs
+from lifecycle_stage_engine.db import replays as jobs
 from lifecycle_stage_engine.domain.rules import RuleSet
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(401, 403))
@@ -97,7 +96,7 @@ async def start_replay(body: ReplayIn, request: Request) -> ReplayOut:
 @router.get("/replays/{job_id}", response_model=ReplayOut, responses=errors(404))
 async def get_replay(job_id: str, request: Request) -> ReplayOut:
     async with request.app.state.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(replay_jobs).where(replay_jobs.c.id == _uuid(job_id)))).first()
+        row = await jobs.job(conn, _uuid(job_id))
     if row is None:
         raise HTTPException(404, f"no replay '{job_id}'")
     return ReplayOut(id=row.id, dry_run=row.dry_run, scope=row.scope, rule_version=row.rules["version"],
