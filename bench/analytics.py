@@ -2,7 +2,7 @@
 
 Fills a fresh stage-engine database with a generated shop (`analytics_shop.py`). Then measures:
 
-1. the analytics reads of `analytics/queries.py`, in-process (the service's engine, median and max
+1. the analytics reads of `db/analytics.py`, in-process (the service's engine, median and max
    of R runs after a first one), next to raw baselines over the same tables measured the same way (a
    count and a sequential-scan aggregate over touchpoints, the bare JSON unnest of the orders, a scan
    of the transitions), with ratios; EXPLAIN (ANALYZE, BUFFERS) of any read slower than --slow-ms, with
@@ -43,13 +43,14 @@ from cpu import CpuWatch
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.services import ServiceProcess
 from lifecycle_shared.db import create_engine
-from lifecycle_stage_engine.analytics import queries, scoring, worker
-from lifecycle_stage_engine.analytics.queries import Filters
+from lifecycle_stage_engine.analytics import scoring, worker
+from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.db.analytics import Filters
 from profile_api import fresh_stage_engine_database
 from report import code_version, host
 from sqlalchemy import text
 
-DASHBOARD = Path(queries.__file__).parent / "dashboard" / "index.html"
+DASHBOARD = Path(worker.__file__).parent / "dashboard" / "index.html"
 
 class Recording:
     """A connection that remembers the statements run through it (for EXPLAIN)."""

@@ -228,7 +228,7 @@ async def fill(dsn: str, *, customers: int, events: int, end: datetime) -> dict[
             "fill_steps_seconds": steps, "end": end.isoformat(), "shop": shop}
 
 
-# --- in-process: the reads of queries.py, and raw baselines -----------------------------------------
+# --- in-process: the reads of db/analytics.py, and raw baselines -----------------------------------------
 
 
 async def database_facts(dsn: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import io
 from datetime import timedelta
 
 import pytest
-from lifecycle_stage_engine.analytics import queries
+from lifecycle_stage_engine.db import analytics as queries
 
 from tests.support.generated_shop import NOW, shop
 from tests.support.shops import bgnbd_shop, order_events

@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_stage_engine.analytics import queries, scoring, worker
+from lifecycle_stage_engine.analytics import scoring, worker
+from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.db import scores
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from sqlalchemy import text
 
@@ -125,7 +127,7 @@ async def test_a_requested_refresh_does_not_spin_while_another_instance_refreshe
     pool = ThreadPoolExecutor(1)
     async with filled.connect() as other:  # instance A is refreshing: it holds the refresh lock
         await other.begin()
-        assert (await other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": worker.REFRESH_LOCK})).scalar()
+        assert (await other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": scores.REFRESH_LOCK})).scalar()
         try:
             rounds = [await worker.run_once(filled, pool, now=NOW, options=scoring.Options(), every_s=3600)
                       for _ in range(3)]

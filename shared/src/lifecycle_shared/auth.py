@@ -10,8 +10,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lifecycle_shared.http import Settings
 
 # FastAPI's HTTPBearer, so OpenAPI documents the scheme ("ApiToken") on every guarded route; its
 # auto_error is off so that the answers (403 disabled, 401 + WWW-Authenticate) are ours.
@@ -29,9 +31,9 @@ def token_matches(presented: str, tokens: tuple[bytes, ...]) -> bool:
     return matched
 
 
-async def api_token(request: Request,
+async def api_token(settings: Settings,
                     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(api_bearer)]) -> None:
-    tokens = request.app.state.settings.api_tokens
+    tokens = settings.api_tokens
     if not tokens:
         raise HTTPException(403, "read API disabled: set LIFECYCLE_API_TOKENS")
     presented = bearer.credentials if bearer is not None else ""
@@ -48,9 +50,8 @@ admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken",
                           description="The service admin token (`LIFECYCLE_<SERVICE>_ADMIN_TOKEN`), Bearer.")
 
 
-async def admin_token(request: Request,
+async def admin_token(settings: Settings,
                       bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]) -> None:
-    settings = request.app.state.settings
     if settings.admin_token is None:
         raise HTTPException(403, f"admin API disabled: set {settings.admin_token_variable()}")
     presented = bearer.credentials if bearer is not None else ""

@@ -63,6 +63,11 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
 
 
+async def ping(conn: AsyncConnection) -> None:
+    """The cheapest round trip: raises when the database does not answer."""
+    await conn.execute(text("SELECT 1"))
+
+
 async def claim_new_event_ids(conn: AsyncConnection, events: Sequence[tuple[str, str, str | None]]) -> set[str]:
     """Record (event_id, topic, digest) in the inbox; return the ids not seen before (one statement)."""
     unique = {event_id: (topic, digest) for event_id, topic, digest in reversed(events)}  # first one wins

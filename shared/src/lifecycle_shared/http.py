@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +52,26 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 CustomerId = Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]+$",
                                  description="The customer's userId, or an anonymousId while anonymous.")]
 
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def _engine(request: Request) -> AsyncEngine:
+    return request.app.state.runtime.engine
+
+
+def _settings(request: Request) -> ServiceSettings:
+    return request.app.state.settings
+
+
+# What a route may ask for (parameters typed with these; none adds a request parameter): the running
+# service's runtime, its database engine, its settings.
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+Engine = Annotated[AsyncEngine, Depends(_engine)]
+Settings = Annotated[ServiceSettings, Depends(_settings)]
+
 ops = APIRouter(tags=["operations"])
 
 
@@ -60,8 +81,8 @@ async def healthz() -> dict[str, str]:
 
 
 @ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(request: Request) -> JSONResponse:
-    checks = await request.app.state.runtime.readiness()
+async def readyz(runtime: Runtime) -> JSONResponse:
+    checks = await runtime.readiness()
     return JSONResponse({"ready": all(checks.values()), "checks": checks},
                         status_code=200 if all(checks.values()) else 503)
 

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import text
 
-from lifecycle_shared.db import create_engine
+from lifecycle_shared.db import create_engine, ping
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
 from lifecycle_shared.kafka.registry import Route
@@ -129,7 +128,7 @@ class ServiceRuntime:
                   "workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)])}
         try:
             async with self.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+                await asyncio.wait_for(ping(conn), 2)
             checks["database"] = True
         except Exception as error:
             log.warning("readiness: database unreachable", extra={"error": describe_error(error)})

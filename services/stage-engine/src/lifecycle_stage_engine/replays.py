@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -24,11 +23,10 @@ from typing import Any
 from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lifecycle_stage_engine.db import replays as jobs
 from lifecycle_stage_engine.db import repository as repo
-from lifecycle_stage_engine.db.models import profiles, replay_jobs
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.timeline import replay
 from lifecycle_stage_engine.handlers.changes import Changes
@@ -38,21 +36,10 @@ PAGE = 200
 EXAMPLES = 5
 
 
-def _in_scope(scope: dict[str, Any]):
-    live = [profiles.c.merged_into.is_(None)]
-    if scope.get("customer_id"):
-        live.append(profiles.c.customer_id == scope["customer_id"])
-    if scope.get("stage"):
-        live.append(profiles.c.stage == scope["stage"])
-    return live
-
-
 async def create_job(conn: AsyncConnection, *, scope: dict[str, Any], rules: RuleSet, dry_run: bool) -> str:
-    job_id = str(uuid.uuid4())
-    total = (await conn.execute(select(func.count()).select_from(profiles).where(*_in_scope(scope)))).scalar_one()
-    await conn.execute(replay_jobs.insert().values(id=job_id, dry_run=dry_run, scope=scope, rules=rules.as_document(),
-                                                   status="queued", total=total, result=_empty_report(dry_run)))
-    return job_id
+    total = await jobs.count_in_scope(conn, scope)
+    return await jobs.add(conn, scope=scope, rules=rules.as_document(), dry_run=dry_run, total=total,
+                          result=_empty_report(dry_run))
 
 
 def _empty_report(dry_run: bool) -> dict[str, Any]:
@@ -63,15 +50,10 @@ def _empty_report(dry_run: bool) -> dict[str, Any]:
 async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
     """Advance one job by one page; False when there is no job to work on."""
     async with engine.begin() as conn:
-        job = (await conn.execute(select(replay_jobs).where(replay_jobs.c.status.in_(("queued", "running")))
-                                  .order_by(replay_jobs.c.created_at).limit(1)
-                                  .with_for_update(skip_locked=True))).first()
+        job = await jobs.take_next(conn)
         if job is None:
             return False
-        query = select(profiles).where(*_in_scope(job.scope))
-        if job.cursor:
-            query = query.where(profiles.c.id > job.cursor)
-        rows = (await conn.execute(query.order_by(profiles.c.id).limit(PAGE).with_for_update())).all()
+        rows = await jobs.page_of_profiles(conn, job.scope, after=job.cursor, limit=PAGE)
         rules = RuleSet.model_validate(job.rules)
         report = job.result
         if rows:
@@ -82,13 +64,11 @@ async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
                                        report=report)
             except Exception as error:
                 log.error("replay failed", extra={"replay_id": job.id, "error": describe_error(error)})
-                await conn.execute(update(replay_jobs).where(replay_jobs.c.id == job.id).values(
-                    status="failed", finished_at=now, result={**job.result, "error": describe_error(error)}))
+                await jobs.fail(conn, job.id, result={**job.result, "error": describe_error(error)}, now=now)
                 return True
         done = not rows or len(rows) < PAGE
-        await conn.execute(update(replay_jobs).where(replay_jobs.c.id == job.id).values(
-            status="done" if done else "running", done=job.done + len(rows), result=report,
-            cursor=rows[-1].id if rows else job.cursor, finished_at=now if done else None))
+        await jobs.advance(conn, job.id, done=job.done + len(rows), result=report,
+                           cursor=rows[-1].id if rows else job.cursor, finished_at=now if done else None)
     return True
 
 

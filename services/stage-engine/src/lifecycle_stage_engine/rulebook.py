@@ -12,11 +12,9 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.db.models import profiles, rule_sets
+from lifecycle_stage_engine.db import rule_sets
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet, load_rules
 
 log = logging.getLogger(__name__)
@@ -51,19 +49,16 @@ class RuleBook:
 
 
 async def active(conn: AsyncConnection) -> RuleSet | None:
-    row = (await conn.execute(select(rule_sets.c.document).order_by(rule_sets.c.activated_at.desc()).limit(1))).first()
-    return None if row is None else RuleSet.model_validate(row.document)
+    document = await rule_sets.in_force(conn)
+    return None if document is None else RuleSet.model_validate(document)
 
 
 async def activate(conn: AsyncConnection, rules: RuleSet) -> bool:
     """Store and put in force; False when that version exists with other rules (versions are immutable)."""
-    document = rules.as_document()
-    stmt = insert(rule_sets).values(version=rules.version, document=document)
-    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
-    stored = (await conn.execute(select(rule_sets.c.document).where(rule_sets.c.version == rules.version))).scalar_one()
+    stored = await rule_sets.store(conn, version=rules.version, document=rules.as_document())
     if RuleSet.model_validate(stored) != rules:
         return False
-    await conn.execute(update(rule_sets).where(rule_sets.c.version == rules.version).values(activated_at=func.now()))
+    await rule_sets.activate(conn, rules.version)
     # Other rules may bring pending at-risk and lapsed moments sooner: the sweeper looks at them all again.
-    await conn.execute(update(profiles).where(profiles.c.due_at.is_not(None)).values(due_at=LOOK_AGAIN))
+    await rule_sets.move_pending_moments(conn, LOOK_AGAIN)
     return True

@@ -1,4 +1,4 @@
-"""Request dependencies: write-key authentication, bounded body reading."""
+"""Request dependencies: the service's parts, write-key authentication, bounded body reading."""
 
 from __future__ import annotations
 
@@ -8,14 +8,43 @@ import binascii
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from lifecycle_shared import metrics
 from starlette.requests import ClientDisconnect
 
+from lifecycle_ingest.api.overload import InflightLimit
 from lifecycle_ingest.domain.json_values import UnparseableBody, parse_checked
-from lifecycle_ingest.keys import ApiKey
+from lifecycle_ingest.keys import ApiKey, KeyStore
+from lifecycle_ingest.publisher import TouchpointPublisher
+from lifecycle_ingest.ratelimit import RateLimiter
+from lifecycle_ingest.settings import IngestSettings
+
+
+# The parts `main.py` puts on the app. The event handlers, which the fast lane (`lane.py`) calls without
+# FastAPI's dependency injection, read them with these functions; FastAPI routes ask for `Keys`.
+def settings_of(request: Request) -> IngestSettings:
+    return request.app.state.settings
+
+
+def publisher_of(request: Request) -> TouchpointPublisher:
+    return request.app.state.publisher
+
+
+def key_store_of(request: Request) -> KeyStore:
+    return request.app.state.keys
+
+
+def rate_limiter_of(request: Request) -> RateLimiter:
+    return request.app.state.rate_limiter
+
+
+def inflight_of(request: Request) -> InflightLimit:
+    return request.app.state.inflight
+
+
+Keys = Annotated[KeyStore, Depends(key_store_of)]
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,7 @@ def authenticate(request: Request, *, body: Any, events: int) -> Caller:
     if not key_text:
         raise HTTPException(401, "missing write key: send it as the HTTP Basic user with an empty password, "
                                  "or as `writeKey` in the body", headers={"WWW-Authenticate": "Basic"})
-    key = request.app.state.keys.lookup(key_text)
+    key = key_store_of(request).lookup(key_text)
     if key is None:
         raise HTTPException(401, "unknown, expired or revoked key", headers={"WWW-Authenticate": "Basic"})
     origin = request.headers.get("origin")
@@ -70,10 +99,10 @@ def authenticate(request: Request, *, body: Any, events: int) -> Caller:
         raise HTTPException(403, {"code": "origin_not_allowed",
                                   "message": f"origin not allowed for source '{key.source}': add it with "
                                              f"PUT /v1/admin/sources/{key.source}"})
-    decision = request.app.state.rate_limiter.take(key.key_id, events, time.monotonic())
+    decision = rate_limiter_of(request).take(key.key_id, events, time.monotonic())
     if not decision.allowed:
         metrics.INGESTED.labels("rate_limited").inc(events)
-        rate = request.app.state.settings.rate_limit_events_per_s
+        rate = settings_of(request).rate_limit_events_per_s
         raise HTTPException(429, f"rate limit: this key may send {rate:g} events per second; retry after "
                                  "Retry-After seconds", headers=decision.headers())
     return Caller(key=key, key_text=key_text, headers=decision.headers())
@@ -85,7 +114,7 @@ async def json_body(request: Request, *, limit: int, max_depth: int) -> tuple[An
     known storable to `max_depth` levels (json_values.parse_checked)."""
     gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
     try:
-        async with asyncio.timeout(request.app.state.settings.body_timeout_s):
+        async with asyncio.timeout(settings_of(request).body_timeout_s):
             body = await read_bounded(request, limit=limit, gzipped=gzipped)
     except TimeoutError:
         raise HTTPException(408, "the body did not arrive in time") from None

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from lifecycle_shared.auth import ApiAccess
-from lifecycle_shared.http import CustomerId, errors
+from lifecycle_shared.http import CustomerId, Engine, errors
 from pydantic import BaseModel
 
 from lifecycle_loyalty.db import aliases, ledger
@@ -37,18 +37,18 @@ class EntryOut(BaseModel):
 
 
 @router.get("/{customer_id:path}/balance", response_model=BalanceOut)
-async def get_balance(customer_id: CustomerId, request: Request) -> BalanceOut:
+async def get_balance(customer_id: CustomerId, engine: Engine) -> BalanceOut:
     """The customer's balance; for an id merged into another customer, the survivor's balance."""
-    async with request.app.state.runtime.engine.connect() as conn:
+    async with engine.connect() as conn:
         account = (await aliases.resolve(conn, [customer_id]))[customer_id]
         totals = await ledger.balance(conn, customer_id=account)
     return BalanceOut(customer_id=account, **totals)
 
 
 @router.get("/{customer_id:path}/ledger", response_model=list[EntryOut])
-async def get_ledger(customer_id: CustomerId, request: Request) -> list[EntryOut]:
+async def get_ledger(customer_id: CustomerId, engine: Engine) -> list[EntryOut]:
     """The customer's entries, oldest first; for an id merged into another customer, the survivor's."""
-    async with request.app.state.runtime.engine.connect() as conn:
+    async with engine.connect() as conn:
         account = (await aliases.resolve(conn, [customer_id]))[customer_id]
         rows = await ledger.entries(conn, customer_id=account)
     return [EntryOut(**row) for row in rows]

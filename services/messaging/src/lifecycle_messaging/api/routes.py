@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from lifecycle_shared.auth import ApiAccess
-from lifecycle_shared.http import CustomerId, errors
+from lifecycle_shared.http import CustomerId, Engine, errors
 from pydantic import BaseModel
 
 from lifecycle_messaging.db import repository as repo
@@ -32,7 +32,7 @@ class MessageOut(BaseModel):
 
 
 @router.get("/{customer_id:path}/messages", response_model=list[MessageOut])
-async def get_messages(customer_id: CustomerId, request: Request) -> list[MessageOut]:
-    async with request.app.state.runtime.engine.connect() as conn:
+async def get_messages(customer_id: CustomerId, engine: Engine) -> list[MessageOut]:
+    async with engine.connect() as conn:
         rows = await repo.messages_for(conn, customer_id=customer_id)
     return [MessageOut(**row) for row in rows]

@@ -14,17 +14,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from lifecycle_shared.auth import AdminAccess, ApiAccess
-from lifecycle_shared.http import errors
+from lifecycle_shared.http import Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, Field
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lifecycle_stage_engine.analytics import queries, worker
+from lifecycle_stage_engine.analytics import worker
 from lifecycle_stage_engine.analytics.clv import ChurnBand
 from lifecycle_stage_engine.analytics.rfm import ROWS, SEGMENTS
+from lifecycle_stage_engine.api.deps import Now
+from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.db import fits, scores
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[ApiAccess], responses=errors(401, 403))
 # Fits cost minutes of CPU on a large shop: asking for one takes the admin token.
@@ -56,18 +59,6 @@ def _utc(moment: datetime | None) -> datetime | None:
 Filtered = Annotated[queries.Filters, Depends(filters)]
 
 
-def _engine(request: Request):
-    return request.app.state.runtime.engine
-
-
-def _now(request: Request) -> datetime:
-    """The service's clock (injected into `create_app`), never the wall clock directly."""
-    return request.app.state.clock()
-
-
-Now = Annotated[datetime, Depends(_now)]
-
-
 def _period(chosen: queries.Filters, default_days: int, now: datetime) -> tuple[datetime, datetime]:
     """The asked range; a missing start is `default_days` before the end (now by default)."""
     end = chosen.end or now
@@ -85,11 +76,11 @@ class StageMix(BaseModel):
 
 
 @router.get("/stages", response_model=StageMix, responses=errors(400))
-async def stage_mix(request: Request, chosen: Filtered, now: Now,
+async def stage_mix(engine: Engine, chosen: Filtered, now: Now,
                     period: Literal["day", "week", "month"] = "month") -> StageMix:
     """Customers per stage now, and at the end of each period (default: the last two years, by month)."""
     start, end = _period(chosen, 730, now)
-    async with _engine(request).connect() as conn:
+    async with engine.connect() as conn:
         try:
             series = await queries.stage_mix(conn, chosen, start=start, end=end, period=period)
         except ValueError as error:  # more periods than a chart can hold
@@ -113,10 +104,10 @@ class Funnel(BaseModel):
 
 
 @router.get("/funnel", response_model=Funnel, responses=errors(400))
-async def stage_funnel(request: Request, chosen: Filtered, now: Now) -> Funnel:
+async def stage_funnel(engine: Engine, chosen: Filtered, now: Now) -> Funnel:
     """Entries, conversion to a later stage, drop-off and median time in stage (default: the last 90 days)."""
     start, end = _period(chosen, 90, now)
-    async with _engine(request).connect() as conn:
+    async with engine.connect() as conn:
         figures = await queries.funnel(conn, chosen, start=start, end=end)
     return Funnel(start=start, end=end, stages=[
         FunnelStage(stage=f.stage, entered=f.entered, converted=f.converted, conversion=f.conversion,
@@ -132,10 +123,10 @@ class CohortOut(BaseModel):
 
 
 @router.get("/cohorts", response_model=list[CohortOut], responses=errors(400))
-async def cohorts(request: Request, chosen: Filtered,
+async def cohorts(engine: Engine, chosen: Filtered,
                   by: Literal["channel", "source"] | None = None) -> list[CohortOut]:
     """Retention by first-purchase month (cohort months within start/end), optionally per channel or source."""
-    async with _engine(request).connect() as conn:
+    async with engine.connect() as conn:
         found = await queries.cohorts(conn, chosen, by=by)
     return [CohortOut(month=c.month, group=c.group, size=c.size, buyers_by_offset=c.buyers_by_offset,
                       retention={k: round(c.share(k), 4) for k in c.buyers_by_offset}) for c in found]
@@ -162,14 +153,11 @@ class Rfm(BaseModel):
 
 
 @router.get("/rfm", response_model=Rfm)
-async def rfm(request: Request, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
+async def rfm(engine: Engine, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
     """The R × FM grid with counts, segment sizes, and sizes and movement over the last refreshes."""
-    async with _engine(request).connect() as conn:
-        counts = {(row.r, row.fm): row.n for row in await conn.execute(text(
-            "SELECT (document->>'r')::int AS r, (document->>'fm')::int AS fm, count(*) AS n "
-            "FROM customer_scores GROUP BY 1, 2"))}
-        snapshots = (await conn.execute(text("SELECT scored_at, sizes, movement FROM rfm_snapshots "
-                                             "ORDER BY scored_at DESC LIMIT :n"), {"n": history})).all()
+    async with engine.connect() as conn:
+        counts = await scores.rfm_counts(conn)
+        snapshots = await scores.snapshots(conn, limit=history)
     grid = [RfmCell(r=r, fm=fm, segment=ROWS[r][fm - 1], customers=counts.get((r, fm), 0))
             for r in range(5, 0, -1) for fm in range(1, 6)]
     segments = dict.fromkeys(SEGMENTS, 0)
@@ -196,22 +184,15 @@ class Clv(BaseModel):
 
 
 @router.get("/clv", response_model=Clv)
-async def customer_value(request: Request, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
+async def customer_value(engine: Engine, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
     """The CLV distribution, the top customers by total CLV and the fit they were scored with."""
-    async with _engine(request).connect() as conn:
-        fit = (await conn.execute(text("SELECT result, finished_at FROM clv_fits WHERE calibration_end IS NULL AND "
-                                       "status = 'done' ORDER BY finished_at DESC LIMIT 1"))).first()
-        stats = (await conn.execute(text(
-            "SELECT count(*) AS n, coalesce(sum(total_clv), 0) AS total, "
-            "percentile_cont(0.99) WITHIN GROUP (ORDER BY total_clv) AS p99 FROM customer_scores"))).one()
+    async with engine.connect() as conn:
+        fit = await fits.latest_refresh(conn)
+        stats = await scores.clv_stats(conn)
         high = float(stats.p99 or 0) or 1.0
-        buckets = {row.b: row.n for row in await conn.execute(text(
-            "SELECT least(width_bucket(total_clv, 0, :high, 20), 20) AS b, count(*) AS n FROM customer_scores "
-            "GROUP BY 1"), {"high": high})}
-        leaders = await conn.execute(text(
-            "SELECT customer_id, document FROM customer_scores ORDER BY total_clv DESC, profile_id LIMIT :n"),
-            {"n": top})
-        top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
+        buckets = await scores.clv_buckets(conn, high=high)
+        leaders = await scores.top_by_clv(conn, limit=top)
+    top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
     step = high / 20
     return Clv(scored_at=fit.finished_at if fit else None, fit=fit.result if fit else None, customers=stats.n,
                total=float(stats.total),
@@ -221,10 +202,10 @@ async def customer_value(request: Request, top: Annotated[int, Query(ge=1, le=20
 
 
 @router.get("/transitions", response_model=list[dict[str, Any]])
-async def recent_transitions(request: Request, chosen: Filtered,
+async def recent_transitions(engine: Engine, chosen: Filtered,
                              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     """The latest stage moves (event time), newest first."""
-    async with _engine(request).connect() as conn:
+    async with engine.connect() as conn:
         return await queries.recent_transitions(conn, chosen, limit=limit)
 
 
@@ -235,26 +216,17 @@ CSV_COLUMNS = ("customer_id", "email", "stage", "segment", "r", "f", "m", "order
 
 @router.get("/customers.csv", response_class=StreamingResponse, responses={
     200: {"content": {"text/csv": {}}, "description": "One row per scored customer"}, **errors(400)})
-async def export_segment(request: Request, segment: Segment | None = None, stage: Stage | None = None,
+async def export_segment(engine: Engine, segment: Segment | None = None, stage: Stage | None = None,
                          churn_band: ChurnBand | None = None) -> StreamingResponse:
     """Scored customers (optionally one RFM segment, stage or churn band) as CSV, with their email if known.
     Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
-    conditions, params = ["TRUE"], {}
-    for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
-        if value is not None:
-            conditions.append(f"{column} = :v{len(params)}")
-            params[f"v{len(params)}"] = str(value)  # Stage and ChurnBand are StrEnums
-    statement = text(
-        "SELECT s.customer_id, p.traits->>'email' AS email, p.stage, s.segment, s.document FROM customer_scores s "
-        f"JOIN profiles p ON p.id = s.profile_id WHERE {' AND '.join(conditions)} ORDER BY s.total_clv DESC")
-    engine = _engine(request)
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         async with engine.connect() as conn:
-            async for row in await conn.stream(statement, params):
+            async for row in scores.scored_customers(conn, segment=segment, stage=stage, churn_band=churn_band):
                 document = row.document
                 writer.writerow([_cell(row.customer_id), _cell(row.email), row.stage, row.segment,
                                  *(document.get(name) for name in CSV_COLUMNS[4:])])
@@ -292,32 +264,28 @@ class FitOut(BaseModel):
 
 
 @admin_router.post("/fits", status_code=202, response_model=FitOut, responses=errors(400))
-async def request_fit(request: Request, body: FitRequest) -> FitOut:
+async def request_fit(engine: Engine, body: FitRequest) -> FitOut:
     """Ask for a fit (admin token): with `calibration_end`, BG/NBD and Gamma-Gamma on the orders up to
     then in `unit`; without, a full refresh of every customer's scores. Poll `GET /v1/analytics/fits/{id}`."""
-    async with _engine(request).begin() as conn:
+    async with engine.begin() as conn:
         fit_id = await worker.request_fit(conn, calibration_end=_utc(body.calibration_end), unit=body.unit)
-    return await _fit(request, fit_id)
+    return await _fit(engine, fit_id)
 
 
 @router.get("/fits", response_model=list[FitOut])
-async def list_fits(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[FitOut]:
-    async with _engine(request).connect() as conn:
-        rows = await conn.execute(text(f"{FITS} ORDER BY created_at DESC LIMIT :n"), {"n": limit})
-        return [FitOut(**row._mapping) for row in rows]
-
-
-FITS = "SELECT id::text, kind, status, calibration_end, unit, result, created_at, finished_at FROM clv_fits"
+async def list_fits(engine: Engine, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[FitOut]:
+    async with engine.connect() as conn:
+        return [FitOut(**row._mapping) for row in await fits.newest(conn, limit=limit)]
 
 
 @router.get("/fits/{fit_id}", response_model=FitOut, responses=errors(404))
-async def get_fit(request: Request, fit_id: uuid.UUID) -> FitOut:
-    return await _fit(request, str(fit_id))
+async def get_fit(engine: Engine, fit_id: uuid.UUID) -> FitOut:
+    return await _fit(engine, str(fit_id))
 
 
-async def _fit(request: Request, fit_id: str) -> FitOut:
-    async with _engine(request).connect() as conn:
-        row = (await conn.execute(text(f"{FITS} WHERE id::text = :id"), {"id": fit_id})).first()
+async def _fit(engine: AsyncEngine, fit_id: str) -> FitOut:
+    async with engine.connect() as conn:
+        row = await fits.fit(conn, fit_id)
     if row is None:
         raise HTTPException(404, f"no fit '{fit_id}'")
     return FitOut(**row._mapping)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,19 +25,15 @@ from typing import Any
 
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.analytics import queries, rfm, scoring
-from lifecycle_stage_engine.db.repository import json_text
+from lifecycle_stage_engine.analytics import rfm, scoring
+from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.db import fits, scores
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.sweeper import flag_low_p_alive
 
 log = logging.getLogger(__name__)
-REFRESH_LOCK = 0x616E616C79746963  # pg_try_advisory_xact_lock key: "analytic"
-REQUEST_LOCK = REFRESH_LOCK + 1
-STALE_AFTER = "30 minutes"  # a request taken this long ago and not finished: its instance died
-CHUNK = 5000
 
 
 def executor() -> Executor:
@@ -49,18 +44,11 @@ def executor() -> Executor:
 async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None, unit: str) -> str:
     """A queued request, or the one already waiting for the same fit (asking twice queues it once, at the
     same moment too: the check and the insert hold a lock)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REQUEST_LOCK})
-    waiting = (await conn.execute(text(
-        "SELECT id::text FROM clv_fits WHERE status = 'queued' AND unit = :unit "
-        "AND calibration_end IS NOT DISTINCT FROM CAST(:end AS timestamptz) LIMIT 1"),
-        {"end": calibration_end, "unit": unit})).scalar()
+    await fits.lock_requests(conn)
+    waiting = await fits.waiting(conn, calibration_end=calibration_end, unit=unit)
     if waiting is not None:
         return waiting
-    fit_id = str(uuid.uuid4())
-    await conn.execute(text("INSERT INTO clv_fits (id, kind, calibration_end, unit, status) "
-                            "VALUES (:id, 'requested', :end, :unit, 'queued')"),
-                       {"id": fit_id, "end": calibration_end, "unit": unit})
-    return fit_id
+    return await fits.queue(conn, calibration_end=calibration_end, unit=unit)
 
 
 async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
@@ -68,23 +56,18 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
     """Score every buyer as of `now`, then (with `rules` that set `drift.at_risk_below_p_alive`) move the
     buyers whose P(alive) fell below it to at-risk. None when another instance is refreshing."""
     async with engine.begin() as conn:
-        if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})).scalar():
+        if not await scores.lock_refresh(conn):
             return None
         customers = await queries.customer_orders(conn)
         scored, summary = await asyncio.get_running_loop().run_in_executor(
             pool, partial(scoring.score, customers, as_of=now, options=options))
-        previous = {row.profile_id: row.segment
-                    for row in await conn.execute(text("SELECT profile_id::text, segment FROM customer_scores"))}
-        await conn.execute(text("DELETE FROM customer_scores"))
-        rows = [{"profile_id": pid, "customer_id": s.customer_id, "document": s.as_json(), "segment": s.segment,
-                 "total_clv": s.total_clv} for pid, s in scored.items()]
-        for start in range(0, len(rows), CHUNK):
-            await conn.execute(_INSERT_SCORES, {"at": now, "rows": json_text(rows[start:start + CHUNK])})
+        previous = await scores.segments(conn)
+        await scores.replace(conn, [{"profile_id": pid, "customer_id": s.customer_id, "document": s.as_json(),
+                                     "segment": s.segment, "total_clv": s.total_clv} for pid, s in scored.items()],
+                             at=now)
         moved = rfm.movement(previous, {pid: s.segment for pid, s in scored.items()})
-        await conn.execute(text("INSERT INTO rfm_snapshots (scored_at, sizes, movement) VALUES (:at, "
-                                "CAST(:sizes AS jsonb), CAST(:movement AS jsonb)) ON CONFLICT DO NOTHING"),
-                           {"at": now, "sizes": json_text(rfm.sizes(scored)),
-                            "movement": json_text([[a, b, n] for (a, b), n in moved.most_common()])})
+        await scores.add_snapshot(conn, at=now, sizes=rfm.sizes(scored),
+                                  movement=[[a, b, n] for (a, b), n in moved.most_common()])
         result = {**summary.as_json(), "scored_customers": len(scored)}
         await _finish(conn, fit_id, kind="scheduled", unit="D", result=result, now=now)
     if rules is not None and summary.moves_stages:
@@ -94,13 +77,6 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
     else:
         result["moved_by_p_alive"] = 0
     return result
-
-
-_INSERT_SCORES = text(
-    "INSERT INTO customer_scores (profile_id, customer_id, scored_at, document, segment, total_clv) "
-    "SELECT x.profile_id, x.customer_id, :at, x.document, x.segment, x.total_clv "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(profile_id uuid, customer_id text, document jsonb, "
-    "segment text, total_clv numeric)")
 
 
 def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: str,
@@ -122,30 +98,19 @@ async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibratio
 async def _finish(conn: AsyncConnection, fit_id: str | None, *, kind: str, unit: str, result: dict[str, Any],
                   now: datetime, status: str = "done") -> None:
     if fit_id is None:
-        await conn.execute(text("INSERT INTO clv_fits (id, kind, unit, status, result, finished_at) "
-                                "VALUES (:id, :kind, :unit, :status, CAST(:result AS jsonb), :now)"),
-                           {"id": str(uuid.uuid4()), "kind": kind, "unit": unit, "status": status,
-                            "result": json_text(result), "now": now})
+        await fits.add_finished(conn, kind=kind, unit=unit, status=status, result=result, now=now)
     else:
-        await conn.execute(text("UPDATE clv_fits SET status = :status, result = CAST(:result AS jsonb), "
-                                "finished_at = :now WHERE id = :id"),
-                           {"id": fit_id, "status": status, "result": json_text(result), "now": now})
+        await fits.finish(conn, fit_id, status=status, result=result, now=now)
 
 
 async def _claim(engine: AsyncEngine, now: datetime) -> Any:
     async with engine.begin() as conn:
-        return (await conn.execute(text(
-            "UPDATE clv_fits SET status = 'running', started_at = :now WHERE id = (SELECT id FROM clv_fits "
-            "WHERE status = 'queued' "
-            # A request whose instance died while running it (kill -9, a deploy) is taken again.
-            f"OR (status = 'running' AND started_at < CAST(:now AS timestamptz) - interval '{STALE_AFTER}') "
-            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, calibration_end, unit"),
-            {"now": now})).first()
+        return await fits.claim(conn, now)
 
 
 async def _last_refresh(engine: AsyncEngine) -> datetime | None:
     async with engine.connect() as conn:
-        return (await conn.execute(text("SELECT max(scored_at) FROM rfm_snapshots"))).scalar()
+        return await scores.last_scored_at(conn)
 
 
 async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
@@ -159,8 +124,7 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
                 done = await refresh(engine, pool, now=now, options=options, fit_id=job.id, rules=rules, topic=topic)
                 if done is None:  # another instance is refreshing: this request waits (and the loop sleeps)
                     async with engine.begin() as conn:
-                        await conn.execute(text("UPDATE clv_fits SET status = 'queued', started_at = NULL "
-                                                "WHERE id = :id"), {"id": job.id})
+                        await fits.requeue(conn, job.id)
                     return False
             else:
                 await fit_at(engine, pool, fit_id=job.id, calibration_end=job.calibration_end, unit=job.unit, now=now)

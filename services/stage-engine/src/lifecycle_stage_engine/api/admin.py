@@ -14,15 +14,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from lifecycle_shared.auth import AdminAccess
-from lifecycle_shared.http import errors
+from lifecycle_shared.http import Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from lifecycle_stage_engine import replays, rulebook
-from lifecycle_stage_engine.db.models import replay_jobs
+from lifecycle_stage_engine.api.deps import RuleBookDep
+from lifecycle_stage_engine.db import replays as jobs
 from lifecycle_stage_engine.domain.rules import RuleSet
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(401, 403))
@@ -67,37 +67,36 @@ class ReplayOut(BaseModel):
 
 
 @router.get("/rules")
-async def get_rules(request: Request) -> dict[str, Any]:
-    return request.app.state.rulebook().as_document()
+async def get_rules(book: RuleBookDep) -> dict[str, Any]:
+    return book().as_document()
 
 
 @router.put("/rules", responses=errors(400, 409))
-async def put_rules(rules: RuleSet, request: Request) -> dict[str, Any]:
-    book: rulebook.RuleBook = request.app.state.rulebook
+async def put_rules(rules: RuleSet, engine: Engine, book: RuleBookDep) -> dict[str, Any]:
     if book.pinned:
         raise HTTPException(409, "the rule set is pinned by LIFECYCLE_STAGE_ENGINE_RULES_FILE")
-    async with request.app.state.runtime.engine.begin() as conn:
+    async with engine.begin() as conn:
         if not await rulebook.activate(conn, rules):
             raise HTTPException(409, f"version '{rules.version}' exists with other rules: give this one a new version")
-    await book.refresh(request.app.state.runtime.engine)
+    await book.refresh(engine)
     return rules.as_document()
 
 
 @router.post("/replays", status_code=202, response_model=ReplayOut, responses=errors(400, 409))
-async def start_replay(body: ReplayIn, request: Request) -> ReplayOut:
-    in_force: RuleSet = request.app.state.rulebook()
+async def start_replay(body: ReplayIn, engine: Engine, book: RuleBookDep) -> ReplayOut:
+    in_force = book()
     if not body.dry_run and body.rules is not None and body.rules != in_force:
         raise HTTPException(409, "a replay runs the rule set in force: dry-run these rules, then PUT /v1/admin/rules")
     scope = body.scope.model_dump(mode="json", exclude_none=True)
-    async with request.app.state.runtime.engine.begin() as conn:
+    async with engine.begin() as conn:
         job_id = await replays.create_job(conn, scope=scope, rules=body.rules or in_force, dry_run=body.dry_run)
-    return await get_replay(job_id, request)
+    return await get_replay(job_id, engine)
 
 
 @router.get("/replays/{job_id}", response_model=ReplayOut, responses=errors(404))
-async def get_replay(job_id: str, request: Request) -> ReplayOut:
-    async with request.app.state.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(replay_jobs).where(replay_jobs.c.id == _uuid(job_id)))).first()
+async def get_replay(job_id: str, engine: Engine) -> ReplayOut:
+    async with engine.connect() as conn:
+        row = await jobs.job(conn, _uuid(job_id))
     if row is None:
         raise HTTPException(404, f"no replay '{job_id}'")
     return ReplayOut(id=row.id, dry_run=row.dry_run, scope=row.scope, rule_version=row.rules["version"],

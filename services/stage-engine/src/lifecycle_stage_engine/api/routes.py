@@ -16,13 +16,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.events import TransitionRecord
-from lifecycle_shared.http import CustomerId, errors
+from lifecycle_shared.http import CustomerId, Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lifecycle_stage_engine.api.deps import RuleBookDep
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.profiles import Profile
 from lifecycle_stage_engine.domain.rules import NEW_VISITOR
@@ -79,10 +81,10 @@ class ContentOut(BaseModel):
     show: str | None
 
 
-def profile_out(request: Request, profile: Profile) -> dict:
+def profile_out(profile: Profile, content: dict[str, str]) -> dict:
+    """The profile's fields; `show` from `content` (the rule set's content table)."""
     facts, stage = profile.state.facts, profile.state.stage
     last = facts.last_order
-    content = request.app.state.rulebook().content
     return dict(customer_id=profile.customer_id, user_id=profile.user_id, anonymous_ids=profile.anonymous_ids,
                 stage=stage, stage_since=profile.state.stage_since, previous_stage=profile.previous_stage,
                 orders=len(facts.orders), revenue=float(facts.revenue),
@@ -91,8 +93,8 @@ def profile_out(request: Request, profile: Profile) -> dict:
                 acquisition=profile.acquisition, show=content.get(stage or NEW_VISITOR))
 
 
-async def _found(request: Request, customer_id: str) -> tuple[Profile, list[dict[str, str]]]:
-    async with request.app.state.runtime.engine.connect() as conn:
+async def _found(engine: AsyncEngine, customer_id: str) -> tuple[Profile, list[dict[str, str]]]:
+    async with engine.connect() as conn:
         found = await reads.find_profile(conn, customer_id=customer_id)
     if found is None:
         raise HTTPException(404, f"no customer with id '{customer_id}'")
@@ -100,14 +102,15 @@ async def _found(request: Request, customer_id: str) -> tuple[Profile, list[dict
 
 
 @router.get("/customers", response_model=CustomerPage, responses=errors(400))
-async def list_customers(request: Request, stage: Stage | None = None,
+async def list_customers(engine: Engine, book: RuleBookDep, stage: Stage | None = None,
                          cursor: Annotated[str | None, Query(max_length=100)] = None,
                          limit: Annotated[int, Query(ge=1, le=500)] = 100) -> CustomerPage:
     after = _decode_cursor(cursor) if cursor else None
-    async with request.app.state.runtime.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await reads.list_profiles(conn, stage=stage, after=after, limit=limit)
     next_cursor = base64.urlsafe_b64encode(page[-1].id.encode()).decode() if len(page) == limit else None
-    return CustomerPage(customers=[ProfileOut(**profile_out(request, p)) for p in page], next_cursor=next_cursor)
+    content = book().content
+    return CustomerPage(customers=[ProfileOut(**profile_out(p, content)) for p in page], next_cursor=next_cursor)
 
 
 def _decode_cursor(cursor: str) -> str:
@@ -119,9 +122,9 @@ def _decode_cursor(cursor: str) -> str:
 
 
 @router.get("/content/{stage}", response_model=ContentOut, responses=errors(404))
-async def content_for(stage: str, request: Request) -> ContentOut:
+async def content_for(stage: str, book: RuleBookDep) -> ContentOut:
     """What to show a visitor in `stage` (or `new_visitor`), without a profile lookup."""
-    content = request.app.state.rulebook().content
+    content = book().content
     if stage != NEW_VISITOR and stage not in {s.value for s in Stage}:
         raise HTTPException(404, f"no stage '{stage}'")
     return ContentOut(stage=stage, show=content.get(stage))
@@ -129,17 +132,17 @@ async def content_for(stage: str, request: Request) -> ContentOut:
 
 # Ids may contain '/' (a path converter): the longer route is declared first.
 @router.get("/customers/{customer_id:path}/transitions", response_model=list[TransitionOut], responses=errors(404))
-async def get_transitions(customer_id: CustomerId, request: Request) -> list[TransitionOut]:
-    profile, _ = await _found(request, customer_id)
-    async with request.app.state.runtime.engine.connect() as conn:
+async def get_transitions(customer_id: CustomerId, engine: Engine) -> list[TransitionOut]:
+    profile, _ = await _found(engine, customer_id)
+    async with engine.connect() as conn:
         rows = await reads.history_of(conn, profile_id=profile.id)
     return [TransitionOut(**row) for row in rows]
 
 
 @router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))
-async def get_profile(customer_id: CustomerId, request: Request) -> CustomerOut:
-    profile, identities = await _found(request, customer_id)
-    async with request.app.state.runtime.engine.connect() as conn:
+async def get_profile(customer_id: CustomerId, engine: Engine, book: RuleBookDep) -> CustomerOut:
+    profile, identities = await _found(engine, customer_id)
+    async with engine.connect() as conn:
         scored = await reads.scores_of(conn, profile_id=profile.id)
-    return CustomerOut(**profile_out(request, profile), identities=identities,
+    return CustomerOut(**profile_out(profile, book().content), identities=identities,
                        scores=scored and scored.document, scored_at=scored and scored.scored_at)

@@ -16,14 +16,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.errors import describe_error
-from lifecycle_shared.http import errors
+from lifecycle_shared.http import Engine, errors
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifecycle_ingest.api.deps import read_bounded
+from lifecycle_ingest.api.deps import Keys, read_bounded
 from lifecycle_ingest.db import keys as db
 from lifecycle_ingest.db.keys import NewKey
 from lifecycle_ingest.domain.origins import MAX_ORIGINS, InvalidOrigin, normalise_origins
 from lifecycle_ingest.domain.touchpoints import SOURCE_NAME
+from lifecycle_ingest.keys import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,11 @@ KIND = ("'write' (lc_wk_: may be used from a browser) or 'server' (lc_sk_: serve
         "and refunds).")
 
 
-async def seen_here(request: Request) -> None:
+async def seen_here(keys: KeyStore) -> None:
     """After a committed change: this instance applies it at once (a key created here works here in
     the next request); the others within `key_refresh_s`."""
     try:
-        await request.app.state.keys.refresh()
+        await keys.refresh()
     except Exception as error:  # noqa: BLE001 - committed anyway; the background poll catches up
         log.warning("keys: refresh after an admin change failed", extra={"error": describe_error(error)})
 
@@ -119,56 +120,56 @@ class SourceOut(BaseModel):
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut)
-async def post_key(key_in: KeyIn, request: Request) -> KeyOut:
-    async with request.app.state.runtime.engine.begin() as conn:
+async def post_key(key_in: KeyIn, engine: Engine, keys: Keys) -> KeyOut:
+    async with engine.begin() as conn:
         new_key = await db.create_key(conn, source_name=key_in.source, kind=key_in.kind)
-    await seen_here(request)
+    await seen_here(keys)
     return KeyOut.of(new_key)
 
 
 @router.get("/keys", response_model=list[KeyInfoOut])
-async def get_keys(request: Request, source: Annotated[str | None, Query(pattern=SOURCE_NAME)] = None
+async def get_keys(engine: Engine, source: Annotated[str | None, Query(pattern=SOURCE_NAME)] = None
                    ) -> list[KeyInfoOut]:
-    async with request.app.state.runtime.engine.connect() as conn:
+    async with engine.connect() as conn:
         infos = await db.list_keys(conn, source_name=source)
     return [KeyInfoOut(**vars(info)) for info in infos]
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=RotatedKeyOut, responses=errors(404))
-async def rotate_key(key_id: UUID, request: Request, rotate_in: RotateIn | None = None) -> RotatedKeyOut:
+async def rotate_key(key_id: UUID, engine: Engine, keys: Keys, rotate_in: RotateIn | None = None) -> RotatedKeyOut:
     overlap_s = (rotate_in or RotateIn()).overlap_s
-    async with request.app.state.runtime.engine.begin() as conn:
+    async with engine.begin() as conn:
         rotated = await db.rotate_key(conn, key_id=str(key_id), overlap_s=overlap_s)
         if rotated is None:
             raise HTTPException(404, "no live key with this id")
-    await seen_here(request)
+    await seen_here(keys)
     new_key, previous_expires_at = rotated
     return RotatedKeyOut(**KeyOut.of(new_key).model_dump(), previous_expires_at=previous_expires_at)
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses=errors(404))
-async def delete_key(key_id: UUID, request: Request) -> Response:
-    async with request.app.state.runtime.engine.begin() as conn:
+async def delete_key(key_id: UUID, engine: Engine, keys: Keys) -> Response:
+    async with engine.begin() as conn:
         if not await db.revoke_key(conn, key_id=str(key_id)):
             raise HTTPException(404, "no live key with this id")
-    await seen_here(request)
+    await seen_here(keys)
     return Response(status_code=204)
 
 
 @router.put("/sources/{name}", response_model=SourceOut)
-async def put_source(name: SourceName, origins_in: OriginsIn, request: Request) -> SourceOut:
+async def put_source(name: SourceName, origins_in: OriginsIn, engine: Engine, keys: Keys) -> SourceOut:
     try:
         origins = normalise_origins(origins_in.allowed_origins)
     except InvalidOrigin as error:
         raise HTTPException(400, str(error)) from None
-    async with request.app.state.runtime.engine.begin() as conn:
+    async with engine.begin() as conn:
         stored = await db.set_origins(conn, source_name=name, origins=origins)
-    await seen_here(request)
+    await seen_here(keys)
     return SourceOut(source=name, allowed_origins=stored)
 
 
 @router.get("/sources", response_model=list[SourceOut])
-async def get_sources(request: Request) -> list[SourceOut]:
-    async with request.app.state.runtime.engine.connect() as conn:
+async def get_sources(engine: Engine) -> list[SourceOut]:
+    async with engine.connect() as conn:
         listed = await db.list_sources(conn)
     return [SourceOut(source=name, allowed_origins=origins) for name, origins in listed]

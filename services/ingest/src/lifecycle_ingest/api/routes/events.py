@@ -22,7 +22,15 @@ from fastapi.responses import Response
 from lifecycle_shared import metrics
 from lifecycle_shared.events import touchpoint_type, trace_headers
 
-from lifecycle_ingest.api.deps import WRITE_KEY_SCHEME, Caller, authenticate, json_body
+from lifecycle_ingest.api.deps import (
+    WRITE_KEY_SCHEME,
+    Caller,
+    authenticate,
+    inflight_of,
+    json_body,
+    publisher_of,
+    settings_of,
+)
 from lifecycle_ingest.api.schemas import EVENT_ERRORS, AcceptedOut, BatchOut, batch_body, touchpoint_body
 from lifecycle_ingest.domain.json_values import MAX_DEPTH, storable_text, unstorable
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, to_json, touchpoint_data
@@ -112,10 +120,11 @@ def _refused(caller: Caller, rejected: list[dict[str, Any]]) -> None:
                                             "status": item["status"], "fields": fields})
 
 
-async def _single(request: Request, settings, publisher, event_type: str | None) -> Response:
+async def _single(request: Request, event_type: str | None) -> Response:
+    settings = settings_of(request)
     raw, storable = await json_body(request, limit=settings.max_event_bytes, max_depth=MAX_DEPTH)
     caller = authenticate(request, body=raw, events=1)
-    with request.app.state.inflight.slot():
+    with inflight_of(request).slot():
         try:
             record = _accept(raw, caller, settings=settings, received_at=datetime.now(UTC), storable=storable,
                              default_type=event_type)
@@ -124,7 +133,7 @@ async def _single(request: Request, settings, publisher, event_type: str | None)
             raise HTTPException(invalid.status, {
                 "code": invalid.code, "message": str(invalid), "errors": invalid.errors,
                 "messageId": _echoed_id(raw)}, headers=caller.headers) from None
-        await _publish(publisher, [record], request)
+        await _publish(publisher_of(request), [record], request)
     return _ok({"success": True, "messageId": record.message_id}, caller.headers)
 
 
@@ -135,7 +144,7 @@ def _ok(body: dict[str, Any], headers: dict[str, str]) -> Response:
 
 def _single_route(event_type: str | None):
     async def endpoint(request: Request) -> Response:
-        return await _single(request, request.app.state.settings, request.app.state.publisher, event_type)
+        return await _single(request, event_type)
 
     endpoint.__name__ = f"post_{event_type or 'touchpoint'}"
     return endpoint
@@ -151,13 +160,13 @@ async def post_import(request: Request) -> Response:
 
 
 async def _batch(request: Request, *, historical: bool) -> Response:
-    settings, publisher = request.app.state.settings, request.app.state.publisher
+    settings, publisher = settings_of(request), publisher_of(request)
     # An item's own levels start at the body's third ({"batch": [{...).
     body, storable = await json_body(request, limit=settings.max_batch_bytes, max_depth=MAX_ENVELOPE_DEPTH)
     items, context, sent_at = _batch_envelope(body, max_events=settings.max_batch_events, storable=storable,
                                               max_context_bytes=settings.max_event_bytes)
     caller = authenticate(request, body=body, events=len(items))
-    with request.app.state.inflight.slot():
+    with inflight_of(request).slot():
         accepted, rejected = _accept_batch(items, caller, settings=settings, storable=storable,
                                            context=context, sent_at=sent_at, historical=historical)
         if accepted:
