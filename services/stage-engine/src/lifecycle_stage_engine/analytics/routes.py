@@ -239,7 +239,8 @@ async def export_segment(request: Request, segment: Segment | None = None, stage
                          churn_band: ChurnBand | None = None) -> StreamingResponse:
     """Scored customers (optionally one RFM segment, stage or churn band) as CSV, with their email if known.
     Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
-    conditions, params = ["TRUE"], {}
+    conditions: list[str] = ["TRUE"]
+    params: dict[str, str] = {}
     for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
         if value is not None:
             conditions.append(f"{column} = :v{len(params)}")

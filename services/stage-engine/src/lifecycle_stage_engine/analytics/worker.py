@@ -29,7 +29,7 @@ from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.analytics import queries, rfm, scoring
+from lifecycle_stage_engine.analytics import clv, queries, rfm, scoring
 from lifecycle_stage_engine.db.repository import json_text
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.sweeper import flag_low_p_alive
@@ -103,13 +103,13 @@ _INSERT_SCORES = text(
     "segment text, total_clv numeric)")
 
 
-def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: str,
+def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: clv.Unit,
          now: datetime) -> dict[str, Any]:
     fitted = scoring.fit(scoring.transactions_of(customers), calibration_end=calibration_end, unit=unit, fitted_at=now)
     return fitted.summary.as_json()
 
 
-async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: str,
+async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: clv.Unit,
                  now: datetime) -> dict[str, Any]:
     async with engine.connect() as conn:
         customers = await queries.customer_orders(conn)
