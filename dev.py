@@ -3,6 +3,7 @@
 
     python3 dev.py up      # embedded Kafka-compatible broker + PostgreSQL + the four services
     python3 dev.py test    # the whole test suite (starts what it needs)
+    python3 dev.py lint    # ruff and mypy, as CI runs them
     python3 dev.py bench   # the benchmark harness (writes bench/report.json)
     python3 dev.py demo    # fills the running stack with a two-year demo shop
 
@@ -35,6 +36,7 @@ def ensure_environment() -> Path:
 COMMANDS = {
     "up": ["-m", "lifecycle_devstack", "up"],
     "test": ["-m", "pytest"],
+    "lint": ["-m", "lifecycle_devstack.lint"],
     "bench": ["bench/run.py"],
     "demo": ["-m", "lifecycle_devstack.demo"],
 }

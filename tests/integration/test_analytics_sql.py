@@ -23,12 +23,14 @@ from lifecycle_stage_engine.db import analytics as queries
 from sqlalchemy import text
 
 from tests.support.generated_shop import NOW, START, shop
+from tests.support.shops import bgnbd_shop, order_events
 from tests.support.stage_engine import deliver, ev
 
 
 @pytest.fixture(scope="module")
 async def filled(namespace, engine):
-    events = shop()
+    # The generated shop, and buyers simulated from the models' assumptions: the fit is well determined.
+    events = shop() + order_events(bgnbd_shop(200, as_of=NOW, seed=11), ev)
     for start in range(0, len(events), 50):
         await deliver(namespace, engine, events[start:start + 50], now=NOW)
     return engine

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -27,6 +28,9 @@ from lifecycle_shared.settings import ServiceSettings
 # What a spawned worker builds (JSON: service, settings class, app factory); set by the supervisor.
 WORKER_SPEC_ENV = "LIFECYCLE_SERVE_WORKER_SPEC"
 
+# A service's own settings class (a ServiceSettings), as its create_app and commands take it.
+Settings = TypeVar("Settings", bound=ServiceSettings)
+
 
 def tune_gc() -> None:
     # Fewer, later collections: GC was the hidden cost in the measured baselines.
@@ -34,7 +38,7 @@ def tune_gc() -> None:
     gc.freeze()
 
 
-def _uvicorn_options(settings: ServiceSettings) -> dict:
+def _uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
     return {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False,
             "timeout_graceful_shutdown": 5}
 
@@ -45,14 +49,14 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     uvicorn.run(app, **_uvicorn_options(settings))
 
 
-def _import_path(obj: object) -> str:
+def _import_path(obj: Callable[..., object]) -> str:
     path = f"{obj.__module__}:{obj.__qualname__}"
     if "<locals>" in path:
         raise ValueError(f"{path}: workers > 1 needs a module-level settings class and create_app")
     return path
 
 
-def _load(path: str):
+def _load(path: str) -> Any:
     module, _, name = path.partition(":")
     target = importlib.import_module(module)
     for part in name.split("."):
@@ -60,8 +64,8 @@ def _load(path: str):
     return target
 
 
-def serve_workers(*, service: str, settings_cls: type[ServiceSettings],
-                  create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+def serve_workers(*, service: str, settings_cls: type[Settings],
+                  create_app: Callable[[Settings], FastAPI], settings: Settings) -> None:
     """`settings.workers` processes on one port, each running `worker_app()`."""
     os.environ[WORKER_SPEC_ENV] = json.dumps({"service": service, "settings": _import_path(settings_cls),
                                               "create_app": _import_path(create_app)})
@@ -74,13 +78,13 @@ def worker_app() -> FastAPI:
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     settings = _load(spec["settings"])()
     configure_logging(service=spec["service"], level=settings.log_level)
-    app = _load(spec["create_app"])(settings)
+    app: FastAPI = _load(spec["create_app"])(settings)
     tune_gc()
     return app
 
 
-def main(*, service: str, settings_cls: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI],
-         migrations_dir: Path, commands: dict[str, Callable[[ServiceSettings, list[str]], None]] | None = None) -> None:
+def main(*, service: str, settings_cls: type[Settings], create_app: Callable[[Settings], FastAPI],
+         migrations_dir: Path, commands: dict[str, Callable[[Settings, list[str]], None]] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m lifecycle_{service.replace('-', '_')}")
     names = ["serve", "migrate", *(commands or {})]
     parser.add_argument("command", nargs="?", default="serve", choices=names)

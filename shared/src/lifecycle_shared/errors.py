@@ -34,7 +34,7 @@ def describe_error(error: BaseException) -> str:
 def describe_validation(error: ValidationError, *, fields: Collection[str]) -> str:
     """'properties: dict_type; userId: missing' - where and what kind, never the input. A location
     that is not one of the model's `fields` (an unknown key: data, perhaps an address) is not named."""
-    def where(loc: tuple) -> str:
+    def where(loc: tuple[int | str, ...]) -> str:
         parts = [part if isinstance(part, int) or part in fields else "(another key)" for part in loc[:1]]
         return ".".join(str(part) for part in parts) or "(root)"
 

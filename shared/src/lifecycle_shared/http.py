@@ -53,17 +53,18 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=200, pattern="^[^\x00]
                                  description="The customer's userId, or an anonymousId while anonymous.")]
 
 
-
 def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 def _engine(request: Request) -> AsyncEngine:
-    return request.app.state.runtime.engine
+    return _runtime(request).engine
 
 
 def _settings(request: Request) -> ServiceSettings:
-    return request.app.state.settings
+    settings: ServiceSettings = request.app.state.settings
+    return settings
 
 
 # What a route may ask for (parameters typed with these; none adds a request parameter): the running
@@ -140,7 +141,7 @@ def create_service_app(*, title: str, settings: ServiceSettings,
                        on_started: Callable[[FastAPI, ServiceRuntime], Awaitable[None] | None] | None = None,
                        on_stopping: Callable[[FastAPI], Awaitable[None]] | None = None,
                        security_schemes: dict[str, dict[str, Any]] | None = None,
-                       middlewares: Sequence[type] = ()) -> FastAPI:
+                       middlewares: Sequence[Callable[[ASGIApp], ASGIApp]] = ()) -> FastAPI:
     """`on_started` (sync or async) adds the service's own parts once the runtime runs; `on_stopping`
     stops them before the runtime (and its engine) stops, also when `on_started` failed half-way.
     `security_schemes`: OpenAPI schemes that routes name in their `security` without a dependency.
@@ -165,15 +166,16 @@ def create_service_app(*, title: str, settings: ServiceSettings,
 
     app = FastAPI(title=title, lifespan=lifespan, responses=errors(404))
     app.state.settings = settings
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    # Starlette types a handler as taking any Exception, though it only ever passes the class registered.
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     for middleware in middlewares:
         app.add_middleware(middleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops)
     for router in routers:
         app.include_router(router)
-    app.openapi = lambda: _without_422(app, security_schemes or {})
+    app.openapi = lambda: _without_422(app, security_schemes or {})  # type: ignore[method-assign]  # FastAPI's documented way
     return app
 
 

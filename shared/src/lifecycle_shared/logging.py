@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from types import TracebackType
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -16,7 +17,9 @@ from lifecycle_shared.errors import describe_error
 
 
 class PersonalDataSafeFormatter(JsonFormatter):
-    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+    def formatException(  # noqa: N802 - logging's name
+        self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    ) -> str:
         _, error, tb = ei
         lines = traceback.format_tb(tb)
         cause = (error.__cause__ or error.__context__) if error is not None else None

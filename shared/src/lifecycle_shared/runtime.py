@@ -7,6 +7,7 @@ connects at import time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,9 +48,9 @@ class ServiceRuntime:
         self._consumer_specs = consumers
         self._workers = workers
         self._prepare = prepare
-        self._tasks: list[asyncio.Task] = []
-        self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
-        self._stopping: asyncio.Future | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]] = []
+        self._stopping: asyncio.Future[None] | None = None
         self.topics = TopicWatch(settings.kafka, on_restart=self._rejoin)
 
     async def start(self) -> None:
@@ -62,7 +63,7 @@ class ServiceRuntime:
             self._tasks.append(self._spawn("outbox-relay", self.relay.run))
         self._start_consumers()
         for worker in self._workers:
-            self._tasks.append(self._spawn(worker.__name__, lambda worker=worker: worker(self)))
+            self._tasks.append(self._spawn(worker.__name__, functools.partial(worker, self)))
 
     def _start_consumers(self) -> None:
         for spec in self._consumer_specs:
@@ -80,7 +81,7 @@ class ServiceRuntime:
         await asyncio.shield(self._stopping)
 
     @staticmethod
-    async def _stop(consumers: list[tuple[AIOKafkaConsumer, asyncio.Task]]) -> None:
+    async def _stop(consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]]) -> None:
         for _, task in consumers:
             task.cancel()
         await asyncio.gather(*(task for _, task in consumers), return_exceptions=True)
@@ -98,7 +99,7 @@ class ServiceRuntime:
         await self.producer.client.force_metadata_update()
         self._start_consumers()
 
-    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task:
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def supervised() -> None:
             while True:
                 try:

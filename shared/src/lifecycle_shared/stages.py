@@ -23,7 +23,8 @@ class Stage(StrEnum):
 
 JOURNEY = (Stage.AWARENESS, Stage.CONSIDERATION, Stage.PURCHASE, Stage.RETENTION, Stage.LOYALTY)
 DRIFT = (Stage.AT_RISK, Stage.LAPSED)
-RANK = {stage: rank for rank, stage in enumerate(JOURNEY)}
+# Keyed by str: stage names arrive as plain strings (from the wire, from the database).
+RANK: dict[str, int] = {stage: rank for rank, stage in enumerate(JOURNEY)}
 # The reason a transition back onto the journey from a drift stage carries.
 REACTIVATED = "reactivated"
 
@@ -34,7 +35,8 @@ def is_forward(from_stage: str | None, to_stage: str) -> bool:
     is never forward."""
     if to_stage not in RANK:
         return False
-    return RANK.get(from_stage, -1) < RANK[to_stage]
+    from_rank = -1 if from_stage is None else RANK.get(from_stage, -1)
+    return from_rank < RANK[to_stage]
 
 
 def is_drift(stage: str | None) -> bool:

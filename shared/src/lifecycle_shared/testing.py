@@ -88,7 +88,7 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[Any], bool]
 async def topic_partitions(consumer: Any, topic: str) -> set[int]:
     """The partitions of `topic`, waiting for its metadata (a fresh consumer may not have it yet)."""
     for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
+        found: set[int] | None = consumer.partitions_for_topic(topic)
         if found:
             return found
         await consumer._client.force_metadata_update()  # noqa: SLF001 - no public equivalent

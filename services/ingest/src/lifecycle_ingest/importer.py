@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import os
 import random
 import sys
@@ -111,7 +112,11 @@ def read_lines(path: Path, file_format: str) -> Iterator[Line]:
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
             if raw.strip():
-                yield _line(number, lambda raw=raw: json_event(raw.decode(errors="surrogateescape")))
+                yield _line(number, functools.partial(_ndjson_event, raw))
+
+
+def _ndjson_event(raw: bytes) -> dict[str, Any]:
+    return json_event(raw.decode(errors="surrogateescape"))
 
 
 def _csv_lines(file: TextIO) -> Iterator[Line]:
@@ -124,7 +129,7 @@ def _csv_lines(file: TextIO) -> Iterator[Line]:
     try:
         for cells in reader:
             if any(cells):
-                yield _line(number, lambda cells=cells: csv_event(columns, cells))
+                yield _line(number, functools.partial(csv_event, columns, cells))
             number = reader.line_num + 1
     except csv.Error as error:  # the reader cannot go on: the line is refused, the rest not read
         yield Line(number, code="invalid_csv", reason=f"{error}; the rest of the file was not read")

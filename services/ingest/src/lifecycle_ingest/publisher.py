@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -80,7 +80,7 @@ class TouchpointPublisher:
         self._max_inflight = max_inflight
         self._inflight = 0
 
-    async def publish(self, records: list[Record], *, headers: list[tuple[str, bytes]] = ()) -> None:
+    async def publish(self, records: list[Record], *, headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Send and wait for the acks; `headers` (trace context) are added to every record."""
         count = len(records)
         if not self._topics_ready():

@@ -14,7 +14,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from lifecycle_shared.settings import KafkaSettings
 
 
-class _MetadataRequestCreatingNothing(MetadataRequest):
+class _MetadataRequestCreatingNothing(MetadataRequest):  # type: ignore[misc]  # aiokafka has no type hints
     def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None) -> None:
         super().__init__(topics, allow_auto_topic_creation=False)
 
@@ -24,8 +24,8 @@ def never_auto_create_topics() -> None:
     to turn that off. A broker that honours it (Tansu always does) then re-creates a vanished topic
     with its own default partition count, before a service can re-create it with the configured
     one. The project creates its topics explicitly, so its clients ask for no auto-creation."""
-    aiokafka.client.MetadataRequest = _MetadataRequestCreatingNothing  # type: ignore[misc]
-    aiokafka.admin.client.MetadataRequest = _MetadataRequestCreatingNothing  # type: ignore[misc]
+    aiokafka.client.MetadataRequest = _MetadataRequestCreatingNothing
+    aiokafka.admin.client.MetadataRequest = _MetadataRequestCreatingNothing
 
 
 def make_producer(settings: KafkaSettings, *, linger_ms: int | None = None) -> AIOKafkaProducer:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
@@ -24,6 +26,7 @@ from lifecycle_shared.errors import describe_error
 log = logging.getLogger(__name__)
 
 NEVER_PUBLISHABLE = (MessageSizeTooLargeError, InvalidTopicError)
+OutboxRow = Row[*tuple[Any, ...]]
 
 
 class OutboxRelay:
@@ -82,11 +85,12 @@ class OutboxRelay:
                                                             "failed": len(rows) - len(published)})
         return len(published)
 
-    async def _send(self, rows) -> list[tuple[object, BaseException | None]]:
+    async def _send(self, rows: Sequence[OutboxRow]) -> list[tuple[OutboxRow, BaseException | None]]:
         """Each row sent with the error that kept it from the broker, or None once acknowledged. At
         the first passing refusal (no metadata: the broker is away) the round ends: the rest would
         wait the same timeout each, and must not overtake the rows before them."""
-        pending, outcomes = [], []
+        pending: list[tuple[OutboxRow, asyncio.Future[Any]]] = []
+        outcomes: list[tuple[OutboxRow, BaseException | None]] = []
         for row in rows:
             try:
                 headers = [(name, value.encode()) for name, value in row.headers.items()]
@@ -101,7 +105,7 @@ class OutboxRelay:
                      for (row, _), ack in zip(pending, acks, strict=True)]
         return outcomes
 
-    async def _set_aside(self, conn: AsyncConnection, dead: list) -> None:
+    async def _set_aside(self, conn: AsyncConnection, dead: list[tuple[OutboxRow, BaseException]]) -> None:
         for row, error in dead:
             await conn.execute(update(outbox).where(outbox.c.id == row.id)
                                .values(dead_at=func.now(), last_error=describe_error(error)))

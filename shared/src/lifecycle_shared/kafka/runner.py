@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -101,7 +102,7 @@ class ConsumerRunner:
                 self.consumer.seek(tp, offset)
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        decoded: list[tuple[ConsumerRecord, Typed, Handler]] = []
+        decoded: list[tuple[ConsumerRecord, Typed[Any], Handler]] = []
         routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
             if not self._ours(record, routes):
@@ -138,12 +139,12 @@ class ConsumerRunner:
             routes[event_type] = self.route(event_type)
         return routes[event_type] is not None
 
-    async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, Typed, Handler]]) -> None:
+    async def _apply(self, conn: AsyncConnection, decoded: list[tuple[ConsumerRecord, Typed[Any], Handler]]) -> None:
         fresh = await claim_new_event_ids(conn, [(typed.event.id, record.topic, typed.event.digest)
                                                  for record, typed, _ in decoded])
         applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
         duplicates: list[CloudEvent] = []
-        runs: list[tuple[Handler, list[Typed]]] = []
+        runs: list[tuple[Handler, list[Typed[Any]]]] = []
         for _, typed, handler in decoded:
             event = typed.event
             if event.id not in fresh:
@@ -178,7 +179,7 @@ class ConsumerRunner:
                 log.warning("event id reused for a different event; the first one stays applied",
                             extra={"consumer": self.name, "event_id": event.id, "source": event.source})
 
-    async def _process_one(self, item: tuple[ConsumerRecord, Typed, Handler]) -> None:
+    async def _process_one(self, item: tuple[ConsumerRecord, Typed[Any], Handler]) -> None:
         record, typed, _ = item
         for attempt in range(self.retry.attempts):
             try:
@@ -209,8 +210,8 @@ class ConsumerRunner:
         try:
             await self.producer.send_and_wait(record.topic + DLQ_SUFFIX, record.value, key=record.key,
                                               headers=headers)
-        except KafkaError as error:
-            raise InfrastructureDown from error
+        except KafkaError as send_error:
+            raise InfrastructureDown from send_error
         metrics.DLQ_RECORDS.labels(self.name, record.topic).inc()
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,

@@ -58,8 +58,8 @@ class TopicWatch:
                 if self._checked:
                     log.warning("topics missing; re-creating them",
                                 extra={"topics": sorted(missing), "broker_restarted": sentinel_lost})
-                await _create(admin, {**missing, **({self._sentinel: 1} if sentinel_lost else {})},
-                              replication_factor=self._settings.replication_factor)
+                lost = {self._sentinel: 1} if sentinel_lost and self._sentinel is not None else {}
+                await _create(admin, {**missing, **lost}, replication_factor=self._settings.replication_factor)
         finally:
             await admin.close()
         if sentinel_lost and self._checked:

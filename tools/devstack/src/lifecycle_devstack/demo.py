@@ -75,7 +75,8 @@ class Visitor:
     def __init__(self, index: int, *, seed: int, start: datetime, span_s: int) -> None:
         self.rng = random.Random(f"{seed}:{index}")
         self.prefix = f"demo-{seed}-{index:05d}"
-        self.anonymous_id, self.user_id = f"{self.prefix}-anon", None
+        self.anonymous_id = f"{self.prefix}-anon"
+        self.user_id: str | None = None
         self.email = f"demo+s{seed}c{index}@example.com"
         self.start, self.span_s, self.clock = start, span_s, 0
         self.calls: list[dict[str, Any]] = []

@@ -60,7 +60,8 @@ EVENT_STATUSES = {
     503: "Broker unavailable or overloaded (Retry-After): nothing was accepted. `delivery_unknown`: some may "
          "have been accepted: retry with the listed messageIds, duplicates are dropped.",
 }
-EVENT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in EVENT_STATUSES.items()}
+EVENT_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut, "description": text}
+                                                for code, text in EVENT_STATUSES.items()}
 MAX_BATCH_EVENTS = 2500  # Segment's limit; the default of LIFECYCLE_INGEST_MAX_BATCH_EVENTS
 
 

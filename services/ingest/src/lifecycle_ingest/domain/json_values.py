@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
 MAX_DEPTH = 32  # levels of objects and arrays in one event, the event itself being level 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_SPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = re.compile(r"[ \t\n\r]*")  # matches anywhere (perhaps empty): its match is never None
 _QUOTE_OR_BRACKET = re.compile(r'["\[\]{}]')
 _DECODER = json.JSONDecoder()
 
@@ -44,6 +44,8 @@ class _TooDeep:
 
 
 TOO_DEEP = _TooDeep()  # stands in for a value nested too deeply to parse
+# Where a value is: (the place of its container, its key there), the outermost container's place None.
+_Place: TypeAlias = "tuple[_Place | None, str | int]"
 
 
 BIG_FLOAT = 2.0**63  # at or above it, a float may be an integer orjson could not keep exactly
@@ -113,7 +115,9 @@ class _ShallowParser:
             self._expect(":")
             found[key] = self._items() if key == "batch" and self._peek() == "[" else self._value()
             self._comma_unless("}")
-        end = _SPACE.match(self.text, self.pos + 1).end()
+        space = _SPACE.match(self.text, self.pos + 1)
+        assert space is not None
+        end = space.end()
         if end != len(self.text):
             raise ValueError(f"extra data at {end}")
         return found
@@ -140,7 +144,9 @@ class _ShallowParser:
         return value
 
     def _peek(self) -> str:
-        self.pos = _SPACE.match(self.text, self.pos).end()
+        space = _SPACE.match(self.text, self.pos)
+        assert space is not None
+        self.pos = space.end()
         if self.pos >= len(self.text):
             raise ValueError("unexpected end of the body")
         return self.text[self.pos]
@@ -223,7 +229,9 @@ def _well_formed(text: str, start: int, end: int) -> bool:
         else:
             return False
         if expect == "after" and not stack:
-            return _SPACE.match(text, pos, end).end() == end
+            space = _SPACE.match(text, pos, end)
+            assert space is not None
+            return space.end() == end
     return False
 
 
@@ -244,7 +252,7 @@ def unstorable(value: Any, *, max_depth: int = MAX_DEPTH, path: str = "") -> lis
 
 def _storable(value: Any, max_depth: int) -> bool:
     """The fast pass over every event: no paths, scalars checked where they are met."""
-    stack = [([value], 0)]  # wrapped, so a top-level scalar is checked like any other
+    stack: list[tuple[Any, int]] = [([value], 0)]  # wrapped, so a top-level scalar is checked like any other
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
@@ -267,7 +275,7 @@ def _problems(value: Any, max_depth: int, path: str) -> list[dict[str, str]]:
     """The slow pass, once something is wrong: every problem, with where it is. A child's place is
     kept as (parent place, key) and spelled out only for a problem, so memory stays linear."""
     problems: list[dict[str, str]] = []
-    stack: list[tuple[Any, tuple | None, int]] = [(value, (None, path) if path else None, 1)]
+    stack: list[tuple[Any, _Place | None, int]] = [(value, (None, path) if path else None, 1)]
     while stack and len(problems) < 20:
         item, place, depth = stack.pop()
         if item is TOO_DEEP:
@@ -302,9 +310,9 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def _spell(place: tuple | None) -> str:
+def _spell(place: _Place | None) -> str:
     """'properties.items[2].name' from the chain of (parent place, key)."""
-    keys = []
+    keys: list[str | int] = []
     while place is not None:
         place, key = place
         keys.append(key)

@@ -19,6 +19,7 @@ from lifecycle_shared.events import CallType, TouchpointData
 from lifecycle_shared.identity import is_junk_id
 from lifecycle_shared.orders import MAX_AMOUNT, unreadable_amount_fields
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic_core import ErrorDetails
 
 from lifecycle_ingest.domain.json_values import unstorable
 
@@ -118,10 +119,11 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
     client_time = _utc(event_in.originalTimestamp or event_in.timestamp)
     client_field = "originalTimestamp" if event_in.originalTimestamp else "timestamp"
     # Built with only what is there (None is left out of the contract): a filter afterwards costs more.
-    data = {"type": event_in.type, "properties": event_in.properties or {}, "traits": event_in.traits or {},
-            "context": context, "receivedAt": received_at,
-            "timestamp": event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
-                                    client_field=client_field)}
+    data: dict[str, Any] = {
+        "type": event_in.type, "properties": event_in.properties or {}, "traits": event_in.traits or {},
+        "context": context, "receivedAt": received_at,
+        "timestamp": event_time(client_time=client_time, sent_at=sent_at, received_at=received_at,
+                                client_field=client_field)}
     for name, value in (("event", event_in.event), ("name", event_in.name), ("category", event_in.category),
                         ("userId", _id(event_in.userId, "userId")),
                         ("anonymousId", _id(event_in.anonymousId, "anonymousId")),
@@ -225,7 +227,8 @@ def event_time(*, client_time: datetime | None, sent_at: datetime | None, receiv
         if value is not None and value < EARLIEST:
             raise InvalidTouchpoint([{"field": name, "message": "before 1970-01-01"}])
     try:
-        corrected = corrected_timestamp(client_time=client_time, sent_at=sent_at, received_at=received_at)
+        corrected: datetime | None = corrected_timestamp(client_time=client_time, sent_at=sent_at,
+                                                         received_at=received_at)
     except OverflowError:  # past year 9999 after receipt is a clock error like any future time
         corrected = received_at if client_time and sent_at and client_time > sent_at else None
     if corrected is None or corrected < EARLIEST:
@@ -255,7 +258,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _describe(error: dict[str, Any]) -> dict[str, str]:
+def _describe(error: ErrorDetails) -> dict[str, str]:
     if error["loc"] and error["loc"][0] in ID_FIELDS:  # one message for the union, not one per member
         return {"field": error["loc"][0], "message": "expected a string or an integer"}
     field = ".".join(str(part) for part in error["loc"]) or "(body)"

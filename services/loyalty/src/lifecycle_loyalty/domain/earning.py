@@ -60,7 +60,7 @@ def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES) ->
 
 def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
     earning = order.amount is not None and order.refunded_event_id is None
-    target = points_for_amount(order.amount, rules) if earning else 0
+    target = points_for_amount(order.amount, rules) if earning and order.amount is not None else 0
     delta = target - order.held
     if delta == 0:
         return None

@@ -80,10 +80,10 @@ def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, 
         learned.update(dict.fromkeys(to.linked_ids, contact))
         known.update(dict.fromkeys(to.linked_ids, contact))
         return email, to.linked_ids
-    contact = next((known[i] for i in to.linked_ids if i in known and known[i].user_id == to.owner), None)
-    if contact is None:
+    remembered = next((known[i] for i in to.linked_ids if i in known and known[i].user_id == to.owner), None)
+    if remembered is None:
         return None, to.linked_ids
-    return contact.email, list(dict.fromkeys([*to.linked_ids, *contact.linked_ids]))
+    return remembered.email, list(dict.fromkeys([*to.linked_ids, *remembered.linked_ids]))
 
 
 async def handle_stage_changes(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -137,7 +137,8 @@ def bgnbd_log_likelihood(params: ArrayLike, frequency: ArrayLike, recency: Array
     dropped = np.full(x.shape, -np.inf)
     bought = x > 0
     dropped[bought] = (np.log(a) - np.log(b + x[bought] - 1) - (r + x[bought]) * np.log(alpha + t_x[bought]))
-    return common + np.logaddexp(still_alive, dropped)
+    per_customer: Array = common + np.logaddexp(still_alive, dropped)
+    return per_customer
 
 
 def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, age: ArrayLike, *, unit: Unit,
@@ -150,8 +151,9 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, age: ArrayLike, *, unit:
     start = (1.0, 1.0 / rate, 1.0, 1.0)  # r / α matches the mean purchase rate
     params, ll, se, cov = _maximise(lambda p: bgnbd_log_likelihood(p, x, t_x, big_t), start)
     r, alpha, a, b = params
+    se_r, se_alpha, se_a, se_b = se
     return BgNbdFit(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll, n=int(x.size), unit=unit,
-                    standard_errors=se, fitted_at=fitted_at, log_covariance=cov)
+                    standard_errors=(se_r, se_alpha, se_a, se_b), fitted_at=fitted_at, log_covariance=cov)
 
 
 def probability_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike) -> Array:
@@ -179,7 +181,8 @@ def expected_purchases(fit: BgNbdFit, t: ArrayLike, frequency: ArrayLike, recenc
     horizon = alpha + big_t + t
     shrink = np.exp((r + x) * (np.log(alpha + big_t) - np.log(horizon)))  # ((α+T)/(α+T+t))^(r+x)
     tail = shrink * hyp2f1(r + x, b + x, a + b + x - 1, t / horizon)
-    return (a + b + x - 1) / (a - 1) * (1 - tail) * probability_alive(fit, x, recency, big_t)
+    expected: Array = (a + b + x - 1) / (a - 1) * (1 - tail) * probability_alive(fit, x, recency, big_t)
+    return expected
 
 
 def expected_purchases_new(fit: BgNbdFit, t: ArrayLike) -> Array:
@@ -220,7 +223,8 @@ def churn_risk(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, age: Arr
     tau = window_days / DAYS_PER_UNIT[fit.unit]
     quiet_if_alive = np.exp((fit.r + x) * (np.log(fit.alpha + big_t) - np.log(fit.alpha + big_t + tau)))
     alive = probability_alive(fit, x, recency, big_t)
-    return alive * quiet_if_alive + (1 - alive)
+    risk: Array = alive * quiet_if_alive + (1 - alive)
+    return risk
 
 
 DEFAULT_CHURN_BANDS = ChurnBands()
@@ -266,8 +270,9 @@ def gamma_gamma_log_likelihood(params: ArrayLike, frequency: ArrayLike, monetary
     """Per-customer log density of the mean spend m̄ of x ≥ 1 purchases (Fader & Hardie 2013, eq. 3)."""
     p, q, gamma = np.asarray(params, dtype=float)
     x, m = np.broadcast_arrays(np.asarray(frequency, dtype=float), np.asarray(monetary, dtype=float))
-    return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
-            + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(gamma + m * x))
+    per_customer: Array = (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
+                           + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(gamma + m * x))
+    return per_customer
 
 
 def fit_gamma_gamma(frequency: ArrayLike, monetary: ArrayLike, *, fitted_at: datetime | None = None) -> GammaGammaFit:
@@ -278,8 +283,9 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary: ArrayLike, *, fitted_at: dat
     start = (2.0, 3.0, float(m.mean()))  # p·γ/(q−1) equals the observed mean spend
     params, ll, se, cov = _maximise(lambda p: gamma_gamma_log_likelihood(p, x, m), start)
     p, q, gamma = params
-    return GammaGammaFit(p=p, q=q, gamma=gamma, log_likelihood=ll, n=int(x.size), standard_errors=se,
-                         fitted_at=fitted_at, log_covariance=cov)
+    se_p, se_q, se_gamma = se
+    return GammaGammaFit(p=p, q=q, gamma=gamma, log_likelihood=ll, n=int(x.size),
+                         standard_errors=(se_p, se_q, se_gamma), fitted_at=fitted_at, log_covariance=cov)
 
 
 def expected_spend(fit: GammaGammaFit, frequency: ArrayLike, monetary: ArrayLike) -> Array:
@@ -289,7 +295,8 @@ def expected_spend(fit: GammaGammaFit, frequency: ArrayLike, monetary: ArrayLike
         raise ValueError("Gamma-Gamma with q <= 1 has no finite mean spend")
     x, m = np.broadcast_arrays(np.asarray(frequency, dtype=float), np.asarray(monetary, dtype=float))
     m = np.where(x > 0, m, 0.0)
-    return fit.p * (fit.gamma + x * m) / (fit.p * x + fit.q - 1)
+    spend: Array = fit.p * (fit.gamma + x * m) / (fit.p * x + fit.q - 1)
+    return spend
 
 
 def check_independence(frequency: ArrayLike, monetary: ArrayLike, *,
@@ -329,13 +336,14 @@ def clv(purchases: BgNbdFit, spend: GammaGammaFit, frequency: ArrayLike, recency
     per_month = np.diff(cumulative, axis=0, prepend=0.0)
     months = edges[1:] * DAYS_PER_UNIT[purchases.unit] / DAYS_PER_MONTH
     discount = ((1 + annual_discount_rate) ** (-months / 12)).reshape(-1, *([1] * x.ndim))
-    return expected_spend(spend, x, monetary) * (discount * per_month).sum(axis=0)
+    value: Array = expected_spend(spend, x, monetary) * (discount * per_month).sum(axis=0)
+    return value
 
 
 def _month_edges(horizon_days: float) -> Array:
     """0, one month, two months, … in days, ending exactly at the horizon."""
     full = int(np.floor(horizon_days / DAYS_PER_MONTH + 1e-9))
-    edges = np.arange(full + 1) * DAYS_PER_MONTH
+    edges = np.arange(full + 1, dtype=np.float64) * DAYS_PER_MONTH
     return edges if horizon_days - edges[-1] < 1e-9 else np.append(edges, horizon_days)
 
 
@@ -352,8 +360,11 @@ def _maximise(log_likelihood: Callable[[Array], Array],
             value = float(log_likelihood(np.exp(log_params)).sum())
         return value if np.isfinite(value) else -np.inf
 
+    def loss(log_params: Array) -> float:
+        return -total(log_params)
+
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    result = minimize(lambda v: -total(v), np.log(start), method="L-BFGS-B", bounds=bounds,
+    result = minimize(loss, np.log(start), method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     if not np.isfinite(result.fun):
         raise FitError(f"likelihood not finite: {result.message}")
@@ -368,7 +379,8 @@ def _maximise(log_likelihood: Callable[[Array], Array],
             tuple(tuple(row) for row in covariance.tolist()) if identified else ())
 
 
-def _log_scale_covariance(total: Callable[[Array], float], at: Array, step: float = 1e-4) -> Array | None:
+def _log_scale_covariance(total: Callable[[Array], float], at: Array,
+                          step: float = 1e-4) -> NDArray[np.floating[Any]] | None:
     """Covariance of the log-parameters: the inverse observed information (central-difference Hessian);
     None when the Hessian cannot be inverted."""
     k = at.size

@@ -172,9 +172,11 @@ def _identified(model: Any, name: str, problems: list[str]) -> Any:
 
 
 def _fit_json(model: clv.BgNbdFit | clv.GammaGammaFit, names: tuple[str, ...]) -> dict[str, Any]:
-    return _floats({"params": dict(zip(names, model.params, strict=True)), "log_likelihood": model.log_likelihood,
-                    "n": model.n, "standard_errors": dict(zip(names, model.standard_errors, strict=True)),
-                    "fitted_at": model.fitted_at.isoformat() if model.fitted_at else None})
+    described: dict[str, Any] = _floats({
+        "params": dict(zip(names, model.params, strict=True)), "log_likelihood": model.log_likelihood,
+        "n": model.n, "standard_errors": dict(zip(names, model.standard_errors, strict=True)),
+        "fitted_at": model.fitted_at.isoformat() if model.fitted_at else None})
+    return described
 
 
 def _floats(value: Any) -> Any:
@@ -206,7 +208,7 @@ def score(customers: Sequence[CustomerOrders], *, as_of: datetime, options: Opti
         costs = [(a, c) for _, a, c in customer.orders if c is not None]
         low, high = figures.pop("low"), figures.pop("high")
         value, churn = _rounded(figures["predicted"]), _rounded(figures["churn"], 4)
-        if value is None or low is None or not (np.isfinite(low) and np.isfinite(high)):
+        if value is None or low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
             low = high = None
         gap = _average_gap_days(customer.orders)
         last = max(t for t, _, _ in customer.orders)
@@ -216,7 +218,7 @@ def score(customers: Sequence[CustomerOrders], *, as_of: datetime, options: Opti
             r=s.r, f=s.f, m=s.m, fm=s.fm, segment=s.segment, historic_clv=round(historic, 2),
             margin=round(float(sum(a - c for a, c in costs)), 2) if costs else None,
             predicted_clv=value,
-            predicted_clv_range=None if low is None else (round(float(low), 2), round(float(high), 2)),
+            predicted_clv_range=None if low is None or high is None else (round(float(low), 2), round(float(high), 2)),
             total_clv=round(historic + (value or 0.0), 2),
             p_alive=_rounded(figures["p_alive"], 4), churn_risk=churn,
             churn_band=None if churn is None else clv.churn_band(churn).value,
@@ -267,9 +269,11 @@ def _range(fits: Fits, options: Options, seed: int) -> tuple[np.ndarray | None, 
     for bg_draw, gg_draw in zip(np.exp(bg), np.exp(gg), strict=True):
         if gg_draw[1] <= 1:
             continue
-        drawn_purchases = clv.BgNbdFit(*bg_draw, log_likelihood=0.0, n=0, unit=purchases.unit,
+        r, alpha, a, b = bg_draw
+        p, q, gamma = gg_draw
+        drawn_purchases = clv.BgNbdFit(r, alpha, a, b, log_likelihood=0.0, n=0, unit=purchases.unit,
                                        standard_errors=purchases.standard_errors)
-        drawn_spend = clv.GammaGammaFit(*gg_draw, log_likelihood=0.0, n=0, standard_errors=spend.standard_errors)
+        drawn_spend = clv.GammaGammaFit(p, q, gamma, log_likelihood=0.0, n=0, standard_errors=spend.standard_errors)
         values.append(clv.clv(drawn_purchases, drawn_spend, x, t_x, big_t, m, horizon_days=options.horizon_days,
                               annual_discount_rate=options.annual_discount_rate))
     if len(values) < DRAWS // 2:

@@ -27,7 +27,7 @@ from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_stage_engine.analytics import rfm, scoring
+from lifecycle_stage_engine.analytics import clv, rfm, scoring
 from lifecycle_stage_engine.db import analytics as queries
 from lifecycle_stage_engine.db import fits, scores
 from lifecycle_stage_engine.domain.rules import RuleSet
@@ -79,13 +79,13 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
     return result
 
 
-def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: str,
+def _fit(customers: list[scoring.CustomerOrders], calibration_end: datetime, unit: clv.Unit,
          now: datetime) -> dict[str, Any]:
     fitted = scoring.fit(scoring.transactions_of(customers), calibration_end=calibration_end, unit=unit, fitted_at=now)
     return fitted.summary.as_json()
 
 
-async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: str,
+async def fit_at(engine: AsyncEngine, pool: Executor, *, fit_id: str, calibration_end: datetime, unit: clv.Unit,
                  now: datetime) -> dict[str, Any]:
     async with engine.connect() as conn:
         customers = await queries.customer_orders(conn)

@@ -229,9 +229,11 @@ def _array_item(value: str) -> str:
 async def add_transitions(conn: AsyncConnection, rows: list[tuple]) -> None:
     """Insert, or bring back a row a recompute had superseded and a later one contains again."""
     if rows:
-        seen: set[str] = set()
         # One row per id in one statement; a repeated id would have been a no-op anyway (not superseded).
-        first = [row for row in rows if not (row[0] in seen or seen.add(row[0]))]
+        first_by_id: dict[str, tuple[Any, ...]] = {}
+        for row in rows:
+            first_by_id.setdefault(row[0], row)
+        first = list(first_by_id.values())
         await conn.execute(_ADD_TRANSITIONS, dict(zip(_TRANSITION_FIELDS, map(list, zip(*first, strict=True)),
                                                       strict=True)))
 

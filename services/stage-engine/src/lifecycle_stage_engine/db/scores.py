@@ -88,7 +88,8 @@ async def scored_customers(conn: AsyncConnection, *, segment: str | None, stage:
                            churn_band: str | None) -> AsyncIterator[Row]:
     """Streamed, the highest total CLV first: (customer_id, email, stage, segment, document) of the customers
     in the segment, stage and churn band given (None: any)."""
-    conditions, params = ["TRUE"], {}
+    conditions: list[str] = ["TRUE"]
+    params: dict[str, str] = {}
     for column, value in (("s.segment", segment), ("p.stage", stage), ("s.document->>'churn_band'", churn_band)):
         if value is not None:
             conditions.append(f"{column} = :v{len(params)}")

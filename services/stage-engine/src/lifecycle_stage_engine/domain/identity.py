@@ -95,7 +95,7 @@ class IdentityGraph:
         for key in ids[1 if user_id else 0:]:
             found = self._owned(key)
             if found is None and not user_id and key[0] == "anonymous":  # an anonymousId equal to a known userId
-                found = self._owned(twin(key))  # type: ignore[arg-type]
+                found = self._owned(twin(key))
             if found is not None:
                 others[found.id] = found
         if target is None and not user_id:  # a known customer's id (or email) wins over anonymous ones

@@ -130,7 +130,7 @@ def drift_after(facts: Facts, rules: RuleSet = DEFAULT_RULES) -> tuple[timedelta
     if not facts.orders:
         return None
     # Asked several times per step about the same (immutable) facts: kept on them, per rule set.
-    cached = facts.__dict__.get("_drift_after")
+    cached: tuple[RuleSet, tuple[timedelta, timedelta, str]] | None = facts.__dict__.get("_drift_after")
     if cached is not None and cached[0] is rules:
         return cached[1]
     drift = rules.drift
@@ -186,7 +186,9 @@ def decide_stage(facts: Facts, rules: RuleSet = DEFAULT_RULES, *, at: datetime |
 
 def _drift_stage(facts: Facts, rules: RuleSet, at: datetime, p_alive: float | None) -> tuple[Stage, str] | None:
     due = drift_due(facts, rules)
-    basis = drift_after(facts, rules)[2]  # type: ignore[index] - a buyer has one
+    after = drift_after(facts, rules)
+    assert after is not None  # called for buyers only, and a buyer has one
+    basis = after[2]
     if due is not None and at >= due[1]:
         return Stage.LAPSED, f"no_order_{basis}"
     if due is not None and at >= due[0]:

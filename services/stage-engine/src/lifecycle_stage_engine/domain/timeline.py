@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lifecycle_shared.events import derived_event_id
+from lifecycle_shared.stages import DRIFT
 
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.stages import (
-    DRIFT,
     NEVER,
     Facts,
     Stage,

@@ -95,7 +95,7 @@ class Changes:
             self._store(profile, transition)
         self._superseded += superseded
         newest = history[-1] if history and state.stage != before else None
-        if superseded or [t for t in added if t is not newest]:
+        if superseded or any(t is not newest for t in added):
             data = HistoryCorrectedData(
                 customer_id=profile.customer_id, stage=state.stage, superseded=superseded, processed_at=self.now,
                 added=[TransitionRecord(id=t.id, from_stage=t.from_stage, to_stage=t.to_stage, reason=t.reason,

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 # No FastAPI dependencies on the event routes: each costs a resolution per request, and the routes
 # read the key themselves (`authenticate`). The key's scheme is documented through `SECURITY`.
 router = APIRouter(prefix="/v1", tags=["events"])
-SECURITY = {"security": [{WRITE_KEY_SCHEME: []}]}
+SECURITY: dict[str, Any] = {"security": [{WRITE_KEY_SCHEME: []}]}
 
 ACCEPTED = metrics.INGESTED.labels("accepted")  # once: `labels()` looks the child up under a lock
 SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
