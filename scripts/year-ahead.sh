@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The unit and integration suites with every process's clock a year ahead (Python, PostgreSQL and the
 # tests alike), proving that no test depends on the wall-clock date:
-#   scripts/year-ahead.sh [pytest args...]      (default: tests/unit tests/integration)
+#   scripts/year-ahead.sh [pytest args...]      (no path given: tests/unit tests/integration)
 # Uses Debian's faketime (LD_PRELOAD of libfaketime), installed here when missing. The embedded broker is
 # a static binary, so its own clock stays real: only broker-side timestamps are today's, which nothing
 # compares with. LIFECYCLE_CLOCK_OFFSET overrides the offset (faketime's -f syntax, e.g. "+730d").
@@ -18,5 +18,6 @@ fi
 offset="${LIFECYCLE_CLOCK_OFFSET:-+365d}"
 echo "clock: $(faketime -f "$offset" date -u +%FT%TZ) (real $(date -u +%FT%TZ))" >&2
 cd "$root"
-if [ $# -eq 0 ]; then set -- tests/unit tests/integration; fi
-exec faketime -f "$offset" python3 dev.py test "$@"
+paths=(tests/unit tests/integration)
+for arg in "$@"; do case "$arg" in -*) ;; *) paths=() ;; esac; done
+exec faketime -f "$offset" python3 dev.py test "${paths[@]}" "$@"
