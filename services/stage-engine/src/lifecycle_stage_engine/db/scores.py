@@ -56,9 +56,10 @@ async def last_scored_at(conn: AsyncConnection) -> datetime | None:
 
 
 SCORED = "customer_scores s JOIN profiles p ON p.id = s.profile_id"
+EVERYONE = Filters()
 
 
-async def rfm_counts(conn: AsyncConnection, filters: Filters = Filters()) -> dict[tuple[int, int], int]:
+async def rfm_counts(conn: AsyncConnection, filters: Filters = EVERYONE) -> dict[tuple[int, int], int]:
     """(r, fm) -> customers."""
     return {(row.r, row.fm): row.n for row in await conn.execute(text(
         "SELECT (s.document->>'r')::int AS r, (s.document->>'fm')::int AS fm, count(*) AS n "
@@ -71,7 +72,7 @@ async def snapshots(conn: AsyncConnection, *, limit: int) -> list[Row]:
                                           "ORDER BY scored_at DESC LIMIT :n"), {"n": limit})).all())
 
 
-async def clv_stats(conn: AsyncConnection, filters: Filters = Filters()) -> Row:
+async def clv_stats(conn: AsyncConnection, filters: Filters = EVERYONE) -> Row:
     """(n, total, p99) of total CLV."""
     return (await conn.execute(text(
         "SELECT count(*) AS n, coalesce(sum(s.total_clv), 0) AS total, "
@@ -79,21 +80,21 @@ async def clv_stats(conn: AsyncConnection, filters: Filters = Filters()) -> Row:
         filters.params())).one()
 
 
-async def clv_buckets(conn: AsyncConnection, filters: Filters = Filters(), *, high: float) -> dict[int, int]:
+async def clv_buckets(conn: AsyncConnection, filters: Filters = EVERYONE, *, high: float) -> dict[int, int]:
     """Bucket (1..20 of [0, high]; 0 below, 20 also above) -> customers."""
     return {row.b: row.n for row in await conn.execute(text(
         f"SELECT least(width_bucket(s.total_clv, 0, :high, 20), 20) AS b, count(*) AS n FROM {SCORED} "
         f"WHERE {filters.scored()} GROUP BY 1"), {**filters.params(), "high": high})}
 
 
-async def top_by_clv(conn: AsyncConnection, filters: Filters = Filters(), *, limit: int) -> list[Row]:
+async def top_by_clv(conn: AsyncConnection, filters: Filters = EVERYONE, *, limit: int) -> list[Row]:
     """(customer_id, document), the highest total CLV first."""
     return list(await conn.execute(text(
         f"SELECT s.customer_id, s.document FROM {SCORED} WHERE {filters.scored()} "
         "ORDER BY s.total_clv DESC, s.profile_id LIMIT :n"), {**filters.params(), "n": limit}))
 
 
-async def scored_customers(conn: AsyncConnection, filters: Filters = Filters(), *, segment: str | None,
+async def scored_customers(conn: AsyncConnection, filters: Filters = EVERYONE, *, segment: str | None,
                            stage: str | None, churn_band: str | None) -> AsyncIterator[Row]:
     """Streamed, the highest total CLV first: (customer_id, email, stage, segment, document) of the customers
     in the segment, stage and churn band given (None: any) who pass the filters."""
