@@ -267,13 +267,19 @@
     // Month 0 is the cohort itself (100%); a month the cohort has not reached yet is blank, not 0%.
     const z = cohorts.map((c) => x.map((k) => (k === 0 ? 1 : k > monthsBetween(c.month, until) ? null
       : (c.retention[k] || 0))));
-    const later = z.flatMap((row) => row.slice(1)).filter((v) => v != null);
+    // The colour scale ends at the 95th percentile of the later months (a one-buyer cohort's 100% would
+    // wash out every other cell); darker cells get light text (plotly's contrast), every cell its percentage.
+    const later = z.flatMap((row) => row.slice(1)).filter((v) => v != null).sort((a, b) => a - b);
+    const high = later.length ? later[Math.floor(0.95 * (later.length - 1))] : 0;
+    const height = Math.max(360, 22 * cohorts.length + 100);
+    $('cohorts').style.height = `${height}px`;
     const heatmap = {type: 'heatmap', x, y: cohorts.map((c) => `${c.month} (${c.size})`), z, zmin: 0,
-      zmax: Math.max(0.05, ...later), colorscale: BLUES, xgap: 2, ygap: 2,
+      zmax: Math.max(0.05, high), colorscale: BLUES, xgap: 2, ygap: 2, textfont: {size: 11},
       text: z.map((row) => row.map((v) => (v == null ? '' : fmt.pct(v)))), texttemplate: '%{text}',
       hovertemplate: 'cohort %{y}, month %{x}: %{text}<extra></extra>', colorbar: {tickformat: '.0%'}};
-    return plot('cohorts', cohorts.length ? [heatmap] : [], {xaxis: {title: {text: 'months since first purchase'},
-      dtick: 1}, yaxis: {autorange: 'reversed', type: 'category', automargin: true}, margin: {...LAYOUT.margin, l: 16},
+    return plot('cohorts', cohorts.length ? [heatmap] : [], {height, xaxis: {title: {text: 'months since first purchase'},
+      dtick: 1}, yaxis: {autorange: 'reversed', type: 'category', automargin: true, dtick: 1},
+      margin: {...LAYOUT.margin, l: 16},
       annotations: emptyNote(cohorts.length, chosen)});
   }
 
@@ -283,12 +289,15 @@
     const cell = (r, fm) => rfm.grid.find((c) => c.r === r && c.fm === fm) || {segment: '', customers: 0};
     const grid = rows.map((r) => columns.map((fm) => cell(r, fm)));
     return plot('rfm-grid', [{type: 'heatmap', x: columns.map((fm) => `FM ${fm}`), y: rows.map((r) => `R ${r}`),
-      z: grid.map((row) => row.map((c) => c.customers)), colorscale: GREENS, xgap: 2, ygap: 2,
+      z: grid.map((row) => row.map((c) => c.customers)), colorscale: GREENS, xgap: 2, ygap: 2, zmin: 0,
+      zmax: Math.max(1, ...grid.flat().map((c) => c.customers)),
       text: grid.map((row) => row.map((c) => `${c.segment}<br>${c.customers}`)), texttemplate: '%{text}',
       textfont: {size: 11},
       hovertemplate: '%{y}, %{x}<br>%{text}<extra></extra>', showscale: false}],
     {yaxis: {autorange: 'reversed', type: 'category'}, xaxis: {side: 'top', type: 'category'},
-      margin: {...LAYOUT.margin, t: 40, b: 16}, annotations: emptyNote(rfm.grid.some((c) => c.customers), chosen)});
+      margin: {...LAYOUT.margin, t: 40, b: 32},  // an empty grid's note goes below it, not over its cells
+      annotations: emptyNote(rfm.grid.some((c) => c.customers), chosen).map((note) => ({...note, y: 0,
+        yanchor: 'top', yshift: -4}))});
   }
 
   function plotSegments(rfm, chosen) {
