@@ -6,7 +6,9 @@ and buy - several again and again, one order refunded, one customer's id an HTML
 token) is done, the page opens at `/dashboard#token=<API token>`: every chart has data, agrees with the API
 and shows on screen (the screenshots hold many colours), the fit's warnings are visible, a customer opens
 in the drill-down with their stage and history, a segment downloads as CSV, the hostile id is text, and the
-page reached nothing but the stage engine."""
+page reached nothing but the stage engine. A source filter turns every panel into that source's figures
+(as the API answers them with the same filter), and "Refresh figures" asks for a refresh with the admin
+token (a wrong one is refused with a clear message) and shows the new figures' time."""
 
 from __future__ import annotations
 
@@ -139,7 +141,11 @@ async def read_api(stack: Pipeline, path: str):
 # --- what the page shows -------------------------------------------------------------------------------
 
 TRACES = """(ids) => Object.fromEntries(ids.map((id) => [id, (document.getElementById(id).data || []).map(
-  (t) => ({type: t.type, name: t.name || null, x: t.x || null, y: t.y || null, z: t.z || null}))]))"""
+  (t) => ({type: t.type, name: t.name || null, x: t.x || null, y: t.y || null, z: t.z || null,
+           text: t.text || null}))]))"""
+NOTES = """(ids) => ids.flatMap((id) => ((document.getElementById(id).layout || {}).annotations || []).map(
+  (a) => `${id}: ${a.text}`))"""
+ADMIN_KEY = "lifecycle-dashboard-admin-token"
 
 
 def total(values) -> float:
@@ -216,13 +222,24 @@ async def test_the_dashboard_draws_the_shop(clients_stack, chromium, tmp_path):
             assert page.url == f"{origin}/dashboard"
             assert await page.evaluate("Object.values(sessionStorage)") == [stack.api_token]
 
-            assert_charts_hold_the_data(await page.evaluate(TRACES, list(CHARTS)), clv)
+            traces = await page.evaluate(TRACES, list(CHARTS))
+            assert_charts_hold_the_data(traces, clv)
+            assert await page.evaluate(NOTES, list(CHARTS)) == []  # no "No data" over any chart
+            funnel_text = next(t for t in traces["funnel"] if t["name"] == "converted")["text"]
+            assert funnel_text[-1] == "" and any("convert" in text for text in funnel_text[:-1]), funnel_text
             assert await page.text_content("#fig-buyers") == f"{clv['customers']:,}"
+            assert await page.text_content("#fig-clv") == f"${clv['total']:,.2f}" and clv["currency"] == "USD"
+            assert await page.text_content("#fig-scored") == scored_time(clv["scored_at"])
+            assert "one-time buyer counts as alive" in await page.text_content("#p-alive-note")
             shown = await page.locator("#fit-problems li").all_text_contents()
             assert [text.removeprefix("⚠ ") for text in shown] == problems and problems, clv["fit"]
             assert all([await item.is_visible() for item in await page.locator("#fit-problems li").all()])
             assert await page.locator("#top-customers tbody tr").count() == len(clv["top"])
             assert await page.locator("#recent-transitions tbody tr").count() > 0
+            assert await page.locator("tbody tr.empty").count() == 0
+            overdue = [c for c in clv["top"] if c["next_order_expected_at"]
+                       and datetime.fromisoformat(c["next_order_expected_at"]) < datetime.now(UTC)]
+            assert await page.locator("#top-customers .overdue").count() == len(overdue) > 0
 
             await page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
             for chart in CHARTS:
@@ -249,15 +266,116 @@ async def test_the_dashboard_draws_the_shop(clients_stack, chromium, tmp_path):
             rows = (await saved()).read_text().splitlines()
             assert rows[0].startswith("customer_id,email,stage,segment"), rows[:2]
 
+            await assert_a_source_filter_changes_every_panel(page, stack, clv, tmp_path)
+            await assert_the_refresh_button_refreshes_with_the_admin_token(page, stack)
+
             assert dialogs == [] and await page.evaluate("document.images.length") == 0, dialogs
-            assert errors == [], errors
+            # The one refused admin token: Chromium logs the 401 answer as a console error.
+            refused = [e for e in errors if "status of 401" in e]
+            assert len(refused) == 1 and [e for e in errors if e not in refused] == [], errors
         finally:
             await browser.close()
 
     strays = [url for url in requests if not url.startswith(origin + "/") and not url.startswith(("data:", "blob:"))]
     assert strays == [], f"the dashboard reached beyond the stage engine: {strays}"
     assert not [url for url in requests if stack.api_token in url], "the token went into a URL"
+    assert not [url for url in requests if stack.admin_token in url], "the admin token went into a URL"
     assert f"{origin}/dashboard/static/plotly.min.js" in {url.split("?")[0] for url in requests}
+
+
+def scored_time(at: str) -> str:
+    """The page's "Figures computed": the refresh's time, to the minute, in UTC."""
+    return datetime.fromisoformat(at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def apply_filters(page, **values: str) -> None:
+    for name, value in values.items():
+        await page.locator(f"#filters input[name={name}]").fill(value)
+    await page.locator("#filters button[type=submit]").click()
+    await page.wait_for_selector('body[data-ready="true"], body[data-ready="error"]', timeout=60_000)
+    assert await page.get_attribute("body", "data-ready") == "true", await page.text_content("#error")
+
+
+async def table_column(page, table: str, column: int) -> list[str]:
+    return await page.locator(f"#{table} tbody tr td:nth-child({column})").all_text_contents()
+
+
+async def assert_a_source_filter_changes_every_panel(page, stack: Pipeline, everyone: dict, tmp_path) -> None:
+    """With Source "google", every panel shows what the API answers for google's customers, which differs
+    from the whole shop's: headline figures, segments, RFM grid, CLV, top customers, recent moves, stage mix,
+    funnel, cohorts and the CSV downloads."""
+    await page.locator("#customer-close").click()  # the drill-down covers the filters
+    before = await page.evaluate(TRACES, list(CHARTS))
+    headline = [await page.text_content(f"#fig-{name}") for name in ("customers", "buyers", "clv")]
+    moves_before = await table_column(page, "recent-transitions", 2)
+    await apply_filters(page, source="google")
+    after = await page.evaluate(TRACES, list(CHARTS))
+    google = "source=google"
+    stages = await read_api(stack, f"/v1/analytics/stages?{google}&period=month")
+    funnel = await read_api(stack, f"/v1/analytics/funnel?{google}")
+    cohorts = await read_api(stack, f"/v1/analytics/cohorts?{google}")
+    rfm = await read_api(stack, f"/v1/analytics/rfm?{google}")
+    clv = await read_api(stack, f"/v1/analytics/clv?{google}&top=20")
+    moves = await read_api(stack, f"/v1/analytics/transitions?{google}&limit=50")
+    assert 0 < clv["customers"] < everyone["customers"], clv
+
+    shown = [await page.text_content(f"#fig-{name}") for name in ("customers", "buyers", "clv")]
+    assert shown == [f"{sum(stages['current'].values()):,}", f"{clv['customers']:,}", f"${clv['total']:,.2f}"]
+    assert shown != headline
+    segments = after["segments"][0]
+    assert segments["x"] == list(rfm["segments"]) and segments["y"] == list(rfm["segments"].values())
+    assert total(after["rfm-grid"][0]["z"]) == clv["customers"] == total(segments["y"])
+    assert after["clv-distribution"][0]["y"] == [b["customers"] for b in clv["distribution"]]
+    assert await table_column(page, "top-customers", 1) == [c["customer_id"] for c in clv["top"]]
+    assert len(clv["top"]) < len(everyone["top"])
+    assert await table_column(page, "recent-transitions", 2) == [m["customer_id"] for m in moves] != moves_before
+    mix = {t["name"]: t["y"] for t in after["stage-mix"]}
+    assert mix == {stage.replace("_", " "): [p["customers"].get(stage, 0) for p in stages["series"]]
+                   for stage in {s for p in stages["series"] for s in p["customers"]}}
+    entered = next(t for t in after["funnel"] if t["name"] == "entered")["y"]
+    assert entered == [s["entered"] for s in funnel["stages"]]
+    assert after["cohorts"][0]["y"] == [f"{c['month']} ({c['size']})" for c in cohorts]
+    for chart in ("stage-mix", "funnel", "cohorts", "rfm-grid", "segments", "clv-distribution"):
+        assert after[chart] != before[chart], f"{chart}: the same figures with the filter"
+    await page.screenshot(path=tmp_path / "dashboard-google.png", full_page=True)
+
+    # A segment's CSV holds that segment's customers of the source only.
+    segment = next(name for name, n in rfm["segments"].items() if n)
+    async with page.expect_download() as saving:
+        await page.locator("#segment-downloads button", has_text=f"{segment} (").click()
+    rows = (await (await saving.value).path()).read_text().splitlines()
+    assert len(rows) - 1 == rfm["segments"][segment] < everyone["customers"], rows
+
+    # Nothing has the source "nobody": the panels say so, as filtered.
+    await apply_filters(page, source="nobody")
+    notes = await page.evaluate(NOTES, list(CHARTS))
+    assert len(notes) == len(CHARTS) and all(n.endswith("No data for these filters") for n in notes), notes
+    await apply_filters(page, source="")
+
+
+async def assert_the_refresh_button_refreshes_with_the_admin_token(page, stack: Pipeline) -> None:
+    """A wrong admin token: a clear message, the form again, nothing kept; the right one: a refresh, waited for,
+    whose time the page then shows."""
+    form = page.locator("#admin-form")
+    await page.locator("#refresh").click()
+    await form.wait_for(state="visible")
+    await form.locator("input[name=token]").fill("not-the-admin-token")
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_selector('body[data-refresh="error"]', timeout=15_000)
+    message = await page.text_content("#refresh-status")
+    assert "401" in message and "admin token" in message, message
+    assert await form.is_visible() and await page.evaluate(f"sessionStorage.getItem('{ADMIN_KEY}')") is None
+    assert await page.get_attribute("body", "data-ready") == "true"  # the API token is kept: the page stays
+
+    await form.locator("input[name=token]").fill(stack.admin_token)
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_selector('body[data-refresh="done"]', timeout=120_000)
+    await page.wait_for_selector('body[data-ready="true"]', timeout=60_000)
+    newest = next(f for f in await read_api(stack, "/v1/analytics/fits") if f["calibration_end"] is None
+                  and f["status"] == "done")
+    assert "Figures refreshed" in await page.text_content("#refresh-status")
+    assert await page.text_content("#fig-scored") == scored_time(newest["finished_at"])
+    assert await page.evaluate(f"sessionStorage.getItem('{ADMIN_KEY}')") == stack.admin_token
 
 
 async def test_the_dashboard_asks_for_a_token_and_shows_api_errors(clients_stack, chromium):

@@ -1,10 +1,12 @@
 """`python3 dev.py demo` against the whole pipeline: a small demo shop goes in through /v1/import, every
 event accepted, and the stage engine ends up with the buyers' orders and customers in the stages the
-shop's history earns - purchase, retention and the drift stages among them."""
+shop's history earns - purchase, retention and the drift stages among them. The demo then waits for the
+stage engine to apply what it sent and asks for a refresh, so the dashboard's scores hold every buyer."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -43,7 +45,9 @@ async def demo_stage_counts(pipeline, client) -> Counter:
 async def test_the_demo_shop_goes_in_whole_and_its_buyers_reach_purchase_retention_and_drift(pipeline):
     done = await asyncio.to_thread(subprocess.run, [
         sys.executable, "-m", "lifecycle_devstack.demo", "--customers", str(CUSTOMERS), "--seed", str(SEED),
-        "--url", pipeline.url("ingest"), "--write-key", pipeline.write_key], capture_output=True, text=True, timeout=60)
+        "--url", pipeline.url("ingest"), "--write-key", pipeline.write_key, "--stage-engine-url",
+        pipeline.url("stage-engine"), "--admin-token", pipeline.admin_token], capture_output=True, text=True,
+        timeout=120)
     calls = list(generate(CUSTOMERS, end=window_end(), seed=SEED))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(calls)} events sent, {len(calls)} accepted, 0 refused" in done.stdout, done.stdout
@@ -68,3 +72,17 @@ async def test_the_demo_shop_goes_in_whole_and_its_buyers_reach_purchase_retenti
     assert buyers == len(orders), counts  # a buyer whose only order was refunded has no order that counts
     assert counts["purchase"] and counts["retention"] + counts["loyalty"] and counts["at_risk"] + counts["lapsed"]
     assert counts["awareness"] + counts["consideration"] == CUSTOMERS - len(orders), counts
+
+    # The demo's last step: the events applied, a refresh asked for and waited for, and said so.
+    assert "the stage engine has applied them" in done.stdout, done.stdout
+    refreshed = re.search(r"figures refreshed at (\S+): (\d+) buyers scored", done.stdout)
+    assert refreshed, done.stdout
+    async with pipeline.client() as client:
+        value = await pipeline.get(client, "stage-engine", "/v1/analytics/clv?top=200")
+        fits = await pipeline.get(client, "stage-engine", "/v1/analytics/fits?limit=100")
+    # The refresh the demo waited for scored every buyer the stage engine had (other tests' shops too).
+    done_refresh = next(f for f in fits if f["kind"] == "requested" and f["status"] == "done"
+                        and f["calibration_end"] is None)
+    assert int(refreshed.group(2)) == done_refresh["result"]["scored_customers"] >= len(orders), done_refresh
+    ours = {row["customer_id"] for row in value["top"] if row["customer_id"].startswith(PREFIX)}
+    assert ours or value["customers"] > 200, value["customers"]

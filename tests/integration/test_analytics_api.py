@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from lifecycle_stage_engine.db import analytics as queries
+from sqlalchemy import text
 
 from tests.support.generated_shop import NOW, shop
 from tests.support.shops import bgnbd_shop, order_events
@@ -119,3 +120,44 @@ async def test_history_figures_answer_with_filters_and_refuse_an_empty_range(cli
     backwards = await client.get("/v1/analytics/funnel", params={"start": window["end"], "end": window["start"]})
     assert backwards.status_code == 400 and "start" in backwards.text
     assert (await client.get("/v1/analytics/rfm", headers={"authorization": ""})).status_code == 401
+
+
+async def test_the_scores_take_the_filters_source_by_acquisition_and_dates_by_first_order(client, engine):
+    fit = await fitted(client, {})
+    everyone = (await client.get("/v1/analytics/clv")).json()
+    assert everyone["currency"] == "USD" and everyone["customers"] == fit["result"]["scored_customers"]
+    google = {"source": "google"}
+    rfm = (await client.get("/v1/analytics/rfm", params=google)).json()
+    value = (await client.get("/v1/analytics/clv", params={**google, "top": 200})).json()
+    rows = list(csv.DictReader(io.StringIO((await client.get("/v1/analytics/customers.csv", params=google)).text)))
+    assert 0 < value["customers"] < everyone["customers"]
+    assert sum(rfm["segments"].values()) == value["customers"] == len(rows) == len(value["top"])
+    assert sum(b["customers"] for b in value["distribution"]) == value["customers"]
+    assert value["fit"] == everyone["fit"]  # the fit is the whole shop's
+    async with engine.connect() as conn:
+        acquired = {row.customer_id for row in await conn.execute(text(
+            "SELECT customer_id FROM profiles WHERE acquisition->>'source' = 'google' AND merged_into IS NULL"))}
+        firsts = {c.customer_id: min(t for t, _, _ in c.orders) for c in await queries.customer_orders(conn)}
+    assert {row["customer_id"] for row in value["top"]} <= acquired
+
+    start, end = NOW - timedelta(days=120), NOW - timedelta(days=30)
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    expected = {c for c, first in firsts.items() if start <= first < end}
+    value = (await client.get("/v1/analytics/clv", params={**window, "top": 200})).json()
+    rfm = (await client.get("/v1/analytics/rfm", params=window)).json()
+    rows = list(csv.DictReader(io.StringIO((await client.get("/v1/analytics/customers.csv", params=window)).text)))
+    defused = {"'" + c if c[0] in "=+-@\t\r" else c for c in expected}
+    assert {row["customer_id"] for row in rows} == defused and len(expected) > 5
+    assert sum(rfm["segments"].values()) == value["customers"] == len(expected)
+    assert rfm["history"][-1]["sizes"] != rfm["segments"]  # the history stays the whole shop's
+    backwards = await client.get("/v1/analytics/clv", params={"start": window["end"], "end": window["start"]})
+    assert backwards.status_code == 400
+
+
+async def test_a_refresh_is_read_back_with_the_admin_token_alone(client):
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    asked = await client.post("/v1/admin/analytics/fits", json={}, headers=admin)
+    found = await client.get(f"/v1/admin/analytics/fits/{asked.json()['id']}", headers=admin)
+    assert found.status_code == 200 and found.json()["id"] == asked.json()["id"]
+    assert (await client.get(f"/v1/admin/analytics/fits/{asked.json()['id']}",
+                             headers={"authorization": f"Bearer {API}"})).status_code == 401

@@ -30,7 +30,8 @@ async def test_a_nul_byte_in_the_fit_id_is_not_a_500(client, path):
 
 
 @pytest.mark.parametrize("route", ["/v1/analytics/funnel", "/v1/analytics/stages", "/v1/analytics/cohorts",
-                                   "/v1/analytics/transitions"])
+                                   "/v1/analytics/transitions", "/v1/analytics/rfm", "/v1/analytics/clv",
+                                   "/v1/analytics/customers.csv"])
 @pytest.mark.parametrize("params", [
     {"start": "0001-01-01T00:30:00+01:00"},  # before year 1 in UTC
     {"end": "9999-12-31T23:59:00-01:00"},  # after year 9999 in UTC

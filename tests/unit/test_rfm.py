@@ -3,6 +3,7 @@ data is in test_rfm_against_pandas.py.)"""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -50,7 +51,8 @@ def test_quintiles_give_the_best_fifth_a_five():
     buyers = [buyer(f"c{i:02d}", days_ago=i * 10, orders=i + 1, revenue=str(100 * (i + 1))) for i in range(10)]
     scored = scores(buyers, as_of=NOW)
     assert [scored[f"c{i:02d}"].r for i in range(10)] == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]  # recent is good
-    assert [scored[f"c{i:02d}"].f for i in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert [scored[f"c{i:02d}"].m for i in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert [scored[f"c{i:02d}"].f for i in range(10)] == [1, 2, 3, 4, 4, 5, 5, 5, 5, 5]  # order counts, not ranks
     assert scored["c00"].segment == "New" and scored["c09"].segment == "Can't lose them"
     assert scored["c03"].recency_days == 30
 
@@ -77,8 +79,28 @@ def test_movement_and_sizes_between_two_scorings():
 
 
 def test_a_shops_only_buyer_and_buyers_all_alike_score_in_the_middle_not_by_their_ids():
+    """R and M in the middle (quintiles of ties); F is their order count."""
     now = datetime(2026, 3, 1, tzinfo=UTC)
     only = scores([Buyer("a", now - timedelta(hours=1), 1, Decimal(50))], as_of=now)["a"]
-    assert (only.r, only.f, only.m, only.segment) == (3, 3, 3, "Need attention")
-    alike = scores([Buyer(name, now - timedelta(days=3), 1, Decimal(50)) for name in "edcba"], as_of=now)
+    assert (only.r, only.f, only.m, only.segment) == (3, 1, 3, "About to sleep")
+    alike = scores([Buyer(name, now - timedelta(days=3), 3, Decimal(50)) for name in "edcba"], as_of=now)
     assert {(s.r, s.f, s.m) for s in alike.values()} == {(3, 3, 3)}
+
+
+def test_a_shop_where_most_buyers_ordered_once_fills_new_and_promising():
+    """Most buyers have one order: they score F 1 (not a shared mid-rank quintile), so the recent and
+    cheap among them are "New" (R 5) and "Promising" (R 4)."""
+    rng = random.Random(3)
+    buyers = [buyer(f"c{i:03d}", days_ago=rng.uniform(0, 700), orders=1 if i % 10 < 7 else rng.randint(2, 9),
+                    revenue=str(rng.randint(10, 400))) for i in range(300)]
+    scored = scores(buyers, as_of=NOW)
+    counted = sizes(scored)
+    assert counted["New"] > 0 and counted["Promising"] > 0, counted
+    assert all(s.f == 1 for c, s in scored.items() if s.segment in ("New", "Promising"))
+    assert {scored[b.customer_id].f for b in buyers if b.orders == 1} == {1}
+
+
+@pytest.mark.parametrize(("orders", "f"), [(1, 1), (2, 2), (3, 3), (4, 4), (5, 4), (6, 5), (40, 5)])
+def test_frequency_scores_the_order_count_on_fixed_cuts(orders, f):
+    others = [buyer(f"o{i}", days_ago=i, orders=1, revenue="10") for i in range(9)]
+    assert scores([buyer("x", 1, orders, "50"), *others], as_of=NOW)["x"].f == f

@@ -1,7 +1,8 @@
-"""RFM figures equal a straightforward pandas computation on the same generated data: the quintile of each
-buyer's mid-rank, `ceil(5 * (series.rank(method="average") - 0.5) / n)` (tied buyers score the same;
-recency ranked descending: the longest ago scores 1), over a shop of 1,003 buyers with many ties (an odd
-count: the quintile edges fall between ranks)."""
+"""RFM figures equal a straightforward pandas computation on the same generated data: R and M the quintile
+of each buyer's mid-rank, `ceil(5 * (series.rank(method="average") - 0.5) / n)` (tied buyers score the
+same; recency ranked descending: the longest ago scores 1), F the order count cut at 1, 2, 3, 4-5 and 6+
+orders (`pd.cut`), over a shop of 1,003 buyers with many ties (an odd count: the quintile edges fall
+between ranks)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_scores_and_segments_equal_the_pandas_computation():
         return np.ceil(5 * (ranks - 0.5) / n).astype(int)
 
     frame["R"] = quintile(frame["recency"].rank(method="average", ascending=False))
-    frame["F"] = quintile(frame["orders"].rank(method="average"))
+    frame["F"] = pd.cut(frame["orders"], bins=[0, 1, 2, 3, 5, np.inf], labels=[1, 2, 3, 4, 5]).astype(int)
     frame["M"] = quintile(frame["revenue"].rank(method="average"))
     frame["FM"] = ((frame["F"] + frame["M"] + 1) // 2).astype(int)
     frame["segment"] = [segment(r, fm) for r, fm in zip(frame["R"], frame["FM"], strict=True)]

@@ -36,6 +36,8 @@ class StageEngineSettings(ServiceSettings):
     clv_horizon_days: float = Field(default=365.0, gt=0, le=3650)
     clv_discount_rate: float = Field(default=0.10, ge=0, le=1)
     rfm_thresholds: Thresholds | None = None
+    # The shop's currency (ISO 4217), in which the analytics API and the dashboard show money.
+    currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
 
     def scoring_options(self) -> Options:
         return Options(horizon_days=self.clv_horizon_days, annual_discount_rate=self.clv_discount_rate,

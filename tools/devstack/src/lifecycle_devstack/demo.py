@@ -1,4 +1,5 @@
-"""`python -m lifecycle_devstack.demo [--customers N] [--seed S] [--url URL] [--write-key KEY] [--data-dir DIR]`
+"""`python -m lifecycle_devstack.demo [--customers N] [--seed S] [--url URL] [--write-key KEY] [--data-dir DIR]
+[--stage-engine-url URL] [--admin-token TOKEN] [--no-refresh]`
 
 Fills a running stack with a demo shop: two years of visitors arriving through ads, social, the
 newsletter, referrals and search, browsing, signing up and buying - posted to ingest's `/v1/import`
@@ -12,12 +13,18 @@ Deterministic: each visitor draws from their own generator (seed, index), at tim
 same day is a retry, applied once; on a later day the ids come back with other times, and consumers keep
 the first run's events (logging the rest as reused ids). Another --seed is another shop, alongside.
 Ids and emails are obviously fake (`demo+s7c42@example.com`); nothing personal is printed.
+
+Then the dashboard's figures: the stage engine scores customers every 15 minutes, and its last
+refresh ran before the shop arrived. So the demo waits until the stage engine has applied what it
+sent (its consumer lag is zero and the events it counts stand still), asks for a refresh
+(POST /v1/admin/analytics/fits with the admin token `up` keeps in the data folder) and waits for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -29,6 +36,7 @@ from typing import Any, NamedTuple
 import httpx
 from lifecycle_ingest.domain.imports import encoded, prepared
 from lifecycle_ingest.importer import Line, Summary, import_lines
+from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycle_devstack.services import BY_NAME
 
@@ -234,6 +242,125 @@ def running_ingest() -> str | None:
         return None
 
 
+def running_stage_engine() -> str | None:
+    """The dev stack's stage engine on `up`'s default port, if it answers there."""
+    url = f"http://127.0.0.1:{BY_NAME['stage-engine'].default_port}"
+    try:
+        return url if httpx.get(url + "/readyz", timeout=2).status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+CONSUMER = "stage-engine"  # the stage engine's consumer group: its metrics' `consumer` label
+
+
+def consumer_progress(metrics: str) -> tuple[float, float | None]:
+    """From the stage engine's /metrics: the events its consumer has taken (any outcome) and its lag
+    summed over partitions (None before its first commit)."""
+    consumed, lag = 0.0, None
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.labels.get("consumer") != CONSUMER:
+                continue
+            if sample.name == "lifecycle_events_consumed_total":
+                consumed += sample.value
+            elif sample.name == "lifecycle_consumer_lag":
+                lag = (lag or 0.0) + sample.value
+    return consumed, lag
+
+
+async def progress(client: httpx.AsyncClient) -> tuple[float, float | None]:
+    response = await client.get("/metrics")
+    response.raise_for_status()
+    return consumer_progress(response.text)
+
+
+async def wait_until_applied(client: httpx.AsyncClient, *, baseline: float, sent: int, timeout_s: float,
+                             quiet_s: float = 3.0, poll_s: float = 0.5) -> bool:
+    """Whether the stage engine caught up within `timeout_s`: it counted at least `sent` more events than
+    `baseline`, or its lag is zero and its count stood still for `quiet_s` after moving."""
+    deadline = time.monotonic() + timeout_s
+    last, still_since = baseline, time.monotonic()
+    while time.monotonic() < deadline:
+        consumed, lag = await progress(client)
+        if consumed - baseline >= sent:
+            return True
+        now = time.monotonic()
+        if consumed != last:
+            last, still_since = consumed, now
+        elif consumed > baseline and not lag and now - still_since >= quiet_s:
+            return True
+        await asyncio.sleep(poll_s)
+    return False
+
+
+async def refresh_figures(client: httpx.AsyncClient, *, admin_token: str, timeout_s: float,
+                          poll_s: float = 1.0) -> dict[str, Any]:
+    """Ask for a full refresh and wait for it: the finished fit row (status `done` or `failed`)."""
+    headers = {"authorization": f"Bearer {admin_token}"}
+    asked = await client.post("/v1/admin/analytics/fits", json={}, headers=headers)
+    if asked.status_code in (401, 403):
+        raise RefreshRefused(f"the stage engine refused the admin token ({asked.status_code} {asked.text[:200]})")
+    asked.raise_for_status()
+    fit = asked.json()
+    deadline = time.monotonic() + timeout_s
+    while fit["status"] not in ("done", "failed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the refresh {fit['id']} did not finish within {timeout_s:.0f} s (it goes on)")
+        await asyncio.sleep(poll_s)
+        found = await client.get(f"/v1/admin/analytics/fits/{fit['id']}", headers=headers)
+        found.raise_for_status()
+        fit = found.json()
+    return fit
+
+
+class RefreshRefused(Exception):
+    pass
+
+
+async def import_and_refresh(calls: Iterator[dict], args: argparse.Namespace) -> int:
+    """The import, then (with a stage engine and its admin token) the wait and the refresh; the exit status."""
+    started = time.monotonic()
+    stage_engine = httpx.AsyncClient(base_url=args.stage_engine_url, timeout=30.0) if args.stage_engine_url else None
+    try:
+        baseline = (await progress(stage_engine))[0] if stage_engine else 0.0
+        summary = await send(calls, url=args.url, write_key=args.write_key)
+        stopped = f"; stopped: {summary.stopped}" if summary.stopped else ""
+        print(f"demo shop ({args.customers} visitors, seed {args.seed}): {summary.sent} events sent, "
+              f"{summary.accepted} accepted, {summary.refused} refused, {time.monotonic() - started:.1f} s{stopped}",
+              flush=True)
+        if stage_engine is None:
+            print(f"figures not refreshed: {args.no_refresh_reason}; the dashboard shows them after the stage "
+                  "engine's next scheduled refresh (or its \"Refresh figures\" button)", flush=True)
+            return 0 if summary.complete else 1
+        waited = time.monotonic()
+        print("waiting for the stage engine to apply the events...", flush=True)
+        if await wait_until_applied(stage_engine, baseline=baseline, sent=summary.accepted,
+                                    timeout_s=args.wait_timeout):
+            print(f"the stage engine has applied them ({time.monotonic() - waited:.1f} s)", flush=True)
+        else:
+            print(f"the stage engine was still applying events after {args.wait_timeout:.0f} s: refreshing anyway, "
+                  "the figures may miss the latest", flush=True)
+        refreshing = time.monotonic()
+        print("refreshing the figures (RFM, CLV, churn)...", flush=True)
+        try:
+            fit = await refresh_figures(stage_engine, admin_token=args.admin_token, timeout_s=args.wait_timeout)
+        except (RefreshRefused, TimeoutError, httpx.HTTPError) as error:
+            print(f"figures not refreshed: {error}", flush=True)
+            return 1
+        if fit["status"] != "done":
+            print(f"figures not refreshed: the refresh failed: {fit['result'].get('error')}", flush=True)
+            return 1
+        result = fit["result"]
+        print(f"figures refreshed at {fit['finished_at']}: {result.get('scored_customers', 0)} buyers scored, "
+              f"{result.get('repeat_buyers', 0)} repeat buyers ({time.monotonic() - refreshing:.1f} s); "
+              f"dashboard: {args.stage_engine_url}/dashboard", flush=True)
+        return 0 if summary.complete else 1
+    finally:
+        if stage_engine is not None:
+            await stage_engine.aclose()
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 dev.py demo", description="Fill the running stack with a demo shop.")
     parser.add_argument("--customers", type=int, default=3000, help="visitors (about two in three buy)")
@@ -242,9 +369,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="ingest's base URL; default: the dev stack's, if it answers")
     parser.add_argument("--write-key", help="a server key (orders need one); default: the dev stack's demo key")
     parser.add_argument("--data-dir", type=Path, default=Path(".lifecycle/data"), help="the dev stack's data folder")
+    parser.add_argument("--stage-engine-url", help="the stage engine's base URL, to refresh the figures once the "
+                                                   "events are applied; default: the dev stack's, if it answers "
+                                                   "(and --url is not given)")
+    parser.add_argument("--admin-token", help="the stage engine's admin token; default: "
+                                              "$LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN, else the dev stack's")
+    parser.add_argument("--no-refresh", action="store_true", help="import only: do not refresh the figures")
+    parser.add_argument("--wait-timeout", type=float, default=600.0,
+                        help="seconds to wait for the stage engine to apply the events, and for the refresh")
     args = parser.parse_args(argv)
     if args.customers < 1 or args.years <= 0:
         parser.error("--customers and --years: more than 0")
+    if not args.url and not args.no_refresh and not args.stage_engine_url:
+        args.stage_engine_url = running_stage_engine()  # the dev stack's, beside its ingest
     args.url = args.url or running_ingest()
     if not args.url:
         parser.error("no ingest answers at the dev stack's default port: start `python3 dev.py up` or give --url")
@@ -253,18 +390,26 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         args.write_key = key_file.read_text().strip()
     if not args.write_key:
         parser.error(f"no {key_file} (`python3 dev.py up` creates it): give --write-key or --data-dir")
+    args.no_refresh_reason = ""
+    admin_file = args.data_dir / "admin-token"  # what `up` creates (stack.admin_tokens)
+    args.admin_token = (args.admin_token or os.environ.get("LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN", "").strip()
+                        or (admin_file.read_text().strip() if admin_file.is_file() else None))
+    if args.no_refresh:
+        args.stage_engine_url, args.no_refresh_reason = None, "--no-refresh"
+    elif not args.stage_engine_url:
+        args.no_refresh_reason = "no stage engine (give --stage-engine-url)"
+    elif not args.admin_token:
+        args.stage_engine_url = None
+        args.no_refresh_reason = f"no admin token (give --admin-token, or {admin_file} as `up` keeps it)"
+    if args.stage_engine_url:
+        args.stage_engine_url = args.stage_engine_url.rstrip("/")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    started = time.monotonic()
     calls = generate(args.customers, years=args.years, end=window_end(), seed=args.seed)
-    summary = asyncio.run(send(calls, url=args.url, write_key=args.write_key))
-    stopped = f"; stopped: {summary.stopped}" if summary.stopped else ""
-    print(f"demo shop ({args.customers} visitors, seed {args.seed}): {summary.sent} events sent, "
-          f"{summary.accepted} accepted, {summary.refused} refused, {time.monotonic() - started:.1f} s{stopped}")
-    return 0 if summary.complete else 1
+    return asyncio.run(import_and_refresh(calls, args))
 
 
 if __name__ == "__main__":

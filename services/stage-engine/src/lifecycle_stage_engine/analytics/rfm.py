@@ -1,11 +1,15 @@
 """RFM: recency, frequency and monetary scores, and the named segments of the R × FM grid. Pure.
 
-Scores are 1-5. By default they are quintiles of the customers scored together, 5 being the best: the
-most recent, the most orders, the most revenue. A buyer's quintile is that of their mid-rank r̄ among n,
-ceil(5·(r̄ − ½)/n): customers who tie (the many who ordered once) score the same, whatever their ids,
-and a shop's only buyer, or buyers all alike, score 3. A shop whose
-rhythm differs (groceries weekly, appliances once in years) sets fixed thresholds instead:
-`Thresholds(recency_days=(...), orders=(...), revenue=(...))`, four ascending cut points each.
+Scores are 1-5, 5 being the best: the most recent, the most orders, the most revenue. By default:
+- R and M are quintiles of the customers scored together. A buyer's quintile is that of their mid-rank
+  r̄ among n, ceil(5·(r̄ − ½)/n): customers who tie score the same, whatever their ids, and a shop's
+  only buyer, or buyers all alike, score 3.
+- F is the order count on fixed cuts (`ORDER_CUTS`): 1 order scores 1, 2 orders 2, 3 orders 3, 4-5
+  orders 4, 6 or more 5. Quintiles of order counts mean nothing in a shop where most buyers ordered
+  once: those tie, share a mid-rank quintile (2 or 3), and no buyer could ever have F 1, so the
+  segments of FM 1 ("New", "Promising") could never fill. An order count is also what a marketer reads.
+A shop whose rhythm differs (groceries weekly, appliances once in years) sets fixed thresholds for all
+three instead: `Thresholds(recency_days=(...), orders=(...), revenue=(...))`, four ascending cut points each.
 
 FM is the mean of F and M rounded half up. The segments (rows R, columns FM):
 
@@ -35,6 +39,8 @@ ROWS = {  # R -> the segment for FM 1..5
     1: ("Lost", "Lost", "At risk", "At risk", "Can't lose them"),
 }
 SEGMENTS = tuple(dict.fromkeys(name for row in ROWS.values() for name in row))
+# F by default: an order count above the k-th cut scores k + 1 (1, 2, 3, 4-5, 6+ orders score 1..5).
+ORDER_CUTS = (1.0, 2.0, 3.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def scores(buyers: Sequence[Buyer], *, as_of: datetime, thresholds: Thresholds |
     recency = [(as_of - b.last_order_at).total_seconds() / 86400 for b in ordered]
     if thresholds is None:
         r = _quintiles([-days for days in recency])
-        f = _quintiles([b.orders for b in ordered])
+        f = [_fixed(b.orders, ORDER_CUTS) for b in ordered]
         m = _quintiles([float(b.revenue) for b in ordered])
     else:
         r = [6 - _fixed(days, thresholds.recency_days) for days in recency]

@@ -1,8 +1,11 @@
 """The analytics API: every figure of the dashboard as JSON, and any segment as CSV (API token).
 
-Filters shared by the history figures: `source` and `channel` (the customer's acquisition) and a date
-range `start`/`end` ([start, end), event time). Scores (RFM, CLV, churn) are those of the latest
-refresh (`scored_at`); fits are asked for with the admin token and run in the background.
+Every figure takes the same filters (`Filtered`): `source` and `channel`, the customer's acquisition, and
+a date range `start`/`end`, [start, end). On the history figures (stages, funnel, cohorts, moves) the range
+is on the event time; on the scores (RFM, CLV, churn, the CSV export) it chooses the customers whose first
+order that still counts falls in it. Scores are those of the latest refresh (`scored_at`, None before the
+first); fits and refreshes are asked for with the admin token and run in the background. Money is in the
+shop's currency (`LIFECYCLE_STAGE_ENGINE_CURRENCY`, served as `currency` with the CLV figures).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from lifecycle_shared.auth import AdminAccess, ApiAccess
-from lifecycle_shared.http import Engine, errors
+from lifecycle_shared.http import Engine, Settings, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +37,7 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Api
 admin_router = APIRouter(prefix="/v1/admin/analytics", tags=["admin"], dependencies=[AdminAccess],
                          responses=errors(401, 403))
 
+DEFAULT_CURRENCY = "USD"
 Segment = Literal[SEGMENTS]  # type: ignore[valid-type]
 Name = Annotated[str | None, Query(min_length=1, max_length=100, pattern="^[^\x00]+$")]
 
@@ -146,17 +150,19 @@ class RfmSnapshot(BaseModel):
 
 
 class Rfm(BaseModel):
-    scored_at: datetime | None
+    scored_at: datetime | None  # the latest refresh; None before the first
     grid: list[RfmCell]
     segments: dict[str, int]
-    history: list[RfmSnapshot]
+    history: list[RfmSnapshot]  # the whole shop's, whatever the filters
 
 
-@router.get("/rfm", response_model=Rfm)
-async def rfm(engine: Engine, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
-    """The R × FM grid with counts, segment sizes, and sizes and movement over the last refreshes."""
+@router.get("/rfm", response_model=Rfm, responses=errors(400))
+async def rfm(engine: Engine, chosen: Filtered, history: Annotated[int, Query(ge=1, le=500)] = 30) -> Rfm:
+    """The R × FM grid with counts and the segment sizes, of the customers the filters choose (`source`,
+    `channel`: their acquisition; `start`/`end`: their first order in [start, end)); and the whole shop's
+    segment sizes and movement over the last refreshes."""
     async with engine.connect() as conn:
-        counts = await scores.rfm_counts(conn)
+        counts = await scores.rfm_counts(conn, chosen)
         snapshots = await scores.snapshots(conn, limit=history)
     grid = [RfmCell(r=r, fm=fm, segment=ROWS[r][fm - 1], customers=counts.get((r, fm), 0))
             for r in range(5, 0, -1) for fm in range(1, 6)]
@@ -175,26 +181,31 @@ class Bucket(BaseModel):
 
 
 class Clv(BaseModel):
-    scored_at: datetime | None
+    scored_at: datetime | None  # the latest refresh; None before the first
     fit: dict[str, Any] | None  # the refresh's fit: parameters, log-likelihood, n, standard errors, problems
+    currency: str  # of every amount (LIFECYCLE_STAGE_ENGINE_CURRENCY)
     customers: int
     total: float
     distribution: list[Bucket]  # total CLV, 20 buckets up to the 99th percentile (the last holds the rest)
     top: list[dict[str, Any]]
 
 
-@router.get("/clv", response_model=Clv)
-async def customer_value(engine: Engine, top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
-    """The CLV distribution, the top customers by total CLV and the fit they were scored with."""
+@router.get("/clv", response_model=Clv, responses=errors(400))
+async def customer_value(engine: Engine, chosen: Filtered, settings: Settings,
+                         top: Annotated[int, Query(ge=1, le=200)] = 20) -> Clv:
+    """The CLV distribution, the top customers by total CLV (of the customers the filters choose: `source`,
+    `channel` by acquisition, `start`/`end` by first order in [start, end)) and the fit they were scored
+    with (the whole shop's)."""
     async with engine.connect() as conn:
         fit = await fits.latest_refresh(conn)
-        stats = await scores.clv_stats(conn)
+        stats = await scores.clv_stats(conn, chosen)
         high = float(stats.p99 or 0) or 1.0
-        buckets = await scores.clv_buckets(conn, high=high)
-        leaders = await scores.top_by_clv(conn, limit=top)
+        buckets = await scores.clv_buckets(conn, chosen, high=high)
+        leaders = await scores.top_by_clv(conn, chosen, limit=top)
     top_rows = [{**row.document, "customer_id": row.customer_id} for row in leaders]
     step = high / 20
-    return Clv(scored_at=fit.finished_at if fit else None, fit=fit.result if fit else None, customers=stats.n,
+    return Clv(scored_at=fit.finished_at if fit else None, fit=fit.result if fit else None,
+               currency=getattr(settings, "currency", DEFAULT_CURRENCY), customers=stats.n,
                total=float(stats.total),
                distribution=[Bucket(low=round((b - 1) * step, 2), high=round(b * step, 2),
                                     customers=buckets.get(b, 0) + (buckets.get(0, 0) if b == 1 else 0))
@@ -216,17 +227,18 @@ CSV_COLUMNS = ("customer_id", "email", "stage", "segment", "r", "f", "m", "order
 
 @router.get("/customers.csv", response_class=StreamingResponse, responses={
     200: {"content": {"text/csv": {}}, "description": "One row per scored customer"}, **errors(400)})
-async def export_segment(engine: Engine, segment: Segment | None = None, stage: Stage | None = None,
-                         churn_band: ChurnBand | None = None) -> StreamingResponse:
-    """Scored customers (optionally one RFM segment, stage or churn band) as CSV, with their email if known.
-    Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
+async def export_segment(engine: Engine, chosen: Filtered, segment: Segment | None = None,
+                         stage: Stage | None = None, churn_band: ChurnBand | None = None) -> StreamingResponse:
+    """Scored customers (optionally one RFM segment, stage or churn band; the filters as for /clv: `source`,
+    `channel` by acquisition, `start`/`end` by first order in [start, end)) as CSV, with their email if
+    known. Text cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         async with engine.connect() as conn:
-            async for row in scores.scored_customers(conn, segment=segment, stage=stage, churn_band=churn_band):
+            async for row in scores.scored_customers(conn, chosen, segment=segment, stage=stage, churn_band=churn_band):
                 document = row.document
                 writer.writerow([_cell(row.customer_id), _cell(row.email), row.stage, row.segment,
                                  *(document.get(name) for name in CSV_COLUMNS[4:])])
@@ -270,6 +282,12 @@ async def request_fit(engine: Engine, body: FitRequest) -> FitOut:
     async with engine.begin() as conn:
         fit_id = await worker.request_fit(conn, calibration_end=_utc(body.calibration_end), unit=body.unit)
     return await _fit(engine, fit_id)
+
+
+@admin_router.get("/fits/{fit_id}", response_model=FitOut, responses=errors(404))
+async def get_fit_as_admin(engine: Engine, fit_id: uuid.UUID) -> FitOut:
+    """A fit or refresh asked for, with the admin token (for a caller that holds only that token)."""
+    return await _fit(engine, str(fit_id))
 
 
 @router.get("/fits", response_model=list[FitOut])

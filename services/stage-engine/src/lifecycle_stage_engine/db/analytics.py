@@ -43,6 +43,22 @@ class Filters:
     def params(self) -> dict[str, Any]:
         return {"source": self.source, "channel": self.channel, "start": self.start, "end": self.end}
 
+    def scored(self, alias: str = "p") -> str:
+        """SQL conditions on a scored customer (bind :source, :channel, :start, :end): their acquisition,
+        and the date range chooses the customers whose first order that still counts is in [start, end)."""
+        conditions = [self.profiles(alias)]
+        first = f"(SELECT min((o->>2)::timestamptz) FROM jsonb_array_elements({alias}.facts->'orders') AS o)"
+        if self.start is not None:
+            conditions.append(f"{first} >= CAST(:start AS timestamptz)")
+        if self.end is not None:
+            conditions.append(f"{first} < CAST(:end AS timestamptz)")
+        return " AND ".join(conditions)
+
+    @property
+    def chosen(self) -> bool:
+        """Whether any filter is set."""
+        return any(value is not None for value in (self.source, self.channel, self.start, self.end))
+
 
 # --- orders, for the scoring and the fits --------------------------------------------------------
 

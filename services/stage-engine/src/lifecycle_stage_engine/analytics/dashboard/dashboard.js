@@ -13,6 +13,8 @@
   const BLUES = [[0, '#f7fbff'], [0.5, '#6baed6'], [1, '#08306b']];
   const GREENS = [[0, '#f7fcf5'], [0.5, '#74c476'], [1, '#00441b']];
   const TOKEN_KEY = 'lifecycle-dashboard-token';
+  const ADMIN_KEY = 'lifecycle-dashboard-admin-token';  // asked for only when the operator refreshes
+  const LAST_JOURNEY_STAGE = 'loyalty';  // nothing to convert to: no conversion shown
   const API_ROOT = new URL('.', location.href);  // the service's root: /dashboard -> /
   const CONFIG = {displaylogo: false, responsive: true};
   const LAYOUT = {margin: {t: 16, r: 16, b: 48, l: 56}, font: {family: 'system-ui, sans-serif', size: 12},
@@ -20,6 +22,9 @@
   const $ = (id) => document.getElementById(id);
   let token = null;
   let generation = 0;
+  let currency = 'USD';  // the API's, with the CLV figures
+  let money = new Intl.NumberFormat('en-US', {style: 'currency', currency});
+  let moneyShort = new Intl.NumberFormat('en-US', {style: 'currency', currency, notation: 'compact'});
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -47,8 +52,8 @@
 
   const fmt = {  // '–' for what is not known
     int: (n) => (n == null ? '–' : Math.round(Number(n)).toLocaleString('en-US')),
-    money: (n) => (n == null ? '–' : Number(n).toLocaleString('en-US', {minimumFractionDigits: 2,
-      maximumFractionDigits: 2})),
+    money: (n) => (n == null ? '–' : money.format(Number(n))),
+    moneyShort: (n) => (n == null ? '–' : moneyShort.format(Number(n))),
     pct: (x) => (x == null ? '–' : `${(100 * x).toFixed(0)}%`),
     num: (x, digits = 2) => (x == null ? '–' : Number(x).toFixed(digits)),
     days: (d) => (d == null ? '–' : `${Number(d).toFixed(1)} d`),
@@ -71,8 +76,19 @@
   }
   const plot = async (id, data, layout) => (await plotly()).react($(id), data, {...LAYOUT, ...layout}, CONFIG);
 
-  const emptyNote = (shown) => (shown ? [] : [{text: 'No data for these filters', showarrow: false, xref: 'paper',
-    yref: 'paper', x: 0.5, y: 0.5, font: {size: 14, color: '#616e7c'}}]);
+  // Over an empty chart: why it is empty (nothing at all yet, or nothing that passes the filters).
+  const emptyNote = (shown, chosen) => (shown ? [] : [{
+    text: Object.values(chosen).some(Boolean) ? 'No data for these filters' : 'No data yet', showarrow: false,
+    xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, font: {size: 14, color: '#616e7c'}}]);
+
+  function useCurrency(code) {
+    if (!code || code === currency) return;
+    try {
+      money = new Intl.NumberFormat('en-US', {style: 'currency', currency: code});
+      moneyShort = new Intl.NumberFormat('en-US', {style: 'currency', currency: code, notation: 'compact'});
+      currency = code;
+    } catch { /* not a currency Intl knows: amounts stay in the last one known */ }
+  }
 
   // --- the token and the API -------------------------------------------------------------------------
 
@@ -85,11 +101,13 @@
     return sessionStorage.getItem(TOKEN_KEY);
   }
 
-  async function api(path, params = {}) {
+  async function api(path, params = {}, {method = 'GET', body, bearer = token} = {}) {
     const url = new URL(path, API_ROOT);
     for (const [name, value] of Object.entries(params)) if (value) url.searchParams.set(name, value);
-    const response = await fetch(url, {headers: {Authorization: `Bearer ${token}`}, cache: 'no-store',
-      credentials: 'omit'});
+    const headers = {Authorization: `Bearer ${bearer}`};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(url, {method, headers, cache: 'no-store', credentials: 'omit',
+      body: body === undefined ? undefined : JSON.stringify(body)});
     if (!response.ok) {
       let message = response.statusText;
       try { message = (await response.json()).message || message; } catch { /* not JSON */ }
@@ -146,17 +164,18 @@
     try {
       const answers = Promise.all([
         json('v1/analytics/stages', {...chosen, period: 'month'}), json('v1/analytics/funnel', chosen),
-        json('v1/analytics/cohorts', chosen), json('v1/analytics/rfm'), json('v1/analytics/clv', {top: 20}),
-        json('v1/analytics/transitions', {...chosen, limit: 50})]);
+        json('v1/analytics/cohorts', chosen), json('v1/analytics/rfm', chosen),
+        json('v1/analytics/clv', {...chosen, top: 20}), json('v1/analytics/transitions', {...chosen, limit: 50})]);
       const [[stages, funnel, cohorts, rfm, clv, moves]] = await Promise.all([answers, plotly()]);
       if (run !== generation) return;  // newer filters were applied meanwhile
+      useCurrency(clv.currency);
       renderFigures(stages, clv, rfm);
-      renderFit(clv.fit);
-      renderTopCustomers(clv.top);
-      renderTransitions(moves);
-      renderDownloads(rfm.segments);
-      await Promise.all([plotStageMix(stages), plotFunnel(funnel), plotCohorts(cohorts, chosen), plotRfm(rfm),
-        plotSegments(rfm), plotClv(clv)]);
+      renderFit(clv.fit, clv.scored_at);
+      renderTopCustomers(clv.top, chosen);
+      renderTransitions(moves, chosen);
+      renderDownloads(rfm.segments, chosen);
+      await Promise.all([plotStageMix(stages, chosen), plotFunnel(funnel, chosen), plotCohorts(cohorts, chosen),
+        plotRfm(rfm, chosen), plotSegments(rfm, chosen), plotClv(clv, chosen)]);
       if (run !== generation) return;
       window.dashboardTiming = {readyMs: performance.now()};
       document.body.dataset.ready = 'true';
@@ -167,18 +186,36 @@
 
   // --- figures ---------------------------------------------------------------------------------------
 
+  const scoredNobody = (fit) => fit != null && (fit.scored_customers ?? fit.customers) === 0;
+
   function renderFigures(stages, clv, rfm) {
     $('fig-customers').textContent = fmt.int(Object.values(stages.current).reduce((a, b) => a + b, 0));
     $('fig-buyers').textContent = fmt.int(clv.customers);
     $('fig-clv').textContent = fmt.money(clv.total);
-    $('fig-scored').textContent = fmt.time(rfm.scored_at || clv.scored_at);  // the latest refresh
+    // The latest refresh's time, and only when it scored someone: a fresh time over empty figures misleads.
+    const at = clv.scored_at || rfm.scored_at;
+    if (!at) {
+      $('fig-scored').textContent = 'not yet';
+      $('fig-scored-note').textContent = 'no refresh has run';
+    } else if (scoredNobody(clv.fit)) {
+      $('fig-scored').textContent = 'no buyers yet';
+      $('fig-scored-note').textContent = `the last refresh (${fmt.time(at)}) found no orders`;
+    } else {
+      $('fig-scored').textContent = fmt.time(at);
+      $('fig-scored-note').textContent = '';
+    }
   }
 
-  function renderFit(fit) {
+  function renderFit(fit, at) {
     const problems = $('fit-problems');
     problems.replaceChildren();
     if (!fit) {
-      $('fit-summary').textContent = 'No model fit yet: scores appear after the first refresh.';
+      $('fit-summary').textContent = 'No model fit yet: scores appear after the first refresh ("Refresh figures").';
+      return;
+    }
+    if (scoredNobody(fit)) {
+      $('fit-summary').textContent = `The last refresh (${fmt.time(at)}) found no buyers: once orders are in, `
+        + '"Refresh figures" scores them (or wait for the next scheduled refresh).';
       return;
     }
     const parts = [`${fmt.int(fit.repeat_buyers)} repeat buyers of ${fmt.int(fit.customers)}`];
@@ -194,27 +231,28 @@
 
   // --- charts ----------------------------------------------------------------------------------------
 
-  function plotStageMix(stages) {
+  function plotStageMix(stages, chosen) {
     const x = stages.series.map((point) => point.period);
     const shown = STAGES.filter((stage) => stages.series.some((point) => point.customers[stage]));
     const traces = shown.map((stage) => ({type: 'scatter', mode: 'lines', stackgroup: 'mix', name: fmt.label(stage),
       x, y: stages.series.map((point) => point.customers[stage] || 0), line: {color: COLORS[stage], width: 1},
       fillcolor: COLORS[stage], hovertemplate: '%{y} customers<extra>%{fullData.name}</extra>'}));
     return plot('stage-mix', traces, {yaxis: {title: {text: 'customers'}, rangemode: 'tozero'},
-      annotations: emptyNote(traces.length)});
+      annotations: emptyNote(traces.length, chosen)});
   }
 
-  function plotFunnel(funnel) {
+  function plotFunnel(funnel, chosen) {
     const x = funnel.stages.map((s) => `${fmt.label(s.stage)}<br>${fmt.days(s.median_days_in_stage)} median`);
+    const last = (s) => s.stage === LAST_JOURNEY_STAGE;  // the journey's end: no later stage to convert to
     const bar = (name, key, color) => ({type: 'bar', name, x, y: funnel.stages.map((s) => s[key]),
       marker: {color}, hovertemplate: `%{y} ${name}<extra></extra>`});
     const converted = {...bar('converted', 'converted', '#31a354'), textposition: 'outside', cliponaxis: false,
-      constraintext: 'none', textfont: {size: 11},
-      text: funnel.stages.map((s) => (s.conversion == null ? '' : `${fmt.pct(s.conversion)} convert`))};
+      constraintext: 'none', textfont: {size: 11}, y: funnel.stages.map((s) => (last(s) ? null : s.converted)),
+      text: funnel.stages.map((s) => (s.conversion == null || last(s) ? '' : `${fmt.pct(s.conversion)} convert`))};
     const period = `${fmt.date(funnel.start)} – ${fmt.date(funnel.end)}`;
     return plot('funnel', [bar('entered', 'entered', '#4292c6'), converted], {barmode: 'group',
       yaxis: {title: {text: `customers, ${period}`}, rangemode: 'tozero'},
-      annotations: emptyNote(funnel.stages.some((s) => s.entered))});
+      annotations: emptyNote(funnel.stages.some((s) => s.entered), chosen)});
   }
 
   function monthsBetween(month, until) {  // "2025-01" and a Date
@@ -229,47 +267,57 @@
     // Month 0 is the cohort itself (100%); a month the cohort has not reached yet is blank, not 0%.
     const z = cohorts.map((c) => x.map((k) => (k === 0 ? 1 : k > monthsBetween(c.month, until) ? null
       : (c.retention[k] || 0))));
-    const later = z.flatMap((row) => row.slice(1)).filter((v) => v != null);
+    // The colour scale ends at the 95th percentile of the later months (a one-buyer cohort's 100% would
+    // wash out every other cell); darker cells get light text (plotly's contrast), every cell its percentage.
+    const later = z.flatMap((row) => row.slice(1)).filter((v) => v != null).sort((a, b) => a - b);
+    const high = later.length ? later[Math.floor(0.95 * (later.length - 1))] : 0;
+    const height = Math.max(360, 22 * cohorts.length + 100);
+    $('cohorts').style.height = `${height}px`;
     const heatmap = {type: 'heatmap', x, y: cohorts.map((c) => `${c.month} (${c.size})`), z, zmin: 0,
-      zmax: Math.max(0.05, ...later), colorscale: BLUES, xgap: 2, ygap: 2,
+      zmax: Math.max(0.05, high), colorscale: BLUES, xgap: 2, ygap: 2, textfont: {size: 11},
       text: z.map((row) => row.map((v) => (v == null ? '' : fmt.pct(v)))), texttemplate: '%{text}',
       hovertemplate: 'cohort %{y}, month %{x}: %{text}<extra></extra>', colorbar: {tickformat: '.0%'}};
-    return plot('cohorts', cohorts.length ? [heatmap] : [], {xaxis: {title: {text: 'months since first purchase'},
-      dtick: 1}, yaxis: {autorange: 'reversed', type: 'category'}, margin: {...LAYOUT.margin, l: 90},
-      annotations: emptyNote(cohorts.length)});
+    return plot('cohorts', cohorts.length ? [heatmap] : [], {height, xaxis: {title: {text: 'months since first purchase'},
+      dtick: 1}, yaxis: {autorange: 'reversed', type: 'category', automargin: true, dtick: 1},
+      margin: {...LAYOUT.margin, l: 16},
+      annotations: emptyNote(cohorts.length, chosen)});
   }
 
-  function plotRfm(rfm) {
+  function plotRfm(rfm, chosen) {
     const rows = [5, 4, 3, 2, 1];
     const columns = [1, 2, 3, 4, 5];
     const cell = (r, fm) => rfm.grid.find((c) => c.r === r && c.fm === fm) || {segment: '', customers: 0};
     const grid = rows.map((r) => columns.map((fm) => cell(r, fm)));
     return plot('rfm-grid', [{type: 'heatmap', x: columns.map((fm) => `FM ${fm}`), y: rows.map((r) => `R ${r}`),
-      z: grid.map((row) => row.map((c) => c.customers)), colorscale: GREENS, xgap: 2, ygap: 2,
+      z: grid.map((row) => row.map((c) => c.customers)), colorscale: GREENS, xgap: 2, ygap: 2, zmin: 0,
+      zmax: Math.max(1, ...grid.flat().map((c) => c.customers)),
       text: grid.map((row) => row.map((c) => `${c.segment}<br>${c.customers}`)), texttemplate: '%{text}',
       textfont: {size: 11},
       hovertemplate: '%{y}, %{x}<br>%{text}<extra></extra>', showscale: false}],
     {yaxis: {autorange: 'reversed', type: 'category'}, xaxis: {side: 'top', type: 'category'},
-      margin: {...LAYOUT.margin, t: 40, b: 16}});
+      margin: {...LAYOUT.margin, t: 40, b: 32},  // an empty grid's note goes below it, not over its cells
+      annotations: emptyNote(rfm.grid.some((c) => c.customers), chosen).map((note) => ({...note, y: 0,
+        yanchor: 'top', yshift: -4}))});
   }
 
-  function plotSegments(rfm) {
+  function plotSegments(rfm, chosen) {
     const names = Object.keys(rfm.segments);
     return plot('segments', [{type: 'bar', x: names, y: names.map((name) => rfm.segments[name]),
       marker: {color: names.map((_, i) => SEGMENT_COLORS[i % SEGMENT_COLORS.length])}, text: names.map(
         (name) => String(rfm.segments[name])), textposition: 'outside', cliponaxis: false,
       hovertemplate: '%{x}: %{y} customers<extra></extra>'}],
     {yaxis: {title: {text: 'customers'}, rangemode: 'tozero'}, xaxis: {tickangle: -30}, margin: {...LAYOUT.margin,
-      b: 90}});
+      b: 90}, annotations: emptyNote(names.some((name) => rfm.segments[name]), chosen)});
   }
 
-  function plotClv(clv) {
+  function plotClv(clv, chosen) {
     const buckets = clv.distribution;
-    const x = buckets.map((b, i) => `${fmt.int(b.low)}${i === buckets.length - 1 ? '+' : `–${fmt.int(b.high)}`}`);
+    const x = buckets.map((b, i) => `${fmt.moneyShort(b.low)}${i === buckets.length - 1 ? '+'
+      : `–${fmt.moneyShort(b.high)}`}`);
     return plot('clv-distribution', [{type: 'bar', x, y: buckets.map((b) => b.customers), marker: {color: '#4292c6'},
       hovertemplate: 'total CLV %{x}: %{y} customers<extra></extra>'}],
-    {bargap: 0.05, xaxis: {title: {text: 'total CLV (historic + predicted)'}, type: 'category', automargin: true},
-      yaxis: {title: {text: 'customers'}}, annotations: emptyNote(clv.customers)});
+    {bargap: 0.05, xaxis: {title: {text: `total CLV in ${currency} (historic + predicted)`}, type: 'category',
+      automargin: true}, yaxis: {title: {text: 'customers'}}, annotations: emptyNote(clv.customers, chosen)});
   }
 
   // --- tables ----------------------------------------------------------------------------------------
@@ -279,27 +327,39 @@
     : el('td', c))));
   const pill = (band) => el('span', band || '–', `pill ${band || ''}`);
 
-  function renderTopCustomers(top) {
-    $('top-customers').tBodies[0].replaceChildren(...top.map((c) => row([customerButton(c.customer_id),
+  function nextOrder(at) {  // the expected date, marked when it has passed without an order
+    const cell = el('span', fmt.date(at));
+    if (at && Date.parse(at) < Date.now()) cell.append(el('span', 'overdue', 'overdue'));
+    return cell;
+  }
+
+  // An empty table says why, as the charts do.
+  const emptyRow = (columns, chosen) => el('tr', null, 'empty', Object.assign(el('td',
+    Object.values(chosen).some(Boolean) ? 'No data for these filters' : 'No data yet', 'muted'), {colSpan: columns}));
+
+  function renderTopCustomers(top, chosen) {
+    const rows = top.map((c) => row([customerButton(c.customer_id),
       fmt.int(c.orders), c.segment, fmt.money(c.historic_clv), c.predicted_clv == null ? '–'
         : `${fmt.money(c.predicted_clv)} (${(c.predicted_clv_range || []).map(fmt.money).join('–') || '–'})`,
-      fmt.money(c.total_clv), fmt.pct(c.p_alive), pill(c.churn_band), fmt.date(c.next_order_expected_at)])));
+      fmt.money(c.total_clv), fmt.pct(c.p_alive), pill(c.churn_band), nextOrder(c.next_order_expected_at)]));
+    $('top-customers').tBodies[0].replaceChildren(...(rows.length ? rows : [emptyRow(9, chosen)]));
   }
 
-  function renderTransitions(moves) {
-    $('recent-transitions').tBodies[0].replaceChildren(...moves.map((t) => row([fmt.time(t.event_time),
+  function renderTransitions(moves, chosen) {
+    const rows = moves.map((t) => row([fmt.time(t.event_time),
       customerButton(t.customer_id), fmt.label(t.from_stage), fmt.label(t.to_stage), t.reason,
-      t.historical ? 'yes' : 'no'])));
+      t.historical ? 'yes' : 'no']));
+    $('recent-transitions').tBodies[0].replaceChildren(...(rows.length ? rows : [emptyRow(6, chosen)]));
   }
 
-  function renderDownloads(segments) {
+  function renderDownloads(segments, chosen) {
     $('segment-downloads').replaceChildren(...Object.keys(segments).map((segment) => el('li', null, null,
-      button(`${segment} (${segments[segment]})`, () => download(segment)))));
+      button(`${segment} (${segments[segment]})`, () => download(segment, chosen)))));
   }
 
-  async function download(segment) {
+  async function download(segment, chosen) {
     try {
-      const blob = await (await api('v1/analytics/customers.csv', {segment})).blob();
+      const blob = await (await api('v1/analytics/customers.csv', {...chosen, segment})).blob();
       const url = URL.createObjectURL(blob);
       const name = `${segment.toLowerCase().replace(/[^a-z0-9]+/g, '-')}.csv`;
       const link = Object.assign(el('a'), {href: url, download: name});
@@ -346,9 +406,13 @@
       const range = s.predicted_clv_range ? ` (${s.predicted_clv_range.map(fmt.money).join('–')})` : '';
       fields.push(['Segment', `${s.segment} (R${s.r} F${s.f} M${s.m})`], ['Historic CLV', fmt.money(s.historic_clv)],
         ['Predicted CLV', `${fmt.money(s.predicted_clv)}${range}`], ['Total CLV', fmt.money(s.total_clv)],
-        ['Churn risk', `${fmt.pct(s.churn_risk)} (${s.churn_band || '–'})`], ['P(alive)', fmt.pct(s.p_alive)],
+        ['Churn risk', `${fmt.pct(s.churn_risk)} (${s.churn_band || '–'})`],
+        ['P(alive)', s.p_alive == null ? '–' : `${fmt.pct(s.p_alive)}${s.orders === 1
+          ? ' (BG/NBD: a one-time buyer counts as alive until a repeat purchase; see churn risk)' : ''}`],
         ['Days between orders', fmt.days(s.avg_days_between_orders)],
-        ['Next order expected', fmt.date(s.next_order_expected_at)], ['Scored at', fmt.time(p.scored_at)]);
+        ['Next order expected', `${fmt.date(s.next_order_expected_at)}${s.next_order_expected_at
+          && Date.parse(s.next_order_expected_at) < Date.now() ? ' (overdue)' : ''}`],
+        ['Scored at', fmt.time(p.scored_at)]);
     } else {
       fields.push(['Scores', 'not scored yet (no order, or since the last refresh)']);
     }
@@ -362,6 +426,69 @@
       el('span', ` · ${t.reason}${t.historical ? ' · imported' : ''}`, 'muted'))));
   }
 
+  // --- the refresh (admin token) -------------------------------------------------------------------------
+
+  function refreshNote(text, bad = false) {
+    const note = $('refresh-status');
+    note.textContent = text;
+    note.classList.toggle('bad', bad);
+    note.hidden = !text;
+    document.body.dataset.refresh = bad ? 'error' : text ? 'busy' : '';
+  }
+
+  function askForAdminToken() {
+    $('admin-form').hidden = false;
+    $('admin-form').elements.token.focus();
+  }
+
+  const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  async function refreshFigures() {
+    const admin = sessionStorage.getItem(ADMIN_KEY);
+    if (!admin) {
+      askForAdminToken();
+      return;
+    }
+    $('refresh').disabled = true;
+    refreshNote('Asking for a refresh…');
+    try {
+      let fit;
+      try {
+        fit = await (await api('v1/admin/analytics/fits', {}, {method: 'POST', body: {}, bearer: admin})).json();
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+          sessionStorage.removeItem(ADMIN_KEY);  // the refused token is forgotten
+          refreshNote(error.status === 401
+            ? 'The admin token was refused (401): enter the stage engine\'s admin token '
+              + '(LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN), not the API token.'
+            : `Refreshing is disabled on this stage engine (403): ${error.message}`, true);
+          if (error.status === 401) askForAdminToken();
+          return;
+        }
+        throw error;
+      }
+      const deadline = Date.now() + 15 * 60 * 1000;
+      while (fit.status !== 'done' && fit.status !== 'failed') {
+        if (Date.now() > deadline) throw new Error('The refresh has not finished after 15 minutes; it goes on.');
+        refreshNote(`Refreshing the figures (${fit.status})…`);
+        await pause(1000);
+        fit = await json(`v1/analytics/fits/${encodeURIComponent(fit.id)}`);
+      }
+      if (fit.status === 'failed') {
+        refreshNote(`The refresh failed: ${(fit.result && fit.result.error) || 'see the stage engine log'}`, true);
+        return;
+      }
+      refreshNote(`Figures refreshed at ${fmt.time(fit.finished_at)}: ${fmt.int(fit.result.scored_customers)} `
+        + 'buyers scored.');
+      document.body.dataset.refresh = 'done';
+      await load();
+    } catch (error) {
+      refreshNote(error && error.message ? error.message : String(error), true);
+    } finally {
+      $('refresh').disabled = false;
+    }
+  }
+
   // --- start -----------------------------------------------------------------------------------------
 
   function start() {
@@ -369,8 +496,20 @@
     $('filters').addEventListener('change', () => load());
     $('sign-out').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
+      sessionStorage.removeItem(ADMIN_KEY);
       token = null;
       askForToken();
+    });
+    $('refresh').addEventListener('click', () => refreshFigures());
+    $('admin-cancel').addEventListener('click', () => { $('admin-form').hidden = true; });
+    $('admin-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const admin = event.target.elements.token.value.trim();
+      event.target.reset();
+      if (!admin) return;
+      sessionStorage.setItem(ADMIN_KEY, admin);
+      $('admin-form').hidden = true;
+      refreshFigures();
     });
     $('customer-close').addEventListener('click', () => { $('customer').hidden = true; });
     $('token-form').addEventListener('submit', (event) => {
