@@ -4,8 +4,8 @@
 
 Starts the embedded PostgreSQL (durable, as the bench's) and Tansu the way the tests do, builds the
 backlog records `bench/payloads.py` builds for the real bench (with the headers ingest sets), and
-applies them in polled-size batches (`KafkaSettings.max_poll_records`) through the real runner and
-`touchpoint_route`: decode -> validate -> inbox -> handler -> outbox -> commit, one transaction a batch.
+applies them in polled-size batches (`KafkaSettings.max_poll_records`) through the real runner and the
+service's `handlers.routes()`: decode -> validate -> inbox -> handler -> outbox -> commit, one transaction a batch.
 Each run gets a fresh namespace (empty databases); its first batch is untimed (warm-up), as the real
 bench's rate starts at the first batch consumed. In the same process: the raw batched asyncpg upsert
 baseline of bench/baselines.py, and the ratio. GC is tuned as the service process tunes it.
@@ -45,7 +45,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner  # noqa: E402
 from lifecycle_shared.settings import KafkaSettings  # noqa: E402
 from lifecycle_shared.topics import Topics  # noqa: E402
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES  # noqa: E402
-from lifecycle_stage_engine.handlers import touchpoint_route  # noqa: E402
+from lifecycle_stage_engine.handlers import routes  # noqa: E402
 from payloads import backlog_records  # noqa: E402
 from pyspy import pyspy_binary, render, summarize  # noqa: E402
 from sqlalchemy import event  # noqa: E402
@@ -134,7 +134,7 @@ async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, ba
                     profiler: Profiler | None) -> dict:
     engine = create_engine(config.database_url(BY_NAME["stage-engine"]))
     topics = Topics(config.topic_prefix)
-    route = touchpoint_route(topics, rules=lambda: DEFAULT_RULES, clock=lambda: datetime.now(UTC))
+    route = routes(topics=topics, rules=lambda: DEFAULT_RULES, clock=lambda: datetime.now(UTC))
     runner = ConsumerRunner(name="stage-engine", consumer=None, producer=None, engine=engine, route=route)
     records = consumer_records(topics.touchpoints, pairs)
     batches = [records[i:i + batch] for i in range(0, len(records), batch)]

@@ -17,7 +17,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine.db.models import identities, profiles
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
-from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.handlers import routes
 from sqlalchemy import func, select
 
 from tests.support.kafka_records import record
@@ -33,7 +33,7 @@ def event(**fields):
 
 
 def instance(namespace, name: str) -> ConsumerRunner:
-    route = touchpoint_route(Topics(namespace.topic_prefix), rules=lambda: DEFAULT_RULES, clock=lambda: NOW)
+    route = routes(topics=Topics(namespace.topic_prefix), rules=lambda: DEFAULT_RULES, clock=lambda: NOW)
     return ConsumerRunner(name=name, consumer=None, producer=None, route=route,
                           engine=create_engine(namespace.database_url(BY_NAME["stage-engine"])))
 

@@ -193,9 +193,12 @@ async def test_an_import_stops_where_ingest_cannot_be_reached_or_refuses_the_key
     assert status == 1 and "stopped: no ingest at this URL (404 on /v1/import)" in out
 
 
-def test_the_router_and_the_event_lane_serve_each_event_path_with_the_same_handler():
-    """The lane serves POSTs from `events.HANDLERS`; without it the router does: both run one function."""
-    routed = {route.path: route.endpoint for route in events.router.routes if "POST" in route.methods}
-    assert {path: routed[path] for path in events.HANDLERS} == events.HANDLERS
-    assert events.HANDLERS["/v1/import"] is events.post_import
-    assert {path for path, handler in events.HANDLERS.items() if handler is events.post_import} == {"/v1/import"}
+def test_the_router_and_the_event_lane_serve_each_event_path_from_one_table():
+    """The lane serves POSTs from `events.BY_PATH`; the router is generated from the same `events.ENDPOINTS`:
+    each path documented once, its aliases served undocumented, `/v1/import` alone historical."""
+    routed = {route.path: route for route in events.router.routes if "POST" in route.methods}
+    assert set(routed) == {*events.BY_PATH, "/v1/m"}
+    assert {path for path, route in routed.items() if route.include_in_schema} == {
+        endpoint.path for endpoint in events.ENDPOINTS}
+    assert all(routed[path].name == endpoint.name for path, endpoint in events.BY_PATH.items())
+    assert {path for path, endpoint in events.BY_PATH.items() if endpoint.historical} == {"/v1/import"}

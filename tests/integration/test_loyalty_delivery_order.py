@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger
-from lifecycle_loyalty.handlers import route
+from lifecycle_loyalty.handlers import routes
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import CloudEvent, TouchpointData
 from lifecycle_shared.kafka.runner import ConsumerRunner
@@ -49,7 +49,7 @@ def stage_engine_points(events: list[CloudEvent]) -> int:
        cuts=st.sets(st.integers(min_value=1, max_value=6)))
 async def test_the_ledger_matches_the_stage_engine_whatever_the_delivery_order(namespace, history, order, cuts):
     engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    runner = ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=route)
+    runner = ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=routes())
     customer = f"c-{uuid.uuid4().hex[:10]}"
     events = [order_event(customer, *fields) for fields in history]
     delivered = list(events)
@@ -70,7 +70,7 @@ async def test_the_ledger_matches_the_stage_engine_whatever_the_delivery_order(n
 
 async def test_a_refund_before_its_order_and_an_order_resent_after_its_refund_earn_nothing(namespace):
     engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    runner = ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=route)
+    runner = ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=routes())
     customer = f"c-{uuid.uuid4().hex[:10]}"
     arrivals = [order_event(customer, "order_refunded", "o1", 5, None),     # the refund overtakes...
                 order_event(customer, "order_completed", "o1", 0, 80),      # ...its order

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger
-from lifecycle_loyalty.handlers import route
+from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.main import create_app
 from lifecycle_loyalty.settings import LoyaltySettings
 from lifecycle_shared.db import create_engine
@@ -96,7 +96,7 @@ async def engine(namespace):
 
 
 def runner_for(engine) -> ConsumerRunner:
-    return ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=route)
+    return ConsumerRunner(name="loyalty-test", consumer=None, producer=None, engine=engine, route=routes())
 
 
 async def deliver(engine, events: list[CloudEvent], *, cuts: set[int] = frozenset()) -> None:
@@ -187,7 +187,7 @@ async def test_a_merge_delivered_again_changes_nothing(engine):
 
 async def apply_open(conn, event: CloudEvent) -> None:
     """Apply an event in a transaction the test holds open (no inbox: the handler alone)."""
-    found = route(event.type)
+    found = routes()(event.type)
     await found.handler(conn, [found.typed(event)])
 
 

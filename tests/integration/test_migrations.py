@@ -38,7 +38,7 @@ def test_an_order_earned_before_the_upgrade_keeps_its_points_when_sent_again(inf
     from datetime import UTC, datetime
 
     from lifecycle_loyalty.db import ledger
-    from lifecycle_loyalty.handlers import route
+    from lifecycle_loyalty.handlers import routes
     from lifecycle_shared.db import create_engine
     from lifecycle_shared.events import CloudEvent, TouchpointData
     from lifecycle_shared.kafka.runner import ConsumerRunner
@@ -66,7 +66,7 @@ def test_an_order_earned_before_the_upgrade_keeps_its_points_when_sent_again(inf
 
     async def resend_and_read_the_balance() -> int:
         engine = create_engine(f"{infra.postgres_url}/{database}")
-        runner = ConsumerRunner(name="upgrade-test", consumer=None, producer=None, engine=engine, route=route)
+        runner = ConsumerRunner(name="upgrade-test", consumer=None, producer=None, engine=engine, route=routes())
         event = CloudEvent(id="shop/again", source="/sources/shop", type="touchpoint.order_completed", time=time,
                            subject="ann", data=resent.model_dump(mode="json"))
         await runner.process([record("touchpoints", 0, event.to_bytes(), key=b"ann")])

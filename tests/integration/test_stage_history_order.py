@@ -19,7 +19,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
-from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.sweeper import sweep_once
 
 from tests.support.kafka_records import record
@@ -61,7 +61,7 @@ async def deliver(namespace, events, cuts: set[int], user_id: str) -> tuple[dict
     """Deliver in the given order and batching, sweep at NOW; the profile and its stored history."""
     engine = create_engine(namespace.database_url(BY_NAME["stage-engine"]))
     topics = Topics(namespace.topic_prefix)
-    route = touchpoint_route(topics, rules=lambda: DEFAULT_RULES, clock=lambda: NOW)
+    route = routes(topics=topics, rules=lambda: DEFAULT_RULES, clock=lambda: NOW)
     runner = ConsumerRunner(name="stage-test", consumer=None, producer=None, engine=engine, route=route)
     records = [record("touchpoints", offset, event.to_bytes(), key=event.subject.encode())
                for offset, event in enumerate(events)]

@@ -18,7 +18,7 @@ from lifecycle_shared.testing import eventually
 from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
-from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.sweeper import sweep_once
 from sqlalchemy import func, select
 
@@ -33,7 +33,7 @@ API = "stage-api-token-0d4f8b2e19a7c653"
 async def bought(namespace, users: list[str], *, at: datetime) -> None:
     """Each user places one order at `at`."""
     engine = create_engine(namespace.database_url(BY_NAME["stage-engine"]))
-    route = touchpoint_route(Topics(namespace.topic_prefix), rules=lambda: DEFAULT_RULES, clock=lambda: at)
+    route = routes(topics=Topics(namespace.topic_prefix), rules=lambda: DEFAULT_RULES, clock=lambda: at)
     runner = ConsumerRunner(name="stage-test", consumer=None, producer=None, engine=engine, route=route)
     events = [to_cloud_event(TouchpointData(type="track", event="Order Completed", userId=user, messageId=f"{user}-o1",
                                             properties={"order_id": "o1", "revenue": 10}, timestamp=at, receivedAt=at),

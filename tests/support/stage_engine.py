@@ -20,7 +20,7 @@ from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine import replays
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
-from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
 from sqlalchemy import select
 
@@ -48,7 +48,7 @@ def order(at: datetime, order_id: str, **ids):
 
 async def deliver(namespace, engine, events, *, now: datetime, rules: RuleSet = DEFAULT_RULES) -> None:
     """One polled batch through the real runner (inbox, handler, outbox; one transaction)."""
-    route = touchpoint_route(Topics(namespace.topic_prefix), rules=lambda: rules, clock=lambda: now)
+    route = routes(topics=Topics(namespace.topic_prefix), rules=lambda: rules, clock=lambda: now)
     runner = ConsumerRunner(name="review", consumer=None, producer=None, engine=engine, route=route)
     await runner.process([record("touchpoints", i, e.to_bytes(), key=(e.subject or "k").encode())
                           for i, e in enumerate(events)])

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from lifecycle_devstack.demo import generate
 from lifecycle_ingest.api.deps import Caller
-from lifecycle_ingest.api.routes.events import MAX_ENVELOPE_DEPTH, _accept_batch, _batch_envelope
+from lifecycle_ingest.api.receive import MAX_ENVELOPE_DEPTH, accept_batch, batch_envelope
 from lifecycle_ingest.domain.imports import encoded, prepared
 from lifecycle_ingest.domain.json_values import parse_checked
 from lifecycle_ingest.importer import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, Line, batches
@@ -61,7 +60,7 @@ def test_events_are_in_timestamp_order_within_the_window(shop):
 def test_every_event_is_one_ingest_accepts_in_the_batches_the_importer_sends(shop):
     """Through ingest's own batch handling (what /v1/import runs for a server key): nothing refused."""
     caller = Caller(key=ApiKey("k1", "demo-shop", "server", frozenset(), None), key_text="lc_sk_demo", headers={})
-    settings = SimpleNamespace(max_record_bytes=IngestSettings.model_fields["max_record_bytes"].default)
+    max_record_bytes = IngestSettings.model_fields["max_record_bytes"].default
     lines = [Line(number, encoded(prepared(call))) for number, call in enumerate(shop, start=1)]
     assert max(len(line.body) for line in lines) < min(1024, MAX_EVENT_BYTES)  # small events
     accepted = 0
@@ -70,10 +69,10 @@ def test_every_event_is_one_ingest_accepts_in_the_batches_the_importer_sends(sho
         body = b'{"batch":[' + b",".join(line.body for line in batch) + b"]}"
         assert len(body) <= MAX_BATCH_BYTES
         parsed, storable = parse_checked(body, max_depth=MAX_ENVELOPE_DEPTH)
-        items, context, sent_at = _batch_envelope(parsed, max_events=MAX_BATCH_EVENTS, storable=storable,
-                                                  max_context_bytes=MAX_EVENT_BYTES)
-        records, rejected = _accept_batch(items, caller, settings=settings, storable=storable, context=context,
-                                          sent_at=sent_at, historical=True)
+        items, context, sent_at = batch_envelope(parsed, max_events=MAX_BATCH_EVENTS, storable=storable,
+                                                 max_context_bytes=MAX_EVENT_BYTES)
+        records, rejected = accept_batch(items, caller, max_record_bytes=max_record_bytes, storable=storable,
+                                         context=context, sent_at=sent_at, historical=True)
         assert rejected == []
         accepted += len(records)
     assert accepted == len(shop)

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from lifecycle_shared.db import create_engine, ping
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
-from lifecycle_shared.kafka.registry import Route
+from lifecycle_shared.kafka.registry import Router
 from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.kafka.watch import TopicWatch
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class ConsumerSpec:
     group: str
     topics: list[str]
-    route: Callable[[str], Route | None]
+    route: Router
 
 
 class ServiceRuntime:

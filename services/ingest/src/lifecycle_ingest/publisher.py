@@ -3,7 +3,7 @@
 Concurrent requests share the producer's buffer: each `send()` returns a future and the
 request awaits its own futures, so small requests still travel in big Kafka batches.
 
-Every record is built (and its size checked, by the route) before the first is handed to the
+Every record is built (and its size checked, by `api.accept`) before the first is handed to the
 producer, so nothing about an event can fail after part of a request went out. Once records are
 handed over, a timeout or broker error means *unknown*: some may arrive. `DeliveryUnknown` says
 so, and the caller answers 503 with the messageIds to retry with - a retry with the same ids is
@@ -65,7 +65,7 @@ def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") ->
 
 
 def to_cloud_event(touchpoint: TouchpointData | dict[str, Any], *, source: str) -> CloudEvent:
-    """The CloudEvent a touchpoint is published as (for tests and tools; the route uses `to_record`)."""
+    """The CloudEvent a touchpoint is published as (for tests and tools; `api.accept` uses `to_record`)."""
     data = touchpoint.model_dump(exclude_none=True) if isinstance(touchpoint, TouchpointData) else touchpoint
     return CloudEvent.model_validate_json(to_record(data, source=source).value)
 

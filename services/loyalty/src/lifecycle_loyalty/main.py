@@ -7,7 +7,7 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_loyalty.api.routes import router
-from lifecycle_loyalty.handlers import route
+from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.settings import LoyaltySettings
 
 
@@ -16,7 +16,7 @@ def build_runtime(settings: LoyaltySettings) -> ServiceRuntime:
     return ServiceRuntime(
         service="loyalty", settings=settings,
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
-                                route=route),),
+                                route=routes()),),
     )
 
 

@@ -8,7 +8,7 @@ from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
-from lifecycle_messaging.handlers import route_for
+from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
 
 
@@ -17,7 +17,7 @@ def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=route_for(settings)),),
+                                route=routes(brand=settings.brand_name)),),
         workers=(email_worker(settings), contact_sweeper(settings)),
     )
 

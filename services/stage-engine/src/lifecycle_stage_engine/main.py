@@ -16,7 +16,7 @@ from lifecycle_stage_engine.analytics.routes import router as analytics_router
 from lifecycle_stage_engine.analytics.worker import analytics_worker
 from lifecycle_stage_engine.api.admin import router as admin_router
 from lifecycle_stage_engine.api.routes import router
-from lifecycle_stage_engine.handlers import touchpoint_route
+from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.replays import replay_worker
 from lifecycle_stage_engine.rulebook import RuleBook
 from lifecycle_stage_engine.settings import StageEngineSettings
@@ -40,7 +40,7 @@ def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
     return ServiceRuntime(
         service="stage-engine", settings=settings, relay=True, prepare=load_rules,
         consumers=(ConsumerSpec(group="stage-engine", topics=[topics.touchpoints],
-                                route=touchpoint_route(topics, rules=rulebook, clock=clock)),),
+                                route=routes(topics=topics, rules=rulebook, clock=clock)),),
         workers=(rules_poll, sweeper(rules=rulebook, clock=clock, every_s=settings.sweep_interval_s),
                  replay_worker(clock=clock),
                  analytics_worker(clock=clock, options=settings.scoring_options(),

@@ -1,5 +1,14 @@
 """One typed way to handle events: each service declares `event type -> Route(model, handler)`.
 
+Every consuming service declares its routes in one shape, in its `handlers/__init__.py`:
+
+    def routes(*, brand: str) -> Router:   # keyword arguments: what its handlers need
+        return route_by_type({STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand)),
+                              IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged)})
+
+with one handler module per consumed event type, named after it (`handlers/stage_changed.py`), and its
+handler named `handle_<event type>`. Its `main.py` passes `routes(...)` to its `ConsumerSpec`.
+
 The runner validates an event's `data` into the route's model once, when it decodes the record (a
 violation is permanent: the record goes to the DLQ on its own, the others flow), and hands the
 handler `Typed` events: the envelope and the validated data. Handlers never validate again.
@@ -54,8 +63,11 @@ def each(handle_one: Callable[[AsyncConnection, Typed[Any]], Awaitable[Emitted]]
     return handle
 
 
-def route_by_type(routes: Mapping[str, Route], *, prefixes: Mapping[str, Route] | None = None
-                  ) -> Callable[[str], Route | None]:
+# What a consumer routes with: an event type's Route, or None for 'not ours' (skipped undecoded).
+Router = Callable[[str], Route | None]
+
+
+def route_by_type(routes: Mapping[str, Route], *, prefixes: Mapping[str, Route] | None = None) -> Router:
     """Exact event-type match first, then the longest matching prefix; None means 'not ours'."""
     ordered = sorted((prefixes or {}).items(), key=lambda item: -len(item[0]))
 

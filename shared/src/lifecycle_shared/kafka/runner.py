@@ -26,7 +26,7 @@ from lifecycle_shared import metrics
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
-from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Typed
+from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
 from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ConsumerRunner:
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
     engine: AsyncEngine
-    route: Callable[[str], Route | None]
+    route: Router
     on_committed: Callable[[], None] = lambda: None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     _started: bool = field(default=False, init=False)

@@ -9,16 +9,18 @@ from lifecycle_shared.events import (
     StageChangedData,
     TouchpointData,
 )
-from lifecycle_shared.kafka.registry import Route, route_by_type
+from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 
-from lifecycle_loyalty.handlers.identity import handle_identity_merged
+from lifecycle_loyalty.handlers.identity_merged import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
-from lifecycle_loyalty.handlers.stages import handle_stage_changed
+from lifecycle_loyalty.handlers.stage_changed import handle_stage_changed
 
-ORDERS = Route(TouchpointData, handle_orders)
-route = route_by_type({
-    ORDER_COMPLETED: ORDERS,
-    ORDER_REFUNDED: ORDERS,
-    STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
-    IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
-})
+
+def routes() -> Router:
+    orders = Route(TouchpointData, handle_orders)
+    return route_by_type({
+        ORDER_COMPLETED: orders,
+        ORDER_REFUNDED: orders,
+        STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
+        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
+    })

@@ -15,19 +15,18 @@ from lifecycle_shared.events import (
     StageChangedData,
     TouchpointData,
 )
-from lifecycle_shared.kafka.registry import Route, route_by_type
+from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 
-from lifecycle_messaging.handlers.contact import handle_contacts
-from lifecycle_messaging.handlers.identity_merged import handle_merges
-from lifecycle_messaging.handlers.stage_changed import handle_stage_changes
-from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
+from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
+from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
 
 
-def route_for(settings: MessagingSettings):
+def routes(*, brand: str) -> Router:
     contacts = Route(TouchpointData, handle_contacts)
     return route_by_type({
-        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changes, brand=settings.brand_name)),
-        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_merges),
-        "touchpoint.identify": contacts,
-        "touchpoint.signed_up": contacts,
+        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand)),
+        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
+        IDENTIFY: contacts,
+        SIGNED_UP: contacts,
     })

@@ -43,4 +43,4 @@ async def survivor_of(conn: AsyncConnection, merge: IdentityMergedData) -> Alias
     return Alias(survivor_id=merge.survivor_id, user_id=merge.user_id)
 
 
-handle_merges = each(merge_identities)
+handle_identity_merged = each(merge_identities)

@@ -86,7 +86,7 @@ def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, 
     return remembered.email, list(dict.fromkeys([*to.linked_ids, *remembered.linked_ids]))
 
 
-async def handle_stage_changes(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
+async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
                                brand: str) -> Emitted:
     transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id

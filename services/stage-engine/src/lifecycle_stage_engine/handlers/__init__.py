@@ -7,13 +7,13 @@ from datetime import datetime
 from functools import partial
 
 from lifecycle_shared.events import TOUCHPOINT_TYPE_PREFIX, TouchpointData
-from lifecycle_shared.kafka.registry import Route, route_by_type
+from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 from lifecycle_shared.topics import Topics
 
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
 
 
-def touchpoint_route(topics: Topics, *, rules: Callable[[], RuleSet], clock: Callable[[], datetime]):
+def routes(*, topics: Topics, rules: Callable[[], RuleSet], clock: Callable[[], datetime]) -> Router:
     handler = partial(handle_touchpoints, topic=topics.stage_transitions, rules=rules, clock=clock)
     return route_by_type({}, prefixes={TOUCHPOINT_TYPE_PREFIX: Route(TouchpointData, handler)})

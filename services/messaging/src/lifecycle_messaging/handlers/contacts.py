@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.domain.addresses import valid_address
 
+IDENTIFY = "touchpoint.identify"
+SIGNED_UP = "touchpoint.signed_up"
+
 
 def email_of(touchpoint: TouchpointData) -> str | None:
     return valid_address(touchpoint.all_traits().get("email"))
