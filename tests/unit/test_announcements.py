@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lifecycle_stage_engine.domain.announcements import in_order, rewrite
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.domain.stages import Stage, Touch
-from lifecycle_stage_engine.domain.timeline import Moved, replay
+from lifecycle_stage_engine.domain.timeline import Transition, replay
 
 from tests.support.timeline_touches import T0, order, touch
 
@@ -26,8 +26,8 @@ def touches_of(specs: list[tuple[str, str, int, bool]]) -> list[Touch]:
             for n, (name, order_id, minutes, historical) in enumerate(specs)]
 
 
-def moved(tid: str, from_stage: Stage | None, to_stage: Stage, *, historical: bool = False) -> Moved:
-    return Moved(id=tid, from_stage=from_stage, to_stage=to_stage, reason="r", rule_version="v1",
+def transition(tid: str, from_stage: Stage | None, to_stage: Stage, *, historical: bool = False) -> Transition:
+    return Transition(id=tid, from_stage=from_stage, to_stage=to_stage, reason="r", rule_version="v1",
                  cause_event_ids=(f"cause-{tid}",), time=T0, historical=historical)
 
 
@@ -92,8 +92,8 @@ def test_a_late_event_that_only_fills_in_the_past_is_a_correction_without_a_stag
 
 
 def test_a_new_stage_whose_transition_is_its_only_addition_is_no_correction():
-    first = moved("t1", None, Stage.AWARENESS)
-    second = moved("t2", Stage.AWARENESS, Stage.PURCHASE, historical=True)
+    first = transition("t1", None, Stage.AWARENESS)
+    second = transition("t2", Stage.AWARENESS, Stage.PURCHASE, historical=True)
     change = rewrite([first, second], {"t1"}, before=Stage.AWARENESS, after=Stage.PURCHASE, profile_id="p",
                      customer_id="c")
     assert change.correction_id is None
@@ -104,7 +104,7 @@ def test_a_new_stage_whose_transition_is_its_only_addition_is_no_correction():
 def test_a_stage_change_to_a_transition_stored_already_gets_an_id_of_its_own():
     """A replay going back to a transition it had superseded, or a merge bringing the absorbed profile's:
     it was announced under its id once, for another time or customer key."""
-    first, second = moved("t1", None, Stage.AWARENESS), moved("t2", Stage.AWARENESS, Stage.PURCHASE)
+    first, second = transition("t1", None, Stage.AWARENESS), transition("t2", Stage.AWARENESS, Stage.PURCHASE)
     announced = [rewrite([first, second], {"t1", "t2"}, before=Stage.AWARENESS, after=Stage.PURCHASE, profile_id="p",
                          customer_id=customer_id).stage_change for customer_id in ("c", "other")]
     assert all(change is not None and change.transition is second for change in announced)
@@ -113,7 +113,7 @@ def test_a_stage_change_to_a_transition_stored_already_gets_an_id_of_its_own():
 
 
 def test_going_there_and_back_are_two_corrections():
-    a, b = moved("ta", None, Stage.AWARENESS), moved("tb", None, Stage.CONSIDERATION)
+    a, b = transition("ta", None, Stage.AWARENESS), transition("tb", None, Stage.CONSIDERATION)
     there = rewrite([b], {"ta"}, before=Stage.AWARENESS, after=Stage.CONSIDERATION, profile_id="p", customer_id="c")
     back = rewrite([a], {"tb"}, before=Stage.CONSIDERATION, after=Stage.AWARENESS, profile_id="p", customer_id="c")
     assert None not in (there.correction_id, back.correction_id)
@@ -121,7 +121,7 @@ def test_going_there_and_back_are_two_corrections():
 
 
 def test_a_replay_announces_everything_as_historical():
-    live = moved("t1", None, Stage.AWARENESS)
+    live = transition("t1", None, Stage.AWARENESS)
     assert [c.historical for c in in_order([live])] == [False]
     assert [c.historical for c in in_order([live], historical=True)] == [True]
     change = rewrite([live], set(), before=None, after=Stage.AWARENESS, profile_id="p", customer_id="c",

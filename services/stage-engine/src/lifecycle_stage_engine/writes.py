@@ -39,7 +39,7 @@ from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.domain.announcements import Rewrite, StageChange, in_order, rewrite
 from lifecycle_stage_engine.domain.identity import IdentityGraph, KeyMove
 from lifecycle_stage_engine.domain.profiles import Profile
-from lifecycle_stage_engine.domain.timeline import Moved, State
+from lifecycle_stage_engine.domain.timeline import State, Transition
 
 SOURCE = "/stage-engine"
 
@@ -81,15 +81,15 @@ class Changes:
         self._touchpoints.append((touch.event_id, profile_id, touch.name, touch.time, touch.properties,
                                   touch.historical))
 
-    def moved(self, profile: Profile, state: State, moved: list[Moved]) -> None:
+    def moved(self, profile: Profile, state: State, transitions: list[Transition]) -> None:
         """Transitions applied in order: each is stored and announced."""
         profile.state = state
-        for transition, change in zip(moved, in_order(moved, historical=self.historical), strict=True):
+        for transition, change in zip(transitions, in_order(transitions, historical=self.historical), strict=True):
             profile.previous_stage = transition.from_stage
             self._store(profile, transition)
             self._announce(profile, change)
 
-    def recomputed(self, profile: Profile, state: State, history: list[Moved], current: set[str]) -> Rewrite:
+    def recomputed(self, profile: Profile, state: State, history: list[Transition], current: set[str]) -> Rewrite:
         """A history computed again from the start: store the difference, announce what `rewrite` says."""
         change = rewrite(history, current, before=profile.state.stage, after=state.stage, profile_id=profile.id,
                          customer_id=profile.customer_id, historical=self.historical)
@@ -105,7 +105,8 @@ class Changes:
                 processed_at=self.now,
                 added=[TransitionRecord(id=t.id, from_stage=t.from_stage, to_stage=t.to_stage, reason=t.reason,
                                         rule_version=t.rule_version, cause_event_ids=list(t.cause_event_ids),
-                                        event_time=t.time) for t in change.added])
+                                        event_time=t.time, processed_at=self.now, historical=t.historical)
+                       for t in change.added])
             self._emit(change.correction_id, HISTORY_CORRECTED_TYPE, self.now, profile.customer_id, data)
         if change.stage_change is not None:
             self._announce(profile, change.stage_change)
@@ -114,7 +115,7 @@ class Changes:
     def profile(self, profile: Profile, due: datetime | None) -> None:
         self._profiles[profile.id] = (profile, due)
 
-    def _store(self, profile: Profile, transition: Moved) -> None:
+    def _store(self, profile: Profile, transition: Transition) -> None:
         self._transitions.append(repo.transition_row(profile, transition, self.now))
 
     def _announce(self, profile: Profile, change: StageChange) -> None:

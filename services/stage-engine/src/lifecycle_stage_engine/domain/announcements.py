@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from lifecycle_shared.events import HISTORY_CORRECTED_TYPE, STAGE_CHANGED_TYPE, derived_event_id
 
 from lifecycle_stage_engine.domain.stages import Stage
-from lifecycle_stage_engine.domain.timeline import Moved
+from lifecycle_stage_engine.domain.timeline import Transition
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class StageChange:
     """A `lifecycle.stage_changed` announcement of one transition."""
 
     event_id: str
-    transition: Moved
+    transition: Transition
     historical: bool
 
 
@@ -33,18 +33,18 @@ class StageChange:
 class Rewrite:
     """A recomputed history against the stored one: what to store, and what to announce."""
 
-    added: tuple[Moved, ...]  # in history order: to store
+    added: tuple[Transition, ...]  # in history order: to store
     superseded: tuple[str, ...]  # ids of stored transitions it no longer holds, sorted
     correction_id: str | None  # the `lifecycle.history_corrected` event's id; None: nothing to correct
     stage_change: StageChange | None  # the current stage changed
 
 
-def in_order(moved: list[Moved], *, historical: bool = False) -> list[StageChange]:
+def in_order(transitions: list[Transition], *, historical: bool = False) -> list[StageChange]:
     """Transitions applied in order: every one is announced, under its own id."""
-    return [StageChange(t.id, t, t.historical or historical) for t in moved]
+    return [StageChange(t.id, t, t.historical or historical) for t in transitions]
 
 
-def rewrite(history: list[Moved], current: set[str], *, before: Stage | None, after: Stage | None,
+def rewrite(history: list[Transition], current: set[str], *, before: Stage | None, after: Stage | None,
             profile_id: str, customer_id: str, historical: bool = False) -> Rewrite:
     """`history` computed again for the profile whose stored transitions (not superseded) are `current`,
     taking its stage from `before` to `after`."""
