@@ -45,6 +45,9 @@ SOURCE = "/stage-engine"
 
 
 class Changes:
+    """Everything one batch (of touchpoints, a sweep, a replay page) changes: rows buffered until `write`
+    writes each kind once, and the events they announce (`emitted`, in order)."""
+
     def __init__(self, *, topic: str, now: datetime, historical: bool = False) -> None:
         """historical: announce every transition as historical (a replay re-labels the past)."""
         self.topic, self.now, self.historical = topic, now, historical
