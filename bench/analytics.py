@@ -43,14 +43,15 @@ from cpu import CpuWatch
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.services import ServiceProcess
 from lifecycle_shared.db import create_engine
-from lifecycle_stage_engine.analytics import scoring, worker
+from lifecycle_stage_engine.analytics import scoring
 from lifecycle_stage_engine.db import analytics as queries
 from lifecycle_stage_engine.db.analytics import Filters
+from lifecycle_stage_engine.workers import analytics as worker
 from profile_api import fresh_stage_engine_database
 from report import code_version, host
 from sqlalchemy import text
 
-DASHBOARD = Path(worker.__file__).parent / "dashboard" / "index.html"
+DASHBOARD = Path(scoring.__file__).parent / "dashboard" / "index.html"
 
 class Recording:
     """A connection that remembers the statements run through it (for EXPLAIN)."""

@@ -18,8 +18,9 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 from lifecycle_stage_engine.analytics import funnel as funnel_model
-from lifecycle_stage_engine.analytics import rfm, scoring, worker
+from lifecycle_stage_engine.analytics import rfm, scoring
 from lifecycle_stage_engine.db import analytics as queries
+from lifecycle_stage_engine.workers import analytics as worker
 from sqlalchemy import text
 
 from tests.support.generated_shop import NOW, START, shop

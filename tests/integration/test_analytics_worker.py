@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_stage_engine.analytics import scoring, worker
+from lifecycle_stage_engine.analytics import scoring
 from lifecycle_stage_engine.db import analytics as queries
 from lifecycle_stage_engine.db import scores
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
+from lifecycle_stage_engine.workers import analytics as worker
 from sqlalchemy import text
 
 from tests.support.drift_rules import WATCHFUL  # drift.at_risk_below_p_alive = 0.6
@@ -146,7 +147,7 @@ async def test_a_requested_refresh_does_not_spin_while_another_instance_refreshe
 async def test_flagging_a_large_shops_doubted_buyers_does_not_fail(filled, topic):
     import uuid
 
-    from lifecycle_stage_engine.sweeper import flag_low_p_alive
+    from lifecycle_stage_engine.workers.sweeper import flag_low_p_alive
     # A shop of 100,000 buyers (bench/analytics.py's size) of whom 40,000 the model doubts - most of them
     # lapsed long ago: `below` is taken before the stage is looked at, so they are all in it.
     doubted = {str(uuid.uuid4()): (0.1, NOW) for _ in range(40_000)}

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from lifecycle_stage_engine.analytics import scoring, worker
+from lifecycle_stage_engine.analytics import scoring
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
+from lifecycle_stage_engine.workers import analytics as worker
 from sqlalchemy import text
 
 from tests.support.drift_rules import WATCHFUL

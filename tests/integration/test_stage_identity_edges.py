@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
-from lifecycle_stage_engine.sweeper import sweep_once
+from lifecycle_stage_engine.workers.sweeper import sweep_once
 from sqlalchemy import select
 
 from tests.support.stage_engine import (
@@ -97,8 +97,8 @@ async def test_a_sweeper_holding_a_profile_a_batch_merges_away_neither_resurrect
     transitions (the sweeper's included) belong to K, and nothing is stored under A's id."""
     import asyncio
 
-    from lifecycle_stage_engine import sweeper as sweeper_module
     from lifecycle_stage_engine.db.models import profiles, transitions
+    from lifecycle_stage_engine.workers import sweeper as sweeper_module
     from sqlalchemy import func
 
     h = _h()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from lifecycle_stage_engine import replays, rulebook
+from lifecycle_stage_engine import rulebook
 from lifecycle_stage_engine.db.models import replay_jobs
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
-from lifecycle_stage_engine.sweeper import sweep_once
+from lifecycle_stage_engine.workers import replays
+from lifecycle_stage_engine.workers.sweeper import sweep_once
 from sqlalchemy import select
 
 from tests.support.stage_engine import (

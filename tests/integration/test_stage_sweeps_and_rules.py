@@ -19,7 +19,7 @@ from lifecycle_shared.topics import Topics
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.handlers import routes
-from lifecycle_stage_engine.sweeper import sweep_once
+from lifecycle_stage_engine.workers.sweeper import sweep_once
 from sqlalchemy import func, select
 
 from tests.support.kafka_records import record

@@ -17,11 +17,11 @@ from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Typed
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.topics import Topics
-from lifecycle_stage_engine import replays
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES, RuleSet
 from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.handlers.touchpoints import handle_touchpoints
+from lifecycle_stage_engine.workers import replays
 from sqlalchemy import select
 
 from tests.support.in_process import kafka_settings, running

@@ -176,7 +176,8 @@ class StageChangedData(BaseModel):
 
 
 class TransitionRecord(BaseModel):
-    """One transition of a customer's stored history (what the profile API and analytics read)."""
+    """One transition of a customer's stored history, as it is stored: what the profile API serves
+    (`GET /v1/customers/{id}/transitions`) and what `lifecycle.history_corrected` adds to a history."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -187,6 +188,9 @@ class TransitionRecord(BaseModel):
     rule_version: str
     cause_event_ids: list[str]
     event_time: datetime
+    processed_at: datetime  # when the stage engine stored it
+    # Caused by historical data only (an import): a fact to record, not a moment to message anyone.
+    historical: bool
 
 
 class HistoryCorrectedData(BaseModel):

@@ -13,14 +13,14 @@ from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 from lifecycle_stage_engine.analytics.dashboard import router as dashboard_router
 from lifecycle_stage_engine.analytics.routes import admin_router as analytics_admin_router
 from lifecycle_stage_engine.analytics.routes import router as analytics_router
-from lifecycle_stage_engine.analytics.worker import analytics_worker
 from lifecycle_stage_engine.api.admin import router as admin_router
 from lifecycle_stage_engine.api.routes import router
 from lifecycle_stage_engine.handlers import routes
-from lifecycle_stage_engine.replays import replay_worker
 from lifecycle_stage_engine.rulebook import RuleBook
 from lifecycle_stage_engine.settings import StageEngineSettings
-from lifecycle_stage_engine.sweeper import sweeper
+from lifecycle_stage_engine.workers.analytics import analytics_worker
+from lifecycle_stage_engine.workers.replays import replay_worker
+from lifecycle_stage_engine.workers.sweeper import sweeper
 
 
 def utc_now() -> datetime:

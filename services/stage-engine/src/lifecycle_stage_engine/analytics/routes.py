@@ -25,12 +25,12 @@ from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lifecycle_stage_engine.analytics import worker
 from lifecycle_stage_engine.analytics.clv import ChurnBand
 from lifecycle_stage_engine.analytics.rfm import ROWS, SEGMENTS
 from lifecycle_stage_engine.api.deps import Now
 from lifecycle_stage_engine.db import analytics as queries
 from lifecycle_stage_engine.db import fits, scores
+from lifecycle_stage_engine.workers import analytics as worker
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[ApiAccess], responses=errors(401, 403))
 # Fits cost minutes of CPU on a large shop: asking for one takes the admin token.

@@ -20,10 +20,11 @@ from lifecycle_shared.http import Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lifecycle_stage_engine import replays, rulebook
+from lifecycle_stage_engine import rulebook
 from lifecycle_stage_engine.api.deps import RuleBookDep
 from lifecycle_stage_engine.db import replays as jobs
 from lifecycle_stage_engine.domain.rules import RuleSet
+from lifecycle_stage_engine.workers import replays
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(401, 403))
 

@@ -21,7 +21,7 @@ from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.events import TransitionRecord
 from lifecycle_shared.http import CustomerId, Engine, errors
 from lifecycle_shared.stages import Stage
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle_stage_engine.api.deps import RuleBookDep
@@ -62,13 +62,6 @@ class CustomerOut(ProfileOut):
     # churn risk and band, average days between orders, expected next order; null before the first.
     scores: dict | None = None
     scored_at: datetime | None = None
-
-
-class TransitionOut(TransitionRecord):
-    model_config = ConfigDict(extra="ignore")  # built from the stored row, which holds more
-
-    processed_at: datetime
-    historical: bool
 
 
 class CustomerPage(BaseModel):
@@ -131,12 +124,13 @@ async def content_for(stage: str, book: RuleBookDep) -> ContentOut:
 
 
 # Ids may contain '/' (a path converter): the longer route is declared first.
-@router.get("/customers/{customer_id:path}/transitions", response_model=list[TransitionOut], responses=errors(404))
-async def get_transitions(customer_id: CustomerId, engine: Engine) -> list[TransitionOut]:
+@router.get("/customers/{customer_id:path}/transitions", response_model=list[TransitionRecord],
+            responses=errors(404))
+async def get_transitions(customer_id: CustomerId, engine: Engine) -> list[TransitionRecord]:
     profile, _ = await _found(engine, customer_id)
     async with engine.connect() as conn:
         rows = await reads.history_of(conn, profile_id=profile.id)
-    return [TransitionOut(**row) for row in rows]
+    return [TransitionRecord(**row) for row in rows]
 
 
 @router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))

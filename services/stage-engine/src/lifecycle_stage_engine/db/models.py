@@ -115,7 +115,7 @@ replay_jobs = Table(
     Column("finished_at", DateTime(timezone=True)),
 )
 
-# Analytics (analytics/worker.py): each refresh scores every buyer (RFM, CLV, churn) and stores the
+# Analytics (workers/analytics.py): each refresh scores every buyer (RFM, CLV, churn) and stores the
 # result per profile, the segment sizes and the movement between segments since the previous
 # refresh; each model fit (scheduled or asked for) is a row with its parameters.
 customer_scores = Table(

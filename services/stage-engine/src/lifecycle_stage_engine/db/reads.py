@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lifecycle_shared.events import TransitionRecord
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,9 +32,11 @@ async def find_profile(conn: AsyncConnection, *, customer_id: str) -> tuple[Prof
 
 
 async def history_of(conn: AsyncConnection, *, profile_id: str) -> list[dict[str, Any]]:
-    """The stored stage history in event-time order (superseded transitions left out)."""
+    """The stored stage history in event-time order (superseded transitions left out), each transition with
+    the fields of a `TransitionRecord`."""
     rows = (await conn.execute(
-        select(transitions).where(transitions.c.profile_id == profile_id, transitions.c.superseded_at.is_(None))
+        select(*(transitions.c[name] for name in TransitionRecord.model_fields))
+        .where(transitions.c.profile_id == profile_id, transitions.c.superseded_at.is_(None))
         # Ties in time go as the timeline orders them: by the causing event's id (byte-wise), then as stored.
         .order_by(transitions.c.event_time, transitions.c.cause_event_ids[1].collate("C"), transitions.c.seq)
     )).mappings().all()

@@ -19,7 +19,7 @@ from lifecycle_stage_engine.db.models import identities, profiles, touchpoints, 
 from lifecycle_stage_engine.domain.identity import IdKey
 from lifecycle_stage_engine.domain.profiles import Profile
 from lifecycle_stage_engine.domain.stages import Facts, Order, Stage, Touch
-from lifecycle_stage_engine.domain.timeline import Moved, State
+from lifecycle_stage_engine.domain.timeline import State, Transition
 
 STATE_VERSION = 3
 
@@ -214,11 +214,11 @@ _TRANSITION_FIELDS = ("id", "profile_id", "customer_id", "from_stage", "to_stage
                       "cause_event_ids", "event_time", "processed_at", "historical")
 
 
-def transition_row(profile: Profile, moved: Moved, processed_at: datetime) -> tuple:
+def transition_row(profile: Profile, transition: Transition, processed_at: datetime) -> tuple:
     """The transitions row, as the tuple `add_transitions` takes (the order of _TRANSITION_FIELDS)."""
-    return (moved.id, profile.id, profile.customer_id, moved.from_stage, moved.to_stage, moved.reason,
-            moved.rule_version, "{" + ",".join(map(_array_item, moved.cause_event_ids)) + "}", moved.time,
-            processed_at, moved.historical)
+    t = transition
+    return (t.id, profile.id, profile.customer_id, t.from_stage, t.to_stage, t.reason, t.rule_version,
+            "{" + ",".join(map(_array_item, t.cause_event_ids)) + "}", t.time, processed_at, t.historical)
 
 
 def _array_item(value: str) -> str:

@@ -78,7 +78,9 @@ class Facts:
 
 
 @dataclass(frozen=True)
-class Transition:
+class StageDecision:
+    """A move from one stage to another, and the rule (of which version) that decided it."""
+
     from_stage: Stage | None
     to_stage: Stage
     reason: str
@@ -200,7 +202,7 @@ def _drift_stage(facts: Facts, rules: RuleSet, at: datetime, p_alive: float | No
 
 
 def decide_transition(current: Stage | None, facts: Facts, *, cause: Touch | None, at: datetime | None = None,
-                      rules: RuleSet = DEFAULT_RULES) -> Transition | None:
+                      rules: RuleSet = DEFAULT_RULES) -> StageDecision | None:
     """The move `cause` (a touchpoint; None: time passing) makes, judged at `at`."""
     stage, rule = decide_stage(facts, rules, at=at)
     if stage is None or stage == current:
@@ -209,7 +211,7 @@ def decide_transition(current: Stage | None, facts: Facts, *, cause: Touch | Non
         rule = "order_refunded"
     elif cause is not None and current in DRIFT and stage in RANK and cause.name in rules.order_events:
         rule = REACTIVATED
-    return Transition(from_stage=current, to_stage=stage, reason=rule, rule_version=rules.version)
+    return StageDecision(from_stage=current, to_stage=stage, reason=rule, rule_version=rules.version)
 
 
 def _is_good_review(touch: Touch, rules: RuleSet) -> bool:

@@ -31,8 +31,8 @@ from lifecycle_stage_engine.domain.stages import (
 
 
 @dataclass(frozen=True)
-class Moved:
-    """One transition of a customer's history."""
+class Transition:
+    """One transition of a customer's history: a `StageDecision` with its id, causes and event time."""
 
     id: str
     from_stage: Stage | None
@@ -70,41 +70,42 @@ def transition_id(cause_event_id: str, from_stage: Stage | None, to_stage: Stage
     return derived_event_id(cause_event_id, "stage-engine", from_stage or "-", to_stage, *parts)
 
 
-def step(state: State, touch: Touch, rules: RuleSet) -> tuple[State, list[Moved]]:
+def step(state: State, touch: Touch, rules: RuleSet) -> tuple[State, list[Transition]]:
     # States built directly, not with dataclasses.replace: this runs once per touchpoint.
     state, moved = advance(state, touch.time, rules)
     facts = fold(state.facts, touch, rules)
     key = touch.key
     as_of = key if state.as_of is None or key > state.as_of else state.as_of
-    change = decide_transition(state.stage, facts, cause=touch, at=touch.time, rules=rules)
-    if change is None:
+    decision = decide_transition(state.stage, facts, cause=touch, at=touch.time, rules=rules)
+    if decision is None:
         return State(facts, state.stage, state.stage_since, as_of), moved
-    transition = Moved(id=transition_id(touch.event_id, change.from_stage, change.to_stage),
-                       from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
-                       rule_version=change.rule_version, cause_event_ids=(touch.event_id,), time=touch.time,
-                       historical=touch.historical)
-    return State(facts, change.to_stage, touch.time, as_of), [*moved, transition]
+    transition = Transition(id=transition_id(touch.event_id, decision.from_stage, decision.to_stage),
+                            from_stage=decision.from_stage, to_stage=decision.to_stage, reason=decision.reason,
+                            rule_version=decision.rule_version, cause_event_ids=(touch.event_id,), time=touch.time,
+                            historical=touch.historical)
+    return State(facts, decision.to_stage, touch.time, as_of), [*moved, transition]
 
 
-def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
+def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[Transition]]:
     """Apply the drift moments due at or before `until` (each at its own moment)."""
-    moved: list[Moved] = []
+    moved: list[Transition] = []
     while (due := state.next_due(rules)) is not None and due <= until:
-        change = decide_transition(state.stage, state.facts, cause=None, at=due, rules=rules)
+        decision = decide_transition(state.stage, state.facts, cause=None, at=due, rules=rules)
         last_order = state.facts.last_order
         assert last_order is not None  # only a buyer drifts
-        if change is None:
+        if decision is None:
             state = State(state.facts, state.stage, state.stage_since, (due, ""))
             continue
-        moved.append(Moved(id=transition_id(last_order.event_id, change.from_stage, change.to_stage, due),
-                           from_stage=change.from_stage, to_stage=change.to_stage, reason=change.reason,
-                           rule_version=change.rule_version, cause_event_ids=(last_order.event_id,), time=due,
-                           historical=last_order.historical))
-        state = State(state.facts, change.to_stage, due, (due, ""))
+        moved.append(Transition(
+            id=transition_id(last_order.event_id, decision.from_stage, decision.to_stage, due),
+            from_stage=decision.from_stage, to_stage=decision.to_stage, reason=decision.reason,
+            rule_version=decision.rule_version, cause_event_ids=(last_order.event_id,), time=due,
+            historical=last_order.historical))
+        state = State(state.facts, decision.to_stage, due, (due, ""))
     return state, moved
 
 
-def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) -> tuple[State, list[Moved]]:
+def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) -> tuple[State, list[Transition]]:
     """The purchase model's judgement (`drift.at_risk_below_p_alive`): a buyer whose probability of still
     being a customer fell below the threshold is at-risk at `at`, before the days rule would say so.
     The judgement stays in the facts until the buyer's next order (which is then a reactivation). It
@@ -115,14 +116,14 @@ def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) ->
     stage, reason = decide_stage(state.facts, rules, at=at, p_alive=p_alive)
     if stage is not Stage.AT_RISK or reason != "low_p_alive":
         return state, []
-    moved = Moved(id=transition_id(last_order.event_id, state.stage, stage, at), from_stage=state.stage,
-                  to_stage=stage, reason=reason, rule_version=rules.version, cause_event_ids=(last_order.event_id,),
-                  time=at, historical=last_order.historical)
+    transition = Transition(id=transition_id(last_order.event_id, state.stage, stage, at), from_stage=state.stage,
+                            to_stage=stage, reason=reason, rule_version=rules.version,
+                            cause_event_ids=(last_order.event_id,), time=at, historical=last_order.historical)
     facts = replace(state.facts, doubted_at=at)  # kept until the next order: a visit does not undo it
-    return State(facts, stage, at, state.as_of), [moved]
+    return State(facts, stage, at, state.as_of), [transition]
 
 
-def replay(touches: list[Touch], rules: RuleSet, *, until: datetime | None = None) -> tuple[State, list[Moved]]:
+def replay(touches: list[Touch], rules: RuleSet, *, until: datetime | None = None) -> tuple[State, list[Transition]]:
     """The whole history in event-time order (each event once), then time up to `until`."""
     state, history = State(), []
     for touch in sorted({t.event_id: t for t in touches}.values(), key=lambda t: t.key):

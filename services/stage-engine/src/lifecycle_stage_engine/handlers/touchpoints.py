@@ -3,7 +3,7 @@
 A polled batch reads as its steps: load (lock the batch's ids, read their profiles) → resolve
 identity (which profile each touchpoint belongs to; merges) → fold and decide (the timeline: in
 order, or the whole history again when a touchpoint is late or profiles merged) → write (one
-place, `Changes`, buffers every row and event and writes each kind once).
+place, `writes.Changes`, buffers every row and event and writes each kind once).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lifecycle_stage_engine.domain.profiles import acquisition_of, traits_of
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.stages import Touch
 from lifecycle_stage_engine.domain.timeline import replay, step
-from lifecycle_stage_engine.handlers.changes import Changes
+from lifecycle_stage_engine.writes import Changes
 
 Clock = Callable[[], datetime]
 

@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from lifecycle_shared.errors import describe_error
+from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,7 +32,7 @@ from lifecycle_stage_engine.analytics import clv, rfm, scoring
 from lifecycle_stage_engine.db import analytics as queries
 from lifecycle_stage_engine.db import fits, scores
 from lifecycle_stage_engine.domain.rules import RuleSet
-from lifecycle_stage_engine.sweeper import flag_low_p_alive
+from lifecycle_stage_engine.workers.sweeper import flag_low_p_alive
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None
 
 
 async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
-                  fit_id: str | None = None, rules: RuleSet | None = None, topic: str = "") -> dict[str, Any] | None:
+                  fit_id: str | None = None, rules: RuleSet | None = None, topic: str = "",
+                  relay: OutboxRelay | None = None) -> dict[str, Any] | None:
     """Score every buyer as of `now`, then (with `rules` that set `drift.at_risk_below_p_alive`) move the
     buyers whose P(alive) fell below it to at-risk. None when another instance is refreshing."""
     async with engine.begin() as conn:
@@ -73,7 +75,7 @@ async def refresh(engine: AsyncEngine, pool: Executor, *, now: datetime, options
     if rules is not None and summary.moves_stages:
         result["moved_by_p_alive"] = await flag_low_p_alive(
             engine, {pid: (s.p_alive, s.last_order_at) for pid, s in scored.items() if s.p_alive is not None},
-            rules=rules, now=now, topic=topic)
+            rules=rules, now=now, topic=topic, relay=relay)
     else:
         result["moved_by_p_alive"] = 0
     return result
@@ -114,14 +116,16 @@ async def _last_refresh(engine: AsyncEngine) -> datetime | None:
 
 
 async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, options: scoring.Options,
-                   every_s: float, rules: RuleSet | None = None, topic: str = "") -> bool:
+                   every_s: float, rules: RuleSet | None = None, topic: str = "",
+                   relay: OutboxRelay | None = None) -> bool:
     """Work through one queued request, else refresh when the last one is older than `every_s`.
     Returns whether it did anything."""
     job = await _claim(engine, now)
     if job is not None:
         try:
             if job.calibration_end is None:
-                done = await refresh(engine, pool, now=now, options=options, fit_id=job.id, rules=rules, topic=topic)
+                done = await refresh(engine, pool, now=now, options=options, fit_id=job.id, rules=rules, topic=topic,
+                                     relay=relay)
                 if done is None:  # another instance is refreshing: this request waits (and the loop sleeps)
                     async with engine.begin() as conn:
                         await fits.requeue(conn, job.id)
@@ -138,7 +142,8 @@ async def run_once(engine: AsyncEngine, pool: Executor, *, now: datetime, option
         return True
     last = await _last_refresh(engine)
     if last is None or now - last >= timedelta(seconds=every_s):
-        return await refresh(engine, pool, now=now, options=options, rules=rules, topic=topic) is not None
+        return await refresh(engine, pool, now=now, options=options, rules=rules, topic=topic,
+                             relay=relay) is not None
     return False
 
 
@@ -151,10 +156,8 @@ def analytics_worker(*, clock: Callable[[], datetime], options: scoring.Options,
             while True:
                 try:
                     busy = await run_once(runtime.engine, pool, now=clock(), options=options, every_s=every_s,
-                                          rules=rules(), topic=topic)
+                                          rules=rules(), topic=topic, relay=runtime.relay)
                     failures = 0
-                    if busy and runtime.relay:
-                        runtime.relay.wake()
                 except Exception as error:  # the database may be away: again later, backing off
                     log.error("analytics: a round failed", extra={"error": describe_error(error)})
                     if isinstance(error, BrokenProcessPool):  # its process died (OOM killer, kill -9): a new one

@@ -20,16 +20,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.errors import describe_error
+from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_stage_engine.db import replays as jobs
 from lifecycle_stage_engine.db import repository as repo
+from lifecycle_stage_engine.domain.announcements import rewrite
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.timeline import replay
-from lifecycle_stage_engine.handlers.changes import Changes
+from lifecycle_stage_engine.writes import Changes, Writer, writing
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -47,9 +48,10 @@ def _empty_report(dry_run: bool) -> dict[str, Any]:
             "customers_changed": 0, "dry_run": dry_run}
 
 
-async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
+async def run_page(engine: AsyncEngine, *, topic: str, now: datetime, relay: OutboxRelay | None = None) -> bool:
     """Advance one job by one page; False when there is no job to work on."""
-    async with engine.begin() as conn:
+    async with writing(engine, relay) as writer:
+        conn = writer.conn
         job = await jobs.take_next(conn)
         if job is None:
             return False
@@ -60,7 +62,7 @@ async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
             page = [repo.profile_of(row) for row in rows]
             try:
                 async with conn.begin_nested():  # a page that fails leaves nothing behind, and fails its job
-                    await _replay_page(conn, page, rules=rules, now=now, topic=topic, dry_run=job.dry_run,
+                    await _replay_page(writer, page, rules=rules, now=now, topic=topic, dry_run=job.dry_run,
                                        report=report)
             except Exception as error:
                 log.error("replay failed", extra={"replay_id": job.id, "error": describe_error(error)})
@@ -72,9 +74,9 @@ async def run_page(engine: AsyncEngine, *, topic: str, now: datetime) -> bool:
     return True
 
 
-async def _replay_page(conn: AsyncConnection, page: list, *, rules: RuleSet, now: datetime, topic: str,
+async def _replay_page(writer: Writer, page: list, *, rules: RuleSet, now: datetime, topic: str,
                        dry_run: bool, report: dict[str, Any]) -> None:
-    ids = [p.id for p in page]
+    conn, ids = writer.conn, [p.id for p in page]
     stored, current = await repo.histories(conn, ids), await repo.current_transition_ids(conn, ids)
     anonymous = await repo.anonymous_ids_of(conn, ids)
     changes = Changes(topic=topic, now=now, historical=True)
@@ -83,36 +85,32 @@ async def _replay_page(conn: AsyncConnection, page: list, *, rules: RuleSet, now
     for profile in page:
         profile.anonymous_ids = sorted(anonymous[profile.id])
         state, history = replay(stored.get(profile.id, []), rules, until=now)
-        kept = {t.id for t in history}
-        added = [t for t in history if t.id not in current.get(profile.id, set())]
-        superseded = [i for i in current.get(profile.id, set()) if i not in kept]
-        before = profile.state.stage
+        before, stored_ids = profile.state.stage, current.get(profile.id, set())
+        if dry_run:
+            change = rewrite(history, stored_ids, before=before, after=state.stage, profile_id=profile.id,
+                             customer_id=profile.customer_id)
+        else:
+            change = changes.recomputed(profile, state, history, stored_ids)
+            changes.profile(profile, state.next_due(rules))
         if state.stage != before:
             move = f"{before or '-'}->{state.stage or '-'}"
             moves[move] += 1
             if len(examples[move]) < EXAMPLES:
                 examples[move].append(profile.customer_id)
-        if added or superseded or state.stage != before:
+        if change.added or change.superseded or state.stage != before:
             report["customers_changed"] += 1
-        report["transitions_added"] += len(added)
-        report["transitions_superseded"] += len(superseded)
-        if not dry_run:
-            changes.recomputed(profile, state, history, current.get(profile.id, set()))
-            changes.profile(profile, state.next_due(rules))
+        report["transitions_added"] += len(change.added)
+        report["transitions_superseded"] += len(change.superseded)
     report["moves"], report["examples"] = dict(moves), dict(examples)
     if not dry_run:
-        await changes.write(conn)
-        await add_to_outbox(conn, changes.emitted)
+        await writer.save(changes)
 
 
 def replay_worker(*, clock: Callable[[], datetime], idle_s: float = 1.0):
     async def stage_replays(runtime: ServiceRuntime) -> None:
         topic = runtime.settings.kafka.topics.stage_transitions
         while True:
-            if await run_page(runtime.engine, topic=topic, now=clock()):
-                if runtime.relay:
-                    runtime.relay.wake()
-            else:
+            if not await run_page(runtime.engine, topic=topic, now=clock(), relay=runtime.relay):
                 await asyncio.sleep(idle_s)
 
     return stage_replays

@@ -1,20 +1,25 @@
-"""Everything a batch changes, buffered, then written once per kind - and the events it emits.
+"""The stage engine's writes, in one place: everything a batch changes, buffered and written once per
+kind, the events it emits, and (for the workers) the step that commits them to the outbox.
 
 What subscribers are told:
 - `identity.merged` for every merge and customer-key change, before any stage event of the batch
   (same key, the survivor's: same partition, so in order).
-- `lifecycle.stage_changed` for each transition applied in order, and for a recomputed history
-  only when the customer's current stage differs from the one they were in (its newest transition).
-- `lifecycle.history_corrected` when a recomputed history supersedes stored transitions or gains
-  ones other than its newest: readers of the history (funnels, time in stage) apply it; nobody is
-  messaged for it. Transitions already announced stay facts: nothing is retracted.
+- about transitions: what `domain.announcements` decides (`lifecycle.stage_changed`,
+  `lifecycle.history_corrected`, historical or not).
+
+The touchpoint handler writes its `Changes` with `Changes.write`: the consumer runner adds what they emit
+to the outbox in the batch's transaction and wakes the relay. The workers, which own their transactions,
+go through `writing`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.events import (
     HISTORY_CORRECTED_TYPE,
     IDENTITY_MERGED_TYPE,
@@ -27,17 +32,22 @@ from lifecycle_shared.events import (
     derived_event_id,
 )
 from lifecycle_shared.kafka.registry import Emitted
-from sqlalchemy.ext.asyncio import AsyncConnection
+from lifecycle_shared.kafka.relay import OutboxRelay
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_stage_engine.db import repository as repo
+from lifecycle_stage_engine.domain.announcements import Rewrite, StageChange, in_order, rewrite
 from lifecycle_stage_engine.domain.identity import IdentityGraph, KeyMove
 from lifecycle_stage_engine.domain.profiles import Profile
-from lifecycle_stage_engine.domain.timeline import Moved, State
+from lifecycle_stage_engine.domain.timeline import State, Transition
 
 SOURCE = "/stage-engine"
 
 
 class Changes:
+    """Everything one batch (of touchpoints, a sweep, a replay page) changes: rows buffered until `write`
+    writes each kind once, and the events they announce (`emitted`, in order)."""
+
     def __init__(self, *, topic: str, now: datetime, historical: bool = False) -> None:
         """historical: announce every transition as historical (a replay re-labels the past)."""
         self.topic, self.now, self.historical = topic, now, historical
@@ -74,60 +84,52 @@ class Changes:
         self._touchpoints.append((touch.event_id, profile_id, touch.name, touch.time, touch.properties,
                                   touch.historical))
 
-    def moved(self, profile: Profile, state: State, moved: list[Moved]) -> None:
+    def moved(self, profile: Profile, state: State, transitions: list[Transition]) -> None:
         """Transitions applied in order: each is stored and announced."""
         profile.state = state
-        for transition in moved:
+        for transition, change in zip(transitions, in_order(transitions, historical=self.historical), strict=True):
             profile.previous_stage = transition.from_stage
             self._store(profile, transition)
-            self._announce(profile, transition)
+            self._announce(profile, change)
 
-    def recomputed(self, profile: Profile, state: State, history: list[Moved], current: set[str]) -> None:
-        """A history computed again from the start: store the difference, announce a new current stage."""
-        before = profile.state.stage
+    def recomputed(self, profile: Profile, state: State, history: list[Transition], current: set[str]) -> Rewrite:
+        """A history computed again from the start: store the difference, announce what `rewrite` says."""
+        change = rewrite(history, current, before=profile.state.stage, after=state.stage, profile_id=profile.id,
+                         customer_id=profile.customer_id, historical=self.historical)
         profile.state = state
         if history:
             profile.previous_stage = history[-1].from_stage
-        added = [t for t in history if t.id not in current]
-        kept = {t.id for t in history}
-        superseded = sorted(i for i in current if i not in kept)
-        for transition in added:
+        for transition in change.added:
             self._store(profile, transition)
-        self._superseded += superseded
-        newest = history[-1] if history and state.stage != before else None
-        if superseded or any(t is not newest for t in added):
+        self._superseded += change.superseded
+        if change.correction_id is not None:
             data = HistoryCorrectedData(
-                customer_id=profile.customer_id, stage=state.stage, superseded=superseded, processed_at=self.now,
+                customer_id=profile.customer_id, stage=state.stage, superseded=list(change.superseded),
+                processed_at=self.now,
                 added=[TransitionRecord(id=t.id, from_stage=t.from_stage, to_stage=t.to_stage, reason=t.reason,
                                         rule_version=t.rule_version, cause_event_ids=list(t.cause_event_ids),
-                                        event_time=t.time) for t in added])
-            # What changed, not just what results: going there and back are two corrections.
-            parts = [*(f"-{i}" for i in superseded), *sorted(f"+{t.id}" for t in added), f"={state.stage}"]
-            self._emit(derived_event_id(profile.id, HISTORY_CORRECTED_TYPE, *parts),
-                       HISTORY_CORRECTED_TYPE, self.now, profile.customer_id, data)
-        if newest is not None:
-            # The current stage changed. Its transition may be stored already (a merge brings the absorbed
-            # profile's; a replay goes back to one it had superseded): then it was announced under its id
-            # for another customer key or another time, and this announcement gets an id of its own.
-            announce_id = newest.id if newest.id not in current else derived_event_id(
-                newest.id, STAGE_CHANGED_TYPE, before or "-", profile.customer_id, *sorted(kept))
-            self._announce(profile, newest, announce_id=announce_id)
+                                        event_time=t.time, processed_at=self.now, historical=t.historical)
+                       for t in change.added])
+            self._emit(change.correction_id, HISTORY_CORRECTED_TYPE, self.now, profile.customer_id, data)
+        if change.stage_change is not None:
+            self._announce(profile, change.stage_change)
+        return change
 
     def profile(self, profile: Profile, due: datetime | None) -> None:
         self._profiles[profile.id] = (profile, due)
 
-    def _store(self, profile: Profile, transition: Moved) -> None:
+    def _store(self, profile: Profile, transition: Transition) -> None:
         self._transitions.append(repo.transition_row(profile, transition, self.now))
 
-    def _announce(self, profile: Profile, transition: Moved, *, announce_id: str | None = None) -> None:
-        facts = profile.state.facts
+    def _announce(self, profile: Profile, change: StageChange) -> None:
+        facts, transition = profile.state.facts, change.transition
         data = StageChangedData(
             customer_id=profile.customer_id, user_id=profile.user_id, anonymous_ids=profile.anonymous_ids,
             from_stage=transition.from_stage, to_stage=transition.to_stage, reason=transition.reason,
             rule_version=transition.rule_version, cause_event_ids=list(transition.cause_event_ids),
             event_time=transition.time, processed_at=self.now, traits=profile.traits, orders=len(facts.orders),
-            revenue=float(facts.revenue), historical=transition.historical or self.historical)
-        self._emit(announce_id or transition.id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
+            revenue=float(facts.revenue), historical=change.historical)
+        self._emit(change.event_id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
 
     def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: Any) -> None:
         self.emitted.append((self.topic, CloudEvent(id=event_id, source=SOURCE, type=event_type, time=time,
@@ -138,3 +140,26 @@ class Changes:
         await repo.supersede(conn, self._superseded, self.now)
         await repo.add_transitions(conn, self._transitions)
         await repo.save_profiles(conn, sorted(self._profiles.values(), key=lambda item: item[0].id))
+
+
+class Writer:
+    """A worker's transaction: `save` writes a buffer of changes and adds its events to the outbox."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.emitted = 0
+
+    async def save(self, changes: Changes) -> None:
+        await changes.write(self.conn)
+        self.emitted += await add_to_outbox(self.conn, changes.emitted)
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine, relay: OutboxRelay | None) -> AsyncIterator[Writer]:
+    """A transaction for a worker's changes; once it commits, the relay is woken if they emitted events (their
+    records go out now, not at the relay's next poll)."""
+    async with engine.begin() as conn:
+        writer = Writer(conn)
+        yield writer
+    if writer.emitted and relay is not None:
+        relay.wake()

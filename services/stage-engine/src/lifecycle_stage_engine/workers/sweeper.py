@@ -14,24 +14,26 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.errors import describe_error
+from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.domain.rules import RuleSet
 from lifecycle_stage_engine.domain.timeline import advance, judge_p_alive, replay
-from lifecycle_stage_engine.handlers.changes import Changes
 from lifecycle_stage_engine.rulebook import RuleBook
+from lifecycle_stage_engine.writes import Changes, writing
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(hours=1)
 
 
-async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topic: str, limit: int = 500) -> int:
+async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topic: str, limit: int = 500,
+                     relay: OutboxRelay | None = None) -> int:
     """One round; returns how many profiles it evaluated."""
-    async with engine.begin() as conn:
+    async with writing(engine, relay) as writer:
+        conn = writer.conn
         due = await repo.due_profiles(conn, now=now, limit=limit)
         changes = Changes(topic=topic, now=now)
         anonymous = await repo.anonymous_ids_of(conn, [p.id for p in due])
@@ -53,13 +55,12 @@ async def sweep_once(engine: AsyncEngine, *, rules: RuleSet, now: datetime, topi
                 changes.profile(profile, now + RETRY_AFTER)
                 continue
             changes.profile(profile, profile.state.next_due(rules))
-        await changes.write(conn)
-        await add_to_outbox(conn, changes.emitted)
+        await writer.save(changes)
     return len(due)
 
 
 async def flag_low_p_alive(engine: AsyncEngine, judged: dict[str, tuple[float, datetime]], *, rules: RuleSet,
-                           now: datetime, topic: str, page: int = 1000) -> int:
+                           now: datetime, topic: str, page: int = 1000, relay: OutboxRelay | None = None) -> int:
     """The analytics refresh's P(alive) per profile id, with the last order it saw, put through `judge_p_alive`
     (when the rule set sets `drift.at_risk_below_p_alive`): buyers below it become at-risk now, stored and
     announced like any move. A buyer whose last order is not the one scored (they ordered while the refresh
@@ -69,7 +70,8 @@ async def flag_low_p_alive(engine: AsyncEngine, judged: dict[str, tuple[float, d
     below = sorted(pid for pid, (p_alive, _) in judged.items() if threshold is not None and p_alive < threshold)
     moves = 0
     for start in range(0, len(below), page):
-        async with engine.begin() as conn:
+        async with writing(engine, relay) as writer:
+            conn = writer.conn
             candidates = await repo.lock_journey_profiles(conn, below[start:start + page])
             changes = Changes(topic=topic, now=now)
             anonymous = await repo.anonymous_ids_of(conn, [p.id for p in candidates])
@@ -84,8 +86,7 @@ async def flag_low_p_alive(engine: AsyncEngine, judged: dict[str, tuple[float, d
                     changes.moved(profile, state, moved)
                     changes.profile(profile, profile.state.next_due(rules))
                     moves += 1
-            await changes.write(conn)
-            await add_to_outbox(conn, changes.emitted)
+            await writer.save(changes)
     return moves
 
 
@@ -94,9 +95,7 @@ def sweeper(*, rules: RuleBook, clock: Callable[[], datetime], every_s: float):
         topic = runtime.settings.kafka.topics.stage_transitions
         while True:
             await rules.refresh(runtime.engine)  # a rule set just put in force moves moments: sweep with it
-            done = await sweep_once(runtime.engine, rules=rules(), now=clock(), topic=topic)
-            if done and runtime.relay:
-                runtime.relay.wake()
+            done = await sweep_once(runtime.engine, rules=rules(), now=clock(), topic=topic, relay=runtime.relay)
             if done < 500:
                 await asyncio.sleep(every_s)
 
