@@ -50,6 +50,7 @@ class ServiceRuntime:
         self._prepare = prepare
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]] = []
+        self._runners: list[ConsumerRunner] = []
         self._stopping: asyncio.Future[None] | None = None
         self.topics = TopicWatch(settings.kafka, on_restart=self._rejoin)
 
@@ -72,10 +73,11 @@ class ServiceRuntime:
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
                 route=spec.route, on_committed=self.relay.wake if self.relay else lambda: None,
             )
+            self._runners.append(runner)
             self._consumers.append((consumer, self._spawn(spec.group, runner.run)))
 
     async def _stop_consumers(self) -> None:
-        consumers, self._consumers = self._consumers, []
+        consumers, self._consumers, self._runners = self._consumers, [], []
         # Shielded: a rejoin cancelled half-way (the service stopping) still stops what it took over.
         self._stopping = asyncio.ensure_future(self._stop(consumers))
         await asyncio.shield(self._stopping)
@@ -126,7 +128,9 @@ class ServiceRuntime:
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": False, "broker": False, "topics": self.topics.healthy,
-                  "workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)])}
+                  "workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)]),
+                  # False while a consumer waits for the database or broker to come back (a failover).
+                  "consumers": all(runner.healthy for runner in self._runners)}
         try:
             async with self.engine.connect() as conn:
                 await asyncio.wait_for(ping(conn), 2)

@@ -4,6 +4,12 @@ Handlers only read and write through the connection they are given and return th
 emit; the runner owns the order of effects. A polled batch is applied in ONE transaction; if it
 fails, its records are retried one at a time (bounded, jittered) so one poison record goes to
 `<topic>.dlq` and the rest of the partition keeps flowing.
+
+What a failure is comes from `db_errors.classify` (the SQLSTATE, not the driver's class): the
+database being away (failover, crash recovery, too many connections, a lost connection) is nobody's
+record - the batch is re-read after an exponential, capped wait, for as long as it takes, and the
+runner reports itself unready meanwhile; a lost race (deadlock, serialization failure) re-runs the
+record's transaction without using up its attempts; only the rest can dead-letter a record.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_shared import metrics
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
+from lifecycle_shared.db_errors import classify
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
 from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
@@ -39,9 +45,7 @@ class InfrastructureDown(Exception):
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
-    if isinstance(error, DBAPIError):
-        return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
-    return isinstance(error, OSError | TimeoutError | KafkaError)
+    return isinstance(error, KafkaError) or classify(error) == "infrastructure"
 
 
 @dataclass
@@ -49,10 +53,19 @@ class RetryPolicy:
     attempts: int = 4
     base_delay_s: float = 0.2
     max_delay_s: float = 3.0
+    # Waiting for the database or broker to come back: no limit on the number of waits, only on each.
+    outage_base_delay_s: float = 0.5
+    outage_max_delay_s: float = 30.0
 
     def delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
         return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+    def outage_delay(self, outage: int) -> float:
+        """The wait before re-reading a batch after the `outage`-th consecutive infrastructure failure
+        (1, 2, ...): exponential, capped, half of it jittered (never near zero: nothing to hammer)."""
+        ceiling = min(self.outage_max_delay_s, self.outage_base_delay_s * 2.0 ** min(outage - 1, 16))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @dataclass
@@ -65,13 +78,19 @@ class ConsumerRunner:
     on_committed: Callable[[], None] = lambda: None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     _started: bool = field(default=False, init=False)
+    # Consecutive batches that failed because the database or broker was away (0: all is well).
+    outage: int = field(default=0, init=False)
+
+    @property
+    def healthy(self) -> bool:
+        """False while the runner waits for the database or broker (the service's /readyz says so)."""
+        return self.outage == 0
 
     async def run(self) -> None:
         # Joining the group happens here, not in the app's start-up, so /healthz answers at once.
         if not self._started:
             await self.consumer.start()
             self._started = True
-        outage = 0
         while True:
             batches = await self.consumer.getmany(timeout_ms=500)
             records = [record for batch in batches.values() for record in batch]
@@ -80,14 +99,19 @@ class ConsumerRunner:
             try:
                 await self.process(records)
             except InfrastructureDown as error:
-                # Not the records' fault: re-read them once the database/broker is back.
-                outage += 1
+                # Not the records' fault: re-read them once the database/broker is back (offsets stay
+                # uncommitted, nothing is dead-lettered), however long that takes.
+                self.outage += 1
+                wait = self.retry.outage_delay(self.outage)
                 log.warning("infrastructure down; will re-read the batch",
-                            extra={"consumer": self.name, "error": repr(error.__cause__)})
+                            extra={"consumer": self.name, "outage": self.outage, "wait_s": round(wait, 1),
+                                   "error": describe_error(error.__cause__ or error)})
                 self._rewind(records)
-                await asyncio.sleep(self.retry.delay(min(outage, 6)) + 0.5)
+                await asyncio.sleep(wait)
                 continue
-            outage = 0
+            if self.outage:
+                log.warning("infrastructure back", extra={"consumer": self.name, "outage": self.outage})
+            self.outage = 0
             await self._commit(records)
             self.on_committed()
 
@@ -122,6 +146,8 @@ class ConsumerRunner:
             async with self.engine.begin() as conn:
                 await self._apply(conn, decoded)
         except Exception as error:
+            if is_infrastructure_error(error):
+                raise InfrastructureDown from error
             log.warning("batch failed; retrying its records one by one", exc_info=True,
                         extra={"consumer": self.name, "records": len(decoded), "error": describe_error(error)})
             for item in decoded:
@@ -181,7 +207,8 @@ class ConsumerRunner:
 
     async def _process_one(self, item: tuple[ConsumerRecord, Typed[Any], Handler]) -> None:
         record, typed, _ = item
-        for attempt in range(self.retry.attempts):
+        attempt = races = 0
+        while True:
             try:
                 async with self.engine.begin() as conn:
                     await self._apply(conn, [item])
@@ -192,12 +219,20 @@ class ConsumerRunner:
             except Exception as error:
                 if is_infrastructure_error(error):
                     raise InfrastructureDown from error
-                if attempt + 1 == self.retry.attempts:
+                if classify(error) == "transaction":  # a deadlock or serialization failure: run it again
+                    races += 1
+                    log.warning("transaction lost a race; re-running it",
+                                extra={"consumer": self.name, "event_id": typed.event.id, "races": races,
+                                       "error": describe_error(error)})
+                    await asyncio.sleep(self.retry.delay(min(races, 6)))
+                    continue
+                attempt += 1
+                if attempt >= self.retry.attempts:
                     await self._dead_letter(record, error)
                     return
                 log.warning("retrying record", extra={"consumer": self.name, "event_id": typed.event.id,
-                                                       "attempt": attempt + 1, "error": describe_error(error)})
-                await asyncio.sleep(self.retry.delay(attempt))
+                                                       "attempt": attempt, "error": describe_error(error)})
+                await asyncio.sleep(self.retry.delay(attempt - 1))
 
     async def _dead_letter(self, record: ConsumerRecord, error: BaseException) -> None:
         headers = dead_letter_headers(record.headers) + [

@@ -52,6 +52,8 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int
     durable: bool = True
+    # More server options (`-c name=value` pairs), after the defaults: later ones win.
+    options: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -73,6 +75,7 @@ class EmbeddedPostgres:
                    "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}"]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        options += self.options
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
@@ -89,6 +92,11 @@ class EmbeddedPostgres:
             return True
         except (ProcessLookupError, ValueError):
             return False
+
+    def pg_ctl(self, *args: str) -> None:
+        """`pg_ctl <args> -D <data dir>` as the server's user (e.g. `stop -m fast`, `promote`)."""
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), *args, "-D", str(self.data_dir)], check=True,
+                       user=_prepare_for_root(self.data_dir), stdout=subprocess.DEVNULL)
 
     def stop(self) -> None:
         stop_process(self.process, grace_s=20)  # SIGTERM: PostgreSQL's smart shutdown
