@@ -1,4 +1,9 @@
-"""Each service's command line: `serve` (default) and `migrate`, plus service-specific ones.
+"""Each service's command line: `serve [--role api|consumer|all]` (default) and `migrate`, plus
+service-specific ones.
+
+`--role` (default `<PREFIX>ROLE`, else `all`) chooses what the process runs: `api` the routes, `consumer`
+the consumers, workers and outbox relay, `all` both (lifecycle_shared.runtime). Every role listens on
+its port for `/healthz`, `/readyz` and `/metrics`.
 
 `serve` runs one uvicorn process, or with `<PREFIX>WORKERS=N` (N > 1) uvicorn's supervisor and N
 worker processes sharing one listening socket. Each worker builds its own app (its own producer,
@@ -23,6 +28,7 @@ from fastapi import FastAPI
 
 from lifecycle_shared.logging import configure_logging
 from lifecycle_shared.migrations import upgrade_to_head
+from lifecycle_shared.runtime import ROLES
 from lifecycle_shared.settings import ServiceSettings
 
 # What a spawned worker builds (JSON: service, settings class, app factory); set by the supervisor.
@@ -68,7 +74,7 @@ def serve_workers(*, service: str, settings_cls: type[Settings],
                   create_app: Callable[[Settings], FastAPI], settings: Settings) -> None:
     """`settings.workers` processes on one port, each running `worker_app()`."""
     os.environ[WORKER_SPEC_ENV] = json.dumps({"service": service, "settings": _import_path(settings_cls),
-                                              "create_app": _import_path(create_app)})
+                                              "create_app": _import_path(create_app), "role": settings.role})
     uvicorn.run("lifecycle_shared.cli:worker_app", factory=True, workers=settings.workers,
                 **_uvicorn_options(settings))
 
@@ -76,11 +82,19 @@ def serve_workers(*, service: str, settings_cls: type[Settings],
 def worker_app() -> FastAPI:
     """uvicorn's factory in each spawned worker: the service's app, then the same GC tuning as `serve`."""
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
-    settings = _load(spec["settings"])()
+    settings = _load(spec["settings"])(role=spec["role"])
     configure_logging(service=spec["service"], level=settings.log_level)
     app: FastAPI = _load(spec["create_app"])(settings)
     tune_gc()
     return app
+
+
+def _serve_options(args: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="serve")
+    parser.add_argument("--role", choices=ROLES, default=None,
+                        help="api: the routes; consumer: consumers, workers and the outbox relay; all: both "
+                             "(default: <PREFIX>ROLE, else all)")
+    return parser.parse_args(args)
 
 
 def main(*, service: str, settings_cls: type[Settings], create_app: Callable[[Settings], FastAPI],
@@ -90,7 +104,8 @@ def main(*, service: str, settings_cls: type[Settings], create_app: Callable[[Se
     parser.add_argument("command", nargs="?", default="serve", choices=names)
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args()
-    settings = settings_cls()
+    role = _serve_options(ns.args).role if ns.command == "serve" else None
+    settings = settings_cls(**({"role": role} if role else {}))
     configure_logging(service=service, level=settings.log_level)
     if ns.command == "migrate":
         upgrade_to_head(database_url=settings.database_url, migrations_dir=migrations_dir)

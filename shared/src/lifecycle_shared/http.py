@@ -146,7 +146,11 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     stops them before the runtime (and its engine) stops, also when `on_started` failed half-way.
     `security_schemes`: OpenAPI schemes that routes name in their `security` without a dependency.
     `middlewares` (pure ASGI classes, the first innermost) run inside the request-id one, so every answer
-    carries the id."""
+    carries the id.
+    In the `consumer` role (`settings.role`) the app serves only `/healthz`, `/readyz` and `/metrics`: neither
+    `routers` nor `middlewares` are added."""
+    serves_api = settings.role != "consumer"
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime()
@@ -169,11 +173,11 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     # Starlette types a handler as taking any Exception, though it only ever passes the class registered.
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-    for middleware in middlewares:
+    for middleware in middlewares if serves_api else ():
         app.add_middleware(middleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops)
-    for router in routers:
+    for router in routers if serves_api else ():
         app.include_router(router)
     app.openapi = lambda: _without_422(app, security_schemes or {})  # type: ignore[method-assign]  # FastAPI's documented way
     return app

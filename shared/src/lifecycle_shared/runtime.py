@@ -2,6 +2,13 @@
 
 A service's lifespan builds a `ServiceRuntime`, starts it, and stops it on shutdown. Nothing
 connects at import time.
+
+Roles (`settings.role`, `serve --role`): `consumer` runs the consumers, the workers and the outbox relay;
+`api` runs none of them (the routes only); `all` runs everything. Both roles run the topic watch,
+`prepare` and the `shared` tasks (what routes and handlers both read, such as the rule set in force).
+Readiness reflects what the role needs: the consumer side needs the database, the broker and the topics;
+the API side needs `api_needs` (the database unless the service says otherwise) and the checks the service
+adds (`add_check`); every role needs its tasks alive.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -25,6 +33,11 @@ from lifecycle_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+Role = Literal["api", "consumer", "all"]
+ROLES: tuple[Role, ...] = ("api", "consumer", "all")
+# What `api_needs` may name: the infrastructure checks `readiness` makes.
+INFRA_CHECKS = ("database", "broker", "topics")
+
 
 @dataclass(frozen=True)
 class ConsumerSpec:
@@ -37,16 +50,30 @@ class ServiceRuntime:
     def __init__(self, *, service: str, settings: ServiceSettings,
                  consumers: tuple[ConsumerSpec, ...] = (), relay: bool = False,
                  workers: tuple[Callable[[ServiceRuntime], Awaitable[None]], ...] = (),
-                 prepare: Callable[[ServiceRuntime], Awaitable[None]] | None = None) -> None:
+                 shared: tuple[Callable[[ServiceRuntime], Awaitable[None]], ...] = (),
+                 prepare: Callable[[ServiceRuntime], Awaitable[None]] | None = None,
+                 api_needs: tuple[str, ...] = ("database",)) -> None:
         """`prepare` runs once the broker is reachable and before any consumer starts (e.g. to load
-        what handlers read, such as the rule set in force); `workers` run beside the consumers."""
+        what handlers and routes read, such as the rule set in force); `workers` run beside the consumers
+        (roles `consumer` and `all`); `shared` tasks run in every role. `api_needs`: which of
+        INFRA_CHECKS the routes need to be ready."""
+        unknown = set(api_needs) - set(INFRA_CHECKS)
+        if unknown:
+            raise ValueError(f"api_needs: unknown checks {sorted(unknown)}; known: {INFRA_CHECKS}")
         self.service = service
         self.settings = settings
+        self.role: Role = settings.role
         self.engine = create_engine(settings.database_url)
         self.producer: AIOKafkaProducer = make_producer(settings.kafka)
-        self.relay = OutboxRelay(engine=self.engine, producer=self.producer, service=service) if relay else None
-        self._consumer_specs = consumers
-        self._workers = workers
+        consuming = self.role in ("consumer", "all")
+        self.relay = (OutboxRelay(engine=self.engine, producer=self.producer, service=service)
+                      if relay and consuming else None)
+        self._consumer_specs = consumers if consuming else ()
+        self._workers = (workers if consuming else ()) + shared
+        self._needs = set(api_needs) if self.role in ("api", "all") else set()
+        if consuming and (consumers or workers or relay):
+            self._needs |= set(INFRA_CHECKS)
+        self._checks: dict[str, Callable[[], bool]] = {}
         self._prepare = prepare
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]] = []
@@ -126,20 +153,32 @@ class ServiceRuntime:
         await self.producer.stop()
         await self.engine.dispose()
 
+    def add_check(self, name: str, check: Callable[[], bool]) -> None:
+        """One more readiness check of this process (e.g. ingest's keys loaded at least once)."""
+        self._checks[name] = check
+
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": False, "broker": False, "topics": self.topics.healthy,
-                  "workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)]),
-                  # False while a consumer waits for the database or broker to come back (a failover).
-                  "consumers": all(runner.healthy for runner in self._runners)}
-        try:
-            async with self.engine.connect() as conn:
-                await asyncio.wait_for(ping(conn), 2)
-            checks["database"] = True
-        except Exception as error:
-            log.warning("readiness: database unreachable", extra={"error": describe_error(error)})
-        try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
-            checks["broker"] = True
-        except Exception as error:
-            log.warning("readiness: broker unreachable", extra={"error": describe_error(error)})
+        """What this role needs, each true or false (see the module's docstring)."""
+        checks = {"workers": all(not t.done() for t in [*self._tasks, *(task for _, task in self._consumers)])}
+        if self._runners:  # False while a consumer waits for the database or broker to come back (a failover)
+            checks["consumers"] = all(runner.healthy for runner in self._runners)
+        if "topics" in self._needs:
+            checks["topics"] = self.topics.healthy
+        if "database" in self._needs:
+            checks["database"] = False
+            try:
+                async with self.engine.connect() as conn:
+                    await asyncio.wait_for(ping(conn), 2)
+                checks["database"] = True
+            except Exception as error:
+                log.warning("readiness: database unreachable", extra={"error": describe_error(error)})
+        if "broker" in self._needs:
+            checks["broker"] = False
+            try:
+                await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
+                checks["broker"] = True
+            except Exception as error:
+                log.warning("readiness: broker unreachable", extra={"error": describe_error(error)})
+        for name, check in self._checks.items():
+            checks[name] = check()
         return checks

@@ -71,6 +71,10 @@ class ServiceSettings(BaseSettings):
     # `<PREFIX>WORKERS`: uvicorn worker processes sharing the port (lifecycle_shared.cli); each builds
     # its own app, so per-instance limits (ingest's rate limits, in-flight cap) apply per worker.
     workers: int = Field(default=1, ge=1)
+    # `<PREFIX>ROLE`, or `serve --role`: what this process runs (lifecycle_shared.runtime.Role). `api`: the
+    # routes with /healthz, /readyz, /metrics; `consumer`: consumers, workers and the outbox relay with only
+    # /healthz, /readyz, /metrics; `all`: both in one process.
+    role: Literal["api", "consumer", "all"] = "all"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # LIFECYCLE_API_TOKENS, shared by all services: bearer tokens for the read APIs (profiles,
     # messages, balances), comma-separated so a token can be rotated with overlap. Outside

@@ -26,6 +26,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         keys = KeyStore(engine=runtime.engine, refresh_s=settings.key_refresh_s)
         await keys.start()
         app.state.keys = keys
+        runtime.add_check("keys", lambda: keys.loaded)
 
     async def on_stopping(app: FastAPI) -> None:
         keys: KeyStore | None = getattr(app.state, "keys", None)
@@ -34,7 +35,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     app = create_service_app(
         title="Lifecycle ingest", settings=settings,
-        build_runtime=lambda: ServiceRuntime(service="ingest", settings=settings),
+        # Ready when the event path is: the broker reachable and the keys loaded at least once (a key cache
+        # gone stale while PostgreSQL is away still authenticates; the keys say so in their docstring).
+        build_runtime=lambda: ServiceRuntime(service="ingest", settings=settings, api_needs=("broker", "topics")),
         routers=[events.router, admin.router], on_started=on_started, on_stopping=on_stopping,
         security_schemes={WRITE_KEY_SCHEME: WRITE_KEY_SECURITY_SCHEME}, middlewares=[EventLane, BrowserCors],
     )

@@ -89,21 +89,29 @@ def run_module(service: ServiceDef, config: StackConfig, *args: str) -> str:
 
 @dataclass
 class ServiceProcess:
+    """One `serve` process of a service. `role`: `serve --role` (api, consumer or all); `port`: its own port
+    instead of the config's (two roles of one service side by side)."""
+
     service: ServiceDef
     config: StackConfig
     log_path: Path
     process: subprocess.Popen | None = None
+    role: str = "all"
+    port: int | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.config.ports[self.service.name]}"
+        return f"http://127.0.0.1:{self.port or self.config.ports[self.service.name]}"
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen([sys.executable, "-m", self.service.module, "serve"],
-                                        env=self.config.env(self.service), stdout=log, stderr=log,
-                                        start_new_session=True)
+        env = self.config.env(self.service)
+        if self.port:
+            env[f"{self.service.env_prefix}PORT"] = str(self.port)
+        role = [] if self.role == "all" else ["--role", self.role]
+        self.process = subprocess.Popen([sys.executable, "-m", self.service.module, "serve", *role],
+                                        env=env, stdout=log, stderr=log, start_new_session=True)
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

@@ -65,9 +65,16 @@ def _kept_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, first_port: int) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+def prepare_data_dir(data_dir: Path) -> Path:
+    """The data folder and its `logs/` (the mail sink's and every service's log go there, whichever
+    broker the stack uses); returns the logs folder."""
     logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, first_port: int) -> None:
+    logs = prepare_data_dir(data_dir)
     postgres = broker = None
     postgres_url = os.environ.get("LIFECYCLE_DEVSTACK_POSTGRES_URL")
     if not postgres_url:

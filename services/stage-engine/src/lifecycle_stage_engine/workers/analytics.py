@@ -14,8 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,8 +44,36 @@ log = logging.getLogger(__name__)
 
 
 def executor() -> Executor:
-    """One worker process for the number crunching (spawned: no forked event loop or connections)."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    """One worker process for the number crunching (spawned: no forked event loop or connections). It dies
+    with the service, even a SIGKILLed one (`die_with_parent`, once it has imported what it runs); the
+    multiprocessing resource tracker then exits by itself, its last writer gone."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int, *, poll_s: float = 1.0) -> None:
+    """In the pool's process, first: exit when `parent_pid` (the service) is gone, rather than live on
+    re-parented to init. On Linux the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG;
+    the pool starts its process from the event loop's thread, which lives as long as the service). A
+    parent that died before that call, or a system without prctl, is caught by a watchdog thread that
+    compares os.getppid() with `parent_pid`."""
+    if sys.platform == "linux":
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError) as error:  # the watchdog below still covers it
+            log.warning("analytics pool: no PR_SET_PDEATHSIG", extra={"error": describe_error(error)})
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 async def request_fit(conn: AsyncConnection, *, calibration_end: datetime | None, unit: str) -> str:
