@@ -114,6 +114,22 @@ async def test_accepted_touchpoint_is_a_cloudevent_keyed_by_customer_with_skew_c
     assert timedelta(seconds=4) < received - happened < timedelta(seconds=6)
 
 
+async def test_an_empty_user_id_beside_an_anonymous_id_is_accepted_with_a_write_key(ingest, namespace):
+    """RudderStack's browser SDK sends `userId: ""` on every event before identify: the page view is
+    accepted, keyed by the anonymousId, and carries no userId. An empty id alone is still refused."""
+    response = await ingest.post("/v1/admin/keys", json={"source": "web-shop", "kind": "write"}, auth=None,
+                                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    write_key = (response.json()["key"], "")
+    message_id = f"m-empty-{uuid.uuid4().hex}"
+    response = await ingest.post("/v1/page", auth=write_key, json={
+        "type": "page", "anonymousId": "a-empty-user", "userId": "", "messageId": message_id})
+    assert (response.status_code, response.json()) == (200, {"success": True, "messageId": message_id})
+    record = await _consume_until(namespace, message_id)
+    assert record.key == b"a-empty-user" and "userId" not in json.loads(record.value)["data"]
+    refused = await ingest.post("/v1/page", auth=write_key, json={"type": "page", "userId": "", "anonymousId": ""})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["message"] == "'' is not a usable id"
+
+
 @pytest.mark.parametrize("depth", [900, 5000, 200_000])
 async def test_an_item_nested_thousands_deep_is_a_400_for_it_alone(ingest, depth):
     good = [make_touchpoint(userId=f"u-{uuid.uuid4().hex[:6]}") for _ in range(2)]

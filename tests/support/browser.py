@@ -1,6 +1,10 @@
-"""The analytics-next bundle in headless Chromium: a local static site serving the npm package's UMD build
-(every lazily loaded chunk included, so nothing comes from Segment's CDN) and a Playwright driver that
-loads it with inline `cdnSettings`, makes every call and records every request the page makes."""
+"""Browser analytics libraries in headless Chromium: a local static site serving the npm packages' builds
+and a Playwright driver that loads one, makes every call and records every request the page makes.
+
+analytics-next: its UMD build (every lazily loaded chunk included, so nothing comes from Segment's CDN),
+loaded with inline `cdnSettings`. RudderStack's v3 SDK (@rudderstack/analytics-js): its bundled UMD build
+(plugins inside, none fetched), loaded with the source config inline (`getSourceConfig`), so it never
+asks RudderStack's control plane."""
 
 from __future__ import annotations
 
@@ -54,16 +58,63 @@ async (cfg) => {
 }
 """
 
+RUDDERSTACK_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Lifecycle shop</title>
+<link rel="icon" href="data:,">
+<script src="/rudderstack/index.js"></script>
+</head><body><h1>Lifecycle shop</h1></body></html>
+"""
+RUDDERSTACK_BUILD = ("@rudderstack", "analytics-js", "dist", "npm", "modern", "bundled", "umd")
+
+# Runs in the page: loads RudderStack's SDK against `cfg.dataPlaneUrl` with the source config given inline
+# (a source with no destinations, no error or metrics reporting), only plugins bundled in the build, no
+# polyfill; then the calls a storefront makes: anonymous page and track (the SDK sends `userId: ""` on
+# them), identify, alias (the anonymous id to the user) and group. The callbacks say an event was queued,
+# not delivered: delivery is read from the network.
+RUDDERSTACK_SCENARIO = """
+async (cfg) => {
+  const sourceConfig = {source: {id: 'lifecycle-tests', name: 'storefront-web', workspaceId: 'local',
+    enabled: true, destinations: [],
+    config: {statsCollection: {errors: {enabled: false}, metrics: {enabled: false}}}}};
+  const analytics = new window.rudderanalytics.RudderAnalytics();
+  const errors = [];
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('RudderStack SDK not ready after 15 s')), 15000);
+    analytics.load(cfg.writeKey, cfg.dataPlaneUrl, {
+      getSourceConfig: () => sourceConfig, plugins: ['XhrQueue', 'StorageEncryption', 'StorageMigrator'],
+      polyfillIfRequired: false, loadIntegration: false, logLevel: 'WARN',
+      onLoaded: () => {}, onError: (e) => errors.push(String(e && e.message || e))});
+    analytics.ready(() => { clearTimeout(timer); resolve(); });
+  });
+  const calls = [];
+  const call = (type, invoke) => new Promise((resolve) => invoke((message) => {
+    calls.push({type, messageId: message && message.messageId, failed: null});
+    resolve();
+  }));
+  const anonymousId = analytics.getAnonymousId();
+  await call('page', (done) => analytics.page('Docs', 'Getting Started', {section: 'intro'}, done));
+  await call('track', (done) => analytics.track('Product Viewed', {sku: cfg.tag + '-sku', price: 19.99}, done));
+  await call('identify', (done) => analytics.identify(cfg.userId, {email: cfg.email, name: cfg.personName}, done));
+  await call('alias', (done) => analytics.alias(cfg.userId, anonymousId, done));
+  await call('group', (done) => analytics.group(cfg.groupId, {name: cfg.groupName, plan: 'team'}, done));
+  return {anonymousId, calls, errors, version: analytics.getVersion ? analytics.getVersion() : null};
+}
+"""
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
 
 @contextmanager
 def static_site(node_modules: Path) -> Iterator[str]:
-    """http://127.0.0.1:<port> serving PAGE at / and analytics-next's dist/umd at /analytics-next/bundles/."""
+    """http://127.0.0.1:<port> serving PAGE at / and analytics-next's dist/umd at /analytics-next/bundles/;
+    RUDDERSTACK_PAGE at /rudderstack.html and RudderStack's bundled UMD build at /rudderstack/."""
     bundles = (node_modules / "@segment" / "analytics-next" / "dist" / "umd").resolve()
-    if not (bundles / "index.js").is_file():
-        raise FileNotFoundError(f"no analytics-next UMD build in {bundles}")
+    rudderstack = node_modules.joinpath(*RUDDERSTACK_BUILD).resolve()
+    for build, name in ((bundles, "analytics-next UMD"), (rudderstack, "RudderStack bundled UMD")):
+        if not (build / "index.js").is_file():
+            raise FileNotFoundError(f"no {name} build in {build}")
+    served = {"/analytics-next/bundles/": bundles, "/rudderstack/": rudderstack}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:
@@ -73,11 +124,14 @@ def static_site(node_modules: Path) -> Iterator[str]:
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
-            if path.startswith("/analytics-next/bundles/"):
-                file = (bundles / path.removeprefix("/analytics-next/bundles/")).resolve()
-                if file.is_relative_to(bundles) and file.is_file():
-                    kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-                    return self._send(200, file.read_bytes(), kind)
+            if path == "/rudderstack.html":
+                return self._send(200, RUDDERSTACK_PAGE.encode(), "text/html; charset=utf-8")
+            for prefix, root in served.items():
+                if path.startswith(prefix):
+                    file = (root / path.removeprefix(prefix)).resolve()
+                    if file.is_relative_to(root) and file.is_file():
+                        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                        return self._send(200, file.read_bytes(), kind)
             return self._send(404, b"not found", "text/plain")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -118,9 +172,11 @@ class BrowserRun:
         return [r for r in self.requests if r.url.startswith(origin + prefix)]
 
 
-async def run_scenario(chromium: Path, site: str, config: dict, *, api_origin: str, settle_s: float = 15) -> BrowserRun:
-    """Open `site` in headless Chromium, run SCENARIO with `config`, then wait until every request the page
-    started towards `api_origin` has an answer (batching sends after its timeout) or `settle_s` passes."""
+async def run_scenario(chromium: Path, site: str, config: dict, *, api_origin: str, settle_s: float = 15,
+                       page_path: str = "/", script: str = SCENARIO) -> BrowserRun:
+    """Open `site` + `page_path` in headless Chromium, run `script` (SCENARIO: analytics-next) with `config`,
+    then wait until every request the page started towards `api_origin` has an answer (batching sends after
+    its timeout) or `settle_s` passes."""
     import asyncio
     import time
 
@@ -158,8 +214,8 @@ async def run_scenario(chromium: Path, site: str, config: dict, *, api_origin: s
             page.on("requestfailed", on_failed)
             page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
-            await page.goto(site + "/")
-            result = await page.evaluate(SCENARIO, config)
+            await page.goto(site + page_path)
+            result = await page.evaluate(script, config)
             expected = config.get("expectRequests", 1)
             deadline = time.monotonic() + settle_s
             while time.monotonic() < deadline:

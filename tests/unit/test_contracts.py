@@ -3,6 +3,8 @@ producers write read as CloudEvents with the CloudEvents SDK."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,18 +15,24 @@ from cloudevents.v1 import kafka as v1_kafka
 from jsonschema import Draft7Validator
 from lifecycle_shared import asyncapi
 from lifecycle_shared.events import (
+    HISTORY_CORRECTED_TYPE,
     LEGACY_TYPE_HEADER,
     TRACEPARENT_HEADER,
     TRACESTATE_HEADER,
     TYPE_HEADER,
+    HistoryCorrectedData,
+    TransitionRecord,
     event_type_header,
     valid_traceparent,
 )
 from lifecycle_shared.testing import make_cloud_event
 from lifecycle_shared.topics import Topics
+from referencing import Registry
+from referencing.jsonschema import DRAFT7
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+DOCUMENT_URI = "urn:lifecycle:asyncapi"
 
 
 def test_committed_asyncapi_document_is_generated_from_the_contracts():
@@ -127,3 +135,51 @@ def test_the_documented_headers_take_what_our_producers_write_and_refuse_ce_head
     assert list(schema.iter_errors({**written, LEGACY_TYPE_HEADER: event.type}))  # SDKs would go binary mode
     assert list(schema.iter_errors({"content-type": written["content-type"], TRACESTATE_HEADER: "a=b",
                                     TYPE_HEADER: event.type}))  # a tracestate needs its traceparent
+
+
+def _unresolved(document: dict, node=..., where: str = "") -> list[str]:
+    """Where `node` (the document first) holds a `$defs` or a `$ref` that names nothing in the document."""
+    node = document if node is ... else node
+    if isinstance(node, list):
+        return [hit for index, value in enumerate(node) for hit in _unresolved(document, value, f"{where}/{index}")]
+    if not isinstance(node, dict):
+        return []
+    found = [f"{where}/$defs"] if "$defs" in node else []
+    if isinstance(node.get("$ref"), str):
+        target: object = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
+        found += [] if target is not None else [f"{where}/$ref: {node['$ref']}"]
+    return found + [hit for key, value in node.items() for hit in _unresolved(document, value, f"{where}/{key}")]
+
+
+def test_every_reference_resolves_from_the_document_root():
+    """pydantic nests the models a model uses in a `$defs` of its schema, referred to as `#/$defs/...`; AsyncAPI's
+    parser resolves `#/...` from the document root, so they are hoisted into components.schemas (tests/clients
+    parses the document with @asyncapi/parser itself)."""
+    assert _unresolved(json.loads(DOCUMENT.read_text())) == []
+    assert _unresolved({"a": {"$defs": {"X": {}}, "items": {"$ref": "#/$defs/X"}}}) == [
+        "/a/$defs", "/a/items/$ref: #/$defs/X"]
+
+
+def _payload_validator(document: dict, message: str) -> Draft7Validator:
+    """The message's payload schema as the e2e contract test reads it: `$ref`s resolved in the document."""
+    registry = Registry().with_resource(DOCUMENT_URI, DRAFT7.create_resource(document))
+    return Draft7Validator({"$ref": f"{DOCUMENT_URI}#/components/messages/{message}/payload"}, registry=registry,
+                           format_checker=Draft7Validator.FORMAT_CHECKER)
+
+
+def test_a_history_correction_with_added_transitions_validates_against_the_document():
+    now = datetime.now(UTC)
+    added = TransitionRecord(id="t-2", from_stage="awareness", to_stage="consideration", reason="identified",
+                             rule_version="v1", cause_event_ids=["web/m-1"], event_time=now, processed_at=now,
+                             historical=False)
+    data = HistoryCorrectedData(customer_id="u-1", stage="consideration", superseded=["t-1"], added=[added],
+                                processed_at=now)
+    event = make_cloud_event(type=HISTORY_CORRECTED_TYPE, subject="u-1", data=data.model_dump(mode="json"))
+    record = json.loads(event.to_bytes())
+    validator = _payload_validator(json.loads(DOCUMENT.read_text()), "historyCorrected")
+    assert [error.message for error in validator.iter_errors(record)] == []
+    # The items are checked against TransitionRecord, not waved through.
+    del record["data"]["added"][0]["to_stage"]
+    assert [list(error.absolute_path) for error in validator.iter_errors(record)] == [["data", "added", 0]]

@@ -99,6 +99,35 @@ def test_invalid_touchpoints_name_the_field(raw, fields):
     assert fields_at_fault(raw) == fields
 
 
+@pytest.mark.parametrize(("raw", "kept"), [
+    ({"type": "page", "anonymousId": "a1", "userId": "", "messageId": "m1"}, ("anonymousId", "a1")),
+    ({"type": "track", "event": "X", "anonymousId": "a1", "userId": "   "}, ("anonymousId", "a1")),
+    ({"type": "identify", "userId": "u1", "anonymousId": ""}, ("userId", "u1")),
+    ({"type": "track", "event": "X", "userId": 7, "anonymousId": ""}, ("userId", "7")),
+])
+def test_an_empty_id_beside_a_usable_one_is_absent(raw, kept):
+    """RudderStack's browser SDK sends `userId: ""` on every event before identify."""
+    data = normalise(raw, received_at=RECEIVED).model_dump(exclude_none=True)
+    name, value = kept
+    assert data[name] == value
+    assert not ({"userId", "anonymousId"} - {name}) & data.keys()
+
+
+@pytest.mark.parametrize(("raw", "fields"), [
+    ({"type": "page", "userId": ""}, ["userId"]),
+    ({"type": "page", "anonymousId": ""}, ["anonymousId"]),
+    ({"type": "page", "userId": "", "anonymousId": ""}, ["userId"]),
+    ({"type": "page", "userId": "", "anonymousId": "null"}, ["anonymousId"]),
+    ({"type": "page", "userId": "undefined", "anonymousId": "a1"}, ["userId"]),
+    ({"type": "page", "userId": "0", "anonymousId": "a1"}, ["userId"]),
+    ({"type": "page", "userId": "u1", "anonymousId": "null"}, ["anonymousId"]),
+    ({"type": "alias", "userId": "", "anonymousId": "a1", "previousId": "p1"}, ["userId"]),
+    ({"type": "alias", "userId": "u1", "previousId": ""}, ["previousId"]),
+])
+def test_no_usable_id_or_a_placeholder_id_is_still_refused(raw, fields):
+    assert fields_at_fault(raw) == fields
+
+
 def test_endpoint_type_must_match_body_type():
     assert fields_at_fault({"type": "page", "anonymousId": "a"}, default_type="track") == ["type"]
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from lifecycle_shared.events import (
     CONTENT_TYPE_HEADER,
     HISTORY_CORRECTED_TYPE,
@@ -54,9 +56,24 @@ DLQ_HEADERS = {
 }
 
 
-def _envelope(data_schema: dict[str, Any], *, type_schema: dict[str, Any]) -> dict[str, Any]:
+SCHEMAS_REF = "#/components/schemas/{model}"
+
+
+def _model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """`model`'s JSON schema with the models it nests hoisted into `schemas` (the document's
+    `components.schemas`) and referenced there: pydantic puts them in a `$defs` inside the schema,
+    which AsyncAPI's parser does not resolve from the document (a `#/$defs/...` reference means the
+    document root), nor a JSON Schema validator given the document."""
+    schema = model.model_json_schema(ref_template=SCHEMAS_REF)
+    for name, definition in schema.pop("$defs", {}).items():
+        if schemas.setdefault(name, definition) != definition:
+            raise ValueError(f"two different schemas named {name!r} in components.schemas")
+    return schema
+
+
+def _envelope(data_schema: dict[str, Any], *, type_schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     """The CloudEvents envelope (with the `digest` extension) around `data_schema`."""
-    schema = CloudEvent.model_json_schema()
+    schema = _model_schema(CloudEvent, schemas)
     schema["properties"]["type"] = type_schema
     schema["properties"]["data"] = data_schema
     return schema
@@ -125,11 +142,12 @@ def _channel(address: str, message: str | tuple[str, ...], description: str) -> 
             "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names}}
 
 
-def _lifecycle_message(event_type: str, schema: str, description: str) -> dict[str, Any]:
+def _lifecycle_message(event_type: str, schema: str, description: str, schemas: dict[str, Any]) -> dict[str, Any]:
     type_schema = {"type": "string", "const": event_type}
     return {"name": event_type, "contentType": "application/cloudevents+json", "description": description,
             "headers": _headers(type_schema),
-            "payload": _envelope({"$ref": f"#/components/schemas/{schema}"}, type_schema=type_schema),
+            "payload": _envelope({"$ref": f"#/components/schemas/{schema}"}, type_schema=type_schema,
+                                 schemas=schemas),
             "bindings": _kafka_key(CUSTOMER_KEY)}
 
 
@@ -146,6 +164,10 @@ def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
 
 def build() -> dict[str, Any]:
     touchpoint_type = {"type": "string", "pattern": "^touchpoint\\."}
+    # The data schemas, then every model they (or the envelopes) nest, hoisted beside them.
+    schemas: dict[str, Any] = {}
+    for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData):
+        schemas[model.__name__] = _model_schema(model, schemas)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -196,21 +218,23 @@ def build() -> dict[str, Any]:
                 "touchpoint": {
                     "name": "touchpoint", "contentType": "application/cloudevents+json",
                     "headers": _headers(touchpoint_type),
-                    "payload": _envelope({"$ref": "#/components/schemas/TouchpointData"}, type_schema=touchpoint_type),
+                    "payload": _envelope({"$ref": "#/components/schemas/TouchpointData"}, type_schema=touchpoint_type,
+                                         schemas=schemas),
                     "bindings": _kafka_key(CUSTOMER_KEY),
                 },
                 "stageChanged": _lifecycle_message(
                     STAGE_CHANGED_TYPE, "StageChangedData",
                     "A customer moved between lifecycle stages. `historical`: caused by imported history or a "
-                    "replay - a fact to record, never a reason to message anyone."),
+                    "replay - a fact to record, never a reason to message anyone.", schemas),
                 "historyCorrected": _lifecycle_message(
                     HISTORY_CORRECTED_TYPE, "HistoryCorrectedData",
                     "A customer's stored stage history was recomputed (a late event, a merge, a replay): the "
-                    "transitions it no longer holds and the ones it gained. Announced transitions stay facts."),
+                    "transitions it no longer holds and the ones it gained. Announced transitions stay facts.",
+                    schemas),
                 "identityMerged": _lifecycle_message(
                     IDENTITY_MERGED_TYPE, "IdentityMergedData",
                     "Ids now belonging to another customer key (a merge, or an anonymous customer identifying): "
-                    "services keeping per-customer state move it from `absorbed_ids` to `survivor_id`."),
+                    "services keeping per-customer state move it from `absorbed_ids` to `survivor_id`.", schemas),
                 "deadLetter": {
                     "name": "deadLetter",
                     "description": "A record a consumer could not apply, as it came. Normally a CloudEvent of its "
@@ -219,14 +243,11 @@ def build() -> dict[str, Any]:
                     "headers": _dead_letter_headers(),
                     "payload": _envelope({"type": "object", "description": "The original event's data, as it "
                                                                            "came (it may be what failed)."},
-                                         type_schema={"type": "string", "minLength": 1}),
+                                         type_schema={"type": "string", "minLength": 1}, schemas=schemas),
                     "bindings": _kafka_key(DEAD_LETTER_KEY),
                 },
             },
-            "schemas": {"TouchpointData": TouchpointData.model_json_schema(),
-                        "StageChangedData": StageChangedData.model_json_schema(),
-                        "HistoryCorrectedData": HistoryCorrectedData.model_json_schema(),
-                        "IdentityMergedData": IdentityMergedData.model_json_schema()},
+            "schemas": schemas,
         },
     }
 

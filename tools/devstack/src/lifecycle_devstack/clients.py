@@ -5,7 +5,8 @@ Why this lives in test fixtures rather than in a setup script: the README promis
 by hand. The Python SDKs (segment-analytics-python, rudder-sdk-python, playwright) come with the
 locked environment; what uv cannot install is a browser (Playwright's own browser download cannot
 reach its CDN from our machines, so Debian's `chromium` is used through `executable_path`) and the
-npm packages (@segment/analytics-node, the @segment/analytics-next bundle). The fixtures in
+npm packages in tests/clients/node (@segment/analytics-node, the @segment/analytics-next bundle,
+@rudderstack/analytics-js, @asyncapi/parser). The fixtures in
 tests/clients call these functions, so the first run installs them and later runs find them.
 
 Both functions are idempotent and hold a file lock while they work, so two test sessions (or

@@ -112,6 +112,7 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
         event_in = _VALIDATE(raw)
     except ValidationError as error:
         raise InvalidTouchpoint(list({e["field"]: e for e in map(_describe, error.errors())}.values())) from None
+    _drop_empty_beside_usable(event_in)
     context = {**batch_context, **event_in.context} if batch_context and event_in.context else (
         event_in.context or batch_context or {})
     _check_required(event_in, context=context)
@@ -174,6 +175,17 @@ def event_id(*, source: str, message_id: str, key_kind: str = "server") -> str:
     cannot pre-empt an order its server will send (`web/m-1` from a server key, `web+write/m-1` from a
     write key). Source names hold neither '/' nor '+' (SOURCE_NAME)."""
     return f"{source}/{message_id}" if key_kind == "server" else f"{source}+{key_kind}/{message_id}"
+
+
+def _drop_empty_beside_usable(event_in: TouchpointIn) -> None:
+    """`userId: ""` beside an anonymousId (or `anonymousId: ""` beside a userId) is taken as absent:
+    RudderStack's browser SDK sends `userId: ""` on every event before identify. Whitespace is stripped
+    first, so "  " is empty too. An empty id on its own is still refused (`_id`), and so is any other
+    placeholder ("null", "0"...): an empty string says "no id", a placeholder pretends to be one."""
+    if event_in.userId == "" and event_in.anonymousId not in (None, ""):
+        event_in.userId = None
+    elif event_in.anonymousId == "" and event_in.userId not in (None, ""):
+        event_in.anonymousId = None
 
 
 def _check_required(event_in: TouchpointIn, *, context: dict[str, Any]) -> None:
