@@ -87,7 +87,7 @@ def test_the_profile_api_answers_while_the_consumer_is_down_and_the_consumer_cat
         assert "/v1/customers/{customer_id}" in httpx.get(api.url + "/openapi.json").json()["paths"]
         assert not any(path.startswith("/v1/") for path in httpx.get(consumer.url + "/openapi.json").json()["paths"])
         assert set(readiness(api).json()["checks"]) == {"database", "workers"}
-        assert set(readiness(consumer).json()["checks"]) == {"database", "broker", "topics", "workers"}
+        assert set(readiness(consumer).json()["checks"]) == {"database", "broker", "topics", "workers", "consumers"}
         assert httpx.get(consumer.url + "/metrics").status_code == 200
 
         key = run_module(INGEST, config, "create-key", "roles", "--server").strip()
