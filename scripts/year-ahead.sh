@@ -20,4 +20,6 @@ echo "clock: $(faketime -f "$offset" date -u +%FT%TZ) (real $(date -u +%FT%TZ))"
 cd "$root"
 paths=(tests/unit tests/integration)
 for arg in "$@"; do case "$arg" in -*) ;; *) paths=() ;; esac; done
-exec faketime -f "$offset" python3 dev.py test "${paths[@]}" "$@"
+# Tests marked real_timers are left out: PostgreSQL's deadlock detector runs on a timer that libfaketime
+# stops (a deadlock is then never broken); they read no date.
+exec faketime -f "$offset" python3 dev.py test -m "not real_timers" "${paths[@]}" "$@"
