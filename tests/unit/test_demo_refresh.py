@@ -4,7 +4,7 @@ when it judges the events applied (no I/O: a fake stage engine behind httpx's Mo
 from __future__ import annotations
 
 import httpx
-from lifecycle_devstack.demo import consumer_progress, refresh_figures, wait_until_applied
+from lifecycle_devstack.figures import consumer_progress, refresh_figures, wait_until_applied
 
 METRICS = """# HELP lifecycle_events_consumed_total Events taken from Kafka
 # TYPE lifecycle_events_consumed_total counter
