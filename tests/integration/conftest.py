@@ -4,6 +4,7 @@ namespace, the stage engine's database and topic, a broker of a test's own."""
 from __future__ import annotations
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from lifecycle_devstack.broker import EmbeddedBroker
 from lifecycle_devstack.faults import StallingProxy
 from lifecycle_devstack.infra import Infra
@@ -42,3 +43,14 @@ def own_broker(tmp_path):
         yield broker, proxy
     finally:
         broker.stop()
+
+
+@pytest.fixture
+async def runner_parts(namespace):
+    """A database engine (loyalty's database) and a started producer for driving a ConsumerRunner by hand."""
+    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
+    producer = AIOKafkaProducer(bootstrap_servers=namespace.kafka_bootstrap, acks="all")
+    await producer.start()
+    yield engine, producer
+    await producer.stop()
+    await engine.dispose()

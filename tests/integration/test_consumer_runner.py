@@ -6,9 +6,7 @@ import logging
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from lifecycle_devstack.ports import free_port
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_shared.db import create_engine, inbox, outbox
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER
 from lifecycle_shared.kafka.registry import Route, each
@@ -36,16 +34,6 @@ class FlakyHandler:
         if event.id in self.broken:
             raise PermanentError("contract violated")
         return [("derived.v1", make_cloud_event(id=f"derived-{event.id}", subject=event.subject))]
-
-
-@pytest.fixture
-async def runner_parts(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    producer = AIOKafkaProducer(bootstrap_servers=namespace.kafka_bootstrap, acks="all")
-    await producer.start()
-    yield engine, producer
-    await producer.stop()
-    await engine.dispose()
 
 
 class AnyData(BaseModel):

@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-from aiokafka import AIOKafkaProducer
-from lifecycle_devstack.services import BY_NAME
-from lifecycle_shared.db import create_engine, inbox
+from lifecycle_shared.db import inbox
 from lifecycle_shared.dlq import main, redrive
 from lifecycle_shared.kafka.registry import Route, each
 from lifecycle_shared.kafka.runner import ConsumerRunner, RetryPolicy
@@ -26,18 +23,8 @@ class AnyData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-@pytest.fixture
-async def parts(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    producer = AIOKafkaProducer(bootstrap_servers=namespace.kafka_bootstrap, acks="all")
-    await producer.start()
-    yield engine, producer
-    await producer.stop()
-    await engine.dispose()
-
-
-async def test_a_dead_letter_whose_cause_was_fixed_is_redriven_and_applied_once(parts, namespace, capsys):
-    engine, producer = parts
+async def test_a_dead_letter_whose_cause_was_fixed_is_redriven_and_applied_once(runner_parts, namespace, capsys):
+    engine, producer = runner_parts
     topic = namespace.topic_prefix + "touchpoints.v1"
     settings = KafkaSettings(bootstrap_servers=namespace.kafka_bootstrap, topic_prefix=namespace.topic_prefix,
                              enable_idempotence=namespace.kafka_idempotence)
