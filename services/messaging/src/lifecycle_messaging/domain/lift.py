@@ -14,7 +14,8 @@ that window net of refunds (zero for those who did not buy), as values or as suf
 Methods, and why:
 
 - Conversion difference (treatment - holdout): Newcombe's hybrid score interval (Newcombe 1998, method
-  10), built from the two Wilson score intervals (`scipy.stats.binomtest(...).proportion_ci("wilson")`).
+  10), built from the two groups' Wilson score intervals (`wilson_interval`, equal to scipy's
+  `binomtest(...).proportion_ci("wilson")` without the exact test scipy runs first).
   The textbook Wald interval undercovers at the low conversion rates and small holdouts campaigns have
   (a 10% holdout of a few hundred people with a few percent converting) and is degenerate with zero
   converters; Newcombe's stays near its nominal level there and is never empty or NaN. Its p-value is
@@ -22,22 +23,25 @@ Methods, and why:
   correction), whose size is close to alpha for these counts. The interval and the test are different
   constructions and may disagree exactly at the boundary; `significant` is the test's verdict.
 - Revenue per eligible person: Welch's t (unequal variances, Welch-Satterthwaite degrees of freedom;
-  p-value from `scipy.stats.ttest_ind_from_stats`). Revenue is zero for most people and skewed for the
-  rest, but the mean of thousands of them is close to normal, and the two groups are of very different
-  sizes (10% / 90%), where a pooled-variance t is wrong whenever the variances differ.
-- Sample-ratio mismatch: a chi-square goodness-of-fit test (`scipy.stats.chisquare`) of the observed
-  group sizes against the configured share; the alarm is p < 0.001 (a strict threshold: it is checked
-  every time the dashboard is looked at, and a real broken split - lost logging, a bot filter applied
-  to one group - quickly goes far below it). With the alarm on, the lift is shown but not to be trusted.
+  t quantile and p-value from `scipy.stats.t`; equal to `scipy.stats.ttest_ind(equal_var=False)` on
+  the values). Revenue is zero for most people and skewed for the rest, but the mean of thousands of
+  them is close to normal, and the two groups are of very different sizes (10% / 90%), where a
+  pooled-variance t is wrong whenever the variances differ.
+- Sample-ratio mismatch: a chi-square goodness-of-fit test (one degree of freedom, `scipy.stats.chi2`;
+  equal to `scipy.stats.chisquare`) of the observed group sizes against the configured share; the alarm
+  is p < 0.001 (a strict threshold: it is checked every time the dashboard is looked at, and a really
+  broken split - lost logging, a bot filter applied to one group - soon goes far below it). With the
+  alarm on, the lift is shown but not to be trusted.
 - Minimum detectable effect: the smallest absolute increase in conversion over `baseline` that the
   pooled z-test at this alpha (two-sided) would detect with this power at the current group sizes
   (normal approximation, the variance under the null pooled and under the alternative per group - the
   formula of Fleiss, Statistical Methods for Rates and Proportions, solved for the difference with
   `scipy.optimize.brentq`). Shown always, and what the dashboard leads with before there is enough data.
-- Not enough data, instead of NaN: a group with fewer than `min_eligible` people (default 100; 0 with a
-  share of 0 or 1), or a 2x2 table of converters / non-converters with an expected cell count below 5
-  (Cochran's rule for the chi-square/z test). Then the conversion and revenue differences are None and
-  `reasons` says why; counts, conversions, the ratio check and the minimum detectable effect remain.
+- Not enough data, instead of NaN: no holdout or no treatment group (a share of 0 or 1), a group with
+  fewer than `min_eligible` people (default 100), or a 2x2 table of converters / non-converters with an
+  expected cell count below 5 (Cochran's rule for the chi-square/z test). Then the conversion and revenue
+  differences are None and `reasons` says why; counts, conversions, the ratio check and the minimum
+  detectable effect remain.
 
 Proven by simulation (`tests/unit/test_campaign_lift.py`): shops with a known true effect on ordering;
 the intervals cover it in about 95% of runs and a campaign with no effect is significant about 5% of the
@@ -160,9 +164,17 @@ def _check_alpha(alpha: float) -> float:
     return alpha
 
 
-def _wilson(converters: int, eligible: int, confidence: float) -> tuple[float, float]:
-    ci = stats.binomtest(converters, eligible).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+def wilson_interval(converters: int, eligible: int, *, confidence: float = 1 - ALPHA) -> Interval:
+    """Wilson's score interval for one proportion (the same as scipy's
+    `binomtest(...).proportion_ci(method="wilson")`, which also runs an exact test this does not need)."""
+    if eligible <= 0:
+        raise ValueError("a proportion needs at least one eligible person")
+    _check_alpha(1 - confidence)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = converters / eligible
+    centre = (p + z * z / (2 * eligible)) / (1 + z * z / eligible)
+    half = z / (1 + z * z / eligible) * math.sqrt(p * (1 - p) / eligible + z * z / (4 * eligible * eligible))
+    return Interval(max(0.0, centre - half), min(1.0, centre + half))
 
 
 def newcombe_interval(treatment: Arm, holdout: Arm, *, confidence: float = 1 - ALPHA) -> Interval:
@@ -171,11 +183,11 @@ def newcombe_interval(treatment: Arm, holdout: Arm, *, confidence: float = 1 - A
         raise ValueError("both groups need at least one eligible person")
     _check_alpha(1 - confidence)
     p1, p0 = treatment.converters / treatment.eligible, holdout.converters / holdout.eligible
-    low1, high1 = _wilson(treatment.converters, treatment.eligible, confidence)
-    low0, high0 = _wilson(holdout.converters, holdout.eligible, confidence)
+    w1 = wilson_interval(treatment.converters, treatment.eligible, confidence=confidence)
+    w0 = wilson_interval(holdout.converters, holdout.eligible, confidence=confidence)
     difference = p1 - p0
-    return Interval(max(-1.0, difference - math.hypot(p1 - low1, high0 - p0)),
-                    min(1.0, difference + math.hypot(high1 - p1, p0 - low0)))
+    return Interval(max(-1.0, difference - math.hypot(p1 - w1.low, w0.high - p0)),
+                    min(1.0, difference + math.hypot(w1.high - p1, p0 - w0.low)))
 
 
 def pooled_z_p_value(treatment: Arm, holdout: Arm) -> float:
@@ -210,9 +222,7 @@ def welch_difference(treatment: Revenue, holdout: Revenue, *, confidence: float 
     df = (v1 + v0) ** 2 / (v1**2 / (treatment.n - 1) + v0**2 / (holdout.n - 1))
     estimate = treatment.mean - holdout.mean
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
-    result = stats.ttest_ind_from_stats(treatment.mean, math.sqrt(treatment.variance), treatment.n,
-                                        holdout.mean, math.sqrt(holdout.variance), holdout.n, equal_var=False)
-    p_value = float(result.pvalue)
+    p_value = float(2 * stats.t.sf(abs(estimate) / se, df))
     return Difference(estimate, Interval(estimate - half, estimate + half), p_value, p_value < 1 - confidence)
 
 
@@ -228,8 +238,9 @@ def sample_ratio(holdout: int, treatment: int, share: float, *, alpha: float = S
     if share in (0.0, 1.0):  # one group must be empty: any member of it is a certain mismatch
         broken = (holdout if share == 0.0 else treatment) > 0
         return SampleRatio(share, observed, 0.0 if broken else 1.0, broken)
-    result = stats.chisquare([holdout, treatment], [total * share, total * (1 - share)])
-    p_value = float(result.pvalue)
+    expected = (total * share, total * (1 - share))
+    statistic = sum((seen - wanted) ** 2 / wanted for seen, wanted in zip((holdout, treatment), expected, strict=True))
+    p_value = float(stats.chi2.sf(statistic, 1))
     return SampleRatio(share, observed, p_value, p_value < alpha)
 
 
