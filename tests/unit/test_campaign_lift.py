@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from lifecycle_messaging.domain.cuped import Paired, cuped_difference
 from lifecycle_messaging.domain.holdout import held_out
 from lifecycle_messaging.domain.lift import (
     Arm,
+    Difference,
     Revenue,
     conversion_difference,
     lift,
@@ -276,21 +278,46 @@ def random_shop(rng: np.random.Generator, uplift: float) -> Shop:
     return Shop(int(rng.integers(4000, 16_001)), scale, uplift)
 
 
-def observe(shop: Shop, rng: np.random.Generator) -> tuple[Arm, Arm]:
-    """One campaign on the shop: (holdout, treatment) as the lift sees them."""
-    treated = rng.random(shop.eligible) >= SHARE
-    rates = rng.gamma(SHAPE, shop.scale, shop.eligible) * np.where(treated, 1.0 + shop.uplift, 1.0)
-    orders = rng.poisson(rates * WINDOW_DAYS)
-    owner = np.repeat(np.arange(shop.eligible), orders)
+@dataclass(frozen=True)
+class Observed:
+    """One campaign on a shop as the lift sees it; with a pre-period, also each person's outcomes paired
+    with their number of orders before the campaign (the CUPED covariate) per group."""
+
+    holdout: Arm
+    treatment: Arm
+    conversion: tuple[Paired, Paired] | None = None  # (holdout, treatment)
+    revenue: tuple[Paired, Paired] | None = None
+
+
+def net_revenue(orders: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each person's revenue net of refunds from their number of orders."""
+    owner = np.repeat(np.arange(orders.size), orders)
     net = rng.lognormal(ORDER_LOG_MEAN, ORDER_LOG_SD, owner.size) * (rng.random(owner.size) >= REFUND_RATE)
-    revenue = np.bincount(owner, weights=net, minlength=shop.eligible)
+    return np.bincount(owner, weights=net, minlength=orders.size)
+
+
+def observe(shop: Shop, rng: np.random.Generator, pre_period_days: float = 0.0) -> Observed:
+    treated = rng.random(shop.eligible) >= SHARE
+    base_rates = rng.gamma(SHAPE, shop.scale, shop.eligible)
+    orders = rng.poisson(base_rates * np.where(treated, 1.0 + shop.uplift, 1.0) * WINDOW_DAYS)
+    revenue = net_revenue(orders, rng)
 
     def arm(members: np.ndarray) -> Arm:
         values = revenue[members]
         return Arm(int(members.sum()), int((orders[members] > 0).sum()),
                    Revenue(int(members.sum()), float(values.sum()), float(values @ values)))
 
-    return arm(~treated), arm(treated)
+    if not pre_period_days:
+        return Observed(arm(~treated), arm(treated))
+    before = rng.poisson(base_rates * pre_period_days).astype(float)  # the campaign cannot change it
+
+    def paired(outcome: np.ndarray, members: np.ndarray) -> Paired:
+        y, x = outcome[members].astype(float), before[members]
+        return Paired(int(members.sum()), float(y.sum()), float(y @ y), float(x.sum()), float(x @ x), float(x @ y))
+
+    converted = orders > 0
+    return Observed(arm(~treated), arm(treated), (paired(converted, ~treated), paired(converted, treated)),
+                    (paired(revenue, ~treated), paired(revenue, treated)))
 
 
 @dataclass
@@ -308,8 +335,8 @@ def simulate(uplift_range: tuple[float, float], seed: int) -> Tally:
     tally = Tally()
     for _ in range(RUNS):
         shop = random_shop(rng, rng.uniform(*uplift_range))
-        holdout, treatment = observe(shop, rng)
-        result = lift(holdout, treatment, SHARE)
+        observed = observe(shop, rng)
+        result = lift(observed.holdout, observed.treatment, SHARE)
         assert result.conversion is not None, result.reasons
         tally.runs += 1
         tally.conversion_covered += result.conversion.interval.covers(shop.true_conversion_effect)
@@ -343,3 +370,72 @@ def test_a_campaign_with_no_effect_is_significant_about_5_percent_of_the_time():
     assert tally.revenue_runs >= RUNS // 3, tally
     assert within_binomial(tally.revenue_significant, tally.revenue_runs, 0.05), tally
     assert within_binomial(tally.conversion_covered, tally.runs, 0.95), tally  # covers the true 0 too
+
+
+# --- CUPED: narrower intervals that stay honest ------------------------------------------------------
+
+
+def test_cuped_is_welchs_test_on_the_adjusted_values():
+    rng = np.random.default_rng(11)
+    x = np.where(rng.random(4000) < 0.3, rng.lognormal(4.0, 1.0, 4000), 0.0)
+    y = np.where(rng.random(4000) < 0.05 + 0.001 * np.minimum(x, 100), rng.lognormal(3.6, 0.8, 4000), 0.0)
+    treated = rng.random(4000) >= 0.1
+    adjusted = cuped_difference(Paired.of(y[treated], x[treated]), Paired.of(y[~treated], x[~treated]))
+
+    theta = np.cov(x, y)[0, 1] / np.var(x, ddof=1)
+    z = y - theta * (x - x.mean())
+    reference = stats.ttest_ind(z[treated], z[~treated], equal_var=False)
+    interval = reference.confidence_interval(0.95)
+    assert adjusted.theta == pytest.approx(theta, rel=1e-9)
+    assert adjusted.difference.estimate == pytest.approx(z[treated].mean() - z[~treated].mean(), rel=1e-9)
+    assert adjusted.difference.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert (adjusted.difference.interval.low, adjusted.difference.interval.high) == pytest.approx(
+        (interval.low, interval.high), rel=1e-9)
+    assert 0.0 < adjusted.variance_reduction < 1.0
+
+
+def test_cuped_with_an_unrelated_covariate_changes_little():
+    rng = np.random.default_rng(12)
+    y, x = (rng.random(5000) < 0.08).astype(float), rng.normal(size=5000)
+    treatment, holdout = Paired.of(y[500:], x[500:]), Paired.of(y[:500], x[:500])
+    plain = welch_difference(Revenue.of(y[500:]), Revenue.of(y[:500]))
+    adjusted = cuped_difference(treatment, holdout)
+    assert abs(adjusted.variance_reduction) < 0.01
+    assert adjusted.difference.estimate == pytest.approx(plain.estimate, abs=0.002)
+
+
+def test_cuped_intervals_cover_the_true_effect_and_are_narrower():
+    """The same shops with each person's number of orders in the year before the campaign as the
+    covariate: their order rate is the same before and during the window, so it predicts both - weakly,
+    as a year of a few orders says little about two weeks (R^2 about 0.13 for conversion, 0.09 for
+    revenue): the intervals are a few percent narrower, not halved."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(20261209)
+    runs = 200
+    covered = {"conversion": 0, "revenue": 0}
+    revenue_runs = 0
+    width_ratio = {"conversion": [], "revenue": []}
+    for _ in range(runs):
+        shop = random_shop(rng, rng.uniform(0.2, 0.6))
+        observed = observe(shop, rng, pre_period_days=365.0)
+        assert observed.conversion is not None and observed.revenue is not None
+        plain = lift(observed.holdout, observed.treatment, SHARE)
+        assert plain.conversion is not None
+        conversion = cuped_difference(observed.conversion[1], observed.conversion[0]).difference
+        covered["conversion"] += conversion.interval.covers(shop.true_conversion_effect)
+        width_ratio["conversion"].append(width(conversion) / width(plain.conversion))
+        if plain.revenue is not None:  # the same minimum of buyers
+            revenue_runs += 1
+            revenue = cuped_difference(observed.revenue[1], observed.revenue[0]).difference
+            covered["revenue"] += revenue.interval.covers(shop.true_revenue_effect)
+            width_ratio["revenue"].append(width(revenue) / width(plain.revenue))
+    ratios = {key: round(float(np.mean(value)), 3) for key, value in width_ratio.items()}
+    print(f"\nCUPED: {runs} runs, covered {covered} ({revenue_runs} revenue runs), width vs plain {ratios}, "
+          f"{time.perf_counter() - started:.1f} s")
+    assert within_binomial(covered["conversion"], runs, 0.95)
+    assert revenue_runs >= runs // 3 and within_binomial(covered["revenue"], revenue_runs, 0.95)
+    assert ratios["conversion"] < 0.96 and ratios["revenue"] < 0.98
+
+
+def width(difference: Difference) -> float:
+    return difference.interval.high - difference.interval.low

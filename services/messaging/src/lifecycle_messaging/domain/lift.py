@@ -217,15 +217,22 @@ def conversion_difference(treatment: Arm, holdout: Arm, *, confidence: float = 1
 
 def welch_difference(treatment: Revenue, holdout: Revenue, *, confidence: float = 1 - ALPHA) -> Difference:
     """Welch's interval and test for the difference of means (treatment - holdout)."""
+    return welch(treatment.mean, treatment.variance, treatment.n, holdout.mean, holdout.variance, holdout.n,
+                 confidence=confidence)
+
+
+def welch(mean1: float, variance1: float, n1: int, mean0: float, variance0: float, n0: int, *,
+          confidence: float = 1 - ALPHA) -> Difference:
+    """Welch's interval and test for mean1 - mean0 from each group's mean, sample variance and size."""
     _check_alpha(1 - confidence)
-    if treatment.n < 2 or holdout.n < 2:
+    if n1 < 2 or n0 < 2:
         raise ValueError("Welch's t needs at least two people per group")
-    v1, v0 = treatment.variance / treatment.n, holdout.variance / holdout.n
-    if v1 + v0 == 0.0:
+    v1, v0 = variance1 / n1, variance0 / n0
+    if v1 + v0 <= 0.0:
         raise ValueError("Welch's t needs some variance in at least one group")
     se = math.sqrt(v1 + v0)
-    df = (v1 + v0) ** 2 / (v1**2 / (treatment.n - 1) + v0**2 / (holdout.n - 1))
-    estimate = treatment.mean - holdout.mean
+    df = (v1 + v0) ** 2 / (v1**2 / (n1 - 1) + v0**2 / (n0 - 1))
+    estimate = mean1 - mean0
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     p_value = float(2 * stats.t.sf(abs(estimate) / se, df))
     return Difference(estimate, Interval(estimate - half, estimate + half), p_value, p_value < 1 - confidence)
