@@ -305,7 +305,7 @@ def observe(shop: Shop, rng: np.random.Generator, pre_period_days: float = 0.0) 
     def arm(members: np.ndarray) -> Arm:
         values = revenue[members]
         return Arm(int(members.sum()), int((orders[members] > 0).sum()),
-                   Revenue(int(members.sum()), float(values.sum()), float(values @ values)))
+                   Revenue(int(members.sum()), float(values.sum()), float((values * values).sum())))
 
     if not pre_period_days:
         return Observed(arm(~treated), arm(treated))
@@ -313,7 +313,8 @@ def observe(shop: Shop, rng: np.random.Generator, pre_period_days: float = 0.0) 
 
     def paired(outcome: np.ndarray, members: np.ndarray) -> Paired:
         y, x = outcome[members].astype(float), before[members]
-        return Paired(int(members.sum()), float(y.sum()), float(y @ y), float(x.sum()), float(x @ x), float(x @ y))
+        return Paired(int(members.sum()), float(y.sum()), float((y * y).sum()), float(x.sum()), float((x * x).sum()),
+                      float((x * y).sum()))
 
     converted = orders > 0
     return Observed(arm(~treated), arm(treated), (paired(converted, ~treated), paired(converted, treated)),
