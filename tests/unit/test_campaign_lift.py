@@ -278,6 +278,23 @@ def random_shop(rng: np.random.Generator, uplift: float) -> Shop:
     return Shop(int(rng.integers(4000, 16_001)), scale, uplift)
 
 
+def test_the_shops_true_effects_are_what_the_generator_makes():
+    """The closed forms the coverage is judged against, checked on a million simulated customers."""
+    rng = np.random.default_rng(99)
+    shop = random_shop(rng, 0.4)
+    people = 1_000_000
+    rates = rng.gamma(SHAPE, shop.scale, people)
+    held, sent = rng.poisson(rates * WINDOW_DAYS), rng.poisson(rates * WINDOW_DAYS * (1 + shop.uplift))
+
+    def close(control: np.ndarray, treated: np.ndarray, truth: float) -> bool:  # within 4.5 standard errors
+        error = math.sqrt(control.var() / people + treated.var() / people)
+        return bool(abs(treated.mean() - control.mean() - truth) < 4.5 * error)
+
+    assert close((held > 0).astype(float), (sent > 0).astype(float), shop.true_conversion_effect)
+    assert close(net_revenue(held, rng), net_revenue(sent, rng), shop.true_revenue_effect)
+    assert (held > 0).mean() == pytest.approx(shop.conversion(0.0), abs=4.5 * math.sqrt(0.12 / people))
+
+
 @dataclass(frozen=True)
 class Observed:
     """One campaign on a shop as the lift sees it; with a pre-period, also each person's outcomes paired
