@@ -17,8 +17,7 @@ emails). The tests check the realised share against the binomial distribution an
 between campaigns.
 
 `draw < share` makes a change of share monotone: raising a campaign's share from 10% to 20% keeps the
-first 10% held out and adds others; it never moves a held-out person into treatment beyond what the new
-share requires.
+first 10% held out and adds others; lowering it releases people, never swaps them.
 
 The campaign id is the campaign's stable id, not its version: editing a campaign's copy must not
 reshuffle its groups. The person key is whoever the message is for at the moment of the (would-be)
