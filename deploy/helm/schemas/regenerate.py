@@ -1,6 +1,6 @@
 """Regenerates the JSON schemas kubeconform validates the chart against (see README.md beside this file).
 
-    .venv/bin/python deploy/helm/schemas/regenerate.py
+    python3 deploy/helm/schemas/regenerate.py    # a Python with PyYAML and pip; Maven and Go on PATH
 
 Downloads, through the package registries only: the `kubernetes-validate` wheel from PyPI (Kubernetes'
 schemas, one folder per version), Strimzi's `io.strimzi:api` test jar from Maven Central (its CRDs), and
