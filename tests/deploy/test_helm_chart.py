@@ -4,6 +4,7 @@ vendored in deploy/helm/schemas (no download), and the chart's promises checked 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -431,3 +432,53 @@ def test_external_example_reads_each_database_url_from_its_own_secret(helm: Path
             if env["name"].endswith("DATABASE_URL"):
                 urls[name] = env["valueFrom"]["secretKeyRef"]["name"]
     assert len(set(urls.values())) == 4  # one database per service
+
+
+# --- the chart agrees with the code --------------------------------------------------------------
+
+
+async def declared_consumers() -> dict[str, set[tuple[str, str]]]:
+    """(consumer group, topic) pairs per service, from each service's own build_runtime in the consumer role."""
+    from lifecycle_loyalty.main import build_runtime as loyalty
+    from lifecycle_loyalty.settings import LoyaltySettings
+    from lifecycle_messaging.main import build_runtime as messaging
+    from lifecycle_messaging.settings import MessagingSettings
+    from lifecycle_stage_engine.main import build_runtime as stage_engine
+    from lifecycle_stage_engine.rulebook import RuleBook
+    from lifecycle_stage_engine.settings import StageEngineSettings
+
+    runtimes = {
+        "stage-engine": stage_engine(StageEngineSettings(environment="development", role="consumer"), RuleBook()),
+        "messaging": messaging(MessagingSettings(environment="development", role="consumer")),
+        "loyalty": loyalty(LoyaltySettings(environment="development", role="consumer")),
+    }
+    found = {name: {(spec.group, topic) for spec in runtime._consumer_specs for topic in spec.topics}
+             for name, runtime in runtimes.items()}
+    for runtime in runtimes.values():
+        await runtime.engine.dispose()
+    return found
+
+
+def test_keda_watches_the_groups_and_topics_the_services_consume(helm: Path):
+    objects = render(helm, None)
+    watched = {s["spec"]["scaleTargetRef"]["name"].removeprefix("lc-").removesuffix("-consumer"):
+               {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in s["spec"]["triggers"]}
+               for s in of_kind(objects, "ScaledObject")}
+    assert watched == asyncio.run(declared_consumers())
+    assert {service: {topic for _, topic in pairs} for service, pairs in watched.items()} == CONSUMER_TOPICS
+
+
+def test_each_service_runs_its_module_on_its_port(helm: Path):
+    from lifecycle_devstack.services import SERVICES
+
+    objects = render(helm, None)
+    config = {c["metadata"]["name"]: c["data"] for c in of_kind(objects, "ConfigMap")}
+    ports = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in of_kind(objects, "Service")}
+    commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["command"]
+                for d in of_kind(objects, "Deployment")}
+    for service in SERVICES:
+        assert config[f"lc-{service.name}"][f"{service.env_prefix}PORT"] == str(service.default_port)
+        assert config[f"lc-{service.name}"][f"{service.env_prefix}HOST"] == "0.0.0.0"
+        assert ports[f"lc-{service.name}"] == service.default_port
+        deployments = [name for name in commands if name.removeprefix("lc-").startswith(service.name)]
+        assert deployments and all(commands[name][:3] == ["python", "-m", service.module] for name in deployments)
