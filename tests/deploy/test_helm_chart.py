@@ -482,3 +482,14 @@ def test_each_service_runs_its_module_on_its_port(helm: Path):
         assert ports[f"lc-{service.name}"] == service.default_port
         deployments = [name for name in commands if name.removeprefix("lc-").startswith(service.name)]
         assert deployments and all(commands[name][:3] == ["python", "-m", service.module] for name in deployments)
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=lambda p: p.stem)
+def test_names_fit_kubernetes_and_stay_distinct_with_the_longest_release_name(helm: Path, values: Path):
+    release = "a" * 53  # the longest name Helm accepts
+    result = helm_run(helm, "template", release, str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values))
+    assert result.returncode == 0, result.stderr
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(set(names)) == len(names)
+    assert max(len(name) for _, name in names) <= 63

@@ -80,8 +80,11 @@ stageTransitions: stage-transitions.v1
 {{- end -}}
 {{- end }}
 
+{{/* `<release>-<name>`, at most 63 characters: the release name is shortened, never `name` (so two objects
+of a kind never collide). */}}
 {{- define "lifecycle.name" -}}
-{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" -}}
+{{- $release := .root.Release.Name | trunc (int (sub 62 (len .name))) | trimSuffix "-" -}}
+{{- printf "%s-%s" $release .name -}}
 {{- end }}
 
 {{- define "lifecycle.labels" -}}
