@@ -208,6 +208,10 @@ def test_every_app_pod_waits_for_its_schema_and_runs_its_role(rendered: list[dic
                                        f"LIFECYCLE_{service.replace('-', '_').upper()}_DATABASE_URL"]
         assert init["image"] == spec["containers"][0]["image"]  # the migrations of the same version
         assert spec["containers"][0]["command"] == ["python", "-m", module, "serve", "--role", role]
+        # An API pod leaves the endpoints before it stops accepting connections.
+        assert ("preStop" in spec["containers"][0].get("lifecycle", {})) == (role == "api")
+        assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"].items() <= \
+            deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_every_deployment_has_a_pod_disruption_budget(rendered: list[dict[str, Any]]):
