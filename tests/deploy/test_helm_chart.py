@@ -154,6 +154,7 @@ def test_values_schema_closes_every_object():
 @pytest.mark.parametrize("override", [
     "unknown=1", "ingest.replica=2", "kafka.partitions.touchpoint=3", "stageEngine.consumer.autoscaling.max=3",
     "image.tag=latest", "ingest.env.DATABASE_URL=postgresql://x", "messaging.env.SMTP_PASSWORD=x",
+    "stageEngine.consumer.autoscaling.minReplicas=0",  # the sweeper and the relay run in the consumer role
 ])
 def test_values_outside_the_schema_are_refused(helm: Path, override: str):
     result = template(helm, None, override)
