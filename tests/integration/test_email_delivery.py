@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from types import SimpleNamespace
@@ -20,6 +21,10 @@ from lifecycle_messaging.delivery import deliver_once
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine
 from sqlalchemy import select
+
+from tests.support.messaging import freshness_at
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -88,7 +93,7 @@ async def test_a_line_break_in_a_name_or_id_stops_no_email_and_resends_none(runt
     async with runtime.engine.begin() as conn:
         await repo.add_messages(conn, batch)
     for _ in range(12):  # far more rounds than needed: nothing may be sent twice
-        await deliver_once(runtime, settings)
+        await deliver_once(runtime, settings, freshness_at(NOW))
         await asyncio.sleep(0.06)
 
     first, poison, refused, busy, unicode, last = (m["id"] for m in batch)
@@ -114,7 +119,7 @@ async def test_a_worker_dying_mid_send_cannot_retry_a_message_forever(runtime, s
     for _ in range(3):  # three workers claim it and die before recording anything
         async with runtime.engine.begin() as conn:
             assert [row.id for row in await repo.claim_due(conn, limit=10, lease_s=0)] == [message["id"]]
-    await deliver_once(runtime, settings)
+    await deliver_once(runtime, settings, freshness_at(NOW))
     outcome = (await rows(runtime, [message["id"]]))[message["id"]]
     assert outcome["status"] == "failed" and "interrupted" in outcome["last_error"]
 

@@ -14,10 +14,8 @@ from lifecycle_devstack.services import BY_NAME
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db.models import messages
-from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.handlers.contacts import handle_contacts
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
-from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
 from lifecycle_shared.kafka.registry import Typed
@@ -25,6 +23,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from sqlalchemy import select
 
 from tests.support.kafka_records import record
+from tests.support.messaging import freshness_at, messaging_routes
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -59,7 +58,7 @@ async def statuses(engine, visitor: str) -> list[tuple[str, str, str | None]]:
 async def test_waiting_messages_are_released_whatever_the_arrival_order(namespace, signup_at, cuts):
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
     runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                            route=routes(brand=MessagingSettings(environment="development").brand_name))
+                            route=messaging_routes(NOW))
     visitor, user = f"v-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
     email = f"{user}@example.com"
     events = [transition(visitor, None, "awareness"), transition(visitor, "awareness", "consideration")]
@@ -87,7 +86,7 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
             tx_a, tx_b = await conn_a.begin(), await conn_b.begin()
             change, contact = transition(visitor, None, "awareness"), sign_up(visitor, user, f"{user}@example.com")
             await handle_stage_changed(conn_a, [Typed(change, StageChangedData.model_validate(change.data))],
-                                       brand="Shop")
+                                       brand="Shop", freshness=freshness_at(NOW))
             await handle_contacts(conn_b, [Typed(contact, TouchpointData.model_validate(contact.data))])
             await tx_b.commit()
             await tx_a.commit()
@@ -103,7 +102,7 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
 async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_messages(namespace, bob_signs_in):
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
     runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                            route=routes(brand=MessagingSettings(environment="development").brand_name))
+                            route=messaging_routes(NOW))
     device, ann, bob = (f"{who}-{uuid.uuid4().hex[:8]}" for who in ("device", "ann", "bob"))
     arrivals = [transition(device, None, "awareness"),
                 sign_up(device, ann, None, kind="identify"),  # Ann signs in on the device, no address yet

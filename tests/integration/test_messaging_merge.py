@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME, StackConfig
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db.models import messages
-from lifecycle_messaging.handlers import routes
-from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine, inbox
 from lifecycle_shared.events import (
     HISTORY_CORRECTED_TYPE,
@@ -35,6 +33,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from tests.support.kafka_records import record
+from tests.support.messaging import messaging_routes
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -61,7 +60,7 @@ def new_id(who: str) -> str:
 def make_runner(engine) -> ConsumerRunner:
     # No producer: a record that went to the dead-letter topic would fail the test.
     return ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                          route=routes(brand=MessagingSettings(environment="development").brand_name))
+                          route=messaging_routes(NOW))
 
 
 def stage_change(customer: str, from_stage: str | None, to_stage: str, *, user: str | None = None,
@@ -204,7 +203,7 @@ async def test_a_redelivered_or_replayed_merge_changes_nothing(engine):
 @pytest.mark.parametrize("type_header", [True, False], ids=["with-type-header", "decoded"])
 async def test_a_history_correction_is_skipped_not_dead_lettered(engine, type_header):
     customer = new_id("user")
-    assert routes(brand=MessagingSettings(environment="development").brand_name)(HISTORY_CORRECTED_TYPE) is None
+    assert messaging_routes(NOW)(HISTORY_CORRECTED_TYPE) is None
     data = HistoryCorrectedData(customer_id=customer, stage="purchase", superseded=["t1"], added=[], processed_at=NOW)
     event = CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=HISTORY_CORRECTED_TYPE, time=NOW,
                        subject=customer, data=data.model_dump(mode="json"))
