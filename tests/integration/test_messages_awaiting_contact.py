@@ -6,8 +6,8 @@ Real PostgreSQL, the real runner and handlers."""
 from __future__ import annotations
 
 import uuid
-from unittest.mock import ANY
 from datetime import UTC, datetime
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import HealthCheck, given, settings

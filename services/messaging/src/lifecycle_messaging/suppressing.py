@@ -42,6 +42,8 @@ async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], fres
                              latest=seen.get(row.customer_id), now=now, freshness=freshness.window)
         if reason is not None:
             reasons[row.id] = reason
-            suppressed(row.id, row.template, reason)
-    await latest.suppress(conn, reasons)
-    return set(reasons)
+    marked = set(await latest.suppress(conn, reasons))
+    for row in pending:
+        if row.id in marked:
+            suppressed(row.id, row.template, reasons[row.id])
+    return marked

@@ -68,10 +68,13 @@ async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any
                messages.c.event_time.is_not(None)))).all())
 
 
-async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> None:
-    """Mark these not-yet-sent messages suppressed, each with its reason."""
-    if reasons:
-        await conn.execute(
-            update(messages).where(messages.c.id == bindparam("message_id"), messages.c.status.in_(PENDING))
-            .values(status=SUPPRESSED, suppressed_reason=bindparam("reason")),
-            [{"message_id": message_id, "reason": reason} for message_id, reason in sorted(reasons.items())])
+async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> list[str]:
+    """Mark these messages suppressed, each with its reason, if they are still not sent (another
+    transaction may have got there first); the ids marked now."""
+    marked: list[str] = []
+    for reason in sorted(set(reasons.values())):
+        ids = sorted(message_id for message_id, why in reasons.items() if why == reason)
+        marked += (await conn.execute(
+            update(messages).where(messages.c.id.in_(ids), messages.c.status.in_(PENDING))
+            .values(status=SUPPRESSED, suppressed_reason=reason).returning(messages.c.id))).scalars().all()
+    return marked
