@@ -30,6 +30,7 @@ from prometheus_client import REGISTRY
 
 from tests.support.in_process import kafka_settings, running
 from tests.support.mail_sink import MailSink
+from tests.support.messaging import messaging_namespace
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)  # messaging's clock: the moment it catches up
 TOKEN = "backlog-read-token-7c1e9d24a0b3"
@@ -39,9 +40,7 @@ JOURNEY = ["awareness", "consideration", "purchase", "retention"]
 @pytest.fixture(scope="module")
 def namespace(infra) -> StackConfig:
     """Messaging's database and the topics."""
-    config = infra.stack_config()
-    infra.prepare(config, services=[BY_NAME["messaging"]])
-    return config
+    return messaging_namespace(infra)
 
 
 @pytest.fixture

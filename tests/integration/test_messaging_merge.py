@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from tests.support.kafka_records import record
-from tests.support.messaging import messaging_routes
+from tests.support.messaging import messaging_namespace, messaging_routes
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -41,9 +41,7 @@ NOW = datetime(2026, 5, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def namespace(infra) -> StackConfig:
     """Messaging's database only: all this module drives."""
-    config = infra.stack_config()
-    infra.prepare(config, services=[BY_NAME["messaging"]])
-    return config
+    return messaging_namespace(infra)
 
 
 @pytest.fixture

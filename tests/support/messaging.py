@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from lifecycle_devstack.infra import Infra
+from lifecycle_devstack.services import BY_NAME, StackConfig
 from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness
@@ -20,3 +22,10 @@ def messaging_routes(now: datetime) -> Router:
     """Messaging's handlers as the service routes them, its clock stopped at `now`."""
     settings = MessagingSettings(environment="development")
     return routes(brand=settings.brand_name, freshness=freshness_at(now, settings))
+
+
+def messaging_namespace(infra: Infra) -> StackConfig:
+    """A namespace of its own with the topics and messaging's database only (for a module that drives messaging)."""
+    config = infra.stack_config()
+    infra.prepare(config, services=[BY_NAME["messaging"]])
+    return config
