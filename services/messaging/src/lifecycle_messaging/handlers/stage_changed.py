@@ -110,9 +110,9 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
     addressed = [(event, t, addressee(t, owners=owners, aliases=aliases)) for event, t in transitions]
     # Every transition is part of where its customer stands, historical or not.
     customers = sorted({to.customer_id for _, _, to in addressed})
-    seen = latest_after(await latest.latest_of(conn, customers),
-                        [(to.customer_id, position_of(event, t)) for event, t, to in addressed])
-    await latest.record(conn, seen)
+    stored = await latest.latest_of(conn, customers)
+    seen = latest_after(stored, [(to.customer_id, position_of(event, t)) for event, t, to in addressed])
+    await latest.record(conn, {customer: p for customer, p in seen.items() if stored.get(customer) != p})
     live = [(event, t, to) for event, t, to in addressed if not t.historical]
     if historical := len(transitions) - len(live):  # about the past: never a moment to message anyone
         TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
