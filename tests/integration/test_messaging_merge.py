@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from lifecycle_devstack.services import BY_NAME, StackConfig
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db.models import messages
-from lifecycle_messaging.handlers import routes
-from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine, inbox
 from lifecycle_shared.events import (
     HISTORY_CORRECTED_TYPE,
@@ -35,6 +33,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from tests.support.kafka_records import record
+from tests.support.messaging import messaging_namespace, messaging_routes
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -42,9 +41,7 @@ NOW = datetime(2026, 5, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def namespace(infra) -> StackConfig:
     """Messaging's database only: all this module drives."""
-    config = infra.stack_config()
-    infra.prepare(config, services=[BY_NAME["messaging"]])
-    return config
+    return messaging_namespace(infra)
 
 
 @pytest.fixture
@@ -61,15 +58,15 @@ def new_id(who: str) -> str:
 def make_runner(engine) -> ConsumerRunner:
     # No producer: a record that went to the dead-letter topic would fail the test.
     return ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=engine,
-                          route=routes(brand=MessagingSettings(environment="development").brand_name))
+                          route=messaging_routes(NOW))
 
 
 def stage_change(customer: str, from_stage: str | None, to_stage: str, *, user: str | None = None,
                  anonymous: tuple[str, ...] = (), reason: str = "r", historical: bool = False,
-                 email: str | None = None, event_id: str | None = None) -> CloudEvent:
+                 email: str | None = None, event_id: str | None = None, at: datetime = NOW) -> CloudEvent:
     data = StageChangedData(customer_id=customer, user_id=user, anonymous_ids=list(anonymous), from_stage=from_stage,
-                            to_stage=to_stage, reason=reason, rule_version="v", cause_event_ids=["c"], event_time=NOW,
-                            processed_at=NOW, traits={"email": email} if email else {}, historical=historical)
+                            to_stage=to_stage, reason=reason, rule_version="v", cause_event_ids=["c"], event_time=at,
+                            processed_at=at, traits={"email": email} if email else {}, historical=historical)
     return CloudEvent(id=event_id or str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=NOW,
                       subject=customer, data=data.model_dump(mode="json"))
 
@@ -192,8 +189,8 @@ async def test_a_redelivered_or_replayed_merge_changes_nothing(engine):
         return list(rows), list(aliased), list(known)
 
     applied = await state()
-    assert [(m.customer_id, m.template, m.status) for m in applied[0]] == [
-        (user, "welcome", "queued"), (user, "consideration_nudge", "queued")]
+    assert [(m.customer_id, m.template, m.status) for m in applied[0]] == [  # the welcome overtaken by the nudge
+        (user, "welcome", "suppressed"), (user, "consideration_nudge", "queued")]
     assert (len(applied[1]), len(applied[2])) == (1, 2)
     await deliver(runner, [merge])  # redelivered: the same record
     assert await state() == applied
@@ -204,7 +201,7 @@ async def test_a_redelivered_or_replayed_merge_changes_nothing(engine):
 @pytest.mark.parametrize("type_header", [True, False], ids=["with-type-header", "decoded"])
 async def test_a_history_correction_is_skipped_not_dead_lettered(engine, type_header):
     customer = new_id("user")
-    assert routes(brand=MessagingSettings(environment="development").brand_name)(HISTORY_CORRECTED_TYPE) is None
+    assert messaging_routes(NOW)(HISTORY_CORRECTED_TYPE) is None
     data = HistoryCorrectedData(customer_id=customer, stage="purchase", superseded=["t1"], added=[], processed_at=NOW)
     event = CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=HISTORY_CORRECTED_TYPE, time=NOW,
                        subject=customer, data=data.model_dump(mode="json"))
@@ -228,7 +225,7 @@ async def test_a_merge_never_hands_one_known_users_messages_to_another(engine):
         stage_change(device, "consideration", "purchase")])  # late, still the device's: not Bob's either
     assert await log_of(engine, bob) == []
     assert sorted((m[1:] for m in await log_of(engine, device)), key=repr) == sorted([
-        (device, None, (device,), "welcome", "awaiting_contact", None),
+        (device, None, (device,), "welcome", "suppressed", None),  # overtaken by the device's later move
         (ann, ann, tuple(sorted([ann, device])), "consideration_nudge", "awaiting_contact", None),
         (device, None, (device,), "thank_you_feedback", "awaiting_contact", None)], key=repr)
 
@@ -246,7 +243,8 @@ async def test_the_messages_are_the_same_whatever_the_order_of_change_merge_and_
     email = f"{user}@example.com"
     guest_welcome = stage_change(guest, None, "awareness")
     three = [guest_welcome, merged(guest, user, user=user), identify(user, email, visitor=guest)]
-    own_welcome = stage_change(user, None, "awareness", user=user, email=email)
+    # The user's own first visit comes after the guest's (a guest signs up later).
+    own_welcome = stage_change(user, None, "awareness", user=user, email=email, at=NOW + timedelta(minutes=5))
     guest_message = (welcome_of(guest_welcome), user, user, tuple(sorted([guest, user])), "welcome")
     expected = [(*guest_message, "queued", email)]
     if already_welcomed:

@@ -6,6 +6,11 @@ one message does - a header that cannot be built, an address the server refuses,
 mid-send - touches another: a message that cannot be sent is marked `failed` with its reason
 after at most `max_send_attempts`, and what was sent stays sent. The Message-ID is derived from
 the message id, so a resend after a crash is recognisable.
+
+Before anything is sent, each claimed message is judged again (`domain.suppression`): one whose
+transition a newer one of the customer has overtaken since it was queued, or that has grown older
+than the freshness window while it waited (the SMTP server down, the worker behind), is recorded
+`suppressed` with its reason in the claim's transaction and never sent.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.suppressing import Freshness, suppress_overtaken
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +91,15 @@ async def record(conn, row, outcome: Outcome, settings: MessagingSettings) -> No
                            retry_in_s=None if give_up else settings.retry_base_s * 2 ** (row.attempts - 1))
 
 
-async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings) -> int:
+async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, freshness: Freshness) -> int:
+    """One round: claim due messages, suppress those that no longer follow where their customer
+    stands, send the rest. The number claimed (0: nothing was due)."""
     # Claimed messages are sent one after another: the lease covers the slowest possible round.
     lease_s = settings.send_batch_size * settings.smtp_timeout_s + 30
     async with runtime.engine.begin() as conn:
         claimed = await repo.claim_due(conn, limit=settings.send_batch_size, lease_s=lease_s)
-    for row in claimed:
+        overtaken = await suppress_overtaken(conn, claimed, freshness)
+    for row in (row for row in claimed if row.id not in overtaken):
         if row.attempts > settings.max_send_attempts:  # earlier attempts died mid-send
             outcome = Outcome(False, f"gave up after {row.attempts - 1} interrupted attempts", permanent=True)
         else:
@@ -100,10 +109,10 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings) -> 
     return len(claimed)
 
 
-def email_worker(settings: MessagingSettings):
+def email_worker(settings: MessagingSettings, freshness: Freshness):
     async def deliver_emails(runtime: ServiceRuntime) -> None:
         while True:
-            if not await deliver_once(runtime, settings):
+            if not await deliver_once(runtime, settings, freshness):
                 await asyncio.sleep(settings.idle_poll_s)
 
     return deliver_emails

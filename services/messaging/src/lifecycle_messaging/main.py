@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
@@ -10,18 +13,22 @@ from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
 from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.suppressing import Freshness, utc_now
 
 
-def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
+def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
+    freshness = Freshness(clock=clock, window=settings.freshness)
     return ServiceRuntime(
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=routes(brand=settings.brand_name)),),
-        workers=(email_worker(settings), contact_sweeper(settings)),
+                                route=routes(brand=settings.brand_name, freshness=freshness)),),
+        workers=(email_worker(settings, freshness), contact_sweeper(settings)),
     )
 
 
-def create_app(settings: MessagingSettings) -> FastAPI:
+def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    """`clock`: what the consumer and the delivery worker take as now when they judge whether a
+    transition is still news (`freshness_s`); tests pass a fixed one."""
     return create_service_app(title="Lifecycle messaging", settings=settings,
-                              build_runtime=lambda: build_runtime(settings), routers=[router])
+                              build_runtime=lambda: build_runtime(settings, clock), routers=[router])

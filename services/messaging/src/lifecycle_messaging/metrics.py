@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter
+
+from lifecycle_messaging.domain.suppression import REASONS
+
+log = logging.getLogger("lifecycle_messaging.suppression")
 
 TRANSITIONS_UNMESSAGED = Counter(
     "lifecycle_messaging_transitions_unmessaged_total",
     "Stage transitions that queued no message on purpose, by reason (historical: caused by imported past events)",
     ["reason"],
 )
+
+MESSAGES_SUPPRESSED = Counter(
+    "lifecycle_messaging_messages_suppressed_total",
+    "Messages recorded as suppressed instead of sent, by reason (superseded: the customer has moved on; "
+    "stale: older than the freshness window)",
+    ["reason"],
+)
+for _reason in REASONS:  # every series exists from the start, at 0
+    MESSAGES_SUPPRESSED.labels(_reason)
+
+
+def suppressed(message_id: str, template: str, reason: str) -> None:
+    """Count and log a suppressed message: its id, template and reason, nothing personal."""
+    MESSAGES_SUPPRESSED.labels(reason).inc()
+    log.info("message suppressed", extra={"message_id": message_id, "template": template, "reason": reason})

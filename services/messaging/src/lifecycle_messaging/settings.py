@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 
 from lifecycle_shared.settings import ServiceSettings
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 
@@ -33,3 +34,11 @@ class MessagingSettings(ServiceSettings):
     # transaction queued as waiting while the address arrived.
     contact_sweep_interval_s: float = 5.0
     contact_sweep_window_s: float = 600.0
+    # How old a stage transition may be (its event time, against the service's clock) and still be
+    # messaged: at queue time and again just before sending. A day: a backlog after an outage of hours
+    # is still news; older, a welcome or an offer is about a moment long gone (docs/messaging.md).
+    freshness_s: float = Field(default=86_400.0, gt=0)
+
+    @property
+    def freshness(self) -> timedelta:
+        return timedelta(seconds=self.freshness_s)

@@ -24,7 +24,10 @@ class MessageOut(BaseModel):
     channel: str
     recipient: str | None
     subject: str
+    # awaiting_contact | queued | sent | failed | superseded (a repeat from another key of the person)
+    # | suppressed (not sent; `suppressed_reason` says why: superseded, stale, ...)
     status: str
+    suppressed_reason: str | None = None
     attempts: int
     last_error: str | None
     created_at: datetime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
@@ -20,7 +21,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 metadata = MetaData()
 
 # Every message, whatever became of it. status: awaiting_contact | queued | sent | failed | superseded
-# (a waiting message that another key of the same person already had sent or queued: kept, never sent).
+# (a waiting message that another key of the same person already had sent or queued: kept, never sent)
+# | suppressed (not sent, for `suppressed_reason`: one of `domain.suppression.REASONS`, e.g. `superseded`
+# by a later transition of the customer, or `stale`). `event_time`/`processed_at` place the message's
+# transition in its customer's history (NULL on messages from before they were kept: never judged).
 # A queued message is claimed for sending with a lease (`next_attempt_at` moved ahead and
 # `attempts` counted at claim time), so a worker that dies mid-send cannot retry it forever.
 messages = Table(
@@ -44,12 +48,17 @@ messages = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    Column("event_time", DateTime(timezone=True)),
+    Column("processed_at", DateTime(timezone=True)),
+    Column("suppressed_reason", Text),
+    CheckConstraint("(status = 'suppressed') = (suppressed_reason IS NOT NULL)", name="messages_suppressed_reason"),
     # The idempotency key: never the same message twice for the same cause.
     UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
     Index("messages_customer", "customer_id", "seq"),
     Index("messages_queued", "seq", postgresql_where="status = 'queued'"),
     Index("messages_awaiting_linked_ids", "linked_ids", postgresql_using="gin",
           postgresql_where="status = 'awaiting_contact'"),
+    Index("messages_pending_customer", "customer_id", postgresql_where="status IN ('queued', 'awaiting_contact')"),
 )
 
 # The address each customer id is known to have, from sign-ups, identifies and transitions, so a
@@ -89,4 +98,16 @@ aliases = Table(
     Column("user_id", Text),
     Column("merged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("aliases_survivor", "survivor_id"),
+)
+
+# Each customer's latest transition messaging has seen (`domain.suppression`), by the key its messages
+# are kept under (after alias resolution; a merge hands the absorbed keys' latest to the survivor): a
+# message about an older transition is suppressed as superseded instead of sent.
+latest_transitions = Table(
+    "latest_transitions",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("transition_id", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
 )

@@ -44,8 +44,10 @@ async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> lis
 
 
 async def mark_sent(conn: AsyncConnection, *, message_id: str) -> None:
-    await conn.execute(update(messages).where(messages.c.id == message_id, messages.c.status == "queued")
-                       .values(status="sent", sent_at=func.now(), last_error=None))
+    """Sent - also if it was suppressed while the worker was sending it: it left, and the log says so."""
+    await conn.execute(update(messages).where(messages.c.id == message_id,
+                                              messages.c.status.in_(("queued", "suppressed")))
+                       .values(status="sent", sent_at=func.now(), last_error=None, suppressed_reason=None))
 
 
 async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, retry_in_s: float | None) -> None:

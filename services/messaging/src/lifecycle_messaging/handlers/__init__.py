@@ -20,12 +20,13 @@ from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
 from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
+from lifecycle_messaging.suppressing import Freshness
 
 
-def routes(*, brand: str) -> Router:
+def routes(*, brand: str, freshness: Freshness) -> Router:
     contacts = Route(TouchpointData, handle_contacts)
     return route_by_type({
-        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand)),
+        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand, freshness=freshness)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,

@@ -3,7 +3,9 @@
 A guest's welcome waiting for an address moves to the customer they turned out to be, shows in
 their message log, and goes out when their address is known - now, if it already is. The merge is
 remembered as aliases, so a transition of an absorbed key that arrives after it (the stage
-engine's topics are read in no order relative to the touchpoints) goes to the survivor at once.
+engine's topics are read in no order relative to the touchpoints) goes to the survivor at once; and
+the survivor's latest transition seen becomes the latest of its own and the absorbed keys'
+(`domain.suppression`), so what follows is judged against the whole person.
 
 Merges apply one at a time: one may build on the one before it (a guest merged into another guest
 who then identifies). A merge applied again changes nothing.
@@ -15,7 +17,7 @@ from lifecycle_shared.events import IdentityMergedData
 from lifecycle_shared.kafka.registry import Emitted, Typed, each
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import contacts, merges
+from lifecycle_messaging.db import contacts, latest, merges
 from lifecycle_messaging.domain.people import Alias
 
 
@@ -28,6 +30,7 @@ async def merge_identities(conn: AsyncConnection, typed: Typed[IdentityMergedDat
     await merges.record_aliases(conn, absorbed, survivor)
     await merges.move_messages(conn, absorbed, survivor)
     await merges.move_contact(conn, absorbed, survivor)
+    await latest.hand_over(conn, absorbed, survivor.survivor_id)
     if known := (await contacts.known(conn, [survivor.survivor_id])).get(survivor.survivor_id):
         await contacts.release(conn, [contacts.Contact(
             email=known.email, linked_ids=[survivor.survivor_id, *known.linked_ids], user_id=known.user_id)])

@@ -10,6 +10,12 @@ A transition of a key already merged into another goes to the survivor, as the m
 moved it (`handlers.identity_merged`); one from another key of a person that repeats what they
 have queued or sent is recorded as superseded (`domain.people`). A historical transition (caused
 by imported past events) messages nobody: it still says whose its ids are, and is only counted.
+
+Messages follow where the customer stands (`domain.suppression`): every transition, historical or
+not, is remembered as the customer's latest if it is; a message about a transition that is not the
+latest (in this batch or seen before), or older than the freshness window, is recorded `suppressed`
+with its reason instead of queued, and a message still queued or waiting for an address whose
+transition a newer one overtakes is suppressed now. The delivery worker judges again before sending.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import contacts, merges
+from lifecycle_messaging.db import contacts, latest, merges
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import valid_address
 from lifecycle_messaging.domain.people import Alias, follows, person_of, repeats
+from lifecycle_messaging.domain.suppression import SUPPRESSED, Position, latest_after, suppression
 from lifecycle_messaging.domain.templates import render, template_for
-from lifecycle_messaging.metrics import TRANSITIONS_UNMESSAGED
+from lifecycle_messaging.metrics import TRANSITIONS_UNMESSAGED, suppressed
+from lifecycle_messaging.suppressing import Freshness, suppress_overtaken
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,12 @@ def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, 
             "customer_id": to.customer_id, "linked_ids": to.linked_ids, "user_id": to.user_id,
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
             "subject": rendered.subject, "body": rendered.body,
-            "status": "queued" if email else "awaiting_contact"}
+            "status": "queued" if email else "awaiting_contact",
+            "event_time": transition.event_time, "processed_at": transition.processed_at}
+
+
+def position_of(event: CloudEvent, transition: StageChangedData) -> Position:
+    return Position(transition.event_time, transition.processed_at, event.id)
 
 
 def linked_ids_of(transition: StageChangedData) -> list[str]:
@@ -87,28 +100,37 @@ def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, 
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               brand: str) -> Emitted:
+                               brand: str, freshness: Freshness) -> Emitted:
     transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
-    live = [(event, t) for event, t in transitions if not t.historical]
-    if historical := len(transitions) - len(live):  # about the past: never a moment to message anyone
-        TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
-    if live:
-        await queue_messages(conn, live, brand=brand)
-    return []
-
-
-async def queue_messages(conn: AsyncConnection, transitions: list[tuple[CloudEvent, StageChangedData]], *,
-                         brand: str) -> None:
     aliases = await merges.aliases_of(conn, sorted({t.customer_id for _, t in transitions}))
     ids = sorted({i for _, t in transitions for i in linked_ids_of(t)} | {a.survivor_id for a in aliases.values()})
     known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
     addressed = [(event, t, addressee(t, owners=owners, aliases=aliases)) for event, t in transitions]
+    # Every transition is part of where its customer stands, historical or not.
+    customers = sorted({to.customer_id for _, _, to in addressed})
+    stored = await latest.latest_of(conn, customers)
+    seen = latest_after(stored, [(to.customer_id, position_of(event, t)) for event, t, to in addressed])
+    await latest.record(conn, {customer: p for customer, p in seen.items() if stored.get(customer) != p})
+    live = [(event, t, to) for event, t, to in addressed if not t.historical]
+    if historical := len(transitions) - len(live):  # about the past: never a moment to message anyone
+        TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
+    if live:
+        await queue_messages(conn, live, known=known, seen=seen, freshness=freshness, brand=brand)
+    # Messages not sent yet that this batch's transitions overtook: suppressed now, not at the send.
+    await suppress_overtaken(conn, await latest.pending_of(conn, customers), freshness)
+    return []
+
+
+async def queue_messages(conn: AsyncConnection, addressed: list[tuple[CloudEvent, StageChangedData, Addressee]], *,
+                         known: dict[str, contacts.Contact], seen: dict[str, Position], freshness: Freshness,
+                         brand: str) -> None:
     delivered = await repo.templates_delivered(
         conn, sorted({person_of(to.customer_id, owner=to.owner) for _, _, to in addressed}))
     learned: dict[str, contacts.Contact] = {}
     rows: list[dict[str, Any]] = []
+    now = freshness.clock()
     for event, transition, to in addressed:
         email, linked_ids = address_of(to, transition, known=known, learned=learned)
         row = message_row(event, transition, replace(to, linked_ids=linked_ids), email=email, brand=brand)
@@ -117,9 +139,13 @@ async def queue_messages(conn: AsyncConnection, transitions: list[tuple[CloudEve
         person = person_of(to.customer_id, owner=to.owner)
         if repeats(row["template"], origin_id=transition.customer_id, person=person, delivered=delivered):
             row.update(status="superseded", recipient=None)
+        elif reason := suppression(position_of(event, transition), latest=seen.get(to.customer_id), now=now,
+                                   freshness=freshness.window):
+            row.update(status=SUPPRESSED, suppressed_reason=reason)
+            suppressed(row["id"], row["template"], reason)
         elif row["status"] == "queued":
             delivered.setdefault(person, set()).add(row["template"])
         rows.append(row)
     await contacts.remember(conn, learned)
-    await repo.add_messages(conn, rows)
+    await repo.add_messages(conn, [{"suppressed_reason": None, **row} for row in rows])
     await contacts.release(conn, list(learned.values()))

@@ -1,0 +1,80 @@
+"""Each customer's latest transition seen, and suppressing messages about older ones (`domain.suppression`).
+Functions take the caller's connection and never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Text, bindparam, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_messaging.db.models import latest_transitions, messages
+from lifecycle_messaging.domain.suppression import SUPPRESSED, Position
+
+PENDING = ("queued", "awaiting_contact")
+
+
+async def latest_of(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Position]:
+    if not customer_ids:
+        return {}
+    rows = await conn.execute(select(latest_transitions).where(latest_transitions.c.customer_id.in_(customer_ids)))
+    return {row.customer_id: Position(row.event_time, row.processed_at, row.transition_id) for row in rows}
+
+
+async def record(conn: AsyncConnection, latest: dict[str, Position]) -> None:
+    """Customer -> latest transition; a stored one stays if it is later (`domain.suppression.takes_over`,
+    in SQL: a concurrent transaction's later transition is never overwritten)."""
+    if not latest:
+        return
+    stmt = insert(latest_transitions)
+    table = latest_transitions.c
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"transition_id": stmt.excluded.transition_id, "event_time": stmt.excluded.event_time,
+                  "processed_at": stmt.excluded.processed_at},
+            where=tuple_(table.event_time, table.processed_at)
+            <= tuple_(stmt.excluded.event_time, stmt.excluded.processed_at)),
+        [{"customer_id": customer, "transition_id": p.transition_id, "event_time": p.event_time,
+          "processed_at": p.processed_at} for customer, p in sorted(latest.items())])
+
+
+_hand_over = text(
+    "INSERT INTO latest_transitions (customer_id, transition_id, event_time, processed_at) "
+    "SELECT :survivor, l.transition_id, l.event_time, l.processed_at FROM latest_transitions l "
+    "WHERE l.customer_id = ANY(:absorbed) ORDER BY l.event_time DESC, l.processed_at DESC LIMIT 1 "
+    "ON CONFLICT (customer_id) DO UPDATE SET transition_id = excluded.transition_id, "
+    "event_time = excluded.event_time, processed_at = excluded.processed_at "
+    "WHERE (latest_transitions.event_time, latest_transitions.processed_at) "
+    "< (excluded.event_time, excluded.processed_at)"
+).bindparams(bindparam("absorbed", type_=ARRAY(Text)))
+
+
+async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
+    """A merge: the survivor's latest transition is the latest of its own and the absorbed keys' (a tie
+    keeps the survivor's)."""
+    await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
+
+
+async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any]:
+    """The customers' messages not yet sent (queued or waiting for an address) that can be judged."""
+    if not customer_ids:
+        return []
+    return list((await conn.execute(
+        select(messages.c.id, messages.c.customer_id, messages.c.template, messages.c.cause_event_id,
+               messages.c.event_time, messages.c.processed_at)
+        .where(messages.c.customer_id.in_(customer_ids), messages.c.status.in_(PENDING),
+               messages.c.event_time.is_not(None)))).all())
+
+
+async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> list[str]:
+    """Mark these messages suppressed, each with its reason, if they are still not sent (another
+    transaction may have got there first); the ids marked now."""
+    marked: list[str] = []
+    for reason in sorted(set(reasons.values())):
+        ids = sorted(message_id for message_id, why in reasons.items() if why == reason)
+        marked += (await conn.execute(
+            update(messages).where(messages.c.id.in_(ids), messages.c.status.in_(PENDING))
+            .values(status=SUPPRESSED, suppressed_reason=reason).returning(messages.c.id))).scalars().all()
+    return marked

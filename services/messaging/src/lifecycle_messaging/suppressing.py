@@ -1,0 +1,49 @@
+"""Suppressing messages that no longer follow where their customer stands (`domain.suppression`):
+what they are judged against - the service's clock (injected: `create_app(settings, clock=...)`) and
+the freshness window (`freshness_s`) - and the judging of messages not yet sent, shared by the
+stage_changed handler (when a newer transition arrives) and the delivery worker (before sending)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_messaging.db import latest
+from lifecycle_messaging.domain.suppression import Position, suppression
+from lifecycle_messaging.metrics import suppressed
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The time now, and how old a transition may be and still be news."""
+
+    clock: Callable[[], datetime]
+    window: timedelta
+
+
+async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], freshness: Freshness) -> set[str]:
+    """Judge messages not yet sent (rows with id, customer_id, template, cause_event_id, event_time,
+    processed_at) against their customers' latest transitions seen and the clock: those that may not
+    go out are marked suppressed with their reason, counted and logged. Their ids."""
+    seen = await latest.latest_of(conn, sorted({row.customer_id for row in pending}))
+    now, reasons = freshness.clock(), {}
+    for row in pending:
+        if row.event_time is None:  # queued before transitions were placed: not judged
+            continue
+        reason = suppression(Position(row.event_time, row.processed_at, row.cause_event_id),
+                             latest=seen.get(row.customer_id), now=now, freshness=freshness.window)
+        if reason is not None:
+            reasons[row.id] = reason
+    marked = set(await latest.suppress(conn, reasons))
+    for row in pending:
+        if row.id in marked:
+            suppressed(row.id, row.template, reasons[row.id])
+    return marked
