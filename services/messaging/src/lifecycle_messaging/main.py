@@ -17,7 +17,8 @@ def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=routes(brand=settings.brand_name)),),
+                                route=routes(brand=settings.brand_name,
+                                             default_locale=settings.default_locale)),),
         workers=(email_worker(settings), contact_sweeper(settings)),
     )
 

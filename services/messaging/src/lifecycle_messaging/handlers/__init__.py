@@ -22,10 +22,11 @@ from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
 
 
-def routes(*, brand: str) -> Router:
+def routes(*, brand: str, default_locale: str = "en") -> Router:
     contacts = Route(TouchpointData, handle_contacts)
     return route_by_type({
-        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand)),
+        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand,
+                                                                 default_locale=default_locale)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,

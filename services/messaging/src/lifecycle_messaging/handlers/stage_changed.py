@@ -21,6 +21,7 @@ from lifecycle_shared.events import CloudEvent, StageChangedData, derived_event_
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.db import contacts, merges
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import valid_address
@@ -41,16 +42,17 @@ class Addressee:
 
 
 def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, *, email: str | None,
-                brand: str) -> dict[str, Any] | None:
+                brand: str, default_locale: str = "en") -> dict[str, Any] | None:
     template = template_for(from_stage=transition.from_stage, to_stage=transition.to_stage, reason=transition.reason)
     if template is None:
         return None
-    rendered = render(template, traits=transition.traits, brand=brand)
+    rendered = render(template, traits=transition.traits, brand=brand, catalogue=shipped(),
+                      stage=transition.to_stage, default_locale=default_locale)
     # The id follows the stage engine's key, not where the message ends up: the same whatever came first.
     return {"id": derived_event_id(transition.customer_id, template, event.id),
             "customer_id": to.customer_id, "linked_ids": to.linked_ids, "user_id": to.user_id,
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
-            "subject": rendered.subject, "body": rendered.body,
+            "subject": rendered.subject, "body": rendered.stored(),
             "status": "queued" if email else "awaiting_contact"}
 
 
@@ -87,7 +89,7 @@ def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, 
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               brand: str) -> Emitted:
+                               brand: str, default_locale: str = "en") -> Emitted:
     transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
@@ -95,12 +97,12 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
     if historical := len(transitions) - len(live):  # about the past: never a moment to message anyone
         TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
     if live:
-        await queue_messages(conn, live, brand=brand)
+        await queue_messages(conn, live, brand=brand, default_locale=default_locale)
     return []
 
 
 async def queue_messages(conn: AsyncConnection, transitions: list[tuple[CloudEvent, StageChangedData]], *,
-                         brand: str) -> None:
+                         brand: str, default_locale: str = "en") -> None:
     aliases = await merges.aliases_of(conn, sorted({t.customer_id for _, t in transitions}))
     ids = sorted({i for _, t in transitions for i in linked_ids_of(t)} | {a.survivor_id for a in aliases.values()})
     known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
@@ -111,7 +113,8 @@ async def queue_messages(conn: AsyncConnection, transitions: list[tuple[CloudEve
     rows: list[dict[str, Any]] = []
     for event, transition, to in addressed:
         email, linked_ids = address_of(to, transition, known=known, learned=learned)
-        row = message_row(event, transition, replace(to, linked_ids=linked_ids), email=email, brand=brand)
+        row = message_row(event, transition, replace(to, linked_ids=linked_ids), email=email, brand=brand,
+                          default_locale=default_locale)
         if row is None:
             continue
         person = person_of(to.customer_id, owner=to.owner)
