@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from aiosmtpd.controller import Controller
 from lifecycle_devstack.ports import free_port
-from lifecycle_devstack.services import BY_NAME, StackConfig
+from lifecycle_devstack.services import BY_NAME
 from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.db.models import messages
 from lifecycle_messaging.delivery import deliver_once
@@ -41,19 +41,10 @@ class RawMailbox:
         return "250 OK"
 
 
-@pytest.fixture(scope="module")
-def namespace(infra) -> StackConfig:
-    """Messaging's database only: all this module drives."""
-    config = infra.stack_config()
-    infra.prepare(config, services=[BY_NAME["messaging"]])
-    return config
-
-
 @pytest.fixture
 async def runtime(namespace):
+    """The module's own namespace (tests/integration/conftest.py): no message but this module's is queued."""
     engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
-    async with engine.begin() as conn:
-        await conn.execute(messages.delete())  # each test owns the queue
     yield SimpleNamespace(engine=engine)
     await engine.dispose()
 
@@ -84,14 +75,16 @@ async def test_a_vietnamese_or_thai_message_comes_back_exactly_as_rendered(runti
     # Only a non-ASCII address makes the client use SMTPUTF8 (and raw UTF-8 headers); else encoded words.
     address = "ánh@example.com" if smtputf8 else "anh@example.com"
     traits = {"email": address, "firstName": name, "locale": locale, "points": 1250, "lastProduct": "Bình giữ nhiệt"}
-    change = transition(f"c-{uuid.uuid4().hex[:8]}", traits)
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    change = transition(customer, traits)
     async with runtime.engine.begin() as conn:
         await handle_stage_changed(conn, [Typed(change, StageChangedData.model_validate(change.data))], brand=brand)
     settings = MessagingSettings(environment="development", smtp_port=port, brand_name=brand,
                                  smtp_from="Lifecycle <hello@shop.example>")
     assert await deliver_once(runtime, settings) == 1
     async with runtime.engine.connect() as conn:
-        assert (await conn.execute(select(messages.c.status))).scalars().all() == ["sent"]
+        statuses = await conn.execute(select(messages.c.status).where(messages.c.customer_id == customer))
+        assert statuses.scalars().all() == ["sent"]
 
     expected = render("thank_you_feedback", traits=traits, brand=brand, catalogue=shipped(), stage="purchase")
     assert expected.locale == locale[:2] and name in expected.subject and name in expected.text
