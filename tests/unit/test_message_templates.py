@@ -11,8 +11,11 @@ from email import message_from_bytes, policy
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lifecycle_messaging.catalogue import SHIPPED, shipped
 from lifecycle_messaging.delivery import build_email
+from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.domain.locales import choose_locale, locale_chain, normalised
 from lifecycle_messaging.domain.sandbox import (
     TemplateError,
@@ -22,7 +25,7 @@ from lifecycle_messaging.domain.sandbox import (
     render_parts,
     validate,
 )
-from lifecycle_messaging.domain.templates import TEMPLATES, Rendered, render, variables
+from lifecycle_messaging.domain.templates import TEMPLATES, TRAITS_OF, Rendered, render, variables
 from lifecycle_messaging.settings import MessagingSettings
 from pydantic import ValidationError
 
@@ -32,6 +35,7 @@ GREETING = {"en": ("Hi Minh,", "Hi there,"), "vi": ("Chào Minh,", "Chào bạn,
             "th": ("สวัสดีค่ะ คุณMinh", "สวัสดีค่ะ คุณลูกค้า")}
 POINTS = {"en": "1,250", "vi": "1.250", "th": "1,250"}
 UNSUBSCRIBE = "https://shop.example/u?t=abc&x=1"
+SETTINGS = MessagingSettings(environment="development", smtp_from="Lifecycle <hello@shop.example>")
 
 
 def source(**parts: str) -> TemplateSource:
@@ -88,6 +92,24 @@ def test_a_full_name_is_used_whole_and_a_non_string_is_no_name():
     assert variables({"points": True, "tier": 3}, brand="B", stage="s", locale="en")["points"] is None
     known = variables({"points": 10}, brand="B", stage="s", locale="en", values={"points": 99, "tier": "Gold"})
     assert (known["points"], known["tier"]) == (99, "Gold")  # what the caller knows better wins
+
+
+@given(traits=st.dictionaries(st.sampled_from([*(n for names in TRAITS_OF.values() for n in names), "locale"]),
+                              st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=300),
+                                        st.lists(st.text(max_size=3), max_size=2))),
+       template=st.sampled_from(TEMPLATES), brand=st.text(min_size=1, max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_any_profile_renders_every_shipped_template(traits, template, brand):
+    """Whatever the traits hold (wrong types, control characters, NaN, huge numbers), a send never fails."""
+    rendered = render(template, traits=traits, brand=brand, catalogue=shipped())
+    assert header_safe(rendered.subject) == rendered.subject and header_safe(rendered.from_name) == rendered.from_name
+    assert rendered.text.endswith("\n") and "None" not in rendered.text
+    build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTP)  # and it can be sent
+
+
+def test_a_long_signed_unsubscribe_link_is_never_cut():
+    url = "https://shop.example/u/" + "t" * 1500
+    assert url in render("welcome", traits={}, brand="B", catalogue=shipped(), unsubscribe_url=url).text
 
 
 def test_only_the_html_part_is_escaped():
@@ -215,8 +237,7 @@ def _row(rendered: Rendered) -> SimpleNamespace:
 @pytest.mark.parametrize(("locale", "brand"), [("vi", "Cửa hàng Mộc"), ("th", "ร้านบ้านสวน"), ("en", "Shop")])
 def test_the_email_is_text_and_html_alternatives_with_encoded_headers(locale, brand):
     rendered = render("retention_offer", traits={**FULL, "locale": locale}, brand=brand, catalogue=shipped())
-    email = build_email(_row(rendered), settings=MessagingSettings(environment="development",
-                                                                   smtp_from="Lifecycle <hello@shop.example>"))
+    email = build_email(_row(rendered), settings=SETTINGS)
     wire = email.as_bytes(policy=policy.SMTP)
     head = wire.split(b"\r\n\r\n", 1)[0]
     assert head.isascii()  # encoded words (RFC 2047), not raw UTF-8: any server relays them

@@ -99,8 +99,8 @@ def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str |
     return TEMPLATE_FOR_STAGE[to_stage]
 
 
-def _text(value: object) -> str | None:
-    return (header_safe(value, limit=200) or None) if isinstance(value, str) else None
+def _text(value: object, *, limit: int = 200) -> str | None:
+    return (header_safe(value, limit=limit) or None) if isinstance(value, str) else None
 
 
 def _count(value: object) -> int | None:
@@ -120,7 +120,7 @@ def variables(traits: Mapping[str, Any], *, brand: str, stage: str | None, local
     return {"name": _text(found["name"]), "points": _count(found["points"]), "tier": _text(found["tier"]),
             "last_product": _text(found["last_product"]), "clv_band": _text(found["clv_band"]),
             "stage": stage or "", "brand": header_safe(brand) or brand, "locale": locale,
-            "unsubscribe_url": _text(unsubscribe_url)}
+            "unsubscribe_url": _text(unsubscribe_url, limit=4000)}  # ours, signed: never cut
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")
