@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycle_messaging.catalogue import SHIPPED, shipped
+from lifecycle_messaging.catalogue import SHIPPED, load, shipped
 from lifecycle_messaging.delivery import build_email
 from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.domain.locales import choose_locale, locale_chain, normalised
@@ -269,3 +269,13 @@ def test_the_shops_default_locale_is_a_setting(default):
 def test_a_default_locale_that_is_no_language_tag_is_refused_at_start(default):
     with pytest.raises(ValidationError):
         MessagingSettings(environment="development", default_locale=default)
+
+
+def test_a_broken_template_file_is_named_with_its_part_and_line_when_loaded(tmp_path):
+    (tmp_path / "welcome").mkdir()
+    (tmp_path / "welcome" / "en.toml").write_text('subject = "Hi"\ntext = "Hi"\nhtml = "<p>Hi</p>"\n')
+    (tmp_path / "welcome" / "vi-VN.toml").write_text('subject = "Chào"\ntext = "Chào"\nhtml = """\n<p>\n{{ name }\n"""\n')
+    with pytest.raises(ValueError, match=r"^templates/welcome/vi-VN\.toml: html, line 2: unexpected '}'"):
+        load(tmp_path)
+    (tmp_path / "welcome" / "vi-VN.toml").write_text('subject = "Chào"\ntext = "Chào"\nhtml = "<p>Chào</p>"\n')
+    assert sorted(load(tmp_path)["welcome"]) == ["en", "vi-vn"]

@@ -7,12 +7,14 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
+from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
 from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
 
 
 def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
+    shipped()  # the templates, read and validated now: a broken one stops the start, never a send
     return ServiceRuntime(
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
