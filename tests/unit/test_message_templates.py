@@ -274,7 +274,8 @@ def test_a_default_locale_that_is_no_language_tag_is_refused_at_start(default):
 def test_a_broken_template_file_is_named_with_its_part_and_line_when_loaded(tmp_path):
     (tmp_path / "welcome").mkdir()
     (tmp_path / "welcome" / "en.toml").write_text('subject = "Hi"\ntext = "Hi"\nhtml = "<p>Hi</p>"\n')
-    (tmp_path / "welcome" / "vi-VN.toml").write_text('subject = "Chào"\ntext = "Chào"\nhtml = """\n<p>\n{{ name }\n"""\n')
+    broken = 'subject = "Chào"\ntext = "Chào"\nhtml = """\n<p>\n{{ name }\n"""\n'
+    (tmp_path / "welcome" / "vi-VN.toml").write_text(broken)
     with pytest.raises(ValueError, match=r"^templates/welcome/vi-VN\.toml: html, line 2: unexpected '}'"):
         load(tmp_path)
     (tmp_path / "welcome" / "vi-VN.toml").write_text('subject = "Chào"\ntext = "Chào"\nhtml = "<p>Chào</p>"\n')
