@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.delivery import build_email
 from lifecycle_messaging.domain.addresses import header_safe, valid_address
 from lifecycle_messaging.domain.people import Alias, follows, repeats
@@ -46,8 +47,8 @@ def test_each_transition_has_its_template(from_stage, to_stage, reason, template
 
 @pytest.mark.parametrize("template", sorted({*TEMPLATE_FOR_STAGE.values(), WELCOME_BACK}))
 def test_every_template_renders_a_one_line_subject_and_a_greeting(template):
-    rendered = render(template, traits={"firstName": "Ann"}, brand="Shop")
-    assert rendered.subject.isprintable() and rendered.body.startswith("Hi Ann,")
+    rendered = render(template, traits={"firstName": "Ann"}, brand="Shop", catalogue=shipped())
+    assert rendered.subject.isprintable() and rendered.text.startswith("Hi Ann,")
 
 
 @pytest.mark.parametrize(("alias", "owner", "follows_it"), [
@@ -73,15 +74,16 @@ def test_a_message_from_another_key_of_a_person_never_repeats_what_they_have(ori
 
 
 def test_rendering_uses_the_first_name_or_a_greeting():
-    assert "Ann" in render("thank_you_feedback", traits={"firstName": "Ann"}, brand="Shop").subject
-    assert render("welcome", traits={}, brand="Shop").body.startswith("Hi there,")
-    assert render("welcome", traits={"firstName": ["not", "a", "name"]}, brand="Shop").body.startswith("Hi there,")
+    assert "Ann" in render("thank_you_feedback", traits={"firstName": "Ann"}, brand="Shop", catalogue=shipped()).subject
+    assert render("welcome", traits={}, brand="Shop", catalogue=shipped()).text.startswith("Hi there,")
+    not_a_name = render("welcome", traits={"firstName": ["not", "a", "name"]}, brand="Shop", catalogue=shipped())
+    assert not_a_name.text.startswith("Hi there,")
 
 
 @pytest.mark.parametrize("name", ["Ann\r\nBcc: victim@example.com", "Ann\nX", "Ann\rX", "Ann\x00X", "Ann\u2028X",
                                   "Ann\x85X", "Ann\tX"])
 def test_a_line_break_in_a_name_never_reaches_a_header(name):
-    subject = render("thank_you_feedback", traits={"firstName": name}, brand="Shop").subject
+    subject = render("thank_you_feedback", traits={"firstName": name}, brand="Shop", catalogue=shipped()).subject
     assert subject.startswith("Thank you for your order, Ann ") and subject.isprintable()
 
 

@@ -27,6 +27,8 @@ from lifecycle_shared.runtime import ServiceRuntime
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
+from lifecycle_messaging.domain.mime import sender, transfer_encoding
+from lifecycle_messaging.domain.templates import Rendered
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness, suppress_overtaken
 
@@ -41,14 +43,17 @@ class Outcome:
 
 
 def build_email(row, *, settings: MessagingSettings) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = settings.smtp_from
+    content = Rendered.from_stored(row.body, template=row.template, subject=row.subject)
+    email = EmailMessage()  # multipart/alternative: text, then HTML (a row from before templates: text only)
+    email["From"] = sender(settings.smtp_from, display_name=content.from_name)
     email["To"] = header_safe(row.recipient or "")
     email["Subject"] = header_safe(row.subject)
     email["Message-ID"] = f"<{row.id}@lifecycle>"
     email["X-Lifecycle-Template"] = header_safe(row.template)
     email["X-Lifecycle-Customer"] = header_safe(row.customer_id)
-    email.set_content(row.body)
+    email.set_content(content.text, cte=transfer_encoding(content.text))
+    if content.html:
+        email.add_alternative(content.html, subtype="html", cte=transfer_encoding(content.html))
     return email
 
 

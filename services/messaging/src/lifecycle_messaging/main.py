@@ -10,6 +10,7 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
+from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
 from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
@@ -18,11 +19,13 @@ from lifecycle_messaging.suppressing import Freshness, utc_now
 
 def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     freshness = Freshness(clock=clock, window=settings.freshness)
+    shipped()  # the templates, read and validated now: a broken one stops the start, never a send
     return ServiceRuntime(
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=routes(brand=settings.brand_name, freshness=freshness)),),
+                                route=routes(brand=settings.brand_name, freshness=freshness,
+                                             default_locale=settings.default_locale)),),
         workers=(email_worker(settings, freshness), contact_sweeper(settings)),
     )
 

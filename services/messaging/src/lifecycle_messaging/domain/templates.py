@@ -1,20 +1,32 @@
-"""Per-stage templates (English) and the choice of template for a transition. Pure.
+"""Which template a transition calls for, and a template rendered for a customer in their locale. Pure.
 
 Along the journey only forward moves send a message: a customer pushed back by a refund is not
 welcomed again. Drifting off it (at_risk, then lapsed) sends a come-back offer, then a note that
 we miss them; coming back from a drift (a `reactivated` transition) sends a welcome back - never
 the journey's message for the stage they land on ("thank you for your first order").
+
+The templates themselves are data (`lifecycle_messaging/templates/<template>/<locale>.toml`, loaded
+by `lifecycle_messaging.catalogue`), rendered in Jinja2's sandbox (`domain.sandbox`). `render`
+chooses the locale from the customer's `locale` trait (`domain.locales`) and fills the variables
+from their profile; a template that fails for this customer's values falls back to the next locale
+of the chain, so a validated catalogue never fails a send. A rendered message is stored in a
+message row as its subject and a body (`Rendered.stored`, read back by `Rendered.from_stored`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from lifecycle_shared.stages import DRIFT, RANK, REACTIVATED, is_drift, is_forward
+from markupsafe import escape
 
 from lifecycle_messaging.domain.addresses import header_safe
+from lifecycle_messaging.domain.locales import FALLBACK, locale_chain
+from lifecycle_messaging.domain.sandbox import Compiled, TemplateError, render_parts
 
 TEMPLATE_FOR_STAGE = {
     "awareness": "welcome",
@@ -26,48 +38,53 @@ TEMPLATE_FOR_STAGE = {
     "lapsed": "we_miss_you",
 }
 WELCOME_BACK = "welcome_back"
+FEEDBACK_REQUEST = "feedback_request"  # a few days after the first order (a delayed campaign)
+CART_REMINDER = "cart_reminder"  # a cart left without an order (a touchpoint campaign)
+TEMPLATES = (*TEMPLATE_FOR_STAGE.values(), WELCOME_BACK, FEEDBACK_REQUEST, CART_REMINDER)
 _DRIFT_DEPTH: dict[str | None, int] = {stage: depth for depth, stage in enumerate(DRIFT)}
 
-SUBJECTS = {
-    "welcome": "Welcome to {{ brand }}",
-    "consideration_nudge": "Still deciding? Here is what others loved at {{ brand }}",
-    "thank_you_feedback": "Thank you for your order, {{ name }} - how did we do?",
-    "retention_offer": "A little something for coming back, {{ name }}",
-    "referral_invite": "Share {{ brand }} with a friend - you both get rewards",
-    "come_back_offer": "15% off your next order at {{ brand }} - we saved it for you",
-    "we_miss_you": "We miss you at {{ brand }}",
-    "welcome_back": "Welcome back to {{ brand }}",
-}
+# template -> locale -> the validated template
+Catalogue = Mapping[str, Mapping[str, Compiled]]
 
-BODIES = {
-    "welcome": "Hi {{ name }},\n\nWelcome to {{ brand }}! We are glad you found us.\n",
-    "consideration_nudge": "Hi {{ name }},\n\nStill comparing? Our guides and FAQ answer the "
-                           "usual questions, and our team is one reply away.\n",
-    "thank_you_feedback": "Hi {{ name }},\n\nThank you for your first order with {{ brand }}. "
-                          "Would you tell us how it went? Just reply to this email.\n",
-    "retention_offer": "Hi {{ name }},\n\nThanks for shopping with us again. Here is 10% off "
-                       "your next order: WELCOMEBACK10.\n",
-    "referral_invite": "Hi {{ name }},\n\nYou are one of our best customers. Invite a friend: "
-                       "you both earn bonus points when they order.\n",
-    "come_back_offer": "Hi {{ name }},\n\nIt has been a while since your last order with {{ brand }}. "
-                       "Here is 15% off your next one: COMEBACK15.\n",
-    "we_miss_you": "Hi {{ name }},\n\nWe have not seen you at {{ brand }} for a long time, and we miss you. "
-                   "Whatever you need next, we are one reply away.\n",
-    "welcome_back": "Hi {{ name }},\n\nWelcome back to {{ brand }}! It is good to see you again, "
-                    "and thank you for your order.\n",
+# Where each variable comes from in the profile's traits, first found wins. `name` is a first name
+# when there is one; a full name is used whole (a Vietnamese full name starts with the family name).
+TRAITS_OF = {
+    "name": ("firstName", "first_name", "name"),
+    "points": ("points", "loyaltyPoints", "loyalty_points"),
+    "tier": ("tier", "loyaltyTier", "loyalty_tier"),
+    "last_product": ("lastProduct", "last_product"),
+    "clv_band": ("clvBand", "clv_band"),
 }
-
-_env = Environment(
-    loader=DictLoader({f"{n}.subject": s for n, s in SUBJECTS.items()} | {f"{n}.body": b for n, b in BODIES.items()}),
-    undefined=StrictUndefined, autoescape=select_autoescape(default=False), keep_trailing_newline=True,
-)
+STORED_FORMAT = "lifecycle.email/1"
 
 
 @dataclass(frozen=True)
 class Rendered:
+    """A message ready to send: one-line subject and display name, a text and an HTML body."""
+
     template: str
+    locale: str
     subject: str
-    body: str
+    text: str
+    html: str
+    preheader: str = ""
+    from_name: str = ""
+
+    def stored(self) -> str:
+        """The message row's body: every part, as a JSON document."""
+        return json.dumps({"format": STORED_FORMAT, **asdict(self)}, ensure_ascii=False)
+
+    @classmethod
+    def from_stored(cls, body: str, *, template: str, subject: str) -> Rendered:
+        """A row's body read back; a body of an older row (plain text) is a text-only message."""
+        try:
+            document = json.loads(body) if body.startswith("{") else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or document.get("format") != STORED_FORMAT:
+            return cls(template=template, locale="", subject=subject, text=body, html="")
+        names = {"template", "locale", "subject", "text", "html", "preheader", "from_name"}
+        return cls(**{name: str(value) for name, value in document.items() if name in names})
 
 
 def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str | None:
@@ -82,10 +99,65 @@ def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str |
     return TEMPLATE_FOR_STAGE[to_stage]
 
 
-def render(template: str, *, traits: dict[str, Any], brand: str) -> Rendered:
-    name = traits.get("firstName") or traits.get("name")
-    name = name if isinstance(name, str) and name.strip() else "there"
-    values = {"name": name, "brand": brand}
-    return Rendered(template=template,
-                    subject=header_safe(_env.get_template(f"{template}.subject").render(values)),
-                    body=_env.get_template(f"{template}.body").render(values))
+def _text(value: object, *, limit: int = 200) -> str | None:
+    return (header_safe(value, limit=limit) or None) if isinstance(value, str) else None
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) > 1e15:
+        return None
+    return int(value)
+
+
+def variables(traits: Mapping[str, Any], *, brand: str, stage: str | None, locale: str,
+              unsubscribe_url: str | None = None, values: Mapping[str, object] | None = None) -> dict[str, object]:
+    """Every template variable (`sandbox.VARIABLES`): from the traits, overridden by `values` (what the
+    caller knows better, e.g. the loyalty balance), each cleaned to one line of text or a whole number."""
+    found: dict[str, object] = {
+        variable: next((traits[name] for name in names if traits.get(name) not in (None, "")), None)
+        for variable, names in TRAITS_OF.items()}
+    found.update(values or {})
+    return {"name": _text(found["name"]), "points": _count(found["points"]), "tier": _text(found["tier"]),
+            "last_product": _text(found["last_product"]), "clv_band": _text(found["clv_band"]),
+            "stage": stage or "", "brand": header_safe(brand) or brand, "locale": locale,
+            "unsubscribe_url": _text(unsubscribe_url, limit=4000)}  # ours, signed: never cut
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _tidy(body: str) -> str:
+    """Line ends as \\n, no trailing spaces, at most one blank line in a row, one final line end."""
+    lines = [line.rstrip() for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def html_document(body: str, *, locale: str, subject: str, preheader: str) -> str:
+    """The HTML part's body in a document: its language, its title and a hidden preview line."""
+    hidden = (f'<div style="display:none;max-height:0;overflow:hidden">{escape(preheader)}</div>\n'
+              if preheader else "")
+    return (f'<!DOCTYPE html>\n<html lang="{escape(locale)}">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{escape(subject)}</title>\n</head>\n<body>\n{hidden}{body}</body>\n</html>\n")
+
+
+def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: Catalogue,
+           stage: str | None = None, default_locale: str = FALLBACK, unsubscribe_url: str | None = None,
+           values: Mapping[str, object] | None = None) -> Rendered:
+    """`template` for this customer, in the first locale of their chain it renders in (`locales`); any
+    other locale it has comes after. Raises only if it renders in none (never, for a validated catalogue)."""
+    available = catalogue[template]
+    chain = [tag for tag in locale_chain(traits.get("locale"), default=default_locale) if tag in available]
+    failure: TemplateError | None = None
+    for locale in [*chain, *sorted(set(available) - set(chain))]:
+        try:
+            parts = render_parts(available[locale], variables(
+                traits, brand=brand, stage=stage, locale=locale, unsubscribe_url=unsubscribe_url, values=values))
+        except TemplateError as error:
+            failure = failure or error
+            continue
+        subject, preheader = header_safe(parts["subject"]), header_safe(parts["preheader"])
+        return Rendered(template=template, locale=locale, subject=subject, preheader=preheader,
+                        from_name=header_safe(parts["from_name"]) or header_safe(brand),
+                        text=_tidy(parts["text"]),
+                        html=html_document(_tidy(parts["html"]), locale=locale, subject=subject, preheader=preheader))
+    raise failure or LookupError(f"template {template!r} has no locale")

@@ -23,10 +23,11 @@ from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
 from lifecycle_messaging.suppressing import Freshness
 
 
-def routes(*, brand: str, freshness: Freshness) -> Router:
+def routes(*, brand: str, freshness: Freshness, default_locale: str = "en") -> Router:
     contacts = Route(TouchpointData, handle_contacts)
     return route_by_type({
-        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand, freshness=freshness)),
+        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand, freshness=freshness,
+                                                                 default_locale=default_locale)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,
