@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from types import SimpleNamespace
@@ -22,12 +22,15 @@ from lifecycle_messaging.delivery import deliver_once
 from lifecycle_messaging.domain.templates import render
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.suppressing import Freshness
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
 from lifecycle_shared.kafka.registry import Typed
 from sqlalchemy import select
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
+# The messages are judged at the moment of their transition: fresh, whatever today's date.
+FRESHNESS = Freshness(clock=lambda: NOW, window=timedelta(days=1))
 
 
 @dataclass
@@ -78,10 +81,11 @@ async def test_a_vietnamese_or_thai_message_comes_back_exactly_as_rendered(runti
     customer = f"c-{uuid.uuid4().hex[:8]}"
     change = transition(customer, traits)
     async with runtime.engine.begin() as conn:
-        await handle_stage_changed(conn, [Typed(change, StageChangedData.model_validate(change.data))], brand=brand)
+        await handle_stage_changed(conn, [Typed(change, StageChangedData.model_validate(change.data))], brand=brand,
+                                   freshness=FRESHNESS)
     settings = MessagingSettings(environment="development", smtp_port=port, brand_name=brand,
                                  smtp_from="Lifecycle <hello@shop.example>")
-    assert await deliver_once(runtime, settings) == 1
+    assert await deliver_once(runtime, settings, FRESHNESS) == 1
     async with runtime.engine.connect() as conn:
         statuses = await conn.execute(select(messages.c.status).where(messages.c.customer_id == customer))
         assert statuses.scalars().all() == ["sent"]
