@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -287,3 +289,26 @@ async def _new_key(client, source: str) -> tuple[str, str]:
     created = (await client.post("/v1/admin/keys", json={"source": source, "kind": "server"},
                                  headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).json()
     return (created["key"], "")
+
+
+async def test_verified_is_ingests_judgement_and_the_user_hash_is_not_carried(ingest, namespace):
+    """A server key's events are verified; a write key's only with a valid `context.userHash` (not carried on);
+    a `verified` the client sends is ignored; a hash that does not match its userId is a 403 naming the field."""
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    write_key = ((await ingest.post("/v1/admin/keys", json={"source": "hash-shop", "kind": "write"}, auth=None,
+                                    headers=admin)).json()["key"], "")
+    secret = (await ingest.post("/v1/admin/sources/hash-shop/identity-secret", auth=None,
+                                headers=admin)).json()["identity_secret"]
+    good = hmac.new(secret.encode(), b"u-hash", hashlib.sha256).hexdigest()
+    cases = [(ingest.auth, {}, True), (write_key, {}, False), (write_key, {"userHash": good, "ip": "1.2.3.4"}, True)]
+    for auth, context, verified in cases:
+        event = make_touchpoint(userId="u-hash", context=context, verified=True)
+        response = await ingest.post("/v1/track", auth=auth, json=event)
+        assert response.status_code == 200, response.text
+        data = json.loads((await _consume_until(namespace, event["messageId"])).value)["data"]
+        assert data["verified"] is verified
+        assert "userHash" not in data["context"] and data["context"].get("ip") == context.get("ip")
+    refused = await ingest.post("/v1/track", auth=write_key, json=make_touchpoint(
+        userId="someone-else", context={"userHash": good}))
+    assert refused.status_code == 403
+    assert (refused.json()["code"], refused.json()["errors"][0]["field"]) == ("identity_unverified", "context.userHash")

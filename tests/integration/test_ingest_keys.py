@@ -245,9 +245,10 @@ async def test_a_source_lists_its_origins_normalised_and_keys_carry_them(admin, 
         "allowed_origins": ["HTTPS://Shop.Example.com:443", "http://127.0.0.1:5173", "https://shop.example.com"]})
     assert response.status_code == 200, response.text
     origins = ["https://shop.example.com", "http://127.0.0.1:5173"]
-    assert response.json() == {"source": "browser-shop", "allowed_origins": origins}
+    shown = {"source": "browser-shop", "allowed_origins": origins, "identity_verification": False}
+    assert response.json() == shown
     listed = (await admin.get("/v1/admin/sources")).json()
-    assert {"source": "browser-shop", "allowed_origins": origins} in listed
+    assert shown in listed
 
     async def with_origins():
         api_key = store.lookup(created["key"])
@@ -266,9 +267,9 @@ async def test_a_source_lists_its_origins_normalised_and_keys_carry_them(admin, 
 async def test_putting_origins_creates_the_source_and_replaces_the_list(admin):
     name = f"new-{uuid.uuid4().hex[:6]}"
     assert (await admin.put(f"/v1/admin/sources/{name}", json={"allowed_origins": ["https://a.example"]})
-            ).json() == {"source": name, "allowed_origins": ["https://a.example"]}
+            ).json() == {"source": name, "allowed_origins": ["https://a.example"], "identity_verification": False}
     assert (await admin.put(f"/v1/admin/sources/{name}", json={"allowed_origins": []})
-            ).json() == {"source": name, "allowed_origins": []}
+            ).json() == {"source": name, "allowed_origins": [], "identity_verification": False}
 
 
 async def test_a_bad_origin_is_a_400_naming_it(admin):
@@ -349,3 +350,31 @@ def test_the_command_line_creates_both_kinds_and_sets_origins(namespace):
     assert printed.split() == ["https://shop.example.com", "http://localhost:5173"]
     with pytest.raises(RuntimeError, match="trailing slash"):
         run_module(ingest, namespace, "set-origins", "cli-shop", "https://shop.example.com/")
+
+
+# Identity-verification secrets
+
+async def test_an_identity_secret_is_shown_once_replaced_on_rotation_and_reaches_every_key_store(admin, store):
+    created = await new_key(admin, "verified-shop")
+    first = await admin.post("/v1/admin/sources/verified-shop/identity-secret")
+    assert first.status_code == 201, first.text
+    secret = first.json()["identity_secret"]
+    assert secret.startswith("lc_iv_") and len(secret) > 40
+    assert {"source": "verified-shop", "allowed_origins": [], "identity_verification": True} in (
+        await admin.get("/v1/admin/sources")).json()
+
+    async def holds(expected: str | None) -> None:
+        deadline = time.monotonic() + 5
+        while (api_key := store.lookup(created["key"])) is None or api_key.identity_secret != expected:
+            assert time.monotonic() < deadline, "the key store never saw the identity secret"
+            await asyncio.sleep(0.05)
+
+    await holds(secret)
+    rotated = (await admin.post("/v1/admin/sources/verified-shop/identity-secret")).json()["identity_secret"]
+    assert rotated != secret
+    await holds(rotated)
+    assert (await admin.delete("/v1/admin/sources/verified-shop/identity-secret")).status_code == 204
+    await holds(None)
+    assert (await admin.delete("/v1/admin/sources/verified-shop/identity-secret")).status_code == 404
+    no_token = await admin.post("/v1/admin/sources/verified-shop/identity-secret", headers={"authorization": ""})
+    assert no_token.status_code == 401

@@ -69,7 +69,7 @@ def order(customer: str, name: str, order_id: str, *, minutes: int, amount=None)
 def stage_changed(customer: str, *, minutes: int, to_stage: str = "loyalty") -> CloudEvent:
     data = StageChangedData(customer_id=customer, from_stage="consideration", to_stage=to_stage, reason="test",
                             rule_version="v1", cause_event_ids=["x"], event_time=at(minutes),
-                            processed_at=at(minutes))
+                            processed_at=at(minutes), verified=True)
     return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=at(minutes),
                       subject=customer, data=data.model_dump(mode="json"))
 

@@ -39,11 +39,12 @@ def transition(visitor: str, from_stage: str | None, to_stage: str, *, user: str
                       subject=user or visitor, data=data.model_dump(mode="json"))
 
 
-def sign_up(visitor: str, user: str | None, email: str | None, *, kind: str = "signed_up") -> CloudEvent:
+def sign_up(visitor: str | None, user: str | None, email: str | None, *, kind: str = "signed_up",
+            verified: bool = False) -> CloudEvent:
     data = TouchpointData(type="track" if kind == "signed_up" else "identify",
                           event="Signed Up" if kind == "signed_up" else None, anonymousId=visitor, userId=user,
                           messageId="m", context={"traits": {"email": email} if email else {}}, timestamp=NOW,
-                          receivedAt=NOW)
+                          receivedAt=NOW, verified=verified)
     return CloudEvent(id=str(uuid.uuid4()), source="/sources/web", type=f"touchpoint.{kind}", time=NOW,
                       subject=user or visitor, data=data.model_dump(mode="json"))
 
@@ -127,5 +128,35 @@ async def test_the_next_person_on_a_shared_device_gets_none_of_the_first_ones_me
         assert [(m["template"], m["status"], m["recipient"]) for m in on_device] == [
             ("welcome", "awaiting_contact", None), ("consideration_nudge", "awaiting_contact", None)]
         assert to_bob == [] and bobs == []
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unverified_address_fills_an_id_without_one_but_never_replaces_one(namespace):
+    """A write key's identify without identity verification may give an address where none is known; a known
+    customer's address changes only on a verified one (lifecycle_shared.trust)."""
+    engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
+    user, device = f"u-{uuid.uuid4().hex[:8]}", f"v-{uuid.uuid4().hex[:8]}"
+
+    async def apply(*events: CloudEvent) -> dict[str, str]:
+        async with engine.begin() as conn:
+            await handle_contacts(conn, [Typed(event, TouchpointData.model_validate(event.data)) for event in events])
+            return {i: c.email for i, c in (await contacts.known(conn, [user, device])).items()}
+
+    try:
+        assert await apply(sign_up(None, user, "ann@example.com", kind="identify")) == {user: "ann@example.com"}
+        # Someone else's browser names the customer: the known address stays; the new device's id had none.
+        assert await apply(sign_up(device, user, "mallory@example.com", kind="identify")) == {
+            user: "ann@example.com", device: "mallory@example.com"}
+        # Two unverified words in one batch: the first fills, the second replaces nothing.
+        other = f"u-{uuid.uuid4().hex[:8]}"
+        async with engine.begin() as conn:
+            await handle_contacts(conn, [Typed(e, TouchpointData.model_validate(e.data)) for e in (
+                sign_up(None, other, "first@example.com", kind="identify"),
+                sign_up(None, other, "second@example.com", kind="identify"))])
+            assert (await contacts.known(conn, [other]))[other].email == "first@example.com"
+        # The signed-in customer's own, verified, change stands.
+        assert (await apply(sign_up(None, user, "ann.new@example.com", kind="identify", verified=True)))[user] == (
+            "ann.new@example.com")
     finally:
         await engine.dispose()

@@ -67,6 +67,12 @@ class Pipeline:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+async def metric_total(client: httpx.AsyncClient, url: str, name: str) -> float:
+    """The sum of a Prometheus counter's samples (every label set) on a service's `/metrics`."""
+    text = (await client.get(url + "/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
 def bearer(token: str = API_TOKEN) -> dict[str, str]:
     """Headers for the read APIs (profiles, messages, balances)."""
     return {"authorization": f"Bearer {token}"}

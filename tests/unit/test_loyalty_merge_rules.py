@@ -132,7 +132,11 @@ def test_a_stage_bonus_the_person_holds_twice_is_reversed_down_to_one(held, reve
     ("consideration", set(), None),  # no bonus for that stage
 ])
 def test_the_stage_bonus_is_paid_once_per_person(to_stage, held_rules, points):
-    bonus = decide_stage_bonus("user", to_stage, held_rules=held_rules)
+    bonus = decide_stage_bonus("user", to_stage, held_rules=held_rules, verified=True)
     assert (bonus.points if bonus else None) == points
     if bonus:
         assert (bonus.rule, bonus.cause_event_id, bonus.kind) == (BONUS, "customer:user", "bonus")
+
+
+def test_an_unverified_move_pays_no_stage_bonus():
+    assert decide_stage_bonus("user", "loyalty", held_rules=set(), verified=False) is None

@@ -143,6 +143,14 @@ class TouchpointData(BaseModel):
     # Set by ingest, never by the client: the event came through `/v1/import` (Segment's path for
     # historical data). What it causes is recorded, and nobody is messaged about it.
     historical: bool = False
+    # Set by ingest, never by the client (README "What a browser may establish").
+    verified: bool = Field(default=False, description=(
+        "Set by ingest, never taken from the client: the event's identity is established - it was sent with a "
+        "server key, or with a write key and a valid identity-verification hash (`context.userHash`, HMAC-SHA256 "
+        "of the userId with the source's secret; ingest does not carry the hash). Only verified events move "
+        "points or replace a known customer's contact address. A record without the field (written before it "
+        "existed) is judged by its id: `source/messageId` (a server key's) is verified, "
+        "`source+write/messageId` (a write key's) is not."))
 
     def all_traits(self) -> dict[str, Any]:
         """The person's traits: `context.traits` (Segment's place for them on any call) overlaid
@@ -173,6 +181,10 @@ class StageChangedData(BaseModel):
     revenue: float = 0.0
     # Caused by historical data only (an import): a fact to record, not a moment to message anyone.
     historical: bool = False
+    verified: bool = Field(default=False, description=(
+        "Its cause was a verified touchpoint (`TouchpointData.verified`); a move caused by time or by the purchase "
+        "model is verified when the order it counts from was. Points are paid only for verified moves. Absent "
+        "(records written before the field existed): not verified."))
 
 
 class TransitionRecord(BaseModel):
@@ -231,11 +243,22 @@ DataModel = TypeVar("DataModel", bound=BaseModel)
 
 
 def data_as(model: type[DataModel], event: CloudEvent) -> DataModel:
-    """The event's `data` as `model`; a violation is permanent (PermanentError, no data quoted)."""
+    """The event's `data` as `model`; a violation is permanent (PermanentError, no data quoted). A touchpoint
+    written before `verified` existed is verified when its id has a server key's form (`sent_with_server_key`)."""
+    data = event.data
+    if model is TouchpointData and "verified" not in data:
+        data = {**data, "verified": sent_with_server_key(event.id)}
     try:
-        return model.model_validate(event.data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise invalid_data(f"{event.type} data", error, fields=model.model_fields) from None
+
+
+def sent_with_server_key(touchpoint_event_id: str) -> bool:
+    """Whether a touchpoint's event id has the form ingest gives events sent with a server key: `source/messageId`
+    (a write key's are `source+write/messageId`; source names hold neither '/' nor '+')."""
+    source, slash, _ = touchpoint_event_id.partition("/")
+    return bool(slash) and "+" not in source
 
 
 def touchpoint_event_type(data: TouchpointData) -> str:

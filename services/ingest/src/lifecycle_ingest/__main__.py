@@ -65,7 +65,8 @@ def set_origins_command(settings: IngestSettings, args: list[str]) -> None:
         origins = normalise_origins(ns.origins)
     except InvalidOrigin as error:
         parser.error(str(error))
-    for origin in in_transaction(settings, lambda conn: set_origins(conn, source_name=ns.source, origins=origins)):
+    stored = in_transaction(settings, lambda conn: set_origins(conn, source_name=ns.source, origins=origins))
+    for origin in stored.allowed_origins:
         print(origin)
 
 

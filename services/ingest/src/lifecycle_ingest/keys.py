@@ -49,6 +49,7 @@ class ApiKey:
     kind: Literal["write", "server"]
     allowed_origins: frozenset[str]
     expires_at: datetime | None
+    identity_secret: str | None = None  # the source's: the key of `context.userHash` (domain/verification.py)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class KeyStore:
                 rows = await db.live_keys(conn)
             self._entries = {row.key_hash: _Entry(row.key_hash, ApiKey(
                 key_id=row.key_id, source=row.source, kind=row.kind, allowed_origins=frozenset(row.allowed_origins),
-                expires_at=row.expires_at)) for row in rows}
+                expires_at=row.expires_at, identity_secret=row.identity_secret)) for row in rows}
             self._origins = frozenset(origin for row in rows for origin in row.allowed_origins)
             self._generation = generation
             return True

@@ -15,6 +15,12 @@ TRANSITIONS_UNMESSAGED = Counter(
     "Stage transitions that queued no message on purpose, by reason (historical: caused by imported past events)",
     ["reason"],
 )
+CONTACT_CHANGES_REFUSED = Counter(
+    "lifecycle_messaging_contact_changes_refused_total",
+    "Touchpoints whose address replaced no known one on purpose, by reason (unverified: a write key's event "
+    "without identity verification)",
+    ["reason"],
+)
 
 MESSAGES_SUPPRESSED = Counter(
     "lifecycle_messaging_messages_suppressed_total",

@@ -82,7 +82,7 @@ class Changes:
 
     def touchpoint(self, profile_id: str, touch: Any) -> None:
         self._touchpoints.append((touch.event_id, profile_id, touch.name, touch.time, touch.properties,
-                                  touch.historical))
+                                  touch.historical, touch.verified))
 
     def moved(self, profile: Profile, state: State, transitions: list[Transition]) -> None:
         """Transitions applied in order: each is stored and announced."""
@@ -128,7 +128,7 @@ class Changes:
             from_stage=transition.from_stage, to_stage=transition.to_stage, reason=transition.reason,
             rule_version=transition.rule_version, cause_event_ids=list(transition.cause_event_ids),
             event_time=transition.time, processed_at=self.now, traits=profile.traits, orders=len(facts.orders),
-            revenue=float(facts.revenue), historical=change.historical)
+            revenue=float(facts.revenue), historical=change.historical, verified=transition.verified)
         self._emit(change.event_id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
 
     def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: Any) -> None:

@@ -9,6 +9,7 @@ from lifecycle_shared.events import touchpoint_type
 
 from lifecycle_ingest.api.deps import Caller
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, touchpoint_data
+from lifecycle_ingest.domain.verification import USER_HASH, identity_verified, without_user_hash
 from lifecycle_ingest.publisher import Record, to_record
 
 # Events a browser could forge that move money or points: only a server key may send them.
@@ -20,7 +21,8 @@ def accept(raw: Any, caller: Caller, *, received_at: datetime, max_record_bytes:
            context: dict[str, Any] | None = None, sent_at: datetime | None = None, historical: bool = False,
            storable: bool = False) -> Record:
     """One event validated and normalised (`touchpoint_data`), allowed for the caller's key, and built as
-    the record to publish; `InvalidTouchpoint` (its status, code and every field at fault) when refused.
+    the record to publish, `verified` as `domain.verification` judges it; `InvalidTouchpoint` (its status, code
+    and every field at fault) when refused.
     Single events and batch items alike: `call_type` is the type the path gives, `context` and `sent_at` a
     batch's, `historical` the import path's, `storable` whether the body was checked whole."""
     data = touchpoint_data(raw, received_at=received_at, default_type=call_type, batch_context=context,
@@ -33,6 +35,10 @@ def accept(raw: Any, caller: Caller, *, received_at: datetime, max_record_bytes:
     if isinstance(item_key, str) and item_key != caller.key_text:
         raise InvalidTouchpoint([{"field": "writeKey", "message": "differs from the request's key"}],
                                 status=401, code="unauthorized")
+    context = data["context"]
+    data["verified"] = identity_verified(key_kind=caller.key.kind, user_id=data.get("userId"),
+                                         given_hash=context.get(USER_HASH), secret=caller.key.identity_secret)
+    data["context"] = without_user_hash(context)
     record = to_record(data, source=caller.key.source, key_kind=caller.key.kind)
     if len(record.value) > max_record_bytes:
         raise InvalidTouchpoint([{"field": "(event)", "message": f"larger than {max_record_bytes} bytes as "

@@ -22,6 +22,8 @@ from lifecycle_ingest.db.models import api_keys, key_generation, sources
 KeyKind = Literal["write", "server"]
 # Recognisable by prefix: a write key may sit in a browser, a server key must not.
 KEY_PREFIXES: dict[KeyKind, str] = {"write": "lc_wk_", "server": "lc_sk_"}
+# A source's identity-verification secret: the key of the HMAC that verifies a write key's event's userId.
+IDENTITY_SECRET_PREFIX = "lc_iv_"
 KEY_RANDOM_BYTES = 32  # 256 random bits after the prefix
 SHOWN_PREFIX_LENGTH = 10  # what listings show to tell keys apart: "lc_wk_" and 4 random characters
 
@@ -60,6 +62,14 @@ class LiveKey:
     key_hash: str
     allowed_origins: tuple[str, ...]
     expires_at: datetime | None
+    identity_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    allowed_origins: list[str]
+    identity_secret_created_at: datetime | None  # None: no identity verification set up
 
 
 def _live():
@@ -146,28 +156,57 @@ async def list_keys(conn: AsyncConnection, *, source_name: str | None = None) ->
             for row in await conn.execute(query)]
 
 
-async def set_origins(conn: AsyncConnection, *, source_name: str, origins: list[str]) -> list[str]:
+async def set_origins(conn: AsyncConnection, *, source_name: str, origins: list[str]) -> SourceInfo:
     """Replace a source's allowed origins (already normalised), creating the source if needed."""
-    stored = (await conn.execute(
+    row = (await conn.execute(
         insert(sources).values(id=str(uuid.uuid4()), name=source_name, allowed_origins=origins)
         .on_conflict_do_update(index_elements=["name"], set_={"allowed_origins": origins})
-        .returning(sources.c.allowed_origins)
+        .returning(sources.c.allowed_origins, sources.c.identity_secret_created_at)
+    )).one()
+    await bump_generation(conn)
+    return SourceInfo(source_name, list(row.allowed_origins), row.identity_secret_created_at)
+
+
+async def list_sources(conn: AsyncConnection) -> list[SourceInfo]:
+    rows = await conn.execute(select(sources.c.name, sources.c.allowed_origins, sources.c.identity_secret_created_at)
+                              .order_by(sources.c.name))
+    return [SourceInfo(row.name, list(row.allowed_origins), row.identity_secret_created_at) for row in rows]
+
+
+async def new_identity_secret(conn: AsyncConnection, *, source_name: str) -> tuple[str, datetime]:
+    """A new identity-verification secret for the source (created if needed), replacing any it had: returned
+    only here, with when it was made."""
+    secret = IDENTITY_SECRET_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+    created_at = (await conn.execute(
+        insert(sources).values(id=str(uuid.uuid4()), name=source_name, identity_secret=secret,
+                               identity_secret_created_at=func.now())
+        .on_conflict_do_update(index_elements=["name"], set_={"identity_secret": secret,
+                                                              "identity_secret_created_at": func.now()})
+        .returning(sources.c.identity_secret_created_at)
     )).scalar_one()
     await bump_generation(conn)
-    return list(stored)
+    return secret, created_at
 
 
-async def list_sources(conn: AsyncConnection) -> list[tuple[str, list[str]]]:
-    rows = await conn.execute(select(sources.c.name, sources.c.allowed_origins).order_by(sources.c.name))
-    return [(row.name, list(row.allowed_origins)) for row in rows]
+async def drop_identity_secret(conn: AsyncConnection, *, source_name: str) -> bool:
+    """Stop verifying identities for the source; False if it had no secret."""
+    result = await conn.execute(update(sources).where(sources.c.name == source_name,
+                                                      sources.c.identity_secret.is_not(None))
+                                .values(identity_secret=None, identity_secret_created_at=None))
+    if result.rowcount != 1:
+        return False
+    await bump_generation(conn)
+    return True
 
 
 async def live_keys(conn: AsyncConnection) -> list[LiveKey]:
-    """Every key neither revoked nor expired (by the database's clock), with its source's origins."""
+    """Every key neither revoked nor expired (by the database's clock), with its source's origins and identity
+    secret."""
     rows = await conn.execute(
         select(api_keys.c.id, sources.c.name, api_keys.c.kind, api_keys.c.key_hash, sources.c.allowed_origins,
-               api_keys.c.expires_at)
+               api_keys.c.expires_at, sources.c.identity_secret)
         .join(sources, sources.c.id == api_keys.c.source_id).where(_live())
     )
     return [LiveKey(key_id=row.id, source=row.name, kind=row.kind, key_hash=row.key_hash,
-                    allowed_origins=tuple(row.allowed_origins), expires_at=row.expires_at) for row in rows]
+                    allowed_origins=tuple(row.allowed_origins), expires_at=row.expires_at,
+                    identity_secret=row.identity_secret) for row in rows]

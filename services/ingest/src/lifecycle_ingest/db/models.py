@@ -28,6 +28,10 @@ sources = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Exact browser origins (`https://shop.example.com`), normalised as browsers send them.
     Column("allowed_origins", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    # The identity-verification secret (lc_iv_...): the key of the `context.userHash` HMAC that makes a write
+    # key's event verified. Kept as it is, since ingest computes the HMAC with it; None: not set up.
+    Column("identity_secret", Text),
+    Column("identity_secret_created_at", DateTime(timezone=True)),
 )
 
 api_keys = Table(

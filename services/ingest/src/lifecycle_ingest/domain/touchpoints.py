@@ -28,8 +28,9 @@ SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # No touchpoint predates the Unix epoch; historical imports (years of orders) are well after it.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # How the event travelled, not what it is: left out of the content digest. The times differ between a
-# request and its retry; `historical` is the path's (an event sent live, then in an import, is a retry).
-TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp", "historical"})
+# request and its retry; `historical` is the path's (an event sent live, then in an import, is a retry);
+# `verified` is ingest's judgement of how it was sent (domain/verification.py), not what the sender described.
+TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp", "historical", "verified"})
 # Ids are strings or integers (Segment's libraries send numbers as they are); never booleans.
 Id = StrictStr | StrictInt
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
@@ -137,6 +138,7 @@ def touchpoint_data(raw: Any, *, received_at: datetime, batch_context: dict[str,
         data.update((name, value) for name, value in event_in.model_extra.items()
                     if name not in NOT_CARRIED and value is not None)
     data["historical"] = historical  # after the client's fields: the path decides, never the client
+    data["verified"] = False  # likewise: `api.accept` sets it from the key (domain/verification.py)
     data["messageId"] = event_in.messageId or generated_message_id(data)
     return data
 

@@ -82,12 +82,14 @@ def stage_bonus_rule(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> st
     return f"stage_bonus:{to_stage}/{rules.version}"
 
 
-def decide_stage_bonus(customer_id: str, to_stage: str, *, held_rules: set[str],
+def decide_stage_bonus(customer_id: str, to_stage: str, *, held_rules: set[str], verified: bool,
                        rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
     """A bonus on reaching a rewarded stage, once per person: nothing when the customer (or an id merged
-    into them) already holds it. Its id derives from `customer:<id>`, so re-entering the stage pays nothing."""
+    into them) already holds it. Its id derives from `customer:<id>`, so re-entering the stage pays nothing.
+    Only a verified move pays (StageChangedData.verified): a browser's write key names any customer, so an
+    unverified review or referral must not mint points."""
     points, rule = stage_bonus(to_stage, rules), stage_bonus_rule(to_stage, rules)
-    if not points or rule in held_rules:
+    if not points or rule in held_rules or not verified:
         return None
     return Entry(customer_id=customer_id, kind="bonus", points=points, rule=rule,
                  cause_event_id=f"customer:{customer_id}")

@@ -1,7 +1,8 @@
 """lifecycle.stage_changed: a bonus on reaching a rewarded stage (loyalty by default), once per person.
 
 The customer id is resolved through identity merges first; a person holding the bonus on any of their
-ids (a guest's, moved in by a merge) is not paid again.
+ids (a guest's, moved in by a merge) is not paid again. A move that is not verified (caused by a write key's
+event without identity verification) pays nothing: it is counted (`lifecycle_loyalty_bonuses_unpaid_total`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus
+from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus, stage_bonus
+from lifecycle_loyalty.metrics import BONUSES_UNPAID
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
@@ -22,7 +24,10 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
     bonuses = []
     for typed in events:
         customer = customer_of[typed.data.customer_id]
-        bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer], rules=rules)
+        bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer],
+                                   verified=typed.data.verified, rules=rules)
+        if not typed.data.verified and stage_bonus(typed.data.to_stage, rules):
+            BONUSES_UNPAID.labels("unverified").inc()
         if bonus:
             bonuses.append(bonus)
             held_rules[customer].add(bonus.rule)

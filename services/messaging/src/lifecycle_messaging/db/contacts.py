@@ -50,14 +50,16 @@ async def owners_of(conn: AsyncConnection, anonymous_ids: list[str]) -> dict[str
     return {row.anonymous_id: row.user_id for row in rows}
 
 
-async def remember(conn: AsyncConnection, found: dict[str, Contact]) -> None:
-    """Record customer id -> contact, the latest one winning; one statement."""
+async def remember(conn: AsyncConnection, found: dict[str, Contact], *, replace: bool = True) -> None:
+    """Record customer id -> contact, the latest one winning (`replace`), or only for ids that have none (an
+    unverified address, `lifecycle_shared.trust`); one statement."""
     if found:
         stmt = insert(contacts)
         await conn.execute(
             stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
                 "email": stmt.excluded.email, "linked_ids": stmt.excluded.linked_ids,
-                "user_id": stmt.excluded.user_id, "updated_at": func.now()}),
+                "user_id": stmt.excluded.user_id, "updated_at": func.now()})
+            if replace else stmt.on_conflict_do_nothing(index_elements=["customer_id"]),
             [{"customer_id": customer_id, "email": c.email, "linked_ids": c.linked_ids, "user_id": c.user_id}
              for customer_id, c in sorted(found.items())])
 

@@ -64,6 +64,8 @@ touchpoints = Table(
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("properties", JSONB, nullable=False),
     Column("historical", Boolean, nullable=False, server_default="false"),
+    # Its identity was established (TouchpointData.verified): what it causes may move points.
+    Column("verified", Boolean, nullable=False, server_default="false"),
     Index("touchpoints_profile_time", "profile_id", "event_time"),
 )
 
@@ -84,6 +86,7 @@ transitions = Table(
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("historical", Boolean, nullable=False, server_default="false"),
+    Column("verified", Boolean, nullable=False, server_default="false"),  # its cause was (Transition.verified)
     Column("superseded_at", DateTime(timezone=True)),
     Index("transitions_profile_seq", "profile_id", "seq"),
     Index("transitions_live_time", "event_time", postgresql_where=text("superseded_at IS NULL")),

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from lifecycle_shared.events import sent_with_server_key
 from lifecycle_shared.stages import JOURNEY
 from sqlalchemy import ARRAY, any_, cast, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
@@ -34,7 +35,9 @@ def state_from_json(data: dict[str, Any], stage: str | None, since: datetime | N
     if data.get("v") != STATE_VERSION:
         return State(stage=Stage(stage) if stage else None, stage_since=since), bool(data)
     facts = Facts(touchpoints=data["touchpoints"], intent=data["intent"], advocacy=data["advocacy"],
-                  orders=tuple(Order(o[0], Decimal(o[1]), datetime.fromisoformat(o[2]), o[3], o[4])
+                  orders=tuple(Order(o[0], Decimal(o[1]), datetime.fromisoformat(o[2]), o[3], o[4],
+                                     # stored before orders kept it: as the event id tells (orders need a server key)
+                                     o[5] if len(o) > 5 else sent_with_server_key(o[3]))
                                for o in data["orders"]),
                   refunded_order_ids=tuple(data["refunded_order_ids"]), last_event=_key(data["last_event"]),
                   doubted_at=datetime.fromisoformat(data["doubted_at"]) if data.get("doubted_at") else None)
@@ -47,7 +50,8 @@ def state_to_json(state: State) -> dict[str, Any]:
     facts = state.facts
     return {"v": STATE_VERSION, "touchpoints": facts.touchpoints, "intent": facts.intent,
             "advocacy": facts.advocacy,
-            "orders": [(o.order_id, str(o.amount), o.time, o.event_id, o.historical) for o in facts.orders],
+            "orders": [(o.order_id, str(o.amount), o.time, o.event_id, o.historical, o.verified)
+                       for o in facts.orders],
             "refunded_order_ids": facts.refunded_order_ids, "last_event": facts.last_event, "as_of": state.as_of,
             "doubted_at": facts.doubted_at}
 
@@ -173,16 +177,18 @@ async def merge_profiles(conn: AsyncConnection, merged_into: dict[str, str]) -> 
                                    due_at=None))
 
 
-async def insert_touchpoints(conn: AsyncConnection, rows: list[tuple[str, str, str, datetime, dict, bool]]) -> None:
-    """rows: (event_id, profile_id, name, event_time, properties, historical); one statement for all, its rows
+async def insert_touchpoints(conn: AsyncConnection,
+                             rows: list[tuple[str, str, str, datetime, dict, bool, bool]]) -> None:
+    """rows: (event_id, profile_id, name, event_time, properties, historical, verified); one statement for all, its rows
     as one JSON document (one encoding call, not one per row)."""
     if rows:
         await conn.execute(_INSERT_TOUCHPOINTS, {"rows": json_text(rows)})
 
 
 _INSERT_TOUCHPOINTS = text(
-    "INSERT INTO touchpoints (event_id, profile_id, name, event_time, properties, historical) "
-    "SELECT v->>0, CAST(v->>1 AS uuid), v->>2, CAST(v->>3 AS timestamptz), v->4, CAST(v->>5 AS boolean) "
+    "INSERT INTO touchpoints (event_id, profile_id, name, event_time, properties, historical, verified) "
+    "SELECT v->>0, CAST(v->>1 AS uuid), v->>2, CAST(v->>3 AS timestamptz), v->4, CAST(v->>5 AS boolean), "
+    "CAST(v->>6 AS boolean) "
     "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v ON CONFLICT (event_id) DO NOTHING")
 
 
@@ -191,12 +197,13 @@ async def histories(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, 
     if profile_ids:
         for r in (await conn.execute(_HISTORIES, {"ids": profile_ids})).all():
             found[r.profile_id].append(Touch(event_id=r.event_id, name=r.name, time=r.event_time,
-                                             properties=r.properties, historical=r.historical))
+                                             properties=r.properties, historical=r.historical,
+                                             verified=r.verified))
     return found
 
 
-_HISTORIES = text("SELECT profile_id::text AS profile_id, event_id, name, event_time, properties, historical "
-                  "FROM touchpoints WHERE profile_id = ANY(CAST(:ids AS uuid[]))")
+_HISTORIES = text("SELECT profile_id::text AS profile_id, event_id, name, event_time, properties, historical, "
+                  "verified FROM touchpoints WHERE profile_id = ANY(CAST(:ids AS uuid[]))")
 
 
 async def current_transition_ids(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, set[str]]:
@@ -211,14 +218,14 @@ _CURRENT_TRANSITIONS = text("SELECT profile_id::text AS profile_id, id::text AS 
                             "WHERE profile_id = ANY(CAST(:ids AS uuid[])) AND superseded_at IS NULL")
 
 _TRANSITION_FIELDS = ("id", "profile_id", "customer_id", "from_stage", "to_stage", "reason", "rule_version",
-                      "cause_event_ids", "event_time", "processed_at", "historical")
+                      "cause_event_ids", "event_time", "processed_at", "historical", "verified")
 
 
 def transition_row(profile: Profile, transition: Transition, processed_at: datetime) -> tuple:
     """The transitions row, as the tuple `add_transitions` takes (the order of _TRANSITION_FIELDS)."""
     t = transition
     return (t.id, profile.id, profile.customer_id, t.from_stage, t.to_stage, t.reason, t.rule_version,
-            "{" + ",".join(map(_array_item, t.cause_event_ids)) + "}", t.time, processed_at, t.historical)
+            "{" + ",".join(map(_array_item, t.cause_event_ids)) + "}", t.time, processed_at, t.historical, t.verified)
 
 
 def _array_item(value: str) -> str:
@@ -240,14 +247,14 @@ async def add_transitions(conn: AsyncConnection, rows: list[tuple]) -> None:
 
 _ADD_TRANSITIONS = text(
     "INSERT INTO transitions (id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, "
-    "cause_event_ids, event_time, processed_at, historical) "
+    "cause_event_ids, event_time, processed_at, historical, verified) "
     "SELECT id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, CAST(cause_event_ids AS text[]), "
-    "event_time, processed_at, historical FROM unnest(CAST(:id AS uuid[]), CAST(:profile_id AS uuid[]), "
+    "event_time, processed_at, historical, verified FROM unnest(CAST(:id AS uuid[]), CAST(:profile_id AS uuid[]), "
     "CAST(:customer_id AS text[]), CAST(:from_stage AS text[]), CAST(:to_stage AS text[]), CAST(:reason AS text[]), "
     "CAST(:rule_version AS text[]), CAST(:cause_event_ids AS text[]), CAST(:event_time AS timestamptz[]), "
-    "CAST(:processed_at AS timestamptz[]), CAST(:historical AS boolean[])) WITH ORDINALITY AS r (id, profile_id, "
-    "customer_id, from_stage, to_stage, reason, rule_version, cause_event_ids, event_time, processed_at, historical, "
-    "n) ORDER BY n "
+    "CAST(:processed_at AS timestamptz[]), CAST(:historical AS boolean[]), CAST(:verified AS boolean[])) "
+    "WITH ORDINALITY AS r (id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, cause_event_ids, "
+    "event_time, processed_at, historical, verified, n) ORDER BY n "
     "ON CONFLICT (id) DO UPDATE SET superseded_at = NULL, profile_id = EXCLUDED.profile_id "
     "WHERE transitions.superseded_at IS NOT NULL")
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lifecycle_shared.trust import contact_changes_allowed
+
 from lifecycle_stage_engine.domain.timeline import State
 
 # A profile keeps short scalar traits only: they travel in every stage transition it emits.
@@ -30,9 +32,13 @@ class Profile:
     merges: int = 0  # profiles merged into this one
     outdated: bool = False  # stored in an older shape: rebuild from the event log
 
-    def seen(self, at: datetime, traits: dict[str, Any], acquisition: dict[str, str]) -> None:
-        """Fold what any touchpoint tells regardless of order: times, traits, first arrival."""
-        self.traits = {**self.traits, **traits} if traits else self.traits
+    def seen(self, at: datetime, traits: dict[str, Any], acquisition: dict[str, str], *,
+             verified: bool = False) -> None:
+        """Fold what any touchpoint tells regardless of order: times, traits, first arrival. An unverified
+        touchpoint does not replace a known user's contact traits (`lifecycle_shared.trust`)."""
+        if traits:
+            told = contact_changes_allowed(self.traits, traits, verified=verified, known_user=self.user_id is not None)
+            self.traits = {**self.traits, **told}
         if at > self.last_seen_at:
             self.last_seen_at = at
         if at < self.first_seen_at:

@@ -32,6 +32,7 @@ class Touch:
     time: datetime
     properties: dict[str, Any] = field(default_factory=dict)
     historical: bool = False  # came through a historical import
+    verified: bool = False  # its identity is established (TouchpointData.verified): it may move points
 
     @property
     def key(self) -> tuple[datetime, str]:
@@ -45,6 +46,7 @@ class Order(NamedTuple):
     time: datetime
     event_id: str  # the event that completed it
     historical: bool = False
+    verified: bool = False  # the event that completed it was (drift from this order is as verified as it)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ def fold(facts: Facts, touch: Touch, rules: RuleSet = DEFAULT_RULES) -> Facts:
     if name in rules.order_events:
         order_id = order_id_of(touch.properties, fallback=touch.event_id)
         if order_id not in facts.order_ids + facts.refunded_order_ids:
-            order = Order(order_id, order_amount(touch.properties), touch.time, touch.event_id, touch.historical)
+            order = Order(order_id, order_amount(touch.properties), touch.time, touch.event_id, touch.historical,
+                          touch.verified)
             return Facts(touchpoints, facts.intent, facts.advocacy, (*facts.orders, order), facts.refunded_order_ids,
                          last, None)  # an order answers the model's doubt
     if name in rules.refund_events:

@@ -42,6 +42,9 @@ class Transition:
     cause_event_ids: tuple[str, ...]
     time: datetime  # event time: the touchpoint's, or the moment the days ran out
     historical: bool  # caused by imported history only
+    # Its cause was verified (a touchpoint's `verified`; for time and the purchase model, the order they count
+    # from): only a verified transition may move points (StageChangedData.verified).
+    verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def step(state: State, touch: Touch, rules: RuleSet) -> tuple[State, list[Transi
     transition = Transition(id=transition_id(touch.event_id, decision.from_stage, decision.to_stage),
                             from_stage=decision.from_stage, to_stage=decision.to_stage, reason=decision.reason,
                             rule_version=decision.rule_version, cause_event_ids=(touch.event_id,), time=touch.time,
-                            historical=touch.historical)
+                            historical=touch.historical, verified=touch.verified)
     return State(facts, decision.to_stage, touch.time, as_of), [*moved, transition]
 
 
@@ -100,7 +103,7 @@ def advance(state: State, until: datetime, rules: RuleSet) -> tuple[State, list[
             id=transition_id(last_order.event_id, decision.from_stage, decision.to_stage, due),
             from_stage=decision.from_stage, to_stage=decision.to_stage, reason=decision.reason,
             rule_version=decision.rule_version, cause_event_ids=(last_order.event_id,), time=due,
-            historical=last_order.historical))
+            historical=last_order.historical, verified=last_order.verified))
         state = State(state.facts, decision.to_stage, due, (due, ""))
     return state, moved
 
@@ -118,7 +121,8 @@ def judge_p_alive(state: State, p_alive: float, at: datetime, rules: RuleSet) ->
         return state, []
     transition = Transition(id=transition_id(last_order.event_id, state.stage, stage, at), from_stage=state.stage,
                             to_stage=stage, reason=reason, rule_version=rules.version,
-                            cause_event_ids=(last_order.event_id,), time=at, historical=last_order.historical)
+                            cause_event_ids=(last_order.event_id,), time=at, historical=last_order.historical,
+                            verified=last_order.verified)
     facts = replace(state.facts, doubted_at=at)  # kept until the next order: a visit does not undo it
     return State(facts, stage, at, state.as_of), [transition]
 

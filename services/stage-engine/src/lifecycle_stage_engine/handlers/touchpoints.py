@@ -30,7 +30,7 @@ Clock = Callable[[], datetime]
 def touch_of(typed: Typed[TouchpointData]) -> Touch:
     event, data = typed.event, typed.data
     return Touch(event_id=event.id, name=event.type.removeprefix("touchpoint."), time=data.timestamp,
-                 properties=data.properties, historical=data.historical)
+                 properties=data.properties, historical=data.historical, verified=data.verified)
 
 
 async def handle_touchpoints(conn: AsyncConnection, events: list[Typed[TouchpointData]], *, topic: str,
@@ -70,7 +70,7 @@ async def fold(conn: AsyncConnection, graph: IdentityGraph, placed: list[tuple[s
         profile = graph.profiles[graph.survivor(profile_id)]
         by_profile[profile.id].append(touch)
         profile.seen(touch.time, traits_of(touchpoint.all_traits(), touchpoint.context),
-                     acquisition_of(touchpoint.context))
+                     acquisition_of(touchpoint.context), verified=touch.verified)
         changes.touchpoint(profile.id, touch)
     survivors = {graph.survivor(move.survivor) for move in graph.moves if move.absorbed}
     refold = sorted(pid for pid, touches in by_profile.items()

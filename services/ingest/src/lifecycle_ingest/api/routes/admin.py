@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle_ingest.api.deps import Keys, read_bounded
 from lifecycle_ingest.db import keys as db
-from lifecycle_ingest.db.keys import NewKey
+from lifecycle_ingest.db.keys import NewKey, SourceInfo
 from lifecycle_ingest.domain.origins import MAX_ORIGINS, InvalidOrigin, normalise_origins
 from lifecycle_ingest.domain.touchpoints import SOURCE_NAME
 from lifecycle_ingest.keys import KeyStore
@@ -117,6 +117,21 @@ class OriginsIn(BaseModel):
 class SourceOut(BaseModel):
     source: str
     allowed_origins: list[str]
+    identity_verification: bool = Field(False, description="Whether the source has an identity-verification "
+                                                           "secret (write-key events with `context.userHash`).")
+
+    @classmethod
+    def of(cls, info: SourceInfo) -> SourceOut:
+        return cls(source=info.name, allowed_origins=info.allowed_origins,
+                   identity_verification=info.identity_secret_created_at is not None)
+
+
+class IdentitySecretOut(BaseModel):
+    source: str
+    identity_secret: str = Field(description=(
+        "Shown only here. Your server computes `context.userHash` = hex HMAC-SHA256 of the signed-in userId "
+        "keyed with it, and hands it to the page; never put the secret itself in a browser."))
+    created_at: datetime
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut)
@@ -165,11 +180,33 @@ async def put_source(name: SourceName, origins_in: OriginsIn, engine: Engine, ke
     async with engine.begin() as conn:
         stored = await db.set_origins(conn, source_name=name, origins=origins)
     await seen_here(keys)
-    return SourceOut(source=name, allowed_origins=stored)
+    return SourceOut.of(stored)
 
 
 @router.get("/sources", response_model=list[SourceOut])
 async def get_sources(engine: Engine) -> list[SourceOut]:
     async with engine.connect() as conn:
         listed = await db.list_sources(conn)
-    return [SourceOut(source=name, allowed_origins=origins) for name, origins in listed]
+    return [SourceOut.of(info) for info in listed]
+
+
+@router.post("/sources/{name}/identity-secret", status_code=201, response_model=IdentitySecretOut)
+async def post_identity_secret(name: SourceName, engine: Engine, keys: Keys) -> IdentitySecretOut:
+    """Create or rotate the source's identity-verification secret (the source is created if needed). The old
+    secret stops verifying at once (on every instance within `key_refresh_s`): hashes made with it are
+    refused (403 `identity_unverified`) until the pages carry new ones."""
+    async with engine.begin() as conn:
+        secret, created_at = await db.new_identity_secret(conn, source_name=name)
+    await seen_here(keys)
+    return IdentitySecretOut(source=name, identity_secret=secret, created_at=created_at)
+
+
+@router.delete("/sources/{name}/identity-secret", status_code=204, responses=errors(404))
+async def delete_identity_secret(name: SourceName, engine: Engine, keys: Keys) -> Response:
+    """Stop verifying identities for the source: its write-key events are unverified again (and a
+    `context.userHash` is refused, since nothing can check it)."""
+    async with engine.begin() as conn:
+        if not await db.drop_identity_secret(conn, source_name=name):
+            raise HTTPException(404, "this source has no identity-verification secret")
+    await seen_here(keys)
+    return Response(status_code=204)
