@@ -7,9 +7,11 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
+from lifecycle_messaging.api.webhooks import router as webhooks_router
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
-from lifecycle_messaging.handlers import routes
+from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.workers.webhooks import webhook_worker
 
 
 def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
@@ -17,11 +19,12 @@ def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=routes(brand=settings.brand_name)),),
-        workers=(email_worker(settings), contact_sweeper(settings)),
+                                route=routes_and_webhooks(brand=settings.brand_name)),),
+        workers=(email_worker(settings), contact_sweeper(settings),
+                 webhook_worker(settings)),
     )
 
 
 def create_app(settings: MessagingSettings) -> FastAPI:
     return create_service_app(title="Lifecycle messaging", settings=settings,
-                              build_runtime=lambda: build_runtime(settings), routers=[router])
+                              build_runtime=lambda: build_runtime(settings), routers=[router, webhooks_router])

@@ -1,0 +1,200 @@
+"""The webhook delivery worker: per-endpoint queues, worked concurrently, each by one worker at a time.
+
+Each round leases up to `webhooks_endpoints_in_flight` endpoints that have a due delivery (least
+recently served first) and works each one's queue in a task of its own: claim the next due delivery
+(its attempt counted, leased), post it, record the outcome, up to `webhooks_per_turn` deliveries or the
+first failure, then let go. A blackholed endpoint holds one slot for at most its timeout per turn, and
+never the other endpoints' tasks. A worker killed mid-delivery leaves the delivery leased: it comes back
+after the lease, to any worker, with the same webhook-id (at least once).
+
+Outcomes: 2xx delivered; 410 disables the endpoint at once; anything else is retried on the schedule
+(`domain.webhooks.SCHEDULE_S`, jittered; Retry-After on 429/503 honoured) and given up after the last
+attempt; an endpoint whose every attempt has failed for 5 days is disabled. A disabled endpoint is logged
+(a warning naming it and why), counted, and shown with its reason by the admin API.
+
+Never logged: the secret, the payload, the URL (it may carry a token). Only ids, codes, kinds of error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lifecycle_messaging.db import webhooks as db
+from lifecycle_messaging.domain.webhooks import (
+    MAX_ATTEMPTS,
+    disables_endpoint,
+    judge,
+    next_attempt,
+    secrets_in_force,
+    signature_header,
+)
+from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.workers.webhook_http import Answer, Resolver, WebhookClient, system_resolve
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter("lifecycle_webhook_attempts_total", "Webhook delivery attempts, by outcome",
+                   ["outcome"])  # delivered | retry | failed | gone
+DISABLED = Counter("lifecycle_webhook_endpoints_disabled_total", "Webhook endpoints disabled, by reason", ["reason"])
+LATENCY = Histogram("lifecycle_webhook_attempt_seconds", "Time from request to response of a webhook attempt",
+                    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15))
+
+Clock = Callable[[], datetime]
+Draw = Callable[[], float]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def client_for(settings: MessagingSettings, resolve: Resolver = system_resolve) -> WebhookClient:
+    return WebhookClient(allow_private=settings.webhooks_insecure_targets_allowed,
+                         connect_timeout_s=settings.webhooks_connect_timeout_s, timeout_s=settings.webhooks_timeout_s,
+                         max_response_bytes=settings.webhooks_max_response_bytes, resolve=resolve)
+
+
+def lease_s(settings: MessagingSettings) -> float:
+    """Long enough for one attempt and its recording: renewed at every claim."""
+    return max(settings.webhooks_lease_s, settings.webhooks_timeout_s + 15)
+
+
+def headers_for(endpoint: Any, delivery: Any, now: datetime) -> dict[str, str]:
+    timestamp = int(now.timestamp())
+    secrets = secrets_in_force(endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_until, now)
+    return {"content-type": "application/json", "user-agent": "Lifecycle-Webhooks/1",
+            "webhook-id": delivery.webhook_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(secrets, delivery.webhook_id, timestamp, delivery.payload)}
+
+
+async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, settings: MessagingSettings,
+                         clock: Clock, draw: Draw) -> int:
+    """Work one leased endpoint's queue for a turn; returns how many deliveries it attempted."""
+    attempted = 0
+    try:
+        while attempted < settings.webhooks_per_turn:
+            now = clock()
+            async with engine.begin() as conn:
+                claimed = await db.claim_next_delivery(conn, endpoint_id, now=now, lease_s=lease_s(settings))
+            if claimed is None:
+                break
+            endpoint, delivery = claimed
+            attempted += 1
+            if delivery.attempts > MAX_ATTEMPTS:  # earlier attempts died mid-delivery
+                answer = Answer(None, None, 0, f"gave up after {delivery.attempts - 1} interrupted attempts")
+            else:
+                answer = await client.post(endpoint.url, headers=headers_for(endpoint, delivery, now),
+                                           body=delivery.payload)
+            if not await record(engine, endpoint, delivery, answer, clock(), draw):
+                break  # a failing endpoint gets its next turn later: the others go first
+    finally:
+        async with engine.begin() as conn:
+            await db.release_endpoint(conn, endpoint_id, now=clock())
+    return attempted
+
+
+async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answer, now: datetime,
+                 draw: Draw) -> bool:
+    """Store the attempt's outcome; True when it was delivered."""
+    if answer.status is not None:
+        LATENCY.observe(answer.latency_ms / 1000)
+    verdict = judge(answer.status, answer.retry_after, now) if delivery.attempts <= MAX_ATTEMPTS else None
+    error = answer.error or (f"HTTP {answer.status}" if answer.status is not None else None)
+    async with engine.begin() as conn:
+        if verdict is not None and verdict.delivered:
+            ATTEMPTS.labels("delivered").inc()
+            await db.record_attempt(conn, delivery.id, status="delivered", next_attempt_at=None,
+                                    status_code=answer.status, latency_ms=answer.latency_ms, error=None, now=now)
+            await db.endpoint_succeeded(conn, endpoint.id)
+            return True
+        if verdict is not None and verdict.gone:
+            ATTEMPTS.labels("gone").inc()
+            await db.record_attempt(conn, delivery.id, status="failed", next_attempt_at=None, status_code=410,
+                                    latency_ms=answer.latency_ms, error="HTTP 410: the endpoint is gone", now=now)
+            await disable(conn, endpoint.id, "the endpoint answered 410 Gone", label="gone")
+            return False
+        retry_at = None if verdict is None else next_attempt(delivery.attempts, now, draw(), verdict.retry_after_s)
+        ATTEMPTS.labels("retry" if retry_at else "failed").inc()
+        await db.record_attempt(conn, delivery.id, status="pending" if retry_at else "failed",
+                                next_attempt_at=retry_at, status_code=answer.status, latency_ms=answer.latency_ms,
+                                error=error, now=now)
+        log.info("webhook attempt failed", extra={"endpoint_id": endpoint.id, "webhook_id": delivery.webhook_id,
+                                                  "attempt": delivery.attempts, "status_code": answer.status,
+                                                  "reason": error, "give_up": retry_at is None})
+        failing_since = await db.endpoint_failed(conn, endpoint.id, now=now)
+        if disables_endpoint(failing_since, now):
+            await disable(conn, endpoint.id, f"every attempt failed since {failing_since:%Y-%m-%dT%H:%MZ}",
+                          label="failing")
+    return False
+
+
+async def disable(conn: Any, endpoint_id: str, reason: str, *, label: str) -> None:
+    await db.set_status(conn, endpoint_id, "disabled", reason=reason)
+    DISABLED.labels(label).inc()
+    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
+
+
+async def deliver_round(engine: AsyncEngine, client: WebhookClient, settings: MessagingSettings, *,
+                        clock: Clock, draw: Draw = random.random) -> int:
+    """One round, to completion: lease the endpoints with due deliveries and work them concurrently
+    (tests drive this with their own clock); returns how many deliveries were attempted."""
+    async with engine.begin() as conn:
+        leased = await db.claim_endpoints(conn, now=clock(), limit=settings.webhooks_endpoints_in_flight,
+                                          lease_s=lease_s(settings), exclude=[])
+    done = await asyncio.gather(*(serve_endpoint(engine, client, row.id, settings, clock, draw) for row in leased))
+    return sum(done)
+
+
+def webhook_worker(settings: MessagingSettings, *, clock: Clock = utc_now, draw: Draw = random.random,
+                   resolve: Resolver = system_resolve):
+    """The running loop: a slot freed by one endpoint is refilled at once, without waiting for the others."""
+
+    async def deliver_webhooks(runtime: Any) -> None:
+        engine: AsyncEngine = runtime.engine
+        client = client_for(settings, resolve)
+        tasks: dict[str, asyncio.Task[int]] = {}
+        try:
+            while True:
+                tasks = {key: task for key, task in tasks.items() if not task.done()}
+                room = settings.webhooks_endpoints_in_flight - len(tasks)
+                leased: list[Any] = []
+                if room > 0:
+                    try:
+                        async with engine.begin() as conn:
+                            leased = await db.claim_endpoints(conn, now=clock(), limit=room, lease_s=lease_s(settings),
+                                                              exclude=list(tasks))
+                    except Exception:  # noqa: BLE001 - the database away: try again next round
+                        log.exception("cannot lease webhook endpoints")
+                for row in leased:
+                    tasks[row.id] = asyncio.create_task(_served(engine, client, row.id, settings, clock, draw))
+                if not leased:
+                    if tasks:
+                        await asyncio.wait(tasks.values(), timeout=settings.webhooks_idle_poll_s,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await asyncio.sleep(settings.webhooks_idle_poll_s)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await client.aclose()
+
+    return deliver_webhooks
+
+
+async def _served(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, settings: MessagingSettings,
+                  clock: Clock, draw: Draw) -> int:
+    try:
+        return await serve_endpoint(engine, client, endpoint_id, settings, clock, draw)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - one endpoint's trouble (the database away) never stops the worker
+        log.exception("webhook endpoint turn failed", extra={"endpoint_id": endpoint_id})
+        return 0
