@@ -129,8 +129,8 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
     print(f"  Demo write key: {key}")
     print(f"  Demo server key: {server_key}   (server-side only: orders, refunds, referrals)")
     print(f"  Read API token: {api_token}   (LIFECYCLE_API_TOKENS: profiles, messages and balances)")
-    print(f"  Admin token: {admin_token}   (ingest's keys and sources; the stage engine's rules and replays; messaging's webhooks)"
-          "\n\nTry:\n")
+    print(f"  Admin token: {admin_token}   (ingest's keys and sources; the stage engine's rules and replays; "
+          "messaging's webhooks)\n\nTry:\n")
     # A messageId makes the call safe to retry: a repeat is recognised and applied once.
     body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
             '"properties": {"sku": "TEE-1"}}')
