@@ -31,7 +31,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from standardwebhooks import Webhook
 
 from tests.support.kafka_records import record
-from tests.support.webhook_receivers import Reply, always, first_then, receiver
+from tests.support.webhook_receivers import Reply, always, first_then, receiver, self_signed
 
 EVENT_TIME = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -424,6 +424,28 @@ async def test_the_checked_address_is_the_one_connected_to_with_the_host_header_
             await client.aclose()
         assert answer.status == 200 and calls == ["hooks.test"]  # resolved once: checked and used
         assert target.requests[0].headers["host"] == f"hooks.test:{port}"
+
+
+async def test_https_connects_to_the_checked_address_with_the_name_for_sni_and_the_certificate_check():
+    server_tls, trusting = self_signed("hooks.test")
+    async with receiver(always(Reply(200)), tls=server_tls) as target:
+        port = target.url.split(":")[2].split("/")[0]
+
+        async def post(name: str, address: str):
+            client = WebhookClient(allow_private=True, connect_timeout_s=2, timeout_s=3, max_response_bytes=1024,
+                                   resolve=resolving({name: [address]}), verify=trusting)
+            try:
+                return await client.post(f"https://{name}:{port}/in", headers={}, body=b"{}")
+            finally:
+                await client.aclose()
+
+        answer = await post("hooks.test", "127.0.0.1")
+        assert answer.status == 200, answer.error
+        assert target.requests[0].headers["host"] == f"hooks.test:{port}"
+        # Another name resolving to the same address: the certificate is checked against the name asked for.
+        other = await post("other.test", "127.0.0.1")
+        assert other.status is None and other.error == "ConnectError"
+        assert len(target.requests) == 1
 
 
 async def test_the_worker_in_production_mode_never_reaches_a_loopback_receiver(engine):

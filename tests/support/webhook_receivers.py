@@ -5,6 +5,9 @@ the connection and never answer (a blackhole)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ssl
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -52,7 +55,8 @@ def first_then(first: Reply, times: int, then: Reply) -> Callable[[int], Reply]:
 
 
 @asynccontextmanager
-async def receiver(script: Callable[[int], Reply], *, host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
+async def receiver(script: Callable[[int], Reply], *, host: str = "127.0.0.1",
+                   tls: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
     state = Receiver(url="", script=script)
     handlers: set[asyncio.Task] = set()
 
@@ -83,9 +87,9 @@ async def receiver(script: Callable[[int], Reply], *, host: str = "127.0.0.1") -
             writer.close()
             handlers.discard(asyncio.current_task())
 
-    server = await asyncio.start_server(serve, host, 0)
+    server = await asyncio.start_server(serve, host, 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    state.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/hook"
+    state.url = f"{'https' if tls else 'http'}://{host if ':' not in host else f'[{host}]'}:{port}/hook"
     try:
         yield state
     finally:
@@ -94,3 +98,34 @@ async def receiver(script: Callable[[int], Reply], *, host: str = "127.0.0.1") -
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
         await asyncio.wait_for(server.wait_closed(), 5)
+
+
+def self_signed(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A certificate for `name` (its only subject alternative name): the server's TLS context, and a client
+    context that trusts exactly that certificate (hostname checked)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)  # valid whatever the clock says (year-ahead runs)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=365 * 30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_file, key_file = f"{folder}/cert.pem", f"{folder}/key.pem"
+        with open(cert_file, "wb") as out:
+            out.write(pem)
+        with open(key_file, "wb") as out:
+            out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+        server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=pem.decode())
+    return server, client

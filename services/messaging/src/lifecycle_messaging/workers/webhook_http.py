@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,10 +32,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that connects only to addresses `address_refusal` allows (every address a name
     resolves to must be allowed: a mix is a rebinding attempt), and to exactly the address it checked."""
 
-    def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolve) -> None:
+    def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolve,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self._allow_private = allow_private
         self._resolve = resolve
-        self._inner = httpx.AsyncHTTPTransport(retries=0)
+        self._inner = httpx.AsyncHTTPTransport(retries=0, verify=verify)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -76,11 +78,12 @@ class WebhookClient:
     """One pooled client for every endpoint: connect timeout, total timeout, response bytes read."""
 
     def __init__(self, *, allow_private: bool, connect_timeout_s: float, timeout_s: float, max_response_bytes: int,
-                 resolve: Resolver = system_resolve) -> None:
+                 resolve: Resolver = system_resolve, verify: ssl.SSLContext | bool = True) -> None:
         self._timeout_s = timeout_s
         self._max_response_bytes = max_response_bytes
         self._client = httpx.AsyncClient(
-            transport=GuardedTransport(allow_private=allow_private, resolve=resolve), follow_redirects=False,
+            transport=GuardedTransport(allow_private=allow_private, resolve=resolve, verify=verify),
+            follow_redirects=False,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), trust_env=False,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 
