@@ -18,6 +18,9 @@ def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_MESSAGING_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           # A webhook delivery of a killed messaging comes back within 20 s.
+                                           "LIFECYCLE_MESSAGING_WEBHOOKS_TIMEOUT_S": "5",
+                                           "LIFECYCLE_MESSAGING_WEBHOOKS_LEASE_S": "5",
                                            # Time-based stages come within a second of their moment.
                                            "LIFECYCLE_STAGE_ENGINE_SWEEP_INTERVAL_S": "1"})
     with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):
