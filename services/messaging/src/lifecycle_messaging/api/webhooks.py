@@ -47,7 +47,7 @@ def _storable(value: str) -> str:
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH,
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://hooks.example.invalid/lifecycle"],
                      description="Where deliveries are posted: https:// (http:// and private addresses only in "
                                  "development). Redirects are not followed.")
     event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
