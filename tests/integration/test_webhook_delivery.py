@@ -16,14 +16,15 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db import webhooks as db
-from lifecycle_messaging.db.models import webhook_endpoints
+from lifecycle_messaging.db.models import messages, webhook_cursors, webhook_endpoints
 from lifecycle_messaging.domain.webhooks import SCHEDULE_S, SECRET_BYTES, new_secret
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.handlers.webhooks import handle_webhooks
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.workers.webhook_http import AddressRefused, GuardedTransport, WebhookClient
-from lifecycle_messaging.workers.webhooks import client_for, deliver_round, webhook_worker
+from lifecycle_messaging.workers.webhooks import announce_sent_messages, client_for, deliver_round, webhook_worker
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
 from lifecycle_shared.kafka.registry import Typed
@@ -472,3 +473,44 @@ async def test_redirects_are_not_followed():
         finally:
             await client.aclose()
         assert answer.status == 307 and inner.requests == []
+
+
+async def test_message_sent_is_announced_once_per_message_to_the_endpoints_that_want_it(engine):
+    clock, config = Clock(), settings()
+
+    async def send_message(stage: str) -> str:
+        message_id = str(uuid.uuid4())
+        async with engine.begin() as conn:
+            await repo.add_messages(conn, [{
+                "id": message_id, "customer_id": f"c-{message_id[:8]}", "linked_ids": [], "template": "welcome",
+                "stage": stage, "cause_event_id": message_id, "recipient": "ann@example.com", "subject": "Hi",
+                "body": "Hello", "status": "queued"}])
+            await repo.mark_sent(conn, message_id=message_id)
+        return message_id
+
+    async with engine.begin() as conn:
+        await conn.execute(webhook_cursors.delete())
+    before_anyone_listened = await send_message("awareness")
+    async with engine.begin() as conn:  # sent a while ago, beyond the look-back
+        await conn.execute(messages.update().where(messages.c.id == before_anyone_listened)
+                           .values(sent_at=clock() - timedelta(minutes=5)))
+    await announce_sent_messages(engine, now=clock())  # nobody subscribed: the cursor follows the clock
+    async with receiver(always(Reply(200))) as every, receiver(always(Reply(200))) as buyers:
+        all_sent = await add_endpoint(engine, every.url, event_types=["message.sent"])
+        purchase_only = await add_endpoint(engine, buyers.url, event_types=["message.sent"], stages=["purchase"])
+        welcome, thanks = await send_message("awareness"), await send_message("purchase")
+        clock.advance(1)
+        for _ in range(2):  # looking again announces nothing twice
+            await announce_sent_messages(engine, now=clock())
+        client = client_for(config)
+        try:
+            await deliver_round(engine, client, config, clock=clock)
+        finally:
+            await client.aclose()
+        told = sorted(verify(r, all_sent.secret)["data"]["message_id"] for r in every.requests)
+        assert told == sorted([welcome, thanks]) and before_anyone_listened not in told
+        (only,) = buyers.requests
+        body = verify(only, purchase_only.secret)
+        assert body["type"] == "message.sent" and body["data"]["message_id"] == thanks
+        assert body["data"]["stage"] == "purchase" and "recipient" not in body["data"]
+        assert "ann@example.com" not in only.body.decode()

@@ -11,7 +11,7 @@ from lifecycle_messaging.api.webhooks import router as webhooks_router
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_messaging.workers.webhooks import webhook_worker
+from lifecycle_messaging.workers.webhooks import message_events, webhook_worker
 
 
 def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
@@ -21,7 +21,7 @@ def build_runtime(settings: MessagingSettings) -> ServiceRuntime:
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
                                 route=routes_and_webhooks(brand=settings.brand_name)),),
         workers=(email_worker(settings), contact_sweeper(settings),
-                 webhook_worker(settings)),
+                 webhook_worker(settings), message_events(settings)),
     )
 
 

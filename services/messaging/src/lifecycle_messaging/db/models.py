@@ -142,3 +142,13 @@ webhook_deliveries = Table(
     Index("webhook_deliveries_due", "endpoint_id", "next_attempt_at", postgresql_where="status = 'pending'"),
     Index("webhook_deliveries_log", "endpoint_id", "id"),
 )
+
+# How far `message.sent` webhooks have been announced (the `sent_at` of the last message read).
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", DateTime(timezone=True), nullable=False),
+)
+# The sent messages by time, for `message.sent` webhooks.
+Index("messages_sent_at", messages.c.sent_at, postgresql_where=messages.c.sent_at.is_not(None))

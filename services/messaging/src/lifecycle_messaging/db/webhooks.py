@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_messaging.db.models import messages, webhook_cursors
 from lifecycle_messaging.db.models import webhook_deliveries as deliveries
 from lifecycle_messaging.db.models import webhook_endpoints as endpoints
 from lifecycle_messaging.domain.webhooks import Subscription
@@ -73,6 +74,31 @@ async def add_deliveries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
     if rows:
         await conn.execute(insert(deliveries).values(next_attempt_at=func.now(), created_at=func.now())
                            .on_conflict_do_nothing(index_elements=["webhook_id"]), rows)
+
+
+async def subscribed(conn: AsyncConnection, event_type: str) -> bool:
+    return bool((await conn.execute(select(exists().where(endpoints.c.status.in_(("active", "paused")),
+                                                          endpoints.c.event_types.any_() == event_type)))).scalar())
+
+
+async def cursor(conn: AsyncConnection, name: str, *, start: datetime) -> datetime:
+    """The cursor's position, locked for this transaction (one announcer at a time); made at `start`."""
+    await conn.execute(insert(webhook_cursors).values(name=name, position=start)
+                       .on_conflict_do_nothing(index_elements=["name"]))
+    return (await conn.execute(select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
+                               .with_for_update())).scalar_one()
+
+
+async def move_cursor(conn: AsyncConnection, name: str, position: datetime) -> None:
+    await conn.execute(update(webhook_cursors).where(webhook_cursors.c.name == name).values(position=position))
+
+
+async def sent_since(conn: AsyncConnection, since: datetime, *, limit: int) -> list[Any]:
+    """Messages sent at or after `since`, oldest first."""
+    return list((await conn.execute(
+        select(messages.c.id, messages.c.customer_id, messages.c.user_id, messages.c.template, messages.c.stage,
+               messages.c.channel, messages.c.cause_event_id, messages.c.sent_at)
+        .where(messages.c.sent_at >= since).order_by(messages.c.sent_at, messages.c.id).limit(limit))).all())
 
 
 # ---- the worker ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ SECRET_BYTES = 24  # within the spec's 24-64 bytes
 # What a subscriber may ask for: the stage engine's announcements that messaging reads.
 STAGE_CHANGED = "lifecycle.stage_changed"
 IDENTITY_MERGED = "identity.merged"
-EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED)
+# Messaging's own: an email went out (`sent_at`), announced by `workers.webhooks.message_events`.
+MESSAGE_SENT = "message.sent"
+EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, MESSAGE_SENT)
 
 # The retry schedule (Standard Webhooks / Svix): the delay before each attempt, the first immediate.
 # Eight attempts over about 27.6 hours; after the last one fails the delivery is given up (`failed`).
@@ -212,15 +214,25 @@ def address_refusal(address: str, *, allow_private: bool) -> str | None:
 class Subscription:
     endpoint_id: str
     event_types: tuple[str, ...]
-    stages: tuple[str, ...] | None  # for lifecycle.stage_changed: only moves to these stages; None: all
+    stages: tuple[str, ...] | None  # only moves to (messages for) these stages; None: all
 
 
 def matches(subscription: Subscription, event_type: str, data: Mapping[str, Any]) -> bool:
     if event_type not in subscription.event_types:
         return False
-    if event_type == STAGE_CHANGED and subscription.stages is not None:
-        return data.get("to_stage") in subscription.stages
+    if subscription.stages is not None and event_type in (STAGE_CHANGED, MESSAGE_SENT):
+        return data.get("to_stage" if event_type == STAGE_CHANGED else "stage") in subscription.stages
     return True
+
+
+def message_sent_data(message: Mapping[str, Any]) -> dict[str, Any]:
+    """What `message.sent` tells: which message, for whom, why; not its text nor the address."""
+    return {key: message[key] for key in ("customer_id", "user_id", "template", "stage", "channel",
+                                          "cause_event_id", "sent_at")} | {"message_id": message["id"]}
+
+
+def message_sent_event_id(message_id: str) -> str:
+    return f"{MESSAGE_SENT}:{message_id}"
 
 
 def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Mapping[str, Any]) -> list[str]:

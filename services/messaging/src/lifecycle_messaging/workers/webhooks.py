@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -30,11 +30,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.domain.webhooks import (
     MAX_ATTEMPTS,
+    MESSAGE_SENT,
     disables_endpoint,
     judge,
+    message_sent_data,
+    message_sent_event_id,
     next_attempt,
+    payload,
     secrets_in_force,
     signature_header,
+    subscribers,
+    webhook_id,
 )
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.workers.webhook_http import Answer, Resolver, WebhookClient, system_resolve
@@ -198,3 +204,53 @@ async def _served(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, 
     except Exception:  # noqa: BLE001 - one endpoint's trouble (the database away) never stops the worker
         log.exception("webhook endpoint turn failed", extra={"endpoint_id": endpoint_id})
         return 0
+
+
+# ---- message.sent: messaging's own events, read from the message log -------------------------------------
+
+# How far back each look at the log reaches behind where the last one stopped: a message marked sent by a
+# transaction that began before it and committed after it is still announced (announcing twice is harmless:
+# the webhook-id is derived from the message).
+SENT_LOOK_BACK = timedelta(seconds=30)
+
+
+async def announce_sent_messages(engine: AsyncEngine, *, now: datetime, look_back: bool = True,
+                                 limit: int = 1000) -> tuple[int, bool]:
+    """Queue `message.sent` deliveries for messages sent since the cursor; (deliveries queued, whether the
+    read was full: more are waiting). Until someone subscribes the cursor just follows the clock."""
+    async with engine.begin() as conn:
+        position = await db.cursor(conn, MESSAGE_SENT, start=now)
+        if not await db.subscribed(conn, MESSAGE_SENT):
+            await db.move_cursor(conn, MESSAGE_SENT, max(position, now))
+            return 0, False
+        sent = await db.sent_since(conn, position - SENT_LOOK_BACK if look_back else position, limit=limit)
+        subscriptions = await db.subscriptions(conn, [MESSAGE_SENT])
+        rows = []
+        for message in sent:
+            data = message_sent_data(message._asdict())
+            event_id = message_sent_event_id(message.id)
+            for endpoint_id in subscribers(subscriptions, MESSAGE_SENT, data):
+                rows.append({"webhook_id": webhook_id(endpoint_id, event_id), "endpoint_id": endpoint_id,
+                             "event_id": event_id, "event_type": MESSAGE_SENT, "event_time": message.sent_at,
+                             "payload": payload(MESSAGE_SENT, message.sent_at, data)})
+        await db.add_deliveries(conn, rows)
+        if sent and sent[-1].sent_at > position:
+            await db.move_cursor(conn, MESSAGE_SENT, sent[-1].sent_at)
+    return len(rows), len(sent) == limit
+
+
+def message_events(settings: MessagingSettings, *, clock: Clock = utc_now):
+    """The loop announcing `message.sent`; a full read is followed at once, without looking back."""
+
+    async def announce_message_events(runtime: Any) -> None:
+        full = False
+        while True:
+            try:
+                _, full = await announce_sent_messages(runtime.engine, now=clock(), look_back=not full)
+            except Exception:  # noqa: BLE001 - the database away: the next look finds what this one missed
+                log.exception("cannot announce sent messages")
+                full = False
+            if not full:
+                await asyncio.sleep(settings.webhooks_idle_poll_s * 2)
+
+    return announce_message_events

@@ -55,9 +55,17 @@ def upgrade() -> None:
     op.create_index("webhook_deliveries_due", "webhook_deliveries", ["endpoint_id", "next_attempt_at"],
                     postgresql_where=sa.text("status = 'pending'"))
     op.create_index("webhook_deliveries_log", "webhook_deliveries", ["endpoint_id", "id"])
+    op.create_table(
+        "webhook_cursors",
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("position", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("messages_sent_at", "messages", ["sent_at"], postgresql_where=sa.text("sent_at IS NOT NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("messages_sent_at", table_name="messages")
+    op.drop_table("webhook_cursors")
     op.drop_index("webhook_deliveries_log", table_name="webhook_deliveries")
     op.drop_index("webhook_deliveries_due", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
