@@ -42,8 +42,9 @@ class MessagingSettings(ServiceSettings):
     webhooks_max_response_bytes: int = 4096  # read of a receiver's answer, the rest is dropped
     webhooks_endpoints_in_flight: int = 16  # endpoint queues worked at once, per process
     webhooks_per_turn: int = 50  # deliveries one endpoint sends before letting the others go first
+    webhooks_claim_batch: int = 10  # deliveries of one endpoint claimed (and leased) at a time
     webhooks_lease_s: float = 60.0  # a claimed delivery / endpoint comes back after this if its worker died
-    webhooks_idle_poll_s: float = 0.5
+    webhooks_idle_poll_s: float = 0.2  # how often an idle worker looks for due deliveries
 
     @property
     def webhooks_insecure_targets_allowed(self) -> bool:

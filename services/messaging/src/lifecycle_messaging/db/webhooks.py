@@ -124,25 +124,33 @@ async def claim_endpoints(conn: AsyncConnection, *, now: datetime, limit: int, l
         .values(lease_until=now + timedelta(seconds=lease_s)).returning(endpoints))).all())
 
 
-async def claim_next_delivery(conn: AsyncConnection, endpoint_id: str, *, now: datetime,
-                              lease_s: float) -> tuple[Any, Any] | None:
-    """The endpoint's next due delivery, its attempt counted and leased (moved `lease_s` ahead: a worker
-    that dies mid-delivery leaves it to come back with the same webhook-id), with the endpoint as it is
-    now (status, secrets) and its lease renewed; None when nothing is due or the endpoint is not active."""
+async def claim_deliveries(conn: AsyncConnection, endpoint_id: str, *, now: datetime, limit: int,
+                           lease_s: float) -> tuple[Any, list[Any]]:
+    """The endpoint's next due deliveries (up to `limit`, oldest due first), each attempt counted and leased
+    (moved `lease_s` ahead: a worker that dies mid-delivery leaves them to come back with the same
+    webhook-ids), with the endpoint as it is now (status, secrets) and its lease renewed as long; nothing
+    when nothing is due or the endpoint is no longer active."""
     current = (await conn.execute(
         update(endpoints).where(endpoints.c.id == endpoint_id, endpoints.c.status == "active")
         .values(lease_until=now + timedelta(seconds=lease_s)).returning(endpoints))).one_or_none()
     if current is None:
-        return None
+        return None, []
     due = (select(deliveries.c.id).where(deliveries.c.endpoint_id == endpoint_id, _due(now))
-           .order_by(deliveries.c.next_attempt_at, deliveries.c.id).limit(1)
+           .order_by(deliveries.c.next_attempt_at, deliveries.c.id).limit(limit)
            .with_for_update(skip_locked=True)).scalar_subquery()
     claimed = (await conn.execute(
-        update(deliveries).where(deliveries.c.id == due)
+        update(deliveries).where(deliveries.c.id.in_(due))
         .values(attempts=deliveries.c.attempts + 1, last_attempt_at=now,
                 next_attempt_at=now + timedelta(seconds=lease_s))
-        .returning(deliveries))).one_or_none()
-    return (current, claimed) if claimed is not None else None
+        .returning(deliveries))).all()
+    return current, sorted(claimed, key=lambda row: (row.next_attempt_at, row.id))
+
+
+async def unclaim(conn: AsyncConnection, delivery_ids: list[int], *, now: datetime) -> None:
+    """Claimed deliveries not attempted after all (the endpoint failed first): due again, attempt uncounted."""
+    if delivery_ids:
+        await conn.execute(update(deliveries).where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "pending")
+                           .values(attempts=deliveries.c.attempts - 1, next_attempt_at=now))
 
 
 async def release_endpoint(conn: AsyncConnection, endpoint_id: str, *, now: datetime) -> None:

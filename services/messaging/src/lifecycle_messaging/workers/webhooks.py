@@ -67,9 +67,9 @@ def client_for(settings: MessagingSettings, resolve: Resolver = system_resolve) 
                          max_response_bytes=settings.webhooks_max_response_bytes, resolve=resolve)
 
 
-def lease_s(settings: MessagingSettings) -> float:
-    """Long enough for one attempt and its recording: renewed at every claim."""
-    return max(settings.webhooks_lease_s, settings.webhooks_timeout_s + 15)
+def lease_s(settings: MessagingSettings, batch: int = 1) -> float:
+    """Long enough for `batch` attempts and their recording: renewed at every claim."""
+    return max(settings.webhooks_lease_s, batch * settings.webhooks_timeout_s + 15)
 
 
 def headers_for(endpoint: Any, delivery: Any, now: datetime) -> dict[str, str]:
@@ -82,24 +82,30 @@ def headers_for(endpoint: Any, delivery: Any, now: datetime) -> dict[str, str]:
 
 async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, settings: MessagingSettings,
                          clock: Clock, draw: Draw) -> int:
-    """Work one leased endpoint's queue for a turn; returns how many deliveries it attempted."""
+    """Work one leased endpoint's queue for a turn; returns how many deliveries it attempted. Deliveries are
+    claimed a few at a time (`webhooks_claim_batch`, leased for as long as they could all take) and each
+    outcome is recorded as soon as it is known; after a failure the rest of the claim is handed back."""
     attempted = 0
     try:
         while attempted < settings.webhooks_per_turn:
-            now = clock()
+            batch = max(1, min(settings.webhooks_claim_batch, settings.webhooks_per_turn - attempted))
             async with engine.begin() as conn:
-                claimed = await db.claim_next_delivery(conn, endpoint_id, now=now, lease_s=lease_s(settings))
-            if claimed is None:
+                endpoint, claimed = await db.claim_deliveries(conn, endpoint_id, now=clock(), limit=batch,
+                                                              lease_s=lease_s(settings, batch))
+            if not claimed:
                 break
-            endpoint, delivery = claimed
-            attempted += 1
-            if delivery.attempts > MAX_ATTEMPTS:  # earlier attempts died mid-delivery
-                answer = Answer(None, None, 0, f"gave up after {delivery.attempts - 1} interrupted attempts")
-            else:
-                answer = await client.post(endpoint.url, headers=headers_for(endpoint, delivery, now),
-                                           body=delivery.payload)
-            if not await record(engine, endpoint, delivery, answer, clock(), draw):
-                break  # a failing endpoint gets its next turn later: the others go first
+            for n, delivery in enumerate(claimed):
+                attempted += 1
+                now = clock()
+                if delivery.attempts > MAX_ATTEMPTS:  # earlier attempts died mid-delivery
+                    answer = Answer(None, None, 0, f"gave up after {delivery.attempts - 1} interrupted attempts")
+                else:
+                    answer = await client.post(endpoint.url, headers=headers_for(endpoint, delivery, now),
+                                               body=delivery.payload)
+                if not await record(engine, endpoint, delivery, answer, clock(), draw):
+                    async with engine.begin() as conn:  # a failing endpoint waits its next turn: others go first
+                        await db.unclaim(conn, [d.id for d in claimed[n + 1:]], now=clock())
+                    return attempted
     finally:
         async with engine.begin() as conn:
             await db.release_endpoint(conn, endpoint_id, now=clock())
@@ -118,7 +124,8 @@ async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answ
             ATTEMPTS.labels("delivered").inc()
             await db.record_attempt(conn, delivery.id, status="delivered", next_attempt_at=None,
                                     status_code=answer.status, latency_ms=answer.latency_ms, error=None, now=now)
-            await db.endpoint_succeeded(conn, endpoint.id)
+            if endpoint.failing_since is not None:
+                await db.endpoint_succeeded(conn, endpoint.id)
             return True
         if verdict is not None and verdict.gone:
             ATTEMPTS.labels("gone").inc()
