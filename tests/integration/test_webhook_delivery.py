@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import statistics
 import time
 import uuid
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -23,7 +25,7 @@ from lifecycle_messaging.domain.webhooks import SCHEDULE_S, SECRET_BYTES, new_se
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.handlers.webhooks import handle_webhooks
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_messaging.workers.webhook_http import AddressRefused, GuardedTransport, WebhookClient
+from lifecycle_messaging.workers.webhook_http import AddressRefused, GuardedTransport, WebhookClient, system_resolve
 from lifecycle_messaging.workers.webhooks import announce_sent_messages, client_for, deliver_round, webhook_worker
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
@@ -64,6 +66,16 @@ async def engine(namespace):
         await conn.execute(webhook_endpoints.delete())  # each test owns the endpoints (deliveries cascade)
     yield engine
     await engine.dispose()
+
+
+@asynccontextmanager
+async def worker_rounds(engine, config: MessagingSettings, clock: Clock, *, draw=random.random):
+    """`run_round()`: one round of the delivery worker on the test's clock, with one client for them all."""
+    client = client_for(config)
+    try:
+        yield lambda: deliver_round(engine, client, config, clock=clock, draw=draw)
+    finally:
+        await client.aclose()
 
 
 def settings(**overrides) -> MessagingSettings:
@@ -170,9 +182,8 @@ async def test_fast_slow_failing_rate_limited_and_gone_receivers(engine):
                                      ("gone", gone)]}
         event = stage_change("purchase")
         await consume(engine, [event])
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)
+        async with worker_rounds(engine, config, clock, draw=lambda: 0.0) as run_round:
+            await run_round()
             status = {name: [(d.status, d.attempts, d.last_status_code) for d in await deliveries(engine, ep)]
                       for name, ep in endpoints.items()}
             assert status == {"fast": [("delivered", 1, 200)], "slow": [("delivered", 1, 200)],
@@ -187,19 +198,17 @@ async def test_fast_slow_failing_rate_limited_and_gone_receivers(engine):
             assert gone_endpoint.status == "disabled" and "410" in gone_endpoint.disabled_reason
 
             clock.advance(6)  # the flaky one is due again, the rate-limited one is not
-            await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)
+            await run_round()
             assert [(d.status, d.attempts) for d in await deliveries(engine, endpoints["flaky"])] == [("delivered", 2)]
             assert len(limited.requests) == 1
             clock.advance(120)
-            await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)
+            await run_round()
             limited_rows = await deliveries(engine, endpoints["limited"])
             assert [(d.status, d.attempts) for d in limited_rows] == [("delivered", 2)]
 
             # A disabled endpoint takes no new events.
             await consume(engine, [stage_change("purchase")])
             assert len(await deliveries(engine, endpoints["gone"])) == 1
-        finally:
-            await client.aclose()
 
         for r in (fast, slow, flaky, limited, gone):
             assert len(set(r.ids())) == 1 and r.ids()[0].startswith("msg_")  # one webhook-id, on every retry
@@ -216,16 +225,15 @@ async def test_the_retry_schedule_on_a_moved_clock_then_give_up_and_disable_afte
     async with receiver(always(Reply(500))) as failing:
         endpoint = await add_endpoint(engine, failing.url)
         await consume(engine, [stage_change("awareness")])
-        client = client_for(config)
-        try:
+        async with worker_rounds(engine, config, clock, draw=lambda: 0.0) as run_round:
             gaps = []
             for _ in range(len(SCHEDULE_S)):
-                await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)
+                await run_round()
                 (row,) = await deliveries(engine, endpoint)
                 if row.status == "pending":
                     gaps.append((row.next_attempt_at - row.last_attempt_at).total_seconds())
                     clock.advance(gaps[-1] - 1)
-                    await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)  # not due yet
+                    await run_round()  # not due yet
                     clock.advance(1)
             assert gaps == list(SCHEDULE_S[1:])
             assert len(failing.requests) == len(SCHEDULE_S) == 8
@@ -239,11 +247,9 @@ async def test_the_retry_schedule_on_a_moved_clock_then_give_up_and_disable_afte
             # New events keep failing; once every attempt has failed for five days, the endpoint is disabled.
             clock.at = (await endpoint_row(engine, endpoint)).failing_since + timedelta(days=5)
             await consume(engine, [stage_change("awareness")])
-            await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.0)
+            await run_round()
             disabled = await endpoint_row(engine, endpoint)
             assert disabled.status == "disabled" and "every attempt failed since" in disabled.disabled_reason
-        finally:
-            await client.aclose()
 
 
 async def test_jitter_spreads_a_retry_over_up_to_a_tenth_more(engine):
@@ -251,11 +257,8 @@ async def test_jitter_spreads_a_retry_over_up_to_a_tenth_more(engine):
     async with receiver(always(Reply(503))) as failing:
         endpoint = await add_endpoint(engine, failing.url)
         await consume(engine, [stage_change("awareness")])
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock, draw=lambda: 0.5)
-        finally:
-            await client.aclose()
+        async with worker_rounds(engine, config, clock, draw=lambda: 0.5) as run_round:
+            await run_round()
         (row,) = await deliveries(engine, endpoint)
         assert (row.next_attempt_at - row.last_attempt_at).total_seconds() == pytest.approx(5 * 1.05)
 
@@ -311,14 +314,11 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
         async with engine.begin() as conn:
             await db.rotate_secret(conn, endpoint.id, secret=new, previous_until=clock() + timedelta(minutes=2))
         await consume(engine, [stage_change("purchase")])
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock)
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
             clock.advance(180)  # the overlap is over
             await consume(engine, [stage_change("loyalty")])
-            await deliver_round(engine, client, config, clock=clock)
-        finally:
-            await client.aclose()
+            await run_round()
         during, after = target.requests
         assert len(during.headers["webhook-signature"].split(" ")) == 2
         verify(during, new, endpoint.secret)  # each secret alone verifies it
@@ -333,9 +333,8 @@ async def test_a_worker_dying_mid_delivery_redelivers_with_the_same_id_after_the
     async with receiver(first_then(Reply(hang=True), 1, Reply(200))) as target:
         endpoint = await add_endpoint(engine, target.url)
         await consume(engine, [stage_change("purchase")])
-        client = client_for(config)
-        try:
-            dying = asyncio.create_task(deliver_round(engine, client, config, clock=clock))
+        async with worker_rounds(engine, config, clock) as run_round:
+            dying = asyncio.create_task(run_round())
             await target.until(1)
             dying.cancel()  # as if killed mid-delivery: nothing recorded
             await asyncio.gather(dying, return_exceptions=True)
@@ -343,11 +342,9 @@ async def test_a_worker_dying_mid_delivery_redelivers_with_the_same_id_after_the
                 await conn.execute(webhook_endpoints.update().values(lease_until=clock() + timedelta(seconds=60)))
             (row,) = await deliveries(engine, endpoint)
             assert (row.status, row.attempts) == ("pending", 1)
-            assert await deliver_round(engine, client, config, clock=clock) == 0  # leased: nobody takes it
+            assert await run_round() == 0  # leased: nobody takes it
             clock.advance(61)
-            assert await deliver_round(engine, client, config, clock=clock) == 1
-        finally:
-            await client.aclose()
+            assert await run_round() == 1
         (row,) = await deliveries(engine, endpoint)
         assert (row.status, row.attempts) == ("delivered", 2)
         first, second = target.requests
@@ -359,25 +356,32 @@ async def test_replay_of_one_delivery_and_of_everything_since_a_time(engine):
     async with receiver(always(Reply(200))) as target:
         endpoint = await add_endpoint(engine, target.url)
         await consume(engine, [stage_change("purchase"), stage_change("loyalty")])
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock)
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
             first, second = await deliveries(engine, endpoint)
             async with engine.begin() as conn:
                 await db.replay_delivery(conn, endpoint.id, first.id, now=clock())
-            await deliver_round(engine, client, config, clock=clock)
+            await run_round()
             async with engine.begin() as conn:
                 assert await db.replay_since(conn, endpoint.id, since=first.created_at, now=clock(),
                                              only_failed=False) == 2
-            await deliver_round(engine, client, config, clock=clock)
-        finally:
-            await client.aclose()
+            await run_round()
         assert target.ids() == [first.webhook_id, second.webhook_id, first.webhook_id, first.webhook_id,
                                 second.webhook_id]
         assert all(verify(r, endpoint.secret) for r in target.requests)
 
 
 # ---- the address guard (production mode) ----------------------------------------------------------------
+
+
+async def post_once(url: str, *, allow_private: bool, resolve=system_resolve, verify=True):
+    """One POST of `{}` through the worker's client (its guard, timeouts and caps)."""
+    client = WebhookClient(allow_private=allow_private, connect_timeout_s=2, timeout_s=3, max_response_bytes=1024,
+                           resolve=resolve, verify=verify)
+    try:
+        return await client.post(url, headers={}, body=b"{}")
+    finally:
+        await client.aclose()
 
 
 def resolving(table: dict[str, list[str]], calls: list[str] | None = None):
@@ -396,12 +400,7 @@ async def test_production_refuses_private_loopback_link_local_and_metadata_targe
     async with receiver(always(Reply(200))) as target:
         port = target.url.split(":")[2].split("/")[0]
         names = {"rebind.test": ["127.0.0.1"], "mixed.test": ["93.184.215.14", "10.1.2.3"], "localhost": ["127.0.0.1"]}
-        client = WebhookClient(allow_private=False, connect_timeout_s=2, timeout_s=3, max_response_bytes=1024,
-                               resolve=resolving(names))
-        try:
-            answer = await client.post(url.format(port=port), headers={}, body=b"{}")
-        finally:
-            await client.aclose()
+        answer = await post_once(url.format(port=port), allow_private=False, resolve=resolving(names))
         assert answer.status is None and answer.error is not None and answer.error.startswith("refused: the target is")
         assert target.requests == []
 
@@ -417,12 +416,8 @@ async def test_the_checked_address_is_the_one_connected_to_with_the_host_header_
     async with receiver(always(Reply(200))) as target:
         port = target.url.split(":")[2].split("/")[0]
         calls: list[str] = []
-        client = WebhookClient(allow_private=True, connect_timeout_s=2, timeout_s=3, max_response_bytes=1024,
-                               resolve=resolving({"hooks.test": ["127.0.0.1"]}, calls))
-        try:
-            answer = await client.post(f"http://hooks.test:{port}/in", headers={}, body=b"{}")
-        finally:
-            await client.aclose()
+        answer = await post_once(f"http://hooks.test:{port}/in", allow_private=True,
+                                 resolve=resolving({"hooks.test": ["127.0.0.1"]}, calls))
         assert answer.status == 200 and calls == ["hooks.test"]  # resolved once: checked and used
         assert target.requests[0].headers["host"] == f"hooks.test:{port}"
 
@@ -433,12 +428,8 @@ async def test_https_connects_to_the_checked_address_with_the_name_for_sni_and_t
         port = target.url.split(":")[2].split("/")[0]
 
         async def post(name: str, address: str):
-            client = WebhookClient(allow_private=True, connect_timeout_s=2, timeout_s=3, max_response_bytes=1024,
+            return await post_once(f"https://{name}:{port}/in", allow_private=True,
                                    resolve=resolving({name: [address]}), verify=trusting)
-            try:
-                return await client.post(f"https://{name}:{port}/in", headers={}, body=b"{}")
-            finally:
-                await client.aclose()
 
         answer = await post("hooks.test", "127.0.0.1")
         assert answer.status == 200, answer.error
@@ -454,11 +445,8 @@ async def test_the_worker_in_production_mode_never_reaches_a_loopback_receiver(e
     async with receiver(always(Reply(200))) as target:
         endpoint = await add_endpoint(engine, target.url)  # as if registered before the rules were tightened
         await consume(engine, [stage_change("purchase")])
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock)
-        finally:
-            await client.aclose()
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
         (row,) = await deliveries(engine, endpoint)
         assert row.status == "pending" and row.last_error == "refused: the target is a loopback address"
         assert target.requests == []
@@ -467,11 +455,7 @@ async def test_the_worker_in_production_mode_never_reaches_a_loopback_receiver(e
 async def test_redirects_are_not_followed():
     async with receiver(always(Reply(200))) as inner, \
             receiver(always(Reply(307, headers=(("Location", "http://127.0.0.1:1/elsewhere"),)))) as redirecting:
-        client = WebhookClient(allow_private=True, connect_timeout_s=2, timeout_s=3, max_response_bytes=16)
-        try:
-            answer = await client.post(redirecting.url, headers={}, body=b"{}")
-        finally:
-            await client.aclose()
+        answer = await post_once(redirecting.url, allow_private=True)
         assert answer.status == 307 and inner.requests == []
 
 
@@ -502,11 +486,8 @@ async def test_message_sent_is_announced_once_per_message_to_the_endpoints_that_
         clock.advance(1)
         for _ in range(2):  # looking again announces nothing twice
             await announce_sent_messages(engine, now=clock())
-        client = client_for(config)
-        try:
-            await deliver_round(engine, client, config, clock=clock)
-        finally:
-            await client.aclose()
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
         told = sorted(verify(r, all_sent.secret)["data"]["message_id"] for r in every.requests)
         assert told == sorted([welcome, thanks]) and before_anyone_listened not in told
         (only,) = buyers.requests
