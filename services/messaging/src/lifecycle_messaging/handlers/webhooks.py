@@ -43,12 +43,13 @@ async def handle_webhooks(conn: AsyncConnection, events: list[Typed[Any]]) -> Em
 def with_webhooks(router: Router) -> Router:
     """The router, each event type a webhook endpoint may subscribe to handled by its own handler and then
     fanned out (`handle_webhooks`); an event type only webhooks want is routed to them alone."""
+    # The subscribable types that arrive from Kafka (message.sent is messaging's own, read from its log).
     models: dict[str, Any] = {STAGE_CHANGED_TYPE: StageChangedData, IDENTITY_MERGED_TYPE: IdentityMergedData}
     combined: dict[str, Route] = {}
 
     def route(event_type: str) -> Route | None:
         found = router(event_type)
-        if event_type not in EVENT_TYPES:
+        if event_type not in models:
             return found
         if event_type not in combined:
             combined[event_type] = (Route(found.model, _then_webhooks(found.handler)) if found is not None
