@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.http import Engine, Settings, errors
 from lifecycle_shared.stages import Stage
@@ -57,6 +57,11 @@ class EndpointIn(BaseModel):
     description: str = Field("", max_length=500)
 
     _text = field_validator("url", "description")(_storable)
+
+
+REGISTER_EXAMPLES = {"crm": {"summary": "stage moves into purchase and loyalty, and merges", "value": {
+    "url": "https://hooks.example.invalid/lifecycle", "event_types": ["lifecycle.stage_changed", "identity.merged"],
+    "stages": ["purchase", "loyalty"], "description": "CRM sync"}}}
 
 
 class EndpointOut(BaseModel):
@@ -135,7 +140,8 @@ def _not_found(endpoint_id: str) -> HTTPException:
 
 
 @router.post("", status_code=201, response_model=EndpointCreated, responses=errors(400))
-async def create_endpoint(endpoint: EndpointIn, engine: Engine, settings: Settings) -> EndpointCreated:
+async def create_endpoint(endpoint: Annotated[EndpointIn, Body(openapi_examples=REGISTER_EXAMPLES)], engine: Engine,
+                          settings: Settings) -> EndpointCreated:
     allow = isinstance(settings, MessagingSettings) and settings.webhooks_insecure_targets_allowed
     if problem := url_problem(endpoint.url, allow_insecure=allow):
         raise HTTPException(400, {"message": f"url: {problem}", "errors": [{"field": "url", "message": problem}]})
