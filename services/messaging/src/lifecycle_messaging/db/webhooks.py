@@ -153,9 +153,11 @@ async def unclaim(conn: AsyncConnection, delivery_ids: list[int], *, now: dateti
                            .values(attempts=deliveries.c.attempts - 1, next_attempt_at=now))
 
 
-async def release_endpoint(conn: AsyncConnection, endpoint_id: str, *, now: datetime) -> None:
-    """Let go of the endpoint's queue; `now` stays as when it was last served."""
-    await conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id).values(lease_until=now))
+async def release_endpoint(conn: AsyncConnection, endpoint_id: str, *, held_until: datetime, now: datetime) -> None:
+    """Let go of the endpoint's queue, if this worker still holds it (its lease still the one it took: one
+    that ran out may have been taken by another); `now` stays as when it was last served."""
+    await conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id, endpoints.c.lease_until == held_until)
+                       .values(lease_until=now))
 
 
 async def record_attempt(conn: AsyncConnection, delivery_id: int, *, status: str, next_attempt_at: datetime | None,

@@ -81,7 +81,7 @@ def headers_for(endpoint: Any, delivery: Any, now: datetime) -> dict[str, str]:
 
 
 async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, settings: MessagingSettings,
-                         clock: Clock, draw: Draw) -> int:
+                         clock: Clock, draw: Draw, *, held_until: datetime) -> int:
     """Work one leased endpoint's queue for a turn; returns how many deliveries it attempted. Deliveries are
     claimed a few at a time (`webhooks_claim_batch`, leased for as long as they could all take) and each
     outcome is recorded as soon as it is known; after a failure the rest of the claim is handed back."""
@@ -92,6 +92,8 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
             async with engine.begin() as conn:
                 endpoint, claimed = await db.claim_deliveries(conn, endpoint_id, now=clock(), limit=batch,
                                                               lease_s=lease_s(settings, batch))
+            if endpoint is not None:
+                held_until = endpoint.lease_until
             if not claimed:
                 break
             for n, delivery in enumerate(claimed):
@@ -108,7 +110,7 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
                     return attempted
     finally:
         async with engine.begin() as conn:
-            await db.release_endpoint(conn, endpoint_id, now=clock())
+            await db.release_endpoint(conn, endpoint_id, held_until=held_until, now=clock())
     return attempted
 
 
@@ -161,7 +163,8 @@ async def deliver_round(engine: AsyncEngine, client: WebhookClient, settings: Me
     async with engine.begin() as conn:
         leased = await db.claim_endpoints(conn, now=clock(), limit=settings.webhooks_endpoints_in_flight,
                                           lease_s=lease_s(settings), exclude=[])
-    done = await asyncio.gather(*(serve_endpoint(engine, client, row.id, settings, clock, draw) for row in leased))
+    done = await asyncio.gather(*(serve_endpoint(engine, client, row.id, settings, clock, draw,
+                                                 held_until=row.lease_until) for row in leased))
     return sum(done)
 
 
@@ -186,7 +189,7 @@ def webhook_worker(settings: MessagingSettings, *, clock: Clock = utc_now, draw:
                     except Exception:  # noqa: BLE001 - the database away: try again next round
                         log.exception("cannot lease webhook endpoints")
                 for row in leased:
-                    tasks[row.id] = asyncio.create_task(_served(engine, client, row.id, settings, clock, draw))
+                    tasks[row.id] = asyncio.create_task(_served(engine, client, row, settings, clock, draw))
                 if not leased:
                     if tasks:
                         await asyncio.wait(tasks.values(), timeout=settings.webhooks_idle_poll_s,
@@ -202,14 +205,14 @@ def webhook_worker(settings: MessagingSettings, *, clock: Clock = utc_now, draw:
     return deliver_webhooks
 
 
-async def _served(engine: AsyncEngine, client: WebhookClient, endpoint_id: str, settings: MessagingSettings,
+async def _served(engine: AsyncEngine, client: WebhookClient, leased: Any, settings: MessagingSettings,
                   clock: Clock, draw: Draw) -> int:
     try:
-        return await serve_endpoint(engine, client, endpoint_id, settings, clock, draw)
+        return await serve_endpoint(engine, client, leased.id, settings, clock, draw, held_until=leased.lease_until)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - one endpoint's trouble (the database away) never stops the worker
-        log.exception("webhook endpoint turn failed", extra={"endpoint_id": endpoint_id})
+        log.exception("webhook endpoint turn failed", extra={"endpoint_id": leased.id})
         return 0
 
 
