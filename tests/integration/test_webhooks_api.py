@@ -3,10 +3,15 @@ resume, delete, the delivery log and replays; bad input is a 4xx naming the prob
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.db import webhooks as db
+from lifecycle_messaging.domain.webhooks import webhook_id
 from lifecycle_messaging.main import create_app
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_shared.db import create_engine
 
 from tests.support.in_process import kafka_settings, running
 
@@ -112,3 +117,34 @@ async def test_development_allows_a_local_http_receiver(namespace):
     async with running(create_app(settings_for(namespace, environment="development"))) as dev:
         answer = await register(dev, url="http://127.0.0.1:9/hook")
         assert answer.status_code == 201, answer.text
+
+
+async def test_the_delivery_log_pages_filters_and_replays(client, namespace):
+    endpoint = (await register(client)).json()
+    path = f"{BASE}/{endpoint['id']}"
+    engine = create_engine(namespace.database_url(BY_NAME["messaging"]))
+    try:
+        async with engine.begin() as conn:
+            await db.add_deliveries(conn, [{
+                "webhook_id": webhook_id(endpoint["id"], f"event-{n}"), "endpoint_id": endpoint["id"],
+                "event_id": f"event-{n}", "event_type": "lifecycle.stage_changed",
+                "event_time": datetime(2026, 5, 1, tzinfo=UTC), "payload": b"{}"} for n in range(3)])
+    finally:
+        await engine.dispose()
+    log = (await client.get(f"{path}/deliveries", headers=AUTH)).json()
+    assert [d["event_id"] for d in log] == ["event-2", "event-1", "event-0"]  # newest first
+    assert all(d["status"] == "pending" and d["attempts"] == 0 and "payload" not in d for d in log)
+    page = (await client.get(f"{path}/deliveries", params={"before": log[0]["id"], "limit": 1}, headers=AUTH)).json()
+    assert [d["event_id"] for d in page] == ["event-1"]
+    assert (await client.get(f"{path}/deliveries", params={"status": "delivered"}, headers=AUTH)).json() == []
+    assert (await client.get(f"{path}/deliveries", params={"status": "lost"}, headers=AUTH)).status_code == 400
+    replayed = await client.post(f"{path}/deliveries/{log[1]['id']}/replay", headers=AUTH)
+    assert replayed.status_code == 200 and replayed.json()["webhook_id"] == log[1]["webhook_id"]
+    since = await client.post(f"{path}/replay", json={"since": "2000-01-01T00:00:00+00:00"}, headers=AUTH)
+    assert since.json() == {"replayed": 3}
+    only_failed = await client.post(f"{path}/replay", json={"since": "2000-01-01T00:00:00Z", "only_failed": True},
+                                    headers=AUTH)
+    assert only_failed.json() == {"replayed": 0}
+    other = (await register(client)).json()  # a delivery is replayed only under its own endpoint
+    assert (await client.post(f"{BASE}/{other['id']}/deliveries/{log[1]['id']}/replay",
+                              headers=AUTH)).status_code == 404
