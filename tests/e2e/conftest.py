@@ -18,7 +18,7 @@ def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_MESSAGING_ADMIN_TOKEN": ADMIN_TOKEN,
-                                           # A killed messaging.s webhook deliveries come back within 65 s.
+                                           # A killed messaging's webhook deliveries come back within 65 s.
                                            "LIFECYCLE_MESSAGING_WEBHOOKS_TIMEOUT_S": "5",
                                            "LIFECYCLE_MESSAGING_WEBHOOKS_LEASE_S": "5",
                                            # Time-based stages come within a second of their moment.
