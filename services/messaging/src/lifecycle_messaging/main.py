@@ -10,11 +10,13 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api.routes import router
+from lifecycle_messaging.api.webhooks import router as webhooks_router
 from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.delivery import contact_sweeper, email_worker
-from lifecycle_messaging.handlers import routes
+from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness, utc_now
+from lifecycle_messaging.workers.webhooks import message_events, webhook_worker
 
 
 def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
@@ -24,9 +26,10 @@ def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = u
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
-                                route=routes(brand=settings.brand_name, freshness=freshness,
-                                             default_locale=settings.default_locale)),),
-        workers=(email_worker(settings, freshness), contact_sweeper(settings)),
+                                route=routes_and_webhooks(brand=settings.brand_name, freshness=freshness,
+                                                          default_locale=settings.default_locale)),),
+        workers=(email_worker(settings, freshness), contact_sweeper(settings),
+                 webhook_worker(settings), message_events(settings)),
     )
 
 
@@ -34,4 +37,5 @@ def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = u
     """`clock`: what the consumer and the delivery worker take as now when they judge whether a
     transition is still news (`freshness_s`); tests pass a fixed one."""
     return create_service_app(title="Lifecycle messaging", settings=settings,
-                              build_runtime=lambda: build_runtime(settings, clock), routers=[router])
+                              build_runtime=lambda: build_runtime(settings, clock),
+                              routers=[router, webhooks_router])

@@ -44,3 +44,21 @@ class MessagingSettings(ServiceSettings):
     @property
     def freshness(self) -> timedelta:
         return timedelta(seconds=self.freshness_s)
+
+    # Webhooks (docs/webhooks.md). Plain-HTTP URLs and loopback/private/link-local targets: refused unless
+    # allowed here; unset, allowed in development only (local receivers, the tests).
+    webhooks_allow_insecure_targets: bool | None = None
+    webhooks_connect_timeout_s: float = 5.0
+    webhooks_timeout_s: float = 15.0  # the whole exchange, from connecting to the last byte read
+    webhooks_max_response_bytes: int = 4096  # read of a receiver's answer, the rest is dropped
+    webhooks_endpoints_in_flight: int = 16  # endpoint queues worked at once, per process
+    webhooks_per_turn: int = 50  # deliveries one endpoint sends before letting the others go first
+    webhooks_claim_batch: int = 10  # deliveries of one endpoint claimed (and leased) at a time
+    webhooks_lease_s: float = 60.0  # a claimed delivery / endpoint comes back after this if its worker died
+    webhooks_idle_poll_s: float = 0.2  # how often an idle worker looks for due deliveries
+
+    @property
+    def webhooks_insecure_targets_allowed(self) -> bool:
+        if self.webhooks_allow_insecure_targets is None:
+            return self.environment == "development"
+        return self.webhooks_allow_insecure_targets

@@ -48,7 +48,8 @@ def api_tokens(data_dir: Path) -> str:
     return os.environ.get("LIFECYCLE_API_TOKENS", "").strip() or _kept_secret(data_dir / "api-token")
 
 
-ADMIN_TOKEN_VARIABLES = ("LIFECYCLE_INGEST_ADMIN_TOKEN", "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN")
+ADMIN_TOKEN_VARIABLES = ("LIFECYCLE_INGEST_ADMIN_TOKEN", "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN",
+                         "LIFECYCLE_MESSAGING_ADMIN_TOKEN")
 
 
 def admin_tokens(data_dir: Path) -> dict[str, str]:
@@ -128,8 +129,8 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
     print(f"  Demo write key: {key}")
     print(f"  Demo server key: {server_key}   (server-side only: orders, refunds, referrals)")
     print(f"  Read API token: {api_token}   (LIFECYCLE_API_TOKENS: profiles, messages and balances)")
-    print(f"  Admin token: {admin_token}   (ingest's keys and sources; the stage engine's rules and replays)"
-          "\n\nTry:\n")
+    print(f"  Admin token: {admin_token}   (ingest's keys and sources; the stage engine's rules and replays; "
+          "messaging's webhooks)\n\nTry:\n")
     # A messageId makes the call safe to retry: a repeat is recognised and applied once.
     body = ('{"event": "Product Viewed", "anonymousId": "visitor-1", "messageId": "demo-view-1", '
             '"properties": {"sku": "TEE-1"}}')

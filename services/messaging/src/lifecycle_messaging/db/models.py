@@ -7,9 +7,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -111,3 +113,62 @@ latest_transitions = Table(
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False),
 )
+# Webhook endpoints a marketing tool registered (admin API), and one delivery per (endpoint, event).
+# status: active | paused (deliveries queue, none is sent) | disabled (410, or failing for 5 days; nothing
+# queues). `secret` signs (it has to be kept as is: an HMAC key); during a rotation `previous_secret`
+# signs too until `previous_secret_until`. `lease_until`: the worker holding the endpoint's queue, and when
+# it last let go of it (the least recently served endpoint is taken first).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("stages", ARRAY(Text)),  # filter on lifecycle.stage_changed's to_stage; NULL: every stage
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("disabled_reason", Text),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_secret_until", DateTime(timezone=True)),
+    Column("failing_since", DateTime(timezone=True)),  # first failure of the current run of failures
+    Column("lease_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# status: pending (due at next_attempt_at; a claimed one is leased by moving it ahead) | delivered | failed
+# (the schedule ran out, or the endpoint answered 410). `webhook_id` is derived from (endpoint, event).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("webhook_id", Text, nullable=False, unique=True),
+    Column("endpoint_id", Text, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_latency_ms", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("endpoint_id", "event_id", name="webhook_deliveries_once"),
+    Index("webhook_deliveries_due", "endpoint_id", "next_attempt_at", postgresql_where="status = 'pending'"),
+    Index("webhook_deliveries_log", "endpoint_id", "id"),
+)
+
+# How far `message.sent` webhooks have been announced (the `sent_at` of the last message read).
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", DateTime(timezone=True), nullable=False),
+)
+# The sent messages by time, for `message.sent` webhooks.
+Index("messages_sent_at", messages.c.sent_at, postgresql_where=messages.c.sent_at.is_not(None))

@@ -32,3 +32,11 @@ def routes(*, brand: str, freshness: Freshness, default_locale: str = "en") -> R
         IDENTIFY: contacts,
         SIGNED_UP: contacts,
     })
+
+
+def routes_and_webhooks(*, brand: str, freshness: Freshness, default_locale: str = "en") -> Router:
+    """`routes`, each event type a webhook endpoint may subscribe to also fanned out to the endpoints
+    (`handlers.webhooks`), in the same transaction."""
+    from lifecycle_messaging.handlers.webhooks import with_webhooks
+
+    return with_webhooks(routes(brand=brand, freshness=freshness, default_locale=default_locale))

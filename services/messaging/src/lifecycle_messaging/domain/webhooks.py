@@ -1,0 +1,281 @@
+"""Webhooks as pure rules: Standard Webhooks signing, the retry schedule, which addresses a delivery may
+reach, which endpoints an event goes to and the payload it carries. No I/O, no clock: `now` and the
+random draws are parameters.
+
+Spec: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 24  # within the spec's 24-64 bytes
+
+# What a subscriber may ask for: the stage engine's announcements that messaging reads.
+STAGE_CHANGED = "lifecycle.stage_changed"
+IDENTITY_MERGED = "identity.merged"
+# Messaging's own: an email went out (`sent_at`), announced by `workers.webhooks.message_events`.
+MESSAGE_SENT = "message.sent"
+EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, MESSAGE_SENT)
+
+# The retry schedule (Standard Webhooks / Svix): the delay before each attempt, the first immediate.
+# Eight attempts over about 27.6 hours; after the last one fails the delivery is given up (`failed`).
+SCHEDULE_S: tuple[float, ...] = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+MAX_ATTEMPTS = len(SCHEDULE_S)
+JITTER = 0.1  # each delay is drawn from [d, d * 1.1): retries of a burst do not all arrive at once
+MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
+FAILING_DISABLES_AFTER = timedelta(days=5)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_URL_LENGTH = 2000
+
+# The namespace of webhook-ids: uuid5 of (endpoint, event), so a retry, a redelivery of the event and
+# a replay all carry the same id (the receiver's idempotency key).
+WEBHOOK_ID_NAMESPACE = uuid.UUID("1d0f8a6e-5b7c-4c52-8a0e-7f4a0f2f7c35")
+
+
+def new_secret(random_bytes: bytes) -> str:
+    """`whsec_` + base64 of the random bytes (the caller draws them: `secrets.token_bytes(SECRET_BYTES)`)."""
+    if not 24 <= len(random_bytes) <= 64:
+        raise ValueError("a webhook secret has 24 to 64 random bytes")
+    return SECRET_PREFIX + base64.b64encode(random_bytes).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key a `whsec_` secret stands for (its base64-decoded bytes)."""
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`."""
+    digest = hmac.new(secret_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one signature per secret in force, space-separated (a rotation)."""
+    return " ".join(sign(secret, webhook_id, timestamp, body) for secret in secrets)
+
+
+def secrets_in_force(secret: str, previous: str | None, previous_until: datetime | None, now: datetime) -> list[str]:
+    """The current secret, and the one it replaced while the rotation's overlap lasts."""
+    if previous and previous_until is not None and now < previous_until:
+        return [secret, previous]
+    return [secret]
+
+
+def webhook_id(endpoint_id: str, event_id: str) -> str:
+    return "msg_" + uuid.uuid5(WEBHOOK_ID_NAMESPACE, f"{endpoint_id}|{event_id}").hex
+
+
+# ---- the retry schedule -------------------------------------------------------------------------------
+
+def retry_delay_s(attempts: int, draw: float) -> float | None:
+    """Seconds to wait after `attempts` failed attempts, before the next one; None: give up.
+    `draw` in [0, 1) spreads the delay over [d, d * (1 + JITTER))."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    return SCHEDULE_S[max(attempts, 0)] * (1 + JITTER * draw)
+
+
+def next_attempt(attempts: int, now: datetime, draw: float, retry_after_s: float | None = None) -> datetime | None:
+    """When to try again after `attempts` failed attempts (None: give up). A receiver's Retry-After
+    (429, 503) pushes the next attempt back, never forward, up to MAX_RETRY_AFTER_S."""
+    delay = retry_delay_s(attempts, draw)
+    if delay is None:
+        return None
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
+    return now + timedelta(seconds=delay)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds from `now`: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), MAX_RETRY_AFTER_S))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, min((when - now).total_seconds(), MAX_RETRY_AFTER_S))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an attempt's outcome means: delivered, retry (maybe not before `retry_after_s`), or the
+    endpoint is gone for good (410)."""
+
+    delivered: bool
+    gone: bool = False
+    retry_after_s: float | None = None
+
+
+def judge(status: int | None, retry_after: str | None, now: datetime) -> Verdict:
+    """`status` None: no answer (refused, timed out, blocked address)."""
+    if status is not None and 200 <= status < 300:
+        return Verdict(True)
+    if status == 410:
+        return Verdict(False, gone=True)
+    if status in (429, 503):
+        return Verdict(False, retry_after_s=parse_retry_after(retry_after, now))
+    return Verdict(False)
+
+
+def disables_endpoint(failing_since: datetime | None, now: datetime) -> bool:
+    """An endpoint that has failed every attempt for FAILING_DISABLES_AFTER is disabled."""
+    return failing_since is not None and now - failing_since >= FAILING_DISABLES_AFTER
+
+
+# ---- where a delivery may go ---------------------------------------------------------------------------
+
+def url_problem(url: str, *, allow_insecure: bool) -> str | None:
+    """Why an endpoint URL cannot be registered (None: it can). Names set at connect time are checked
+    again there (`address_refusal`): this is the early, friendly answer."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"at most {MAX_URL_LENGTH} characters"
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        return "must be an ASCII URL without spaces or control characters (IDNA-encode the host)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("https", "http"):
+        return "must be an https:// URL"
+    if parts.scheme == "http" and not allow_insecure:
+        return "must be an https:// URL (plain HTTP is allowed in development only)"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "may not carry credentials (user:password@)"
+    if parts.fragment:
+        return "may not carry a fragment (#...)"
+    if port == 0:
+        return "has port 0"
+    if not allow_insecure:
+        if parts.hostname.rstrip(".").lower() == "localhost" or parts.hostname.endswith(".localhost"):
+            return "may not point at this machine (localhost)"
+        literal = ip_literal(parts.hostname)
+        if literal is not None and (refusal := address_refusal(literal, allow_private=False)):
+            return f"may not point at {refusal}"
+    return None
+
+
+def ip_literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def address_refusal(address: str, *, allow_private: bool) -> str | None:
+    """Why a delivery may not connect to this IP address (None: it may). Outside development only
+    public unicast addresses: no loopback, private, link-local (cloud metadata, 169.254.169.254), shared,
+    multicast, reserved or unspecified address, also when written as IPv4-mapped IPv6."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "an address that is not an IP address"
+    if allow_private:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address (cloud metadata lives there)"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or not ip.is_global:
+        return "an address that is not public"
+    return None
+
+
+# ---- which endpoints an event goes to, and what it carries ----------------------------------------------
+
+@dataclass(frozen=True)
+class Subscription:
+    endpoint_id: str
+    event_types: tuple[str, ...]
+    stages: tuple[str, ...] | None  # only moves to (messages for) these stages; None: all
+
+
+def matches(subscription: Subscription, event_type: str, data: Mapping[str, Any]) -> bool:
+    if event_type not in subscription.event_types:
+        return False
+    if subscription.stages is not None and event_type in (STAGE_CHANGED, MESSAGE_SENT):
+        return data.get("to_stage" if event_type == STAGE_CHANGED else "stage") in subscription.stages
+    return True
+
+
+def message_sent_data(message: Mapping[str, Any]) -> dict[str, Any]:
+    """What `message.sent` tells: which message, for whom, why; not its text nor the address."""
+    return {key: message[key] for key in ("customer_id", "user_id", "template", "stage", "channel",
+                                          "cause_event_id", "sent_at")} | {"message_id": message["id"]}
+
+
+def message_sent_event_id(message_id: str) -> str:
+    return f"{MESSAGE_SENT}:{message_id}"
+
+
+def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Mapping[str, Any]) -> list[str]:
+    return [s.endpoint_id for s in subscriptions if matches(s, event_type, data)]
+
+
+# Fields dropped, in this order, from a payload over MAX_PAYLOAD_BYTES (then only the core is kept).
+_TRIMMABLE = ("traits", "anonymous_ids", "absorbed_ids", "cause_event_ids")
+_CORE = ("customer_id", "user_id", "from_stage", "to_stage", "reason", "survivor_id", "absorbed_id",
+         "event_time", "processed_at")
+
+
+def payload(event_type: str, event_time: datetime, data: Mapping[str, Any],
+            limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The JSON body `{type, timestamp, data}`: `timestamp` is when the event happened, so a receiver can
+    order what retries deliver out of order. Over `limit` bytes, the bulky fields are dropped (named in
+    `data.truncated`), then all but the core fields."""
+    body = dict(data)
+    encoded = _encode(event_type, event_time, body)
+    dropped: list[str] = []
+    for name in _TRIMMABLE:
+        if len(encoded) <= limit:
+            return encoded
+        if name in body:
+            body.pop(name)
+            dropped.append(name)
+            encoded = _encode(event_type, event_time, {**body, "truncated": dropped})
+    if len(encoded) > limit:
+        core = {k: v for k, v in body.items() if k in _CORE and (not isinstance(v, str) or len(v) <= 256)}
+        encoded = _encode(event_type, event_time, {**core, "truncated": True})
+    return encoded
+
+
+def _encode(event_type: str, event_time: datetime, data: Mapping[str, Any]) -> bytes:
+    return json.dumps({"type": event_type, "timestamp": _iso(event_time), "data": data},
+                      separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False).encode()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return str(value)

@@ -1,0 +1,1 @@
+"""Messaging's loops that act on time: webhook delivery."""

@@ -1,0 +1,20 @@
+"""Messaging's router with the webhook fan-out: the subscribable Kafka event types are handled by their own
+handler and then fanned out; everything else is routed as before; messaging's own message.sent never comes
+from Kafka."""
+
+from __future__ import annotations
+
+from lifecycle_messaging.handlers import routes, routes_and_webhooks
+from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, IdentityMergedData, StageChangedData
+
+
+def test_subscribable_types_get_the_fan_out_and_the_rest_is_routed_as_before():
+    plain, with_hooks = routes(brand="Shop"), routes_and_webhooks(brand="Shop")
+    for event_type, model in ((STAGE_CHANGED_TYPE, StageChangedData), (IDENTITY_MERGED_TYPE, IdentityMergedData)):
+        route = with_hooks(event_type)
+        assert route is not None and route.model is model
+        assert route.handler is not plain(event_type).handler  # wrapped: own handler, then the fan-out
+        assert with_hooks(event_type) is route  # built once
+    assert with_hooks("touchpoint.identify") == plain("touchpoint.identify")
+    assert with_hooks("lifecycle.history_corrected") is None
+    assert with_hooks("message.sent") is None
