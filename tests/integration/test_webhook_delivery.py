@@ -34,6 +34,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from standardwebhooks import Webhook
 
 from tests.support.kafka_records import record
+from tests.support.messaging import freshness_at
 from tests.support.webhook_receivers import Reply, always, first_then, receiver, self_signed
 
 EVENT_TIME = datetime(2026, 5, 1, tzinfo=UTC)
@@ -114,7 +115,7 @@ def merged(survivor: str, absorbed: str) -> CloudEvent:
 async def consume(engine, events: list[CloudEvent]) -> None:
     """Through the real runner and messaging's real routes (email handlers included), one polled batch."""
     runner = ConsumerRunner(name="webhooks-test", consumer=None, producer=None, engine=engine,
-                            route=routes_and_webhooks(brand="Shop"))
+                            route=routes_and_webhooks(brand="Shop", freshness=freshness_at(EVENT_TIME)))
     await runner.process([record("topic", n, e.to_bytes(), key=e.subject.encode()) for n, e in enumerate(events)])
 
 

@@ -4,12 +4,18 @@ from Kafka."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from lifecycle_messaging.handlers import routes, routes_and_webhooks
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, IdentityMergedData, StageChangedData
 
+from tests.support.messaging import freshness_at
+
 
 def test_subscribable_types_get_the_fan_out_and_the_rest_is_routed_as_before():
-    plain, with_hooks = routes(brand="Shop"), routes_and_webhooks(brand="Shop")
+    freshness = freshness_at(datetime(2026, 5, 1, tzinfo=UTC))
+    plain = routes(brand="Shop", freshness=freshness)
+    with_hooks = routes_and_webhooks(brand="Shop", freshness=freshness)
     for event_type, model in ((STAGE_CHANGED_TYPE, StageChangedData), (IDENTITY_MERGED_TYPE, IdentityMergedData)):
         route = with_hooks(event_type)
         assert route is not None and route.model is model
