@@ -35,7 +35,10 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def candidate(message_id: str, priority: int = 0, *, at: datetime = utc(2026, 7, 1), due: datetime | None = None,
+CAUSED = utc(2026, 7, 1)
+
+
+def candidate(message_id: str, priority: int = 0, *, at: datetime = CAUSED, due: datetime | None = None,
               transactional: bool = False) -> Candidate:
     return Candidate(message_id, priority, transition_at=at, due_at=due or at, transactional=transactional)
 
@@ -142,7 +145,7 @@ def test_what_the_week_leaves_is_all_that_goes():
 
 def test_a_message_kept_waiting_past_eight_days_is_suppressed_as_frequency_capped():
     sent = [utc(2026, 6, 29, 3), utc(2026, 6, 30, 3), utc(2026, 7, 1, 2)]  # the week is full
-    late = candidate("late", 1, due=NOW - timedelta(days=4))  # due last Saturday: would wait till Monday
+    late = candidate("late", 1, at=NOW - timedelta(days=4))  # due last Saturday: would wait till Monday
     fresh = candidate("fresh", 1, at=utc(2026, 7, 1, 1))
     result = allot([late, fresh], now=NOW, zone=BANGKOK, sent=sent, quiet=DEFAULT_QUIET_HOURS)
     assert result.send == ()

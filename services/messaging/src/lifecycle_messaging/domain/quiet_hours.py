@@ -1,9 +1,10 @@
 """Quiet hours: the part of each night when no marketing message goes out, in the customer's time zone. Pure.
 
 A window is two wall times, `start` and `end` (default `DEFAULT_QUIET_HOURS`, 21:00-08:00). Each local
-date D has one quiet spell, from the first instant the customer's clock shows `start` on D to the first instant it shows
-`end` - on D when `end` is after `start`, else on D + 1 (a window that crosses midnight). `start ==
-end` is the empty window: never quiet. Spells are half-open: quiet from `start`, sending again at `end`.
+date D has one quiet spell, from the first instant the customer's clock shows `start` on D to the first
+instant it shows `end` - on D when `end` is after `start`, else on D + 1 (a window that crosses
+midnight). `start == end` is the empty window: never quiet. Spells are half-open: quiet from `start`,
+sending again at `end`. Transactional messages are the caller's to exempt (`domain.caps.allot` does).
 
 A message that comes due inside a spell is held until it ends (`opens_at`), never dropped.
 
