@@ -26,8 +26,9 @@ outbid after that lost its moment to higher-priority ones twice over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -66,17 +67,17 @@ UNCAPPED = Caps(per_day=None, per_week=None)
 class Counts:
     """Sent marketing messages per local date and per local week (keyed by its Monday)."""
 
-    days: dict[date, int] = field(default_factory=dict)
-    weeks: dict[date, int] = field(default_factory=dict)
+    days: Mapping[date, int]
+    weeks: Mapping[date, int]
 
 
 def counts(sent: Iterable[datetime], zone: ZoneInfo) -> Counts:
-    tally = Counts()
-    for instant in sent:
-        day = local_date(require_aware(instant, "a sent message's instant"), zone)
-        tally.days[day] = tally.days.get(day, 0) + 1
-        tally.weeks[week_of(day)] = tally.weeks.get(week_of(day), 0) + 1
-    return tally
+    """How many of `sent` fall on each of the customer's local days and weeks."""
+    days = Counter(local_date(require_aware(instant, "a sent message's instant"), zone) for instant in sent)
+    weeks: Counter[date] = Counter()
+    for day, n in days.items():
+        weeks[week_of(day)] += n
+    return Counts(dict(days), dict(weeks))
 
 
 def _frees_at(now: datetime, zone: ZoneInfo, tally: Counts, caps: Caps) -> datetime | None:
