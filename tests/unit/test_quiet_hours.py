@@ -268,3 +268,20 @@ def test_local_days_and_weeks_follow_the_clock(now, zone):
     assert week_ends >= day_ends
     assert week_of(local_date(week_ends, zone)) > week_of(local_date(now, zone))
     assert week_of(local_date(week_ends - timedelta(microseconds=1), zone)) == week_of(local_date(now, zone))
+
+
+@given(trait=st.text() | st.none() | st.integers() | st.sampled_from(["Asia/Ho_Chi_Minh", "etc/utc", "Etc/GMT-7"]))
+def test_any_trait_gives_a_zone_never_an_error(trait):
+    zone = customer_zone(trait, shop=SHOP)
+    assert zone is SHOP or (isinstance(trait, str) and zone.key.lower() == trait.strip().lower())
+
+
+@given(now=instants, zone=st.sampled_from([HO_CHI_MINH, BANGKOK]), quiet=windows)
+def test_in_utc_plus_7_all_year_quiet_is_the_utc_time_plus_seven_hours_in_the_window(now, zone, quiet):
+    shown = (now + timedelta(hours=7)).time()
+    inside = (quiet.start <= shown < quiet.end if not quiet.crosses_midnight
+              else shown >= quiet.start or shown < quiet.end) and not quiet.empty
+    assert is_quiet(now, zone, quiet) == inside
+    if inside:
+        opens = opens_at(now, zone, quiet)
+        assert opens is not None and (opens + timedelta(hours=7)).time() == quiet.end
