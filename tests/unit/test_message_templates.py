@@ -224,14 +224,15 @@ def test_a_locale_that_fails_for_this_customer_falls_back_instead_of_failing_the
 def test_a_rendered_message_is_stored_and_read_back_whole():
     rendered = render("thank_you_feedback", traits={**FULL, "locale": "th"}, brand="ร้านบ้านสวน",
                       catalogue=shipped())
-    assert Rendered.from_stored(rendered.stored(), template="x", subject="y") == rendered
-    legacy = Rendered.from_stored("Hi Ann,\n", template="welcome", subject="Welcome")
+    assert Rendered.from_columns(template=rendered.template, subject=rendered.subject,
+                                 **rendered.columns()) == rendered
+    legacy = Rendered.from_columns(body="Hi Ann,\n", template="welcome", subject="Welcome")
     assert (legacy.text, legacy.html, legacy.subject, legacy.from_name) == ("Hi Ann,\n", "", "Welcome", "")
 
 
 def _row(rendered: Rendered) -> SimpleNamespace:
     return SimpleNamespace(id="m1", recipient="minh@example.com", subject=rendered.subject, template=rendered.template,
-                           customer_id="c1", body=rendered.stored())
+                           customer_id="c1", unsubscribe_url=None, **rendered.columns())
 
 
 @pytest.mark.parametrize(("locale", "brand"), [("vi", "Cửa hàng Mộc"), ("th", "ร้านบ้านสวน"), ("en", "Shop")])
@@ -255,7 +256,8 @@ def test_the_email_is_text_and_html_alternatives_with_encoded_headers(locale, br
 
 def test_an_older_plain_text_row_is_sent_as_it_was():
     row = SimpleNamespace(id="m1", recipient="a@example.com", subject="Welcome", template="welcome",
-                          customer_id="c1", body="Hi Ann,\n")
+                          customer_id="c1", body="Hi Ann,\n", html=None, locale=None, preheader=None,
+                          from_name=None, unsubscribe_url=None)
     email = build_email(row, settings=MessagingSettings(environment="development"))
     assert email.get_content_type() == "text/plain" and email["From"] == "Lifecycle <hello@lifecycle.invalid>"
 

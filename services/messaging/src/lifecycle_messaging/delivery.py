@@ -43,7 +43,8 @@ class Outcome:
 
 
 def build_email(row, *, settings: MessagingSettings) -> EmailMessage:
-    content = Rendered.from_stored(row.body, template=row.template, subject=row.subject)
+    content = Rendered.from_columns(template=row.template, subject=row.subject, body=row.body, html=row.html,
+                                    locale=row.locale, preheader=row.preheader, from_name=row.from_name)
     email = EmailMessage()  # multipart/alternative: text, then HTML (a row from before templates: text only)
     email["From"] = sender(settings.smtp_from, display_name=content.from_name)
     email["To"] = header_safe(row.recipient or "")

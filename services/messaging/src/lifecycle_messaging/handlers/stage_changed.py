@@ -60,7 +60,7 @@ def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, 
     return {"id": derived_event_id(transition.customer_id, template, event.id),
             "customer_id": to.customer_id, "linked_ids": to.linked_ids, "user_id": to.user_id,
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
-            "subject": rendered.subject, "body": rendered.stored(),
+            "subject": rendered.subject, **rendered.columns(),
             "status": "queued" if email else "awaiting_contact",
             "event_time": transition.event_time, "processed_at": transition.processed_at}
 
