@@ -17,18 +17,25 @@ from lifecycle_shared.events import (
 )
 from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 
+from lifecycle_messaging.consenting import Links
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
 from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
 from lifecycle_messaging.handlers.stage_changed import handle_stage_changed
+from lifecycle_messaging.handlers.subscribed import SUBSCRIBED_TYPE, handle_subscribed
+from lifecycle_messaging.handlers.unsubscribed import UNSUBSCRIBED_TYPE, handle_unsubscribed
 from lifecycle_messaging.suppressing import Freshness
 
 
-def routes(*, brand: str, freshness: Freshness, default_locale: str = "en") -> Router:
-    contacts = Route(TouchpointData, handle_contacts)
+def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", links: Links | None = None) -> Router:
+    """`links`: the unsubscribe links marketing messages carry in their body (None: the delivery worker adds
+    them to the headers only)."""
+    contacts = Route(TouchpointData, partial(handle_contacts, clock=freshness.clock))
     return route_by_type({
         STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, brand=brand, freshness=freshness,
-                                                                 default_locale=default_locale)),
+                                                                 default_locale=default_locale, links=links)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,
+        UNSUBSCRIBED_TYPE: Route(TouchpointData, partial(handle_unsubscribed, clock=freshness.clock)),
+        SUBSCRIBED_TYPE: Route(TouchpointData, partial(handle_subscribed, clock=freshness.clock)),
     })
