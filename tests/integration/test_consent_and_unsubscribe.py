@@ -231,6 +231,9 @@ async def test_bounces_and_complaints_block_marketing_until_an_operator_lifts_th
     assert answer.json() == {"recorded": 2, "unchanged": 0, "ignored": 1}
     bad = await shop.client.post("/v1/providers/events", json=[{"type": "bounce", "email": "nope"}], headers=auth)
     assert bad.status_code == 400 and "0.email" in bad.json()["message"]
+    nul = await shop.client.post("/v1/providers/events", headers=auth,
+                                 json=[{"type": "complaint", "email": "x@example.com", "message_id": "a\x00"}])
+    assert nul.status_code == 400  # never a 500 from the database
 
     sent = {who: await transition(shop, who, None, "awareness") for who in (bounced, complained, soft)}
     await deliver(shop)
@@ -255,7 +258,8 @@ async def test_the_consent_api_answers_every_problem_with_a_4xx(shop):
     assert (await put("/v1/consent/email/marketing", json={"email": "a@example.com", "state": "blocked"})
             ).status_code == 401
     for body in ({"state": "blocked"}, {"email": "a@example.com", "customer_id": "x", "state": "blocked"},
-                 {"email": "a@example.com", "state": "maybe"}, {"email": "not an address", "state": "blocked"}):
+                 {"email": "a@example.com", "state": "maybe"}, {"email": "not an address", "state": "blocked"},
+                 {"customer_id": "a\x00b", "state": "blocked"}, {"email": "a\x00@example.com", "state": "blocked"}):
         answer = await put("/v1/consent/email/marketing", json=body, headers=auth)
         assert answer.status_code == 400, (body, answer.text)
     assert (await put("/v1/consent/sms/marketing", json={"email": "a@example.com", "state": "blocked"},

@@ -38,7 +38,7 @@ class ConsentIn(BaseModel):
     """Whose consent: an `email`, or a `customer_id` whose address messaging knows - exactly one."""
 
     email: str | None = Field(default=None, max_length=254)
-    customer_id: str | None = Field(default=None, min_length=1, max_length=200)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200, pattern="^[^\x00]+$")
     state: State
 
     @model_validator(mode="after")
@@ -81,7 +81,7 @@ class ProviderEvent(BaseModel):
 
     type: Literal["bounce", "complaint"]
     email: str = Field(max_length=254)
-    message_id: str | None = Field(default=None, max_length=200)
+    message_id: str | None = Field(default=None, max_length=200, pattern="^[^\x00]*$")  # kept as the reference
     at: datetime | None = None
     # Only a hard (permanent) bounce stops marketing; a soft one (a full mailbox) is counted and left.
     bounce_type: Literal["hard", "soft"] = "hard"
