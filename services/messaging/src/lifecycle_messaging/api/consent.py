@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import HTMLResponse
@@ -136,7 +136,12 @@ def _verified(token: str, settings: MessagingConfig, now: datetime) -> str:
                             {"code": f"token_{error.problem}", "message": str(error)}) from None
 
 
-@public.get("/{token}", response_class=HTMLResponse, responses=errors(400, 410))
+# The pages are HTML; their errors JSON (ErrorBody), as every error of the service.
+_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+
+
+@public.get("/{token}", response_model=None, responses={**_PAGE, **errors(400, 410)})
 async def unsubscribe_page(token: Token, settings: MessagingConfig, now: Now) -> HTMLResponse:
     """The confirmation page: a button that posts the unsubscribe. Opening it changes nothing."""
     _verified(token, settings, now)
@@ -146,7 +151,7 @@ async def unsubscribe_page(token: Token, settings: MessagingConfig, now: Now) ->
                                 'value="One-Click">\n<button type="submit">Unsubscribe</button>\n</form>\n')
 
 
-@public.post("/{token}", response_class=HTMLResponse, responses=errors(400, 404, 410))
+@public.post("/{token}", response_model=None, responses={**_PAGE, **errors(400, 404, 410)})
 async def unsubscribe(token: Token, engine: Engine, settings: MessagingConfig, now: Now) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): the address the link's message went to no longer gets marketing
     email. 200 also when it had unsubscribed already; 404 when the message is gone or had no address."""
