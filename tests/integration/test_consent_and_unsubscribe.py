@@ -246,6 +246,13 @@ async def test_bounces_and_complaints_block_marketing_until_an_operator_lifts_th
                                    json={"customer_id": bounced, "state": "subscribed"})
     assert lifted.status_code == 200, lifted.text
     assert lifted.json() == {"state": "subscribed", "previous_state": "bounced", "changed": True}
+    shown = (await shop.client.get(f"/v1/consent/email/marketing/customers/{bounced}", headers=auth)).json()
+    assert (shown["email"], shown["state"]) == (f"{bounced}@example.com", "subscribed")
+    assert [(c["previous_state"], c["state"], c["source"], c["reference"]) for c in shown["changes"]] == [
+        (None, "bounced", "provider", "p-1"), ("bounced", "subscribed", "api", None)]
+    assert (await shop.client.get(f"/v1/consent/email/marketing/customers/{bounced}")).status_code == 401
+    assert (await shop.client.get(f"/v1/consent/email/marketing/customers/{customer()}", headers=auth)
+            ).status_code == 404
     shop.clock.now += timedelta(minutes=1)
     later = await transition(shop, bounced, "awareness", "consideration")
     await deliver(shop)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import HTMLResponse
 from lifecycle_shared.auth import ApiAccess
-from lifecycle_shared.http import Engine, errors
+from lifecycle_shared.http import CustomerId, Engine, errors
 from markupsafe import escape
 from pydantic import BaseModel, Field, model_validator
 
@@ -74,6 +74,36 @@ async def put_consent(channel: Literal["email"], purpose: Literal["marketing"], 
         applied = await tell(conn, [Told(address, body.state, API, customer_id=body.customer_id)], now=now,
                              channel=channel, purpose=purpose)
     return ConsentOut(state=body.state, previous_state=before, changed=bool(applied))
+
+
+class ConsentChangeOut(BaseModel):
+    state: str
+    previous_state: str | None
+    source: str  # link | api | touchpoint | provider
+    reference: str | None  # the link's message id, the touchpoint's event id, the provider's message id
+    customer_id: str | None
+    at: datetime
+
+
+class CustomerConsentOut(BaseModel):
+    email: str
+    state: str | None  # None: nothing recorded (soft opt-in unless REQUIRE_OPT_IN)
+    changes: list[ConsentChangeOut]  # every change, oldest first
+
+
+@operator.get("/consent/{channel}/{purpose}/customers/{customer_id:path}", response_model=CustomerConsentOut,
+              responses=errors(400, 404))
+async def get_customer_consent(channel: Literal["email"], purpose: Literal["marketing"], customer_id: CustomerId,
+                               engine: Engine) -> CustomerConsentOut:
+    """The consent of the address messaging knows for a customer, and how it came to be (the append-only
+    log). 404: no address is known for the customer."""
+    async with engine.connect() as conn:
+        known = (await contacts.known(conn, [customer_id])).get(customer_id)
+        if known is None:
+            raise HTTPException(404, "no address is known for this customer_id")
+        state = (await consent.states_of(conn, [known.email], channel=channel, purpose=purpose)).get(known.email)
+        changes = await consent.history(conn, known.email, channel=channel, purpose=purpose)
+    return CustomerConsentOut(email=known.email, state=state, changes=[ConsentChangeOut(**c) for c in changes])
 
 
 class ProviderEvent(BaseModel):
