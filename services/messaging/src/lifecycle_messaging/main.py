@@ -34,7 +34,8 @@ def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = u
 
 def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """`clock`: what the consumer and the delivery worker take as now when they judge whether a
-    transition is still news (`freshness_s`); tests pass a fixed one."""
+    transition is still news (`freshness_s`), and what consent changes and unsubscribe links are stamped
+    and checked with; tests pass a fixed one."""
     app = create_service_app(title="Lifecycle messaging", settings=settings,
                              build_runtime=lambda: build_runtime(settings, clock),
                              routers=[router, consent.operator, consent.public])

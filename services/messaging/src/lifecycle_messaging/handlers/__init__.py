@@ -1,5 +1,9 @@
 """Handlers by consumed event type, routed by the shared runner.
 
+Touchpoints about consent: `touchpoint.unsubscribed` / `touchpoint.subscribed` (track `Unsubscribed` /
+`Subscribed`), and the opt-in traits of identify / signed-up (`handlers.contacts`): docs/messaging.md
+"Consent and unsubscribe".
+
 Not routed, so skipped undecoded: every other event type on the topics - among them
 `lifecycle.history_corrected`, which rewrites the stored past and is never a reason to message anyone.
 """

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.consenting import tell_touchpoints
 from lifecycle_messaging.domain.consent import UNSUBSCRIBED
@@ -19,6 +20,7 @@ from lifecycle_messaging.domain.consent import UNSUBSCRIBED
 UNSUBSCRIBED_TYPE = "touchpoint.unsubscribed"
 
 
-async def handle_unsubscribed(conn, events: list[Typed[TouchpointData]], *, clock: Callable[[], datetime]) -> Emitted:
+async def handle_unsubscribed(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
+                          clock: Callable[[], datetime]) -> Emitted:
     await tell_touchpoints(conn, [(typed.event, typed.data, UNSUBSCRIBED, True) for typed in events], now=clock())
     return []
