@@ -124,3 +124,51 @@ async def test_existing_write_keys_keep_working_through_the_migration(infra):
         assert store.lookup(server.key).kind == "server" and store.lookup(old_key) is None
     finally:
         await engine.dispose()
+
+
+MESSAGING_MIGRATIONS = ROOT / "services/messaging/src/lifecycle_messaging/migrations"
+
+
+async def test_queued_messages_keep_their_parts_through_the_migration_to_columns(infra):
+    """0006: a body holding the parts as a JSON document (0005's) becomes the columns; a plain-text body stays
+    the text (html NULL: sent as text only); a downgrade writes the document back."""
+    import json
+
+    from lifecycle_messaging.delivery import build_email
+    from lifecycle_messaging.settings import MessagingSettings
+
+    database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_messaging"
+    await create_databases(infra.postgres_url, [database])
+    url = f"{infra.postgres_url}/{database}"
+    config = Config()
+    config.set_main_option("script_location", str(MESSAGING_MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    parts = {"format": "lifecycle.email/1", "template": "welcome", "locale": "vi", "subject": "Chào bạn",
+             "text": "Chào Lan,\n", "html": "<!DOCTYPE html>\n<p>Chào Lan,</p>\n", "preheader": "Rất vui",
+             "from_name": "Cửa hàng Mộc"}
+    insert = text("INSERT INTO messages (id, customer_id, template, stage, cause_event_id, recipient, subject, body, "
+                  "status) VALUES (CAST(:id AS uuid), 'lan', 'welcome', 'awareness', :id, 'lan@example.com', "
+                  "'Chào bạn', :body, 'queued')")
+    stored, plain = str(uuid.uuid4()), str(uuid.uuid4())
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert, [{"id": stored, "body": json.dumps(parts, ensure_ascii=False)},
+                                        {"id": plain, "body": "{not json, just text that starts with a brace\n"}])
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            rows = {str(row.id): row for row in await conn.execute(text("SELECT * FROM messages"))}
+        new = rows[stored]
+        assert (new.body, new.html, new.locale, new.preheader, new.from_name, new.unsubscribe_url) == (
+            parts["text"], parts["html"], "vi", "Rất vui", "Cửa hàng Mộc", None)
+        assert rows[plain].body.startswith("{not json") and rows[plain].html is None
+        settings = MessagingSettings(environment="development")
+        assert build_email(new, settings=settings).get_content_type() == "multipart/alternative"
+        assert build_email(rows[plain], settings=settings).get_content_type() == "text/plain"
+        await asyncio.to_thread(command.downgrade, config, "0005")
+        async with engine.connect() as conn:
+            back = {str(row.id): row.body for row in await conn.execute(text("SELECT id, body FROM messages"))}
+        assert json.loads(back[stored]) == parts and back[plain].startswith("{not json")
+    finally:
+        await engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lifecycle_messaging.domain.suppression import (
+    CONSENT,
     REASONS,
     STALE,
     SUPERSEDED,
@@ -67,7 +68,7 @@ def test_latest_after_keeps_each_customer_apart():
 
 def test_the_default_window_is_a_day_and_every_reason_is_listed():
     assert MessagingSettings(environment="development").freshness == DAY
-    assert set(REASONS) == {SUPERSEDED, STALE}
+    assert set(REASONS) == {SUPERSEDED, STALE, CONSENT}
 
 
 def simulate(arrivals: list[Position], *, worker_after: set[int], window: timedelta) -> list[Position]:

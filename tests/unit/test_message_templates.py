@@ -97,7 +97,8 @@ def test_a_full_name_is_used_whole_and_a_non_string_is_no_name():
 @given(traits=st.dictionaries(st.sampled_from([*(n for names in TRAITS_OF.values() for n in names), "locale"]),
                               st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=300),
                                         st.lists(st.text(max_size=3), max_size=2))),
-       template=st.sampled_from(TEMPLATES), brand=st.text(min_size=1, max_size=40))
+       template=st.sampled_from(TEMPLATES),
+       brand=st.text(min_size=1, max_size=40).filter(lambda b: "None" not in b))  # a shop named "None" says so
 @settings(max_examples=300, deadline=None)
 def test_any_profile_renders_every_shipped_template(traits, template, brand):
     """Whatever the traits hold (wrong types, control characters, NaN, huge numbers), a send never fails."""
@@ -224,14 +225,15 @@ def test_a_locale_that_fails_for_this_customer_falls_back_instead_of_failing_the
 def test_a_rendered_message_is_stored_and_read_back_whole():
     rendered = render("thank_you_feedback", traits={**FULL, "locale": "th"}, brand="ร้านบ้านสวน",
                       catalogue=shipped())
-    assert Rendered.from_stored(rendered.stored(), template="x", subject="y") == rendered
-    legacy = Rendered.from_stored("Hi Ann,\n", template="welcome", subject="Welcome")
+    assert Rendered.from_columns(template=rendered.template, subject=rendered.subject,
+                                 **rendered.columns()) == rendered
+    legacy = Rendered.from_columns(body="Hi Ann,\n", template="welcome", subject="Welcome")
     assert (legacy.text, legacy.html, legacy.subject, legacy.from_name) == ("Hi Ann,\n", "", "Welcome", "")
 
 
 def _row(rendered: Rendered) -> SimpleNamespace:
     return SimpleNamespace(id="m1", recipient="minh@example.com", subject=rendered.subject, template=rendered.template,
-                           customer_id="c1", body=rendered.stored())
+                           customer_id="c1", unsubscribe_url=None, **rendered.columns())
 
 
 @pytest.mark.parametrize(("locale", "brand"), [("vi", "Cửa hàng Mộc"), ("th", "ร้านบ้านสวน"), ("en", "Shop")])
@@ -255,7 +257,8 @@ def test_the_email_is_text_and_html_alternatives_with_encoded_headers(locale, br
 
 def test_an_older_plain_text_row_is_sent_as_it_was():
     row = SimpleNamespace(id="m1", recipient="a@example.com", subject="Welcome", template="welcome",
-                          customer_id="c1", body="Hi Ann,\n")
+                          customer_id="c1", body="Hi Ann,\n", html=None, locale=None, preheader=None,
+                          from_name=None, unsubscribe_url=None)
     email = build_email(row, settings=MessagingSettings(environment="development"))
     assert email.get_content_type() == "text/plain" and email["From"] == "Lifecycle <hello@lifecycle.invalid>"
 

@@ -60,6 +60,8 @@ def test_outside_development_read_apis_refuse_to_start_without_real_tokens(setti
 def test_tokens_are_a_comma_separated_list_read_whatever_the_services_prefix(settings_cls, monkeypatch):
     monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
     monkeypatch.setenv("LIFECYCLE_API_TOKENS", f" {STRONG}-old , {STRONG}-new ")
+    monkeypatch.setenv("LIFECYCLE_MESSAGING_UNSUBSCRIBE_SECRET", f"{STRONG}-links")  # messaging's own secret
+    monkeypatch.setenv("LIFECYCLE_MESSAGING_PUBLIC_URL", "https://shop.example")
     settings = settings_cls(admin_token=STRONG) if settings_cls.requires_admin_token else settings_cls()
     assert [t.get_secret_value() for t in settings.api_tokens] == [f"{STRONG}-old", f"{STRONG}-new"]
     assert STRONG not in repr(settings)  # secrets: never in a log line
@@ -77,6 +79,20 @@ def test_development_runs_the_read_apis_without_tokens_and_takes_any(monkeypatch
     monkeypatch.delenv("LIFECYCLE_API_TOKENS", raising=False)
     assert StageEngineSettings().api_tokens == ()
     assert len(MessagingSettings(api_tokens="short").api_tokens) == 1
+
+
+def test_messaging_outside_development_needs_a_secret_for_its_links_and_an_https_url(monkeypatch):
+    monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
+    monkeypatch.setenv("LIFECYCLE_API_TOKENS", STRONG)
+    with pytest.raises(ValidationError, match="UNSUBSCRIBE_SECRET"):
+        MessagingSettings(public_url="https://shop.example")
+    with pytest.raises(ValidationError, match="UNSUBSCRIBE_SECRET"):
+        MessagingSettings(public_url="https://shop.example", unsubscribe_secret="changeme")
+    with pytest.raises(ValidationError, match="PUBLIC_URL"):
+        MessagingSettings(unsubscribe_secret=STRONG, public_url="http://shop.example")
+    settings = MessagingSettings(unsubscribe_secret=STRONG, public_url="https://shop.example")
+    assert settings.unsubscribe_key == STRONG.encode() and STRONG not in repr(settings)
+    assert not settings.require_opt_in  # soft opt-in unless the shop says otherwise
 
 
 def test_ingest_serves_no_read_api_and_needs_no_tokens(monkeypatch):

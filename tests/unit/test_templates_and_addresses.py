@@ -93,10 +93,13 @@ def test_header_safe_makes_one_line():
 
 def test_an_email_can_be_built_whatever_the_stored_values():
     row = SimpleNamespace(id="m1", recipient="ann@example.com", subject="Hi\r\nBcc: x@example.com",
-                          template="welcome\n", customer_id="ann\r\nX-Evil: 1", body="Hello\r\n")
+                          template="welcome\n", customer_id="ann\r\nX-Evil: 1", body="Hello\r\n", html=None,
+                          locale=None, preheader=None, from_name=None,
+                          unsubscribe_url="https://s.example/u\r\nX-Evil: 2")
     email = build_email(row, settings=MessagingSettings(environment="development"))
     assert (email["Subject"], email["X-Lifecycle-Customer"]) == ("Hi Bcc: x@example.com", "ann X-Evil: 1")
     assert email["Bcc"] is None and email["X-Evil"] is None
+    assert email["List-Unsubscribe"] == "<https://s.example/u X-Evil: 2>"
 
 
 @pytest.mark.parametrize(("value", "address"), [

@@ -175,6 +175,11 @@ expanded into the URL by Kubernetes), or a Secret holding the whole URL. Call wi
   valueFrom:
     secretKeyRef: {name: {{ required "tokens.existingSecret is required" $root.Values.tokens.existingSecret }}, key: {{ index $root.Values.tokens $svc.adminToken }}}
 {{- end }}
+{{- if eq $name "messaging" }}
+- name: LIFECYCLE_MESSAGING_UNSUBSCRIBE_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ required "tokens.existingSecret is required" $root.Values.tokens.existingSecret }}, key: {{ $root.Values.tokens.messagingUnsubscribeSecretKey }}}
+{{- end }}
 {{- if and (eq $name "messaging") $sv.smtp.existingSecret }}
 - name: LIFECYCLE_MESSAGING_SMTP_PASSWORD
   valueFrom:

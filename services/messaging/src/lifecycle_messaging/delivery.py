@@ -10,7 +10,10 @@ the message id, so a resend after a crash is recognisable.
 Before anything is sent, each claimed message is judged again (`domain.suppression`): one whose
 transition a newer one of the customer has overtaken since it was queued, or that has grown older
 than the freshness window while it waited (the SMTP server down, the worker behind), is recorded
-`suppressed` with its reason in the claim's transaction and never sent.
+`suppressed` with its reason in the claim's transaction and never sent. So is a marketing message
+to an address whose consent does not allow it (`domain.consent`, reason `consent`): consent changed
+since it was queued counts. Every marketing email carries the RFC 8058 one-click unsubscribe headers
+with the signed link its body has (`domain.unsubscribe`; a row queued without one gets one now).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import aiosmtplib
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
+from lifecycle_messaging.consenting import Links, suppress_without_consent
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
@@ -42,8 +46,15 @@ class Outcome:
     permanent: bool = False  # retrying cannot help
 
 
-def build_email(row, *, settings: MessagingSettings) -> EmailMessage:
-    content = Rendered.from_stored(row.body, template=row.template, subject=row.subject)
+def links_of(settings: MessagingSettings, freshness: Freshness) -> Links:
+    return Links(base_url=settings.public_url, key=settings.unsubscribe_key,
+                 valid_for=settings.unsubscribe_valid_for, clock=freshness.clock)
+
+
+def build_email(row, *, settings: MessagingSettings, unsubscribe_url: str | None = None) -> EmailMessage:
+    """`unsubscribe_url` (else the row's own): the List-Unsubscribe headers (RFC 8058), for marketing mail."""
+    content = Rendered.from_columns(template=row.template, subject=row.subject, body=row.body, html=row.html,
+                                    locale=row.locale, preheader=row.preheader, from_name=row.from_name)
     email = EmailMessage()  # multipart/alternative: text, then HTML (a row from before templates: text only)
     email["From"] = sender(settings.smtp_from, display_name=content.from_name)
     email["To"] = header_safe(row.recipient or "")
@@ -51,6 +62,9 @@ def build_email(row, *, settings: MessagingSettings) -> EmailMessage:
     email["Message-ID"] = f"<{row.id}@lifecycle>"
     email["X-Lifecycle-Template"] = header_safe(row.template)
     email["X-Lifecycle-Customer"] = header_safe(row.customer_id)
+    if unsubscribe := unsubscribe_url or row.unsubscribe_url:
+        email["List-Unsubscribe"] = f"<{header_safe(unsubscribe, limit=4000)}>"
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.set_content(content.text, cte=transfer_encoding(content.text))
     if content.html:
         email.add_alternative(content.html, subtype="html", cte=transfer_encoding(content.html))
@@ -65,9 +79,10 @@ def _refused(error: aiosmtplib.SMTPException) -> Outcome:
     return Outcome(False, f"{type(error).__name__}: SMTP {', '.join(map(str, codes))}", permanent=permanent)
 
 
-async def send(row, settings: MessagingSettings) -> Outcome:
+async def send(row, settings: MessagingSettings, links: Links | None = None) -> Outcome:
     try:
-        email = build_email(row, settings=settings)
+        fallback = links.for_template(row.template, row.id) if links and not row.unsubscribe_url else None
+        email = build_email(row, settings=settings, unsubscribe_url=fallback)
     except Exception as error:  # noqa: BLE001 - whatever the reason, this message cannot be built
         return Outcome(False, f"cannot build the email: {describe_error(error)}", permanent=True)
     try:
@@ -104,11 +119,14 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, fre
     async with runtime.engine.begin() as conn:
         claimed = await repo.claim_due(conn, limit=settings.send_batch_size, lease_s=lease_s)
         overtaken = await suppress_overtaken(conn, claimed, freshness)
+        overtaken |= await suppress_without_consent(conn, [row for row in claimed if row.id not in overtaken],
+                                                    require_opt_in=settings.require_opt_in)
+    links = links_of(settings, freshness)
     for row in (row for row in claimed if row.id not in overtaken):
         if row.attempts > settings.max_send_attempts:  # earlier attempts died mid-send
             outcome = Outcome(False, f"gave up after {row.attempts - 1} interrupted attempts", permanent=True)
         else:
-            outcome = await send(row, settings)
+            outcome = await send(row, settings, links)
         async with runtime.engine.begin() as conn:
             await record(conn, row, outcome, settings)
     return len(claimed)

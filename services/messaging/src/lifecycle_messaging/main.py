@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_messaging.api import consent
 from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.api.webhooks import router as webhooks_router
 from lifecycle_messaging.catalogue import shipped
-from lifecycle_messaging.delivery import contact_sweeper, email_worker
+from lifecycle_messaging.delivery import contact_sweeper, email_worker, links_of
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness, utc_now
@@ -27,7 +28,8 @@ def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = u
         consumers=(ConsumerSpec(group="messaging",
                                 topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
                                 route=routes_and_webhooks(brand=settings.brand_name, freshness=freshness,
-                                                          default_locale=settings.default_locale)),),
+                                                          default_locale=settings.default_locale,
+                                                          links=links_of(settings, freshness))),),
         workers=(email_worker(settings, freshness), contact_sweeper(settings),
                  webhook_worker(settings), message_events(settings)),
     )
@@ -35,7 +37,10 @@ def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = u
 
 def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """`clock`: what the consumer and the delivery worker take as now when they judge whether a
-    transition is still news (`freshness_s`); tests pass a fixed one."""
-    return create_service_app(title="Lifecycle messaging", settings=settings,
-                              build_runtime=lambda: build_runtime(settings, clock),
-                              routers=[router, webhooks_router])
+    transition is still news (`freshness_s`), and what consent changes and unsubscribe links are stamped
+    and checked with; tests pass a fixed one."""
+    app = create_service_app(title="Lifecycle messaging", settings=settings,
+                             build_runtime=lambda: build_runtime(settings, clock),
+                             routers=[router, webhooks_router, consent.operator, consent.public])
+    app.state.clock = clock  # the routes' `Now` (consent changes, unsubscribe links' expiry)
+    return app

@@ -25,7 +25,7 @@ CONTACT_CHANGES_REFUSED = Counter(
 MESSAGES_SUPPRESSED = Counter(
     "lifecycle_messaging_messages_suppressed_total",
     "Messages recorded as suppressed instead of sent, by reason (superseded: the customer has moved on; "
-    "stale: older than the freshness window)",
+    "stale: older than the freshness window; consent: marketing to an address that does not allow it)",
     ["reason"],
 )
 for _reason in REASONS:  # every series exists from the start, at 0
@@ -36,3 +36,19 @@ def suppressed(message_id: str, template: str, reason: str) -> None:
     """Count and log a suppressed message: its id, template and reason, nothing personal."""
     MESSAGES_SUPPRESSED.labels(reason).inc()
     log.info("message suppressed", extra={"message_id": message_id, "template": template, "reason": reason})
+
+CONSENT_CHANGES = Counter(
+    "lifecycle_messaging_consent_changes_total",
+    "Consent changes recorded, by source (link, api, touchpoint, provider) and the state they set",
+    ["source", "state"],
+)
+CONSENT_CHANGES_REFUSED = Counter(
+    "lifecycle_messaging_consent_changes_refused_total",
+    "Consent changes told that did not stand (domain.consent.change), by source and the state asked for",
+    ["source", "state"],
+)
+CONSENT_UNRESOLVED = Counter(
+    "lifecycle_messaging_consent_unresolved_total",
+    "Touchpoints about consent naming no address messaging knows, by event type",
+    ["event_type"],
+)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from lifecycle_shared.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from lifecycle_shared.settings import ServiceSettings, is_strong_token
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -40,6 +40,39 @@ class MessagingSettings(ServiceSettings):
     # messaged: at queue time and again just before sending. A day: a backlog after an outage of hours
     # is still news; older, a welcome or an offer is about a moment long gone (docs/messaging.md).
     freshness_s: float = Field(default=86_400.0, gt=0)
+
+    # Consent (docs/messaging.md "Consent and unsubscribe"). False: soft opt-in - marketing goes to an address
+    # that has told nothing until it unsubscribes; True: only to addresses that subscribed.
+    require_opt_in: bool = False
+    # Where this service is reached from the internet: the unsubscribe link is `<public_url>/v1/unsubscribe/...`.
+    # HTTPS outside development (mailbox providers ask for it).
+    public_url: str = "http://127.0.0.1:8002"
+    # Signs the unsubscribe links (HMAC-SHA256); 24+ characters outside development. Changing it voids the
+    # links already sent.
+    unsubscribe_secret: SecretStr | None = None
+    unsubscribe_valid_days: int = Field(default=60, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _unsubscribe_outside_development(self) -> Self:
+        if self.environment == "development":
+            return self
+        if not is_strong_token(self.unsubscribe_secret.get_secret_value() if self.unsubscribe_secret else ""):
+            raise ValueError("LIFECYCLE_MESSAGING_UNSUBSCRIBE_SECRET must be set to a secret of at least 24 "
+                             "characters (e.g. `openssl rand -hex 32`) unless LIFECYCLE_ENVIRONMENT=development")
+        if not self.public_url.startswith("https://"):
+            raise ValueError("LIFECYCLE_MESSAGING_PUBLIC_URL must be an https:// URL unless "
+                             "LIFECYCLE_ENVIRONMENT=development")
+        return self
+
+    @property
+    def unsubscribe_key(self) -> bytes:
+        """The signing key; in development without a secret, a fixed one (links from a dev stack only)."""
+        secret = self.unsubscribe_secret.get_secret_value() if self.unsubscribe_secret else "development-only"
+        return secret.encode()
+
+    @property
+    def unsubscribe_valid_for(self) -> timedelta:
+        return timedelta(days=self.unsubscribe_valid_days)
 
     @property
     def freshness(self) -> timedelta:

@@ -73,6 +73,8 @@ class StackConfig:
             f"{p}PORT": str(self.ports[service.name]),
             "LIFECYCLE_MESSAGING_SMTP_HOST": "127.0.0.1",
             "LIFECYCLE_MESSAGING_SMTP_PORT": str(self.smtp_port),
+            # The unsubscribe links in the stack's emails lead to its own messaging service.
+            "LIFECYCLE_MESSAGING_PUBLIC_URL": f"http://127.0.0.1:{self.ports['messaging']}",
             **({"LIFECYCLE_API_TOKENS": self.api_tokens} if self.api_tokens else {}),
             **self.extra_env,
         }

@@ -53,6 +53,14 @@ messages = Table(
     Column("event_time", DateTime(timezone=True)),
     Column("processed_at", DateTime(timezone=True)),
     Column("suppressed_reason", Text),
+    # The rendered parts besides subject and text (`body`); NULL on rows from before they were columns
+    # (html NULL: sent as text only). `unsubscribe_url`: the signed link a marketing message carries in its
+    # body and its List-Unsubscribe header (`domain.unsubscribe`); NULL for transactional mail.
+    Column("html", Text),
+    Column("locale", Text),
+    Column("preheader", Text),
+    Column("from_name", Text),
+    Column("unsubscribe_url", Text),
     CheckConstraint("(status = 'suppressed') = (suppressed_reason IS NOT NULL)", name="messages_suppressed_reason"),
     # The idempotency key: never the same message twice for the same cause.
     UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
@@ -172,3 +180,41 @@ webhook_cursors = Table(
 )
 # The sent messages by time, for `message.sent` webhooks.
 Index("messages_sent_at", messages.c.sent_at, postgresql_where=messages.c.sent_at.is_not(None))
+
+# Consent per address, channel and purpose (`domain.consent`): the current state. An address with no
+# row has told nothing (soft opt-in unless `require_opt_in`).
+consents = Table(
+    "consents",
+    metadata,
+    Column("address", Text, primary_key=True),  # normalised (`domain.addresses.valid_address`)
+    Column("channel", Text, primary_key=True),
+    Column("purpose", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('subscribed', 'unsubscribed', 'bounced', 'complained', 'blocked')",
+                    name="consents_state"),
+    CheckConstraint("purpose IN ('marketing', 'transactional')", name="consents_purpose"),
+)
+
+# Every change of consent, append-only: what it became (and was), from which source (link, api,
+# touchpoint, provider), with what reference (the message id of a link, the event id of a touchpoint,
+# the provider's message id) and when (the service's clock).
+consent_changes = Table(
+    "consent_changes",
+    metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("address", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("previous_state", Text),
+    Column("source", Text, nullable=False),
+    Column("reference", Text),
+    Column("customer_id", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('subscribed', 'unsubscribed', 'bounced', 'complained', 'blocked')",
+                    name="consent_changes_state"),
+    CheckConstraint("source IN ('link', 'api', 'touchpoint', 'provider')", name="consent_changes_source"),
+    Index("consent_changes_address", "address", "seq"),
+)

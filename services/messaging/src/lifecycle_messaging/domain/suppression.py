@@ -5,7 +5,9 @@ one messaging has seen and is still news:
 - `superseded`: a later transition of the same customer (after alias/merge resolution) arrived
   before the message left - the customer has moved on, e.g. a welcome to someone who has bought twice;
 - `stale`: the transition is older than the freshness window (`LIFECYCLE_MESSAGING_FRESHNESS_S`)
-  - a backlog caught up late is not news.
+  - a backlog caught up late is not news;
+- `consent`: a marketing message to an address whose consent does not allow it (`domain.consent`),
+  judged when the delivery worker claims it.
 
 Transitions are ordered by their event time, then by when the stage engine decided them
 (`processed_at`), then by arrival: of two transitions equal on both, the one that arrived later is
@@ -27,8 +29,9 @@ from datetime import datetime, timedelta
 SUPPRESSED = "suppressed"
 SUPERSEDED = "superseded"
 STALE = "stale"
+CONSENT = "consent"
 # Every reason a message may be suppressed for (metrics' `reason` label values, pre-initialised).
-REASONS = (SUPERSEDED, STALE)
+REASONS = (SUPERSEDED, STALE, CONSENT)
 
 
 @dataclass(frozen=True)

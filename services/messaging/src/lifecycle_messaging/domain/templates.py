@@ -10,15 +10,14 @@ by `lifecycle_messaging.catalogue`), rendered in Jinja2's sandbox (`domain.sandb
 chooses the locale from the customer's `locale` trait (`domain.locales`) and fills the variables
 from their profile; a template that fails for this customer's values falls back to the next locale
 of the chain, so a validated catalogue never fails a send. A rendered message is stored in a
-message row as its subject and a body (`Rendered.stored`, read back by `Rendered.from_stored`).
+message row's columns (`Rendered.columns`, read back by `Rendered.from_columns`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from lifecycle_shared.stages import DRIFT, RANK, REACTIVATED, is_drift, is_forward
@@ -55,7 +54,6 @@ TRAITS_OF = {
     "last_product": ("lastProduct", "last_product"),
     "clv_band": ("clvBand", "clv_band"),
 }
-STORED_FORMAT = "lifecycle.email/1"
 
 
 @dataclass(frozen=True)
@@ -70,21 +68,18 @@ class Rendered:
     preheader: str = ""
     from_name: str = ""
 
-    def stored(self) -> str:
-        """The message row's body: every part, as a JSON document."""
-        return json.dumps({"format": STORED_FORMAT, **asdict(self)}, ensure_ascii=False)
+    def columns(self) -> dict[str, str | None]:
+        """The message row's columns for it (besides `subject` and `template`): `body` is the text."""
+        return {"body": self.text, "html": self.html or None, "locale": self.locale or None,
+                "preheader": self.preheader or None, "from_name": self.from_name or None}
 
     @classmethod
-    def from_stored(cls, body: str, *, template: str, subject: str) -> Rendered:
-        """A row's body read back; a body of an older row (plain text) is a text-only message."""
-        try:
-            document = json.loads(body) if body.startswith("{") else None
-        except ValueError:
-            document = None
-        if not isinstance(document, dict) or document.get("format") != STORED_FORMAT:
-            return cls(template=template, locale="", subject=subject, text=body, html="")
-        names = {"template", "locale", "subject", "text", "html", "preheader", "from_name"}
-        return cls(**{name: str(value) for name, value in document.items() if name in names})
+    def from_columns(cls, *, template: str, subject: str, body: str, html: str | None = None,
+                     locale: str | None = None, preheader: str | None = None,
+                     from_name: str | None = None) -> Rendered:
+        """A row read back; a row from before the parts were columns (html NULL) is a text-only message."""
+        return cls(template=template, locale=locale or "", subject=subject, text=body, html=html or "",
+                   preheader=preheader or "", from_name=from_name or "")
 
 
 def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str | None:

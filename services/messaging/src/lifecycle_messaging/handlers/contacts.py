@@ -9,17 +9,26 @@ ids also claims the anonymous id for the user, unless someone already did (a sha
 An unverified touchpoint (a write key's, without identity verification: any browser can name any userId) may
 give an address to an id that has none, never replace one (`lifecycle_shared.trust`): otherwise a browser could
 send a customer's next email to itself. A verified one (a server key, a valid `context.userHash`) may.
+
+Traits that tell about marketing email (`unsubscribed`, `emailOptIn`: `domain.consent.state_from_traits`)
+change the address's consent once the address is remembered: a no always stands; a yes only where nothing
+is recorded yet (traits come again with every identify, and may lag behind an unsubscribe).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.trust import may_set_contact
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_messaging.consenting import tell_touchpoints
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.domain.addresses import valid_address
+from lifecycle_messaging.domain.consent import state_from_traits
 from lifecycle_messaging.metrics import CONTACT_CHANGES_REFUSED
 
 IDENTIFY = "touchpoint.identify"
@@ -34,7 +43,8 @@ def ids_of(touchpoint: TouchpointData) -> list[str]:
     return [i for i in (touchpoint.userId, touchpoint.anonymousId) if i]
 
 
-async def handle_contacts(conn: AsyncConnection, events: list[Typed[TouchpointData]]) -> Emitted:
+async def handle_contacts(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
+                          clock: Callable[[], datetime] | None = None) -> Emitted:
     touchpoints = [typed.data for typed in events]
     await contacts.claim(conn, {t.anonymousId: t.userId for t in touchpoints if t.anonymousId and t.userId},
                          authoritative=False)
@@ -58,4 +68,7 @@ async def handle_contacts(conn: AsyncConnection, events: list[Typed[TouchpointDa
     await contacts.remember(conn, {i: c for i, c in filled.items() if i not in found}, replace=False)
     await contacts.remember(conn, found)
     await contacts.release(conn, releases)
+    if clock is not None and (told := [(typed.event, typed.data, state, False) for typed in events
+                                       if (state := state_from_traits(typed.data.all_traits()))]):
+        await tell_touchpoints(conn, told, now=clock())
     return []

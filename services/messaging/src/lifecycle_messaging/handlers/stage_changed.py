@@ -28,6 +28,7 @@ from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.catalogue import shipped
+from lifecycle_messaging.consenting import Links
 from lifecycle_messaging.db import contacts, latest, merges
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import valid_address
@@ -50,17 +51,20 @@ class Addressee:
 
 
 def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, *, email: str | None,
-                brand: str, default_locale: str = "en") -> dict[str, Any] | None:
+                brand: str, default_locale: str = "en", links: Links | None = None) -> dict[str, Any] | None:
     template = template_for(from_stage=transition.from_stage, to_stage=transition.to_stage, reason=transition.reason)
     if template is None:
         return None
-    rendered = render(template, traits=transition.traits, brand=brand, catalogue=shipped(),
-                      stage=transition.to_stage, default_locale=default_locale)
     # The id follows the stage engine's key, not where the message ends up: the same whatever came first.
-    return {"id": derived_event_id(transition.customer_id, template, event.id),
+    message_id = derived_event_id(transition.customer_id, template, event.id)
+    # A marketing message's signed unsubscribe link, in its body and (delivery) its List-Unsubscribe header.
+    unsubscribe_url = links.for_template(template, message_id) if links else None
+    rendered = render(template, traits=transition.traits, brand=brand, catalogue=shipped(),
+                      stage=transition.to_stage, default_locale=default_locale, unsubscribe_url=unsubscribe_url)
+    return {"id": message_id, "unsubscribe_url": unsubscribe_url,
             "customer_id": to.customer_id, "linked_ids": to.linked_ids, "user_id": to.user_id,
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
-            "subject": rendered.subject, "body": rendered.stored(),
+            "subject": rendered.subject, **rendered.columns(),
             "status": "queued" if email else "awaiting_contact",
             "event_time": transition.event_time, "processed_at": transition.processed_at}
 
@@ -102,7 +106,8 @@ def address_of(to: Addressee, transition: StageChangedData, *, known: dict[str, 
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               brand: str, freshness: Freshness, default_locale: str = "en") -> Emitted:
+                               brand: str, freshness: Freshness, default_locale: str = "en",
+                               links: Links | None = None) -> Emitted:
     transitions = [(typed.event, typed.data) for typed in events]
     await contacts.claim(conn, {anonymous_id: t.user_id for _, t in transitions if t.user_id
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
@@ -120,7 +125,7 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
         TRANSITIONS_UNMESSAGED.labels("historical").inc(historical)
     if live:
         await queue_messages(conn, live, known=known, seen=seen, freshness=freshness, brand=brand,
-                             default_locale=default_locale)
+                             default_locale=default_locale, links=links)
     # Messages not sent yet that this batch's transitions overtook: suppressed now, not at the send.
     await suppress_overtaken(conn, await latest.pending_of(conn, customers), freshness)
     return []
@@ -128,7 +133,7 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
 
 async def queue_messages(conn: AsyncConnection, addressed: list[tuple[CloudEvent, StageChangedData, Addressee]], *,
                          known: dict[str, contacts.Contact], seen: dict[str, Position], freshness: Freshness,
-                         brand: str, default_locale: str = "en") -> None:
+                         brand: str, default_locale: str = "en", links: Links | None = None) -> None:
     delivered = await repo.templates_delivered(
         conn, sorted({person_of(to.customer_id, owner=to.owner) for _, _, to in addressed}))
     learned: dict[str, contacts.Contact] = {}
@@ -137,7 +142,7 @@ async def queue_messages(conn: AsyncConnection, addressed: list[tuple[CloudEvent
     for event, transition, to in addressed:
         email, linked_ids = address_of(to, transition, known=known, learned=learned)
         row = message_row(event, transition, replace(to, linked_ids=linked_ids), email=email, brand=brand,
-                          default_locale=default_locale)
+                          default_locale=default_locale, links=links)
         if row is None:
             continue
         person = person_of(to.customer_id, owner=to.owner)

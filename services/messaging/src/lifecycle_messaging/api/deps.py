@@ -1,0 +1,26 @@
+"""What messaging's routes ask for besides the shared `Engine`: its own settings and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from lifecycle_messaging.settings import MessagingSettings
+
+
+def _settings(request: Request) -> MessagingSettings:
+    settings: MessagingSettings = request.app.state.settings
+    return settings
+
+
+def _now(request: Request) -> datetime:
+    """The service's clock (injected into `create_app`), never the wall clock directly."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+MessagingConfig = Annotated[MessagingSettings, Depends(_settings)]
+Now = Annotated[datetime, Depends(_now)]

@@ -1,0 +1,26 @@
+"""touchpoint.subscribed (track "Subscribed") -> the address subscribes to marketing email.
+
+A verified event (a server key, or identity verification) may re-subscribe an address that unsubscribed;
+an unverified one (any browser can name anyone) only tells what nobody has told yet. Neither lifts a
+bounce, a complaint or a block (`domain.consent.change`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from lifecycle_shared.events import TouchpointData
+from lifecycle_shared.kafka.registry import Emitted, Typed
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_messaging.consenting import tell_touchpoints
+from lifecycle_messaging.domain.consent import SUBSCRIBED
+
+SUBSCRIBED_TYPE = "touchpoint.subscribed"
+
+
+async def handle_subscribed(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
+                        clock: Callable[[], datetime]) -> Emitted:
+    await tell_touchpoints(conn, [(typed.event, typed.data, SUBSCRIBED, True) for typed in events], now=clock())
+    return []
