@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db.models import ledger_entries, orders
+from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, orders
 from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
 from lifecycle_loyalty.domain.merging import BonusEntry, Holding, OrderFacts
 
@@ -22,7 +22,8 @@ async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
     if entries:
         await conn.execute(insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"]), [
             {"id": entry_id(e), "customer_id": e.customer_id, "kind": e.kind, "points": e.points, "rule": e.rule,
-             "cause_event_id": e.cause_event_id, "order_id": e.order_id} for e in entries])
+             "cause_event_id": e.cause_event_id, "order_id": e.order_id, "rule_version": e.rule_version,
+             "debt": e.debt, "lot_id": e.lot_id, "effective_at": e.at} for e in entries])
 
 
 def _earliest(column_at, column_id, stmt):
@@ -58,21 +59,33 @@ async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[st
 
 
 async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[OrderState]:
-    """Each order with the net points the ledger holds for it (one query)."""
+    """Each order with the net points the ledger holds for it and what of it expired, on any id of the
+    person (an id merged into the customer keeps its entries: its expired points stay expired) (one query)."""
     if not keys:
         return []
     held = (select(ledger_entries.c.customer_id, ledger_entries.c.order_id,
                    func.sum(ledger_entries.c.points).label("held"))
             .where(tuple_(ledger_entries.c.customer_id, ledger_entries.c.order_id).in_(keys))
             .group_by(ledger_entries.c.customer_id, ledger_entries.c.order_id).subquery())
+    owner = func.coalesce(customer_aliases.c.survivor_id, ledger_entries.c.customer_id)
+    expired = (select(owner.label("customer_id"), ledger_entries.c.order_id,
+                      (-func.sum(ledger_entries.c.points)).label("expired"))
+               .select_from(ledger_entries.outerjoin(customer_aliases,
+                                                     customer_aliases.c.alias_id == ledger_entries.c.customer_id))
+               .where(ledger_entries.c.kind == "expire",
+                      ledger_entries.c.order_id.in_(sorted({order for _, order in keys})))
+               .group_by(owner, ledger_entries.c.order_id).subquery())
     rows = await conn.execute(
-        select(orders, func.coalesce(held.c.held, 0).label("held"))
+        select(orders, func.coalesce(held.c.held, 0).label("held"),
+               func.coalesce(expired.c.expired, 0).label("expired"))
         .outerjoin(held, and_(held.c.customer_id == orders.c.customer_id, held.c.order_id == orders.c.order_id))
+        .outerjoin(expired, and_(expired.c.customer_id == orders.c.customer_id,
+                                 expired.c.order_id == orders.c.order_id))
         .where(tuple_(orders.c.customer_id, orders.c.order_id).in_(keys))
         .order_by(orders.c.customer_id, orders.c.order_id))
     return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
                        completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
-                       held=int(r.held)) for r in rows]
+                       held=int(r.held), expired=int(r.expired), completed_at=r.completed_at) for r in rows]
 
 
 async def holdings(conn: AsyncConnection, customer_ids: list[str]) -> list[Holding]:
@@ -99,7 +112,7 @@ async def bonus_entries(conn: AsyncConnection, owner_of: dict[str, str]) -> dict
     rows = await conn.execute(
         select(ledger_entries.c.customer_id, ledger_entries.c.kind, ledger_entries.c.rule, ledger_entries.c.points)
         .where(ledger_entries.c.customer_id.in_(sorted(owner_of)), ledger_entries.c.order_id.is_(None),
-               ledger_entries.c.kind.in_(("bonus", "reverse")))
+               ledger_entries.c.kind.in_(("bonus", "reverse", "debt")))
         .order_by(ledger_entries.c.seq))
     held: dict[str, list[BonusEntry]] = {owner: [] for owner in owner_of.values()}
     for row in rows:

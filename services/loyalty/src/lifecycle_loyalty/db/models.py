@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, MetaData, Numeric, Table, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 
 metadata = MetaData()
@@ -14,12 +27,17 @@ ledger_entries = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),  # derived from cause event + rule
     Column("seq", BigInteger, Identity(), nullable=False, unique=True),
     Column("customer_id", Text, nullable=False),
-    Column("kind", Text, nullable=False),  # earn | reverse | adjust | bonus | move_out | move_in
-    Column("points", BigInteger, nullable=False),
+    # earn | reverse | adjust | bonus | move_out | move_in | spend | refund_spend | expire | debt | settlement
+    Column("kind", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),  # what it adds to the balance (pending + available - debt)
     Column("rule", Text, nullable=False),
     Column("cause_event_id", Text, nullable=False),
     Column("order_id", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("rule_version", Text, nullable=False, server_default=""),
+    Column("debt", BigInteger, nullable=False, server_default=text("0")),  # what it adds to the debt
+    Column("lot_id", UUID(as_uuid=False)),  # the lot it made (a credit) or emptied (an expiry)
+    Column("effective_at", DateTime(timezone=True)),  # when it happened (the cause's time)
     Index("ledger_customer_seq", "customer_id", "seq"),
     Index("ledger_order", "customer_id", "order_id"),
 )
@@ -48,4 +66,33 @@ customer_aliases = Table(
     Column("merge_event_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("customer_aliases_survivor", "survivor_id"),
+)
+
+# What the ledger's credits hold, lot by lot (a projection of the entries, updated under the account's row
+# lock): pending until available_at, available until expires_at. A lot never holds less than nothing.
+lots = Table(
+    "lots",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),  # the id of the entry that made it
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("customer_id", Text, nullable=False),
+    Column("order_id", Text),
+    Column("points", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("earned_at", DateTime(timezone=True), nullable=False),
+    Column("available_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    CheckConstraint("remaining >= 0 AND remaining <= points", name="lots_remaining_within_points"),
+    Index("lots_customer", "customer_id", "earned_at"),
+    Index("lots_expiring", "expires_at", postgresql_where=text("remaining > 0")),
+)
+
+# One row per customer holding points: the row lock every change of their lots takes, and their debt
+# (points reversed after they were spent, settled from later credits). Never negative.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("debt", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("debt >= 0", name="accounts_debt_not_negative"),
 )

@@ -74,9 +74,26 @@ def move_holdings(holdings: list[Holding], *, survivor_id: str, merge_event_id: 
             continue
         parts = (held.customer_id, held.order_id or "")
         entries += [Entry(customer_id=held.customer_id, kind="move_out", points=-held.points, rule=rule,
-                          cause_event_id=merge_event_id, order_id=held.order_id, id_parts=("out", *parts)),
+                          rule_version=rules.version, cause_event_id=merge_event_id, order_id=held.order_id,
+                          id_parts=("out", *parts)),
                     Entry(customer_id=survivor_id, kind="move_in", points=held.points, rule=rule,
-                          cause_event_id=merge_event_id, order_id=held.order_id, id_parts=("in", *parts))]
+                          rule_version=rules.version, cause_event_id=merge_event_id, order_id=held.order_id,
+                          id_parts=("in", *parts))]
+    return entries
+
+
+def move_debts(debts: dict[str, int], *, survivor_id: str, merge_event_id: str,
+                rules: EarnRules = DEFAULT_EARN_RULES) -> list[Entry]:
+    """A pair per absorbed account in debt: the debt out of it (no points: the balance already counts it
+    through the entries that made it) and into the survivor's."""
+    rule, entries = merge_rule(rules), []
+    for customer, debt in sorted(debts.items()):
+        entries += [Entry(customer_id=customer, kind="move_out", points=0, debt=-debt, rule=rule,
+                          rule_version=rules.version, cause_event_id=merge_event_id,
+                          id_parts=("out", customer, "debt")),
+                    Entry(customer_id=survivor_id, kind="move_in", points=0, debt=debt, rule=rule,
+                          rule_version=rules.version, cause_event_id=merge_event_id,
+                          id_parts=("in", customer, "debt"))]
     return entries
 
 

@@ -10,14 +10,17 @@ delivered again moves nothing twice.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from lifecycle_shared.events import IdentityMergedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.db import aliases, ledger, lots
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
 from lifecycle_loyalty.domain.merging import (
     duplicate_bonus_reversals,
+    move_debts,
     move_holdings,
     orders_for_survivor,
     scoped_to_merge,
@@ -38,24 +41,29 @@ async def merge(conn: AsyncConnection, merged: IdentityMergedData, *, merge_even
     moved = await aliases.absorb(conn, sorted(named - {survivor}), survivor_id=survivor,
                                  merge_event_id=merge_event_id)
     if moved:
-        await _move_orders(conn, moved, survivor_id=survivor, merge_event_id=merge_event_id, rules=rules)
+        await _move_orders(conn, moved, survivor_id=survivor, merge_event_id=merge_event_id, rules=rules,
+                           merged_at=merged.event_time)
         held = await ledger.bonus_entries(conn, await aliases.members(conn, [survivor]))
-        await ledger.append(conn, duplicate_bonus_reversals(held[survivor], survivor_id=survivor,
-                                                            merge_event_id=merge_event_id))
+        await lots.book(conn, duplicate_bonus_reversals(held[survivor], survivor_id=survivor,
+                                                        merge_event_id=merge_event_id),
+                        policy=rules.lots, at=merged.event_time)
 
 
 async def _move_orders(conn: AsyncConnection, moved: list[str], *, survivor_id: str, merge_event_id: str,
-                       rules: EarnRules) -> None:
+                       rules: EarnRules, merged_at: datetime) -> None:
     """Points out of the absorbed accounts and into the survivor's, the orders' facts with them; then each
     order the survivor now knows of is brought to what it should hold (a refund known on one side only)."""
     held = await ledger.holdings(conn, moved)
-    await ledger.append(conn, move_holdings(held, survivor_id=survivor_id, merge_event_id=merge_event_id,
-                                            rules=rules))
+    debts = await lots.move(conn, moved, survivor_id=survivor_id)
+    await ledger.append(conn, [*move_holdings(held, survivor_id=survivor_id, merge_event_id=merge_event_id,
+                                              rules=rules),
+                               *move_debts(debts, survivor_id=survivor_id, merge_event_id=merge_event_id,
+                                           rules=rules)])
     rows = await ledger.take_orders(conn, moved)
     completions, refunds = orders_for_survivor(rows, survivor_id=survivor_id)
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)
     order_ids = {row.order_id for row in rows} | {h.order_id for h in held if h.order_id is not None}
     states = await ledger.order_states(conn, [(survivor_id, order_id) for order_id in sorted(order_ids)])
-    await ledger.append(conn, [scoped_to_merge(entry, merge_event_id) for state in states
-                               if (entry := decide_order_entry(state, rules))])
+    await lots.book(conn, [scoped_to_merge(entry, merge_event_id) for state in states
+                           if (entry := decide_order_entry(state, rules))], policy=rules.lots, at=merged_at)

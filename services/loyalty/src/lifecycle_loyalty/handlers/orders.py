@@ -16,7 +16,7 @@ from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.db import aliases, ledger, lots
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
 
 ORDER_COMPLETED = "touchpoint.order_completed"
@@ -45,5 +45,6 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
-    await ledger.append(conn, [entry for state in states if (entry := decide_order_entry(state, rules))])
+    await lots.book(conn, [entry for state in states if (entry := decide_order_entry(state, rules))],
+                    policy=rules.lots, at=max(typed.event.time for typed in events))
     return []

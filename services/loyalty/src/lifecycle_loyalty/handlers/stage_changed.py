@@ -10,7 +10,7 @@ from lifecycle_shared.events import StageChangedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.db import aliases, ledger, lots
 from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus
 
 
@@ -22,9 +22,11 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
     bonuses = []
     for typed in events:
         customer = customer_of[typed.data.customer_id]
-        bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer], rules=rules)
+        bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer], rules=rules,
+                                   at=typed.data.event_time)
         if bonus:
             bonuses.append(bonus)
             held_rules[customer].add(bonus.rule)
-    await ledger.append(conn, bonuses)
+    if bonuses:
+        await lots.book(conn, bonuses, policy=rules.lots, at=max(typed.data.event_time for typed in events))
     return []

@@ -1,0 +1,112 @@
+"""The SQL of lots and accounts: what a customer holds, read and written under their account's row lock.
+Never commits.
+
+`book` is how every credit and debit reaches the ledger: it locks the accounts (in one order), posts the
+entries against the lots (domain.lots), appends what the posting decided and writes the lots back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_loyalty.db import ledger
+from lifecycle_loyalty.db.models import accounts, lots
+from lifecycle_loyalty.domain.earning import Entry, LotPolicy
+from lifecycle_loyalty.domain.lots import Holdings, Lot, Posting, post_all
+
+
+async def lock(conn: AsyncConnection, customer_ids: Iterable[str], *,
+               with_lots: Iterable[str] = ()) -> dict[str, Holdings]:
+    """Lock the customers' accounts (created when missing; in id order) and read what they hold: their
+    debt and every lot still holding points (and the lots named in `with_lots`, empty or not)."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return {}
+    await conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["customer_id"]),
+                       [{"customer_id": c} for c in wanted])
+    debts = dict((await conn.execute(select(accounts.c.customer_id, accounts.c.debt)
+                                     .where(accounts.c.customer_id.in_(wanted))
+                                     .order_by(accounts.c.customer_id).with_for_update())).all())
+    named = sorted(set(with_lots))
+    holding = or_(lots.c.remaining > 0, lots.c.id.in_(named)) if named else lots.c.remaining > 0
+    rows = await conn.execute(select(lots).where(lots.c.customer_id.in_(wanted), holding)
+                              .order_by(lots.c.earned_at, lots.c.id))
+    held: dict[str, list[Lot]] = defaultdict(list)
+    for row in rows.mappings():
+        held[row["customer_id"]].append(_lot(row))
+    return {c: Holdings(customer_id=c, lots=tuple(held[c]), debt=int(debts[c])) for c in wanted}
+
+
+async def holdings(conn: AsyncConnection, customer_id: str) -> Holdings:
+    """What a customer holds, read without a lock (reads)."""
+    debt = (await conn.execute(select(accounts.c.debt).where(accounts.c.customer_id == customer_id))).scalar()
+    rows = await conn.execute(select(lots).where(lots.c.customer_id == customer_id, lots.c.remaining > 0)
+                              .order_by(lots.c.earned_at, lots.c.id))
+    return Holdings(customer_id=customer_id, lots=tuple(_lot(row) for row in rows.mappings()), debt=int(debt or 0))
+
+
+def _lot(row: Any) -> Lot:
+    return Lot(**{k: v for k, v in row.items() if k != "seq"})
+
+
+async def save(conn: AsyncConnection, before: Holdings, after: Holdings) -> None:
+    """Write what changed between two readings of one account: new lots, lots' remaining points, the debt."""
+    known = {lot.id: lot for lot in before.lots}
+    new = [lot for lot in after.lots if lot.id not in known]
+    changed = [lot for lot in after.lots if lot.id in known and known[lot.id].remaining != lot.remaining]
+    if new:
+        await conn.execute(insert(lots).on_conflict_do_nothing(index_elements=["id"]), [
+            {"id": lot.id, "customer_id": lot.customer_id, "order_id": lot.order_id, "points": lot.points,
+             "remaining": lot.remaining, "earned_at": lot.earned_at, "available_at": lot.available_at,
+             "expires_at": lot.expires_at} for lot in new])
+    if changed:
+        await conn.execute(update(lots).where(lots.c.id == bindparam("lot_id"))
+                           .values(remaining=bindparam("new_remaining")),
+                           [{"lot_id": lot.id, "new_remaining": lot.remaining} for lot in changed])
+    if after.debt != before.debt:
+        await conn.execute(update(accounts).where(accounts.c.customer_id == after.customer_id)
+                           .values(debt=after.debt))
+
+
+async def record(conn: AsyncConnection, before: Holdings, posting: Posting) -> None:
+    """Append a posting's entries and write its lots back."""
+    await ledger.append(conn, posting.entries)
+    await save(conn, before, posting.holdings)
+
+
+async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy, at: datetime) -> None:
+    """Post credits and debits (entries decided by the rules), customer by customer, under the row lock.
+    `at`: when a credit's lot is earned unless the entry says (its cause's time)."""
+    by_customer: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_customer[entry.customer_id].append(entry)
+    held = await lock(conn, by_customer)
+    for customer, decided in sorted(by_customer.items()):
+        await record(conn, held[customer], post_all(held[customer], decided, at=at, policy=policy))
+
+
+async def move(conn: AsyncConnection, absorbed: list[str], *, survivor_id: str) -> dict[str, int]:
+    """Give the absorbed accounts' lots and debt to the survivor (lots keep their times). Returns each
+    absorbed account's debt as it was (the merge's entries record its move)."""
+    held = await lock(conn, [*absorbed, survivor_id])
+    debts = {c: held[c].debt for c in absorbed if held[c].debt}
+    await conn.execute(update(lots).where(lots.c.customer_id.in_(absorbed)).values(customer_id=survivor_id))
+    if debts:
+        await conn.execute(update(accounts).where(accounts.c.customer_id.in_(sorted(debts))).values(debt=0))
+        await conn.execute(update(accounts).where(accounts.c.customer_id == survivor_id)
+                           .values(debt=accounts.c.debt + sum(debts.values())))
+    return debts
+
+
+async def expiring_customers(conn: AsyncConnection, *, now: datetime, limit: int) -> list[str]:
+    """Customers holding points in a lot past its expiry."""
+    rows = await conn.execute(select(lots.c.customer_id).where(lots.c.remaining > 0, lots.c.expires_at <= now)
+                              .group_by(lots.c.customer_id).order_by(func.min(lots.c.expires_at)).limit(limit))
+    return list(rows.scalars())
