@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from lifecycle_loyalty.domain.earning import Entry, ExpiryPolicy, LotPolicy, OrderState, decide_order_entry
-from lifecycle_loyalty.domain.lots import Holdings, expire, give_back, post, post_all, spend, summarize
+from lifecycle_loyalty.domain.lots import Holdings, Summary, expire, give_back, post, post_all, spend, summarize
 
 T0 = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
 POLICY = LotPolicy(pending=timedelta(days=14), expiry=ExpiryPolicy("after_days", 365))
@@ -69,8 +69,9 @@ def test_spending_takes_the_oldest_available_lots_first_and_never_pending_ones()
     assert spend(posting.holdings, spending(81), now=now) is None
     spent = spend(posting.holdings, spending(60), now=now)
     assert spent is not None
-    assert [(posting.holdings.lot(lot_id).order_id, points) for lot_id, points in spent.taken] == [("o1", 30), ("o2", 30)]
-    assert summarize(spent.holdings, now) == summarize(spent.holdings, now).__class__(
+    taken = [(posting.holdings.lot(lot_id).order_id, points) for lot_id, points in spent.taken]
+    assert taken == [("o1", 30), ("o2", 30)]
+    assert summarize(spent.holdings, now) == Summary(
         pending=40, available=20, debt=0, balance=60)
     invariants(spent.holdings, posting.entries + spent.entries)
 
@@ -82,7 +83,7 @@ def test_a_refund_after_spending_becomes_debt_settled_from_later_earnings():
     assert spent is not None
     refund = post(spent.holdings, reverse(100, "o1"), at=now, policy=POLICY)
     assert [(e.kind, e.points, e.debt) for e in refund.entries] == [("reverse", -30, 0), ("debt", -70, 70)]
-    assert summarize(refund.holdings, now) == summarize(refund.holdings, now).__class__(
+    assert summarize(refund.holdings, now) == Summary(
         pending=0, available=0, debt=70, balance=-70)  # o2's 10 points stay held but do not pay the debt
     assert spend(refund.holdings, spending(1, "s2"), now=now) is None
     later = post(refund.holdings, earn(100, "o3", days=20), at=now, policy=POLICY)
