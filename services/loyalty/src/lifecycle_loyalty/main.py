@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_loyalty.api.admin import router as admin_router
+from lifecycle_loyalty.api.redemptions import admin_router as rewards_admin_router
+from lifecycle_loyalty.api.redemptions import router as redemptions_router
 from lifecycle_loyalty.api.routes import router
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES
 from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.settings import LoyaltySettings
 from lifecycle_loyalty.workers.expiry import expiry_worker
@@ -26,8 +28,7 @@ def build_runtime(settings: LoyaltySettings, clock: Callable[[], datetime] = utc
         service="loyalty", settings=settings,
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
                                 route=routes()),),
-        workers=(expiry_worker(clock=clock, rule_version=lambda: DEFAULT_EARN_RULES.version,
-                               every_s=settings.expiry_interval_s),),
+        workers=(expiry_worker(clock=clock, every_s=settings.expiry_interval_s),),
     )
 
 
@@ -38,4 +39,5 @@ def create_app(settings: LoyaltySettings, *, clock: Callable[[], datetime] = utc
         app.state.clock = clock
 
     return create_service_app(title="Lifecycle loyalty", settings=settings, on_started=started,
-                              build_runtime=lambda: build_runtime(settings, clock), routers=[router])
+                              build_runtime=lambda: build_runtime(settings, clock),
+                              routers=[router, redemptions_router, admin_router, rewards_admin_router])

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, orders
 from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
-from lifecycle_loyalty.domain.merging import BonusEntry, Holding, OrderFacts
+from lifecycle_loyalty.domain.merging import BonusEntry, Completions, Holding, OrderFacts
 
 OrderKey = tuple[str, str]  # (customer_id, order_id)
 
@@ -26,6 +26,24 @@ async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
              "debt": e.debt, "lot_id": e.lot_id, "effective_at": e.at} for e in entries])
 
 
+async def earned_by_rule(conn: AsyncConnection, customer_id: str, *, rule: str, since: datetime,
+                         before: datetime) -> int:
+    """Points a rule paid a customer for causes that happened in [since, before] (caps)."""
+    total = (await conn.execute(select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
+        ledger_entries.c.customer_id == customer_id, ledger_entries.c.rule == rule,
+        ledger_entries.c.kind == "earn", ledger_entries.c.effective_at >= since,
+        ledger_entries.c.effective_at <= before))).scalar()
+    return int(total or 0)
+
+
+async def known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Which of these entry ids the ledger holds."""
+    if not ids:
+        return set()
+    rows = await conn.execute(select(ledger_entries.c.id).where(ledger_entries.c.id.in_(sorted(set(ids)))))
+    return set(rows.scalars())
+
+
 def _earliest(column_at, column_id, stmt):
     """Keep the stored fact unless the incoming one happened earlier (ties: the smaller event id,
     byte-wise, as Python and the stage engine's fold compare them)."""
@@ -33,17 +51,20 @@ def _earliest(column_at, column_id, stmt):
     return or_(column_at.is_(None), incoming < tuple_(column_at, column_id.collate("C")))
 
 
-async def record_completions(conn: AsyncConnection, completions: dict[OrderKey, tuple[Decimal, str, datetime]]) -> None:
-    """(customer, order) -> (amount, event id, event time); the earliest completion of an order wins."""
+async def record_completions(conn: AsyncConnection, completions: Completions) -> None:
+    """(customer, order) -> (amount, shipping, currency, event id, event time); the earliest completion of an
+    order wins."""
     if completions:
         stmt = insert(orders)
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=["customer_id", "order_id"],
-            set_={"amount": stmt.excluded.amount, "completed_event_id": stmt.excluded.completed_event_id,
+            set_={"amount": stmt.excluded.amount, "shipping": stmt.excluded.shipping,
+                  "currency": stmt.excluded.currency, "completed_event_id": stmt.excluded.completed_event_id,
                   "completed_at": stmt.excluded.completed_at},
             where=_earliest(orders.c.completed_at, orders.c.completed_event_id, stmt)),
-            [{"customer_id": c, "order_id": o, "amount": amount, "completed_event_id": event_id, "completed_at": at}
-             for (c, o), (amount, event_id, at) in sorted(completions.items())])
+            [{"customer_id": c, "order_id": o, "amount": amount, "shipping": shipping, "currency": currency,
+              "completed_event_id": event_id, "completed_at": at}
+             for (c, o), (amount, shipping, currency, event_id, at) in sorted(completions.items())])
 
 
 async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[str, datetime]]) -> None:
@@ -85,7 +106,8 @@ async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[Orde
         .order_by(orders.c.customer_id, orders.c.order_id))
     return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
                        completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
-                       held=int(r.held), expired=int(r.expired), completed_at=r.completed_at) for r in rows]
+                       held=int(r.held), expired=int(r.expired), completed_at=r.completed_at,
+                       currency=r.currency, shipping=r.shipping or Decimal(0)) for r in rows]
 
 
 async def holdings(conn: AsyncConnection, customer_ids: list[str]) -> list[Holding]:

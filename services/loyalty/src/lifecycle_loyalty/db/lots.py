@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import ledger
 from lifecycle_loyalty.db.models import accounts, lots
-from lifecycle_loyalty.domain.earning import Entry, LotPolicy
+from lifecycle_loyalty.domain.earning import Entry, LotPolicy, entry_id
 from lifecycle_loyalty.domain.lots import Holdings, Lot, Posting, post_all
 
 
@@ -85,8 +85,10 @@ async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy
     """Post credits and debits (entries decided by the rules), customer by customer, under the row lock.
     `at`: when a credit's lot is earned unless the entry says (its cause's time)."""
     by_customer: dict[str, list[Entry]] = defaultdict(list)
-    for entry in entries:
-        by_customer[entry.customer_id].append(entry)
+    known = await ledger.known_ids(conn, [entry_id(entry) for entry in entries])
+    for entry in entries:  # an entry already booked (the same cause and rule) is not booked again
+        if entry_id(entry) not in known:
+            by_customer[entry.customer_id].append(entry)
     held = await lock(conn, by_customer)
     for customer, decided in sorted(by_customer.items()):
         await record(conn, held[customer], post_all(held[customer], decided, at=at, policy=policy))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -11,12 +12,13 @@ from sqlalchemy import (
     Index,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     Table,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -50,6 +52,8 @@ orders = Table(
     Column("customer_id", Text, primary_key=True),
     Column("order_id", Text, primary_key=True),
     Column("amount", Numeric),
+    Column("shipping", Numeric),  # what of the amount is shipping (excluded from earning by default)
+    Column("currency", Text),  # ISO 4217, as the order named it; None: the rules' default currency
     Column("completed_event_id", Text),
     Column("completed_at", DateTime(timezone=True)),
     Column("refunded_event_id", Text),
@@ -95,4 +99,69 @@ accounts = Table(
     Column("customer_id", Text, primary_key=True),
     Column("debt", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("debt >= 0", name="accounts_debt_not_negative"),
+)
+
+# The earn rule sets, every version ever put in force (versions are immutable): the latest is in force.
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("version", Text, primary_key=True),
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The rewards catalogue: what points buy, at what cost, for which tiers (None: every tier), in what stock
+# (None: unlimited). Stock never goes below nothing.
+rewards = Table(
+    "rewards",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # discount_code | free_shipping | free_product | early_access
+    Column("cost", BigInteger, nullable=False),
+    Column("tiers", ARRAY(Text)),
+    Column("stock", BigInteger),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("cost > 0", name="rewards_cost_positive"),
+    CheckConstraint("stock >= 0", name="rewards_stock_not_negative"),
+)
+
+# Redemptions: each one spend entry (`redemption:<id>`); the lots it took points from, to give them back
+# if it is cancelled.
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("reward_id", Text, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),  # redeemed | cancelled
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("redemptions_customer", "customer_id", "created_at"),
+)
+
+spend_allocations = Table(
+    "spend_allocations",
+    metadata,
+    Column("redemption_id", UUID(as_uuid=False), nullable=False),
+    Column("lot_id", UUID(as_uuid=False), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("redemption_id", "lot_id"),
+)
+
+# Answers given to requests with an `Idempotency-Key` (per customer id as requested): the same key again
+# gets the same answer; with another body, a 409.
+idempotent_answers = Table(
+    "idempotent_answers",
+    metadata,
+    Column("scope", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("status", BigInteger, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("scope", "key"),
 )

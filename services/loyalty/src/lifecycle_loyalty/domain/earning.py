@@ -1,4 +1,4 @@
-"""Earn rules as data and the pure functions that apply them.
+"""The earn decisions: pure functions (what is known, what is held, the rules) -> entries. No I/O, no clock.
 
 An order's points follow from what is known of the order, not from the order in which its
 events arrived: an order earns while it is completed and not refunded. A refund that arrives
@@ -10,51 +10,23 @@ ledger holds for it and returns the entry that closes the gap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 from lifecycle_shared.events import derived_event_id
+from lifecycle_shared.orders import AMOUNT_FIELDS, ZERO, parse_amount
 
-EXPIRY_KINDS = ("never", "after_days", "end_of_month", "end_of_year")
+from lifecycle_loyalty.domain.rules import (
+    DEFAULT_EARN_RULES,
+    Cap,
+    EarnRules,
+    ExpiryPolicy,
+    LotPolicy,
+)
 
-
-@dataclass(frozen=True)
-class ExpiryPolicy:
-    """When a lot expires: `never`; `after_days` (`count` days after earning); `end_of_month` (at the end
-    of the month `count` months after the earning month: 0 = the same month); `end_of_year` (likewise)."""
-
-    kind: str = "never"
-    count: int = 0
-
-    def expires_at(self, earned_at: datetime) -> datetime | None:
-        if self.kind == "after_days":
-            return earned_at + timedelta(days=self.count)
-        if self.kind == "end_of_month":
-            months = earned_at.year * 12 + earned_at.month - 1 + self.count + 1  # the month after the last one
-            return earned_at.replace(year=months // 12, month=months % 12 + 1, day=1, hour=0, minute=0, second=0,
-                                     microsecond=0)
-        if self.kind == "end_of_year":
-            return earned_at.replace(year=earned_at.year + self.count + 1, month=1, day=1, hour=0, minute=0,
-                                     second=0, microsecond=0)
-        return None
-
-
-@dataclass(frozen=True)
-class LotPolicy:
-    pending: timedelta = timedelta(days=14)
-    expiry: ExpiryPolicy = ExpiryPolicy()
-
-
-@dataclass(frozen=True)
-class EarnRules:
-    version: str = "default-v1"
-    points_per_currency_unit: Decimal = Decimal(1)
-    stage_bonus: tuple[tuple[str, int], ...] = (("loyalty", 500),)
-    lots: LotPolicy = field(default_factory=LotPolicy)
-
-
-DEFAULT_EARN_RULES = EarnRules()
+__all__ = ["DEFAULT_EARN_RULES", "EarnRules", "Entry", "ExpiryPolicy", "LotPolicy", "OrderState"]
 
 
 @dataclass(frozen=True)
@@ -67,12 +39,14 @@ class OrderState:
     held: int  # net points the ledger holds for this order now
     completed_at: datetime | None = None
     expired: int = 0  # points of this order that expired (on this account): never earned again
+    currency: str | None = None  # None: the rules' default currency
+    shipping: Decimal = ZERO  # what of `amount` is shipping
 
 
 @dataclass(frozen=True)
 class Entry:
     customer_id: str
-    kind: str  # earn | reverse | adjust | bonus | move_out | move_in
+    kind: str  # earn | reverse | adjust | bonus | move_out | move_in | spend | refund_spend | expire | debt | ...
     points: int
     rule: str
     cause_event_id: str
@@ -90,14 +64,42 @@ def entry_id(entry: Entry) -> str:
     return derived_event_id(entry.cause_event_id, "loyalty", entry.rule, *entry.id_parts)
 
 
-def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
-    """Whole points per currency unit spent, rounded down."""
-    return math.floor(max(Decimal(0), amount) * rules.points_per_currency_unit)
+def order_value(properties: dict[str, Any]) -> tuple[Decimal, Decimal, str | None]:
+    """(amount, the shipping within it, currency) from an order's properties: `revenue` has no shipping
+    (Segment's spec); `total`/`value` include `shipping` when given."""
+    currency = properties.get("currency")
+    code = currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
+    for name in AMOUNT_FIELDS:
+        amount = parse_amount(properties.get(name))
+        if amount is not None:
+            shipping = parse_amount(properties.get("shipping")) if name != "revenue" else None
+            amount = max(ZERO, amount)
+            return amount, min(amount, max(ZERO, shipping or ZERO)), code
+    return ZERO, ZERO, code
+
+
+def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES, currency: str | None = None) -> int:
+    """Whole points for an amount in a currency, rounded down, exactly; 0 in a currency the rules do not list
+    or below the minimum order value."""
+    rate = rules.currencies.get(currency or rules.default_currency)
+    if rate is None or amount < rate.min_order_value:
+        return 0
+    units = max(ZERO, amount)
+    if rate.zero_decimal:
+        units = units.quantize(Decimal(1), rounding=ROUND_DOWN)
+    return math.floor(units * rate.points / rate.per)
+
+
+def order_points(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
+    if order.amount is None:
+        return 0
+    base = order.amount - order.shipping if rules.purchase.exclude_shipping else order.amount
+    return points_for_amount(base, rules, order.currency)
 
 
 def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
     earning = order.amount is not None and order.refunded_event_id is None
-    target = points_for_amount(order.amount, rules) if earning and order.amount is not None else 0
+    target = order_points(order, rules) if earning else 0
     # What expired stays expired: the order holds its points less those, and a refund takes back the rest.
     delta = max(0, target - order.expired) - order.held
     if delta == 0:
@@ -114,7 +116,7 @@ def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES)
 
 
 def stage_bonus(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
-    return dict(rules.stage_bonus).get(to_stage, 0)
+    return {str(stage): points for stage, points in rules.stage_reached.items()}.get(to_stage, 0)
 
 
 def stage_bonus_rule(to_stage: str, rules: EarnRules = DEFAULT_EARN_RULES) -> str:
@@ -130,3 +132,52 @@ def decide_stage_bonus(customer_id: str, to_stage: str, *, held_rules: set[str],
         return None
     return Entry(customer_id=customer_id, kind="bonus", points=points, rule=rule, rule_version=rules.version,
                  cause_event_id=f"customer:{customer_id}", at=at)
+
+
+def period_start(period: str, at: datetime) -> datetime:
+    """The start of the calendar day, week (Monday) or month `at` falls in (its own time zone: UTC)."""
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def capped(points: int, cap: Cap | None, earned_in_period: int) -> int:
+    """What of `points` the rule may still pay in the period (`earned_in_period`: paid by it so far)."""
+    return points if cap is None else max(0, min(points, cap.points - earned_in_period))
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A referral completed or a review written, as the rules read it."""
+
+    kind: str  # referral | review
+    customer_id: str  # the referee (referral) or the reviewer
+    cause_id: str  # what makes it once: `referral:<referee>`, `review:<review id or event id>`
+    at: datetime
+    referrer_id: str | None = None
+
+
+def decide_activity(activity: Activity, *, earned_in_period: dict[tuple[str, str], int],
+                    rules: EarnRules = DEFAULT_EARN_RULES) -> list[Entry]:
+    """The entries a referral (to the referrer, the referee or both) or a review earns, within each rule's
+    cap. `earned_in_period`: (customer, rule family) -> points that family paid the customer in the cap's
+    period around `activity.at` so far (families: `referral:referrer`, `referral:referee`, `review`)."""
+    if activity.kind == "review":
+        paid = [("review", activity.customer_id, rules.review.points, rules.review.cap)]
+    elif activity.referrer_id is not None and activity.referrer_id != activity.customer_id:
+        paid = [("referral:referrer", activity.referrer_id, rules.referral.referrer, rules.referral.cap),
+                ("referral:referee", activity.customer_id, rules.referral.referee, None)]
+    else:
+        paid = []
+    entries = []
+    for family, customer, points, cap in paid:
+        points = capped(points, cap, earned_in_period.get((customer, family), 0))
+        if points:
+            # The rule is named without its version (the entry records it): a rule set replaced later does
+            # not pay the same referral or review again.
+            entries.append(Entry(customer_id=customer, kind="earn", points=points, rule=family,
+                                 rule_version=rules.version, cause_event_id=activity.cause_id, at=activity.at))
+    return entries

@@ -13,6 +13,8 @@ from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 
 from lifecycle_loyalty.handlers.identity_merged import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
+from lifecycle_loyalty.handlers.referral_completed import REFERRAL_COMPLETED, handle_referral_completed
+from lifecycle_loyalty.handlers.review_written import REVIEW_WRITTEN, handle_review_written
 from lifecycle_loyalty.handlers.stage_changed import handle_stage_changed
 
 
@@ -21,6 +23,8 @@ def routes() -> Router:
     return route_by_type({
         ORDER_COMPLETED: orders,
         ORDER_REFUNDED: orders,
+        REFERRAL_COMPLETED: Route(TouchpointData, handle_referral_completed),
+        REVIEW_WRITTEN: Route(TouchpointData, handle_review_written),
         STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
     })

@@ -16,8 +16,8 @@ from lifecycle_shared.events import IdentityMergedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger, lots
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.earning import EarnRules, decide_order_entry
 from lifecycle_loyalty.domain.merging import (
     duplicate_bonus_reversals,
     move_debts,
@@ -28,14 +28,15 @@ from lifecycle_loyalty.domain.merging import (
 
 
 async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]], *,
-                                 rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+                                 rules: EarnRules | None = None) -> Emitted:
+    rules = rules or await rulesets.in_force(conn)
     for typed in events:  # one at a time: a merge may absorb the survivor of the one before
         await merge(conn, typed.data, merge_event_id=typed.event.id, rules=rules)
     return []
 
 
 async def merge(conn: AsyncConnection, merged: IdentityMergedData, *, merge_event_id: str,
-                rules: EarnRules = DEFAULT_EARN_RULES) -> None:
+                rules: EarnRules) -> None:
     named = {merged.survivor_id, merged.absorbed_id, *merged.absorbed_ids}
     survivor = (await aliases.lock_and_resolve(conn, named, exclusive=True))[merged.survivor_id]
     moved = await aliases.absorb(conn, sorted(named - {survivor}), survivor_id=survivor,

@@ -9,15 +9,15 @@ is resolved through identity merges first: an absorbed id's orders and refunds g
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
-from lifecycle_shared.orders import order_amount, order_id_of
+from lifecycle_shared.orders import order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger, lots
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.earning import EarnRules, decide_order_entry, order_value
+from lifecycle_loyalty.domain.merging import Completions
 
 ORDER_COMPLETED = "touchpoint.order_completed"
 ORDER_REFUNDED = "touchpoint.order_refunded"
@@ -29,15 +29,16 @@ def _earlier(fact: tuple, other: tuple | None) -> bool:
 
 
 async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
-                        rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
-    completions: dict[ledger.OrderKey, tuple[Decimal, str, datetime]] = {}
+                        rules: EarnRules | None = None) -> Emitted:
+    rules = rules or await rulesets.in_force(conn)
+    completions: Completions = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
     customer_of = await aliases.lock_and_resolve(conn, {typed.event.subject for typed in events})
     for typed in events:
         event, properties = typed.event, typed.data.properties
         key = (customer_of[event.subject], order_id_of(properties, fallback=event.id))
         if event.type == ORDER_COMPLETED:
-            fact = (order_amount(properties), event.id, event.time)
+            fact = (*order_value(properties), event.id, event.time)
             if _earlier(fact, completions.get(key)):
                 completions[key] = fact
         elif _earlier((event.id, event.time), refunds.get(key)):

@@ -10,12 +10,13 @@ from lifecycle_shared.events import StageChangedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger, lots
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.earning import EarnRules, decide_stage_bonus
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+                               rules: EarnRules | None = None) -> Emitted:
+    rules = rules or await rulesets.in_force(conn)
     customer_of = await aliases.lock_and_resolve(conn, {typed.data.customer_id for typed in events})
     held = await ledger.bonus_entries(conn, await aliases.members(conn, customer_of.values()))
     held_rules = {customer: {e.rule for e in entries if e.kind == "bonus"} for customer, entries in held.items()}

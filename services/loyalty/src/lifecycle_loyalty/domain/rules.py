@@ -1,0 +1,124 @@
+"""The earn rules as data: a versioned rule set (YAML or JSON, `rules/default.yaml` documents the defaults;
+an operator replaces it with `PUT /v1/admin/rules`). Validation only: no I/O, no clock.
+
+Amounts are exact (`Decimal`): an order earns floor(amount / per x points) in its currency, an amount in a
+zero-decimal currency (VND, JPY, KRW) cut to whole units first. Every entry names the rule set's version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from lifecycle_shared.stages import Stage
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EXPIRY_KINDS = ("never", "after_days", "end_of_month", "end_of_year")
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """When a lot expires: `never`; `after_days` (`count` days after earning); `end_of_month` (at the end
+    of the month `count` months after the earning month: 0 = the same month); `end_of_year` (likewise).
+    Months and years are UTC's."""
+
+    kind: str = "never"
+    count: int = 0
+
+    def expires_at(self, earned_at: datetime) -> datetime | None:
+        if self.kind == "after_days":
+            return earned_at + timedelta(days=self.count)
+        start = earned_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        if self.kind == "end_of_month":
+            months = earned_at.year * 12 + earned_at.month - 1 + self.count + 1  # the month after the last one
+            return start.replace(year=months // 12, month=months % 12 + 1)
+        if self.kind == "end_of_year":
+            return start.replace(year=earned_at.year + self.count + 1, month=1)
+        return None
+
+
+@dataclass(frozen=True)
+class LotPolicy:
+    pending: timedelta = timedelta(days=14)
+    expiry: ExpiryPolicy = ExpiryPolicy()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CurrencyRate(_Strict):
+    points: Decimal = Field(Decimal(1), gt=0, le=1_000_000, description="points earned per `per` units")
+    per: Decimal = Field(Decimal(1), gt=0, le=Decimal("1e12"), description="units of the currency")
+    zero_decimal: bool = Field(False, description="no minor units (VND, JPY, KRW): fractions are cut first")
+    min_order_value: Decimal = Field(Decimal(0), ge=0, le=Decimal("1e15"),
+                                     description="an order worth less (shipping excluded) earns nothing")
+
+
+class Cap(_Strict):
+    period: Literal["day", "week", "month"] = Field(description="calendar period (UTC; weeks start on Monday)")
+    points: int = Field(ge=0, le=10**12, description="at most this many points per period from the rule")
+
+
+class PurchaseRule(_Strict):
+    exclude_shipping: bool = Field(True, description="`shipping` is taken off `total`/`value` (`revenue` has none)")
+    cap: Cap | None = None
+
+
+class ReferralRule(_Strict):
+    referrer: int = Field(500, ge=0, le=10**9, description="points to the customer who referred (0: none)")
+    referee: int = Field(250, ge=0, le=10**9, description="points to the customer referred (0: none)")
+    cap: Cap | None = Field(None, description="caps the referrer's referral points")
+
+
+class ReviewRule(_Strict):
+    points: int = Field(50, ge=0, le=10**9)
+    cap: Cap | None = Cap(period="week", points=150)
+
+
+class ExpiryRule(_Strict):
+    kind: Literal["never", "after_days", "end_of_month", "end_of_year"] = "never"
+    count: int = Field(0, ge=0, le=3650, description="days (after_days), or months/years after the earning one")
+
+
+DEFAULT_CURRENCIES = {
+    "USD": CurrencyRate(), "EUR": CurrencyRate(),
+    "VND": CurrencyRate(per=Decimal(1000), zero_decimal=True), "THB": CurrencyRate(per=Decimal(10)),
+    "JPY": CurrencyRate(per=Decimal(100), zero_decimal=True), "KRW": CurrencyRate(per=Decimal(1000), zero_decimal=True),
+}
+
+
+class EarnRules(_Strict):
+    """The rule set in force. An order in a currency not listed earns nothing."""
+
+    version: str = Field("default-v1", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    default_currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="of orders that name none")
+    currencies: dict[str, CurrencyRate] = Field(default_factory=lambda: dict(DEFAULT_CURRENCIES), max_length=200)
+    purchase: PurchaseRule = PurchaseRule()
+    referral: ReferralRule = ReferralRule()
+    review: ReviewRule = ReviewRule()
+    stage_reached: dict[Stage, Annotated[int, Field(ge=0, le=10**9)]] = Field(
+        default_factory=lambda: {Stage.LOYALTY: 500}, description="a one-off bonus on first reaching the stage")
+    pending_days: int = Field(14, ge=0, le=365, description="earned points wait this long (the return window)")
+    expiry: ExpiryRule = ExpiryRule()
+
+    @field_validator("currencies")
+    @classmethod
+    def _iso_codes(cls, value: dict[str, CurrencyRate]) -> dict[str, CurrencyRate]:
+        bad = [code for code in value if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper())]
+        if bad:
+            raise ValueError(f"not ISO 4217 currency codes: {sorted(bad)[:5]}")
+        return value
+
+    @property
+    def lots(self) -> LotPolicy:
+        return LotPolicy(pending=timedelta(days=self.pending_days),
+                         expiry=ExpiryPolicy(self.expiry.kind, self.expiry.count))
+
+    def as_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+DEFAULT_EARN_RULES = EarnRules()
