@@ -117,3 +117,23 @@ def order(*, amount="80", refunded=None, held=0, expired=0) -> OrderState:
 def test_expired_points_stay_expired(state, expected):
     entry = decide_order_entry(state)
     assert (entry and (entry.kind, entry.points)) == expected
+
+
+def refunded(part: str | None, *, held: int = 80, amount: str = "80") -> OrderState:
+    return OrderState(customer_id="ann", order_id="o1", amount=Decimal(amount), completed_event_id="c1",
+                      refunded_event_id="r1", held=held, refunded_part=None if part is None else Decimal(part))
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    (refunded(None), ("reverse", -80)),  # refunded whole
+    (refunded("20"), ("reverse", -20)),  # a quarter refunded: a quarter of the points back
+    (refunded("20", held=60), None),  # already reversed
+    (refunded("60", held=60), ("reverse", -40)),  # a second partial refund: 60 of 80 refunded in all
+    (refunded("80", held=60), ("reverse", -60)),  # everything refunded in parts
+    (refunded("500", held=60), ("reverse", -60)),  # more than the order: everything
+    (refunded("0.01", amount="0.99", held=0), None),  # an order below a point
+    (refunded("33.33", amount="100", held=100), ("reverse", -34)),  # keeps floor(100 * 66.67 / 100) = 66
+])
+def test_partial_refunds_reverse_in_proportion(state, expected):
+    entry = decide_order_entry(state)
+    assert (entry and (entry.kind, entry.points)) == expected

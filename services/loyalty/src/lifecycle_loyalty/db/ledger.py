@@ -6,11 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, orders
+from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, order_refunds, orders
 from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
 from lifecycle_loyalty.domain.merging import BonusEntry, Completions, Holding, OrderFacts
 
@@ -79,6 +79,22 @@ async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[st
              for (c, o), (event_id, at) in sorted(refunds.items())])
 
 
+RefundRow = tuple[str, str, str, Decimal | None, datetime]  # customer, order, event id, amount, time
+
+
+async def record_refund_amounts(conn: AsyncConnection, refunds: list[RefundRow]) -> None:
+    """Every refund of an order with its amount (None: the whole order)."""
+    if refunds:
+        await conn.execute(insert(order_refunds).on_conflict_do_nothing(), [
+            {"customer_id": c, "order_id": o, "event_id": e, "amount": amount, "refunded_at": at}
+            for c, o, e, amount, at in sorted(refunds, key=lambda r: (r[0], r[1], r[2]))])
+
+
+async def move_refund_amounts(conn: AsyncConnection, customer_ids: list[str], *, survivor_id: str) -> None:
+    await conn.execute(update(order_refunds).where(order_refunds.c.customer_id.in_(customer_ids))
+                       .values(customer_id=survivor_id))
+
+
 async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[OrderState]:
     """Each order with the net points the ledger holds for it and what of it expired, on any id of the
     person (an id merged into the customer keeps its entries: its expired points stay expired) (one query)."""
@@ -96,18 +112,26 @@ async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[Orde
                .where(ledger_entries.c.kind == "expire",
                       ledger_entries.c.order_id.in_(sorted({order for _, order in keys})))
                .group_by(owner, ledger_entries.c.order_id).subquery())
+    refunded = (select(order_refunds.c.customer_id, order_refunds.c.order_id,
+                       func.bool_or(or_(order_refunds.c.amount.is_(None), order_refunds.c.amount <= 0)).label("whole"),
+                       func.sum(order_refunds.c.amount).filter(order_refunds.c.amount > 0).label("part"))
+                .where(tuple_(order_refunds.c.customer_id, order_refunds.c.order_id).in_(keys))
+                .group_by(order_refunds.c.customer_id, order_refunds.c.order_id).subquery())
     rows = await conn.execute(
         select(orders, func.coalesce(held.c.held, 0).label("held"),
-               func.coalesce(expired.c.expired, 0).label("expired"))
+               func.coalesce(expired.c.expired, 0).label("expired"), refunded.c.whole, refunded.c.part)
         .outerjoin(held, and_(held.c.customer_id == orders.c.customer_id, held.c.order_id == orders.c.order_id))
         .outerjoin(expired, and_(expired.c.customer_id == orders.c.customer_id,
                                  expired.c.order_id == orders.c.order_id))
+        .outerjoin(refunded, and_(refunded.c.customer_id == orders.c.customer_id,
+                                  refunded.c.order_id == orders.c.order_id))
         .where(tuple_(orders.c.customer_id, orders.c.order_id).in_(keys))
         .order_by(orders.c.customer_id, orders.c.order_id))
     return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
                        completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
                        held=int(r.held), expired=int(r.expired), completed_at=r.completed_at,
-                       currency=r.currency, shipping=r.shipping or Decimal(0)) for r in rows]
+                       currency=r.currency, shipping=r.shipping or Decimal(0),
+                       refunded_part=None if r.whole or r.whole is None else r.part) for r in rows]
 
 
 async def holdings(conn: AsyncConnection, customer_ids: list[str]) -> list[Holding]:

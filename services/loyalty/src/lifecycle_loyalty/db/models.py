@@ -165,3 +165,16 @@ idempotent_answers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("scope", "key"),
 )
+
+# Every refund of an order (an order may be refunded in parts): `amount` None (or not positive) refunds it
+# whole; otherwise the order keeps the points of what was not refunded, in proportion.
+order_refunds = Table(
+    "order_refunds",
+    metadata,
+    Column("customer_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("amount", Numeric),
+    Column("refunded_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("customer_id", "order_id", "event_id"),
+)

@@ -41,6 +41,8 @@ class OrderState:
     expired: int = 0  # points of this order that expired (on this account): never earned again
     currency: str | None = None  # None: the rules' default currency
     shipping: Decimal = ZERO  # what of `amount` is shipping
+    # Refunded in parts (when `refunded_event_id` is set): the amounts refunded so far; None: refunded whole.
+    refunded_part: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -97,21 +99,35 @@ def order_points(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> in
     return points_for_amount(base, rules, order.currency)
 
 
+def order_target(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
+    """What the order should have earned: its points, none once refunded whole, and after partial refunds the
+    points of what was not refunded, in proportion (rounded down; refunds of the whole amount or more: none)."""
+    if order.amount is None:
+        return 0
+    if order.refunded_event_id is None:
+        return order_points(order, rules)
+    if order.refunded_part is None or order.amount <= 0 or order.refunded_part >= order.amount:
+        return 0
+    return math.floor(order_points(order, rules) * (order.amount - order.refunded_part) / order.amount)
+
+
 def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:
-    earning = order.amount is not None and order.refunded_event_id is None
-    target = order_points(order, rules) if earning else 0
+    target = order_target(order, rules)
     # What expired stays expired: the order holds its points less those, and a refund takes back the rest.
     delta = max(0, target - order.expired) - order.held
     if delta == 0:
         return None
-    if order.refunded_event_id is not None:
+    parts: tuple[str, ...] = ()
+    if order.refunded_event_id is not None and delta < 0:
         kind, cause = "reverse", order.refunded_event_id
+        if order.refunded_part is not None:  # each further partial refund reverses more: another entry
+            parts = (f"part:{order.refunded_part}",)
     else:
         kind = "earn" if order.held == 0 else "adjust"  # adjust: an earlier completion of the order won
         cause = order.completed_event_id or ""
     rule = {"earn": "points_per_currency_unit", "reverse": "refund_reversal", "adjust": "order_amount_corrected"}[kind]
     return Entry(customer_id=order.customer_id, kind=kind, points=delta, rule=f"{rule}/{rules.version}",
-                 rule_version=rules.version, cause_event_id=cause, order_id=order.order_id,
+                 rule_version=rules.version, cause_event_id=cause, order_id=order.order_id, id_parts=parts,
                  at=order.completed_at if delta > 0 else None)
 
 

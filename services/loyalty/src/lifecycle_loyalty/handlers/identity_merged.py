@@ -61,6 +61,7 @@ async def _move_orders(conn: AsyncConnection, moved: list[str], *, survivor_id: 
                                *move_debts(debts, survivor_id=survivor_id, merge_event_id=merge_event_id,
                                            rules=rules)])
     rows = await ledger.take_orders(conn, moved)
+    await ledger.move_refund_amounts(conn, moved, survivor_id=survivor_id)
     completions, refunds = orders_for_survivor(rows, survivor_id=survivor_id)
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)

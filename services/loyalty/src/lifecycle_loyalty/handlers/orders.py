@@ -12,7 +12,7 @@ from datetime import datetime
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
-from lifecycle_shared.orders import order_id_of
+from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
@@ -33,6 +33,7 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
     rules = rules or await rulesets.in_force(conn)
     completions: Completions = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
+    amounts: list[ledger.RefundRow] = []
     customer_of = await aliases.lock_and_resolve(conn, {typed.event.subject for typed in events})
     for typed in events:
         event, properties = typed.event, typed.data.properties
@@ -41,10 +42,14 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
             fact = (*order_value(properties), event.id, event.time)
             if _earlier(fact, completions.get(key)):
                 completions[key] = fact
-        elif _earlier((event.id, event.time), refunds.get(key)):
-            refunds[key] = (event.id, event.time)
+        else:
+            refunded = order_amount(properties)  # a partial refund names its amount; none (or 0): the whole order
+            amounts.append((*key, event.id, refunded if refunded > 0 else None, event.time))
+            if _earlier((event.id, event.time), refunds.get(key)):
+                refunds[key] = (event.id, event.time)
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)
+    await ledger.record_refund_amounts(conn, amounts)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
     await lots.book(conn, [entry for state in states if (entry := decide_order_entry(state, rules))],
                     policy=rules.lots, at=max(typed.event.time for typed in events))
