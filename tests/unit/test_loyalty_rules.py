@@ -70,6 +70,13 @@ def test_orders_earn_what_their_currency_and_the_rules_say(rules, properties, po
         assert (entry.rule_version, entry.kind) == (rules.version, "earn")
 
 
+def test_points_stay_exact_and_bounded_at_the_extremes():
+    rules = EarnRules(currencies={"USD": CurrencyRate(points=Decimal("999999.999999"), per=Decimal("0.000001"))})
+    assert points_for_amount(Decimal("999999999999999.999999"), rules) == 10**15  # capped: never a bigint overflow
+    third = EarnRules(currencies={"USD": CurrencyRate(points=Decimal(1), per=Decimal(3))})
+    assert points_for_amount(Decimal("999999999999999.999999"), third) == 333_333_333_333_333  # no rounding up
+
+
 def test_amounts_are_exact_decimals_never_floats():
     # 0.1 + 0.2 THB-cents style amounts: 30.30 THB at 1 per 10.10 is exactly 3 points
     rules = EarnRules(currencies={"USD": CurrencyRate(per=Decimal("10.10"))})

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Path
 from fastapi.responses import JSONResponse
 from lifecycle_shared.auth import AdminAccess, ApiAccess
 from lifecycle_shared.http import CustomerId, Engine, error_body, errors
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lifecycle_loyalty.api.deps import Now
 from lifecycle_loyalty.db import aliases, lots, redemptions, rulesets
@@ -42,13 +42,25 @@ IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, ma
                                        description="a key the client makes per redemption it means (e.g. a UUID)")]
 
 
+def _storable(value: str) -> str:
+    """Text PostgreSQL can store: valid Unicode (no lone surrogates)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern="^[^\x00]+$"), AfterValidator(_storable)]
+
+
 class RewardIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text
     kind: str = Field(pattern="^(" + "|".join(REWARD_KINDS) + ")$")
     cost: int = Field(gt=0, le=10**12, description="points")
-    tiers: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+    tiers: list[Annotated[Text, Field(max_length=50)]] | None = Field(
         None, max_length=20, description="the tiers that may redeem it; null: every tier")
     stock: int | None = Field(None, ge=0, le=10**12, description="null: unlimited")
     active: bool = True

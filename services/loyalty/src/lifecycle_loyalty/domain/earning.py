@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from typing import Any
 
 from lifecycle_shared.events import derived_event_id
@@ -25,6 +25,12 @@ from lifecycle_loyalty.domain.rules import (
     ExpiryPolicy,
     LotPolicy,
 )
+
+# Wide enough that no product or quotient of amounts (up to 1e15, 6 places) and rates is ever rounded before
+# the floor: the points are exact.
+EXACT = Context(prec=80)
+# At most this many points from one order (the ledger's bigint is far above; any rate stays within it).
+MAX_POINTS = 10**15
 
 __all__ = ["DEFAULT_EARN_RULES", "EarnRules", "Entry", "ExpiryPolicy", "LotPolicy", "OrderState"]
 
@@ -89,7 +95,8 @@ def points_for_amount(amount: Decimal, rules: EarnRules = DEFAULT_EARN_RULES, cu
     units = max(ZERO, amount)
     if rate.zero_decimal:
         units = units.quantize(Decimal(1), rounding=ROUND_DOWN)
-    return math.floor(units * rate.points / rate.per)
+    with localcontext(EXACT):
+        return min(MAX_POINTS, math.floor(units * rate.points / rate.per))
 
 
 def order_points(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> int:
@@ -108,7 +115,8 @@ def order_target(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> in
         return order_points(order, rules)
     if order.refunded_part is None or order.amount <= 0 or order.refunded_part >= order.amount:
         return 0
-    return math.floor(order_points(order, rules) * (order.amount - order.refunded_part) / order.amount)
+    with localcontext(EXACT):
+        return math.floor(order_points(order, rules) * (order.amount - order.refunded_part) / order.amount)
 
 
 def decide_order_entry(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> Entry | None:

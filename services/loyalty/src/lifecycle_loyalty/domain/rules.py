@@ -50,10 +50,12 @@ class _Strict(BaseModel):
 
 
 class CurrencyRate(_Strict):
-    points: Decimal = Field(Decimal(1), gt=0, le=1_000_000, description="points earned per `per` units")
-    per: Decimal = Field(Decimal(1), gt=0, le=Decimal("1e12"), description="units of the currency")
+    points: Decimal = Field(Decimal(1), ge=Decimal("0.000001"), le=1_000_000, decimal_places=6,
+                            description="points earned per `per` units")
+    per: Decimal = Field(Decimal(1), ge=Decimal("0.000001"), le=Decimal("1e12"), decimal_places=6,
+                         description="units of the currency")
     zero_decimal: bool = Field(False, description="no minor units (VND, JPY, KRW): fractions are cut first")
-    min_order_value: Decimal = Field(Decimal(0), ge=0, le=Decimal("1e15"),
+    min_order_value: Decimal = Field(Decimal(0), ge=0, le=Decimal("1e15"), decimal_places=6,
                                      description="an order worth less (shipping excluded) earns nothing")
 
 
