@@ -17,6 +17,7 @@ def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           "LIFECYCLE_LOYALTY_ADMIN_TOKEN": ADMIN_TOKEN,
                                            # Time-based stages come within a second of their moment.
                                            "LIFECYCLE_STAGE_ENGINE_SWEEP_INTERVAL_S": "1"})
     with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):

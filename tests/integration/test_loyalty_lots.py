@@ -7,26 +7,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.main import create_app
-from lifecycle_loyalty.settings import LoyaltySettings
 from lifecycle_loyalty.workers.expiry import expire_once
-from lifecycle_shared.db import create_engine
 from sqlalchemy.exc import IntegrityError
 
-from tests.support.in_process import kafka_settings, running
-from tests.support.loyalty import apply, order_event
+from tests.support.in_process import running
+from tests.support.loyalty import apply, loyalty_settings, order_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TOKEN = "loyalty-lots-test-token-0b7c1e2d9a"
 
 
 @pytest.fixture
-async def engine(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    yield engine
-    await engine.dispose()
+def engine(loyalty_engine):
+    return loyalty_engine
 
 
 def customer() -> str:
@@ -37,8 +32,7 @@ async def test_an_order_earns_a_pending_lot_that_the_balance_api_shows_as_time_p
     ann = customer()
     await apply(engine, [order_event(ann, "order_completed", "o1", at=T0, revenue=80)])
     now = [T0 + timedelta(days=1)]
-    app_settings = LoyaltySettings(environment="production", database_url=namespace.database_url(BY_NAME["loyalty"]),
-                                   kafka=kafka_settings(namespace), api_tokens=TOKEN, role="api")
+    app_settings = loyalty_settings(namespace, api_tokens=TOKEN)
     async with running(create_app(app_settings, clock=lambda: now[0])) as client:
         headers = {"authorization": f"Bearer {TOKEN}"}
         first = (await client.get(f"/v1/customers/{ann}/balance", headers=headers)).json()

@@ -9,14 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.main import create_app
-from lifecycle_loyalty.settings import LoyaltySettings
-from lifecycle_shared.db import create_engine
 
-from tests.support.in_process import kafka_settings, running
-from tests.support.loyalty import apply, order_event
+from tests.support.in_process import running
+from tests.support.loyalty import apply, loyalty_settings, order_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=15)  # past the 14 pending days
@@ -25,16 +22,13 @@ ADMIN = "loyalty-redeem-admin-4f0b8d21c6e3"
 
 
 @pytest.fixture
-async def engine(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    yield engine
-    await engine.dispose()
+def engine(loyalty_engine):
+    return loyalty_engine
 
 
 @pytest.fixture
 async def client(namespace):
-    app_settings = LoyaltySettings(environment="production", database_url=namespace.database_url(BY_NAME["loyalty"]),
-                                   kafka=kafka_settings(namespace), api_tokens=TOKEN, admin_token=ADMIN, role="api")
+    app_settings = loyalty_settings(namespace, api_tokens=TOKEN, admin_token=ADMIN)
     async with running(create_app(app_settings, clock=lambda: NOW)) as client:
         client.headers["authorization"] = f"Bearer {TOKEN}"
         yield client

@@ -8,11 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.domain.earning import Entry
 from lifecycle_loyalty.domain.lots import spend, summarize
-from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, CloudEvent, IdentityMergedData
 
 from tests.support.loyalty import apply, order_event
@@ -22,10 +20,8 @@ NOW = T0 + timedelta(days=20)
 
 
 @pytest.fixture
-async def engine(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    yield engine
-    await engine.dispose()
+def engine(loyalty_engine):
+    return loyalty_engine
 
 
 def at(minutes: int) -> datetime:

@@ -7,32 +7,25 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.db import ledger, rulesets
 from lifecycle_loyalty.domain.rules import DEFAULT_EARN_RULES
 from lifecycle_loyalty.main import create_app
-from lifecycle_loyalty.settings import LoyaltySettings
-from lifecycle_shared.db import create_engine
 
-from tests.support.in_process import kafka_settings, running
-from tests.support.loyalty import apply, order_event
+from tests.support.in_process import running
+from tests.support.loyalty import apply, loyalty_settings, order_event
 
 T0 = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
 ADMIN = "loyalty-rules-admin-token-61f0e2b8c4"
 
 
 @pytest.fixture
-async def engine(namespace):
-    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
-    yield engine
-    await engine.dispose()
+def engine(loyalty_engine):
+    return loyalty_engine
 
 
 @pytest.fixture
 async def admin(namespace, engine):
-    app_settings = LoyaltySettings(environment="production", database_url=namespace.database_url(BY_NAME["loyalty"]),
-                                   kafka=kafka_settings(namespace), api_tokens="unused-token-7c2d9e0f1a3b",
-                                   admin_token=ADMIN, role="api")
+    app_settings = loyalty_settings(namespace, api_tokens="unused-token-7c2d9e0f1a3b", admin_token=ADMIN)
     async with running(create_app(app_settings, clock=lambda: T0)) as client:
         client.headers["authorization"] = f"Bearer {ADMIN}"
         yield client

@@ -5,11 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.handlers import routes
+from lifecycle_loyalty.settings import LoyaltySettings
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
 from lifecycle_shared.kafka.runner import ConsumerRunner
 
+from tests.support.in_process import kafka_settings
 from tests.support.kafka_records import record
+
+
+def loyalty_settings(namespace, **overrides) -> LoyaltySettings:
+    """Production settings of loyalty in the test namespace (the API role: no consumers, no workers)."""
+    return LoyaltySettings(environment="production", database_url=namespace.database_url(BY_NAME["loyalty"]),
+                           kafka=kafka_settings(namespace), role="api", **overrides)
 
 
 def order_event(customer: str, name: str, order_id: str, *, at: datetime, **properties) -> CloudEvent:
