@@ -34,10 +34,11 @@ async def client(namespace):
         yield client
 
 
-async def shop(client, *, cost: int, stock: int | None) -> str:
+async def shop(client, *, cost: int, stock: int | None, tiers: list[str] | None = None) -> str:
     reward = f"r-{uuid.uuid4().hex[:8]}"
     answer = await client.put(f"/v1/admin/rewards/{reward}", headers={"authorization": f"Bearer {ADMIN}"},
-                              json={"name": "10% off", "kind": "discount_code", "cost": cost, "stock": stock})
+                              json={"name": "10% off", "kind": "discount_code", "cost": cost, "stock": stock,
+                                    "tiers": tiers})
     assert answer.status_code == 200, answer.text
     return reward
 
@@ -111,3 +112,19 @@ async def test_a_cancelled_redemption_gives_its_points_back_to_their_lots(engine
     assert kinds == [("earn", 100), ("earn", 100), ("spend", -150), ("cancel", 150)]
     assert next(r for r in (await client.get("/v1/rewards")).json() if r["id"] == reward)["stock"] == 1
     assert (await client.post(f"/v1/customers/{ann}/redemptions/not-an-id/cancel")).status_code == 404
+
+
+async def test_a_reward_for_a_tier_is_redeemed_once_the_customer_reaches_it(engine, client):
+    early_access = await shop(client, cost=100, stock=None, tiers=["silver", "gold"])
+    ann = await customer_with(engine, 600)
+    tier = (await client.get(f"/v1/customers/{ann}/tier")).json()
+    assert (tier["tier"], tier["points_in_window"], tier["next_tier"], tier["points_to_next"]) == (
+        "member", 600, "silver", 400)
+    refused = await redeem(client, ann, early_access)
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_for_this_tier")
+    await apply(engine, [order_event(ann, "order_completed", "o-more", at=T0 + timedelta(days=1), revenue=400)])
+    assert (await client.get(f"/v1/customers/{ann}/tier")).json()["tier"] == "silver"
+    assert (await redeem(client, ann, early_access)).status_code == 201
+    await apply(engine, [order_event(ann, "order_refunded", "o-more", at=T0 + timedelta(days=2))])
+    tier = (await client.get(f"/v1/customers/{ann}/tier")).json()
+    assert (tier["tier"], tier["qualifies_for"], tier["points_in_window"]) == ("member", "member", 600)

@@ -25,13 +25,13 @@ from lifecycle_loyalty.api.deps import Now
 from lifecycle_loyalty.db import aliases, lots, redemptions, rulesets
 from lifecycle_loyalty.domain.lots import give_back
 from lifecycle_loyalty.domain.redeeming import (
-    DEFAULT_TIER,
     REWARD_KINDS,
     Refusal,
     Reward,
     cancel_entry,
     decide_redemption,
 )
+from lifecycle_loyalty.tiers import tier_of
 
 router = APIRouter(prefix="/v1", tags=["redemptions"], dependencies=[ApiAccess], responses=errors(401, 403))
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess], responses=errors(401, 403))
@@ -138,9 +138,10 @@ async def redeem(customer_id: CustomerId, body: RedemptionIn, key: IdempotencyKe
             return JSONResponse(known[2], status_code=known[1])
         redemption_id = str(uuid.uuid4())
         reward = await redemptions.reward(conn, body.reward_id)
-        rule_version = (await rulesets.in_force(conn)).version
-        outcome = decide_redemption(held, reward, redemption_id=redemption_id, tier=DEFAULT_TIER,
-                                    rule_version=rule_version, now=now)
+        rules = await rulesets.in_force(conn)
+        tier = (await tier_of(conn, account, now=now, rules=rules)).tier
+        outcome = decide_redemption(held, reward, redemption_id=redemption_id, tier=tier,
+                                    rule_version=rules.version, now=now)
         stocked = reward is None or isinstance(outcome, Refusal) or await redemptions.take_stock(conn, reward.id)
         if not stocked:
             outcome = Refusal(409, "out_of_stock", "the reward is out of stock")

@@ -10,8 +10,6 @@ from lifecycle_loyalty.domain.earning import Entry
 from lifecycle_loyalty.domain.lots import Holdings, Posting, spend
 
 REWARD_KINDS = ("discount_code", "free_shipping", "free_product", "early_access")
-# Every customer's tier until tiers are computed: a reward limited to other tiers is refused.
-DEFAULT_TIER = "member"
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,33 @@ class ExpiryRule(_Strict):
     count: int = Field(0, ge=0, le=3650, description="days (after_days), or months/years after the earning one")
 
 
+class TierLevel(_Strict):
+    name: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")
+    min_points: int = Field(ge=0, le=10**15, description="points earned in the window to reach the tier")
+
+
+class TierRule(_Strict):
+    """Tiers by points earned over a rolling window (refunds take back the progress their order gave);
+    a customer keeps the highest tier they qualified for at any moment of the last `grace_days`."""
+
+    window_days: int = Field(365, ge=1, le=3650)
+    grace_days: int = Field(30, ge=0, le=3650)
+    levels: list[TierLevel] = Field(default_factory=lambda: [
+        TierLevel(name="member", min_points=0), TierLevel(name="silver", min_points=1000),
+        TierLevel(name="gold", min_points=5000)], min_length=1, max_length=20)
+
+    @field_validator("levels")
+    @classmethod
+    def _ascending(cls, value: list[TierLevel]) -> list[TierLevel]:
+        if value[0].min_points != 0:
+            raise ValueError("the first tier starts at 0 points")
+        if any(b.min_points <= a.min_points for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("tiers go up: each needs more points than the one before")
+        if len({level.name for level in value}) != len(value):
+            raise ValueError("tier names are unique")
+        return value
+
+
 DEFAULT_CURRENCIES = {
     "USD": CurrencyRate(), "EUR": CurrencyRate(),
     "VND": CurrencyRate(per=Decimal(1000), zero_decimal=True), "THB": CurrencyRate(per=Decimal(10)),
@@ -105,6 +132,7 @@ class EarnRules(_Strict):
         default_factory=lambda: {Stage.LOYALTY: 500}, description="a one-off bonus on first reaching the stage")
     pending_days: int = Field(14, ge=0, le=365, description="earned points wait this long (the return window)")
     expiry: ExpiryRule = ExpiryRule()
+    tiers: TierRule = TierRule()
 
     @field_validator("currencies")
     @classmethod
