@@ -76,6 +76,15 @@ async def test_concurrent_redemptions_succeed_exactly_as_far_as_the_points_and_s
     assert left == (None if stock is None else stock - expected)
 
 
+async def test_the_same_key_sent_concurrently_redeems_once(engine, client):
+    reward = await shop(client, cost=10, stock=None)
+    ann = await customer_with(engine, 100)
+    answers = await asyncio.gather(*(redeem(client, ann, reward, key="same-key") for _ in range(10)))
+    assert {a.status_code for a in answers} == {201} and len({a.json()["id"] for a in answers}) == 1
+    async with engine.connect() as conn:
+        assert [e["points"] for e in await ledger.entries(conn, customer_id=ann) if e["kind"] == "spend"] == [-10]
+
+
 async def test_the_same_key_replays_the_same_answer_and_another_body_is_a_conflict(engine, client):
     cheap, dear = await shop(client, cost=10, stock=None), await shop(client, cost=10_000, stock=None)
     ann = await customer_with(engine, 100)
