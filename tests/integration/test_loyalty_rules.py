@@ -100,3 +100,22 @@ async def test_reviews_earn_once_each_within_the_weekly_cap_and_referrals_pay_bo
     assert [(kind, points, rule) for kind, points, rule, _ in await entries(engine, bob)] == [
         ("earn", 500, "referral:referrer")]
     assert ("earn", 250, "referral:referee", "default-v1") in await entries(engine, ann)
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+async def test_a_silver_customer_earns_with_its_multiplier_and_a_refund_takes_exactly_that_back(admin, engine,
+                                                                                             one_batch):
+    defaults = DEFAULT_EARN_RULES.as_document()
+    levels = [{"name": "member", "min_points": 0, "multiplier": "1"},
+              {"name": "silver", "min_points": 1000, "multiplier": "1.5"}]
+    rules = {**defaults, "version": f"tiers-{uuid.uuid4().hex[:6]}", "tiers": {**defaults["tiers"], "levels": levels}}
+    assert (await admin.put("/v1/admin/rules", json=rules)).status_code == 200
+    ann = new_customer()
+    orders = [order_event(ann, "order_completed", "o1", at=T0, revenue=1000),  # reaches silver at 1x
+              order_event(ann, "order_completed", "o2", at=T0 + timedelta(days=1), revenue="99.50")]
+    for batch in ([orders] if one_batch else [[order] for order in orders]):
+        await apply(engine, batch)
+    assert [(kind, points) for kind, points, *_ in await entries(engine, ann)] == [("earn", 1000), ("earn", 148)]
+    await apply(engine, [order_event(ann, "order_refunded", "o2", at=T0 + timedelta(days=2))])
+    async with engine.connect() as conn:
+        assert (await ledger.balance(conn, customer_id=ann))["balance"] == 1000

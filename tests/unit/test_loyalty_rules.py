@@ -77,6 +77,14 @@ def test_points_stay_exact_and_bounded_at_the_extremes():
     assert points_for_amount(Decimal("999999999999999.999999"), third) == 333_333_333_333_333  # no rounding up
 
 
+@pytest.mark.parametrize(("multiplier", "points"), [("1", 99), ("1.5", 148), ("2.25", 222), ("0", 0)])
+def test_a_tier_multiplier_multiplies_purchase_points_rounded_down(multiplier, points):
+    state = OrderState(customer_id="ann", order_id="o1", amount=Decimal("99.50"), completed_event_id="c1",
+                       refunded_event_id=None, held=0, multiplier=Decimal(multiplier))
+    entry = decide_order_entry(state)
+    assert (entry.points if entry else 0) == points
+
+
 def test_amounts_are_exact_decimals_never_floats():
     # 0.1 + 0.2 THB-cents style amounts: 30.30 THB at 1 per 10.10 is exactly 3 points
     rules = EarnRules(currencies={"USD": CurrencyRate(per=Decimal("10.10"))})

@@ -4,10 +4,11 @@ waiting out the grace period, the progress to the next tier."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from lifecycle_loyalty.domain.rules import TierRule
-from lifecycle_loyalty.domain.tiers import tier_progress
+from lifecycle_loyalty.domain.tiers import multiplier_at, tier_progress
 from pydantic import ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,3 +47,13 @@ def test_tiers_follow_the_rolling_window_with_grace(earnings, now, expected):
 def test_tier_levels_must_start_at_zero_and_go_up(levels):
     with pytest.raises(ValidationError):
         TierRule(levels=levels)
+
+
+def test_the_multiplier_is_the_one_of_the_tier_held_before_the_order():
+    rule = TierRule(levels=[{"name": "member", "min_points": 0}, {"name": "silver", "min_points": 1000,
+                                                                   "multiplier": "1.5"}])
+    earned = [(day(0), 1000)]
+    assert multiplier_at(earned, at=day(0), rule=rule) == 1  # the order that reaches silver earns at 1
+    assert multiplier_at(earned, at=day(1), rule=rule) == Decimal("1.5")
+    assert multiplier_at(earned, at=day(380), rule=rule) == Decimal("1.5")  # grace: out of the window on day 365
+    assert multiplier_at(earned, at=day(400), rule=rule) == 1

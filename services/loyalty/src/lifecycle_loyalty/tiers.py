@@ -1,14 +1,18 @@
-"""A customer's tier now: their earnings on every id of theirs (db) through the pure rule (domain.tiers)."""
+"""A customer's tier (their earnings on every id of theirs, through the pure rule: domain.tiers), and the
+orders priced with the earn multiplier of the tier held when they completed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.domain.earning import Entry, OrderState, decide_order_entry, order_target
+from lifecycle_loyalty.domain.merging import UNKNOWN_TIME
 from lifecycle_loyalty.domain.rules import EarnRules
-from lifecycle_loyalty.domain.tiers import TierProgress, tier_progress
+from lifecycle_loyalty.domain.tiers import Earning, TierProgress, multiplier_at, tier_progress
 
 
 async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: EarnRules) -> TierProgress:
@@ -16,3 +20,28 @@ async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: 
     ids = list(await aliases.members(conn, [account]))
     earnings = await ledger.tier_earnings(conn, survivor_id=account, ids=ids)
     return tier_progress(earnings, now=now, rule=rules.tiers)
+
+
+async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rules: EarnRules) -> list[Entry]:
+    """The entries that bring each order to what it should hold, its purchase points multiplied by the earn
+    multiplier of the tier its customer held when it completed: from what they earned before it (the orders
+    decided here counted as decided, oldest first, so a batch decides as its orders one by one would). An
+    earlier order that arrives late does not re-price later orders already applied."""
+    if all(level.multiplier == 1 for level in rules.tiers.levels):
+        return [entry for state in states if (entry := decide_order_entry(state, rules))]
+    people = sorted({state.customer_id for state in states})
+    earned: dict[str, list[Earning]] = {}
+    for person in people:
+        ids = list(await aliases.members(conn, [person]))
+        batch = frozenset(state.order_id for state in states if state.customer_id == person)
+        earned[person] = await ledger.tier_earnings(conn, survivor_id=person, ids=ids, leave_out_orders=batch)
+    entries = []
+    for state in sorted(states, key=lambda s: (s.completed_at is None, s.completed_at or UNKNOWN_TIME, s.order_id)):
+        completed_at = state.completed_at
+        if completed_at is not None:
+            state = replace(state, multiplier=multiplier_at(earned[state.customer_id], at=completed_at,
+                                                            rule=rules.tiers))
+            earned[state.customer_id].append((completed_at, order_target(state, rules)))
+        if entry := decide_order_entry(state, rules):
+            entries.append(entry)
+    return entries

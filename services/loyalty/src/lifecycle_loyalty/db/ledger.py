@@ -188,13 +188,15 @@ async def entries(conn: AsyncConnection, *, customer_id: str) -> list[dict[str, 
 TIER_KINDS = ("earn", "adjust", "reverse", "debt", "bonus")
 
 
-async def tier_earnings(conn: AsyncConnection, *, survivor_id: str, ids: list[str]) -> list[tuple[datetime, int]]:
+async def tier_earnings(conn: AsyncConnection, *, survivor_id: str, ids: list[str],
+                        leave_out_orders: frozenset[str] = frozenset()) -> list[tuple[datetime, int]]:
     """What counts toward the person's tier (on any of their ids): (when, points) of every credit and its
-    reversal; an order's entries count at the order's completion."""
+    reversal; an order's entries count at the order's completion. `leave_out_orders`: orders whose own points
+    do not count (an order's multiplier comes from the tier held before it)."""
     when = func.coalesce(orders.c.completed_at, ledger_entries.c.effective_at, ledger_entries.c.created_at)
     rows = await conn.execute(
-        select(when.label("at"), ledger_entries.c.points)
+        select(when.label("at"), ledger_entries.c.points, ledger_entries.c.order_id)
         .select_from(ledger_entries.outerjoin(orders, and_(orders.c.customer_id == survivor_id,
                                                            orders.c.order_id == ledger_entries.c.order_id)))
         .where(ledger_entries.c.customer_id.in_(sorted(set(ids))), ledger_entries.c.kind.in_(TIER_KINDS)))
-    return [(row.at, int(row.points)) for row in rows]
+    return [(row.at, int(row.points)) for row in rows if row.order_id not in leave_out_orders]

@@ -49,6 +49,7 @@ class OrderState:
     shipping: Decimal = ZERO  # what of `amount` is shipping
     # Refunded in parts (when `refunded_event_id` is set): the amounts refunded so far; None: refunded whole.
     refunded_part: Decimal | None = None
+    multiplier: Decimal = Decimal(1)  # of the tier the customer held when the order completed
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,11 @@ def order_points(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> in
     if order.amount is None:
         return 0
     base = order.amount - order.shipping if rules.purchase.exclude_shipping else order.amount
-    return points_for_amount(base, rules, order.currency)
+    points = points_for_amount(base, rules, order.currency)
+    if order.multiplier == 1:
+        return points
+    with localcontext(EXACT):
+        return min(MAX_POINTS, math.floor(points * order.multiplier))
 
 
 def order_target(order: OrderState, rules: EarnRules = DEFAULT_EARN_RULES) -> int:

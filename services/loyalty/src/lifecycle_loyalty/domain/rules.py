@@ -88,6 +88,8 @@ class ExpiryRule(_Strict):
 class TierLevel(_Strict):
     name: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")
     min_points: int = Field(ge=0, le=10**15, description="points earned in the window to reach the tier")
+    multiplier: Decimal = Field(Decimal(1), ge=0, le=100, decimal_places=3,
+                                description="purchase points are multiplied by it while the customer holds the tier")
 
 
 class TierRule(_Strict):

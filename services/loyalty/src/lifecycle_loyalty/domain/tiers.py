@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from lifecycle_loyalty.domain.rules import TierRule
 
@@ -44,3 +45,10 @@ def tier_progress(earnings: list[Earning], *, now: datetime, rule: TierRule) -> 
     return TierProgress(tier=rule.levels[held].name, qualifies_for=rule.levels[qualifies].name,
                         points_in_window=points, next_tier=following.name if following else None,
                         points_to_next=following.min_points - points if following else None)
+
+
+def multiplier_at(earnings: list[Earning], *, at: datetime, rule: TierRule) -> Decimal:
+    """The earn multiplier of the tier held at `at` (what was earned strictly before it counts)."""
+    before = [(when, points) for when, points in earnings if when < at]
+    tier = tier_progress(before, now=at, rule=rule).tier
+    return next(level.multiplier for level in rule.levels if level.name == tier)

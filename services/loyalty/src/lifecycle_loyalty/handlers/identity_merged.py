@@ -17,7 +17,7 @@ from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
-from lifecycle_loyalty.domain.earning import EarnRules, decide_order_entry
+from lifecycle_loyalty.domain.earning import EarnRules
 from lifecycle_loyalty.domain.merging import (
     duplicate_bonus_reversals,
     move_debts,
@@ -25,6 +25,7 @@ from lifecycle_loyalty.domain.merging import (
     orders_for_survivor,
     scoped_to_merge,
 )
+from lifecycle_loyalty.tiers import decide_orders
 
 
 async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]], *,
@@ -67,5 +68,6 @@ async def _move_orders(conn: AsyncConnection, moved: list[str], *, survivor_id: 
     await ledger.record_refunds(conn, refunds)
     order_ids = {row.order_id for row in rows} | {h.order_id for h in held if h.order_id is not None}
     states = await ledger.order_states(conn, [(survivor_id, order_id) for order_id in sorted(order_ids)])
-    await lots.book(conn, [scoped_to_merge(entry, merge_event_id) for state in states
-                           if (entry := decide_order_entry(state, rules))], policy=rules.lots, at=merged_at)
+    decided = await decide_orders(conn, states, rules=rules)
+    await lots.book(conn, [scoped_to_merge(entry, merge_event_id) for entry in decided], policy=rules.lots,
+                    at=merged_at)

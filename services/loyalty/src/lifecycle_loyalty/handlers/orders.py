@@ -16,8 +16,9 @@ from lifecycle_shared.orders import order_amount, order_id_of
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
-from lifecycle_loyalty.domain.earning import EarnRules, decide_order_entry, order_value
+from lifecycle_loyalty.domain.earning import EarnRules, order_value
 from lifecycle_loyalty.domain.merging import Completions
+from lifecycle_loyalty.tiers import decide_orders
 
 ORDER_COMPLETED = "touchpoint.order_completed"
 ORDER_REFUNDED = "touchpoint.order_refunded"
@@ -51,6 +52,6 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
     await ledger.record_refunds(conn, refunds)
     await ledger.record_refund_amounts(conn, amounts)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
-    await lots.book(conn, [entry for state in states if (entry := decide_order_entry(state, rules))],
-                    policy=rules.lots, at=max(typed.event.time for typed in events))
+    await lots.book(conn, await decide_orders(conn, states, rules=rules), policy=rules.lots,
+                    at=max(typed.event.time for typed in events))
     return []
