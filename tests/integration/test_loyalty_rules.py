@@ -64,7 +64,7 @@ async def test_a_dong_shop_puts_its_rules_in_force_and_its_orders_earn_by_them(a
 
 
 async def test_the_preview_shows_what_an_event_would_earn_under_any_rules(admin):
-    thb = {**DEFAULT_EARN_RULES.as_document(), "version": "thb-preview",
+    thb = {**DEFAULT_EARN_RULES.as_document(), "version": "thb-preview", "default_currency": "THB",
            "currencies": {"THB": {"points": "1", "per": "10", "zero_decimal": False}}}
     order = {"type": "order_completed", "properties": {"revenue": "1250.50", "currency": "THB"}}
     answer = (await admin.post("/v1/admin/rules/preview", json={"event": order, "rules": thb})).json()

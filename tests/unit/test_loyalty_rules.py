@@ -134,6 +134,7 @@ def test_capped():
     {"version": "has space"}, {"currencies": {"usd": {}}}, {"currencies": {"USD": {"per": 0}}},
     {"pending_days": -1}, {"expiry": {"kind": "sometimes"}}, {"stage_reached": {"nirvana": 5}},
     {"review": {"cap": {"period": "fortnight", "points": 5}}}, {"unknown": 1},
+    {"default_currency": "GBP"},  # orders naming no currency would earn nothing
 ])
 def test_rule_sets_that_do_not_fit_are_refused(document):
     with pytest.raises(ValidationError):

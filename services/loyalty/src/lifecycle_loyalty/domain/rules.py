@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from lifecycle_shared.stages import Stage
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EXPIRY_KINDS = ("never", "after_days", "end_of_month", "end_of_year")
 
@@ -143,6 +143,12 @@ class EarnRules(_Strict):
         if bad:
             raise ValueError(f"not ISO 4217 currency codes: {sorted(bad)[:5]}")
         return value
+
+    @model_validator(mode="after")
+    def _default_currency_is_listed(self) -> EarnRules:
+        if self.default_currency not in self.currencies:
+            raise ValueError(f"default_currency {self.default_currency} is not among the currencies")
+        return self
 
     @property
     def lots(self) -> LotPolicy:
