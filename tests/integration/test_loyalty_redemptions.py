@@ -13,7 +13,7 @@ from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.main import create_app
 
 from tests.support.in_process import running
-from tests.support.loyalty import apply, loyalty_settings, order_event
+from tests.support.loyalty import announced, apply, loyalty_settings, order_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=15)  # past the 14 pending days
@@ -119,6 +119,8 @@ async def test_a_cancelled_redemption_gives_its_points_back_to_their_lots(engine
         kinds = [(e["kind"], e["points"]) for e in await ledger.entries(conn, customer_id=ann)]
     assert after == before  # the same lots, the same remaining points, the same expiry
     assert kinds == [("earn", 100), ("earn", 100), ("spend", -150), ("cancel", 150)]
+    events = [(e["type"], e["data"]["redemption_id"], e["data"]["cost"]) for e in await announced(engine, ann)]
+    assert events == [("loyalty.reward_redeemed", redeemed["id"], 150)]
     assert next(r for r in (await client.get("/v1/rewards")).json() if r["id"] == reward)["stock"] == 1
     assert (await client.post(f"/v1/customers/{ann}/redemptions/not-an-id/cancel")).status_code == 404
 
@@ -133,6 +135,9 @@ async def test_a_reward_for_a_tier_is_redeemed_once_the_customer_reaches_it(engi
     assert (refused.status_code, refused.json()["code"]) == (409, "not_for_this_tier")
     await apply(engine, [order_event(ann, "order_completed", "o-more", at=T0 + timedelta(days=1), revenue=400)])
     assert (await client.get(f"/v1/customers/{ann}/tier")).json()["tier"] == "silver"
+    changes = [(e["data"]["from_tier"], e["data"]["to_tier"], e["data"]["direction"])
+               for e in await announced(engine, ann) if e["type"] == "loyalty.tier_changed"]
+    assert changes == [("member", "silver", "reached")]
     assert (await redeem(client, ann, early_access)).status_code == 201
     await apply(engine, [order_event(ann, "order_refunded", "o-more", at=T0 + timedelta(days=2))])
     tier = (await client.get(f"/v1/customers/{ann}/tier")).json()

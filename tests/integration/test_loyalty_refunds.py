@@ -13,7 +13,7 @@ from lifecycle_loyalty.domain.earning import Entry
 from lifecycle_loyalty.domain.lots import spend, summarize
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, CloudEvent, IdentityMergedData
 
-from tests.support.loyalty import apply, order_event
+from tests.support.loyalty import announced, apply, order_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=20)
@@ -73,6 +73,9 @@ async def test_a_refund_after_spending_becomes_debt_settled_from_the_next_earnin
     state = await summary(engine, ann)
     assert (state.available, state.debt, state.balance) == (15, 0, 15)
     assert [k for k, *_ in await kinds(engine, ann)][-4:] == ["earn", "settlement", "earn", "settlement"]
+    events = await announced(engine, ann)
+    assert [(e["topic"], e["type"], e["data"]["points"], e["data"]["order_id"]) for e in events] == [
+        ("loyalty-events.v1", "loyalty.debt_recorded", 40, "o1")]
 
 
 async def test_a_guests_order_refunded_after_the_merge_and_after_spending_leaves_debt_on_the_account(engine):

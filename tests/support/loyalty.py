@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -43,3 +44,14 @@ async def apply(engine, events: list[CloudEvent], **route_options) -> None:
                             route=routes(**route_options))
     await runner.process([record("touchpoints" if e.type.startswith("touchpoint.") else "stage_transitions",
                                  offset, e.to_bytes(), key=e.subject.encode()) for offset, e in enumerate(events)])
+
+
+async def announced(engine, customer: str) -> list[dict]:
+    """The loyalty events written to the outbox for a customer (record key), oldest first, as CloudEvents."""
+    from lifecycle_shared.db import outbox
+    from sqlalchemy import select
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(outbox.c.topic, outbox.c.payload).where(outbox.c.key == customer)
+                                  .order_by(outbox.c.id))
+        return [{"topic": row.topic, **json.loads(row.payload)} for row in rows]

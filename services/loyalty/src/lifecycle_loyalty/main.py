@@ -25,9 +25,9 @@ def utc_now() -> datetime:
 def build_runtime(settings: LoyaltySettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     topics = settings.kafka.topics
     return ServiceRuntime(
-        service="loyalty", settings=settings,
+        service="loyalty", settings=settings, relay=True,  # loyalty-events.v1, through the outbox
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
-                                route=routes()),),
+                                route=routes(topics=topics)),),
         workers=(expiry_worker(clock=clock, every_s=settings.expiry_interval_s),),
     )
 

@@ -22,6 +22,11 @@ async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: 
     return tier_progress(earnings, now=now, rule=rules.tiers)
 
 
+async def tiers_at(conn: AsyncConnection, people: list[str], *, at: datetime,
+                   rules: EarnRules) -> dict[str, TierProgress]:
+    return {person: await tier_of(conn, person, now=at, rules=rules) for person in sorted(set(people))}
+
+
 async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rules: EarnRules) -> list[Entry]:
     """The entries that bring each order to what it should hold, its purchase points multiplied by the earn
     multiplier of the tier its customer held when it completed: from what they earned before it (the orders

@@ -3,7 +3,8 @@
 `POST /v1/customers/{id}/redemptions` needs an `Idempotency-Key` header: the same key (for the same customer
 id) again answers what it answered the first time, whatever happened since; the same key with another body
 is a 409 `idempotency_key_reused`. A redemption takes its cost from the oldest available lots in one `spend`
-entry, under the customer's account row lock, and one unit of the reward's stock; cancelling it gives the
+entry, under the customer's account row lock, and one unit of the reward's stock, and announces it
+(`loyalty.reward_redeemed` on loyalty-events.v1, through the outbox); cancelling it gives the
 points back to the lots they came from (their expiry unchanged) and the unit back to the stock.
 """
 
@@ -18,11 +19,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Path
 from fastapi.responses import JSONResponse
 from lifecycle_shared.auth import AdminAccess, ApiAccess
-from lifecycle_shared.http import CustomerId, Engine, error_body, errors
+from lifecycle_shared.db import add_to_outbox
+from lifecycle_shared.events import RewardRedeemedData
+from lifecycle_shared.http import CustomerId, Engine, Settings, error_body, errors
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lifecycle_loyalty.api.deps import Now
 from lifecycle_loyalty.db import aliases, lots, redemptions, rulesets
+from lifecycle_loyalty.domain.announcements import reward_redeemed
 from lifecycle_loyalty.domain.lots import give_back
 from lifecycle_loyalty.domain.redeeming import (
     REWARD_KINDS,
@@ -123,7 +127,7 @@ def _out(row: dict[str, Any]) -> RedemptionOut:
 @router.post("/customers/{customer_id:path}/redemptions", status_code=201, response_model=RedemptionOut,
              responses=errors(400, 404, 409))
 async def redeem(customer_id: CustomerId, body: RedemptionIn, key: IdempotencyKey, engine: Engine,
-                 now: Now) -> JSONResponse:
+                 settings: Settings, now: Now) -> JSONResponse:
     """Redeem a reward with the customer's available points. 409: `insufficient_points`, `out_of_stock`,
     `not_for_this_tier`, `idempotency_key_reused`; 404: `unknown_reward`."""
     request_hash = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
@@ -153,6 +157,9 @@ async def redeem(customer_id: CustomerId, body: RedemptionIn, key: IdempotencyKe
             await lots.record(conn, held, outcome)
             await redemptions.add(conn, redemption_id=redemption_id, customer_id=account, reward=reward, at=now,
                                   taken=outcome.taken)
+            await add_to_outbox(conn, [reward_redeemed(RewardRedeemedData(
+                customer_id=account, redemption_id=redemption_id, reward_id=reward.id, reward_kind=reward.kind,
+                cost=reward.cost, redeemed_at=now), topic=settings.kafka.topics.loyalty_events)])
             status = 201
             answer = RedemptionOut(id=redemption_id, customer_id=account, reward_id=reward.id, cost=reward.cost,
                                    status="redeemed", created_at=now, cancelled_at=None).model_dump(mode="json")

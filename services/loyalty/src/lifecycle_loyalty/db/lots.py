@@ -81,17 +81,22 @@ async def record(conn: AsyncConnection, before: Holdings, posting: Posting) -> N
     await save(conn, before, posting.holdings)
 
 
-async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy, at: datetime) -> None:
-    """Post credits and debits (entries decided by the rules), customer by customer, under the row lock.
-    `at`: when a credit's lot is earned unless the entry says (its cause's time)."""
+async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy, at: datetime) -> list[Entry]:
+    """Post credits and debits (entries decided by the rules), customer by customer, under the row lock;
+    returns the entries posted (debts and settlements included). `at`: when a credit's lot is earned unless
+    the entry says (its cause's time)."""
     by_customer: dict[str, list[Entry]] = defaultdict(list)
     known = await ledger.known_ids(conn, [entry_id(entry) for entry in entries])
     for entry in entries:  # an entry already booked (the same cause and rule) is not booked again
         if entry_id(entry) not in known:
             by_customer[entry.customer_id].append(entry)
     held = await lock(conn, by_customer)
+    posted: list[Entry] = []
     for customer, decided in sorted(by_customer.items()):
-        await record(conn, held[customer], post_all(held[customer], decided, at=at, policy=policy))
+        posting = post_all(held[customer], decided, at=at, policy=policy)
+        await record(conn, held[customer], posting)
+        posted += posting.entries
+    return posted
 
 
 async def move(conn: AsyncConnection, absorbed: list[str], *, survivor_id: str) -> dict[str, int]:

@@ -13,12 +13,14 @@ from datetime import datetime
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.orders import order_amount, order_id_of
+from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.announcements import debts_recorded, tier_changes
 from lifecycle_loyalty.domain.earning import EarnRules, order_value
 from lifecycle_loyalty.domain.merging import Completions
-from lifecycle_loyalty.tiers import decide_orders
+from lifecycle_loyalty.tiers import decide_orders, tiers_at
 
 ORDER_COMPLETED = "touchpoint.order_completed"
 ORDER_REFUNDED = "touchpoint.order_refunded"
@@ -30,7 +32,8 @@ def _earlier(fact: tuple, other: tuple | None) -> bool:
 
 
 async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
-                        rules: EarnRules | None = None) -> Emitted:
+                        rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
+    """Announces on `topic` the debts the batch recorded and the tiers it changed."""
     rules = rules or await rulesets.in_force(conn)
     completions: Completions = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
@@ -52,6 +55,13 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
     await ledger.record_refunds(conn, refunds)
     await ledger.record_refund_amounts(conn, amounts)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
-    await lots.book(conn, await decide_orders(conn, states, rules=rules), policy=rules.lots,
-                    at=max(typed.event.time for typed in events))
-    return []
+    at = max(typed.event.time for typed in events)
+    people = sorted({customer for customer, _ in {*completions, *refunds}})
+    before = await tiers_at(conn, people, at=at, rules=rules)
+    posted = await lots.book(conn, await decide_orders(conn, states, rules=rules), policy=rules.lots, at=at)
+    after = await tiers_at(conn, people, at=at, rules=rules)
+    return [*debts_recorded(posted, topic=topic, at=at),
+            *tier_changes({c: p.tier for c, p in before.items()}, {c: (p.tier, p.points_in_window)
+                                                                   for c, p in after.items()},
+                          rule=rules.tiers, rule_version=rules.version, topic=topic, at=at,
+                          cause=min(typed.event.id for typed in events))]
