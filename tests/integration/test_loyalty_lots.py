@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.main import create_app
-from lifecycle_loyalty.workers.expiry import expire_once
+from lifecycle_loyalty.workers.expiry import expire_once, warn_once
 from sqlalchemy.exc import IntegrityError
 
 from tests.support.in_process import running
-from tests.support.loyalty import apply, loyalty_settings, order_event
+from tests.support.loyalty import announced, apply, loyalty_settings, order_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TOKEN = "loyalty-lots-test-token-0b7c1e2d9a"
@@ -51,6 +51,12 @@ async def test_the_expiry_worker_expires_due_lots_once_and_a_refund_then_takes_n
     async with engine.begin() as conn:  # give the lot a policy: the default never expires
         await conn.exec_driver_sql("UPDATE lots SET expires_at = $1 WHERE customer_id = $2",
                                    (T0 + timedelta(days=30), ann))
+    assert await warn_once(engine, now=T0 + timedelta(days=10), topic="t", limit=10_000) >= 0  # 20 days ahead
+    assert await announced(engine, ann) == []
+    await warn_once(engine, now=T0 + timedelta(days=20), topic="t", limit=10_000)  # 14 days ahead: announced
+    await warn_once(engine, now=T0 + timedelta(days=21), topic="t", limit=10_000)  # once
+    warnings = [(e["type"], e["data"]["points"], e["data"]["expires_at"]) for e in await announced(engine, ann)]
+    assert warnings == [("loyalty.points_expiring", 80, "2026-04-09T12:00:00Z")]
     assert await expire_once(engine, now=T0 + timedelta(days=29), rule_version="v1", limit=10_000) >= 0
     async with engine.connect() as conn:
         assert (await ledger.balance(conn, customer_id=ann))["balance"] == 80

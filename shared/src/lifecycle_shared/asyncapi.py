@@ -20,6 +20,7 @@ from lifecycle_shared.events import (
     IDENTITY_MERGED_TYPE,
     LEGACY_TYPE_HEADER,
     MAX_TRACESTATE_BYTES,
+    POINTS_EXPIRING_TYPE,
     REWARD_REDEEMED_TYPE,
     STAGE_CHANGED_TYPE,
     TIER_CHANGED_TYPE,
@@ -31,6 +32,7 @@ from lifecycle_shared.events import (
     DebtRecordedData,
     HistoryCorrectedData,
     IdentityMergedData,
+    PointsExpiringData,
     RewardRedeemedData,
     StageChangedData,
     TierChangedData,
@@ -173,7 +175,7 @@ def build() -> dict[str, Any]:
     # The data schemas, then every model they (or the envelopes) nest, hoisted beside them.
     schemas: dict[str, Any] = {}
     for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData, RewardRedeemedData,
-                  DebtRecordedData, TierChangedData):
+                  DebtRecordedData, TierChangedData, PointsExpiringData):
         schemas[model.__name__] = _model_schema(model, schemas)
     return {
         "asyncapi": "3.0.0",
@@ -206,9 +208,10 @@ def build() -> dict[str, Any]:
                 "keyed by the customer key (a merge: the survivor's), so one customer's are in order. "
                 "Ids are deterministic: a replay republishes the same ids."),
             "loyaltyEvents": _channel(
-                LOYALTY_EVENTS, ("rewardRedeemed", "debtRecorded", "tierChanged"),
+                LOYALTY_EVENTS, ("rewardRedeemed", "debtRecorded", "tierChanged", "pointsExpiring"),
                 "What loyalty tells others (messaging's campaigns, webhooks): rewards redeemed, debts recorded "
-                "(points refunded after they were spent), tiers reached and lost; keyed by the customer key. "
+                "(points refunded after they were spent), tiers reached and lost, points about to expire; keyed "
+                "by the customer key. "
                 "Ids are deterministic: an event written again has the same id."),
             "touchpointsDeadLetter": _dead_letter_channel(TOUCHPOINTS, "the stage engine, messaging or loyalty"),
             "stageTransitionsDeadLetter": _dead_letter_channel(STAGE_TRANSITIONS, "messaging or loyalty"),
@@ -262,6 +265,10 @@ def build() -> dict[str, Any]:
                 "tierChanged": _lifecycle_message(
                     TIER_CHANGED_TYPE, "TierChangedData",
                     "A customer reached a higher tier, or lost one after its grace period.", schemas),
+                "pointsExpiring": _lifecycle_message(
+                    POINTS_EXPIRING_TYPE, "PointsExpiringData",
+                    "Points the customer holds expire soon (once per batch of lots, `expiry.warn_days` ahead).",
+                    schemas),
                 "deadLetter": {
                     "name": "deadLetter",
                     "description": "A record a consumer could not apply, as it came. Normally a CloudEvent of its "

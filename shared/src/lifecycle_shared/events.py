@@ -25,6 +25,7 @@ IDENTITY_MERGED_TYPE = "identity.merged"
 REWARD_REDEEMED_TYPE = "loyalty.reward_redeemed"
 DEBT_RECORDED_TYPE = "loyalty.debt_recorded"
 TIER_CHANGED_TYPE = "loyalty.tier_changed"
+POINTS_EXPIRING_TYPE = "loyalty.points_expiring"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 # The event type, copied into a header so a consumer can skip what it does not handle undecoded. Never
 # `ce_`-prefixed: in the CloudEvents Kafka binding a `ce_` header means binary mode, and SDKs would read our
@@ -269,6 +270,19 @@ class TierChangedData(BaseModel):
     points_in_window: int
     rule_version: str
     changed_at: datetime
+
+
+class PointsExpiringData(BaseModel):
+    """Points a customer holds will expire soon (`loyalty.points_expiring`): sent once per batch of lots,
+    the rule set's `expiry.warn_days` ahead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    points: int  # what the lots below still hold
+    expires_at: datetime  # the earliest of their expiries
+    lot_ids: list[str]
+    warned_at: datetime
 
 
 DataModel = TypeVar("DataModel", bound=BaseModel)

@@ -53,7 +53,7 @@ async def holdings(conn: AsyncConnection, customer_id: str) -> Holdings:
 
 
 def _lot(row: Any) -> Lot:
-    return Lot(**{k: v for k, v in row.items() if k != "seq"})
+    return Lot(**{k: v for k, v in row.items() if k not in ("seq", "warned_at")})
 
 
 async def save(conn: AsyncConnection, before: Holdings, after: Holdings) -> None:
@@ -117,3 +117,18 @@ async def expiring_customers(conn: AsyncConnection, *, now: datetime, limit: int
     rows = await conn.execute(select(lots.c.customer_id).where(lots.c.remaining > 0, lots.c.expires_at <= now)
                               .group_by(lots.c.customer_id).order_by(func.min(lots.c.expires_at)).limit(limit))
     return list(rows.scalars())
+
+
+async def warn_expiring(conn: AsyncConnection, *, now: datetime, until: datetime,
+                        limit: int) -> dict[str, list[tuple[str, int, datetime]]]:
+    """Lots holding points that expire after `now` and by `until`, not announced yet: marked announced and
+    returned by customer as (lot id, points, expiry)."""
+    due = (select(lots.c.id).where(lots.c.remaining > 0, lots.c.warned_at.is_(None), lots.c.expires_at > now,
+                                   lots.c.expires_at <= until)
+           .order_by(lots.c.expires_at, lots.c.id).limit(limit).with_for_update(skip_locked=True)).subquery()
+    rows = await conn.execute(update(lots).where(lots.c.id.in_(select(due.c.id))).values(warned_at=now)
+                              .returning(lots.c.customer_id, lots.c.id, lots.c.remaining, lots.c.expires_at))
+    found: dict[str, list[tuple[str, int, datetime]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r.customer_id, r.expires_at, r.id)):
+        found[row.customer_id].append((row.id, int(row.remaining), row.expires_at))
+    return dict(found)

@@ -86,6 +86,7 @@ lots = Table(
     Column("earned_at", DateTime(timezone=True), nullable=False),
     Column("available_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
+    Column("warned_at", DateTime(timezone=True)),  # when its coming expiry was announced
     CheckConstraint("remaining >= 0 AND remaining <= points", name="lots_remaining_within_points"),
     Index("lots_customer", "customer_id", "earned_at"),
     Index("lots_expiring", "expires_at", postgresql_where=text("remaining > 0")),

@@ -7,10 +7,12 @@ from datetime import datetime
 
 from lifecycle_shared.events import (
     DEBT_RECORDED_TYPE,
+    POINTS_EXPIRING_TYPE,
     REWARD_REDEEMED_TYPE,
     TIER_CHANGED_TYPE,
     CloudEvent,
     DebtRecordedData,
+    PointsExpiringData,
     RewardRedeemedData,
     TierChangedData,
     derived_event_id,
@@ -55,3 +57,14 @@ def tier_changes(before: dict[str, str], after: dict[str, tuple[str, int]], *, r
                                           source=SOURCE, type=TIER_CHANGED_TYPE, time=at, subject=customer,
                                           data=data.model_dump(mode="json"))))
     return emitted
+
+
+def points_expiring(due: dict[str, list[tuple[str, int, datetime]]], *, topic: str, at: datetime) -> Emitted:
+    """A `loyalty.points_expiring` per customer for the lots (id, points, expiry) about to expire."""
+    return [(topic, CloudEvent(id=derived_event_id(POINTS_EXPIRING_TYPE, *sorted(lot for lot, _, _ in held)),
+                               source=SOURCE, type=POINTS_EXPIRING_TYPE, time=at, subject=customer,
+                               data=PointsExpiringData(customer_id=customer, points=sum(p for _, p, _ in held),
+                                                       expires_at=min(e for _, _, e in held),
+                                                       lot_ids=[lot for lot, _, _ in held], warned_at=at)
+                               .model_dump(mode="json")))
+            for customer, held in sorted(due.items())]

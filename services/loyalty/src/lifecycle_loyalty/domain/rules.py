@@ -83,6 +83,7 @@ class ReviewRule(_Strict):
 class ExpiryRule(_Strict):
     kind: Literal["never", "after_days", "end_of_month", "end_of_year"] = "never"
     count: int = Field(0, ge=0, le=3650, description="days (after_days), or months/years after the earning one")
+    warn_days: int = Field(14, ge=0, le=365, description="announce points expiring this many days ahead (0: never)")
 
 
 class TierLevel(_Strict):

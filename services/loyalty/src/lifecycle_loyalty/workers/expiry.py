@@ -1,16 +1,19 @@
 """Expiry: lots past their expiry lose what they still hold (an `expire` entry each), customer by customer
-under their account's row lock. The clock is injected (`create_app(settings, clock=...)`)."""
+under their account's row lock; lots expiring within `expiry.warn_days` are announced once
+(`loyalty.points_expiring`). The clock is injected (`create_app(settings, clock=...)`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.runtime import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle_loyalty.db import lots, rulesets
+from lifecycle_loyalty.domain.announcements import points_expiring
 from lifecycle_loyalty.domain.lots import expire
 
 BATCH = 500
@@ -30,10 +33,25 @@ async def expire_once(engine: AsyncEngine, *, now: datetime, rule_version: str |
     return len(customers)
 
 
+async def warn_once(engine: AsyncEngine, *, now: datetime, topic: str, limit: int = BATCH) -> int:
+    """Announce the lots expiring within the rule set's `expiry.warn_days` (once each, in batches per
+    customer); returns how many lots."""
+    async with engine.begin() as conn:
+        days = (await rulesets.in_force(conn)).expiry.warn_days
+        if not days:
+            return 0
+        due = await lots.warn_expiring(conn, now=now, until=now + timedelta(days=days), limit=limit)
+        await add_to_outbox(conn, points_expiring(due, topic=topic, at=now))
+    return sum(len(held) for held in due.values())
+
+
 def expiry_worker(*, clock: Callable[[], datetime], every_s: float):
     async def expiry(runtime: ServiceRuntime) -> None:
         while True:
-            if await expire_once(runtime.engine, now=clock()) < BATCH:
+            now = clock()
+            expired = await expire_once(runtime.engine, now=now)
+            warned = await warn_once(runtime.engine, now=now, topic=runtime.settings.kafka.topics.loyalty_events)
+            if expired < BATCH and warned < BATCH:
                 await asyncio.sleep(every_s)
 
     return expiry
