@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lifecycle_loyalty.db import ledger, lots
 from lifecycle_loyalty.main import create_app
+from lifecycle_loyalty.workers.expiry import sweep_tiers
 
 from tests.support.in_process import running
 from tests.support.loyalty import announced, apply, loyalty_settings, order_event
@@ -142,3 +143,14 @@ async def test_a_reward_for_a_tier_is_redeemed_once_the_customer_reaches_it(engi
     await apply(engine, [order_event(ann, "order_refunded", "o-more", at=T0 + timedelta(days=2))])
     tier = (await client.get(f"/v1/customers/{ann}/tier")).json()
     assert (tier["tier"], tier["qualifies_for"], tier["points_in_window"]) == ("member", "member", 600)
+
+
+async def test_a_tier_is_lost_as_the_window_slides_after_its_grace_period(engine):
+    ann = await customer_with(engine, 1000)
+    for days in (380, 394):  # the points left the 365-day window on day 365: 30 days of grace
+        await sweep_tiers(engine, now=T0 + timedelta(days=days), topic="loyalty-events.v1")
+    await sweep_tiers(engine, now=T0 + timedelta(days=400), topic="loyalty-events.v1")
+    await sweep_tiers(engine, now=T0 + timedelta(days=401), topic="loyalty-events.v1")  # announced once
+    changes = [(e["data"]["from_tier"], e["data"]["to_tier"], e["data"]["direction"])
+               for e in await announced(engine, ann) if e["type"] == "loyalty.tier_changed"]
+    assert changes == [("member", "silver", "reached"), ("silver", "member", "lost")]

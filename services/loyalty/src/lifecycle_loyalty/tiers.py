@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from lifecycle_shared.kafka.registry import Emitted
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
+from lifecycle_loyalty.db import aliases, ledger, lots
+from lifecycle_loyalty.domain.announcements import tier_changes
 from lifecycle_loyalty.domain.earning import Entry, OrderState, decide_order_entry, order_target
 from lifecycle_loyalty.domain.merging import UNKNOWN_TIME
 from lifecycle_loyalty.domain.rules import EarnRules
@@ -22,9 +24,21 @@ async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: 
     return tier_progress(earnings, now=now, rule=rules.tiers)
 
 
-async def tiers_at(conn: AsyncConnection, people: list[str], *, at: datetime,
-                   rules: EarnRules) -> dict[str, TierProgress]:
-    return {person: await tier_of(conn, person, now=at, rules=rules) for person in sorted(set(people))}
+async def announce_tiers(conn: AsyncConnection, people: list[str], *, at: datetime, rules: EarnRules, cause: str,
+                         topic: str) -> Emitted:
+    """Each person's tier at `at` against the one last announced: a `loyalty.tier_changed` for each that moved
+    (reached, or lost after the grace period), and the new one stored."""
+    await lots.lock(conn, people)  # the accounts' row locks: one announcement of a change
+    announced = await lots.announced_tiers(conn, people)
+    lowest = rules.tiers.levels[0].name
+    now = {person: await tier_of(conn, person, now=at, rules=rules) for person in sorted(set(people))}
+    changed = {p: progress for p, progress in now.items() if progress.tier != (announced[p] or lowest)}
+    if changed:
+        await lots.set_tiers(conn, {p: None if progress.tier == lowest else progress.tier
+                                    for p, progress in changed.items()})
+    return tier_changes({p: announced[p] or lowest for p in changed},
+                        {p: (progress.tier, progress.points_in_window) for p, progress in changed.items()},
+                        rule=rules.tiers, rule_version=rules.version, cause=cause, topic=topic, at=at)
 
 
 async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rules: EarnRules) -> list[Entry]:

@@ -132,3 +132,27 @@ async def warn_expiring(conn: AsyncConnection, *, now: datetime, until: datetime
     for row in sorted(rows, key=lambda r: (r.customer_id, r.expires_at, r.id)):
         found[row.customer_id].append((row.id, int(row.remaining), row.expires_at))
     return dict(found)
+
+
+async def announced_tiers(conn: AsyncConnection, customer_ids: Iterable[str]) -> dict[str, str | None]:
+    """The tier last announced for each customer (None: the lowest, or never announced)."""
+    wanted = sorted(set(customer_ids))
+    rows = await conn.execute(select(accounts.c.customer_id, accounts.c.tier).where(accounts.c.customer_id.in_(wanted)))
+    return {**dict.fromkeys(wanted), **dict(rows.all())}
+
+
+async def set_tiers(conn: AsyncConnection, tiers: dict[str, str | None]) -> None:
+    """Store the tiers announced (None: the lowest)."""
+    await conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["customer_id"]),
+                       [{"customer_id": c} for c in sorted(tiers)])
+    await conn.execute(update(accounts).where(accounts.c.customer_id == bindparam("account"))
+                       .values(tier=bindparam("new_tier")),
+                       [{"account": c, "new_tier": t} for c, t in sorted(tiers.items())])
+
+
+async def holders_of_tiers(conn: AsyncConnection, *, after: str, limit: int) -> list[str]:
+    """Customers announced in a tier above the lowest, by id after `after` (a sweep's page)."""
+    rows = await conn.execute(select(accounts.c.customer_id).where(accounts.c.tier.is_not(None),
+                                                                   accounts.c.customer_id > after)
+                              .order_by(accounts.c.customer_id).limit(limit))
+    return list(rows.scalars())

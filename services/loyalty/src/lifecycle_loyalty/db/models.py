@@ -99,6 +99,7 @@ accounts = Table(
     metadata,
     Column("customer_id", Text, primary_key=True),
     Column("debt", BigInteger, nullable=False, server_default=text("0")),
+    Column("tier", Text),  # the tier last announced (None: the lowest)
     CheckConstraint("debt >= 0", name="accounts_debt_not_negative"),
 )
 

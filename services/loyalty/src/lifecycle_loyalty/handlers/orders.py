@@ -17,10 +17,10 @@ from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
-from lifecycle_loyalty.domain.announcements import debts_recorded, tier_changes
+from lifecycle_loyalty.domain.announcements import debts_recorded
 from lifecycle_loyalty.domain.earning import EarnRules, order_value
 from lifecycle_loyalty.domain.merging import Completions
-from lifecycle_loyalty.tiers import decide_orders, tiers_at
+from lifecycle_loyalty.tiers import announce_tiers, decide_orders
 
 ORDER_COMPLETED = "touchpoint.order_completed"
 ORDER_REFUNDED = "touchpoint.order_refunded"
@@ -56,12 +56,8 @@ async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData
     await ledger.record_refund_amounts(conn, amounts)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
     at = max(typed.event.time for typed in events)
-    people = sorted({customer for customer, _ in {*completions, *refunds}})
-    before = await tiers_at(conn, people, at=at, rules=rules)
     posted = await lots.book(conn, await decide_orders(conn, states, rules=rules), policy=rules.lots, at=at)
-    after = await tiers_at(conn, people, at=at, rules=rules)
+    people = sorted({customer for customer, _ in {*completions, *refunds}})
     return [*debts_recorded(posted, topic=topic, at=at),
-            *tier_changes({c: p.tier for c, p in before.items()}, {c: (p.tier, p.points_in_window)
-                                                                   for c, p in after.items()},
-                          rule=rules.tiers, rule_version=rules.version, topic=topic, at=at,
-                          cause=min(typed.event.id for typed in events))]
+            *await announce_tiers(conn, people, at=at, rules=rules, topic=topic,
+                                  cause=min(typed.event.id for typed in events))]
