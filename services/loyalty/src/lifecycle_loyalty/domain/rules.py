@@ -66,7 +66,6 @@ class Cap(_Strict):
 
 class PurchaseRule(_Strict):
     exclude_shipping: bool = Field(True, description="`shipping` is taken off `total`/`value` (`revenue` has none)")
-    cap: Cap | None = None
 
 
 class ReferralRule(_Strict):
