@@ -17,6 +17,7 @@ def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
+                                           "LIFECYCLE_LOYALTY_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_MESSAGING_ADMIN_TOKEN": ADMIN_TOKEN,
                                            # A killed messaging's webhook deliveries come back within 65 s.
                                            "LIFECYCLE_MESSAGING_WEBHOOKS_TIMEOUT_S": "5",

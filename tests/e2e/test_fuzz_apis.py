@@ -74,12 +74,15 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(pipeline, service
     credentials = {"WriteKey": "Basic " + base64.b64encode(f"{pipeline.write_key}:".encode()).decode(),
                    "AdminToken": f"Bearer {pipeline.admin_token}", "ApiToken": f"Bearer {pipeline.api_token}"}
     dead_before = _dead_letters(pipeline)
-    rules_url, admin = pipeline.url("stage-engine") + "/v1/admin/rules", {"authorization": credentials["AdminToken"]}
-    rules_in_force = httpx.get(rules_url, headers=admin, timeout=10).json()
+    admin = {"authorization": credentials["AdminToken"]}
+    # The stage engine's and loyalty's rule sets in force, by URL.
+    rules_urls = [pipeline.url(name) + "/v1/admin/rules" for name in ("stage-engine", "loyalty")]
+    rules_in_force = {url: httpx.get(url, headers=admin, timeout=10).json() for url in rules_urls}
     try:
         operations, answers, failures = fuzz(pipeline.url(service), credentials)
     finally:  # the fuzzer puts rule sets in force: the tests after it get the defaults back
-        assert httpx.put(rules_url, json=rules_in_force, headers=admin, timeout=10).status_code == 200
+        for url, rules in rules_in_force.items():
+            assert httpx.put(url, json=rules, headers=admin, timeout=10).status_code == 200
     with capsys.disabled():
         print(f"\nfuzz {service}: {answers.total()} requests over {operations} operations, {len(failures)} failing; "
               f"answers {dict(sorted(answers.items()))}")

@@ -46,6 +46,14 @@ def own_broker(tmp_path):
 
 
 @pytest.fixture
+async def loyalty_engine(namespace):
+    """An engine on loyalty's database."""
+    engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def runner_parts(namespace):
     """A database engine (loyalty's database) and a started producer for driving a ConsumerRunner by hand."""
     engine = create_engine(namespace.database_url(BY_NAME["loyalty"]))

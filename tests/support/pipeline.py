@@ -21,7 +21,7 @@ from lifecycle_shared.testing import eventually
 
 from tests.support.mail_sink import MailSink
 
-ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"  # ingest's and the stage engine's admin APIs
+ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"  # ingest's, the stage engine's and loyalty's admin APIs
 API_TOKEN = "e2e-api-token-3b8d61f0a94c27e5"  # LIFECYCLE_API_TOKENS: the read APIs
 
 

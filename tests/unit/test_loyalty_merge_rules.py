@@ -94,7 +94,7 @@ def facts(customer: str, order: str, *, completed: tuple[str, int, str] | None =
 ])
 def test_orders_move_to_the_survivor_with_their_earliest_facts(rows, completions, refunds):
     got_completions, got_refunds = orders_for_survivor(rows, survivor_id="user")
-    assert got_completions == {("user", o): (Decimal(a), e, T0.replace(minute=m))
+    assert got_completions == {("user", o): (Decimal(a), Decimal(0), None, e, T0.replace(minute=m))
                                for o, (a, e, m) in completions.items()}
     assert got_refunds == {("user", o): (e, T0.replace(minute=m)) for o, (e, m) in refunds.items()}
 
@@ -104,7 +104,7 @@ def test_an_order_fact_without_a_time_counts_as_the_earliest():
                         completed_at=None, refunded_event_id="r-old", refunded_at=None)
     completions, refunds = orders_for_survivor([facts("b", "o1", completed=("c1", 0, "9"), refunded=("r1", 1)),
                                                 legacy], survivor_id="user")
-    assert completions[("user", "o1")][1] == "old" and refunds[("user", "o1")][0] == "r-old"
+    assert completions[("user", "o1")][3] == "old" and refunds[("user", "o1")][0] == "r-old"
 
 
 @pytest.mark.parametrize(("held", "reversed_points"), [

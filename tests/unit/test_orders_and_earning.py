@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from lifecycle_loyalty.domain.earning import EarnRules, OrderState, decide_order_entry, points_for_amount, stage_bonus
+from lifecycle_loyalty.domain.rules import CurrencyRate
 from lifecycle_shared.events import derived_event_id
 from lifecycle_shared.orders import order_amount, order_id_of, parse_amount, unreadable_amount_fields
 
@@ -45,7 +46,8 @@ def test_order_id_falls_back_to_the_event_id():
     (order_amount({"revenue": "999999999999999.99999999999999999999"}), Decimal(1), 999_999_999_999_999),
 ])
 def test_points_are_whole_units_rounded_down(amount, rate, points):
-    assert points_for_amount(amount, EarnRules(points_per_currency_unit=rate)) == points
+    rules = EarnRules(currencies={"USD": CurrencyRate(points=rate)})  # the default currency's rate
+    assert points_for_amount(amount, rules) == points
 
 
 def order(*, amount="80", completed="c1", refunded=None, held=0) -> OrderState:

@@ -15,22 +15,30 @@ from pydantic import BaseModel
 
 from lifecycle_shared.events import (
     CONTENT_TYPE_HEADER,
+    DEBT_RECORDED_TYPE,
     HISTORY_CORRECTED_TYPE,
     IDENTITY_MERGED_TYPE,
     LEGACY_TYPE_HEADER,
     MAX_TRACESTATE_BYTES,
+    POINTS_EXPIRING_TYPE,
+    REWARD_REDEEMED_TYPE,
     STAGE_CHANGED_TYPE,
+    TIER_CHANGED_TYPE,
     TRACEPARENT_HEADER,
     TRACEPARENT_PATTERN,
     TRACESTATE_HEADER,
     TYPE_HEADER,
     CloudEvent,
+    DebtRecordedData,
     HistoryCorrectedData,
     IdentityMergedData,
+    PointsExpiringData,
+    RewardRedeemedData,
     StageChangedData,
+    TierChangedData,
     TouchpointData,
 )
-from lifecycle_shared.topics import DLQ_SUFFIX, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS
+from lifecycle_shared.topics import DLQ_SUFFIX, LOYALTY_EVENTS, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS
 
 KAFKA_BINDING_VERSION = "0.5.0"
 CONTENT_TYPE = CONTENT_TYPE_HEADER[1].decode()
@@ -166,7 +174,8 @@ def build() -> dict[str, Any]:
     touchpoint_type = {"type": "string", "pattern": "^touchpoint\\."}
     # The data schemas, then every model they (or the envelopes) nest, hoisted beside them.
     schemas: dict[str, Any] = {}
-    for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData):
+    for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData, RewardRedeemedData,
+                  DebtRecordedData, TierChangedData, PointsExpiringData):
         schemas[model.__name__] = _model_schema(model, schemas)
     return {
         "asyncapi": "3.0.0",
@@ -198,8 +207,15 @@ def build() -> dict[str, Any]:
                 "of a stored stage history (lifecycle.history_corrected) and identity merges (identity.merged), "
                 "keyed by the customer key (a merge: the survivor's), so one customer's are in order. "
                 "Ids are deterministic: a replay republishes the same ids."),
+            "loyaltyEvents": _channel(
+                LOYALTY_EVENTS, ("rewardRedeemed", "debtRecorded", "tierChanged", "pointsExpiring"),
+                "What loyalty tells others (messaging's campaigns, webhooks): rewards redeemed, debts recorded "
+                "(points refunded after they were spent), tiers reached and lost, points about to expire; keyed "
+                "by the customer key. "
+                "Ids are deterministic: an event written again has the same id."),
             "touchpointsDeadLetter": _dead_letter_channel(TOUCHPOINTS, "the stage engine, messaging or loyalty"),
             "stageTransitionsDeadLetter": _dead_letter_channel(STAGE_TRANSITIONS, "messaging or loyalty"),
+            "loyaltyEventsDeadLetter": _dead_letter_channel(LOYALTY_EVENTS, "a consumer"),
         },
         "operations": {
             "publishTouchpoint": _operation("send", "touchpoints", "ingest publishes"),
@@ -208,6 +224,10 @@ def build() -> dict[str, Any]:
             "publishStageTransition": _operation("send", "stageTransitions", "the stage engine publishes"),
             "consumeStageTransition": _operation("receive", "stageTransitions",
                                                  "messaging, loyalty and marketing tools subscribe"),
+            "publishLoyaltyEvent": _operation("send", "loyaltyEvents", "loyalty publishes"),
+            "consumeLoyaltyEvent": _operation("receive", "loyaltyEvents", "campaigns and webhooks subscribe"),
+            "deadLetterLoyaltyEvent": _operation("send", "loyaltyEventsDeadLetter",
+                                                 "a consumer sets aside a loyalty event it cannot apply"),
             "deadLetterTouchpoint": _operation("send", "touchpointsDeadLetter",
                                                "a consumer sets aside a touchpoint it cannot apply"),
             "deadLetterStageTransition": _operation("send", "stageTransitionsDeadLetter",
@@ -235,6 +255,20 @@ def build() -> dict[str, Any]:
                     IDENTITY_MERGED_TYPE, "IdentityMergedData",
                     "Ids now belonging to another customer key (a merge, or an anonymous customer identifying): "
                     "services keeping per-customer state move it from `absorbed_ids` to `survivor_id`.", schemas),
+                "rewardRedeemed": _lifecycle_message(
+                    REWARD_REDEEMED_TYPE, "RewardRedeemedData",
+                    "A customer redeemed a reward with points (a cancellation later gives them back).", schemas),
+                "debtRecorded": _lifecycle_message(
+                    DEBT_RECORDED_TYPE, "DebtRecordedData",
+                    "Points taken back (a refund) after they were spent: owed, settled from the next credits.",
+                    schemas),
+                "tierChanged": _lifecycle_message(
+                    TIER_CHANGED_TYPE, "TierChangedData",
+                    "A customer reached a higher tier, or lost one after its grace period.", schemas),
+                "pointsExpiring": _lifecycle_message(
+                    POINTS_EXPIRING_TYPE, "PointsExpiringData",
+                    "Points the customer holds expire soon (once per batch of lots, `expiry.warn_days` ahead).",
+                    schemas),
                 "deadLetter": {
                     "name": "deadLetter",
                     "description": "A record a consumer could not apply, as it came. Normally a CloudEvent of its "

@@ -21,6 +21,11 @@ TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
 HISTORY_CORRECTED_TYPE = "lifecycle.history_corrected"
 IDENTITY_MERGED_TYPE = "identity.merged"
+# loyalty-events.v1: what loyalty tells others (messaging's campaigns, webhooks).
+REWARD_REDEEMED_TYPE = "loyalty.reward_redeemed"
+DEBT_RECORDED_TYPE = "loyalty.debt_recorded"
+TIER_CHANGED_TYPE = "loyalty.tier_changed"
+POINTS_EXPIRING_TYPE = "loyalty.points_expiring"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 # The event type, copied into a header so a consumer can skip what it does not handle undecoded. Never
 # `ce_`-prefixed: in the CloudEvents Kafka binding a `ce_` header means binary mode, and SDKs would read our
@@ -237,6 +242,59 @@ class IdentityMergedData(BaseModel):
     cause_event_ids: list[str]
     event_time: datetime
     processed_at: datetime
+
+
+class RewardRedeemedData(BaseModel):
+    """A customer redeemed a reward with points (`loyalty.reward_redeemed`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    redemption_id: str
+    reward_id: str
+    reward_kind: str  # discount_code | free_shipping | free_product | early_access
+    cost: int  # points spent
+    redeemed_at: datetime
+
+
+class DebtRecordedData(BaseModel):
+    """Points an order gave were taken back (a refund) after the customer had spent them: the shortfall is
+    owed, settled from the customer's next credits (`loyalty.debt_recorded`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    order_id: str | None
+    points: int  # the debt this added
+    cause_event_id: str  # the refund (or merge) that took the points back
+    recorded_at: datetime
+
+
+class TierChangedData(BaseModel):
+    """A customer reached a higher tier, or lost one after its grace period (`loyalty.tier_changed`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    from_tier: str
+    to_tier: str
+    direction: Literal["reached", "lost"]
+    points_in_window: int
+    rule_version: str
+    changed_at: datetime
+
+
+class PointsExpiringData(BaseModel):
+    """Points a customer holds will expire soon (`loyalty.points_expiring`): sent once per batch of lots,
+    the rule set's `expiry.warn_days` ahead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    points: int  # what the lots below still hold
+    expires_at: datetime  # the earliest of their expiries
+    lot_ids: list[str]
+    warned_at: datetime
 
 
 DataModel = TypeVar("DataModel", bound=BaseModel)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 TOUCHPOINTS = "touchpoints.v1"
 STAGE_TRANSITIONS = "stage-transitions.v1"
-ALL = (TOUCHPOINTS, STAGE_TRANSITIONS)
+LOYALTY_EVENTS = "loyalty-events.v1"
+ALL = (TOUCHPOINTS, STAGE_TRANSITIONS, LOYALTY_EVENTS)
 # A consumer's dead letters for `<topic>` go to `<topic>.dlq` (see kafka/runner.py).
 DLQ_SUFFIX = ".dlq"
 # Empty marker topics, one per service process, by which it notices a restart of the embedded broker
@@ -25,6 +26,10 @@ class Topics:
     @property
     def stage_transitions(self) -> str:
         return self.prefix + STAGE_TRANSITIONS
+
+    @property
+    def loyalty_events(self) -> str:
+        return self.prefix + LOYALTY_EVENTS
 
     def all_with_dlq(self) -> list[str]:
         names = [self.prefix + name for name in ALL]

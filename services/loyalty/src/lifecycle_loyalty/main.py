@@ -1,25 +1,43 @@
-"""The loyalty app: consumes touchpoints and stage transitions; serves balances."""
+"""The loyalty app: consumes touchpoints and stage transitions; serves balances; expires lots."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
+from lifecycle_loyalty.api.admin import router as admin_router
+from lifecycle_loyalty.api.redemptions import admin_router as rewards_admin_router
+from lifecycle_loyalty.api.redemptions import router as redemptions_router
 from lifecycle_loyalty.api.routes import router
 from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.settings import LoyaltySettings
+from lifecycle_loyalty.workers.expiry import expiry_worker
 
 
-def build_runtime(settings: LoyaltySettings) -> ServiceRuntime:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_runtime(settings: LoyaltySettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     topics = settings.kafka.topics
     return ServiceRuntime(
-        service="loyalty", settings=settings,
+        service="loyalty", settings=settings, relay=True,  # loyalty-events.v1, through the outbox
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
-                                route=routes()),),
+                                route=routes(topics=topics)),),
+        workers=(expiry_worker(clock=clock, every_s=settings.expiry_interval_s),),
     )
 
 
-def create_app(settings: LoyaltySettings) -> FastAPI:
-    return create_service_app(title="Lifecycle loyalty", settings=settings,
-                              build_runtime=lambda: build_runtime(settings), routers=[router])
+def create_app(settings: LoyaltySettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    """`clock`: what the routes and the expiry worker take as now; tests pass a controllable one."""
+
+    def started(app: FastAPI, runtime: ServiceRuntime) -> None:
+        app.state.clock = clock
+
+    return create_service_app(title="Lifecycle loyalty", settings=settings, on_started=started,
+                              build_runtime=lambda: build_runtime(settings, clock),
+                              routers=[router, redemptions_router, admin_router, rewards_admin_router])

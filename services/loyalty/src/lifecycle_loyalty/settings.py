@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from lifecycle_shared.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -15,3 +16,4 @@ class LoyaltySettings(ServiceSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_loyalty"
     port: int = 8003
+    expiry_interval_s: float = Field(default=60.0, gt=0)  # how often lots past their expiry are expired

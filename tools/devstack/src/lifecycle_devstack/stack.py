@@ -49,11 +49,12 @@ def api_tokens(data_dir: Path) -> str:
 
 
 ADMIN_TOKEN_VARIABLES = ("LIFECYCLE_INGEST_ADMIN_TOKEN", "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN",
-                         "LIFECYCLE_MESSAGING_ADMIN_TOKEN")
+                         "LIFECYCLE_MESSAGING_ADMIN_TOKEN", "LIFECYCLE_LOYALTY_ADMIN_TOKEN")
 
 
 def admin_tokens(data_dir: Path) -> dict[str, str]:
-    """The admin APIs' tokens (ingest's keys and sources, the stage engine's rules and replays): each as
+    """The admin APIs' tokens (ingest's keys and sources, the stage engine's rules and replays, loyalty's
+    rules and rewards): each as
     set, else one token generated once and kept in the data folder."""
     generated = _kept_secret(data_dir / "admin-token")
     return {name: os.environ.get(name, "").strip() or generated for name in ADMIN_TOKEN_VARIABLES}

@@ -14,7 +14,7 @@ from lifecycle_ingest.publisher import Record, to_record
 
 # Events a browser could forge that move money or points: only a server key may send them.
 SERVER_KEY_EVENTS = frozenset({"touchpoint.order_completed", "touchpoint.order_refunded",
-                               "touchpoint.referral_completed"})
+                               "touchpoint.referral_completed", "touchpoint.review_written"})
 
 
 def accept(raw: Any, caller: Caller, *, received_at: datetime, max_record_bytes: int, call_type: str | None = None,

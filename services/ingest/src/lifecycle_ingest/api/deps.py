@@ -64,7 +64,7 @@ WRITE_KEY_SCHEME = "WriteKey"
 WRITE_KEY_SECURITY_SCHEME = {"type": "http", "scheme": "basic", "description": (
     "A write key (lc_wk_..., browser-safe) or a server key (lc_sk_...) as the HTTP Basic user, the password "
     "empty; or as `writeKey` in the JSON body (analytics.js). Events that move money or points "
-    "(Order Completed, Order Refunded, Referral Completed) need a server key.")}
+    "(Order Completed, Order Refunded, Referral Completed, Review Written) need a server key.")}
 
 
 def _key_text(request: Request, body: Any) -> str:

@@ -6,13 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db.models import ledger_entries, orders
+from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, order_refunds, orders
 from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
-from lifecycle_loyalty.domain.merging import BonusEntry, Holding, OrderFacts
+from lifecycle_loyalty.domain.merging import BonusEntry, Completions, Holding, OrderFacts
 
 OrderKey = tuple[str, str]  # (customer_id, order_id)
 
@@ -22,7 +22,26 @@ async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
     if entries:
         await conn.execute(insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"]), [
             {"id": entry_id(e), "customer_id": e.customer_id, "kind": e.kind, "points": e.points, "rule": e.rule,
-             "cause_event_id": e.cause_event_id, "order_id": e.order_id} for e in entries])
+             "cause_event_id": e.cause_event_id, "order_id": e.order_id, "rule_version": e.rule_version,
+             "debt": e.debt, "lot_id": e.lot_id, "effective_at": e.at} for e in entries])
+
+
+async def earned_by_rule(conn: AsyncConnection, customer_id: str, *, rule: str, since: datetime,
+                         before: datetime) -> int:
+    """Points a rule paid a customer for causes that happened in [since, before] (caps)."""
+    total = (await conn.execute(select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
+        ledger_entries.c.customer_id == customer_id, ledger_entries.c.rule == rule,
+        ledger_entries.c.kind == "earn", ledger_entries.c.effective_at >= since,
+        ledger_entries.c.effective_at <= before))).scalar()
+    return int(total or 0)
+
+
+async def known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Which of these entry ids the ledger holds."""
+    if not ids:
+        return set()
+    rows = await conn.execute(select(ledger_entries.c.id).where(ledger_entries.c.id.in_(sorted(set(ids)))))
+    return set(rows.scalars())
 
 
 def _earliest(column_at, column_id, stmt):
@@ -32,17 +51,20 @@ def _earliest(column_at, column_id, stmt):
     return or_(column_at.is_(None), incoming < tuple_(column_at, column_id.collate("C")))
 
 
-async def record_completions(conn: AsyncConnection, completions: dict[OrderKey, tuple[Decimal, str, datetime]]) -> None:
-    """(customer, order) -> (amount, event id, event time); the earliest completion of an order wins."""
+async def record_completions(conn: AsyncConnection, completions: Completions) -> None:
+    """(customer, order) -> (amount, shipping, currency, event id, event time); the earliest completion of an
+    order wins."""
     if completions:
         stmt = insert(orders)
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=["customer_id", "order_id"],
-            set_={"amount": stmt.excluded.amount, "completed_event_id": stmt.excluded.completed_event_id,
+            set_={"amount": stmt.excluded.amount, "shipping": stmt.excluded.shipping,
+                  "currency": stmt.excluded.currency, "completed_event_id": stmt.excluded.completed_event_id,
                   "completed_at": stmt.excluded.completed_at},
             where=_earliest(orders.c.completed_at, orders.c.completed_event_id, stmt)),
-            [{"customer_id": c, "order_id": o, "amount": amount, "completed_event_id": event_id, "completed_at": at}
-             for (c, o), (amount, event_id, at) in sorted(completions.items())])
+            [{"customer_id": c, "order_id": o, "amount": amount, "shipping": shipping, "currency": currency,
+              "completed_event_id": event_id, "completed_at": at}
+             for (c, o), (amount, shipping, currency, event_id, at) in sorted(completions.items())])
 
 
 async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[str, datetime]]) -> None:
@@ -57,22 +79,59 @@ async def record_refunds(conn: AsyncConnection, refunds: dict[OrderKey, tuple[st
              for (c, o), (event_id, at) in sorted(refunds.items())])
 
 
+RefundRow = tuple[str, str, str, Decimal | None, datetime]  # customer, order, event id, amount, time
+
+
+async def record_refund_amounts(conn: AsyncConnection, refunds: list[RefundRow]) -> None:
+    """Every refund of an order with its amount (None: the whole order)."""
+    if refunds:
+        await conn.execute(insert(order_refunds).on_conflict_do_nothing(), [
+            {"customer_id": c, "order_id": o, "event_id": e, "amount": amount, "refunded_at": at}
+            for c, o, e, amount, at in sorted(refunds, key=lambda r: (r[0], r[1], r[2]))])
+
+
+async def move_refund_amounts(conn: AsyncConnection, customer_ids: list[str], *, survivor_id: str) -> None:
+    await conn.execute(update(order_refunds).where(order_refunds.c.customer_id.in_(customer_ids))
+                       .values(customer_id=survivor_id))
+
+
 async def order_states(conn: AsyncConnection, keys: list[OrderKey]) -> list[OrderState]:
-    """Each order with the net points the ledger holds for it (one query)."""
+    """Each order with the net points the ledger holds for it and what of it expired, on any id of the
+    person (an id merged into the customer keeps its entries: its expired points stay expired) (one query)."""
     if not keys:
         return []
     held = (select(ledger_entries.c.customer_id, ledger_entries.c.order_id,
                    func.sum(ledger_entries.c.points).label("held"))
             .where(tuple_(ledger_entries.c.customer_id, ledger_entries.c.order_id).in_(keys))
             .group_by(ledger_entries.c.customer_id, ledger_entries.c.order_id).subquery())
+    owner = func.coalesce(customer_aliases.c.survivor_id, ledger_entries.c.customer_id)
+    expired = (select(owner.label("customer_id"), ledger_entries.c.order_id,
+                      (-func.sum(ledger_entries.c.points)).label("expired"))
+               .select_from(ledger_entries.outerjoin(customer_aliases,
+                                                     customer_aliases.c.alias_id == ledger_entries.c.customer_id))
+               .where(ledger_entries.c.kind == "expire",
+                      ledger_entries.c.order_id.in_(sorted({order for _, order in keys})))
+               .group_by(owner, ledger_entries.c.order_id).subquery())
+    refunded = (select(order_refunds.c.customer_id, order_refunds.c.order_id,
+                       func.bool_or(or_(order_refunds.c.amount.is_(None), order_refunds.c.amount <= 0)).label("whole"),
+                       func.sum(order_refunds.c.amount).filter(order_refunds.c.amount > 0).label("part"))
+                .where(tuple_(order_refunds.c.customer_id, order_refunds.c.order_id).in_(keys))
+                .group_by(order_refunds.c.customer_id, order_refunds.c.order_id).subquery())
     rows = await conn.execute(
-        select(orders, func.coalesce(held.c.held, 0).label("held"))
+        select(orders, func.coalesce(held.c.held, 0).label("held"),
+               func.coalesce(expired.c.expired, 0).label("expired"), refunded.c.whole, refunded.c.part)
         .outerjoin(held, and_(held.c.customer_id == orders.c.customer_id, held.c.order_id == orders.c.order_id))
+        .outerjoin(expired, and_(expired.c.customer_id == orders.c.customer_id,
+                                 expired.c.order_id == orders.c.order_id))
+        .outerjoin(refunded, and_(refunded.c.customer_id == orders.c.customer_id,
+                                  refunded.c.order_id == orders.c.order_id))
         .where(tuple_(orders.c.customer_id, orders.c.order_id).in_(keys))
         .order_by(orders.c.customer_id, orders.c.order_id))
     return [OrderState(customer_id=r.customer_id, order_id=r.order_id, amount=r.amount,
                        completed_event_id=r.completed_event_id, refunded_event_id=r.refunded_event_id,
-                       held=int(r.held)) for r in rows]
+                       held=int(r.held), expired=int(r.expired), completed_at=r.completed_at,
+                       currency=r.currency, shipping=r.shipping or Decimal(0),
+                       refunded_part=None if r.whole or r.whole is None else r.part) for r in rows]
 
 
 async def holdings(conn: AsyncConnection, customer_ids: list[str]) -> list[Holding]:
@@ -99,7 +158,7 @@ async def bonus_entries(conn: AsyncConnection, owner_of: dict[str, str]) -> dict
     rows = await conn.execute(
         select(ledger_entries.c.customer_id, ledger_entries.c.kind, ledger_entries.c.rule, ledger_entries.c.points)
         .where(ledger_entries.c.customer_id.in_(sorted(owner_of)), ledger_entries.c.order_id.is_(None),
-               ledger_entries.c.kind.in_(("bonus", "reverse")))
+               ledger_entries.c.kind.in_(("bonus", "reverse", "debt")))
         .order_by(ledger_entries.c.seq))
     held: dict[str, list[BonusEntry]] = {owner: [] for owner in owner_of.values()}
     for row in rows:
@@ -124,3 +183,20 @@ async def entries(conn: AsyncConnection, *, customer_id: str) -> list[dict[str, 
         .order_by(ledger_entries.c.seq)
     )).mappings().all()
     return [dict(row) for row in rows]
+
+
+TIER_KINDS = ("earn", "adjust", "reverse", "debt", "bonus")
+
+
+async def tier_earnings(conn: AsyncConnection, *, survivor_id: str, ids: list[str],
+                        leave_out_orders: frozenset[str] = frozenset()) -> list[tuple[datetime, int]]:
+    """What counts toward the person's tier (on any of their ids): (when, points) of every credit and its
+    reversal; an order's entries count at the order's completion. `leave_out_orders`: orders whose own points
+    do not count (an order's multiplier comes from the tier held before it)."""
+    when = func.coalesce(orders.c.completed_at, ledger_entries.c.effective_at, ledger_entries.c.created_at)
+    rows = await conn.execute(
+        select(when.label("at"), ledger_entries.c.points, ledger_entries.c.order_id)
+        .select_from(ledger_entries.outerjoin(orders, and_(orders.c.customer_id == survivor_id,
+                                                           orders.c.order_id == ledger_entries.c.order_id)))
+        .where(ledger_entries.c.customer_id.in_(sorted(set(ids))), ledger_entries.c.kind.in_(TIER_KINDS)))
+    return [(row.at, int(row.points)) for row in rows if row.order_id not in leave_out_orders]

@@ -41,6 +41,8 @@ class OrderFacts:
     completed_at: datetime | None
     refunded_event_id: str | None
     refunded_at: datetime | None
+    shipping: Decimal | None = None  # what of the amount is shipping
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class BonusEntry:
     points: int
 
 
-Completions = dict[tuple[str, str], tuple[Decimal, str, datetime]]
+# (customer, order) -> (amount, shipping within it, currency, event id, event time)
+Completions = dict[tuple[str, str], tuple[Decimal, Decimal, str | None, str, datetime]]
 Refunds = dict[tuple[str, str], tuple[str, datetime]]
 
 
@@ -74,9 +77,26 @@ def move_holdings(holdings: list[Holding], *, survivor_id: str, merge_event_id: 
             continue
         parts = (held.customer_id, held.order_id or "")
         entries += [Entry(customer_id=held.customer_id, kind="move_out", points=-held.points, rule=rule,
-                          cause_event_id=merge_event_id, order_id=held.order_id, id_parts=("out", *parts)),
+                          rule_version=rules.version, cause_event_id=merge_event_id, order_id=held.order_id,
+                          id_parts=("out", *parts)),
                     Entry(customer_id=survivor_id, kind="move_in", points=held.points, rule=rule,
-                          cause_event_id=merge_event_id, order_id=held.order_id, id_parts=("in", *parts))]
+                          rule_version=rules.version, cause_event_id=merge_event_id, order_id=held.order_id,
+                          id_parts=("in", *parts))]
+    return entries
+
+
+def move_debts(debts: dict[str, int], *, survivor_id: str, merge_event_id: str,
+                rules: EarnRules = DEFAULT_EARN_RULES) -> list[Entry]:
+    """A pair per absorbed account in debt: the debt out of it (no points: the balance already counts it
+    through the entries that made it) and into the survivor's."""
+    rule, entries = merge_rule(rules), []
+    for customer, debt in sorted(debts.items()):
+        entries += [Entry(customer_id=customer, kind="move_out", points=0, debt=-debt, rule=rule,
+                          rule_version=rules.version, cause_event_id=merge_event_id,
+                          id_parts=("out", customer, "debt")),
+                    Entry(customer_id=survivor_id, kind="move_in", points=0, debt=debt, rule=rule,
+                          rule_version=rules.version, cause_event_id=merge_event_id,
+                          id_parts=("in", customer, "debt"))]
     return entries
 
 
@@ -93,8 +113,9 @@ def orders_for_survivor(rows: list[OrderFacts], *, survivor_id: str) -> tuple[Co
         key = (survivor_id, row.order_id)
         if row.completed_event_id is not None and row.amount is not None:
             known = completions.get(key)
-            if known is None or _key(row.completed_event_id, row.completed_at) < _key(known[1], known[2]):
-                completions[key] = (row.amount, row.completed_event_id, row.completed_at or UNKNOWN_TIME)
+            if known is None or _key(row.completed_event_id, row.completed_at) < _key(known[3], known[4]):
+                completions[key] = (row.amount, row.shipping or Decimal(0), row.currency, row.completed_event_id,
+                                    row.completed_at or UNKNOWN_TIME)
         if row.refunded_event_id is not None:
             known_refund = refunds.get(key)
             if known_refund is None or _key(row.refunded_event_id, row.refunded_at) < _key(*known_refund):

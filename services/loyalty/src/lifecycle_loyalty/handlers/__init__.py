@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from lifecycle_shared.events import (
     IDENTITY_MERGED_TYPE,
     STAGE_CHANGED_TYPE,
@@ -10,17 +12,24 @@ from lifecycle_shared.events import (
     TouchpointData,
 )
 from lifecycle_shared.kafka.registry import Route, Router, route_by_type
+from lifecycle_shared.topics import Topics
 
 from lifecycle_loyalty.handlers.identity_merged import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
+from lifecycle_loyalty.handlers.referral_completed import REFERRAL_COMPLETED, handle_referral_completed
+from lifecycle_loyalty.handlers.review_written import REVIEW_WRITTEN, handle_review_written
 from lifecycle_loyalty.handlers.stage_changed import handle_stage_changed
 
 
-def routes() -> Router:
-    orders = Route(TouchpointData, handle_orders)
+def routes(*, topics: Topics | None = None) -> Router:
+    """`topics`: where the handlers announce (loyalty-events.v1), the production names by default."""
+    topic = (topics or Topics()).loyalty_events
+    orders = Route(TouchpointData, partial(handle_orders, topic=topic))
     return route_by_type({
         ORDER_COMPLETED: orders,
         ORDER_REFUNDED: orders,
+        REFERRAL_COMPLETED: Route(TouchpointData, handle_referral_completed),
+        REVIEW_WRITTEN: Route(TouchpointData, handle_review_written),
         STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
-        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
+        IDENTITY_MERGED_TYPE: Route(IdentityMergedData, partial(handle_identity_merged, topic=topic)),
     })

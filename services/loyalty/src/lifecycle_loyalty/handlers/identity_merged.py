@@ -10,52 +10,71 @@ delivered again moves nothing twice.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from lifecycle_shared.events import IdentityMergedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
+from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.announcements import debts_recorded
+from lifecycle_loyalty.domain.earning import EarnRules, Entry
 from lifecycle_loyalty.domain.merging import (
     duplicate_bonus_reversals,
+    move_debts,
     move_holdings,
     orders_for_survivor,
     scoped_to_merge,
 )
+from lifecycle_loyalty.tiers import decide_orders
 
 
 async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]], *,
-                                 rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+                                 rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
+    """Announces on `topic` the debts a merge records (a refund known on one side of points spent on the other)."""
+    rules = rules or await rulesets.in_force(conn)
+    emitted: Emitted = []
     for typed in events:  # one at a time: a merge may absorb the survivor of the one before
-        await merge(conn, typed.data, merge_event_id=typed.event.id, rules=rules)
-    return []
+        posted = await merge(conn, typed.data, merge_event_id=typed.event.id, rules=rules)
+        emitted += debts_recorded(posted, topic=topic, at=typed.data.event_time)
+    return emitted
 
 
 async def merge(conn: AsyncConnection, merged: IdentityMergedData, *, merge_event_id: str,
-                rules: EarnRules = DEFAULT_EARN_RULES) -> None:
+                rules: EarnRules) -> list[Entry]:
+    """The merge's effects; returns the entries it posted against lots (debts included)."""
     named = {merged.survivor_id, merged.absorbed_id, *merged.absorbed_ids}
     survivor = (await aliases.lock_and_resolve(conn, named, exclusive=True))[merged.survivor_id]
     moved = await aliases.absorb(conn, sorted(named - {survivor}), survivor_id=survivor,
                                  merge_event_id=merge_event_id)
-    if moved:
-        await _move_orders(conn, moved, survivor_id=survivor, merge_event_id=merge_event_id, rules=rules)
-        held = await ledger.bonus_entries(conn, await aliases.members(conn, [survivor]))
-        await ledger.append(conn, duplicate_bonus_reversals(held[survivor], survivor_id=survivor,
-                                                            merge_event_id=merge_event_id))
+    if not moved:
+        return []
+    posted = await _move_orders(conn, moved, survivor_id=survivor, merge_event_id=merge_event_id, rules=rules,
+                                merged_at=merged.event_time)
+    held = await ledger.bonus_entries(conn, await aliases.members(conn, [survivor]))
+    return posted + await lots.book(conn, duplicate_bonus_reversals(held[survivor], survivor_id=survivor,
+                                                                    merge_event_id=merge_event_id),
+                                    policy=rules.lots, at=merged.event_time)
 
 
 async def _move_orders(conn: AsyncConnection, moved: list[str], *, survivor_id: str, merge_event_id: str,
-                       rules: EarnRules) -> None:
+                       rules: EarnRules, merged_at: datetime) -> list[Entry]:
     """Points out of the absorbed accounts and into the survivor's, the orders' facts with them; then each
     order the survivor now knows of is brought to what it should hold (a refund known on one side only)."""
     held = await ledger.holdings(conn, moved)
-    await ledger.append(conn, move_holdings(held, survivor_id=survivor_id, merge_event_id=merge_event_id,
-                                            rules=rules))
+    debts = await lots.move(conn, moved, survivor_id=survivor_id)
+    await ledger.append(conn, [*move_holdings(held, survivor_id=survivor_id, merge_event_id=merge_event_id,
+                                              rules=rules),
+                               *move_debts(debts, survivor_id=survivor_id, merge_event_id=merge_event_id,
+                                           rules=rules)])
     rows = await ledger.take_orders(conn, moved)
+    await ledger.move_refund_amounts(conn, moved, survivor_id=survivor_id)
     completions, refunds = orders_for_survivor(rows, survivor_id=survivor_id)
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)
     order_ids = {row.order_id for row in rows} | {h.order_id for h in held if h.order_id is not None}
     states = await ledger.order_states(conn, [(survivor_id, order_id) for order_id in sorted(order_ids)])
-    await ledger.append(conn, [scoped_to_merge(entry, merge_event_id) for state in states
-                               if (entry := decide_order_entry(state, rules))])
+    decided = await decide_orders(conn, states, rules=rules)
+    return await lots.book(conn, [scoped_to_merge(entry, merge_event_id) for entry in decided], policy=rules.lots,
+                           at=merged_at)

@@ -9,15 +9,18 @@ is resolved through identity merges first: an absorbed id's orders and refunds g
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from lifecycle_shared.orders import order_amount, order_id_of
+from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_order_entry
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.announcements import debts_recorded
+from lifecycle_loyalty.domain.earning import EarnRules, order_value
+from lifecycle_loyalty.domain.merging import Completions
+from lifecycle_loyalty.tiers import announce_tiers, decide_orders
 
 ORDER_COMPLETED = "touchpoint.order_completed"
 ORDER_REFUNDED = "touchpoint.order_refunded"
@@ -29,21 +32,32 @@ def _earlier(fact: tuple, other: tuple | None) -> bool:
 
 
 async def handle_orders(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
-                        rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
-    completions: dict[ledger.OrderKey, tuple[Decimal, str, datetime]] = {}
+                        rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
+    """Announces on `topic` the debts the batch recorded and the tiers it changed."""
+    rules = rules or await rulesets.in_force(conn)
+    completions: Completions = {}
     refunds: dict[ledger.OrderKey, tuple[str, datetime]] = {}
+    amounts: list[ledger.RefundRow] = []
     customer_of = await aliases.lock_and_resolve(conn, {typed.event.subject for typed in events})
     for typed in events:
         event, properties = typed.event, typed.data.properties
         key = (customer_of[event.subject], order_id_of(properties, fallback=event.id))
         if event.type == ORDER_COMPLETED:
-            fact = (order_amount(properties), event.id, event.time)
+            fact = (*order_value(properties), event.id, event.time)
             if _earlier(fact, completions.get(key)):
                 completions[key] = fact
-        elif _earlier((event.id, event.time), refunds.get(key)):
-            refunds[key] = (event.id, event.time)
+        else:
+            refunded = order_amount(properties)  # a partial refund names its amount; none (or 0): the whole order
+            amounts.append((*key, event.id, refunded if refunded > 0 else None, event.time))
+            if _earlier((event.id, event.time), refunds.get(key)):
+                refunds[key] = (event.id, event.time)
     await ledger.record_completions(conn, completions)
     await ledger.record_refunds(conn, refunds)
+    await ledger.record_refund_amounts(conn, amounts)
     states = await ledger.order_states(conn, sorted({*completions, *refunds}))
-    await ledger.append(conn, [entry for state in states if (entry := decide_order_entry(state, rules))])
-    return []
+    at = max(typed.event.time for typed in events)
+    posted = await lots.book(conn, await decide_orders(conn, states, rules=rules), policy=rules.lots, at=at)
+    people = sorted({customer for customer, _ in {*completions, *refunds}})
+    return [*debts_recorded(posted, topic=topic, at=at),
+            *await announce_tiers(conn, people, at=at, rules=rules, topic=topic,
+                                  cause=min(typed.event.id for typed in events))]

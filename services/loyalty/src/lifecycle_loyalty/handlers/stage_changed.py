@@ -11,13 +11,14 @@ from lifecycle_shared.events import StageChangedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_loyalty.db import aliases, ledger
-from lifecycle_loyalty.domain.earning import DEFAULT_EARN_RULES, EarnRules, decide_stage_bonus, stage_bonus
+from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
+from lifecycle_loyalty.domain.earning import EarnRules, decide_stage_bonus, stage_bonus
 from lifecycle_loyalty.metrics import BONUSES_UNPAID
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               rules: EarnRules = DEFAULT_EARN_RULES) -> Emitted:
+                               rules: EarnRules | None = None) -> Emitted:
+    rules = rules or await rulesets.in_force(conn)
     customer_of = await aliases.lock_and_resolve(conn, {typed.data.customer_id for typed in events})
     held = await ledger.bonus_entries(conn, await aliases.members(conn, customer_of.values()))
     held_rules = {customer: {e.rule for e in entries if e.kind == "bonus"} for customer, entries in held.items()}
@@ -25,11 +26,12 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
     for typed in events:
         customer = customer_of[typed.data.customer_id]
         bonus = decide_stage_bonus(customer, typed.data.to_stage, held_rules=held_rules[customer],
-                                   verified=typed.data.verified, rules=rules)
+                                   verified=typed.data.verified, rules=rules, at=typed.data.event_time)
         if not typed.data.verified and stage_bonus(typed.data.to_stage, rules):
             BONUSES_UNPAID.labels("unverified").inc()
         if bonus:
             bonuses.append(bonus)
             held_rules[customer].add(bonus.rule)
-    await ledger.append(conn, bonuses)
+    if bonuses:
+        await lots.book(conn, bonuses, policy=rules.lots, at=max(typed.data.event_time for typed in events))
     return []

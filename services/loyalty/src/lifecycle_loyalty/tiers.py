@@ -1,0 +1,66 @@
+"""A customer's tier (their earnings on every id of theirs, through the pure rule: domain.tiers), and the
+orders priced with the earn multiplier of the tier held when they completed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from lifecycle_shared.kafka.registry import Emitted
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_loyalty.db import aliases, ledger, lots
+from lifecycle_loyalty.domain.announcements import tier_changes
+from lifecycle_loyalty.domain.earning import Entry, OrderState, decide_order_entry, order_target
+from lifecycle_loyalty.domain.merging import UNKNOWN_TIME
+from lifecycle_loyalty.domain.rules import EarnRules
+from lifecycle_loyalty.domain.tiers import Earning, TierProgress, multiplier_at, tier_progress
+
+
+async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: EarnRules) -> TierProgress:
+    """`account`: a customer that is no alias (resolved)."""
+    ids = list(await aliases.members(conn, [account]))
+    earnings = await ledger.tier_earnings(conn, survivor_id=account, ids=ids)
+    return tier_progress(earnings, now=now, rule=rules.tiers)
+
+
+async def announce_tiers(conn: AsyncConnection, people: list[str], *, at: datetime, rules: EarnRules, cause: str,
+                         topic: str) -> Emitted:
+    """Each person's tier at `at` against the one last announced: a `loyalty.tier_changed` for each that moved
+    (reached, or lost after the grace period), and the new one stored."""
+    await lots.lock(conn, people)  # the accounts' row locks: one announcement of a change
+    announced = await lots.announced_tiers(conn, people)
+    lowest = rules.tiers.levels[0].name
+    now = {person: await tier_of(conn, person, now=at, rules=rules) for person in sorted(set(people))}
+    changed = {p: progress for p, progress in now.items() if progress.tier != (announced[p] or lowest)}
+    if changed:
+        await lots.set_tiers(conn, {p: None if progress.tier == lowest else progress.tier
+                                    for p, progress in changed.items()})
+    return tier_changes({p: announced[p] or lowest for p in changed},
+                        {p: (progress.tier, progress.points_in_window) for p, progress in changed.items()},
+                        rule=rules.tiers, rule_version=rules.version, cause=cause, topic=topic, at=at)
+
+
+async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rules: EarnRules) -> list[Entry]:
+    """The entries that bring each order to what it should hold, its purchase points multiplied by the earn
+    multiplier of the tier its customer held when it completed: from what they earned before it (the orders
+    decided here counted as decided, oldest first, so a batch decides as its orders one by one would). An
+    earlier order that arrives late does not re-price later orders already applied."""
+    if all(level.multiplier == 1 for level in rules.tiers.levels):
+        return [entry for state in states if (entry := decide_order_entry(state, rules))]
+    people = sorted({state.customer_id for state in states})
+    earned: dict[str, list[Earning]] = {}
+    for person in people:
+        ids = list(await aliases.members(conn, [person]))
+        batch = frozenset(state.order_id for state in states if state.customer_id == person)
+        earned[person] = await ledger.tier_earnings(conn, survivor_id=person, ids=ids, leave_out_orders=batch)
+    entries = []
+    for state in sorted(states, key=lambda s: (s.completed_at is None, s.completed_at or UNKNOWN_TIME, s.order_id)):
+        completed_at = state.completed_at
+        if completed_at is not None:
+            state = replace(state, multiplier=multiplier_at(earned[state.customer_id], at=completed_at,
+                                                            rule=rules.tiers))
+            earned[state.customer_id].append((completed_at, order_target(state, rules)))
+        if entry := decide_order_entry(state, rules):
+            entries.append(entry)
+    return entries

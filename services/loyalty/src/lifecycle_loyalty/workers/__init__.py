@@ -1,0 +1,1 @@
+"""The loops that act on time: expiry."""
