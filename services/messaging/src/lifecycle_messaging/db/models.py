@@ -172,3 +172,9 @@ webhook_cursors = Table(
 )
 # The sent messages by time, for `message.sent` webhooks.
 Index("messages_sent_at", messages.c.sent_at, postgresql_where=messages.c.sent_at.is_not(None))
+# When a message last changed status (stamped when the row is made and when it is suppressed or failed;
+# NULL on rows from before it was kept), and the failed and suppressed messages by it: `message.failed`,
+# `message.suppressed` webhooks.
+messages.append_column(Column("status_changed_at", DateTime(timezone=True), server_default=func.now()))
+Index("messages_status_changed_at", messages.c.status, messages.c.status_changed_at,
+      postgresql_where=messages.c.status.in_(("failed", "suppressed")))

@@ -26,9 +26,15 @@ SECRET_BYTES = 24  # within the spec's 24-64 bytes
 # What a subscriber may ask for: the stage engine's announcements that messaging reads.
 STAGE_CHANGED = "lifecycle.stage_changed"
 IDENTITY_MERGED = "identity.merged"
-# Messaging's own: an email went out (`sent_at`), announced by `workers.webhooks.message_events`.
+# Messaging's own, read from the message log by `workers.webhooks.message_events`: an email went out
+# (`sent_at`), was not sent on purpose (`suppressed`, with its reason), or could not be sent (`failed`).
 MESSAGE_SENT = "message.sent"
-EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, MESSAGE_SENT)
+MESSAGE_SUPPRESSED = "message.suppressed"
+MESSAGE_FAILED = "message.failed"
+MESSAGE_EVENTS: tuple[str, ...] = (MESSAGE_SENT, MESSAGE_SUPPRESSED, MESSAGE_FAILED)
+# The webhooks' own: an endpoint was disabled (410, or failing for 5 days); told to the other endpoints.
+ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, *MESSAGE_EVENTS, ENDPOINT_DISABLED)
 
 # The retry schedule (Standard Webhooks / Svix): the delay before each attempt, the first immediate.
 # Eight attempts over about 27.6 hours; after the last one fails the delivery is given up (`failed`).
@@ -220,19 +226,28 @@ class Subscription:
 def matches(subscription: Subscription, event_type: str, data: Mapping[str, Any]) -> bool:
     if event_type not in subscription.event_types:
         return False
-    if subscription.stages is not None and event_type in (STAGE_CHANGED, MESSAGE_SENT):
+    if subscription.stages is not None and event_type in (STAGE_CHANGED, *MESSAGE_EVENTS):
         return data.get("to_stage" if event_type == STAGE_CHANGED else "stage") in subscription.stages
     return True
 
 
-def message_sent_data(message: Mapping[str, Any]) -> dict[str, Any]:
-    """What `message.sent` tells: which message, for whom, why; not its text nor the address."""
-    return {key: message[key] for key in ("customer_id", "user_id", "template", "stage", "channel",
-                                          "cause_event_id", "sent_at")} | {"message_id": message["id"]}
+# What each message event tells beyond which message it is, for whom and why (never its text nor the
+# address; not a failure's error either: an SMTP server's answer may quote the address).
+_MESSAGE_FIELDS = ("customer_id", "user_id", "template", "stage", "channel", "cause_event_id")
+_MESSAGE_EVENT_FIELDS = {MESSAGE_SENT: {"sent_at": "sent_at"},
+                         MESSAGE_SUPPRESSED: {"reason": "suppressed_reason", "suppressed_at": "status_changed_at"},
+                         MESSAGE_FAILED: {"attempts": "attempts", "failed_at": "status_changed_at"}}
 
 
-def message_sent_event_id(message_id: str) -> str:
-    return f"{MESSAGE_SENT}:{message_id}"
+def message_event_data(event_type: str, message: Mapping[str, Any]) -> dict[str, Any]:
+    """The `data` of a message event, from the message's row (`id` and the columns named above)."""
+    extra = {name: message[column] for name, column in _MESSAGE_EVENT_FIELDS[event_type].items()}
+    return {"message_id": message["id"]} | {key: message[key] for key in _MESSAGE_FIELDS} | extra
+
+
+def message_event_id(event_type: str, message_id: str) -> str:
+    """One event of each type per message: `message.sent:<id>` (a webhook-id per endpoint and message)."""
+    return f"{event_type}:{message_id}"
 
 
 def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Mapping[str, Any]) -> list[str]:

@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.domain.webhooks import (
     MAX_ATTEMPTS,
-    MESSAGE_SENT,
+    MESSAGE_EVENTS,
     disables_endpoint,
     judge,
-    message_sent_data,
-    message_sent_event_id,
+    message_event_data,
+    message_event_id,
     next_attempt,
     payload,
     secrets_in_force,
@@ -216,51 +216,64 @@ async def _served(engine: AsyncEngine, client: WebhookClient, leased: Any, setti
         return 0
 
 
-# ---- message.sent: messaging's own events, read from the message log -------------------------------------
+# ---- message events: messaging's own, read from the message log --------------------------------------------
 
-# How far back each look at the log reaches behind where the last one stopped: a message marked sent by a
-# transaction that began before it and committed after it is still announced (announcing twice is harmless:
-# the webhook-id is derived from the message).
+# How far back each look at the log reaches behind where the last one stopped: a message marked sent (failed,
+# suppressed) by a transaction that began before it and committed after it is still announced (announcing
+# twice is harmless: the webhook-id is derived from the event type and the message).
 SENT_LOOK_BACK = timedelta(seconds=30)
 
 
-async def announce_sent_messages(engine: AsyncEngine, *, now: datetime, look_back: bool = True,
-                                 limit: int = 1000) -> tuple[int, bool]:
-    """Queue `message.sent` deliveries for messages sent since the cursor; (deliveries queued, whether the
-    read was full: more are waiting). Until someone subscribes the cursor just follows the clock."""
+async def announce_messages(engine: AsyncEngine, event_type: str, *, now: datetime, look_back: bool = True,
+                            limit: int = 1000) -> tuple[int, bool]:
+    """Queue deliveries of one message event type (`message.sent`, `.suppressed`, `.failed`) for the messages
+    that came to it since its cursor; (deliveries queued, whether the read was full: more are waiting).
+    Until someone subscribes the cursor just follows the clock."""
     async with engine.begin() as conn:
-        position = await db.cursor(conn, MESSAGE_SENT, start=now)
-        if not await db.subscribed(conn, MESSAGE_SENT):
-            await db.move_cursor(conn, MESSAGE_SENT, max(position, now))
+        position = await db.cursor(conn, event_type, start=now)
+        if not await db.subscribed(conn, event_type):
+            await db.move_cursor(conn, event_type, max(position, now))
             return 0, False
-        sent = await db.sent_since(conn, position - SENT_LOOK_BACK if look_back else position, limit=limit)
-        subscriptions = await db.subscriptions(conn, [MESSAGE_SENT])
+        found = await db.messages_since(conn, event_type, position - SENT_LOOK_BACK if look_back else position,
+                                        limit=limit)
+        subscriptions = await db.subscriptions(conn, [event_type])
         rows = []
-        for message in sent:
-            data = message_sent_data(message._asdict())
-            event_id = message_sent_event_id(message.id)
-            for endpoint_id in subscribers(subscriptions, MESSAGE_SENT, data):
+        for message in found:
+            data = message_event_data(event_type, message._asdict())
+            event_id = message_event_id(event_type, message.id)
+            for endpoint_id in subscribers(subscriptions, event_type, data):
                 rows.append({"webhook_id": webhook_id(endpoint_id, event_id), "endpoint_id": endpoint_id,
-                             "event_id": event_id, "event_type": MESSAGE_SENT, "event_time": message.sent_at,
-                             "payload": payload(MESSAGE_SENT, message.sent_at, data)})
+                             "event_id": event_id, "event_type": event_type, "event_time": message.at,
+                             "payload": payload(event_type, message.at, data)})
         await db.add_deliveries(conn, rows)
-        if sent and sent[-1].sent_at > position:
-            await db.move_cursor(conn, MESSAGE_SENT, sent[-1].sent_at)
-    return len(rows), len(sent) == limit
+        if found and found[-1].at > position:
+            await db.move_cursor(conn, event_type, found[-1].at)
+    return len(rows), len(found) == limit
+
+
+async def announce_message_events(engine: AsyncEngine, *, now: datetime) -> int:
+    """Every message event type once, each looking back (tests, operators); the deliveries queued."""
+    return sum([(await announce_messages(engine, event_type, now=now))[0] for event_type in MESSAGE_EVENTS])
 
 
 def message_events(settings: MessagingSettings, *, clock: Clock = utc_now):
-    """The loop announcing `message.sent`; a full read is followed at once, without looking back."""
+    """The loop announcing message events; a type whose read was full is followed at once, without looking back."""
 
-    async def announce_message_events(runtime: Any) -> None:
-        full = False
+    async def announce_from_the_message_log(runtime: Any) -> None:
+        full: set[str] = set()
         while True:
-            try:
-                _, full = await announce_sent_messages(runtime.engine, now=clock(), look_back=not full)
-            except Exception:  # noqa: BLE001 - the database away: the next look finds what this one missed
-                log.exception("cannot announce sent messages")
-                full = False
+            for event_type in MESSAGE_EVENTS:
+                try:
+                    _, more = await announce_messages(runtime.engine, event_type, now=clock(),
+                                                      look_back=event_type not in full)
+                except Exception:  # noqa: BLE001 - the database away: the next look finds what this one missed
+                    log.exception("cannot announce message events", extra={"event_type": event_type})
+                    more = False
+                if more:
+                    full.add(event_type)
+                else:
+                    full.discard(event_type)
             if not full:
                 await asyncio.sleep(settings.webhooks_idle_poll_s * 2)
 
-    return announce_message_events
+    return announce_from_the_message_log
