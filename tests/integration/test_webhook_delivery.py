@@ -22,6 +22,7 @@ from lifecycle_messaging.db import latest
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.db.models import messages, webhook_cursors, webhook_endpoints
+from lifecycle_messaging.delivery import deliver_once
 from lifecycle_messaging.domain.webhooks import SCHEDULE_S, SECRET_BYTES, new_secret
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.handlers.webhooks import handle_webhooks
@@ -559,3 +560,60 @@ async def test_suppressed_and_failed_messages_are_announced_once_each_with_why_a
             assert b"bob@example.com" not in request.body and b"Hello" not in request.body
         to_buyers = [verify(r, purchase_only.secret)["data"]["message_id"] for r in buyers.requests]
         assert [m for m in to_buyers if m in ours] == [at_queue_time]
+
+
+async def test_a_disabled_endpoint_is_told_to_the_operator_by_email_and_to_the_endpoints_that_want_it(
+        engine, mail_sink):
+    sink, smtp_port = mail_sink
+    operator = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    clock = Clock()
+    config = settings(operator_email=operator, smtp_port=smtp_port)
+    async with receiver(always(Reply(410))) as gone, receiver(always(Reply(500))) as failing, \
+            receiver(always(Reply(200))) as watcher:
+        dead = await add_endpoint(engine, gone.url + "/hooks?token=s3cret", description="CRM stage sync")
+        dying = await add_endpoint(engine, failing.url)
+        watching = await add_endpoint(engine, watcher.url, event_types=["webhook.endpoint_disabled"])
+        await consume(engine, [stage_change("purchase")])
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()  # 410: disabled at once
+            assert (await endpoint_row(engine, dead)).status == "disabled"
+            clock.at = (await endpoint_row(engine, dying)).failing_since + timedelta(days=5)
+            await consume(engine, [stage_change("purchase")])
+            await run_round()  # every attempt failed for five days: disabled
+            assert (await endpoint_row(engine, dying)).status == "disabled"
+            await run_round()
+        assert all(signed_by(r, watching.secret) for r in watcher.requests)  # the clock is 5 days on
+        told = [json.loads(r.body) for r in watcher.requests]
+        assert [body["type"] for body in told] == ["webhook.endpoint_disabled"] * 2
+        by_id = {body["data"]["endpoint_id"]: body["data"] for body in told}
+        assert by_id[dead.id]["why"] == "gone" and by_id[dead.id]["url_host"] == "127.0.0.1"
+        assert by_id[dying.id]["why"] == "failing" and by_id[dying.id]["failing_since"] is not None
+        assert all("s3cret" not in r.body.decode() and "/hooks" not in r.body.decode() for r in watcher.requests)
+
+    # The notices go through messaging's own email queue, judged a month later: every customer's message
+    # still queued is stale by then, the operator's notices are about no transition and go.
+    month_later = freshness_at(datetime.now(UTC) + timedelta(days=30))
+    while await deliver_once(SimpleNamespace(engine=engine), config, month_later):
+        pass
+    notices = sink.to(operator)
+    assert len(notices) == 2
+    about_dead = next(m for m in notices if dead.id in m["Subject"])
+    text = about_dead.get_payload(decode=True).decode()
+    assert "127.0.0.1" in about_dead["Subject"] and dead.id in text and "410" in text and "CRM stage sync" in text
+    assert "s3cret" not in about_dead.as_string() and "/hooks" not in text
+    async with engine.connect() as conn:  # not announced as a customer's message either
+        sent = await db.messages_since(conn, "message.sent", datetime.now(UTC) - timedelta(minutes=5), limit=10_000)
+    assert not [row for row in sent if row.customer_id == "lifecycle:operator"]
+
+
+async def test_without_an_operator_address_a_disabled_endpoint_queues_no_email(engine):
+    clock, config = Clock(), settings()
+    async with receiver(always(Reply(410))) as gone:
+        dead = await add_endpoint(engine, gone.url)
+        await consume(engine, [stage_change("purchase")])
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
+    assert (await endpoint_row(engine, dead)).status == "disabled"
+    async with engine.connect() as conn:
+        notices = (await conn.execute(messages.select().where(messages.c.cause_event_id.contains(dead.id)))).all()
+    assert notices == []

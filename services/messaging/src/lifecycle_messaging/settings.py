@@ -56,6 +56,8 @@ class MessagingSettings(ServiceSettings):
     webhooks_claim_batch: int = 10  # deliveries of one endpoint claimed (and leased) at a time
     webhooks_lease_s: float = 60.0  # a claimed delivery / endpoint comes back after this if its worker died
     webhooks_idle_poll_s: float = 0.2  # how often an idle worker looks for due deliveries
+    # Who is told by email when a webhook endpoint is disabled (410, or failing for 5 days); unset: nobody.
+    operator_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
 
     @property
     def webhooks_insecure_targets_allowed(self) -> bool:

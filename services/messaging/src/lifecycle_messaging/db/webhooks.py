@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle_messaging.db.models import messages, webhook_cursors
 from lifecycle_messaging.db.models import webhook_deliveries as deliveries
 from lifecycle_messaging.db.models import webhook_endpoints as endpoints
-from lifecycle_messaging.domain.webhooks import MESSAGE_FAILED, MESSAGE_SENT, MESSAGE_SUPPRESSED, Subscription
+from lifecycle_messaging.domain.webhooks import (
+    MESSAGE_FAILED,
+    MESSAGE_SENT,
+    MESSAGE_SUPPRESSED,
+    OPERATOR_NOTICE,
+    Subscription,
+)
 
 # ---- endpoints (admin API) ----------------------------------------------------------------------------
 
@@ -107,7 +113,8 @@ async def messages_since(conn: AsyncConnection, event_type: str, since: datetime
         select(messages.c.id, messages.c.customer_id, messages.c.user_id, messages.c.template, messages.c.stage,
                messages.c.channel, messages.c.cause_event_id, messages.c.sent_at, messages.c.status_changed_at,
                messages.c.suppressed_reason, messages.c.attempts, at.label("at"))
-        .where(which, at >= since).order_by(at, messages.c.id).limit(limit))).all())
+        .where(which, at >= since, messages.c.template != OPERATOR_NOTICE)  # about no customer: not announced
+        .order_by(at, messages.c.id).limit(limit))).all())
 
 
 # ---- the worker ---------------------------------------------------------------------------------------------

@@ -250,6 +250,53 @@ def message_event_id(event_type: str, message_id: str) -> str:
     return f"{event_type}:{message_id}"
 
 
+# ---- an endpoint disabled: the event to the other endpoints, the notice to the operator --------------------
+
+# The operator's notice is a message of messaging's own email queue under this key and template: it is about
+# no customer's transition (no `event_time`), so it is never judged stale nor superseded, and it is not one of
+# the message events a webhook announces.
+OPERATOR_KEY = "lifecycle:operator"
+OPERATOR_NOTICE = "webhook_endpoint_disabled"
+OPERATOR_NOTICE_NAMESPACE = uuid.UUID("8c6f3f0e-2a4b-4e7d-9d1c-5b2e6a7f4c10")
+
+
+def url_host(url: str) -> str:
+    """The host of an endpoint's URL, all that is told of it (its path and query may carry a token)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def endpoint_disabled_data(endpoint_id: str, url: str, *, reason: str, why: str, disabled_at: datetime,
+                           failing_since: datetime | None) -> dict[str, Any]:
+    """What `webhook.endpoint_disabled` tells: which endpoint (id, URL host), why (`gone`: it answered 410;
+    `failing`: every attempt failed for 5 days) in words, and since when it failed."""
+    return {"endpoint_id": endpoint_id, "url_host": url_host(url), "why": why, "reason": reason,
+            "disabled_at": disabled_at, "failing_since": failing_since}
+
+
+def endpoint_disabled_event_id(endpoint_id: str, disabled_at: datetime) -> str:
+    """One event per disabling (an endpoint resumed and disabled again is disabled anew)."""
+    return f"{ENDPOINT_DISABLED}:{endpoint_id}:{_iso(disabled_at)}"
+
+
+def operator_notice(data: Mapping[str, Any], *, description: str, to: str) -> dict[str, Any]:
+    """The operator's email about a disabled endpoint, as a queued message row (plain text)."""
+    event_id = endpoint_disabled_event_id(data["endpoint_id"], data["disabled_at"])
+    named = f" ({description})" if description else ""
+    text = (f"Webhook endpoint {data['endpoint_id']}{named} at {data['url_host']} was disabled at "
+            f"{_iso(data['disabled_at'])}: {data['reason']}.\n\n"
+            "Nothing more is queued for it. Once the receiver is fixed, resume it "
+            f"(POST /v1/admin/webhooks/{data['endpoint_id']}/resume) and replay what it missed "
+            f"(POST /v1/admin/webhooks/{data['endpoint_id']}/replay).\n")
+    return {"id": str(uuid.uuid5(OPERATOR_NOTICE_NAMESPACE, event_id)), "customer_id": OPERATOR_KEY,
+            "linked_ids": [], "user_id": None, "template": OPERATOR_NOTICE, "stage": "operator",
+            "cause_event_id": event_id, "channel": "email", "recipient": to,
+            "subject": f"Webhook endpoint disabled: {data['url_host']} ({data['endpoint_id']})", "body": text,
+            "status": "queued", "suppressed_reason": None}
+
+
 def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Mapping[str, Any]) -> list[str]:
     return [s.endpoint_id for s in subscriptions if matches(s, event_type, data)]
 

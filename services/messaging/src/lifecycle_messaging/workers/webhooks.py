@@ -27,15 +27,20 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lifecycle_messaging.db import repository as messages
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.domain.webhooks import (
+    ENDPOINT_DISABLED,
     MAX_ATTEMPTS,
     MESSAGE_EVENTS,
     disables_endpoint,
+    endpoint_disabled_data,
+    endpoint_disabled_event_id,
     judge,
     message_event_data,
     message_event_id,
     next_attempt,
+    operator_notice,
     payload,
     secrets_in_force,
     signature_header,
@@ -104,7 +109,8 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
                 else:
                     answer = await client.post(endpoint.url, headers=headers_for(endpoint, delivery, now),
                                                body=delivery.payload)
-                if not await record(engine, endpoint, delivery, answer, clock(), draw):
+                if not await record(engine, endpoint, delivery, answer, clock(), draw,
+                                    operator_email=settings.operator_email):
                     async with engine.begin() as conn:  # a failing endpoint waits its next turn: others go first
                         await db.unclaim(conn, [d.id for d in claimed[n + 1:]], now=clock())
                     return attempted
@@ -115,8 +121,9 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
 
 
 async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answer, now: datetime,
-                 draw: Draw) -> bool:
-    """Store the attempt's outcome; True when it was delivered."""
+                 draw: Draw, *, operator_email: str | None = None) -> bool:
+    """Store the attempt's outcome; True when it was delivered. A disabled endpoint is told to the operator
+    (`operator_email`) and to the endpoints subscribed to `webhook.endpoint_disabled`, in the same transaction."""
     if answer.status is not None:
         LATENCY.observe(answer.latency_ms / 1000)
     verdict = judge(answer.status, answer.retry_after, now) if delivery.attempts <= MAX_ATTEMPTS else None
@@ -133,7 +140,8 @@ async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answ
             ATTEMPTS.labels("gone").inc()
             await db.record_attempt(conn, delivery.id, status="failed", next_attempt_at=None, status_code=410,
                                     latency_ms=answer.latency_ms, error="HTTP 410: the endpoint is gone", now=now)
-            await disable(conn, endpoint.id, "the endpoint answered 410 Gone", label="gone")
+            await disable(conn, endpoint, "the endpoint answered 410 Gone", label="gone", now=now,
+                          failing_since=endpoint.failing_since, operator_email=operator_email)
             return False
         retry_at = None if verdict is None else next_attempt(delivery.attempts, now, draw(), verdict.retry_after_s)
         ATTEMPTS.labels("retry" if retry_at else "failed").inc()
@@ -145,15 +153,29 @@ async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answ
                                                   "reason": error, "give_up": retry_at is None})
         failing_since = await db.endpoint_failed(conn, endpoint.id, now=now)
         if disables_endpoint(failing_since, now):
-            await disable(conn, endpoint.id, f"every attempt failed since {failing_since:%Y-%m-%dT%H:%MZ}",
-                          label="failing")
+            await disable(conn, endpoint, f"every attempt failed since {failing_since:%Y-%m-%dT%H:%MZ}",
+                          label="failing", now=now, failing_since=failing_since, operator_email=operator_email)
     return False
 
 
-async def disable(conn: Any, endpoint_id: str, reason: str, *, label: str) -> None:
-    await db.set_status(conn, endpoint_id, "disabled", reason=reason)
+async def disable(conn: Any, endpoint: Any, reason: str, *, label: str, now: datetime,
+                  failing_since: datetime | None, operator_email: str | None) -> None:
+    """Disable the endpoint; queue `webhook.endpoint_disabled` to the other endpoints that want it and, when
+    an operator address is set, an email through messaging's own queue (transactional: about no customer's
+    transition, it is never judged stale)."""
+    await db.set_status(conn, endpoint.id, "disabled", reason=reason)
     DISABLED.labels(label).inc()
-    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
+    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id, "reason": reason})
+    data = endpoint_disabled_data(endpoint.id, endpoint.url, reason=reason, why=label, disabled_at=now,
+                                  failing_since=failing_since)
+    event_id = endpoint_disabled_event_id(endpoint.id, now)
+    body = payload(ENDPOINT_DISABLED, now, data)
+    others = subscribers(await db.subscriptions(conn, [ENDPOINT_DISABLED]), ENDPOINT_DISABLED, data)
+    await db.add_deliveries(conn, [{"webhook_id": webhook_id(other, event_id), "endpoint_id": other,
+                                    "event_id": event_id, "event_type": ENDPOINT_DISABLED, "event_time": now,
+                                    "payload": body} for other in others if other != endpoint.id])
+    if operator_email:
+        await messages.add_messages(conn, [operator_notice(data, description=endpoint.description, to=operator_email)])
 
 
 async def deliver_round(engine: AsyncEngine, client: WebhookClient, settings: MessagingSettings, *,
