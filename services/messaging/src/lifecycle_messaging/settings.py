@@ -14,6 +14,8 @@ class MessagingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_MESSAGING_")
     # Its read API needs LIFECYCLE_API_TOKENS outside development.
     requires_api_tokens: ClassVar[bool] = True
+    # Its admin API (webhook endpoints) needs LIFECYCLE_MESSAGING_ADMIN_TOKEN outside development.
+    requires_admin_token: ClassVar[bool] = True
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_messaging"
     port: int = 8002
