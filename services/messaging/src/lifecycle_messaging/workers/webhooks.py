@@ -10,7 +10,10 @@ after the lease, to any worker, with the same webhook-id (at least once).
 Outcomes: 2xx delivered; 410 disables the endpoint at once; anything else is retried on the schedule
 (`domain.webhooks.SCHEDULE_S`, jittered; Retry-After on 429/503 honoured) and given up after the last
 attempt; an endpoint whose every attempt has failed for 5 days is disabled. A disabled endpoint is logged
-(a warning naming it and why), counted, and shown with its reason by the admin API.
+(a warning naming it and why), counted, shown with its reason by the admin API, announced to the endpoints
+subscribed to `webhook.endpoint_disabled` and emailed to the operator (`operator_email`, when set).
+
+The `message.*` events are read from the message log, one cursor per type (`announce_messages`).
 
 Never logged: the secret, the payload, the URL (it may carry a token). Only ids, codes, kinds of error.
 """
