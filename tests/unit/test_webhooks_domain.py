@@ -163,3 +163,21 @@ def test_message_events_tell_which_message_and_why_never_the_address_the_text_or
     for event_type in wh.MESSAGE_EVENTS:  # the stage filter applies to every message event
         assert not wh.matches(buyers, event_type, common)
         assert wh.matches(buyers, event_type, common | {"stage": "purchase"})
+
+
+def test_a_disabled_endpoint_is_told_by_id_host_and_reason_never_the_rest_of_its_url():
+    url = "https://crm.example.com:8443/hooks/lifecycle?token=s3cret"
+    data = wh.endpoint_disabled_data("ep_1", url, reason="the endpoint answered 410 Gone", why="gone",
+                                     disabled_at=NOW, failing_since=None)
+    assert data == {"endpoint_id": "ep_1", "url_host": "crm.example.com", "why": "gone",
+                    "reason": "the endpoint answered 410 Gone", "disabled_at": NOW, "failing_since": None}
+    assert wh.url_host("not a url://[") == ""
+    notice = wh.operator_notice(data, description="CRM stage sync", to="ops@example.com")
+    assert notice["recipient"] == "ops@example.com" and notice["status"] == "queued"
+    assert notice["customer_id"] == wh.OPERATOR_KEY and notice["template"] == wh.OPERATOR_NOTICE
+    assert "event_time" not in notice  # about no transition: never judged stale or superseded
+    assert all(part in notice["body"] for part in ("ep_1", "crm.example.com", "CRM stage sync", "410 Gone"))
+    assert "s3cret" not in str(notice) and "/hooks" not in str(notice)
+    again = wh.operator_notice(data | {"disabled_at": NOW + timedelta(days=1)}, description="", to="ops@example.com")
+    assert again["id"] != notice["id"] and again["cause_event_id"] != notice["cause_event_id"]  # disabled anew
+    assert wh.operator_notice(data, description="CRM stage sync", to="ops@example.com") == notice  # idempotent
