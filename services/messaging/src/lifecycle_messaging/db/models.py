@@ -163,7 +163,8 @@ webhook_deliveries = Table(
     Index("webhook_deliveries_log", "endpoint_id", "id"),
 )
 
-# How far `message.sent` webhooks have been announced (the `sent_at` of the last message read).
+# How far each `message.*` webhook event type has been announced (named by the type: the `sent_at` or
+# `status_changed_at` of the last message read).
 webhook_cursors = Table(
     "webhook_cursors",
     metadata,
