@@ -103,7 +103,8 @@ def database_of(services: dict, svc: Svc) -> str:
 
 
 def test_compose_ships_no_admin_token_and_runs_outside_development(compose: dict, services: dict) -> None:
-    for svc in (s for s in SERVICES if s.name in ("ingest", "stage-engine")):  # the services with an admin API
+    with_admin_api = ("ingest", "stage-engine", "messaging")
+    for svc in (s for s in SERVICES if s.name in with_admin_api):
         for name in (svc.name, migration_of(services, svc)[0]):  # the migration job reads the same settings
             token = env_of(services[name])[f"{svc.env_prefix}ADMIN_TOKEN"]
             assert re.fullmatch(rf"\$\{{{svc.env_prefix}ADMIN_TOKEN:\?[^}}]+\}}", token), (name, token)

@@ -18,15 +18,17 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.db import latest
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.db.models import messages, webhook_cursors, webhook_endpoints
+from lifecycle_messaging.delivery import deliver_once
 from lifecycle_messaging.domain.webhooks import SCHEDULE_S, SECRET_BYTES, new_secret
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.handlers.webhooks import handle_webhooks
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.workers.webhook_http import AddressRefused, GuardedTransport, WebhookClient, system_resolve
-from lifecycle_messaging.workers.webhooks import announce_sent_messages, client_for, deliver_round, webhook_worker
+from lifecycle_messaging.workers.webhooks import announce_message_events, client_for, deliver_round, webhook_worker
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
 from lifecycle_shared.kafka.registry import Typed
@@ -479,14 +481,14 @@ async def test_message_sent_is_announced_once_per_message_to_the_endpoints_that_
     async with engine.begin() as conn:  # sent a while ago, beyond the look-back
         await conn.execute(messages.update().where(messages.c.id == before_anyone_listened)
                            .values(sent_at=clock() - timedelta(minutes=5)))
-    await announce_sent_messages(engine, now=clock())  # nobody subscribed: the cursor follows the clock
+    await announce_message_events(engine, now=clock())  # nobody subscribed: the cursor follows the clock
     async with receiver(always(Reply(200))) as every, receiver(always(Reply(200))) as buyers:
         all_sent = await add_endpoint(engine, every.url, event_types=["message.sent"])
         purchase_only = await add_endpoint(engine, buyers.url, event_types=["message.sent"], stages=["purchase"])
         welcome, thanks = await send_message("awareness"), await send_message("purchase")
         clock.advance(1)
         for _ in range(2):  # looking again announces nothing twice
-            await announce_sent_messages(engine, now=clock())
+            await announce_message_events(engine, now=clock())
         async with worker_rounds(engine, config, clock) as run_round:
             await run_round()
         told = sorted(verify(r, all_sent.secret)["data"]["message_id"] for r in every.requests)
@@ -496,3 +498,122 @@ async def test_message_sent_is_announced_once_per_message_to_the_endpoints_that_
         assert body["type"] == "message.sent" and body["data"]["message_id"] == thanks
         assert body["data"]["stage"] == "purchase" and "recipient" not in body["data"]
         assert "ann@example.com" not in only.body.decode()
+
+
+async def test_suppressed_and_failed_messages_are_announced_once_each_with_why_and_never_the_address(engine):
+    clock, config = Clock(), settings()
+
+    async def message(stage: str, *, status: str = "queued", reason: str | None = None) -> str:
+        message_id = str(uuid.uuid4())
+        async with engine.begin() as conn:
+            await repo.add_messages(conn, [{
+                "id": message_id, "customer_id": f"c-{message_id[:8]}", "linked_ids": [], "template": "welcome",
+                "stage": stage, "cause_event_id": message_id, "recipient": "bob@example.com", "subject": "Hi",
+                "body": "Hello", "status": status, "suppressed_reason": reason}])
+        return message_id
+
+    async def fail(message_id: str) -> None:
+        async with engine.begin() as conn:
+            await repo.mark_unsent(conn, message_id=message_id, reason="SMTPRecipientsRefused: bob@example.com",
+                                   retry_in_s=None)
+
+    async with engine.begin() as conn:
+        await conn.execute(webhook_cursors.delete())
+    failed_before = await message("awareness")
+    await fail(failed_before)
+    async with engine.begin() as conn:  # failed a while ago, beyond the look-back
+        await conn.execute(messages.update().where(messages.c.id == failed_before)
+                           .values(status_changed_at=clock() - timedelta(minutes=5)))
+    await announce_message_events(engine, now=clock())  # nobody subscribed: the cursors follow the clock
+    async with receiver(always(Reply(200))) as every, receiver(always(Reply(200))) as buyers:
+        both = await add_endpoint(engine, every.url, event_types=["message.suppressed", "message.failed"])
+        purchase_only = await add_endpoint(engine, buyers.url, event_types=["message.suppressed"],
+                                           stages=["purchase"])
+        at_queue_time = await message("purchase", status="suppressed", reason="superseded")  # the handler's way
+        stale = await message("awareness")
+        async with engine.begin() as conn:  # the delivery worker's way
+            assert await latest.suppress(conn, {stale: "stale"}) == [stale]
+        failed, retried, sent = await message("purchase"), await message("purchase"), await message("purchase")
+        await fail(failed)
+        async with engine.begin() as conn:
+            await repo.mark_unsent(conn, message_id=retried, reason="timeout", retry_in_s=60)  # not failed yet
+            await repo.mark_sent(conn, message_id=sent)
+        clock.advance(1)
+        for _ in range(2):  # looking again announces nothing twice
+            await announce_message_events(engine, now=clock())
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
+        told = {(body["type"], body["data"]["message_id"]): body
+                for body in (verify(r, both.secret) for r in every.requests)}
+        ours = {failed_before, at_queue_time, stale, failed, retried, sent}  # other tests' rows may show too
+        mine = {key: body for key, body in told.items() if key[1] in ours}
+        assert sorted(mine) == sorted([("message.suppressed", at_queue_time), ("message.suppressed", stale),
+                                       ("message.failed", failed)])
+        assert len(every.requests) == len(told)  # once each
+        assert mine["message.suppressed", stale]["data"]["reason"] == "stale"
+        assert mine["message.suppressed", at_queue_time]["data"]["reason"] == "superseded"
+        failure = mine["message.failed", failed]
+        assert failure["data"]["attempts"] == 0 and failure["data"]["failed_at"] == failure["timestamp"]
+        assert set(failure["data"]) == {"message_id", "customer_id", "user_id", "template", "stage", "channel",
+                                        "cause_event_id", "attempts", "failed_at"}
+        for request in every.requests:
+            assert b"bob@example.com" not in request.body and b"Hello" not in request.body
+        to_buyers = [verify(r, purchase_only.secret)["data"]["message_id"] for r in buyers.requests]
+        assert [m for m in to_buyers if m in ours] == [at_queue_time]
+
+
+async def test_a_disabled_endpoint_is_told_to_the_operator_by_email_and_to_the_endpoints_that_want_it(
+        engine, mail_sink):
+    sink, smtp_port = mail_sink
+    operator = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    clock = Clock()
+    config = settings(operator_email=operator, smtp_port=smtp_port)
+    async with receiver(always(Reply(410))) as gone, receiver(always(Reply(500))) as failing, \
+            receiver(always(Reply(200))) as watcher:
+        dead = await add_endpoint(engine, gone.url + "/hooks?token=s3cret", description="CRM stage sync")
+        dying = await add_endpoint(engine, failing.url)
+        watching = await add_endpoint(engine, watcher.url, event_types=["webhook.endpoint_disabled"])
+        await consume(engine, [stage_change("purchase")])
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()  # 410: disabled at once
+            assert (await endpoint_row(engine, dead)).status == "disabled"
+            clock.at = (await endpoint_row(engine, dying)).failing_since + timedelta(days=5)
+            await consume(engine, [stage_change("purchase")])
+            await run_round()  # every attempt failed for five days: disabled
+            assert (await endpoint_row(engine, dying)).status == "disabled"
+            await run_round()
+        assert all(signed_by(r, watching.secret) for r in watcher.requests)  # the clock is 5 days on
+        told = [json.loads(r.body) for r in watcher.requests]
+        assert [body["type"] for body in told] == ["webhook.endpoint_disabled"] * 2
+        by_id = {body["data"]["endpoint_id"]: body["data"] for body in told}
+        assert by_id[dead.id]["why"] == "gone" and by_id[dead.id]["url_host"] == "127.0.0.1"
+        assert by_id[dying.id]["why"] == "failing" and by_id[dying.id]["failing_since"] is not None
+        assert all("s3cret" not in r.body.decode() and "/hooks" not in r.body.decode() for r in watcher.requests)
+
+    # The notices go through messaging's own email queue, judged a month later: every customer's message
+    # still queued is stale by then, the operator's notices are about no transition and go.
+    month_later = freshness_at(datetime.now(UTC) + timedelta(days=30))
+    while await deliver_once(SimpleNamespace(engine=engine), config, month_later):
+        pass
+    notices = sink.to(operator)
+    assert len(notices) == 2
+    about_dead = next(m for m in notices if dead.id in m["Subject"])
+    text = about_dead.get_payload(decode=True).decode()
+    assert "127.0.0.1" in about_dead["Subject"] and dead.id in text and "410" in text and "CRM stage sync" in text
+    assert "s3cret" not in about_dead.as_string() and "/hooks" not in text
+    async with engine.connect() as conn:  # not announced as a customer's message either
+        sent = await db.messages_since(conn, "message.sent", datetime.now(UTC) - timedelta(minutes=5), limit=10_000)
+    assert not [row for row in sent if row.customer_id == "lifecycle:operator"]
+
+
+async def test_without_an_operator_address_a_disabled_endpoint_queues_no_email(engine):
+    clock, config = Clock(), settings()
+    async with receiver(always(Reply(410))) as gone:
+        dead = await add_endpoint(engine, gone.url)
+        await consume(engine, [stage_change("purchase")])
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
+    assert (await endpoint_row(engine, dead)).status == "disabled"
+    async with engine.connect() as conn:
+        notices = (await conn.execute(messages.select().where(messages.c.cause_event_id.contains(dead.id)))).all()
+    assert notices == []

@@ -147,3 +147,10 @@ def test_what_is_not_a_token_is_malformed_or_invalid_never_an_exception_of_anoth
     with pytest.raises(TokenError) as refused:
         verify(token, secret=SECRET, now=NOW)
     assert refused.value.problem in ("malformed", "invalid")
+
+
+def test_the_operator_notice_of_a_disabled_webhook_endpoint_is_not_marketing():
+    from lifecycle_messaging.domain.consent import TRANSACTIONAL, purpose_of
+    from lifecycle_messaging.domain.webhooks import OPERATOR_NOTICE
+
+    assert purpose_of(OPERATOR_NOTICE) == TRANSACTIONAL

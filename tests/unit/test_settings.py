@@ -10,7 +10,8 @@ from lifecycle_stage_engine.settings import StageEngineSettings
 from pydantic import ValidationError
 
 ADMIN_API_SETTINGS = [(IngestSettings, "LIFECYCLE_INGEST_ADMIN_TOKEN"),
-                      (StageEngineSettings, "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN")]
+                      (StageEngineSettings, "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN"),
+                      (MessagingSettings, "LIFECYCLE_MESSAGING_ADMIN_TOKEN")]
 
 
 @pytest.mark.parametrize(("settings_cls", "variable"), ADMIN_API_SETTINGS)

@@ -23,4 +23,5 @@ def test_subscribable_types_get_the_fan_out_and_the_rest_is_routed_as_before():
         assert with_hooks(event_type) is route  # built once
     assert with_hooks("touchpoint.identify") == plain("touchpoint.identify")
     assert with_hooks("lifecycle.history_corrected") is None
-    assert with_hooks("message.sent") is None
+    assert with_hooks("message.sent") is None and with_hooks("message.failed") is None
+    assert with_hooks("webhook.endpoint_disabled") is None

@@ -146,3 +146,38 @@ def test_the_payload_carries_type_event_time_and_data_and_stays_bounded():
     assert small == {"type": "identity.merged", "timestamp": "2026-06-01T12:00:00Z", "data": {"survivor_id": "u"}}
     huge = {"customer_id": "c" * 100_000, "to_stage": "awareness"}
     assert len(wh.payload("lifecycle.stage_changed", NOW, huge)) <= wh.MAX_PAYLOAD_BYTES
+
+
+def test_message_events_tell_which_message_and_why_never_the_address_the_text_or_the_error():
+    row = {"id": "m1", "customer_id": "ann", "user_id": "ann", "template": "welcome", "stage": "awareness",
+           "channel": "email", "cause_event_id": "e1", "sent_at": None, "status_changed_at": NOW,
+           "suppressed_reason": "stale", "attempts": 3, "recipient": "ann@example.com", "body": "Hi",
+           "last_error": "550 <ann@example.com> unknown"}
+    common = {"message_id": "m1", "customer_id": "ann", "user_id": "ann", "template": "welcome",
+              "stage": "awareness", "channel": "email", "cause_event_id": "e1"}
+    assert wh.message_event_data(wh.MESSAGE_SUPPRESSED, row) == common | {"reason": "stale", "suppressed_at": NOW}
+    assert wh.message_event_data(wh.MESSAGE_FAILED, row) == common | {"attempts": 3, "failed_at": NOW}
+    assert wh.message_event_data(wh.MESSAGE_SENT, row | {"sent_at": NOW}) == common | {"sent_at": NOW}
+    assert wh.message_event_id(wh.MESSAGE_FAILED, "m1") != wh.message_event_id(wh.MESSAGE_SUPPRESSED, "m1")
+    buyers = wh.Subscription("ep", wh.MESSAGE_EVENTS, ("purchase",))
+    for event_type in wh.MESSAGE_EVENTS:  # the stage filter applies to every message event
+        assert not wh.matches(buyers, event_type, common)
+        assert wh.matches(buyers, event_type, common | {"stage": "purchase"})
+
+
+def test_a_disabled_endpoint_is_told_by_id_host_and_reason_never_the_rest_of_its_url():
+    url = "https://crm.example.com:8443/hooks/lifecycle?token=s3cret"
+    data = wh.endpoint_disabled_data("ep_1", url, reason="the endpoint answered 410 Gone", why="gone",
+                                     disabled_at=NOW, failing_since=None)
+    assert data == {"endpoint_id": "ep_1", "url_host": "crm.example.com", "why": "gone",
+                    "reason": "the endpoint answered 410 Gone", "disabled_at": NOW, "failing_since": None}
+    assert wh.url_host("not a url://[") == ""
+    notice = wh.operator_notice(data, description="CRM stage sync", to="ops@example.com")
+    assert notice["recipient"] == "ops@example.com" and notice["status"] == "queued"
+    assert notice["customer_id"] == wh.OPERATOR_KEY and notice["template"] == wh.OPERATOR_NOTICE
+    assert "event_time" not in notice  # about no transition: never judged stale or superseded
+    assert all(part in notice["body"] for part in ("ep_1", "crm.example.com", "CRM stage sync", "410 Gone"))
+    assert "s3cret" not in str(notice) and "/hooks" not in str(notice)
+    again = wh.operator_notice(data | {"disabled_at": NOW + timedelta(days=1)}, description="", to="ops@example.com")
+    assert again["id"] != notice["id"] and again["cause_event_id"] != notice["cause_event_id"]  # disabled anew
+    assert wh.operator_notice(data, description="CRM stage sync", to="ops@example.com") == notice  # idempotent

@@ -31,7 +31,7 @@ messaging:
   database: lifecycle_messaging
   group: messaging
   topics: [stageTransitions, touchpoints]
-  adminToken: ""
+  adminToken: messagingAdminTokenKey
   apiTokens: true
 loyalty:
   values: loyalty

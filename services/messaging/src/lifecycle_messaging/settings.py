@@ -14,6 +14,8 @@ class MessagingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_MESSAGING_")
     # Its read API needs LIFECYCLE_API_TOKENS outside development.
     requires_api_tokens: ClassVar[bool] = True
+    # Its admin API (webhook endpoints) needs LIFECYCLE_MESSAGING_ADMIN_TOKEN outside development.
+    requires_admin_token: ClassVar[bool] = True
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_messaging"
     port: int = 8002
@@ -89,6 +91,8 @@ class MessagingSettings(ServiceSettings):
     webhooks_claim_batch: int = 10  # deliveries of one endpoint claimed (and leased) at a time
     webhooks_lease_s: float = 60.0  # a claimed delivery / endpoint comes back after this if its worker died
     webhooks_idle_poll_s: float = 0.2  # how often an idle worker looks for due deliveries
+    # Who is told by email when a webhook endpoint is disabled (410, or failing for 5 days); unset: nobody.
+    operator_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
 
     @property
     def webhooks_insecure_targets_allowed(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Text, bindparam, select, text, tuple_, update
+from sqlalchemy import Text, bindparam, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,5 +76,6 @@ async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> list[str]:
         ids = sorted(message_id for message_id, why in reasons.items() if why == reason)
         marked += (await conn.execute(
             update(messages).where(messages.c.id.in_(ids), messages.c.status.in_(PENDING))
-            .values(status=SUPPRESSED, suppressed_reason=reason).returning(messages.c.id))).scalars().all()
+            .values(status=SUPPRESSED, suppressed_reason=reason, status_changed_at=func.now())
+            .returning(messages.c.id))).scalars().all()
     return marked

@@ -171,7 +171,8 @@ webhook_deliveries = Table(
     Index("webhook_deliveries_log", "endpoint_id", "id"),
 )
 
-# How far `message.sent` webhooks have been announced (the `sent_at` of the last message read).
+# How far each `message.*` webhook event type has been announced (named by the type: the `sent_at` or
+# `status_changed_at` of the last message read).
 webhook_cursors = Table(
     "webhook_cursors",
     metadata,
@@ -218,3 +219,10 @@ consent_changes = Table(
     CheckConstraint("source IN ('link', 'api', 'touchpoint', 'provider')", name="consent_changes_source"),
     Index("consent_changes_address", "address", "seq"),
 )
+
+# When a message last changed status (stamped when the row is made and when it is suppressed or failed;
+# NULL on rows from before it was kept), and the failed and suppressed messages by it: `message.failed`,
+# `message.suppressed` webhooks.
+messages.append_column(Column("status_changed_at", DateTime(timezone=True), server_default=func.now()))
+Index("messages_status_changed_at", messages.c.status, messages.c.status_changed_at,
+      postgresql_where=messages.c.status.in_(("failed", "suppressed")))

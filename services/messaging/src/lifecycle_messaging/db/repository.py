@@ -55,6 +55,7 @@ async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, re
     values: dict[str, Any] = {"last_error": reason[:2000]}
     if retry_in_s is None:
         values["status"] = "failed"
+        values["status_changed_at"] = func.now()  # announced as `message.failed` (webhooks) from then
     else:
         values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_s)
     await conn.execute(update(messages).where(messages.c.id == message_id, messages.c.status == "queued")

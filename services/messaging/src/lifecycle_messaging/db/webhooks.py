@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle_messaging.db.models import messages, webhook_cursors
 from lifecycle_messaging.db.models import webhook_deliveries as deliveries
 from lifecycle_messaging.db.models import webhook_endpoints as endpoints
-from lifecycle_messaging.domain.webhooks import Subscription
+from lifecycle_messaging.domain.webhooks import (
+    MESSAGE_FAILED,
+    MESSAGE_SENT,
+    MESSAGE_SUPPRESSED,
+    OPERATOR_NOTICE,
+    Subscription,
+)
 
 # ---- endpoints (admin API) ----------------------------------------------------------------------------
 
@@ -93,12 +99,22 @@ async def move_cursor(conn: AsyncConnection, name: str, position: datetime) -> N
     await conn.execute(update(webhook_cursors).where(webhook_cursors.c.name == name).values(position=position))
 
 
-async def sent_since(conn: AsyncConnection, since: datetime, *, limit: int) -> list[Any]:
-    """Messages sent at or after `since`, oldest first."""
+# Each message event's rows in the log, and the time column they are announced in the order of.
+_MESSAGE_EVENT_ROWS = {MESSAGE_SENT: (messages.c.sent_at, messages.c.sent_at.is_not(None)),
+                       MESSAGE_SUPPRESSED: (messages.c.status_changed_at, messages.c.status == "suppressed"),
+                       MESSAGE_FAILED: (messages.c.status_changed_at, messages.c.status == "failed")}
+
+
+async def messages_since(conn: AsyncConnection, event_type: str, since: datetime, *, limit: int) -> list[Any]:
+    """Messages sent (suppressed, failed: by `event_type`) at or after `since`, oldest first, each with
+    `at`: when it was."""
+    at, which = _MESSAGE_EVENT_ROWS[event_type]
     return list((await conn.execute(
         select(messages.c.id, messages.c.customer_id, messages.c.user_id, messages.c.template, messages.c.stage,
-               messages.c.channel, messages.c.cause_event_id, messages.c.sent_at)
-        .where(messages.c.sent_at >= since).order_by(messages.c.sent_at, messages.c.id).limit(limit))).all())
+               messages.c.channel, messages.c.cause_event_id, messages.c.sent_at, messages.c.status_changed_at,
+               messages.c.suppressed_reason, messages.c.attempts, at.label("at"))
+        .where(which, at >= since, messages.c.template != OPERATOR_NOTICE)  # about no customer: not announced
+        .order_by(at, messages.c.id).limit(limit))).all())
 
 
 # ---- the worker ---------------------------------------------------------------------------------------------

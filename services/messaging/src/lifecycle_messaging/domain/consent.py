@@ -56,6 +56,8 @@ _HARD = (BOUNCED, COMPLAINED, BLOCKED)
 # About something the customer just did, expected, no offer in it: sent whatever their marketing consent.
 TRANSACTIONAL_TEMPLATES = frozenset({"thank_you_feedback"})
 PURPOSE_OF = {template: TRANSACTIONAL if template in TRANSACTIONAL_TEMPLATES else MARKETING for template in TEMPLATES}
+# The notice to the shop's operator that a webhook endpoint was disabled (`domain.webhooks`): not marketing.
+PURPOSE_OF["webhook_endpoint_disabled"] = TRANSACTIONAL
 
 
 def purpose_of(template: str) -> str:

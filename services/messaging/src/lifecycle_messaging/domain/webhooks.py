@@ -26,9 +26,15 @@ SECRET_BYTES = 24  # within the spec's 24-64 bytes
 # What a subscriber may ask for: the stage engine's announcements that messaging reads.
 STAGE_CHANGED = "lifecycle.stage_changed"
 IDENTITY_MERGED = "identity.merged"
-# Messaging's own: an email went out (`sent_at`), announced by `workers.webhooks.message_events`.
+# Messaging's own, read from the message log by `workers.webhooks.message_events`: an email went out
+# (`sent_at`), was not sent on purpose (`suppressed`, with its reason), or could not be sent (`failed`).
 MESSAGE_SENT = "message.sent"
-EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, MESSAGE_SENT)
+MESSAGE_SUPPRESSED = "message.suppressed"
+MESSAGE_FAILED = "message.failed"
+MESSAGE_EVENTS: tuple[str, ...] = (MESSAGE_SENT, MESSAGE_SUPPRESSED, MESSAGE_FAILED)
+# The webhooks' own: an endpoint was disabled (410, or failing for 5 days); told to the other endpoints.
+ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, *MESSAGE_EVENTS, ENDPOINT_DISABLED)
 
 # The retry schedule (Standard Webhooks / Svix): the delay before each attempt, the first immediate.
 # Eight attempts over about 27.6 hours; after the last one fails the delivery is given up (`failed`).
@@ -220,19 +226,75 @@ class Subscription:
 def matches(subscription: Subscription, event_type: str, data: Mapping[str, Any]) -> bool:
     if event_type not in subscription.event_types:
         return False
-    if subscription.stages is not None and event_type in (STAGE_CHANGED, MESSAGE_SENT):
+    if subscription.stages is not None and event_type in (STAGE_CHANGED, *MESSAGE_EVENTS):
         return data.get("to_stage" if event_type == STAGE_CHANGED else "stage") in subscription.stages
     return True
 
 
-def message_sent_data(message: Mapping[str, Any]) -> dict[str, Any]:
-    """What `message.sent` tells: which message, for whom, why; not its text nor the address."""
-    return {key: message[key] for key in ("customer_id", "user_id", "template", "stage", "channel",
-                                          "cause_event_id", "sent_at")} | {"message_id": message["id"]}
+# What each message event tells beyond which message it is, for whom and why (never its text nor the
+# address; not a failure's error either: an SMTP server's answer may quote the address).
+_MESSAGE_FIELDS = ("customer_id", "user_id", "template", "stage", "channel", "cause_event_id")
+_MESSAGE_EVENT_FIELDS = {MESSAGE_SENT: {"sent_at": "sent_at"},
+                         MESSAGE_SUPPRESSED: {"reason": "suppressed_reason", "suppressed_at": "status_changed_at"},
+                         MESSAGE_FAILED: {"attempts": "attempts", "failed_at": "status_changed_at"}}
 
 
-def message_sent_event_id(message_id: str) -> str:
-    return f"{MESSAGE_SENT}:{message_id}"
+def message_event_data(event_type: str, message: Mapping[str, Any]) -> dict[str, Any]:
+    """The `data` of a message event, from the message's row (`id` and the columns named above)."""
+    extra = {name: message[column] for name, column in _MESSAGE_EVENT_FIELDS[event_type].items()}
+    return {"message_id": message["id"]} | {key: message[key] for key in _MESSAGE_FIELDS} | extra
+
+
+def message_event_id(event_type: str, message_id: str) -> str:
+    """One event of each type per message: `message.sent:<id>` (a webhook-id per endpoint and message)."""
+    return f"{event_type}:{message_id}"
+
+
+# ---- an endpoint disabled: the event to the other endpoints, the notice to the operator --------------------
+
+# The operator's notice is a message of messaging's own email queue under this key and template: it is about
+# no customer's transition (no `event_time`), so it is never judged stale nor superseded, and it is not one of
+# the message events a webhook announces.
+OPERATOR_KEY = "lifecycle:operator"
+OPERATOR_NOTICE = "webhook_endpoint_disabled"
+OPERATOR_NOTICE_NAMESPACE = uuid.UUID("8c6f3f0e-2a4b-4e7d-9d1c-5b2e6a7f4c10")
+
+
+def url_host(url: str) -> str:
+    """The host of an endpoint's URL, all that is told of it (its path and query may carry a token)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def endpoint_disabled_data(endpoint_id: str, url: str, *, reason: str, why: str, disabled_at: datetime,
+                           failing_since: datetime | None) -> dict[str, Any]:
+    """What `webhook.endpoint_disabled` tells: which endpoint (id, URL host), why (`gone`: it answered 410;
+    `failing`: every attempt failed for 5 days) in words, and since when it failed."""
+    return {"endpoint_id": endpoint_id, "url_host": url_host(url), "why": why, "reason": reason,
+            "disabled_at": disabled_at, "failing_since": failing_since}
+
+
+def endpoint_disabled_event_id(endpoint_id: str, disabled_at: datetime) -> str:
+    """One event per disabling (an endpoint resumed and disabled again is disabled anew)."""
+    return f"{ENDPOINT_DISABLED}:{endpoint_id}:{_iso(disabled_at)}"
+
+
+def operator_notice(data: Mapping[str, Any], *, description: str, to: str) -> dict[str, Any]:
+    """The operator's email about a disabled endpoint, as a queued message row (plain text)."""
+    event_id = endpoint_disabled_event_id(data["endpoint_id"], data["disabled_at"])
+    named = f" ({description})" if description else ""
+    text = (f"Webhook endpoint {data['endpoint_id']}{named} at {data['url_host']} was disabled at "
+            f"{_iso(data['disabled_at'])}: {data['reason']}.\n\n"
+            "Nothing more is queued for it. Once the receiver is fixed, resume it "
+            f"(POST /v1/admin/webhooks/{data['endpoint_id']}/resume) and replay what it missed "
+            f"(POST /v1/admin/webhooks/{data['endpoint_id']}/replay).\n")
+    return {"id": str(uuid.uuid5(OPERATOR_NOTICE_NAMESPACE, event_id)), "customer_id": OPERATOR_KEY,
+            "linked_ids": [], "user_id": None, "template": OPERATOR_NOTICE, "stage": "operator",
+            "cause_event_id": event_id, "channel": "email", "recipient": to,
+            "subject": f"Webhook endpoint disabled: {data['url_host']} ({data['endpoint_id']})", "body": text,
+            "status": "queued", "suppressed_reason": None}
 
 
 def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,10 @@ after the lease, to any worker, with the same webhook-id (at least once).
 Outcomes: 2xx delivered; 410 disables the endpoint at once; anything else is retried on the schedule
 (`domain.webhooks.SCHEDULE_S`, jittered; Retry-After on 429/503 honoured) and given up after the last
 attempt; an endpoint whose every attempt has failed for 5 days is disabled. A disabled endpoint is logged
-(a warning naming it and why), counted, and shown with its reason by the admin API.
+(a warning naming it and why), counted, shown with its reason by the admin API, announced to the endpoints
+subscribed to `webhook.endpoint_disabled` and emailed to the operator (`operator_email`, when set).
+
+The `message.*` events are read from the message log, one cursor per type (`announce_messages`).
 
 Never logged: the secret, the payload, the URL (it may carry a token). Only ids, codes, kinds of error.
 """
@@ -27,15 +30,20 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lifecycle_messaging.db import repository as messages
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.domain.webhooks import (
+    ENDPOINT_DISABLED,
     MAX_ATTEMPTS,
-    MESSAGE_SENT,
+    MESSAGE_EVENTS,
     disables_endpoint,
+    endpoint_disabled_data,
+    endpoint_disabled_event_id,
     judge,
-    message_sent_data,
-    message_sent_event_id,
+    message_event_data,
+    message_event_id,
     next_attempt,
+    operator_notice,
     payload,
     secrets_in_force,
     signature_header,
@@ -104,7 +112,8 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
                 else:
                     answer = await client.post(endpoint.url, headers=headers_for(endpoint, delivery, now),
                                                body=delivery.payload)
-                if not await record(engine, endpoint, delivery, answer, clock(), draw):
+                if not await record(engine, endpoint, delivery, answer, clock(), draw,
+                                    operator_email=settings.operator_email):
                     async with engine.begin() as conn:  # a failing endpoint waits its next turn: others go first
                         await db.unclaim(conn, [d.id for d in claimed[n + 1:]], now=clock())
                     return attempted
@@ -115,8 +124,9 @@ async def serve_endpoint(engine: AsyncEngine, client: WebhookClient, endpoint_id
 
 
 async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answer, now: datetime,
-                 draw: Draw) -> bool:
-    """Store the attempt's outcome; True when it was delivered."""
+                 draw: Draw, *, operator_email: str | None = None) -> bool:
+    """Store the attempt's outcome; True when it was delivered. A disabled endpoint is told to the operator
+    (`operator_email`) and to the endpoints subscribed to `webhook.endpoint_disabled`, in the same transaction."""
     if answer.status is not None:
         LATENCY.observe(answer.latency_ms / 1000)
     verdict = judge(answer.status, answer.retry_after, now) if delivery.attempts <= MAX_ATTEMPTS else None
@@ -133,7 +143,8 @@ async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answ
             ATTEMPTS.labels("gone").inc()
             await db.record_attempt(conn, delivery.id, status="failed", next_attempt_at=None, status_code=410,
                                     latency_ms=answer.latency_ms, error="HTTP 410: the endpoint is gone", now=now)
-            await disable(conn, endpoint.id, "the endpoint answered 410 Gone", label="gone")
+            await disable(conn, endpoint, "the endpoint answered 410 Gone", label="gone", now=now,
+                          failing_since=endpoint.failing_since, operator_email=operator_email)
             return False
         retry_at = None if verdict is None else next_attempt(delivery.attempts, now, draw(), verdict.retry_after_s)
         ATTEMPTS.labels("retry" if retry_at else "failed").inc()
@@ -145,15 +156,29 @@ async def record(engine: AsyncEngine, endpoint: Any, delivery: Any, answer: Answ
                                                   "reason": error, "give_up": retry_at is None})
         failing_since = await db.endpoint_failed(conn, endpoint.id, now=now)
         if disables_endpoint(failing_since, now):
-            await disable(conn, endpoint.id, f"every attempt failed since {failing_since:%Y-%m-%dT%H:%MZ}",
-                          label="failing")
+            await disable(conn, endpoint, f"every attempt failed since {failing_since:%Y-%m-%dT%H:%MZ}",
+                          label="failing", now=now, failing_since=failing_since, operator_email=operator_email)
     return False
 
 
-async def disable(conn: Any, endpoint_id: str, reason: str, *, label: str) -> None:
-    await db.set_status(conn, endpoint_id, "disabled", reason=reason)
+async def disable(conn: Any, endpoint: Any, reason: str, *, label: str, now: datetime,
+                  failing_since: datetime | None, operator_email: str | None) -> None:
+    """Disable the endpoint; queue `webhook.endpoint_disabled` to the other endpoints that want it and, when
+    an operator address is set, an email through messaging's own queue (transactional: about no customer's
+    transition, it is never judged stale)."""
+    await db.set_status(conn, endpoint.id, "disabled", reason=reason)
     DISABLED.labels(label).inc()
-    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
+    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id, "reason": reason})
+    data = endpoint_disabled_data(endpoint.id, endpoint.url, reason=reason, why=label, disabled_at=now,
+                                  failing_since=failing_since)
+    event_id = endpoint_disabled_event_id(endpoint.id, now)
+    body = payload(ENDPOINT_DISABLED, now, data)
+    others = subscribers(await db.subscriptions(conn, [ENDPOINT_DISABLED]), ENDPOINT_DISABLED, data)
+    await db.add_deliveries(conn, [{"webhook_id": webhook_id(other, event_id), "endpoint_id": other,
+                                    "event_id": event_id, "event_type": ENDPOINT_DISABLED, "event_time": now,
+                                    "payload": body} for other in others if other != endpoint.id])
+    if operator_email:
+        await messages.add_messages(conn, [operator_notice(data, description=endpoint.description, to=operator_email)])
 
 
 async def deliver_round(engine: AsyncEngine, client: WebhookClient, settings: MessagingSettings, *,
@@ -216,51 +241,64 @@ async def _served(engine: AsyncEngine, client: WebhookClient, leased: Any, setti
         return 0
 
 
-# ---- message.sent: messaging's own events, read from the message log -------------------------------------
+# ---- message events: messaging's own, read from the message log --------------------------------------------
 
-# How far back each look at the log reaches behind where the last one stopped: a message marked sent by a
-# transaction that began before it and committed after it is still announced (announcing twice is harmless:
-# the webhook-id is derived from the message).
+# How far back each look at the log reaches behind where the last one stopped: a message marked sent (failed,
+# suppressed) by a transaction that began before it and committed after it is still announced (announcing
+# twice is harmless: the webhook-id is derived from the event type and the message).
 SENT_LOOK_BACK = timedelta(seconds=30)
 
 
-async def announce_sent_messages(engine: AsyncEngine, *, now: datetime, look_back: bool = True,
-                                 limit: int = 1000) -> tuple[int, bool]:
-    """Queue `message.sent` deliveries for messages sent since the cursor; (deliveries queued, whether the
-    read was full: more are waiting). Until someone subscribes the cursor just follows the clock."""
+async def announce_messages(engine: AsyncEngine, event_type: str, *, now: datetime, look_back: bool = True,
+                            limit: int = 1000) -> tuple[int, bool]:
+    """Queue deliveries of one message event type (`message.sent`, `.suppressed`, `.failed`) for the messages
+    that came to it since its cursor; (deliveries queued, whether the read was full: more are waiting).
+    Until someone subscribes the cursor just follows the clock."""
     async with engine.begin() as conn:
-        position = await db.cursor(conn, MESSAGE_SENT, start=now)
-        if not await db.subscribed(conn, MESSAGE_SENT):
-            await db.move_cursor(conn, MESSAGE_SENT, max(position, now))
+        position = await db.cursor(conn, event_type, start=now)
+        if not await db.subscribed(conn, event_type):
+            await db.move_cursor(conn, event_type, max(position, now))
             return 0, False
-        sent = await db.sent_since(conn, position - SENT_LOOK_BACK if look_back else position, limit=limit)
-        subscriptions = await db.subscriptions(conn, [MESSAGE_SENT])
+        found = await db.messages_since(conn, event_type, position - SENT_LOOK_BACK if look_back else position,
+                                        limit=limit)
+        subscriptions = await db.subscriptions(conn, [event_type])
         rows = []
-        for message in sent:
-            data = message_sent_data(message._asdict())
-            event_id = message_sent_event_id(message.id)
-            for endpoint_id in subscribers(subscriptions, MESSAGE_SENT, data):
+        for message in found:
+            data = message_event_data(event_type, message._asdict())
+            event_id = message_event_id(event_type, message.id)
+            for endpoint_id in subscribers(subscriptions, event_type, data):
                 rows.append({"webhook_id": webhook_id(endpoint_id, event_id), "endpoint_id": endpoint_id,
-                             "event_id": event_id, "event_type": MESSAGE_SENT, "event_time": message.sent_at,
-                             "payload": payload(MESSAGE_SENT, message.sent_at, data)})
+                             "event_id": event_id, "event_type": event_type, "event_time": message.at,
+                             "payload": payload(event_type, message.at, data)})
         await db.add_deliveries(conn, rows)
-        if sent and sent[-1].sent_at > position:
-            await db.move_cursor(conn, MESSAGE_SENT, sent[-1].sent_at)
-    return len(rows), len(sent) == limit
+        if found and found[-1].at > position:
+            await db.move_cursor(conn, event_type, found[-1].at)
+    return len(rows), len(found) == limit
+
+
+async def announce_message_events(engine: AsyncEngine, *, now: datetime) -> int:
+    """Every message event type once, each looking back (tests, operators); the deliveries queued."""
+    return sum([(await announce_messages(engine, event_type, now=now))[0] for event_type in MESSAGE_EVENTS])
 
 
 def message_events(settings: MessagingSettings, *, clock: Clock = utc_now):
-    """The loop announcing `message.sent`; a full read is followed at once, without looking back."""
+    """The loop announcing message events; a type whose read was full is followed at once, without looking back."""
 
-    async def announce_message_events(runtime: Any) -> None:
-        full = False
+    async def announce_from_the_message_log(runtime: Any) -> None:
+        full: set[str] = set()
         while True:
-            try:
-                _, full = await announce_sent_messages(runtime.engine, now=clock(), look_back=not full)
-            except Exception:  # noqa: BLE001 - the database away: the next look finds what this one missed
-                log.exception("cannot announce sent messages")
-                full = False
+            for event_type in MESSAGE_EVENTS:
+                try:
+                    _, more = await announce_messages(runtime.engine, event_type, now=clock(),
+                                                      look_back=event_type not in full)
+                except Exception:  # noqa: BLE001 - the database away: the next look finds what this one missed
+                    log.exception("cannot announce message events", extra={"event_type": event_type})
+                    more = False
+                if more:
+                    full.add(event_type)
+                else:
+                    full.discard(event_type)
             if not full:
                 await asyncio.sleep(settings.webhooks_idle_poll_s * 2)
 
-    return announce_message_events
+    return announce_from_the_message_log
