@@ -26,7 +26,8 @@ def build_runtime(settings: MessagingSettings, clock: Callable[[], datetime] = u
     return ServiceRuntime(
         service="messaging", settings=settings,
         consumers=(ConsumerSpec(group="messaging",
-                                topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints],
+                                topics=[settings.kafka.topics.stage_transitions, settings.kafka.topics.touchpoints,
+                                        settings.kafka.topics.loyalty_events],  # loyalty's: webhooks only
                                 route=routes_and_webhooks(brand=settings.brand_name, freshness=freshness,
                                                           default_locale=settings.default_locale,
                                                           links=links_of(settings, freshness))),),

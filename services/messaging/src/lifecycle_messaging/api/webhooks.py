@@ -26,8 +26,9 @@ from lifecycle_messaging.settings import MessagingSettings
 router = APIRouter(prefix="/v1/admin/webhooks", tags=["webhooks"], dependencies=[AdminAccess],
                    responses=errors(401, 403))
 
-EventType = Literal["lifecycle.stage_changed", "identity.merged", "message.sent", "message.suppressed",
-                    "message.failed", "webhook.endpoint_disabled"]
+EventType = Literal["lifecycle.stage_changed", "identity.merged", "loyalty.reward_redeemed", "loyalty.debt_recorded",
+                    "loyalty.tier_changed", "loyalty.points_expiring", "message.sent", "message.suppressed",
+                    "message.failed", "message.unsubscribed", "webhook.endpoint_disabled"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]  # one list of what can be subscribed
 
 EndpointId = Annotated[str, Path(pattern="^ep_[0-9a-f]{32}$", description="The endpoint's id (`ep_...`).")]
@@ -54,7 +55,8 @@ class EndpointIn(BaseModel):
     event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     stages: list[Stage] | None = Field(None, min_length=1, max_length=len(Stage),
                                        description="lifecycle.stage_changed only for moves to these stages, "
-                                                   "message events only for these stages' messages; default: all")
+                                                   "message.sent / .suppressed / .failed only for these stages' "
+                                                   "messages (the other types have no stage); default: all")
     description: str = Field("", max_length=500)
 
     _text = field_validator("url", "description")(_storable)

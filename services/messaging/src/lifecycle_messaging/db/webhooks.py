@@ -13,7 +13,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db.models import messages, webhook_cursors
+from lifecycle_messaging.db.models import consent_changes, messages, webhook_cursors
 from lifecycle_messaging.db.models import webhook_deliveries as deliveries
 from lifecycle_messaging.db.models import webhook_endpoints as endpoints
 from lifecycle_messaging.domain.webhooks import (
@@ -115,6 +115,18 @@ async def messages_since(conn: AsyncConnection, event_type: str, since: datetime
                messages.c.suppressed_reason, messages.c.attempts, at.label("at"))
         .where(which, at >= since, messages.c.template != OPERATOR_NOTICE)  # about no customer: not announced
         .order_by(at, messages.c.id).limit(limit))).all())
+
+
+async def unsubscribes_since(conn: AsyncConnection, since: datetime, *, limit: int) -> list[Any]:
+    """Changes of the consent log that made an address's marketing consent `unsubscribed`, at or after `since`,
+    oldest first, each with `at` (the log records only changes, so each is a becoming). Not the address."""
+    return list((await conn.execute(
+        select(consent_changes.c.seq, consent_changes.c.customer_id, consent_changes.c.channel,
+               consent_changes.c.purpose, consent_changes.c.source, consent_changes.c.previous_state,
+               consent_changes.c.at)
+        .where(consent_changes.c.state == "unsubscribed", consent_changes.c.purpose == "marketing",
+               consent_changes.c.at >= since)
+        .order_by(consent_changes.c.at, consent_changes.c.seq).limit(limit))).all())
 
 
 # ---- the worker ---------------------------------------------------------------------------------------------

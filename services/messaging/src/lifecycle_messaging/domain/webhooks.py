@@ -32,9 +32,20 @@ MESSAGE_SENT = "message.sent"
 MESSAGE_SUPPRESSED = "message.suppressed"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_EVENTS: tuple[str, ...] = (MESSAGE_SENT, MESSAGE_SUPPRESSED, MESSAGE_FAILED)
+# An address's marketing consent became `unsubscribed` (read from the consent log, `consent_changes`): about
+# a person, not a message, so it has no stage and the stage filter does not apply to it.
+MESSAGE_UNSUBSCRIBED = "message.unsubscribed"
+# Messaging's own events, each read from its log with a cursor of its own (`workers.webhooks.announce_messages`).
+LOGGED_EVENTS: tuple[str, ...] = (*MESSAGE_EVENTS, MESSAGE_UNSUBSCRIBED)
+# Loyalty's announcements (loyalty-events.v1): messaging handles none of them, it only fans them out.
+REWARD_REDEEMED = "loyalty.reward_redeemed"
+DEBT_RECORDED = "loyalty.debt_recorded"
+TIER_CHANGED = "loyalty.tier_changed"
+POINTS_EXPIRING = "loyalty.points_expiring"
+LOYALTY_EVENTS: tuple[str, ...] = (REWARD_REDEEMED, DEBT_RECORDED, TIER_CHANGED, POINTS_EXPIRING)
 # The webhooks' own: an endpoint was disabled (410, or failing for 5 days); told to the other endpoints.
 ENDPOINT_DISABLED = "webhook.endpoint_disabled"
-EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, *MESSAGE_EVENTS, ENDPOINT_DISABLED)
+EVENT_TYPES: tuple[str, ...] = (STAGE_CHANGED, IDENTITY_MERGED, *LOYALTY_EVENTS, *LOGGED_EVENTS, ENDPOINT_DISABLED)
 
 # The retry schedule (Standard Webhooks / Svix): the delay before each attempt, the first immediate.
 # Eight attempts over about 27.6 hours; after the last one fails the delivery is given up (`failed`).
@@ -250,6 +261,19 @@ def message_event_id(event_type: str, message_id: str) -> str:
     return f"{event_type}:{message_id}"
 
 
+def unsubscribed_data(change: Mapping[str, Any]) -> dict[str, Any]:
+    """The `data` of `message.unsubscribed`, from a row of the consent log: whose (the customer id, when the
+    change knew one), how (`source`: link, api, touchpoint, provider), from what and when. Never the address."""
+    return {"customer_id": change["customer_id"], "channel": change["channel"], "purpose": change["purpose"],
+            "source": change["source"], "previous_state": change["previous_state"],
+            "unsubscribed_at": change["at"]}
+
+
+def unsubscribed_event_id(seq: int) -> str:
+    """One event per change of the consent log: `message.unsubscribed:<seq>`."""
+    return f"{MESSAGE_UNSUBSCRIBED}:{seq}"
+
+
 # ---- an endpoint disabled: the event to the other endpoints, the notice to the operator --------------------
 
 # The operator's notice is a message of messaging's own email queue under this key and template: it is about
@@ -302,7 +326,7 @@ def subscribers(subscriptions: Iterable[Subscription], event_type: str, data: Ma
 
 
 # Fields dropped, in this order, from a payload over MAX_PAYLOAD_BYTES (then only the core is kept).
-_TRIMMABLE = ("traits", "anonymous_ids", "absorbed_ids", "cause_event_ids")
+_TRIMMABLE = ("traits", "anonymous_ids", "absorbed_ids", "cause_event_ids", "lot_ids")
 _CORE = ("customer_id", "user_id", "from_stage", "to_stage", "reason", "survivor_id", "absorbed_id",
          "event_time", "processed_at")
 

@@ -1,17 +1,31 @@
-"""lifecycle.stage_changed, identity.merged -> one webhook delivery per endpoint subscribed to it.
+"""lifecycle.stage_changed, identity.merged, loyalty.* -> one webhook delivery per endpoint subscribed to it.
 
 Runs after the event's own handler, in the same transaction (so in the same inbox: an event applied
 once is fanned out once). Each delivery's webhook-id is derived from (endpoint, event id): a redelivered
 event adds nothing, and the id stays the same across retries and replays. Paused endpoints queue too; a
 disabled one takes nothing. A historical transition (imported past events) is not sent, as it messages
-nobody.
+nobody. Loyalty's events (loyalty-events.v1) have no handler of their own in messaging: they are routed to
+the fan-out alone, so the inbox still takes each once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, IdentityMergedData, StageChangedData
+from lifecycle_shared.events import (
+    DEBT_RECORDED_TYPE,
+    IDENTITY_MERGED_TYPE,
+    POINTS_EXPIRING_TYPE,
+    REWARD_REDEEMED_TYPE,
+    STAGE_CHANGED_TYPE,
+    TIER_CHANGED_TYPE,
+    DebtRecordedData,
+    IdentityMergedData,
+    PointsExpiringData,
+    RewardRedeemedData,
+    StageChangedData,
+    TierChangedData,
+)
 from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,8 +57,11 @@ async def handle_webhooks(conn: AsyncConnection, events: list[Typed[Any]]) -> Em
 def with_webhooks(router: Router) -> Router:
     """The router, each event type a webhook endpoint may subscribe to handled by its own handler and then
     fanned out (`handle_webhooks`); an event type only webhooks want is routed to them alone."""
-    # The subscribable types that arrive from Kafka (message.sent is messaging's own, read from its log).
-    models: dict[str, Any] = {STAGE_CHANGED_TYPE: StageChangedData, IDENTITY_MERGED_TYPE: IdentityMergedData}
+    # The subscribable types that arrive from Kafka (the message.* events are messaging's own, read from its logs).
+    models: dict[str, Any] = {STAGE_CHANGED_TYPE: StageChangedData, IDENTITY_MERGED_TYPE: IdentityMergedData,
+                              REWARD_REDEEMED_TYPE: RewardRedeemedData, DEBT_RECORDED_TYPE: DebtRecordedData,
+                              TIER_CHANGED_TYPE: TierChangedData, POINTS_EXPIRING_TYPE: PointsExpiringData}
+    assert set(models) <= set(EVENT_TYPES)
     combined: dict[str, Route] = {}
 
     def route(event_type: str) -> Route | None:

@@ -13,7 +13,8 @@ attempt; an endpoint whose every attempt has failed for 5 days is disabled. A di
 (a warning naming it and why), counted, shown with its reason by the admin API, announced to the endpoints
 subscribed to `webhook.endpoint_disabled` and emailed to the operator (`operator_email`, when set).
 
-The `message.*` events are read from the message log, one cursor per type (`announce_messages`).
+The `message.*` events are read from messaging's own logs, one cursor per type (`announce_messages`): sent,
+suppressed and failed from the message log, unsubscribed from the consent log.
 
 Never logged: the secret, the payload, the URL (it may carry a token). Only ids, codes, kinds of error.
 """
@@ -34,8 +35,9 @@ from lifecycle_messaging.db import repository as messages
 from lifecycle_messaging.db import webhooks as db
 from lifecycle_messaging.domain.webhooks import (
     ENDPOINT_DISABLED,
+    LOGGED_EVENTS,
     MAX_ATTEMPTS,
-    MESSAGE_EVENTS,
+    MESSAGE_UNSUBSCRIBED,
     disables_endpoint,
     endpoint_disabled_data,
     endpoint_disabled_event_id,
@@ -48,6 +50,8 @@ from lifecycle_messaging.domain.webhooks import (
     secrets_in_force,
     signature_header,
     subscribers,
+    unsubscribed_data,
+    unsubscribed_event_id,
     webhook_id,
 )
 from lifecycle_messaging.settings import MessagingSettings
@@ -251,25 +255,31 @@ SENT_LOOK_BACK = timedelta(seconds=30)
 
 async def announce_messages(engine: AsyncEngine, event_type: str, *, now: datetime, look_back: bool = True,
                             limit: int = 1000) -> tuple[int, bool]:
-    """Queue deliveries of one message event type (`message.sent`, `.suppressed`, `.failed`) for the messages
-    that came to it since its cursor; (deliveries queued, whether the read was full: more are waiting).
-    Until someone subscribes the cursor just follows the clock."""
+    """Queue deliveries of one message event type (`message.sent`, `.suppressed`, `.failed`: the messages that
+    came to it; `message.unsubscribed`: the addresses whose marketing consent became unsubscribed) since its
+    cursor; (deliveries queued, whether the read was full: more are waiting). Until someone subscribes the
+    cursor just follows the clock."""
     async with engine.begin() as conn:
         position = await db.cursor(conn, event_type, start=now)
         if not await db.subscribed(conn, event_type):
             await db.move_cursor(conn, event_type, max(position, now))
             return 0, False
-        found = await db.messages_since(conn, event_type, position - SENT_LOOK_BACK if look_back else position,
-                                        limit=limit)
+        since = position - SENT_LOOK_BACK if look_back else position
+        if event_type == MESSAGE_UNSUBSCRIBED:
+            found = await db.unsubscribes_since(conn, since, limit=limit)
+            events = [(unsubscribed_event_id(change.seq), change.at, unsubscribed_data(change._asdict()))
+                      for change in found]
+        else:
+            found = await db.messages_since(conn, event_type, since, limit=limit)
+            events = [(message_event_id(event_type, message.id), message.at,
+                       message_event_data(event_type, message._asdict())) for message in found]
         subscriptions = await db.subscriptions(conn, [event_type])
         rows = []
-        for message in found:
-            data = message_event_data(event_type, message._asdict())
-            event_id = message_event_id(event_type, message.id)
+        for event_id, at, data in events:
             for endpoint_id in subscribers(subscriptions, event_type, data):
                 rows.append({"webhook_id": webhook_id(endpoint_id, event_id), "endpoint_id": endpoint_id,
-                             "event_id": event_id, "event_type": event_type, "event_time": message.at,
-                             "payload": payload(event_type, message.at, data)})
+                             "event_id": event_id, "event_type": event_type, "event_time": at,
+                             "payload": payload(event_type, at, data)})
         await db.add_deliveries(conn, rows)
         if found and found[-1].at > position:
             await db.move_cursor(conn, event_type, found[-1].at)
@@ -278,7 +288,7 @@ async def announce_messages(engine: AsyncEngine, event_type: str, *, now: dateti
 
 async def announce_message_events(engine: AsyncEngine, *, now: datetime) -> int:
     """Every message event type once, each looking back (tests, operators); the deliveries queued."""
-    return sum([(await announce_messages(engine, event_type, now=now))[0] for event_type in MESSAGE_EVENTS])
+    return sum([(await announce_messages(engine, event_type, now=now))[0] for event_type in LOGGED_EVENTS])
 
 
 def message_events(settings: MessagingSettings, *, clock: Clock = utc_now):
@@ -287,7 +297,7 @@ def message_events(settings: MessagingSettings, *, clock: Clock = utc_now):
     async def announce_from_the_message_log(runtime: Any) -> None:
         full: set[str] = set()
         while True:
-            for event_type in MESSAGE_EVENTS:
+            for event_type in LOGGED_EVENTS:
                 try:
                     _, more = await announce_messages(runtime.engine, event_type, now=clock(),
                                                       look_back=event_type not in full)
