@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.consenting import Told, tell
 from lifecycle_messaging.db import latest
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.db import webhooks as db
@@ -30,7 +31,15 @@ from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.workers.webhook_http import AddressRefused, GuardedTransport, WebhookClient, system_resolve
 from lifecycle_messaging.workers.webhooks import announce_message_events, client_for, deliver_round, webhook_worker
 from lifecycle_shared.db import create_engine
-from lifecycle_shared.events import IDENTITY_MERGED_TYPE, STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    REWARD_REDEEMED_TYPE,
+    STAGE_CHANGED_TYPE,
+    TIER_CHANGED_TYPE,
+    CloudEvent,
+    StageChangedData,
+    TierChangedData,
+)
 from lifecycle_shared.kafka.registry import Typed
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from standardwebhooks import Webhook
@@ -560,6 +569,85 @@ async def test_suppressed_and_failed_messages_are_announced_once_each_with_why_a
             assert b"bob@example.com" not in request.body and b"Hello" not in request.body
         to_buyers = [verify(r, purchase_only.secret)["data"]["message_id"] for r in buyers.requests]
         assert [m for m in to_buyers if m in ours] == [at_queue_time]
+
+
+def loyalty_event(event_type: str, customer: str, data: dict) -> CloudEvent:
+    return CloudEvent(id=str(uuid.uuid4()), source="/loyalty", type=event_type, time=EVENT_TIME, subject=customer,
+                      data={"customer_id": customer, **data})
+
+
+async def test_loyalty_events_are_fanned_out_once_to_the_endpoints_subscribed_to_them_and_to_no_others(engine):
+    clock, config = Clock(), settings()
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    redeemed = loyalty_event(REWARD_REDEEMED_TYPE, customer, {
+        "redemption_id": "rd-1", "reward_id": "free-shipping", "reward_kind": "free_shipping", "cost": 500,
+        "redeemed_at": EVENT_TIME.isoformat()})
+    tier = loyalty_event(TIER_CHANGED_TYPE, customer, {
+        "from_tier": "silver", "to_tier": "gold", "direction": "reached", "points_in_window": 2400,
+        "rule_version": "2026-11-20", "changed_at": EVENT_TIME.isoformat()})
+    async with (receiver(always(Reply(200))) as tiers, receiver(always(Reply(200))) as rewards,
+                receiver(always(Reply(200))) as stages):
+        tier_endpoint = await add_endpoint(engine, tiers.url, event_types=[TIER_CHANGED_TYPE])
+        # The stage filter is about stage moves and messages: it does not hold back a loyalty event.
+        reward_endpoint = await add_endpoint(engine, rewards.url, stages=["purchase"],
+                                             event_types=[REWARD_REDEEMED_TYPE, STAGE_CHANGED_TYPE])
+        await add_endpoint(engine, stages.url, event_types=[STAGE_CHANGED_TYPE, "message.sent"])
+        await consume(engine, [redeemed, tier])
+        await consume(engine, [tier, redeemed])  # redelivered by Kafka: the inbox has them already
+        async with engine.begin() as conn:  # and past the inbox (a lost commit): the same webhook-ids
+            await handle_webhooks(conn, [Typed(tier, TierChangedData.model_validate(tier.data))])
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
+        (told_tier,) = tiers.requests
+        body = verify(told_tier, tier_endpoint.secret)
+        assert body["type"] == TIER_CHANGED_TYPE and body["timestamp"] == "2026-05-01T00:00:00Z"
+        assert body["data"] == {**tier.data, "changed_at": "2026-05-01T00:00:00Z"}
+        (told_reward,) = rewards.requests
+        body = verify(told_reward, reward_endpoint.secret)
+        assert body["type"] == REWARD_REDEEMED_TYPE and body["data"]["redemption_id"] == "rd-1"
+        assert body["data"]["customer_id"] == customer and body["data"]["cost"] == 500
+        assert stages.requests == []
+        assert {r.webhook_id for r in await deliveries(engine, tier_endpoint)} == {told_tier.headers["webhook-id"]}
+
+
+async def test_an_unsubscribe_is_announced_once_with_its_source_and_never_the_address(engine):
+    clock, config = Clock(), settings()
+    ann, bob, cy = (f"c-{uuid.uuid4().hex[:8]}" for _ in range(3))
+
+    async def told(*changes: Told, at) -> None:
+        async with engine.begin() as conn:
+            await tell(conn, list(changes), now=at)
+
+    async with engine.begin() as conn:
+        await conn.execute(webhook_cursors.delete())
+    # Before anyone listened (a while ago, beyond the look-back): never announced.
+    await told(Told(f"{cy}@example.com", "unsubscribed", "api", customer_id=cy), at=clock() - timedelta(minutes=5))
+    await announce_message_events(engine, now=clock())  # nobody subscribed: the cursors follow the clock
+    async with receiver(always(Reply(200))) as hooks, receiver(always(Reply(200))) as others:
+        # The stage filter does not apply: an unsubscribe is about an address, not a message of a stage.
+        endpoint = await add_endpoint(engine, hooks.url, event_types=["message.unsubscribed"], stages=["purchase"])
+        await add_endpoint(engine, others.url, event_types=["message.sent", "message.suppressed"])
+        await told(Told(f"{ann}@example.com", "unsubscribed", "link", reference=str(uuid.uuid4()), customer_id=ann),
+                   Told(f"{bob}@example.com", "subscribed", "api", customer_id=bob),  # a yes: not announced
+                   Told(f"{ann}@example.com", "unsubscribed", "link", customer_id=ann),  # no change: not logged
+                   at=clock())
+        await told(Told(f"{bob}@example.com", "bounced", "provider", customer_id=bob), at=clock())  # not an unsubscribe
+        clock.advance(1)
+        for _ in range(2):  # looking again announces nothing twice
+            await announce_message_events(engine, now=clock())
+        async with worker_rounds(engine, config, clock) as run_round:
+            await run_round()
+        bodies = [verify(r, endpoint.secret) for r in hooks.requests]
+        mine = [b for b in bodies if b["data"]["customer_id"] in (ann, bob, cy)]  # other tests' changes may show
+        assert len({r.headers["webhook-id"] for r in hooks.requests}) == len(hooks.requests)  # once each
+        (body,) = mine
+        at = (clock() - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+        assert body == {"type": "message.unsubscribed", "timestamp": at,
+                        "data": {"customer_id": ann, "channel": "email", "purpose": "marketing", "source": "link",
+                                 "previous_state": None, "unsubscribed_at": at}}
+        for request in hooks.requests:
+            assert b"@example.com" not in request.body
+        assert others.requests == []
 
 
 async def test_a_disabled_endpoint_is_told_to_the_operator_by_email_and_to_the_endpoints_that_want_it(
