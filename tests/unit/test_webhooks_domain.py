@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from lifecycle_messaging.domain import webhooks as wh
+from lifecycle_shared.events import DEBT_RECORDED_TYPE, POINTS_EXPIRING_TYPE, REWARD_REDEEMED_TYPE, TIER_CHANGED_TYPE
 from standardwebhooks import Webhook, WebhookVerificationError
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -163,6 +164,31 @@ def test_message_events_tell_which_message_and_why_never_the_address_the_text_or
     for event_type in wh.MESSAGE_EVENTS:  # the stage filter applies to every message event
         assert not wh.matches(buyers, event_type, common)
         assert wh.matches(buyers, event_type, common | {"stage": "purchase"})
+
+
+def test_an_unsubscribe_tells_whose_how_and_when_never_the_address_and_no_stage_filter_holds_it_back():
+    change = {"seq": 41, "address": "ann@example.com", "channel": "email", "purpose": "marketing",
+              "state": "unsubscribed", "previous_state": "subscribed", "source": "link", "reference": "m1",
+              "customer_id": "ann", "at": NOW}
+    data = wh.unsubscribed_data(change)
+    assert data == {"customer_id": "ann", "channel": "email", "purpose": "marketing", "source": "link",
+                    "previous_state": "subscribed", "unsubscribed_at": NOW}
+    assert "ann@example.com" not in wh.payload(wh.MESSAGE_UNSUBSCRIBED, NOW, data).decode()
+    assert wh.unsubscribed_event_id(41) != wh.unsubscribed_event_id(42)
+    buyers = wh.Subscription("ep", (wh.MESSAGE_UNSUBSCRIBED, *wh.LOYALTY_EVENTS), ("purchase",))
+    for event_type in (wh.MESSAGE_UNSUBSCRIBED, *wh.LOYALTY_EVENTS):  # about no stage: the filter does not apply
+        assert wh.matches(buyers, event_type, {"customer_id": "ann"})
+    assert not wh.matches(buyers, wh.MESSAGE_SENT, {"customer_id": "ann", "stage": "purchase"})  # not asked for
+
+
+def test_the_loyalty_types_are_loyaltys_and_a_long_list_of_lots_is_trimmed_first():
+    assert set(wh.LOYALTY_EVENTS) == {REWARD_REDEEMED_TYPE, DEBT_RECORDED_TYPE, TIER_CHANGED_TYPE,
+                                      POINTS_EXPIRING_TYPE}
+    assert set(wh.LOYALTY_EVENTS) <= set(wh.EVENT_TYPES) and wh.MESSAGE_UNSUBSCRIBED in wh.EVENT_TYPES
+    data = {"customer_id": "ann", "points": 120, "expires_at": NOW, "lot_ids": [f"lot-{n:06d}" for n in range(9000)],
+            "warned_at": NOW}
+    body = json.loads(wh.payload(wh.POINTS_EXPIRING, NOW, data))
+    assert body["data"]["truncated"] == ["lot_ids"] and body["data"]["points"] == 120
 
 
 def test_a_disabled_endpoint_is_told_by_id_host_and_reason_never_the_rest_of_its_url():
