@@ -219,6 +219,9 @@ consent_changes = Table(
     CheckConstraint("source IN ('link', 'api', 'touchpoint', 'provider')", name="consent_changes_source"),
     Index("consent_changes_address", "address", "seq"),
 )
+# The changes to unsubscribed by time, for `message.unsubscribed` webhooks.
+Index("consent_changes_unsubscribed_at", consent_changes.c.at, consent_changes.c.seq,
+      postgresql_where=(consent_changes.c.state == "unsubscribed") & (consent_changes.c.purpose == "marketing"))
 
 # When a message last changed status (stamped when the row is made and when it is suppressed or failed;
 # NULL on rows from before it was kept), and the failed and suppressed messages by it: `message.failed`,
