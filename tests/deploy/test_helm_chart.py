@@ -26,7 +26,8 @@ by_values = pytest.mark.parametrize("values", VALUE_FILES, ids=lambda p: "defaul
 
 SECRET_NAMES = re.compile(r"TOKEN|PASSWORD|SECRET|DATABASE_URL|_KEY$")
 # The topics each consumer reads, as the services' main.py declare them.
-CONSUMER_TOPICS = {"stage-engine": {"touchpoints.v1"}, "messaging": {"stage-transitions.v1", "touchpoints.v1"},
+CONSUMER_TOPICS = {"stage-engine": {"touchpoints.v1"},
+                   "messaging": {"stage-transitions.v1", "touchpoints.v1", "loyalty-events.v1"},
                    "loyalty": {"touchpoints.v1", "stage-transitions.v1"}}
 
 
@@ -347,8 +348,8 @@ def topic_partitions(objects: list[dict[str, Any]]) -> dict[str, int]:
 
 def test_topics_are_created_with_production_settings(rendered: list[dict[str, Any]]):
     partitions = topic_partitions(rendered)
-    assert set(partitions) == {"touchpoints.v1", "stage-transitions.v1", "touchpoints.v1.dlq",
-                               "stage-transitions.v1.dlq"}
+    assert set(partitions) == {"touchpoints.v1", "stage-transitions.v1", "loyalty-events.v1", "touchpoints.v1.dlq",
+                               "stage-transitions.v1.dlq", "loyalty-events.v1.dlq"}
     for topic in of_kind(rendered, "KafkaTopic"):
         assert topic["spec"]["replicas"] == 3 and topic["spec"]["config"]["min.insync.replicas"] == 2
     for job in of_kind(rendered, "Job"):

@@ -30,7 +30,7 @@ messaging:
   port: 8002
   database: lifecycle_messaging
   group: messaging
-  topics: [stageTransitions, touchpoints]
+  topics: [stageTransitions, touchpoints, loyaltyEvents]
   adminToken: messagingAdminTokenKey
   apiTokens: true
 loyalty:
@@ -65,6 +65,7 @@ consumers.
 {{- define "lifecycle.topicNames" -}}
 touchpoints: touchpoints.v1
 stageTransitions: stage-transitions.v1
+loyaltyEvents: loyalty-events.v1
 {{- end }}
 
 {{/* A component's values: .Values.ingest for ingest, else .Values.<service>.<role>. Call with (list $ component). */}}
