@@ -42,7 +42,7 @@ from lifecycle_messaging.domain.local_time import (
 )
 from lifecycle_messaging.domain.quiet_hours import QuietHours, opens_at
 
-FREQUENCY_CAP = "frequency_cap"  # the suppression reason (`domain.suppression.REASONS` takes it when wired)
+FREQUENCY_CAP = "frequency_cap"  # the suppression reason (in `domain.suppression.REASONS`)
 MAX_DEFERRAL = timedelta(days=8)
 
 
