@@ -16,8 +16,8 @@ them). Transitions may arrive late or out of order: only the order decides, neve
 
 The decision is the same at queue time (a batch holding several transitions of one customer) and at
 claim time (the delivery worker, just before sending). Suppressed messages are recorded with their
-reason, never silently dropped. Later checks (consent, quiet hours, frequency cap, holdout) add their
-reasons to `REASONS`.
+reason, never silently dropped. The gateway adds `holdout` (`domain.holdout`) and `frequency_cap`
+(`domain.caps`); a message held by quiet hours or the caps is aged without that wait (`judged_at`).
 """
 
 from __future__ import annotations
