@@ -20,7 +20,13 @@ from lifecycle_messaging.handlers import routes
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness
 from lifecycle_shared.db import create_engine
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    STAGE_CHANGED_TYPE,
+    CloudEvent,
+    IdentityMergedData,
+    StageChangedData,
+)
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -271,3 +277,28 @@ async def test_new_york_on_its_fall_back_day(runtime, mail_sink):
     shop.clock.now = datetime(2026, 11, 2, 13, 0, tzinfo=UTC)
     await shop.deliver()
     assert received(sink, customer) == ["welcome", "consideration_nudge"]
+
+
+async def test_a_merge_hands_the_absorbed_keys_assignments_to_the_survivor_whose_own_stand(runtime):
+    run = uuid.uuid4().hex[:8]
+    guest, user = f"guest-{run}", f"user-{run}"
+    at = datetime(2026, 6, 15, tzinfo=UTC)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(holdout_assignments.insert(), [
+            {"campaign": "welcome", "person": guest, "group": "holdout", "assigned_at": at},
+            {"campaign": "consideration_nudge", "person": guest, "group": "holdout", "assigned_at": at},
+            {"campaign": "consideration_nudge", "person": user, "group": "treatment", "assigned_at": at}])
+    merge = IdentityMergedData(survivor_id=user, absorbed_id=guest, absorbed_ids=[guest], user_id=user,
+                               reason="identify", cause_event_ids=["c"], event_time=at, processed_at=at)
+    event = CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=IDENTITY_MERGED_TYPE, time=at,
+                       subject=user, data=merge.model_dump(mode="json"))
+    runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=runtime.engine,
+                            route=routes(brand="Shop", freshness=Freshness(clock=Clock(at), window=timedelta(days=1))))
+    await runner.process([record("topic", 1, event.to_bytes(), key=user.encode())])
+    async with runtime.engine.connect() as conn:
+        rows = (await conn.execute(select(holdout_assignments).where(
+            holdout_assignments.c.person.in_([guest, user])))).mappings().all()
+    assert {(r["campaign"], r["person"], r["group"]) for r in rows} == {
+        ("welcome", guest, "holdout"), ("consideration_nudge", guest, "holdout"),  # append-only: they stay
+        ("welcome", user, "holdout"),  # the survivor had none: the guest's is theirs now
+        ("consideration_nudge", user, "treatment")}  # the survivor's own stands
