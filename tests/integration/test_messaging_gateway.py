@@ -97,9 +97,9 @@ class Shop:
 
 
 def shop_at(runtime, port: int, now: datetime, *, holdout_share: float = 0.0,
-            freshness: timedelta = timedelta(days=1)) -> Shop:
+            freshness: timedelta = timedelta(days=1), shop_timezone: str = "UTC") -> Shop:
     settings = MessagingSettings(environment="development", smtp_port=port, holdout_share=holdout_share,
-                                 shop_timezone="UTC", quiet_hours="21:00-08:00", cap_per_day=1, cap_per_week=3)
+                                 shop_timezone=shop_timezone, quiet_hours="21:00-08:00", cap_per_day=1, cap_per_week=3)
     clock = Clock(now)
     return Shop(runtime, settings, clock, Freshness(clock=clock, window=freshness))
 
@@ -302,3 +302,21 @@ async def test_a_merge_hands_the_absorbed_keys_assignments_to_the_survivor_whose
         ("welcome", guest, "holdout"), ("consideration_nudge", guest, "holdout"),  # append-only: they stay
         ("welcome", user, "holdout"),  # the survivor had none: the guest's is theirs now
         ("consideration_nudge", user, "treatment")}  # the survivor's own stands
+
+
+async def test_quiet_hours_follow_the_customer_s_zone_else_the_shop_s(runtime, mail_sink):
+    """At 03:00 UTC it is 10:00 in Bangkok and 23:00 the evening before in the New York shop: the customer
+    in Bangkok gets their welcome, the one without a (usable) zone waits for the shop's morning."""
+    sink, port = mail_sink
+    run = uuid.uuid4().hex[:8]
+    bangkok, unzoned, bogus = f"bkk-{run}", f"nozone-{run}", f"bogus-{run}"
+    shop = shop_at(runtime, port, datetime(2026, 6, 22, 3, 0, tzinfo=UTC), shop_timezone="America/New_York")
+    await shop.transition(bangkok, None, "awareness", zone="Asia/Bangkok")
+    await shop.transition(unzoned, None, "awareness", zone=None)
+    await shop.transition(bogus, None, "awareness", zone="+07:00")  # no zone name: the shop's
+    await shop.deliver()
+    assert received(sink, bangkok) == ["welcome"]
+    for customer in (unzoned, bogus):
+        welcome = (await shop.log(customer))["welcome"]
+        assert (welcome["status"], welcome["next_attempt_at"]) == ("queued", datetime(2026, 6, 22, 12, 0, tzinfo=UTC))
+        assert received(sink, customer) == []
