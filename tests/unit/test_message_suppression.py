@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lifecycle_messaging.domain.suppression import (
     CONSENT,
+    FREQUENCY_CAP,
+    HOLDOUT,
     REASONS,
     STALE,
     SUPERSEDED,
     Position,
+    judged_at,
     latest_after,
     suppression,
     takes_over,
@@ -68,7 +71,21 @@ def test_latest_after_keeps_each_customer_apart():
 
 def test_the_default_window_is_a_day_and_every_reason_is_listed():
     assert MessagingSettings(environment="development").freshness == DAY
-    assert set(REASONS) == {SUPERSEDED, STALE, CONSENT}
+    assert set(REASONS) == {SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP}
+
+
+def test_the_wait_the_gateway_imposed_does_not_age_a_message():
+    due, opening = NOW, NOW + timedelta(hours=9)  # held at NOW through a night of quiet hours
+    assert judged_at(NOW, due_at=due, held_until=None) == NOW  # never held: now
+    assert judged_at(NOW, due_at=None, held_until=opening) == NOW  # from before due_at was kept
+    assert judged_at(NOW + timedelta(hours=3), due_at=due, held_until=opening) == NOW  # still waiting
+    assert judged_at(opening, due_at=due, held_until=opening) == NOW  # at the opening: as when it came due
+    # Late after the opening (the worker behind, the SMTP server down): that wait counts.
+    assert judged_at(opening + timedelta(hours=2), due_at=due, held_until=opening) == NOW + timedelta(hours=2)
+    message = Position(NOW - timedelta(minutes=1), NOW - timedelta(minutes=1), "t")
+    assert suppression(message, latest=None, now=judged_at(opening, due_at=due, held_until=opening),
+                       freshness=timedelta(hours=1)) is None
+    assert suppression(message, latest=None, now=opening, freshness=timedelta(hours=1)) == STALE
 
 
 def simulate(arrivals: list[Position], *, worker_after: set[int], window: timedelta) -> list[Position]:

@@ -12,7 +12,10 @@ transition a newer one of the customer has overtaken since it was queued, or tha
 than the freshness window while it waited (the SMTP server down, the worker behind), is recorded
 `suppressed` with its reason in the claim's transaction and never sent. So is a marketing message
 to an address whose consent does not allow it (`domain.consent`, reason `consent`): consent changed
-since it was queued counts. Every marketing email carries the RFC 8058 one-click unsubscribe headers
+since it was queued counts. Then the gateway (`gateway.py`): a marketing message to a person in its
+campaign's holdout is suppressed `holdout`; one inside the customer's quiet hours or beyond the frequency
+caps is held until its opening (the claim's attempt given back), or suppressed `frequency_cap` when the
+caps would keep it too long. Every marketing email carries the RFC 8058 one-click unsubscribe headers
 with the signed link its body has (`domain.unsubscribe`; a row queued without one gets one now).
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -33,6 +37,7 @@ from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.domain.mime import sender, transfer_encoding
 from lifecycle_messaging.domain.templates import Rendered
+from lifecycle_messaging.gateway import gate
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness, suppress_overtaken
 
@@ -100,9 +105,10 @@ async def send(row, settings: MessagingSettings, links: Links | None = None) -> 
     return Outcome(True)
 
 
-async def record(conn, row, outcome: Outcome, settings: MessagingSettings) -> None:
+async def record(conn, row, outcome: Outcome, settings: MessagingSettings, *, at: datetime | None = None) -> None:
+    """`at`: the service clock's instant (a sent message's, for the frequency caps)."""
     if outcome.sent:
-        await repo.mark_sent(conn, message_id=row.id)
+        await repo.mark_sent(conn, message_id=row.id, at=at)
         return
     give_up = outcome.permanent or row.attempts >= settings.max_send_attempts
     log.warning("email not sent", extra={"message_id": row.id, "attempt": row.attempts,
@@ -113,7 +119,8 @@ async def record(conn, row, outcome: Outcome, settings: MessagingSettings) -> No
 
 async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, freshness: Freshness) -> int:
     """One round: claim due messages, suppress those that no longer follow where their customer
-    stands, send the rest. The number claimed (0: nothing was due)."""
+    stands or that consent or the holdout forbid, hold those quiet hours or the caps defer, send the
+    rest. The number claimed and not held (0: nothing was due, or all of it was held)."""
     # Claimed messages are sent one after another: the lease covers the slowest possible round.
     lease_s = settings.send_batch_size * settings.smtp_timeout_s + 30
     async with runtime.engine.begin() as conn:
@@ -121,6 +128,8 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, fre
         overtaken = await suppress_overtaken(conn, claimed, freshness)
         overtaken |= await suppress_without_consent(conn, [row for row in claimed if row.id not in overtaken],
                                                     require_opt_in=settings.require_opt_in)
+        gated = await gate(conn, [row for row in claimed if row.id not in overtaken], settings, freshness.clock())
+        overtaken |= gated.ids
     links = links_of(settings, freshness)
     for row in (row for row in claimed if row.id not in overtaken):
         if row.attempts > settings.max_send_attempts:  # earlier attempts died mid-send
@@ -128,8 +137,8 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, fre
         else:
             outcome = await send(row, settings, links)
         async with runtime.engine.begin() as conn:
-            await record(conn, row, outcome, settings)
-    return len(claimed)
+            await record(conn, row, outcome, settings, at=freshness.clock())
+    return len(claimed) - len(gated.held)
 
 
 def email_worker(settings: MessagingSettings, freshness: Freshness):

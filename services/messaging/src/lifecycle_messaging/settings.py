@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import ClassVar, Self
+from zoneinfo import ZoneInfo
 
 from lifecycle_shared.settings import ServiceSettings, is_strong_token
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from lifecycle_messaging.domain.caps import Caps
+from lifecycle_messaging.domain.local_time import zone_named
+from lifecycle_messaging.domain.quiet_hours import QuietHours
 
 
 class MessagingSettings(ServiceSettings):
@@ -42,6 +47,34 @@ class MessagingSettings(ServiceSettings):
     # messaged: at queue time and again just before sending. A day: a backlog after an outage of hours
     # is still news; older, a welcome or an offer is about a moment long gone (docs/messaging.md).
     freshness_s: float = Field(default=86_400.0, gt=0)
+
+    # The gateway (docs/messaging.md "The gateway"), for marketing messages. The share of each campaign's
+    # audience held out (a campaign is, for now, its template); the shop's IANA zone (for customers without a
+    # `timezone` trait); the quiet hours in the customer's wall time (`HH:MM-HH:MM`, or `off`); the frequency
+    # caps per local day and ISO week (0: no cap).
+    holdout_share: float = Field(default=0.10, ge=0.0, le=1.0)
+    shop_timezone: str = "UTC"
+    quiet_hours: str = "21:00-08:00"
+    cap_per_day: int = Field(default=1, ge=0)
+    cap_per_week: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _gateway_settings(self) -> Self:
+        zone_named(self.shop_timezone)  # ValueError names it
+        QuietHours.parse(self.quiet_hours)
+        return self
+
+    @property
+    def shop_zone(self) -> ZoneInfo:
+        return zone_named(self.shop_timezone)
+
+    @property
+    def quiet(self) -> QuietHours:
+        return QuietHours.parse(self.quiet_hours)
+
+    @property
+    def caps(self) -> Caps:
+        return Caps(per_day=self.cap_per_day or None, per_week=self.cap_per_week or None)
 
     # Consent (docs/messaging.md "Consent and unsubscribe"). False: soft opt-in - marketing goes to an address
     # that has told nothing until it unsubscribes; True: only to addresses that subscribed.

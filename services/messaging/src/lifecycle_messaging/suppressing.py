@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import latest
-from lifecycle_messaging.domain.suppression import Position, suppression
+from lifecycle_messaging.domain.suppression import Position, judged_at, suppression
 from lifecycle_messaging.metrics import suppressed
 
 
@@ -38,8 +38,10 @@ async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], fres
     for row in pending:
         if row.event_time is None:  # queued before transitions were placed: not judged
             continue
+        # The wait quiet hours and caps imposed does not age a message (`domain.suppression.judged_at`).
+        at = judged_at(now, due_at=getattr(row, "due_at", None), held_until=getattr(row, "held_until", None))
         reason = suppression(Position(row.event_time, row.processed_at, row.cause_event_id),
-                             latest=seen.get(row.customer_id), now=now, freshness=freshness.window)
+                             latest=seen.get(row.customer_id), now=at, freshness=freshness.window)
         if reason is not None:
             reasons[row.id] = reason
     marked = set(await latest.suppress(conn, reasons))

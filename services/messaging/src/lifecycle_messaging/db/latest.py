@@ -63,7 +63,7 @@ async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any
         return []
     return list((await conn.execute(
         select(messages.c.id, messages.c.customer_id, messages.c.template, messages.c.cause_event_id,
-               messages.c.event_time, messages.c.processed_at)
+               messages.c.event_time, messages.c.processed_at, messages.c.due_at, messages.c.held_until)
         .where(messages.c.customer_id.in_(customer_ids), messages.c.status.in_(PENDING),
                messages.c.event_time.is_not(None)))).all())
 

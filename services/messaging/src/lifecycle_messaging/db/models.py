@@ -61,6 +61,14 @@ messages = Table(
     Column("preheader", Text),
     Column("from_name", Text),
     Column("unsubscribe_url", Text),
+    # The gateway (`gateway.py`, docs/messaging.md "The gateway"): the customer's `timezone` trait as the
+    # transition carried it (NULL: the shop's zone); when the message first came due (set when queued, moved
+    # to its first hold); the opening quiet hours or caps last held it until; the service clock's instant
+    # of the send (what the caps count; `sent_at` is the database's).
+    Column("timezone", Text),
+    Column("due_at", DateTime(timezone=True)),
+    Column("held_until", DateTime(timezone=True)),
+    Column("sent_clock_at", DateTime(timezone=True)),
     CheckConstraint("(status = 'suppressed') = (suppressed_reason IS NOT NULL)", name="messages_suppressed_reason"),
     # The idempotency key: never the same message twice for the same cause.
     UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
@@ -69,6 +77,7 @@ messages = Table(
     Index("messages_awaiting_linked_ids", "linked_ids", postgresql_using="gin",
           postgresql_where="status = 'awaiting_contact'"),
     Index("messages_pending_customer", "customer_id", postgresql_where="status IN ('queued', 'awaiting_contact')"),
+    Index("messages_sent_customer", "customer_id", "sent_clock_at", postgresql_where="status = 'sent'"),
 )
 
 # The address each customer id is known to have, from sign-ups, identifies and transitions, so a
@@ -229,3 +238,16 @@ Index("consent_changes_unsubscribed_at", consent_changes.c.at, consent_changes.c
 messages.append_column(Column("status_changed_at", DateTime(timezone=True), server_default=func.now()))
 Index("messages_status_changed_at", messages.c.status, messages.c.status_changed_at,
       postgresql_where=messages.c.status.in_(("failed", "suppressed")))
+
+# Holdout assignments (`domain.holdout`), append-only: the first assignment of a person to a campaign's group
+# stands (a campaign is, for now, its template). `person` is the message's customer key; a merge moves
+# the absorbed keys' assignments to the survivor, whose own stand.
+holdout_assignments = Table(
+    "holdout_assignments",
+    metadata,
+    Column("campaign", Text, primary_key=True),
+    Column("person", Text, primary_key=True),
+    Column("group", Text, nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("\"group\" IN ('holdout', 'treatment')", name="holdout_assignments_group"),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -43,11 +43,13 @@ async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> lis
     return sorted(claimed, key=lambda row: row.seq)  # RETURNING follows no ORDER BY: a customer's go in order
 
 
-async def mark_sent(conn: AsyncConnection, *, message_id: str) -> None:
-    """Sent - also if it was suppressed while the worker was sending it: it left, and the log says so."""
+async def mark_sent(conn: AsyncConnection, *, message_id: str, at: datetime | None = None) -> None:
+    """Sent - also if it was suppressed while the worker was sending it: it left, and the log says so.
+    `at`: the service clock's instant of the send (what the frequency caps count)."""
     await conn.execute(update(messages).where(messages.c.id == message_id,
                                               messages.c.status.in_(("queued", "suppressed")))
-                       .values(status="sent", sent_at=func.now(), last_error=None, suppressed_reason=None))
+                       .values(status="sent", sent_at=func.now(), sent_clock_at=at, last_error=None,
+                               suppressed_reason=None))
 
 
 async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, retry_in_s: float | None) -> None:

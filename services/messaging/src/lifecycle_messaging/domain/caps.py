@@ -41,8 +41,8 @@ from lifecycle_messaging.domain.local_time import (
     week_of,
 )
 from lifecycle_messaging.domain.quiet_hours import QuietHours, opens_at
+from lifecycle_messaging.domain.suppression import FREQUENCY_CAP as FREQUENCY_CAP  # the suppression reason
 
-FREQUENCY_CAP = "frequency_cap"  # the suppression reason (`domain.suppression.REASONS` takes it when wired)
 MAX_DEFERRAL = timedelta(days=8)
 
 

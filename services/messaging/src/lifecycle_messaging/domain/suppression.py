@@ -16,8 +16,8 @@ them). Transitions may arrive late or out of order: only the order decides, neve
 
 The decision is the same at queue time (a batch holding several transitions of one customer) and at
 claim time (the delivery worker, just before sending). Suppressed messages are recorded with their
-reason, never silently dropped. Later checks (consent, quiet hours, frequency cap, holdout) add their
-reasons to `REASONS`.
+reason, never silently dropped. The gateway adds `holdout` (`domain.holdout`) and `frequency_cap`
+(`domain.caps`); a message held by quiet hours or the caps is aged without that wait (`judged_at`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ SUPPRESSED = "suppressed"
 SUPERSEDED = "superseded"
 STALE = "stale"
 CONSENT = "consent"
+HOLDOUT = "holdout"  # the person is in the campaign's holdout (`domain.holdout`): never sent
+FREQUENCY_CAP = "frequency_cap"  # the caps would keep it waiting too long (`domain.caps`)
 # Every reason a message may be suppressed for (metrics' `reason` label values, pre-initialised).
-REASONS = (SUPERSEDED, STALE, CONSENT)
+REASONS = (SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP)
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,12 @@ def suppression(message: Position, *, latest: Position | None, now: datetime, fr
     if now - message.event_time > freshness:
         return STALE
     return None
+
+
+def judged_at(now: datetime, *, due_at: datetime | None, held_until: datetime | None) -> datetime:
+    """The instant a message's age is measured at: `now`, less the wait the gateway itself imposed (quiet
+    hours, frequency caps) - from when it first came due (`due_at`) to the opening it was last held until,
+    or to `now` while that has not come. A message never held: `now`."""
+    if due_at is None or held_until is None:
+        return now
+    return now - max(min(now, held_until) - due_at, timedelta(0))

@@ -66,7 +66,13 @@ def message_row(event: CloudEvent, transition: StageChangedData, to: Addressee, 
             "template": template, "stage": transition.to_stage, "cause_event_id": event.id, "recipient": email,
             "subject": rendered.subject, **rendered.columns(),
             "status": "queued" if email else "awaiting_contact",
-            "event_time": transition.event_time, "processed_at": transition.processed_at}
+            "event_time": transition.event_time, "processed_at": transition.processed_at,
+            "timezone": zone_trait(transition.traits.get("timezone"))}
+
+
+def zone_trait(trait: object) -> str | None:
+    """The `timezone` trait as kept on the message (the gateway resolves it, `domain.local_time`)."""
+    return (trait.strip()[:64] or None) if isinstance(trait, str) else None
 
 
 def position_of(event: CloudEvent, transition: StageChangedData) -> Position:
@@ -154,6 +160,7 @@ async def queue_messages(conn: AsyncConnection, addressed: list[tuple[CloudEvent
             suppressed(row["id"], row["template"], reason)
         elif row["status"] == "queued":
             delivered.setdefault(person, set()).add(row["template"])
+        row["due_at"] = now  # when it came due: the gateway's waits are measured from here
         rows.append(row)
     await contacts.remember(conn, learned)
     await repo.add_messages(conn, [{"suppressed_reason": None, **row} for row in rows])

@@ -1,0 +1,75 @@
+"""The gateway's SQL (`gateway.py`): holdout assignments, the sends the caps count, holding a message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import case, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle_messaging.db.models import holdout_assignments, messages
+
+
+async def assignments(conn: AsyncConnection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The recorded group of each (campaign, person) that has one."""
+    keys = sorted(set(pairs))
+    if not keys:
+        return {}
+    table = holdout_assignments
+    rows = await conn.execute(select(table.c.campaign, table.c.person, table.c.group)
+                              .where(tuple_(table.c.campaign, table.c.person).in_(keys)))
+    return {(row.campaign, row.person): row.group for row in rows}
+
+
+Groups = Mapping[tuple[str, str], str]
+
+
+async def assign(conn: AsyncConnection, groups: Groups, *, at: datetime) -> dict[tuple[str, str], str]:
+    """Record these first assignments (append-only: one already there stands) and return the recorded groups."""
+    if groups:
+        rows = [{"campaign": c, "person": p, "group": g, "assigned_at": at} for (c, p), g in groups.items()]
+        await conn.execute(insert(holdout_assignments).on_conflict_do_nothing(), rows)
+    return await assignments(conn, groups)
+
+
+_hand_over = text(
+    "INSERT INTO holdout_assignments (campaign, person, \"group\", assigned_at) "
+    "SELECT DISTINCT ON (h.campaign) h.campaign, :survivor, h.\"group\", h.assigned_at FROM holdout_assignments h "
+    "WHERE h.person = ANY(:absorbed) ORDER BY h.campaign, h.assigned_at, h.person "
+    "ON CONFLICT (campaign, person) DO NOTHING")
+
+
+async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
+    """A merge: the survivor keeps its own assignments and takes, for campaigns it had none in, the absorbed
+    keys' earliest (the absorbed keys' rows stay: append-only)."""
+    if absorbed:
+        await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
+
+
+async def sent_since(conn: AsyncConnection, customers: list[str], *,
+                     since: datetime) -> dict[str, list[tuple[str, datetime]]]:
+    """Each customer's sent messages (template, instant on the service's clock) from `since` on."""
+    if not customers:
+        return {}
+    rows = await conn.execute(select(messages.c.customer_id, messages.c.template, messages.c.sent_clock_at)
+                              .where(messages.c.customer_id.in_(customers), messages.c.status == "sent",
+                                     messages.c.sent_clock_at >= since))
+    sent: dict[str, list[tuple[str, datetime]]] = {}
+    for row in rows:
+        sent.setdefault(row.customer_id, []).append((row.template, row.sent_clock_at))
+    return sent
+
+
+async def hold(conn: AsyncConnection, until: dict[str, datetime], *, now: datetime) -> list[str]:
+    """Hold claimed messages until their opening: due again then, the claim's attempt given back (a hold is
+    no attempt), and - on their first hold - `due_at` moved to `now`, when the gateway first had them. The ids held."""
+    held: list[str] = []
+    for message_id, at in sorted(until.items()):
+        held += (await conn.execute(
+            update(messages).where(messages.c.id == message_id, messages.c.status == "queued")
+            .values(next_attempt_at=at, held_until=at, attempts=messages.c.attempts - 1,
+                    due_at=case((messages.c.held_until.is_(None), now), else_=messages.c.due_at))
+            .returning(messages.c.id))).scalars().all()
+    return held
