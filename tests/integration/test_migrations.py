@@ -175,7 +175,7 @@ async def test_queued_messages_keep_their_parts_through_the_migration_to_columns
 
 
 async def test_messages_queued_before_the_gateway_are_judged_as_before_and_it_goes_down_and_up(infra):
-    """0008: a message queued before it has no zone, no `due_at` and no hold (the shop's zone; aged as before);
+    """0009: a message queued before it has no zone, no `due_at` and no hold (the shop's zone; aged as before);
     the holdout assignments table and the new columns go down and come back."""
     database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_messaging"
     await create_databases(infra.postgres_url, [database])
@@ -183,7 +183,7 @@ async def test_messages_queued_before_the_gateway_are_judged_as_before_and_it_go
     config = Config()
     config.set_main_option("script_location", str(MESSAGING_MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
-    await asyncio.to_thread(command.upgrade, config, "0007")
+    await asyncio.to_thread(command.upgrade, config, "0008")
     message = str(uuid.uuid4())
     engine = create_engine(url)
     try:
@@ -192,13 +192,13 @@ async def test_messages_queued_before_the_gateway_are_judged_as_before_and_it_go
                 "INSERT INTO messages (id, customer_id, template, stage, cause_event_id, recipient, subject, body, "
                 "status) VALUES (CAST(:id AS uuid), 'lan', 'welcome', 'awareness', :id, 'lan@example.com', 'Hi', "
                 "'Hi', 'queued')"), {"id": message})
-        await asyncio.to_thread(command.upgrade, config, "0008")
+        await asyncio.to_thread(command.upgrade, config, "0009")
         async with engine.begin() as conn:
             row = (await conn.execute(text("SELECT timezone, due_at, held_until, sent_clock_at FROM messages"))).one()
             assert tuple(row) == (None, None, None, None)
             await conn.execute(text("INSERT INTO holdout_assignments (campaign, person, \"group\", assigned_at) "
                                     "VALUES ('welcome', 'lan', 'holdout', now()) ON CONFLICT DO NOTHING"))
-        await asyncio.to_thread(command.downgrade, config, "0007")
+        await asyncio.to_thread(command.downgrade, config, "0008")
         await asyncio.to_thread(command.upgrade, config, "head")
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM holdout_assignments"))).scalar_one() == 0
