@@ -70,13 +70,14 @@ def test_creates_every_topic_with_replication_3_and_min_insync_2(kafka_bin: Path
     state = kafka_bin.parent / "state"
     assert {p.name: p.read_text().strip() for p in state.iterdir() if p.name != "calls"} == {
         "touchpoints.v1": "12", "touchpoints.v1.dlq": "3",
-        "stage-transitions.v1": "12", "stage-transitions.v1.dlq": "3"}
+        "stage-transitions.v1": "12", "stage-transitions.v1.dlq": "3",
+        "loyalty-events.v1": "12", "loyalty-events.v1.dlq": "3"}
     calls = (state / "calls").read_text().splitlines()
     creates = [c for c in calls if "--create" in c]
-    assert len(creates) == 4
+    assert len(creates) == 6
     assert all("--if-not-exists" in c and "--replication-factor 3" in c and "--config min.insync.replicas=2" in c
                for c in creates)
-    assert len([c for c in calls if c.startswith("kafka-configs") and "--add-config min.insync.replicas=2" in c]) == 4
+    assert len([c for c in calls if c.startswith("kafka-configs") and "--add-config min.insync.replicas=2" in c]) == 6
 
 
 def test_an_existing_topic_with_other_partitions_fails_the_job_and_is_left_alone(kafka_bin: Path,

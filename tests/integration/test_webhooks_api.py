@@ -30,6 +30,7 @@ def namespace(infra):
 def settings_for(namespace, **overrides) -> MessagingSettings:
     return MessagingSettings(**{"environment": "production", "role": "api", "admin_token": ADMIN,
                                 "api_tokens": "read-api-token-0c5e8b1a7f3d9", "kafka": kafka_settings(namespace),
+                                "unsubscribe_secret": "unsubscribe-secret-4b9e2d7c1a08f3", "public_url": "https://shop.example",
                                 "database_url": namespace.database_url(BY_NAME["messaging"]), **overrides})
 
 
