@@ -85,6 +85,7 @@ def test_development_runs_the_read_apis_without_tokens_and_takes_any(monkeypatch
 def test_messaging_outside_development_needs_a_secret_for_its_links_and_an_https_url(monkeypatch):
     monkeypatch.delenv("LIFECYCLE_ENVIRONMENT", raising=False)
     monkeypatch.setenv("LIFECYCLE_API_TOKENS", STRONG)
+    monkeypatch.setenv("LIFECYCLE_MESSAGING_ADMIN_TOKEN", STRONG)
     with pytest.raises(ValidationError, match="UNSUBSCRIBE_SECRET"):
         MessagingSettings(public_url="https://shop.example")
     with pytest.raises(ValidationError, match="UNSUBSCRIBE_SECRET"):

@@ -21,7 +21,11 @@ def test_subscribable_types_get_the_fan_out_and_the_rest_is_routed_as_before():
         assert route is not None and route.model is model
         assert route.handler is not plain(event_type).handler  # wrapped: own handler, then the fan-out
         assert with_hooks(event_type) is route  # built once
-    assert with_hooks("touchpoint.identify") == plain("touchpoint.identify")
+    # not a subscribable type: routed as before (the same model and handler function)
+    identify, plain_identify = with_hooks("touchpoint.identify"), plain("touchpoint.identify")
+    assert identify is not None and plain_identify is not None and identify.model is plain_identify.model
+    assert getattr(identify.handler, "func", identify.handler) is getattr(plain_identify.handler, "func",
+                                                                          plain_identify.handler)
     assert with_hooks("lifecycle.history_corrected") is None
     assert with_hooks("message.sent") is None and with_hooks("message.failed") is None
     assert with_hooks("webhook.endpoint_disabled") is None
