@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lifecycle_devstack import k8s_tools
+
+from tests.support.helm_chart import VALUE_FILES, render
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +20,8 @@ def helm() -> Path:
 @pytest.fixture(scope="session")
 def kubeconform() -> Path:
     return k8s_tools.ensure("kubeconform")
+
+
+@pytest.fixture(scope="module", params=VALUE_FILES, ids=lambda p: "default" if p is None else p.stem)
+def rendered(request: pytest.FixtureRequest, helm: Path) -> list[dict[str, Any]]:
+    return render(helm, request.param)
