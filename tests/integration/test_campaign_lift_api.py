@@ -5,6 +5,7 @@ all on one clock the test moves (`tests.support.campaign_lift`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -72,3 +73,32 @@ async def test_a_holdout_split_unlike_the_configured_share_raises_the_sample_rat
     assert lift["holdout"]["converted"] == lift["treatment"]["converted"] == 0
     assert lift["status"] == "not_enough_data"  # nobody bought yet: the alarm stands regardless
     assert lift["minimum_detectable_effect"] is not None
+
+
+async def test_orders_follow_merges_either_way_and_refunds_net_once(namespace, mail_sink):
+    """An order by a guest key merged into the customer later, one by a guest key merged before; an order sent
+    twice and refunded in part (the refund itself redelivered) and another refunded whole."""
+    _, port = mail_sink
+    shop = Shop(namespace, port, holdout_share=0.0)
+    tag = uuid.uuid4().hex[:6]
+    ann, bob, cat = (f"{name}-{tag}" for name in ("ann", "bob", "cat"))
+    try:
+        await shop.consume([shop.welcome(customer) for customer in (ann, bob, cat)])
+        await shop.deliver()
+        campaign, _ = await shop.groups()
+        shop.clock.now = START + timedelta(days=1)
+        await shop.consume([shop.touchpoint(f"guest-{ann}", "Order Completed", order_id=f"a-{tag}", revenue=20)])
+        await shop.consume([shop.merge(f"guest-{ann}", ann), shop.merge(f"guest-{bob}", bob)])
+        await shop.consume([shop.touchpoint(f"guest-{bob}", "Order Completed", order_id=f"b-{tag}", revenue=40)])
+        order = shop.touchpoint(cat, "Order Completed", order_id=f"c-{tag}", revenue=30)
+        refund = shop.touchpoint(cat, "Order Refunded", order_id=f"c-{tag}", revenue=5)
+        await shop.consume([order, order, refund])
+        await shop.consume([refund, shop.touchpoint(cat, "Order Completed", order_id=f"d-{tag}", revenue=70)])
+        await shop.consume([shop.touchpoint(cat, "Order Refunded", order_id=f"d-{tag}")])
+        shop.clock.now = START + timedelta(days=3)
+        lift = await shop.lift(campaign, holdout_share=0.0)
+    finally:
+        await shop.engine.dispose()
+    assert lift["treatment"]["eligible"] == 3 and lift["treatment"]["converted"] == 3
+    assert lift["treatment"]["revenue"] == 20 + 40 + 25
+    assert lift["holdout"]["eligible"] == 0 and lift["status"] == "not_enough_data"

@@ -21,7 +21,14 @@ from lifecycle_messaging.main import create_app
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness
 from lifecycle_shared.db import create_engine
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    STAGE_CHANGED_TYPE,
+    CloudEvent,
+    IdentityMergedData,
+    StageChangedData,
+    TouchpointData,
+)
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from sqlalchemy import select
 
@@ -76,6 +83,14 @@ class Shop:
         kind = "touchpoint." + event.lower().replace(" ", "_")
         return CloudEvent(id=f"src/{data.messageId}", source="/ingest", type=kind, time=now, subject=customer,
                           data=data.model_dump(mode="json"))
+
+    def merge(self, absorbed: str, survivor: str) -> CloudEvent:
+        """The stage engine's merge of the anonymous key `absorbed` into the known `survivor`."""
+        now = self.clock.now
+        data = IdentityMergedData(survivor_id=survivor, absorbed_id=absorbed, absorbed_ids=[absorbed], user_id=survivor,
+                                  reason="identify", cause_event_ids=["c"], event_time=now, processed_at=now)
+        return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=IDENTITY_MERGED_TYPE, time=now,
+                          subject=survivor, data=data.model_dump(mode="json"))
 
     async def deliver(self) -> None:
         runtime = type("Runtime", (), {"engine": self.engine})()
