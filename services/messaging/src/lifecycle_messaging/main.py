@@ -10,6 +10,8 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api import consent
+from lifecycle_messaging.api.campaigns_page import router as campaigns_page_router
+from lifecycle_messaging.api.lift import router as lift_router
 from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.api.webhooks import router as webhooks_router
 from lifecycle_messaging.catalogue import shipped
@@ -42,6 +44,7 @@ def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = u
     and checked with; tests pass a fixed one."""
     app = create_service_app(title="Lifecycle messaging", settings=settings,
                              build_runtime=lambda: build_runtime(settings, clock),
-                             routers=[router, webhooks_router, consent.operator, consent.public])
+                             routers=[router, lift_router, campaigns_page_router, webhooks_router, consent.operator,
+                                      consent.public])
     app.state.clock = clock  # the routes' `Now` (consent changes, unsubscribe links' expiry)
     return app

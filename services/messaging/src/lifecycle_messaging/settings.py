@@ -57,6 +57,8 @@ class MessagingSettings(ServiceSettings):
     quiet_hours: str = "21:00-08:00"
     cap_per_day: int = Field(default=1, ge=0)
     cap_per_week: int = Field(default=3, ge=0)
+    # Campaign lift (`GET /v1/campaigns/lift`): orders count for a campaign this many days after the (would-be) send.
+    attribution_days: float = Field(default=7.0, gt=0, le=365)
 
     @model_validator(mode="after")
     def _gateway_settings(self) -> Self:

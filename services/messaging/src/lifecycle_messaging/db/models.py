@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Table,
     Text,
     UniqueConstraint,
@@ -250,4 +251,28 @@ holdout_assignments = Table(
     Column("group", Text, nullable=False),
     Column("assigned_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("\"group\" IN ('holdout', 'treatment')", name="holdout_assignments_group"),
+)
+
+# Orders and refunds, for campaign lift only (`db/lift.py`): no personal data - the order id, the customer key
+# the event named (resolved through `aliases` when it is read, so merges are followed), the event's time and
+# the order's value. The first `Order Completed` of an order stands; a refund is kept once per event, its
+# amount NULL when it refunds the whole order.
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("ordered_at", DateTime(timezone=True), nullable=False),
+    Column("revenue", Numeric, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Index("orders_customer", "customer_id", "ordered_at"),
+)
+order_refunds = Table(
+    "order_refunds",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("amount", Numeric),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Index("order_refunds_order", "order_id"),
 )
