@@ -3,7 +3,8 @@
 Rounding: every figure is computed exactly (`Decimal` at 50 significant digits for the quotients) and
 rounded once, half up, to the reporting currency's minor units (`decimals`): sales' shares are summed
 unrounded and the total rounded (the goods get the rounded sales less it, so the two add up).
-Periods of deferred revenue are differences of rounded cumulative figures, so consecutive periods add up to the cumulative figure.
+Periods of deferred revenue are differences of rounded cumulative figures, so consecutive
+periods add up to the cumulative figure.
 """
 
 from __future__ import annotations
