@@ -56,13 +56,13 @@ async def test_the_roll_forward_reconciles_to_the_ledger_for_random_ledgers(loya
         await ledger.append(conn, entries)
     cuts = sorted(T0 + timedelta(hours=rng.randint(-24, 24 * 366)) for _ in range(4))
     cuts = sorted(set(cuts))
-    periods = [await roll(client, lo, hi) for lo, hi in zip(cuts, cuts[1:])]
-    for (lo, hi), period in zip(zip(cuts, cuts[1:]), periods):
+    periods = [await roll(client, lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+    for (lo, hi), period in zip(zip(cuts, cuts[1:], strict=False), periods, strict=False):
         assert period["opening"] == await ledger_sum_before(loyalty_engine, lo)
         assert period["closing"] == await ledger_sum_before(loyalty_engine, hi)
         assert (period["opening"] + period["issued"] - period["redeemed"] - period["expired"]
                 + sum(period["adjustments"].values())) == period["closing"]
-    assert all(p["closing"] == q["opening"] for p, q in zip(periods, periods[1:]))
+    assert all(p["closing"] == q["opening"] for p, q in zip(periods, periods[1:], strict=False))
 
 
 async def test_a_period_must_have_a_positive_length_and_a_zone(client):

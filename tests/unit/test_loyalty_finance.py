@@ -46,8 +46,9 @@ def test_the_roll_forward_closes_on_the_sum_of_the_entries_before_its_end(entrie
 @given(st.lists(entry, max_size=40), st.lists(st.integers(0, 1000), min_size=2, max_size=6, unique=True))
 def test_consecutive_periods_chain(entries, cuts):
     cuts = sorted(cuts)
-    periods = [roll_forward(sums(entries, None, lo), sums(entries, lo, hi)) for lo, hi in zip(cuts, cuts[1:])]
-    assert all(p.closing == q.opening for p, q in zip(periods, periods[1:]))
+    periods = [roll_forward(sums(entries, None, lo), sums(entries, lo, hi))
+               for lo, hi in zip(cuts, cuts[1:], strict=False)]
+    assert all(p.closing == q.opening for p, q in zip(periods, periods[1:], strict=False))
 
 
 def test_merges_net_to_zero_and_show_as_adjustments():
