@@ -106,3 +106,11 @@ async def test_the_liability_is_net_of_the_breakage_of_mature_cohorts(loyalty_en
     assert Decimal(body["liability"]["USD"]) == (Decimal(outstanding) * Decimal("0.01") * Decimal("0.3")).quantize(
         Decimal("0.01"))
     assert set(body["liability"]) == {"EUR", "USD"}
+
+
+async def test_the_finance_page_is_served_without_a_token_and_holds_no_data(client):
+    page = await client.get("/finance", headers={"authorization": ""})
+    assert page.status_code == 200 and "finance.js" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    script = await client.get("/finance.js", headers={"authorization": ""})
+    assert script.status_code == 200 and "/v1/admin/finance/roll-forward" in script.text
