@@ -27,7 +27,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 from lifecycle_devstack.infra import Infra
