@@ -102,7 +102,7 @@ async def ledger_phase(engine, customers: list[str], *, batch: int, revenue: int
 
 async def closed_loop(base: str, *, clients: int, seconds: float, call) -> dict:
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     async with httpx.AsyncClient(base_url=base, timeout=30,
                                  limits=httpx.Limits(max_connections=clients)) as http:
         deadline = time.perf_counter() + seconds
@@ -110,9 +110,13 @@ async def closed_loop(base: str, *, clients: int, seconds: float, call) -> dict:
         async def one(n: int) -> None:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                answer = await call(http, n)
-                latencies.append(time.perf_counter() - started)
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                try:
+                    status: int | str = (await call(http, n)).status_code
+                except httpx.HTTPError as error:  # counted, not timed: the report says how many
+                    status = type(error).__name__
+                else:
+                    latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
 
         await asyncio.gather(*(one(n) for n in range(clients)))
     return {**percentiles(latencies), "per_s": round(len(latencies) / seconds, 1), "statuses": statuses}

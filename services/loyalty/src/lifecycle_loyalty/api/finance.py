@@ -9,14 +9,14 @@ with the points expiring by month. `GET /v1/admin/finance/deferred-revenue?from=
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from lifecycle_shared.auth import AdminAccess
 from lifecycle_shared.http import Engine, errors
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.api.deps import Now
@@ -34,8 +34,20 @@ from lifecycle_loyalty.domain.finance import (
 router = APIRouter(prefix="/v1/admin/finance", tags=["finance"], dependencies=[AdminAccess],
                    responses=errors(401, 403))
 
-From = Annotated[AwareDatetime, Query(alias="from", description="start of the period (inclusive, with a zone)")]
-To = Annotated[AwareDatetime, Query(alias="to", description="end of the period (exclusive, with a zone)")]
+def _in_range(value: datetime) -> datetime:
+    """In UTC, between the years 1900 and 9000 (beyond, PostgreSQL's timestamps and Python's overflow)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("out of range") from error
+    if not 1900 <= utc.year <= 9000:
+        raise ValueError("between the years 1900 and 9000")
+    return utc
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+From = Annotated[Moment, Query(alias="from", description="start of the period (inclusive, with a zone)")]
+To = Annotated[Moment, Query(alias="to", description="end of the period (exclusive, with a zone)")]
 
 
 class RollForwardOut(BaseModel):
@@ -125,7 +137,7 @@ async def get_roll_forward(start: From, end: To, engine: Engine) -> RollForwardO
 
 @router.get("/liability", response_model=LiabilityOut)
 async def get_liability(engine: Engine, now: Now,
-                        at: Annotated[AwareDatetime | None, Query(description="default: now")] = None) -> LiabilityOut:
+                        at: Annotated[Moment | None, Query(description="default: now")] = None) -> LiabilityOut:
     """Breakage and the expiry detail are of the lots as they stand now; the outstanding points at `at`."""
     when = at or now
     async with engine.connect() as conn:

@@ -107,6 +107,10 @@ def recognised(allocated: Decimal, redeemed: int, expected: Decimal, decimals: i
     return money(allocated * share, decimals)
 
 
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+PointValue = Annotated[Decimal, Field(ge=0, le=10**9, decimal_places=6)]
+
+
 class FinanceSettings(BaseModel):
     """What the finance team estimates; every change is kept with the moment it took effect."""
 
@@ -115,7 +119,7 @@ class FinanceSettings(BaseModel):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$",
                           description="the reporting currency (IFRS 15 figures: its orders)")
     decimals: int = Field(2, ge=0, le=6, description="minor units figures are rounded to (half up)")
-    value_per_point: dict[str, Annotated[Decimal, Field(ge=0, le=10**9, decimal_places=6)]] = Field(
+    value_per_point: dict[CurrencyCode, PointValue] = Field(
         default_factory=lambda: {"USD": Decimal("0.01")}, max_length=200,
         description="stand-alone selling price of one point, per currency")
     expected_redemption_rate: Decimal = Field(Decimal("0.95"), ge=0, le=1, decimal_places=6, description=(
