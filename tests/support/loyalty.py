@@ -55,3 +55,16 @@ async def announced(engine, customer: str) -> list[dict]:
         rows = await conn.execute(select(outbox.c.topic, outbox.c.payload).where(outbox.c.key == customer)
                                   .order_by(outbox.c.id))
         return [{"topic": row.topic, **json.loads(row.payload)} for row in rows]
+
+
+async def ledger_sum_before(engine, at: datetime) -> int:
+    """The reference for the finance roll-forward: the sum of every ledger entry that happened before `at`
+    (its cause's time, else when it was written), read straight from the table."""
+    from lifecycle_loyalty.db.models import ledger_entries
+    from sqlalchemy import func, select
+
+    when = func.coalesce(ledger_entries.c.effective_at, ledger_entries.c.created_at)
+    async with engine.connect() as conn:
+        total = (await conn.execute(select(func.coalesce(func.sum(ledger_entries.c.points), 0))
+                                    .where(when < at))).scalar()
+    return int(total or 0)

@@ -10,6 +10,8 @@ from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_loyalty.api.admin import router as admin_router
+from lifecycle_loyalty.api.finance import router as finance_router
+from lifecycle_loyalty.api.finance_panel import router as finance_panel_router
 from lifecycle_loyalty.api.redemptions import admin_router as rewards_admin_router
 from lifecycle_loyalty.api.redemptions import router as redemptions_router
 from lifecycle_loyalty.api.routes import router
@@ -40,4 +42,5 @@ def create_app(settings: LoyaltySettings, *, clock: Callable[[], datetime] = utc
 
     return create_service_app(title="Lifecycle loyalty", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, clock),
-                              routers=[router, redemptions_router, admin_router, rewards_admin_router])
+                              routers=[router, redemptions_router, admin_router, rewards_admin_router,
+                                       finance_router, finance_panel_router])

@@ -180,3 +180,13 @@ order_refunds = Table(
     Column("refunded_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("customer_id", "order_id", "event_id"),
 )
+
+# The finance team's estimates, every change kept (append-only): the latest effective at a moment is in force.
+finance_settings = Table(
+    "finance_settings",
+    metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("body", JSONB, nullable=False),
+    Index("finance_settings_effective", "effective_at", "seq"),
+)

@@ -1,0 +1,1 @@
+"""The finance page's static files (finance.html, finance.js)."""
