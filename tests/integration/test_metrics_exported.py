@@ -21,7 +21,8 @@ EXPECTED: dict[str, set[str]] = {
     "stage-engine": SHARED | CONSUMING | OUTBOX | {"lifecycle_stage_engine_transitions_total"},
     "messaging": SHARED | CONSUMING | {"lifecycle_messaging_messages_sent_total",
                                        "lifecycle_messaging_messages_suppressed_total"},
-    "loyalty": SHARED | CONSUMING | OUTBOX | {"lifecycle_loyalty_points_earned_total", "lifecycle_loyalty_points_spent_total"},
+    "loyalty": SHARED | CONSUMING | OUTBOX | {"lifecycle_loyalty_points_earned_total",
+                                              "lifecycle_loyalty_points_spent_total"},
 }
 # Consumed event types whose dead-letter count must be there at 0 from the start (the stage engine routes
 # touchpoints by prefix: its types count as `other`).
