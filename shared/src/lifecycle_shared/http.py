@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lifecycle_shared.http_metrics import HttpMetricsMiddleware
 from lifecycle_shared.runtime import ServiceRuntime
 from lifecycle_shared.settings import ServiceSettings
 
@@ -176,6 +177,8 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     for middleware in middlewares if serves_api else ():
         app.add_middleware(middleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: every answer counted, by route template ("Lifecycle stage engine" -> "stage-engine").
+    app.add_middleware(HttpMetricsMiddleware, service=title.removeprefix("Lifecycle ").replace(" ", "-"))
     app.include_router(ops)
     for router in routers if serves_api else ():
         app.include_router(router)

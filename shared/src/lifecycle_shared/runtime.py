@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from lifecycle_shared.db import create_engine, ping
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
-from lifecycle_shared.kafka.registry import Router
+from lifecycle_shared.kafka.lag import LagMonitor
+from lifecycle_shared.kafka.registry import Router, routed_types
 from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.kafka.watch import TopicWatch
@@ -90,6 +91,10 @@ class ServiceRuntime:
         if self.relay:
             self._tasks.append(self._spawn("outbox-relay", self.relay.run))
         self._start_consumers()
+        if self._consumer_specs:  # lag from the broker on a timer: it grows even while a consumer is stuck
+            monitor = LagMonitor(self.settings.kafka, {spec.group: spec.topics for spec in self._consumer_specs},
+                                 interval_s=self.settings.kafka.lag_interval_s)
+            self._tasks.append(self._spawn("consumer-lag", monitor.run))
         for worker in self._workers:
             self._tasks.append(self._spawn(worker.__name__, functools.partial(worker, self)))
 
@@ -99,6 +104,7 @@ class ServiceRuntime:
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
                 route=spec.route, on_committed=self.relay.wake if self.relay else lambda: None,
+                event_types=routed_types(spec.route),
             )
             self._runners.append(runner)
             self._consumers.append((consumer, self._spawn(spec.group, runner.run)))

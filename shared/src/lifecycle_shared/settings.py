@@ -41,6 +41,8 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int = 50
     # How often each service checks that its topics exist (and re-creates what vanished).
     topic_check_interval_s: float = 2.0
+    # How often each consuming process measures its groups' lag from the broker (lifecycle_consumer_lag).
+    lag_interval_s: float = 15.0
     # A broker that keeps topics in memory (the embedded Tansu) loses them on restart; on, each
     # service notices even a restart another service already repaired, and rejoins afresh.
     detect_broker_restarts: bool = False

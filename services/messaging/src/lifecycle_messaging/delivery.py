@@ -31,6 +31,7 @@ import aiosmtplib
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
+from lifecycle_messaging import metrics
 from lifecycle_messaging.consenting import Links, suppress_without_consent
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
@@ -109,6 +110,7 @@ async def record(conn, row, outcome: Outcome, settings: MessagingSettings, *, at
     """`at`: the service clock's instant (a sent message's, for the frequency caps)."""
     if outcome.sent:
         await repo.mark_sent(conn, message_id=row.id, at=at)
+        metrics.MESSAGES_SENT.inc()
         return
     give_up = outcome.permanent or row.attempts >= settings.max_send_attempts
     log.warning("email not sent", extra={"message_id": row.id, "attempt": row.attempts,

@@ -22,6 +22,9 @@ CONTACT_CHANGES_REFUSED = Counter(
     ["reason"],
 )
 
+MESSAGES_SENT = Counter("lifecycle_messaging_messages_sent_total", "Messages handed to the SMTP server")
+MESSAGES_SENT.inc(0)  # the series exists from the start
+
 MESSAGES_SUPPRESSED = Counter(
     "lifecycle_messaging_messages_suppressed_total",
     "Messages recorded as suppressed instead of sent, by reason (superseded: the customer has moved on; "

@@ -35,6 +35,7 @@ from lifecycle_shared.kafka.registry import Emitted
 from lifecycle_shared.kafka.relay import OutboxRelay
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lifecycle_stage_engine import metrics
 from lifecycle_stage_engine.db import repository as repo
 from lifecycle_stage_engine.domain.announcements import Rewrite, StageChange, in_order, rewrite
 from lifecycle_stage_engine.domain.identity import IdentityGraph, KeyMove
@@ -130,6 +131,7 @@ class Changes:
             event_time=transition.time, processed_at=self.now, traits=profile.traits, orders=len(facts.orders),
             revenue=float(facts.revenue), historical=change.historical, verified=transition.verified)
         self._emit(change.event_id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
+        metrics.announced(transition.from_stage, transition.to_stage)
 
     def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: Any) -> None:
         self.emitted.append((self.topic, CloudEvent(id=event_id, source=SOURCE, type=event_type, time=time,

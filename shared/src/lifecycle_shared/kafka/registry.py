@@ -79,4 +79,12 @@ def route_by_type(routes: Mapping[str, Route], *, prefixes: Mapping[str, Route] 
                 return found
         return None
 
+    route.event_types = tuple(routes)  # type: ignore[attr-defined]  # read by routed_types
     return route
+
+
+def routed_types(router: Router) -> tuple[str, ...]:
+    """The exact event types a router from `route_by_type` handles (prefix routes are not enumerable: their
+    types count as `other` in the metrics); () for any other router."""
+    types = getattr(router, "event_types", ())
+    return tuple(types)

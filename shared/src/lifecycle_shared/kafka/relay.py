@@ -38,6 +38,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        metrics.initialise_service(service)
 
     def wake(self) -> None:
         self._wake.set()
@@ -69,6 +70,7 @@ class OutboxRelay:
             )).all()
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
+                metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(0)
                 return 0
             outcomes = await self._send(rows)
             published = [row.id for row, error in outcomes if error is None]
@@ -76,9 +78,12 @@ class OutboxRelay:
                 await conn.execute(delete(outbox).where(outbox.c.id.in_(published)))
             await self._set_aside(conn, [(row, error) for row, error in outcomes
                                          if isinstance(error, NEVER_PUBLISHABLE)])
-            backlog = (await conn.execute(
-                select(func.count()).select_from(outbox).where(outbox.c.dead_at.is_(None)))).scalar_one()
+            backlog, oldest_age = (await conn.execute(
+                select(func.count(),
+                       func.coalesce(func.extract("epoch", func.now() - func.min(outbox.c.created_at)), 0))
+                .select_from(outbox).where(outbox.c.dead_at.is_(None)))).one()
         metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
+        metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(max(0.0, float(oldest_age)))
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(published))
         if len(published) < len(rows):
             log.warning("outbox rows not published", extra={"service": self._service,

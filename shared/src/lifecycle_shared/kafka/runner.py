@@ -77,9 +77,18 @@ class ConsumerRunner:
     route: Router
     on_committed: Callable[[], None] = lambda: None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The event types `route` handles, for their series to exist at 0 from the start (the DLQ count too).
+    event_types: Sequence[str] = ()
     _started: bool = field(default=False, init=False)
     # Consecutive batches that failed because the database or broker was away (0: all is well).
     outage: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        metrics.initialise_consumer(self.name, self.event_types)
+
+    def _type_label(self, event_type: str | None) -> str:
+        """An event type as a label: one this consumer routes, else `other` (never a free-form header)."""
+        return event_type if event_type is not None and event_type in self.event_types else metrics.OTHER_TYPE
 
     @property
     def healthy(self) -> bool:
@@ -130,14 +139,14 @@ class ConsumerRunner:
         routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
             if not self._ours(record, routes):
-                metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+                metrics.EVENTS_CONSUMED.labels(self.name, metrics.OTHER_TYPE, "ignored").inc()
                 continue
             try:
                 event = decode(record)
                 route = routes[event.type] if event.type in routes else routes.setdefault(event.type,
                                                                                           self.route(event.type))
                 if route is None:  # another service's business: not even recorded
-                    metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+                    metrics.EVENTS_CONSUMED.labels(self.name, metrics.OTHER_TYPE, "ignored").inc()
                     continue
                 decoded.append((record, route.typed(event), route.handler))
             except PermanentError as error:  # not a CloudEvent, or data its route's model refuses
@@ -178,12 +187,12 @@ class ConsumerRunner:
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             applied[event.id] = event.digest
+            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "applied").inc()
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(typed)
             else:
                 runs.append((handler, [typed]))
-        if applied:
-            metrics.EVENTS_CONSUMED.labels(self.name, "applied").inc(len(applied))
+
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
         emitted: Emitted = []
@@ -195,7 +204,8 @@ class ConsumerRunner:
                                 applied: dict[str, str | None]) -> None:
         """Duplicates are skipped; one whose body differs from the applied one is a conflict
         (a client reusing a messageId for another event): logged and counted, never silent."""
-        metrics.EVENTS_CONSUMED.labels(self.name, "duplicate").inc(len(duplicates))
+        for event in duplicates:
+            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "duplicate").inc()
         earlier = await digests_of(conn, [e.id for e in duplicates if e.digest and e.id not in applied])
         earlier.update(applied)
         for event in duplicates:
@@ -248,6 +258,8 @@ class ConsumerRunner:
         except KafkaError as send_error:
             raise InfrastructureDown from send_error
         metrics.DLQ_RECORDS.labels(self.name, record.topic).inc()
+        metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event_type_header(record.headers)),
+                                       "dead_lettered").inc()
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,
                                                 "offset": record.offset, "error": describe_error(error)})

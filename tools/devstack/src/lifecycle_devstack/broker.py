@@ -37,7 +37,11 @@ class EmbeddedBroker:
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, start_new_session=True,
         )
-        wait_for_port(self.port, timeout_s=20)
+        try:
+            wait_for_port(self.port, timeout_s=20)
+        except BaseException:
+            self.stop()  # a process that never opened its port is not left behind
+            raise
 
     def stop(self) -> None:
         stop_process(self.process, grace_s=10)

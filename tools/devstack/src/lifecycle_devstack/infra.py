@@ -58,7 +58,12 @@ class Infra:
         broker_name = "apache-kafka"
         if not bootstrap:
             broker = EmbeddedBroker(free_port(), work_dir / "broker.log")
-            broker.start()
+            try:
+                broker.start()
+            except BaseException:
+                for part in reversed(owned):  # PostgreSQL is not left running when the broker fails
+                    part.stop()
+                raise
             owned.append(broker)
             bootstrap, broker_name = broker.bootstrap_servers, "tansu"
         return cls(kafka_bootstrap=bootstrap, kafka_idempotence=broker_name != "tansu",

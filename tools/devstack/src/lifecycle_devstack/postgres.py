@@ -81,7 +81,11 @@ class EmbeddedPostgres:
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
             user=user, stdout=log, stderr=log, start_new_session=True,
         )
-        wait_for_port(self.port, timeout_s=30)
+        try:
+            wait_for_port(self.port, timeout_s=30)
+        except BaseException:
+            self.stop()  # a process that never opened its port is not left behind
+            raise
 
     def _owner_alive(self) -> bool:
         pid_file = self.data_dir / "postmaster.pid"

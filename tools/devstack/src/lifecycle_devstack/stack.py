@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import mailbox
 import os
 import secrets
@@ -76,26 +77,36 @@ def prepare_data_dir(data_dir: Path) -> Path:
 
 
 def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, first_port: int) -> None:
+    """Start everything, wait for Ctrl-C, stop everything. Every part is registered to be stopped the moment
+    it is started (in reverse order), so any failure on the way up — PostgreSQL up but the broker not, a
+    migration failing, a service never ready — stops what was started before it and leaves nothing behind."""
     logs = prepare_data_dir(data_dir)
-    postgres = broker = None
-    postgres_url = os.environ.get("LIFECYCLE_DEVSTACK_POSTGRES_URL")
-    if not postgres_url:
-        postgres = EmbeddedPostgres(data_dir / "postgres", postgres_port)
-        postgres.start()
-        postgres_url = postgres.server_url
-    bootstrap = os.environ.get("LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = EmbeddedBroker(kafka_port, logs / "broker.log")
-        broker.start()
-        bootstrap = broker.bootstrap_servers
-    idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
-    config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
-                         embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
-                         ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
-                         api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir))
-    mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
-    processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
-    try:
+    with contextlib.ExitStack() as started:
+        started.callback(lambda: print("stopped.", flush=True))
+        postgres_url = os.environ.get("LIFECYCLE_DEVSTACK_POSTGRES_URL")
+        if not postgres_url:
+            postgres = EmbeddedPostgres(data_dir / "postgres", postgres_port)
+            started.callback(postgres.stop)  # before start(): a server that never answers is stopped too
+            postgres.start()
+            postgres_url = postgres.server_url
+        bootstrap = os.environ.get("LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS")
+        broker = None
+        if not bootstrap:
+            broker = EmbeddedBroker(kafka_port, logs / "broker.log")
+            started.callback(broker.stop)
+            broker.start()
+            bootstrap = broker.bootstrap_servers
+        idempotence = os.environ.get("LIFECYCLE_KAFKA_ENABLE_IDEMPOTENCE", "false" if broker else "true")
+        config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
+                             embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
+                             ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
+                             api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir))
+        mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
+        started.callback(stop_process, mail)
+        processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
+        for process in processes:
+            started.callback(process.stop)
+        started.callback(lambda: print("\nstopping...", flush=True))
         asyncio.run(create_databases(postgres_url, [s.database for s in SERVICES]))
         for service in SERVICES:
             run_module(service, config, "migrate")
@@ -108,16 +119,6 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         print_welcome(processes, key=key, server_key=server_key, api_token=config.api_token, data_dir=data_dir,
                       bootstrap=bootstrap, admin_token=config.extra_env["LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN"])
         wait_for_signal()
-    finally:
-        print("\nstopping...", flush=True)
-        for process in processes:
-            process.stop()
-        stop_process(mail)
-        if broker:
-            broker.stop()
-        if postgres:
-            postgres.stop()
-        print("stopped.", flush=True)
 
 
 def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str, api_token: str, data_dir: Path,

