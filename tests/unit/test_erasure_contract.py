@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
-
 from lifecycle_shared import asyncapi
 from lifecycle_shared.erasure import erasure_id, id_hash, id_hashes
 from lifecycle_shared.events import ERASURE_REQUESTED_TYPE, ErasureRequestedData
+from pydantic import ValidationError
 
 PEPPER = b"test-pepper"
 
