@@ -17,7 +17,8 @@ from tests.support.loyalty import apply, order_event, stage_event
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 PEPPER = b"erasure-test-pepper"
 _SUMS = text("SELECT (SELECT coalesce(sum(points), 0) FROM ledger_entries), "
-             "(SELECT coalesce(sum(points), 0) FROM lots), (SELECT coalesce(sum(amount), 0) FROM orders), (SELECT count(*) FROM accounts)")
+             "(SELECT coalesce(sum(points), 0) FROM lots), (SELECT coalesce(sum(amount), 0) FROM orders), "
+             "(SELECT count(*) FROM accounts)")
 
 
 async def test_an_erased_customer_leaves_no_id_and_the_ledger_adds_up(loyalty_engine):
