@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from lifecycle_stage_engine.db import erasure
+from lifecycle_stage_engine.erasure import erase_and_announce
 from sqlalchemy import text
 
 from tests.support.erasure import scan_database
-from tests.support.stage_engine import T0, _h, deliver, ev, order
+from tests.support.stage_engine import T0, _h, announced, deliver, ev, order
 
 PEPPER = b"erasure-test-pepper"
 
@@ -54,3 +55,20 @@ async def test_an_erased_customer_leaves_no_identifier_and_the_revenue_stays(nam
                                                                    first.requested_at)
     async with engine.begin() as conn:
         assert await erasure.erase(conn, f"nobody-{h}", pepper=PEPPER, now=T0) is None
+
+
+async def test_the_erasure_is_announced_once_with_hashes_only(namespace, engine, topic):
+    """erase_and_announce writes customer.erasure_requested to the outbox, keyed by the erasure id, carrying no
+    id in clear; a repeat announces nothing more."""
+    h = _h()
+    user = f"user-{h}"
+    await deliver(namespace, engine, [order(T0, f"o-{h}", userId=user)], now=T0)
+    async with engine.begin() as conn:
+        report = await erase_and_announce(conn, user, pepper=PEPPER, now=T0 + timedelta(days=1), topic=topic)
+    assert report is not None
+    async with engine.begin() as conn:
+        await erase_and_announce(conn, user, pepper=PEPPER, now=T0 + timedelta(days=2), topic=topic)
+    events = await announced(engine, topic, [report.erasure_id])
+    assert [e["type"] for e in events] == ["customer.erasure_requested"]
+    assert events[0]["data"]["id_hashes"] == report.id_hashes and user not in str(events[0])
+    assert (await scan_database(engine, [user]))[user] == []

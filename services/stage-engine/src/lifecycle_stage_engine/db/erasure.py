@@ -28,10 +28,12 @@ class ErasureReport:
     erasure_id: str
     requested_at: datetime
     counts: dict[str, int]
+    id_hashes: list[str]  # of every id it erased (what customer.erasure_requested carries)
     repeated: bool  # this call found an earlier erasure and changed nothing
 
 
-_FIND_ERASURE = text("SELECT erasure_id::text, counts, requested_at FROM erasures WHERE id_hashes @> ARRAY[:hash]")
+_FIND_ERASURE = text("SELECT erasure_id::text, counts, id_hashes, requested_at FROM erasures "
+                     "WHERE id_hashes @> ARRAY[:hash]")
 _FIND_PROFILE = text(
     "SELECT p.id::text FROM profiles p WHERE p.id = COALESCE("
     "(SELECT profile_id FROM identities WHERE id_value = :id LIMIT 1),"
@@ -68,7 +70,8 @@ async def erase(conn: AsyncConnection, any_id: str, *, pepper: bytes, now: datet
     """Erase the customer `any_id` names (in the caller's transaction); None when no customer or erasure has it."""
     earlier = (await conn.execute(_FIND_ERASURE, {"hash": id_hash(pepper, any_id)})).first()
     if earlier is not None:
-        return ErasureReport(earlier.erasure_id, earlier.requested_at, dict(earlier.counts), repeated=True)
+        return ErasureReport(earlier.erasure_id, earlier.requested_at, dict(earlier.counts), list(earlier.id_hashes),
+                             repeated=True)
     root = (await conn.execute(_FIND_PROFILE, {"id": any_id})).scalar()
     if root is None:
         return None
@@ -78,7 +81,6 @@ async def erase(conn: AsyncConnection, any_id: str, *, pepper: bytes, now: datet
     counts: dict[str, int] = {}
     for table, sql in _STEPS:
         counts[table] = (await conn.execute(text(sql), params)).rowcount or 0
-    the_id = erasure_id(root)
-    await conn.execute(_RECORD, {"erasure_id": the_id, "hashes": id_hashes(pepper, ids),
-                                 "counts": json.dumps(counts), "now": now})
-    return ErasureReport(the_id, now, counts, repeated=False)
+    the_id, hashes = erasure_id(root), id_hashes(pepper, ids)
+    await conn.execute(_RECORD, {"erasure_id": the_id, "hashes": hashes, "counts": json.dumps(counts), "now": now})
+    return ErasureReport(the_id, now, counts, hashes, repeated=False)
