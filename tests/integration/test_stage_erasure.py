@@ -72,3 +72,21 @@ async def test_the_erasure_is_announced_once_with_hashes_only(namespace, engine,
     assert [e["type"] for e in events] == ["customer.erasure_requested"]
     assert events[0]["data"]["id_hashes"] == report.id_hashes and user not in str(events[0])
     assert (await scan_database(engine, [user]))[user] == []
+
+
+async def test_a_person_seen_again_after_an_erasure_is_new_and_erasable_again(namespace, engine):
+    """docs/erasure.md: a later event with an erased id starts a new person; erasing by that id erases the new
+    profile (a new erasure id), it does not answer the old report."""
+    h = _h()
+    user = f"user-{h}"
+    await deliver(namespace, engine, [order(T0, f"o-{h}", userId=user)], now=T0)
+    async with engine.begin() as conn:
+        first = await erasure.erase(conn, user, pepper=PEPPER, now=T0 + timedelta(days=1))
+    await deliver(namespace, engine, [order(T0 + timedelta(days=2), f"o2-{h}", userId=user)],
+                  now=T0 + timedelta(days=2))
+    assert (await scan_database(engine, [user]))[user]
+    async with engine.begin() as conn:
+        second = await erasure.erase(conn, user, pepper=PEPPER, now=T0 + timedelta(days=3))
+    assert first is not None and second is not None and not second.repeated
+    assert second.erasure_id != first.erasure_id
+    assert (await scan_database(engine, [user]))[user] == []

@@ -5,7 +5,8 @@ Deleted: identities, scores, unrelayed outbox rows keyed by one of their ids. An
 profiles merged into it) keep their opaque internal id, stage and timestamps, the customer key becomes
 `erased:<profile id>`, userId and traits go; transitions take the same key; touchpoints keep their name, time and
 the amounts of their properties (revenue, totals), nothing else. A repeat by any erased id (found by its keyed
-hash) returns the first run's report and changes nothing."""
+hash) returns the first run's report and changes nothing - unless the id belongs to someone again (an event after
+the erasure started a new person, docs/erasure.md): then that new profile is erased, under its own erasure id."""
 
 from __future__ import annotations
 
@@ -68,13 +69,14 @@ _RECORD = text("INSERT INTO erasures (erasure_id, id_hashes, counts, requested_a
 
 async def erase(conn: AsyncConnection, any_id: str, *, pepper: bytes, now: datetime) -> ErasureReport | None:
     """Erase the customer `any_id` names (in the caller's transaction); None when no customer or erasure has it."""
-    earlier = (await conn.execute(_FIND_ERASURE, {"hash": id_hash(pepper, any_id)})).first()
-    if earlier is not None:
+    root = (await conn.execute(_FIND_PROFILE, {"id": any_id})).scalar()
+    if root is None:  # nobody has the id now: an earlier erasure may have had it
+        earlier = (await conn.execute(_FIND_ERASURE, {"hash": id_hash(pepper, any_id)})).first()
+        if earlier is None:
+            return None
         return ErasureReport(earlier.erasure_id, earlier.requested_at, dict(earlier.counts), list(earlier.id_hashes),
                              repeated=True)
-    root = (await conn.execute(_FIND_PROFILE, {"id": any_id})).scalar()
-    if root is None:
-        return None
+    # A live profile is erased even if an earlier erasure had the id: events after an erasure start a new person.
     pids = list((await conn.execute(_PROFILES, {"root": root})).scalars())
     ids = sorted({*(await conn.execute(_IDS, {"pids": pids})).scalars(), any_id} - {""})
     params: dict[str, Any] = {"pids": pids, "ids": ids, "kept": list(KEPT_PROPERTIES), "now": now}
