@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from lifecycle_shared.events import (
     CONTENT_TYPE_HEADER,
     DEBT_RECORDED_TYPE,
+    ERASURE_REQUESTED_TYPE,
     HISTORY_CORRECTED_TYPE,
     IDENTITY_MERGED_TYPE,
     LEGACY_TYPE_HEADER,
@@ -30,6 +31,7 @@ from lifecycle_shared.events import (
     TYPE_HEADER,
     CloudEvent,
     DebtRecordedData,
+    ErasureRequestedData,
     HistoryCorrectedData,
     IdentityMergedData,
     PointsExpiringData,
@@ -138,6 +140,10 @@ CUSTOMER_KEY = {
     "type": "string", "minLength": 1,
     "description": "The record key (UTF-8): the CloudEvent's `subject`, the customer key (the userId, or the "
                    "anonymousId while anonymous), so one customer's events stay in order on one partition."}
+ERASURE_KEY = {
+    "type": "string", "minLength": 1,
+    "description": "The record key (UTF-8): the CloudEvent's `subject`, the erasure id - never a customer key, which "
+                   "is personal data."}
 DEAD_LETTER_KEY = {
     "type": ["string", "null"],
     "description": "The original record's key, byte for byte: the customer key (the CloudEvent's `subject`) "
@@ -150,13 +156,14 @@ def _channel(address: str, message: str | tuple[str, ...], description: str) -> 
             "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names}}
 
 
-def _lifecycle_message(event_type: str, schema: str, description: str, schemas: dict[str, Any]) -> dict[str, Any]:
+def _lifecycle_message(event_type: str, schema: str, description: str, schemas: dict[str, Any], *,
+                       key: dict[str, Any] = CUSTOMER_KEY) -> dict[str, Any]:
     type_schema = {"type": "string", "const": event_type}
     return {"name": event_type, "contentType": "application/cloudevents+json", "description": description,
             "headers": _headers(type_schema),
             "payload": _envelope({"$ref": f"#/components/schemas/{schema}"}, type_schema=type_schema,
                                  schemas=schemas),
-            "bindings": _kafka_key(CUSTOMER_KEY)}
+            "bindings": _kafka_key(key)}
 
 
 def _dead_letter_channel(topic: str, consumers: str) -> dict[str, Any]:
@@ -174,8 +181,8 @@ def build() -> dict[str, Any]:
     touchpoint_type = {"type": "string", "pattern": "^touchpoint\\."}
     # The data schemas, then every model they (or the envelopes) nest, hoisted beside them.
     schemas: dict[str, Any] = {}
-    for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData, RewardRedeemedData,
-                  DebtRecordedData, TierChangedData, PointsExpiringData):
+    for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData, ErasureRequestedData,
+                  RewardRedeemedData, DebtRecordedData, TierChangedData, PointsExpiringData):
         schemas[model.__name__] = _model_schema(model, schemas)
     return {
         "asyncapi": "3.0.0",
@@ -202,10 +209,11 @@ def build() -> dict[str, Any]:
                 "The id is `<source>/<messageId>` (messageIds are unique per source); "
                 "`digest` tells a retry (same digest) from a reused messageId."),
             "stageTransitions": _channel(
-                STAGE_TRANSITIONS, ("stageChanged", "historyCorrected", "identityMerged"),
+                STAGE_TRANSITIONS, ("stageChanged", "historyCorrected", "identityMerged", "erasureRequested"),
                 "What the stage engine knows of customers: stage changes (lifecycle.stage_changed), corrections "
                 "of a stored stage history (lifecycle.history_corrected) and identity merges (identity.merged), "
-                "keyed by the customer key (a merge: the survivor's), so one customer's are in order. "
+                "keyed by the customer key (a merge: the survivor's), so one customer's are in order; and GDPR "
+                "erasures (customer.erasure_requested), keyed by the erasure id, never a customer key. "
                 "Ids are deterministic: a replay republishes the same ids."),
             "loyaltyEvents": _channel(
                 LOYALTY_EVENTS, ("rewardRedeemed", "debtRecorded", "tierChanged", "pointsExpiring"),
@@ -255,6 +263,12 @@ def build() -> dict[str, Any]:
                     IDENTITY_MERGED_TYPE, "IdentityMergedData",
                     "Ids now belonging to another customer key (a merge, or an anonymous customer identifying): "
                     "services keeping per-customer state move it from `absorbed_ids` to `survivor_id`.", schemas),
+                "erasureRequested": _lifecycle_message(
+                    ERASURE_REQUESTED_TYPE, "ErasureRequestedData",
+                    "Erase a customer everywhere (docs/erasure.md). The record key and `subject` are the erasure "
+                    "id, not a customer key; the customer's ids appear only as keyed hashes (HMAC-SHA256 under the "
+                    "deployment's erasure pepper). Services erase the matching rows and keep anonymised "
+                    "aggregates; applying it twice changes nothing.", schemas, key=ERASURE_KEY),
                 "rewardRedeemed": _lifecycle_message(
                     REWARD_REDEEMED_TYPE, "RewardRedeemedData",
                     "A customer redeemed a reward with points (a cancellation later gives them back).", schemas),

@@ -21,6 +21,8 @@ TOUCHPOINT_TYPE_PREFIX = "touchpoint."
 STAGE_CHANGED_TYPE = "lifecycle.stage_changed"
 HISTORY_CORRECTED_TYPE = "lifecycle.history_corrected"
 IDENTITY_MERGED_TYPE = "identity.merged"
+# GDPR erasure (docs/erasure.md), on stage-transitions.v1, keyed by the erasure id (never a customer key).
+ERASURE_REQUESTED_TYPE = "customer.erasure_requested"
 # loyalty-events.v1: what loyalty tells others (messaging's campaigns, webhooks).
 REWARD_REDEEMED_TYPE = "loyalty.reward_redeemed"
 DEBT_RECORDED_TYPE = "loyalty.debt_recorded"
@@ -242,6 +244,20 @@ class IdentityMergedData(BaseModel):
     cause_event_ids: list[str]
     event_time: datetime
     processed_at: datetime
+
+
+class ErasureRequestedData(BaseModel):
+    """A customer is to be erased everywhere (`customer.erasure_requested`, docs/erasure.md). Carries no personal
+    data: the customer's ids (userId, anonymousIds, past customer keys) only as keyed hashes,
+    HMAC-SHA256 under the deployment's erasure pepper, lowercase hex. Each service erases the rows whose customer
+    key hashes to one of them and records its counts under `erasure_id`. Applying it twice changes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    erasure_id: str  # also the event's subject and record key
+    id_hashes: list[str] = Field(min_length=1)
+    hash_algorithm: Literal["hmac-sha256"] = "hmac-sha256"
+    requested_at: datetime
 
 
 class RewardRedeemedData(BaseModel):

@@ -24,12 +24,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def erasure_pepper(settings: LoyaltySettings) -> bytes | None:
+    return settings.erasure_pepper.get_secret_value().encode() if settings.erasure_pepper else None
+
+
 def build_runtime(settings: LoyaltySettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     topics = settings.kafka.topics
     return ServiceRuntime(
         service="loyalty", settings=settings, relay=True,  # loyalty-events.v1, through the outbox
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
-                                route=routes(topics=topics)),),
+                                route=routes(topics=topics, erasure_pepper=erasure_pepper(settings))),),
         workers=(expiry_worker(clock=clock, every_s=settings.expiry_interval_s),),
     )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 
 from lifecycle_shared.events import (
+    ERASURE_REQUESTED_TYPE,
     IDENTITY_MERGED_TYPE,
     STAGE_CHANGED_TYPE,
+    ErasureRequestedData,
     IdentityMergedData,
     StageChangedData,
     TouchpointData,
@@ -14,6 +16,7 @@ from lifecycle_shared.events import (
 from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 from lifecycle_shared.topics import Topics
 
+from lifecycle_loyalty.handlers.erasure_requested import handle_erasure_requested
 from lifecycle_loyalty.handlers.identity_merged import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
 from lifecycle_loyalty.handlers.referral_completed import REFERRAL_COMPLETED, handle_referral_completed
@@ -21,8 +24,9 @@ from lifecycle_loyalty.handlers.review_written import REVIEW_WRITTEN, handle_rev
 from lifecycle_loyalty.handlers.stage_changed import handle_stage_changed
 
 
-def routes(*, topics: Topics | None = None) -> Router:
-    """`topics`: where the handlers announce (loyalty-events.v1), the production names by default."""
+def routes(*, topics: Topics | None = None, erasure_pepper: bytes | None = None) -> Router:
+    """`topics`: where the handlers announce (loyalty-events.v1), the production names by default; `erasure_pepper`:
+    the key of the hashes erasures name customers by (docs/erasure.md)."""
     topic = (topics or Topics()).loyalty_events
     orders = Route(TouchpointData, partial(handle_orders, topic=topic))
     return route_by_type({
@@ -32,4 +36,5 @@ def routes(*, topics: Topics | None = None) -> Router:
         REVIEW_WRITTEN: Route(TouchpointData, handle_review_written),
         STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, partial(handle_identity_merged, topic=topic)),
+        ERASURE_REQUESTED_TYPE: Route(ErasureRequestedData, partial(handle_erasure_requested, pepper=erasure_pepper)),
     })
