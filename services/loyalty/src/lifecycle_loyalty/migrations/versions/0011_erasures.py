@@ -1,16 +1,16 @@
 """erasures: one row per erasure loyalty applied (docs/erasure.md) - the erasure id, the keyed hashes it was
 given and what was erased or re-keyed, per table. No personal data.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
