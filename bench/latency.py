@@ -73,6 +73,51 @@ async def _server_side(stage, loyalty, sent_wall: dict[str, float]) -> dict:
             "missing": dict(missing)}
 
 
+METRICS = ("lifecycle_consumer_record_age_at_poll_seconds", "lifecycle_consumer_batch_seconds")
+
+
+async def _scrape(pool) -> dict:
+    response = await pool.get("/metrics")
+    if response.status_code != 200:
+        return {}
+    series: dict[str, dict] = {}
+    for line in response.content.decode().splitlines():
+        if not line.startswith(METRICS) or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        name, _, labels = name_labels.partition("{")
+        fields = dict(part.split("=", 1) for part in labels.rstrip("}").split(",") if "=" in part)
+        le = fields.pop("le", None)
+        key = ":".join([name.removeprefix("lifecycle_consumer_").rsplit("_", 1)[0].removesuffix("_seconds"),
+                        *(v.strip('"') for k, v in sorted(fields.items()))])
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix):
+                entry = series.setdefault(key, {"buckets": []})
+                if suffix == "_bucket":
+                    entry["buckets"].append((float(le.strip('"')), float(value)))
+                else:
+                    entry[suffix[1:]] = float(value)
+    return series
+
+
+def _timings(before: dict, after: dict) -> dict:
+    """The consumers' own histograms over the phase (after - before): mean and bucket-bound p50/p99 in ms."""
+    out = {}
+    for key, entry in after.items():
+        earlier = before.get(key, {"buckets": []})
+        entry = {"count": entry.get("count", 0) - earlier.get("count", 0),
+                 "sum": entry.get("sum", 0) - earlier.get("sum", 0),
+                 "buckets": [(le, n - dict(earlier["buckets"]).get(le, 0)) for le, n in entry["buckets"]]}
+        count = entry.get("count", 0)
+        if not count:
+            continue
+        def bound(q: float, buckets: list = entry["buckets"], count: float = count) -> float:
+            return next((le for le, n in buckets if n >= q * count), float("inf")) * 1000
+        out[key] = {"count": int(count), "mean_ms": round(entry["sum"] / count * 1000, 1),
+                    "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
+    return out
+
+
 async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: float, timeout_s: float,
                   phase: Phase, client_kind: str, probe_every: int = 1, server_side: bool = True) -> dict:
     count = int(rate * duration_s)
@@ -116,6 +161,7 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
             else:
                 into.append(value)
 
+    scraped = {"stage-engine": await _scrape(stage), "loyalty": await _scrape(loyalty)}
     phase("start")
     started = time.perf_counter()
     try:
@@ -134,6 +180,8 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
         if server_side:
             await asyncio.sleep(1.0)  # the last customers' events are still on their way
             result["server_side"] = await _server_side(stage, loyalty, sent_wall)
+        result["consumer_timings"] = {"stage-engine": _timings(scraped["stage-engine"], await _scrape(stage)),
+                                      "loyalty": _timings(scraped["loyalty"], await _scrape(loyalty))}
         return result
     finally:
         for pool in (ingest, stage, loyalty):

@@ -92,11 +92,27 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
+PHASES = ("producer", "upsert", "http", "stage_engine", "latency")
+
+
 async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str,
-                  *, profile: bool) -> None:
+                  *, profile: bool, only: tuple[str, ...] = PHASES) -> None:
     meter = CpuMeter(h.cpu_roles)
     base, product = report["baselines"], report["product"]
 
+    if "producer" in only:
+        await producer_phase(h, p, data, base, timings, meter)
+    if "upsert" in only:
+        await upsert_phase(h, p, base, timings, meter)
+    if "http" in only:
+        await http_phases(h, p, data, report, timings, client, meter, profile=profile)
+    if "stage_engine" in only:
+        await stage_engine_phase(h, p, data, product, timings, meter)
+    if "latency" in only:
+        await latency_phases(h, p, product, timings, client, meter)
+
+
+async def producer_phase(h: Harness, p: dict, data: dict, base: dict, timings: dict, meter: CpuMeter) -> None:
     mark = time.perf_counter()
     runs = []
     for n in range(p["producer_runs"]):
@@ -111,6 +127,8 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
                             "enable_idempotence": h.infra.kafka_idempotence, "pattern": "send() all, gather futures"}}
     timings["producer"] = time.perf_counter() - mark
 
+
+async def upsert_phase(h: Harness, p: dict, base: dict, timings: dict, meter: CpuMeter) -> None:
     mark = time.perf_counter()
     database = h.config.database_prefix + "bench_scratch"
     batches = await upsert_prepare(h.infra.postgres_url, database, p["upsert_keys"], p["upsert_batch"])
@@ -127,8 +145,9 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
                                          "note": "every id inserted once before timing: timed rows are updates"}}
     timings["upsert"] = time.perf_counter() - mark
 
-    await http_phases(h, p, data, report, timings, client, meter, profile=profile)
 
+async def stage_engine_phase(h: Harness, p: dict, data: dict, product: dict, timings: dict,
+                             meter: CpuMeter) -> None:
     mark = time.perf_counter()
     cpu = PhaseCpu(meter)
     result = await stage_engine_backlog(h, data["backlog"], phase=cpu, timeout_s=p["backlog_timeout_s"])
@@ -143,6 +162,8 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
                                "settle_after": settle}
     timings["stage_engine"] = time.perf_counter() - mark
 
+
+async def latency_phases(h: Harness, p: dict, product: dict, timings: dict, client: str, meter: CpuMeter) -> None:
     for name, probe_every, duration in (("latency", p["probe_every"], p["latency_duration_s"]),
                                         ("latency_all_polled", 1, p["all_polled_duration_s"])):
         if not duration:
@@ -286,7 +307,12 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the 1-worker ingest during repeats of the single and batch phases "
                              "(bench/profiles/)")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
     args = parser.parse_args()
+    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    if unknown := set(only) - set(PHASES):
+        parser.error(f"unknown phases: {sorted(unknown)}")
     params = QUICK if args.quick else FULL
     started = time.perf_counter()
     data = build_payloads(params)
@@ -310,7 +336,8 @@ def main() -> int:
                                          "key": report["stack"]["key_kind"]}
         report["machine"] = machine(report["stack"])
         report["code"] = code_version()
-        asyncio.run(measure(harness, params, data, report, timings, args.client, profile=args.profile))
+        asyncio.run(measure(harness, params, data, report, timings, args.client, profile=args.profile,
+                              only=only))
         failed = False
     except BaseException:  # noqa: BLE001 - report what was measured, then stop everything
         traceback.print_exc()
@@ -328,7 +355,7 @@ def main() -> int:
         timings[key] = round(timings[key], 2)
     add_ratios(report)
     write(report, args.out)
-    if "machine" in report and report["baselines"].get("producer"):
+    if "machine" in report:
         print(table(report))
     print(f"\nreport: {args.out}  (total {timings['total']:.0f} s)")
     return 1 if failed else 0

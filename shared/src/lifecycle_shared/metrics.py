@@ -66,3 +66,12 @@ def initialise_service(service: str) -> None:
     OUTBOX_OLDEST_AGE.labels(service).set(0)
     OUTBOX_PUBLISHED.labels(service)
     OUTBOX_DEAD.labels(service)
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Where a consumer's reaction time goes: how old a record is when a poll hands it over (its Kafka
+# timestamp to the poll), how long its batch takes to apply (decode, handlers, DB commit), then to
+# commit its offsets.
+RECORD_AGE_AT_POLL = Histogram("lifecycle_consumer_record_age_at_poll_seconds",
+                               "Record timestamp to the poll that returned it", ["consumer"], buckets=_SECONDS)
+BATCH_SECONDS = Histogram("lifecycle_consumer_batch_seconds", "Time per polled batch, by step",
+                          ["consumer", "step"], buckets=_SECONDS)

@@ -103,7 +103,7 @@ class ServiceRuntime:
             consumer = make_consumer(self.settings.kafka, group_id=spec.group, topics=spec.topics)
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
-                route=spec.route, on_committed=self.relay.wake if self.relay else lambda: None,
+                route=spec.route, on_applied=self.relay.wake if self.relay else lambda: None,
                 event_types=routed_types(spec.route),
             )
             self._runners.append(runner)
