@@ -12,7 +12,7 @@ from lifecycle_loyalty.domain.rules import DEFAULT_EARN_RULES
 from lifecycle_loyalty.main import create_app
 
 from tests.support.in_process import running
-from tests.support.loyalty import apply, loyalty_settings, order_event
+from tests.support.loyalty import announced, apply, loyalty_settings, merged_event, order_event, stage_event
 
 T0 = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
 ADMIN = "loyalty-rules-admin-token-61f0e2b8c4"
@@ -119,3 +119,32 @@ async def test_a_silver_customer_earns_with_its_multiplier_and_a_refund_takes_ex
     await apply(engine, [order_event(ann, "order_refunded", "o2", at=T0 + timedelta(days=2))])
     async with engine.connect() as conn:
         assert (await ledger.balance(conn, customer_id=ann))["balance"] == 1000
+
+
+def tier_moves(events: list[dict]) -> list[tuple[str, str, str]]:
+    return [(e["data"]["from_tier"], e["data"]["to_tier"], e["data"]["direction"])
+            for e in events if e["type"] == "loyalty.tier_changed"]
+
+
+async def test_points_other_than_an_orders_announce_the_tier_they_reach_once(engine):
+    """A review, a stage bonus and a merge each carry a customer over the silver line (1,000 points earned):
+    `loyalty.tier_changed` is announced by the event that did it, not left to the nightly sweep, and a
+    redelivery announces nothing more."""
+    ann, bob, guest, carl = new_customer(), new_customer(), new_customer(), new_customer()
+    await apply(engine, [order_event(ann, "order_completed", "a1", at=T0, total=980),
+                         order_event(bob, "order_completed", "b1", at=T0, total=600),
+                         order_event(carl, "order_completed", "c1", at=T0, total=700),
+                         order_event(guest, "order_completed", "g1", at=T0, total=400)])
+    assert [tier_moves(await announced(engine, c)) for c in (ann, bob, carl)] == [[], [], []]
+
+    review = activity(ann, "review_written", at=T0 + timedelta(hours=1), review_id=f"{ann}-r1")
+    bonus = stage_event(bob, at=T0 + timedelta(hours=1), verified=True)  # 600 + the loyalty stage's 500
+    await apply(engine, [review, bonus])
+    await apply(engine, [review, bonus])  # redelivered
+    assert tier_moves(await announced(engine, ann)) == [("member", "silver", "reached")]
+    assert tier_moves(await announced(engine, bob)) == [("member", "silver", "reached")]
+
+    merge = merged_event(carl, guest, at=T0 + timedelta(hours=2))  # 700 + the guest's 400
+    await apply(engine, [merge])
+    await apply(engine, [merge])
+    assert tier_moves(await announced(engine, carl)) == [("member", "silver", "reached")]

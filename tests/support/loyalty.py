@@ -9,7 +9,14 @@ from datetime import datetime
 from lifecycle_devstack.services import BY_NAME
 from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.settings import LoyaltySettings
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, TouchpointData
+from lifecycle_shared.events import (
+    IDENTITY_MERGED_TYPE,
+    STAGE_CHANGED_TYPE,
+    CloudEvent,
+    IdentityMergedData,
+    StageChangedData,
+    TouchpointData,
+)
 from lifecycle_shared.kafka.runner import ConsumerRunner
 
 from tests.support.in_process import kafka_settings
@@ -31,11 +38,19 @@ def order_event(customer: str, name: str, order_id: str, *, at: datetime, **prop
                       subject=customer, data=data.model_dump(mode="json"))
 
 
-def stage_event(customer: str, *, at: datetime, to_stage: str = "loyalty") -> CloudEvent:
+def stage_event(customer: str, *, at: datetime, to_stage: str = "loyalty", verified: bool = False) -> CloudEvent:
     data = StageChangedData(customer_id=customer, from_stage="consideration", to_stage=to_stage, reason="test",
-                            rule_version="v1", cause_event_ids=["x"], event_time=at, processed_at=at)
+                            rule_version="v1", cause_event_ids=["x"], event_time=at, processed_at=at,
+                            verified=verified)
     return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=at,
                       subject=customer, data=data.model_dump(mode="json"))
+
+
+def merged_event(survivor: str, absorbed: str, *, at: datetime) -> CloudEvent:
+    data = IdentityMergedData(survivor_id=survivor, absorbed_id=absorbed, absorbed_ids=[absorbed], user_id=survivor,
+                              reason="identify", cause_event_ids=["x"], event_time=at, processed_at=at)
+    return CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=IDENTITY_MERGED_TYPE, time=at,
+                      subject=survivor, data=data.model_dump(mode="json"))
 
 
 async def apply(engine, events: list[CloudEvent], **route_options) -> None:

@@ -18,7 +18,8 @@ def _cap(family: str, rules: EarnRules) -> Cap | None:
 
 
 async def earn_for_activities(conn: AsyncConnection, activities: list[Activity], *,
-                              rules: EarnRules | None = None) -> None:
+                              rules: EarnRules | None = None) -> list[str]:
+    """Books what the activities earn; returns the (resolved) customers credited, for their tiers."""
     rules = rules or await rulesets.in_force(conn)
     named = {a.customer_id for a in activities} | {a.referrer_id for a in activities if a.referrer_id}
     customer_of = await aliases.lock_and_resolve(conn, named)
@@ -40,3 +41,4 @@ async def earn_for_activities(conn: AsyncConnection, activities: list[Activity],
                 paid[(customer, family)] = earned
         decided += decide_activity(resolved, earned_in_period=paid, rules=rules)
     await lots.book(conn, decided, policy=rules.lots, at=max(a.at for a in activities))
+    return sorted({entry.customer_id for entry in decided if entry.points > 0})

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from lifecycle_shared.kafka.registry import Emitted
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots
@@ -39,6 +40,16 @@ async def announce_tiers(conn: AsyncConnection, people: list[str], *, at: dateti
     return tier_changes({p: announced[p] or lowest for p in changed},
                         {p: (progress.tier, progress.points_in_window) for p, progress in changed.items()},
                         rule=rules.tiers, rule_version=rules.version, cause=cause, topic=topic, at=at)
+
+
+async def announce_credited(conn: AsyncConnection, people: list[str], events: list[Typed[Any]], *, rules: EarnRules,
+                            topic: str) -> Emitted:
+    """After points other than an order's (a review, a referral, a stage bonus, a merge): the tiers they moved,
+    caused by the batch's first event (so a redelivered batch announces nothing new)."""
+    if not people:
+        return []
+    return await announce_tiers(conn, people, at=max(typed.event.time for typed in events), rules=rules,
+                                cause=min(typed.event.id for typed in events), topic=topic)
 
 
 async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rules: EarnRules) -> list[Entry]:

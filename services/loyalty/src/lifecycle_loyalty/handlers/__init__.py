@@ -32,9 +32,9 @@ def routes(*, topics: Topics | None = None, erasure_pepper: bytes | None = None)
     return route_by_type({
         ORDER_COMPLETED: orders,
         ORDER_REFUNDED: orders,
-        REFERRAL_COMPLETED: Route(TouchpointData, handle_referral_completed),
-        REVIEW_WRITTEN: Route(TouchpointData, handle_review_written),
-        STAGE_CHANGED_TYPE: Route(StageChangedData, handle_stage_changed),
+        REFERRAL_COMPLETED: Route(TouchpointData, partial(handle_referral_completed, topic=topic)),
+        REVIEW_WRITTEN: Route(TouchpointData, partial(handle_review_written, topic=topic)),
+        STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, topic=topic)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, partial(handle_identity_merged, topic=topic)),
         ERASURE_REQUESTED_TYPE: Route(ErasureRequestedData, partial(handle_erasure_requested, pepper=erasure_pepper)),
     })

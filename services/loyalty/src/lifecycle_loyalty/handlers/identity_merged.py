@@ -27,18 +27,20 @@ from lifecycle_loyalty.domain.merging import (
     orders_for_survivor,
     scoped_to_merge,
 )
-from lifecycle_loyalty.tiers import decide_orders
+from lifecycle_loyalty.tiers import announce_credited, decide_orders
 
 
 async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]], *,
                                  rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
-    """Announces on `topic` the debts a merge records (a refund known on one side of points spent on the other)."""
+    """Announces on `topic` the debts a merge records (a refund known on one side of points spent on the other)
+    and the survivors' tiers the merged holdings moved."""
     rules = rules or await rulesets.in_force(conn)
     emitted: Emitted = []
     for typed in events:  # one at a time: a merge may absorb the survivor of the one before
         posted = await merge(conn, typed.data, merge_event_id=typed.event.id, rules=rules)
         emitted += debts_recorded(posted, topic=topic, at=typed.data.event_time)
-    return emitted
+    survivors = await aliases.lock_and_resolve(conn, {typed.data.survivor_id for typed in events})
+    return emitted + await announce_credited(conn, sorted(set(survivors.values())), events, rules=rules, topic=topic)
 
 
 async def merge(conn: AsyncConnection, merged: IdentityMergedData, *, merge_event_id: str,

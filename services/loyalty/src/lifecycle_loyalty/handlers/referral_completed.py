@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from lifecycle_shared.events import TouchpointData
 from lifecycle_shared.kafka.registry import Emitted, Typed
+from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle_loyalty.db import rulesets
 from lifecycle_loyalty.domain.earning import Activity, EarnRules
 from lifecycle_loyalty.earn import earn_for_activities
+from lifecycle_loyalty.tiers import announce_credited
 
 REFERRAL_COMPLETED = "touchpoint.referral_completed"
 
@@ -23,8 +26,10 @@ def _referrer(typed: Typed[TouchpointData]) -> str | None:
 
 
 async def handle_referral_completed(conn: AsyncConnection, events: list[Typed[TouchpointData]], *,
-                                    rules: EarnRules | None = None) -> Emitted:
-    await earn_for_activities(conn, [Activity(kind="referral", customer_id=typed.event.subject,
+                                    rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
+    """Announces on `topic` the tiers the points moved."""
+    rules = rules or await rulesets.in_force(conn)
+    credited = await earn_for_activities(conn, [Activity(kind="referral", customer_id=typed.event.subject,
                                               cause_id=f"referral:{typed.event.subject}", at=typed.event.time,
                                               referrer_id=_referrer(typed)) for typed in events], rules=rules)
-    return []
+    return await announce_credited(conn, credited, events, rules=rules, topic=topic)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from lifecycle_shared.events import StageChangedData
 from lifecycle_shared.kafka.registry import Emitted, Typed
+from lifecycle_shared.topics import LOYALTY_EVENTS
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty.db import aliases, ledger, lots, rulesets
 from lifecycle_loyalty.domain.earning import EarnRules, decide_stage_bonus, stage_bonus
 from lifecycle_loyalty.metrics import BONUSES_UNPAID
+from lifecycle_loyalty.tiers import announce_credited
 
 
 async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageChangedData]], *,
-                               rules: EarnRules | None = None) -> Emitted:
+                               rules: EarnRules | None = None, topic: str = LOYALTY_EVENTS) -> Emitted:
+    """Announces on `topic` the tiers a bonus moved."""
     rules = rules or await rulesets.in_force(conn)
     customer_of = await aliases.lock_and_resolve(conn, {typed.data.customer_id for typed in events})
     held = await ledger.bonus_entries(conn, await aliases.members(conn, customer_of.values()))
@@ -32,6 +35,8 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
         if bonus:
             bonuses.append(bonus)
             held_rules[customer].add(bonus.rule)
-    if bonuses:
-        await lots.book(conn, bonuses, policy=rules.lots, at=max(typed.data.event_time for typed in events))
-    return []
+    if not bonuses:
+        return []
+    await lots.book(conn, bonuses, policy=rules.lots, at=max(typed.data.event_time for typed in events))
+    return await announce_credited(conn, sorted({bonus.customer_id for bonus in bonuses}), events, rules=rules,
+                                   topic=topic)
