@@ -115,7 +115,7 @@ async def test_a_record_delivered_during_a_failover_waits_for_the_promotion_and_
     server.pg_ctl("stop", "-m", "fast")
     (server.data_dir / "standby.signal").touch()
     server.options = [*server.options, "-c", "hot_standby=off"]
-    server.start()
+    server.start(ready=False)  # up, answering every connection with 57P03
     with pytest.raises(asyncpg.CannotConnectNowError):  # the server really is in that state
         await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/postgres")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,10 @@ class EmbeddedPostgres:
     def server_url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, *, ready: bool = True) -> None:
+        """Start the server and wait until it accepts connections. The port opens before that (PostgreSQL
+        answers 57P03 "starting up" meanwhile, for long on a loaded machine); `ready=False` waits for the
+        port only, for a server started to refuse connections (a standby with `hot_standby=off`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = _prepare_for_root(self.data_dir)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -83,9 +87,21 @@ class EmbeddedPostgres:
         )
         try:
             wait_for_port(self.port, timeout_s=30)
+            if ready:
+                self._wait_until_accepting(timeout_s=120)
         except BaseException:
             self.stop()  # a process that never opened its port is not left behind
             raise
+
+    def _wait_until_accepting(self, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while subprocess.run([str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+                              "-U", "postgres", "-t", "2"], check=False).returncode != 0:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited during start-up (see {self.data_dir / 'server.log'})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL on port {self.port} not accepting connections after {timeout_s}s")
+            time.sleep(0.1)
 
     def _owner_alive(self) -> bool:
         pid_file = self.data_dir / "postmaster.pid"
