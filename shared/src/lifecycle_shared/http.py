@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifecycle_shared.http_metrics import HttpMetricsMiddleware
+from lifecycle_shared.logging import register_secrets
 from lifecycle_shared.runtime import ServiceRuntime
 from lifecycle_shared.settings import ServiceSettings
 
@@ -151,6 +152,8 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     In the `consumer` role (`settings.role`) the app serves only `/healthz`, `/readyz` and `/metrics`: neither
     `routers` nor `middlewares` are added."""
     serves_api = settings.role != "consumer"
+    register_secrets(*(token.get_secret_value() for token in settings.api_tokens),
+                     *([settings.admin_token.get_secret_value()] if settings.admin_token else []))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
