@@ -172,7 +172,10 @@ def create_service_app(*, title: str, settings: ServiceSettings,
             finally:
                 await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan, responses=errors(404))
+    # FastAPI's own OpenTelemetry (spans with the raw path, which names customers; logs of exception messages)
+    # stays off: the request's span is HttpMetricsMiddleware's, named by the route template.
+    app = FastAPI(title=title, lifespan=lifespan, responses=errors(404),
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.settings = settings
     # Starlette types a handler as taking any Exception, though it only ever passes the class registered.
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]

@@ -163,6 +163,15 @@ class RecordSpans:
         only = self._spans[id(events[0])] if len(events) == 1 else None
         return emitted_trace_headers([event.subject for _, event in emitted], by_subject, only)
 
+    def log_applied(self, consumer: str, events: Sequence[CloudEvent]) -> None:
+        """At DEBUG, a line per applied event in its own span and ids (a no-op at INFO)."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        for event in events:
+            with trace.use_span(self._spans[id(event)], end_on_exit=False), \
+                    log_context(event_id=event.id, customer_id=event.subject):
+                log.debug("event applied", extra={"consumer": consumer, "event_type": event.type})
+
     def end(self, error: BaseException | None = None) -> None:
         for span in self._spans.values():
             if error is not None:

@@ -230,6 +230,7 @@ class ConsumerRunner:
                     out = await handler(conn, typed)
                 emitted += out
                 contexts += spans.emitted(events, out)
+                spans.log_applied(self.name, events)
             await add_to_outbox(conn, emitted, trace=contexts)
         except BaseException as error:
             spans.end(error)
