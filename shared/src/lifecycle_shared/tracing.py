@@ -43,10 +43,10 @@ def tracer() -> trace.Tracer:
 def exporter_wanted(environ: Mapping[str, str] = os.environ) -> str | None:
     """The exporter the standard OTEL_* variables ask for: `console`, `otlp`, or None (tracing off)."""
     chosen = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if chosen == "none" or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
     if chosen in ("console", "otlp"):
         return chosen
-    if chosen == "none" or environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return None
     if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         return "otlp"
     return None
