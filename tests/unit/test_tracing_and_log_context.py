@@ -58,14 +58,14 @@ def test_log_lines_carry_the_trace_and_event_ids_and_no_email_key_or_token():
     log = logging.getLogger("lifecycle_test.logs")
     with in_memory_tracing(), captured_logs() as logs:
         with tracing.tracer().start_as_current_span("work") as span, log_context(event_id="e-1", customer_id="ann"):
-            log.warning("refused %s with key lc_wk_abc123 and Bearer xyz.987", "ann@example.com",
+            log.warning("refused %s with key lc_wk_abc123 and Bearer xyz.987654", "ann@example.com",
                         extra={"detail": "token admin-token-for-the-log-test-0f3a, lc_sk_0011 from bo.b@shop.co.uk"})
             trace_id = format(span.get_span_context().trace_id, "032x")
         log.warning("outside")
     first, second = logs.lines()
     assert (first["trace_id"], first["event_id"], first["customer_id"]) == (trace_id, "e-1", "ann")
     assert "trace_id" not in second and "event_id" not in second
-    for secret in ("ann@example.com", "lc_wk_abc123", "xyz.987", "admin-token-for-the-log-test", "lc_sk_0011",
+    for secret in ("ann@example.com", "lc_wk_abc123", "xyz.987654", "admin-token-for-the-log-test", "lc_sk_0011",
                    "bo.b@shop.co.uk"):
         assert secret not in logs.text
-    assert scrub("customer ann-1 ordered o-1 @ 10:00") == "customer ann-1 ordered o-1 @ 10:00"
+    assert scrub("customer ann-1 ordered o-1 @ 10:00; basic auth") == "customer ann-1 ordered o-1 @ 10:00; basic auth"

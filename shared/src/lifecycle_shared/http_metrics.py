@@ -3,7 +3,8 @@
 unbounded. A request no route matched is counted under `route="unmatched"`.
 
 With tracing on (`lifecycle_shared.tracing`), the same middleware opens the request's SERVER span: the child of
-the caller's W3C `traceparent` when it sent a valid one, else a new trace; named `METHOD route-template`."""
+the caller's W3C `traceparent` when it sent a valid one, else a new trace; named `METHOD route-template`
+(probes and scrapes excepted)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lifecycle_shared import metrics, tracing
 
 UNMATCHED = "unmatched"
+# Probes and scrapes, every few seconds from Kubernetes and Prometheus: counted, never traced.
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def route_template(scope: Scope) -> str:
@@ -46,7 +49,7 @@ class HttpMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        span = _server_span(scope) if tracing.enabled() else None
+        span = _server_span(scope) if tracing.enabled() and scope["path"] not in UNTRACED else None
         try:
             with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
                 await self.app(scope, receive, send_status)

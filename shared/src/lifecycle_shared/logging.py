@@ -54,7 +54,7 @@ _SECRETS: set[str] = set()
 _SCRUB = re.compile(
     r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+"  # an email address
     r"|\blc_(?:wk|sk)_[A-Za-z0-9_\-]+"  # a write or server key
-    r"|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=\-]+")  # a credential as an Authorization header carries it
+    r"|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}")  # a credential as an Authorization header carries it
 _STANDARD = frozenset(vars(logging.makeLogRecord({})))
 
 
