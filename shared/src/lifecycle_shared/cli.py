@@ -30,6 +30,7 @@ from lifecycle_shared.logging import configure_logging
 from lifecycle_shared.migrations import upgrade_to_head
 from lifecycle_shared.runtime import ROLES
 from lifecycle_shared.settings import ServiceSettings
+from lifecycle_shared.tracing import configure_tracing
 
 # What a spawned worker builds (JSON: service, settings class, app factory); set by the supervisor.
 WORKER_SPEC_ENV = "LIFECYCLE_SERVE_WORKER_SPEC"
@@ -84,6 +85,7 @@ def worker_app() -> FastAPI:
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     settings = _load(spec["settings"])(role=spec["role"])
     configure_logging(service=spec["service"], level=settings.log_level)
+    configure_tracing(service=spec["service"])
     app: FastAPI = _load(spec["create_app"])(settings)
     tune_gc()
     return app
@@ -107,6 +109,8 @@ def main(*, service: str, settings_cls: type[Settings], create_app: Callable[[Se
     role = _serve_options(ns.args).role if ns.command == "serve" else None
     settings = settings_cls(**({"role": role} if role else {}))
     configure_logging(service=service, level=settings.log_level)
+    if ns.command == "serve":
+        configure_tracing(service=service)
     if ns.command == "migrate":
         upgrade_to_head(database_url=settings.database_url, migrations_dir=migrations_dir)
     elif ns.command == "serve" and settings.workers > 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lifecycle_shared import tracing
 from lifecycle_shared.events import CloudEvent, kafka_headers
 
 plumbing_metadata = MetaData()
@@ -94,16 +95,22 @@ async def digests_of(conn: AsyncConnection, event_ids: list[str]) -> dict[str, s
     return {row.event_id: row.digest for row in rows}
 
 
-async def add_to_outbox(conn: AsyncConnection, messages: Iterable[tuple[str, CloudEvent]]) -> int:
+async def add_to_outbox(conn: AsyncConnection, messages: Iterable[tuple[str, CloudEvent]], *,
+                        trace: Sequence[Mapping[str, str]] | None = None) -> int:
     """Write (topic, event) pairs to the outbox in one statement, in order (the relay publishes by id);
-    returns how many."""
+    returns how many. Each row keeps the W3C trace context its record will carry (`traceparent`): `trace[i]`
+    for the i-th event (the runner's choice per event), else, when tracing is on, the current span's."""
+    if trace is None:
+        current = tracing.headers_of() if tracing.enabled() else {}
     topics, keys, ids, payloads, headers = [], [], [], [], []
-    for topic, event in messages:
+    for n, (topic, event) in enumerate(messages):
         topics.append(topic)
         keys.append(event.subject)
         ids.append(event.id)
         payloads.append(event.to_bytes())
-        headers.append(_headers_json(event.type))
+        context = trace[n] if trace is not None else current
+        headers.append(_headers_json(event.type) if not context else
+                       json.dumps({**json.loads(_headers_json(event.type)), **context}))
     if topics:
         await conn.execute(_ADD_TO_OUTBOX, {"topics": topics, "keys": keys, "ids": ids, "payloads": payloads,
                                             "headers": headers})

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifecycle_shared.http_metrics import HttpMetricsMiddleware
+from lifecycle_shared.logging import register_secrets
 from lifecycle_shared.runtime import ServiceRuntime
 from lifecycle_shared.settings import ServiceSettings
 
@@ -151,6 +152,8 @@ def create_service_app(*, title: str, settings: ServiceSettings,
     In the `consumer` role (`settings.role`) the app serves only `/healthz`, `/readyz` and `/metrics`: neither
     `routers` nor `middlewares` are added."""
     serves_api = settings.role != "consumer"
+    register_secrets(*(token.get_secret_value() for token in settings.api_tokens),
+                     *([settings.admin_token.get_secret_value()] if settings.admin_token else []))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,7 +172,10 @@ def create_service_app(*, title: str, settings: ServiceSettings,
             finally:
                 await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan, responses=errors(404))
+    # FastAPI's own OpenTelemetry (spans with the raw path, which names customers; logs of exception messages)
+    # stays off: the request's span is HttpMetricsMiddleware's, named by the route template.
+    app = FastAPI(title=title, lifespan=lifespan, responses=errors(404),
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.settings = settings
     # Starlette types a handler as taking any Exception, though it only ever passes the class registered.
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lifecycle_shared import metrics
+from lifecycle_shared import metrics, tracing
 from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
 from lifecycle_shared.db_errors import classify
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
@@ -208,10 +208,34 @@ class ConsumerRunner:
 
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
-        emitted: Emitted = []
-        for handler, events in runs:
-            emitted += await handler(conn, events)
-        await add_to_outbox(conn, emitted)
+        if not tracing.enabled():  # no SDK provider: not a single tracing step
+            emitted: Emitted = []
+            for handler, events in runs:
+                emitted += await handler(conn, events)
+            await add_to_outbox(conn, emitted)
+            return
+        await self._apply_traced(conn, [(record, typed.event) for record, typed, _ in decoded], runs)
+
+    async def _apply_traced(self, conn: AsyncConnection, consumed: list[tuple[ConsumerRecord, CloudEvent]],
+                            runs: list[tuple[Handler, list[Typed[Any]]]]) -> None:
+        """`_apply`'s handler runs with a span per consumed record (duplicates too), and the trace context
+        of each emitted event kept in its outbox row (`tracing.RecordSpans`)."""
+        spans = tracing.RecordSpans(self.name, consumed)
+        try:
+            emitted: Emitted = []
+            contexts: list[dict[str, str]] = []
+            for handler, typed in runs:
+                events = [t.event for t in typed]
+                with spans.run(events):
+                    out = await handler(conn, typed)
+                emitted += out
+                contexts += spans.emitted(events, out)
+                spans.log_applied(self.name, events)
+            await add_to_outbox(conn, emitted, trace=contexts)
+        except BaseException as error:
+            spans.end(error)
+            raise
+        spans.end()
 
     async def _count_duplicates(self, conn: AsyncConnection, duplicates: list[CloudEvent],
                                 applied: dict[str, str | None]) -> None:

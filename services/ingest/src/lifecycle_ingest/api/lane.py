@@ -24,6 +24,7 @@ class EventLane:
         endpoint = BY_PATH.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if endpoint is None:
             return await self.app(scope, receive, send)
+        scope["route"] = endpoint  # its `path` names it in the metrics and the request's span, as a route would
         try:
             response = await endpoint.serve(Request(scope, receive))
         except HTTPException as error:

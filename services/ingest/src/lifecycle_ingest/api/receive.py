@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
-from lifecycle_shared import metrics
+from lifecycle_shared import metrics, tracing
 from lifecycle_shared.events import trace_headers
 
 from lifecycle_ingest.api.accept import accept
@@ -140,10 +140,18 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _trace_headers(request: Request) -> list[tuple[str, bytes]]:
+    """The records' W3C trace context: the request's span when tracing is on (a child of the caller's
+    `traceparent`, or a new trace), else the caller's own `traceparent`, carried as it came."""
+    if tracing.enabled():
+        current = tracing.headers_of()
+        return trace_headers(current.get("traceparent"), current.get("tracestate"))
+    return trace_headers(request.headers.get("traceparent"), request.headers.get("tracestate"))
+
+
 async def _publish(publisher: TouchpointPublisher, records: list[Record], request: Request) -> None:
     try:
-        await publisher.publish(records, headers=trace_headers(request.headers.get("traceparent"),
-                                                                request.headers.get("tracestate")))
+        await publisher.publish(records, headers=_trace_headers(request))
     except Overloaded:
         metrics.INGESTED.labels("overloaded").inc(len(records))
         raise HTTPException(503, "too many events in flight; nothing was accepted, retry",
