@@ -31,7 +31,7 @@ from playwright.async_api import async_playwright
 from tests.support.browser import CHROMIUM_ARGS
 from tests.support.in_process import kafka_settings
 from tests.support.mail_sink import MailSink
-from tests.support.messaging import messaging_namespace
+from tests.support.messaging import messaging_namespace, rendering
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)
 
@@ -64,8 +64,8 @@ async def test_a_person_unsubscribes_in_a_browser_with_the_link_from_the_email(n
         event = CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=NOW,
                            subject=customer, data=data.model_dump(mode="json"))
         async with engine.begin() as conn:
-            await handle_stage_changed(conn, [Typed(event, data)], brand="Shop", freshness=freshness,
-                                       links=links_of(settings, freshness))
+            await handle_stage_changed(conn, [Typed(event, data)], freshness=freshness,
+                                       rendering=rendering(links=links_of(settings, freshness)))
         runtime = type("Runtime", (), {"engine": engine})()
         while await deliver_once(runtime, settings, freshness):
             pass

@@ -78,11 +78,14 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(pipeline, service
     # The stage engine's and loyalty's rule sets in force, by URL.
     rules_urls = [pipeline.url(name) + "/v1/admin/rules" for name in ("stage-engine", "loyalty")]
     rules_in_force = {url: httpx.get(url, headers=admin, timeout=10).json() for url in rules_urls}
+    campaigns_url = pipeline.url("messaging") + "/v1/admin/campaigns"
+    campaigns = _campaigns(campaigns_url, admin)
     try:
         operations, answers, failures = fuzz(pipeline.url(service), credentials)
-    finally:  # the fuzzer puts rule sets in force: the tests after it get the defaults back
+    finally:  # the fuzzer puts rule sets in force and makes campaigns: the tests after it get the defaults back
         for url, rules in rules_in_force.items():
             assert httpx.put(url, json=rules, headers=admin, timeout=10).status_code == 200
+        _restore_campaigns(campaigns_url, campaigns, admin)
     with capsys.disabled():
         print(f"\nfuzz {service}: {answers.total()} requests over {operations} operations, {len(failures)} failing; "
               f"answers {dict(sorted(answers.items()))}")
@@ -91,6 +94,29 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(pipeline, service
     if service == "ingest":
         _wait_until_consumers_settle(pipeline)
         assert _dead_letters(pipeline) == dead_before, "an event ingest accepted was dead-lettered downstream"
+
+
+# What a campaign's answer holds beyond its definition.
+_CAMPAIGN_STATE = {"id", "version", "origin", "created_at", "updated_at", "deleted_at", "versions"}
+
+
+def _campaigns(url: str, admin: dict[str, str]) -> dict[str, dict]:
+    answer = httpx.get(url, params={"include_deleted": "true"}, headers=admin, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {c["id"]: c for c in answer.json()}
+
+
+def _restore_campaigns(url: str, before: dict[str, dict], admin: dict[str, str]) -> None:
+    """The campaigns as they were: those the fuzzer made deleted, those it changed put back (a new version each)."""
+    for campaign_id, now in _campaigns(url, admin).items():
+        was = before.get(campaign_id)
+        if was is not None and (was["version"], was["deleted_at"]) == (now["version"], now["deleted_at"]):
+            continue
+        if was is not None:
+            definition = {k: v for k, v in was.items() if k not in _CAMPAIGN_STATE}
+            assert httpx.put(f"{url}/{campaign_id}", json=definition, headers=admin, timeout=10).status_code == 200
+        if was is None or was["deleted_at"] is not None:
+            httpx.delete(f"{url}/{campaign_id}", headers=admin, timeout=10)
 
 
 def _dead_letters(pipeline) -> int:

@@ -61,8 +61,9 @@ async def test_a_buyer_drifts_to_at_risk_then_lapsed_and_buying_again_reactivate
         assert (profile["stage"], profile["previous_stage"], profile["orders"]) == ("retention", "lapsed", 2)
         assert profile["show"] == "member_offers"
 
-        # Each move has its message: a come-back offer when at risk, a welcome back on return.
-        assert "come_back_offer" in await _templates(pipeline, client, drifting, 3)
-        templates = await _templates(pipeline, client, lapsing, 5)
+        # Each move has its message: a come-back offer when at risk, a welcome back on return (and the first
+        # order's feedback request, long stale, beside its thank-you).
+        assert "come_back_offer" in await _templates(pipeline, client, drifting, 4)
+        templates = await _templates(pipeline, client, lapsing, 6)
         assert {"come_back_offer", "we_miss_you", "welcome_back"} <= set(templates)
         assert "retention_offer" not in templates  # a return is welcomed back, not treated as a new repeat buyer

@@ -176,7 +176,8 @@ async def test_a_queued_welcome_a_merge_hands_to_a_customer_who_has_moved_on_is_
     async with runtime.engine.connect() as conn:
         log = {m["template"]: m for m in await repo.messages_for(conn, customer_id=user)}
     assert {t: (m["customer_id"], m["status"]) for t, m in log.items()} == {
-        "welcome": (user, "queued"), "thank_you_feedback": (user, "queued")}  # both wait for the worker
+        "welcome": (user, "queued"), "thank_you_feedback": (user, "queued"),  # both wait for the worker
+        "feedback_request": (user, "queued")}  # and the feedback request for its day, three days on
 
     while await deliver_once(runtime, settings, freshness_at(NOW)):
         pass

@@ -25,7 +25,7 @@ from lifecycle_shared.kafka.runner import ConsumerRunner
 from sqlalchemy import select
 
 from tests.support.kafka_records import record
-from tests.support.messaging import freshness_at, messaging_routes
+from tests.support.messaging import freshness_at, messaging_routes, rendering
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ async def test_an_address_and_a_message_written_concurrently_meet_in_the_sweep(n
             tx_a, tx_b = await conn_a.begin(), await conn_b.begin()
             change, contact = transition(visitor, None, "awareness"), sign_up(visitor, user, f"{user}@example.com")
             await handle_stage_changed(conn_a, [Typed(change, StageChangedData.model_validate(change.data))],
-                                       brand="Shop", freshness=freshness_at(NOW))
+                                       freshness=freshness_at(NOW), rendering=rendering())
             await handle_contacts(conn_b, [Typed(contact, TouchpointData.model_validate(contact.data))])
             await tx_b.commit()
             await tx_a.commit()

@@ -205,3 +205,42 @@ async def test_messages_queued_before_the_gateway_are_judged_as_before_and_it_go
             assert (await conn.execute(text("SELECT count(*) FROM messages"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+async def test_messages_written_before_campaigns_are_their_templates_campaigns_and_it_goes_down_and_up(infra):
+    """0011: a message from before campaigns were data belongs to the campaign of its template's name (no version);
+    the idempotency key becomes (customer, campaign, cause); the campaign tables go down and come back."""
+    database = f"rt_{uuid.uuid4().hex[:8]}_lifecycle_messaging"
+    await create_databases(infra.postgres_url, [database])
+    url = f"{infra.postgres_url}/{database}"
+    config = Config()
+    config.set_main_option("script_location", str(MESSAGING_MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    await asyncio.to_thread(command.upgrade, config, "0010")
+    message = str(uuid.uuid4())
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO messages (id, customer_id, template, stage, cause_event_id, recipient, subject, body, "
+                "status) VALUES (CAST(:id AS uuid), 'lan', 'retention_offer', 'retention', 'cause-1', "
+                "'lan@example.com', 'Hi', 'Hi', 'queued')"), {"id": message})
+        await asyncio.to_thread(command.upgrade, config, "0011")
+        async with engine.begin() as conn:
+            row = (await conn.execute(text("SELECT campaign, campaign_version, trigger, not_before FROM messages")))
+            assert tuple(row.one()) == ("retention_offer", None, None, None)
+            # Another campaign's message about the same cause, with the same template: a message of its own now.
+            await conn.execute(text(
+                "INSERT INTO messages (id, customer_id, template, campaign, stage, cause_event_id, subject, body, "
+                "status) VALUES (CAST(:id AS uuid), 'lan', 'retention_offer', 'vip_offer', 'retention', 'cause-1', "
+                "'Hi', 'Hi', 'queued')"), {"id": str(uuid.uuid4())})
+            await conn.execute(text("INSERT INTO campaigns (id, version, origin) VALUES ('vip_offer', 1, 'api')"))
+        await asyncio.to_thread(command.downgrade, config, "0010")  # one message per template and cause again
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT id::text FROM messages"))).scalars().all() == [message]
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM campaigns"))).scalar_one() == 0
+            assert (await conn.execute(text("SELECT campaign FROM messages"))).scalar_one() == "retention_offer"
+    finally:
+        await engine.dispose()

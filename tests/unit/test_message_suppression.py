@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lifecycle_messaging.domain.suppression import (
+    AUDIENCE,
+    CAMPAIGN_DISABLED,
+    CANCELLED,
     CONSENT,
     FREQUENCY_CAP,
     HOLDOUT,
@@ -71,7 +74,8 @@ def test_latest_after_keeps_each_customer_apart():
 
 def test_the_default_window_is_a_day_and_every_reason_is_listed():
     assert MessagingSettings(environment="development").freshness == DAY
-    assert set(REASONS) == {SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP}
+    assert set(REASONS) == {SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP, CANCELLED, AUDIENCE,
+                            CAMPAIGN_DISABLED}
 
 
 def test_the_wait_the_gateway_imposed_does_not_age_a_message():
@@ -130,3 +134,22 @@ def test_whenever_the_worker_runs_nothing_older_than_what_was_sent_goes_out(arri
     assert all(NOW - p.event_time <= DAY for p in sent)
     newest = max(arrivals, key=lambda p: p.order)
     assert (newest in sent) is (NOW - newest.event_time <= DAY)
+
+
+@pytest.mark.parametrize(("trigger", "about_a_transition"), [
+    (None, True), ("stage_changed", True), ("touchpoint", False), ("loyalty", False)])
+def test_only_a_message_a_transition_started_can_be_superseded(trigger, about_a_transition):
+    from lifecycle_messaging.domain.suppression import about_a_transition as judged_by_transitions
+
+    assert judged_by_transitions(trigger) is about_a_transition
+
+
+def test_a_delayed_message_is_aged_from_the_end_of_its_delay():
+    from lifecycle_messaging.domain.suppression import delay_of
+
+    cause = NOW - timedelta(days=3, minutes=5)  # the first order, three days and five minutes ago
+    assert delay_of(cause, cause + timedelta(days=3)) == timedelta(days=3)
+    assert delay_of(cause, None) == timedelta(0)
+    aged = NOW - delay_of(cause, cause + timedelta(days=3))
+    assert suppression(Position(cause, cause, "t"), latest=None, now=aged, freshness=DAY) is None
+    assert suppression(Position(cause, cause, "t"), latest=None, now=NOW, freshness=DAY) == STALE

@@ -1,5 +1,5 @@
-"""Messaging's template choice, whose a message is once identities merge, and what may go into an
-email header: pure, no I/O."""
+"""Messaging's templates rendered, whose a message is once identities merge, and what may go into an
+email header: pure, no I/O. (Which campaign a transition starts: tests/unit/test_campaigns.py.)"""
 
 from __future__ import annotations
 
@@ -10,42 +10,11 @@ from lifecycle_messaging.catalogue import shipped
 from lifecycle_messaging.delivery import build_email
 from lifecycle_messaging.domain.addresses import header_safe, valid_address
 from lifecycle_messaging.domain.people import Alias, follows, repeats
-from lifecycle_messaging.domain.templates import TEMPLATE_FOR_STAGE, WELCOME_BACK, render, template_for
+from lifecycle_messaging.domain.templates import TEMPLATES, render
 from lifecycle_messaging.settings import MessagingSettings
-from lifecycle_shared.stages import REACTIVATED
 
 
-@pytest.mark.parametrize(("from_stage", "to_stage", "reason", "template"), [
-    (None, "awareness", "first_touch", "welcome"),
-    ("awareness", "consideration", "product_viewed", "consideration_nudge"),
-    ("consideration", "purchase", "first_order", "thank_you_feedback"),
-    ("purchase", "retention", "repeat_order", "retention_offer"),
-    ("retention", "loyalty", "rfm", "referral_invite"),
-    ("awareness", "purchase", "first_order", "thank_you_feedback"),
-    ("purchase", "consideration", "refund", None),  # moved back by a refund: no message
-    ("loyalty", "retention", "rfm", None),
-    (None, "unknown", "r", None),
-    # drifting away: a come-back offer, then we miss you; never back up the drift
-    ("retention", "at_risk", "no_order_for_a_while", "come_back_offer"),
-    ("purchase", "at_risk", "no_order_for_a_while", "come_back_offer"),
-    ("at_risk", "lapsed", "no_order_for_long", "we_miss_you"),
-    ("loyalty", "lapsed", "no_order_for_long", "we_miss_you"),
-    ("lapsed", "at_risk", "r", None),
-    ("at_risk", "at_risk", "r", None),
-    # back from a drift: welcome back, never the first-order thank-you nor the stage's own message
-    ("at_risk", "purchase", REACTIVATED, "welcome_back"),
-    ("lapsed", "purchase", REACTIVATED, "welcome_back"),
-    ("lapsed", "retention", REACTIVATED, "welcome_back"),
-    ("at_risk", "loyalty", REACTIVATED, "welcome_back"),
-    ("at_risk", "purchase", "first_order", None),  # off a drift but not a reactivation: no words for it
-    ("at_risk", "consideration", "refund", None),
-    ("consideration", "purchase", REACTIVATED, "thank_you_feedback"),  # not from a drift: the journey's own
-])
-def test_each_transition_has_its_template(from_stage, to_stage, reason, template):
-    assert template_for(from_stage=from_stage, to_stage=to_stage, reason=reason) == template
-
-
-@pytest.mark.parametrize("template", sorted({*TEMPLATE_FOR_STAGE.values(), WELCOME_BACK}))
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_every_template_renders_a_one_line_subject_and_a_greeting(template):
     rendered = render(template, traits={"firstName": "Ann"}, brand="Shop", catalogue=shipped())
     assert rendered.subject.isprintable() and rendered.text.startswith("Hi Ann,")

@@ -7,7 +7,10 @@ mid-send - touches another: a message that cannot be sent is marked `failed` wit
 after at most `max_send_attempts`, and what was sent stays sent. The Message-ID is derived from
 the message id, so a resend after a crash is recognisable.
 
-Before anything is sent, each claimed message is judged again (`domain.suppression`): one whose
+A delayed message claimed before its delay is over goes back to wait (`campaigning.put_back_early`); one
+whose campaign was disabled, whose cause was undone (the cart bought) or whose customer left the audience is
+suppressed (`campaigning.suppress_off_campaign`). Before anything is sent, each claimed message is judged
+again (`domain.suppression`): one whose
 transition a newer one of the customer has overtaken since it was queued, or that has grown older
 than the freshness window while it waited (the SMTP server down, the worker behind), is recorded
 `suppressed` with its reason in the claim's transaction and never sent. So is a marketing message
@@ -32,6 +35,8 @@ from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
 from lifecycle_messaging import metrics
+from lifecycle_messaging.campaignbook import CampaignBook
+from lifecycle_messaging.campaigning import put_back_early, suppress_off_campaign
 from lifecycle_messaging.consenting import Links, suppress_without_consent
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
@@ -119,18 +124,25 @@ async def record(conn, row, outcome: Outcome, settings: MessagingSettings, *, at
                            retry_in_s=None if give_up else settings.retry_base_s * 2 ** (row.attempts - 1))
 
 
-async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, freshness: Freshness) -> int:
-    """One round: claim due messages, suppress those that no longer follow where their customer
-    stands or that consent or the holdout forbid, hold those quiet hours or the caps defer, send the
-    rest. The number claimed and not held (0: nothing was due, or all of it was held)."""
+async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, freshness: Freshness,
+                       book: CampaignBook | None = None) -> int:
+    """One round: claim due messages, put back those whose delay is not over, suppress those that no longer
+    follow where their customer stands or their campaign's conditions, or that consent or the holdout forbid,
+    hold those quiet hours or the caps defer, send the rest. The number claimed and neither put back nor held
+    (0: nothing was due, or all of it waits). `book`: the campaigns in force (default: the shipped ones)."""
+    book = book or CampaignBook()
     # Claimed messages are sent one after another: the lease covers the slowest possible round.
     lease_s = settings.send_batch_size * settings.smtp_timeout_s + 30
+    now = freshness.clock()
     async with runtime.engine.begin() as conn:
         claimed = await repo.claim_due(conn, limit=settings.send_batch_size, lease_s=lease_s)
-        overtaken = await suppress_overtaken(conn, claimed, freshness)
+        early = await put_back_early(conn, claimed, now)
+        overtaken = await suppress_overtaken(conn, [row for row in claimed if row.id not in early], freshness)
+        overtaken |= early
+        overtaken |= await suppress_off_campaign(conn, [row for row in claimed if row.id not in overtaken], book)
         overtaken |= await suppress_without_consent(conn, [row for row in claimed if row.id not in overtaken],
                                                     require_opt_in=settings.require_opt_in)
-        gated = await gate(conn, [row for row in claimed if row.id not in overtaken], settings, freshness.clock())
+        gated = await gate(conn, [row for row in claimed if row.id not in overtaken], settings, now, book)
         overtaken |= gated.ids
     links = links_of(settings, freshness)
     for row in (row for row in claimed if row.id not in overtaken):
@@ -140,13 +152,13 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, fre
             outcome = await send(row, settings, links)
         async with runtime.engine.begin() as conn:
             await record(conn, row, outcome, settings, at=freshness.clock())
-    return len(claimed) - len(gated.held)
+    return len(claimed) - len(gated.held) - len(early)
 
 
-def email_worker(settings: MessagingSettings, freshness: Freshness):
+def email_worker(settings: MessagingSettings, freshness: Freshness, book: CampaignBook | None = None):
     async def deliver_emails(runtime: ServiceRuntime) -> None:
         while True:
-            if not await deliver_once(runtime, settings, freshness):
+            if not await deliver_once(runtime, settings, freshness, book):
                 await asyncio.sleep(settings.idle_poll_s)
 
     return deliver_emails

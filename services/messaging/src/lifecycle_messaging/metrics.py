@@ -28,17 +28,29 @@ MESSAGES_SENT.inc(0)  # the series exists from the start
 MESSAGES_SUPPRESSED = Counter(
     "lifecycle_messaging_messages_suppressed_total",
     "Messages recorded as suppressed instead of sent, by reason (superseded: the customer has moved on; "
-    "stale: older than the freshness window; consent: marketing to an address that does not allow it)",
+    "stale: older than the freshness window; consent: marketing to an address that does not allow it; holdout; "
+    "frequency_cap; cancelled, audience, campaign_disabled: the campaign's conditions no longer held)",
     ["reason"],
 )
 for _reason in REASONS:  # every series exists from the start, at 0
     MESSAGES_SUPPRESSED.labels(_reason)
 
 
-def suppressed(message_id: str, template: str, reason: str) -> None:
-    """Count and log a suppressed message: its id, template and reason, nothing personal."""
+def suppressed(message_id: str, template: str, reason: str, *, campaign: str | None = None,
+               detail: str | None = None) -> None:
+    """Count and log a suppressed message: its id, template, campaign and reason (and what the reason is
+    about, e.g. the event that cancelled it), nothing personal."""
     MESSAGES_SUPPRESSED.labels(reason).inc()
-    log.info("message suppressed", extra={"message_id": message_id, "template": template, "reason": reason})
+    extra = {"message_id": message_id, "template": template, "campaign": campaign or template, "reason": reason}
+    log.info("message suppressed", extra=extra | ({"detail": detail} if detail else {}))
+
+
+TRIGGERS_SKIPPED = Counter(
+    "lifecycle_messaging_campaign_triggers_skipped_total",
+    "Campaign triggers that queued nothing on purpose, by reason (waiting: a message of the campaign already "
+    "waits for that customer)",
+    ["reason"],
+)
 
 CONSENT_CHANGES = Counter(
     "lifecycle_messaging_consent_changes_total",

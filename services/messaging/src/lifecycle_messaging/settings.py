@@ -48,10 +48,14 @@ class MessagingSettings(ServiceSettings):
     # is still news; older, a welcome or an offer is about a moment long gone (docs/messaging.md).
     freshness_s: float = Field(default=86_400.0, gt=0)
 
+    # Campaigns (docs/messaging.md "Campaigns"): how often each instance reads the campaigns in force again (a
+    # change made through another instance's admin API reaches this one within that).
+    campaigns_refresh_s: float = Field(default=2.0, gt=0)
+
     # The gateway (docs/messaging.md "The gateway"), for marketing messages. The share of each campaign's
-    # audience held out (a campaign is, for now, its template); the shop's IANA zone (for customers without a
-    # `timezone` trait); the quiet hours in the customer's wall time (`HH:MM-HH:MM`, or `off`); the frequency
-    # caps per local day and ISO week (0: no cap).
+    # audience held out unless the campaign sets its own (0 holds nobody); the shop's IANA zone (for customers
+    # without a `timezone` trait); the quiet hours in the customer's wall time (`HH:MM-HH:MM`, or `off`); the
+    # frequency caps per local day and ISO week (0: no cap).
     holdout_share: float = Field(default=0.10, ge=0.0, le=1.0)
     shop_timezone: str = "UTC"
     quiet_hours: str = "21:00-08:00"

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import latest
-from lifecycle_messaging.domain.suppression import Position, judged_at, suppression
+from lifecycle_messaging.domain.suppression import Position, about_a_transition, delay_of, judged_at, suppression
 from lifecycle_messaging.metrics import suppressed
 
 
@@ -31,8 +31,9 @@ class Freshness:
 
 async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], freshness: Freshness) -> set[str]:
     """Judge messages not yet sent (rows with id, customer_id, template, cause_event_id, event_time,
-    processed_at) against their customers' latest transitions seen and the clock: those that may not
-    go out are marked suppressed with their reason, counted and logged. Their ids."""
+    processed_at, trigger, not_before) against their customers' latest transitions seen and the clock: those
+    that may not go out are marked suppressed with their reason, counted and logged. Their ids. A message a
+    touchpoint or loyalty event started is judged by its age only; a delayed one is aged from its due time."""
     seen = await latest.latest_of(conn, sorted({row.customer_id for row in pending}))
     now, reasons = freshness.clock(), {}
     for row in pending:
@@ -40,8 +41,11 @@ async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], fres
             continue
         # The wait quiet hours and caps imposed does not age a message (`domain.suppression.judged_at`).
         at = judged_at(now, due_at=getattr(row, "due_at", None), held_until=getattr(row, "held_until", None))
-        reason = suppression(Position(row.event_time, row.processed_at, row.cause_event_id),
-                             latest=seen.get(row.customer_id), now=at, freshness=freshness.window)
+        at -= delay_of(row.event_time, getattr(row, "not_before", None))
+        transition = about_a_transition(getattr(row, "trigger", None))
+        reason = suppression(Position(row.event_time, row.processed_at or row.event_time, row.cause_event_id),
+                             latest=seen.get(row.customer_id) if transition else None, now=at,
+                             freshness=freshness.window)
         if reason is not None:
             reasons[row.id] = reason
     marked = set(await latest.suppress(conn, reasons))

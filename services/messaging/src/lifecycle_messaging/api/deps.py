@@ -1,4 +1,4 @@
-"""What messaging's routes ask for besides the shared `Engine`: its own settings and the clock."""
+"""What messaging's routes ask for besides the shared `Engine`: its own settings, the clock and the campaigns."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.settings import MessagingSettings
 
 
@@ -22,5 +23,12 @@ def _now(request: Request) -> datetime:
     return clock()
 
 
+def _campaigns(request: Request) -> CampaignBook:
+    """The campaigns in force in this process (`create_app`'s book)."""
+    book: CampaignBook = request.app.state.campaigns
+    return book
+
+
 MessagingConfig = Annotated[MessagingSettings, Depends(_settings)]
+Campaigns = Annotated[CampaignBook, Depends(_campaigns)]
 Now = Annotated[datetime, Depends(_now)]

@@ -4,7 +4,9 @@
 Behind the API token (`LIFECYCLE_API_TOKENS`), like the other read routes: aggregates only, no personal
 data, but a shop's conversion and revenue figures are not public. The statistics are `domain.lift`'s; the
 figures `db.lift`'s, as of the service's clock, with the attribution window `attribution_days` and the
-expected holdout share `holdout_share` (the sample-ratio check's reference).
+expected holdout share the campaign's own (its current version's), else the shop's `holdout_share` - the
+sample-ratio check's reference. A campaign whose share was changed mid-test mixes two ratios, and the check
+says so: start a new campaign id for a new test.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.http import Engine, errors
 from pydantic import BaseModel, Field
 
-from lifecycle_messaging.api.deps import MessagingConfig, Now
+from lifecycle_messaging.api.deps import Campaigns, MessagingConfig, Now
+from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.db import lift as figures
 from lifecycle_messaging.domain import lift as stats
 
@@ -125,7 +128,13 @@ def campaign_lift(campaign: str, groups: dict[str, figures.GroupFigures], counts
         minimum_detectable_effect=result.minimum_detectable_effect, messages=_outcomes(counts))
 
 
-async def _lifts(engine: Engine, settings: MessagingConfig, now: Now, campaign: str | None) -> list[CampaignLiftOut]:
+def _share(book: CampaignBook, campaign: str, default: float) -> float:
+    found = book.get(campaign)
+    return default if found is None else found.share(default)
+
+
+async def _lifts(engine: Engine, settings: MessagingConfig, now: Now, book: CampaignBook,
+                 campaign: str | None) -> list[CampaignLiftOut]:
     window = timedelta(days=settings.attribution_days)
     async with engine.connect() as conn:
         rows = await figures.group_figures(conn, now=now, window=window, campaign=campaign)
@@ -133,21 +142,22 @@ async def _lifts(engine: Engine, settings: MessagingConfig, now: Now, campaign: 
     by_campaign: dict[str, dict[str, figures.GroupFigures]] = {name: {} for name in counts}
     for row in rows:
         by_campaign.setdefault(row.campaign, {})[row.group] = row
-    return [campaign_lift(name, groups, counts.get(name, {}), share=settings.holdout_share,
+    return [campaign_lift(name, groups, counts.get(name, {}), share=_share(book, name, settings.holdout_share),
                           attribution_days=settings.attribution_days)
             for name, groups in sorted(by_campaign.items())]
 
 
 @router.get("/lift", response_model=list[CampaignLiftOut], summary="Every campaign's lift and message outcomes")
-async def all_lifts(engine: Engine, settings: MessagingConfig, now: Now) -> list[CampaignLiftOut]:
-    return await _lifts(engine, settings, now, None)
+async def all_lifts(engine: Engine, settings: MessagingConfig, now: Now, book: Campaigns) -> list[CampaignLiftOut]:
+    return await _lifts(engine, settings, now, book, None)
 
 
 @router.get("/{campaign}/lift", response_model=CampaignLiftOut, responses=errors(404),
             summary="One campaign's lift and message outcomes")
-async def one_lift(campaign: CampaignId, engine: Engine, settings: MessagingConfig, now: Now) -> CampaignLiftOut:
+async def one_lift(campaign: CampaignId, engine: Engine, settings: MessagingConfig, now: Now,
+                   book: Campaigns) -> CampaignLiftOut:
     """404 for a campaign with no message and no holdout assignment."""
-    found = await _lifts(engine, settings, now, campaign)
+    found = await _lifts(engine, settings, now, book, campaign)
     if not found:
         raise HTTPException(404, "no such campaign")
     return found[0]

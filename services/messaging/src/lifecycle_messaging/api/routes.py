@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from lifecycle_shared.auth import ApiAccess
 from lifecycle_shared.http import CustomerId, Engine, errors
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lifecycle_messaging.db import repository as repo
 
@@ -19,13 +19,21 @@ class MessageOut(BaseModel):
     id: str
     customer_id: str
     template: str
+    campaign: str = Field(description="the campaign's id (admin API /v1/admin/campaigns; the default campaigns' "
+                                      "ids are their templates' names)")
+    campaign_version: int | None = Field(None, description="the campaign version that made it (null: made before "
+                                                           "campaigns were versioned)")
+    trigger: str | None = Field(None, description="what started it: stage_changed, touchpoint, loyalty (null: a "
+                                                  "transition, before this was kept)")
+    not_before: datetime | None = Field(None, description="a delayed campaign's message: not sent before then")
     stage: str
     cause_event_id: str
     channel: str
     recipient: str | None
     subject: str
     # awaiting_contact | queued | sent | failed | superseded (a repeat from another key of the person)
-    # | suppressed (not sent; `suppressed_reason` says why: superseded, stale, ...)
+    # | suppressed (not sent; `suppressed_reason` says why: superseded, stale, consent, holdout, frequency_cap,
+    # cancelled, audience, campaign_disabled)
     status: str
     suppressed_reason: str | None = None
     attempts: int

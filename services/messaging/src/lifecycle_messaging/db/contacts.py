@@ -86,9 +86,9 @@ def message_owner(user_id: str | None, linked_ids: list[str], claimed: dict[str,
 _QUEUE = ("SET status = 'queued', recipient = {email}, next_attempt_at = now(), "
           "linked_ids = ARRAY(SELECT DISTINCT unnest(m.linked_ids || {ids}))")
 _SUPERSEDE = "SET status = 'superseded'"
-# A waiting message of another key of `person` that the person already has queued or sent (`domain.people`).
+# A waiting message of another key of `person` whose campaign the person already has queued or sent (`domain.people`).
 REPEATS_SQL = ("(m.customer_id <> {person} AND EXISTS (SELECT 1 FROM messages o WHERE o.customer_id = {person} "
-               f"AND o.template = m.template AND o.status IN ({', '.join(map(repr, DELIVERED))})))")
+               f"AND o.campaign = m.campaign AND o.status IN ({', '.join(map(repr, DELIVERED))})))")
 _WAITING_FOR = ("WHERE m.status = 'awaiting_contact' AND m.linked_ids && :ids "
                 f"AND {MESSAGE_OWNER_SQL} IS NOT DISTINCT FROM :owner")
 _ids_and_owner = (bindparam("ids", type_=ARRAY(Text)), bindparam("owner", type_=Text))

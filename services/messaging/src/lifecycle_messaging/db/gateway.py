@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import case, select, text, tuple_, update
+from sqlalchemy import and_, case, func, or_, select, text, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,18 +48,41 @@ async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -
         await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
 
 
-async def sent_since(conn: AsyncConnection, customers: list[str], *,
-                     since: datetime) -> dict[str, list[tuple[str, datetime]]]:
-    """Each customer's sent messages (template, instant on the service's clock) from `since` on."""
+# The class of the advisory locks the gateway takes per customer (the other key: a hash of the customer key).
+_CAPS_LOCK = 0x6D736763  # "msgc"
+
+
+async def lock_customers(conn: AsyncConnection, customers: list[str]) -> None:
+    """Take each customer's caps lock until the transaction ends, in one order (no deadlock between workers):
+    a second worker judging the same customer's messages waits for this one's allotment, and counts it."""
+    for customer in sorted(set(customers)):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:class, hashtext(:customer))"),
+                           {"class": _CAPS_LOCK, "customer": customer})
+
+
+async def sent_since(conn: AsyncConnection, customers: list[str], *, since: datetime,
+                     judging: Iterable[str] = ()) -> dict[str, list[tuple[str, datetime]]]:
+    """Each customer's sent messages (template, instant on the service's clock) from `since` on - and those a
+    worker let go and is sending now (allotted, under an unexpired lease; the instant it let them go), other
+    than the messages being judged (`judging`)."""
     if not customers:
         return {}
-    rows = await conn.execute(select(messages.c.customer_id, messages.c.template, messages.c.sent_clock_at)
-                              .where(messages.c.customer_id.in_(customers), messages.c.status == "sent",
-                                     messages.c.sent_clock_at >= since))
+    m, judged = messages.c, sorted(judging)
+    sending = and_(m.status == "queued", m.allotted_at >= since, m.next_attempt_at > func.now(),
+                   m.id.not_in(judged) if judged else true())
+    at = func.coalesce(m.sent_clock_at, m.allotted_at).label("at")
+    rows = await conn.execute(select(m.customer_id, m.template, at).where(
+        m.customer_id.in_(customers), or_(and_(m.status == "sent", m.sent_clock_at >= since), sending)))
     sent: dict[str, list[tuple[str, datetime]]] = {}
     for row in rows:
-        sent.setdefault(row.customer_id, []).append((row.template, row.sent_clock_at))
+        sent.setdefault(row.customer_id, []).append((row.template, row.at))
     return sent
+
+
+async def allot(conn: AsyncConnection, message_ids: Iterable[str], *, at: datetime) -> None:
+    """Claimed messages the gateway lets go now: counted towards the caps while they are being sent."""
+    if ids := sorted(message_ids):
+        await conn.execute(update(messages).where(messages.c.id.in_(ids)).values(allotted_at=at))
 
 
 async def hold(conn: AsyncConnection, until: dict[str, datetime], *, now: datetime) -> list[str]:

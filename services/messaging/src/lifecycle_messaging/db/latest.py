@@ -3,6 +3,7 @@ Functions take the caller's connection and never commit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Text, bindparam, func, select, text, tuple_, update
@@ -10,6 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import latest_transitions, messages
+from lifecycle_messaging.domain.audience import Profile
 from lifecycle_messaging.domain.suppression import SUPPRESSED, Position
 
 PENDING = ("queued", "awaiting_contact")
@@ -22,30 +24,51 @@ async def latest_of(conn: AsyncConnection, customer_ids: list[str]) -> dict[str,
     return {row.customer_id: Position(row.event_time, row.processed_at, row.transition_id) for row in rows}
 
 
-async def record(conn: AsyncConnection, latest: dict[str, Position]) -> None:
-    """Customer -> latest transition; a stored one stays if it is later (`domain.suppression.takes_over`,
-    in SQL: a concurrent transaction's later transition is never overwritten)."""
+async def profiles_of(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Profile]:
+    """The customers' profiles as their latest transitions told them (those that have one)."""
+    if not customer_ids:
+        return {}
+    table = latest_transitions.c
+    rows = await conn.execute(select(table.customer_id, table.to_stage, table.traits, table.orders, table.revenue)
+                              .where(table.customer_id.in_(customer_ids)))
+    return {row.customer_id: Profile(stage=row.to_stage, traits=row.traits or {}, orders=row.orders,
+                                     revenue=row.revenue) for row in rows}
+
+
+_PROFILE = ("to_stage", "traits", "orders", "revenue")
+
+
+async def record(conn: AsyncConnection, latest: dict[str, Position],
+                 profiles: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Customer -> latest transition, with the profile it told (`profiles`, by transition id: to_stage,
+    traits, orders, revenue); a stored one stays if it is later (`domain.suppression.takes_over`, in SQL: a
+    concurrent transaction's later transition is never overwritten)."""
     if not latest:
         return
     stmt = insert(latest_transitions)
     table = latest_transitions.c
+    told = profiles or {}
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["customer_id"],
             set_={"transition_id": stmt.excluded.transition_id, "event_time": stmt.excluded.event_time,
-                  "processed_at": stmt.excluded.processed_at},
+                  "processed_at": stmt.excluded.processed_at,
+                  **{column: getattr(stmt.excluded, column) for column in _PROFILE}},
             where=tuple_(table.event_time, table.processed_at)
             <= tuple_(stmt.excluded.event_time, stmt.excluded.processed_at)),
         [{"customer_id": customer, "transition_id": p.transition_id, "event_time": p.event_time,
-          "processed_at": p.processed_at} for customer, p in sorted(latest.items())])
+          "processed_at": p.processed_at, **{column: told.get(p.transition_id, {}).get(column) for column in _PROFILE}}
+         for customer, p in sorted(latest.items())])
 
 
 _hand_over = text(
-    "INSERT INTO latest_transitions (customer_id, transition_id, event_time, processed_at) "
-    "SELECT :survivor, l.transition_id, l.event_time, l.processed_at FROM latest_transitions l "
+    "INSERT INTO latest_transitions (customer_id, transition_id, event_time, processed_at, to_stage, traits, orders, "
+    "revenue) SELECT :survivor, l.transition_id, l.event_time, l.processed_at, l.to_stage, l.traits, l.orders, "
+    "l.revenue FROM latest_transitions l "
     "WHERE l.customer_id = ANY(:absorbed) ORDER BY l.event_time DESC, l.processed_at DESC LIMIT 1 "
     "ON CONFLICT (customer_id) DO UPDATE SET transition_id = excluded.transition_id, "
-    "event_time = excluded.event_time, processed_at = excluded.processed_at "
+    "event_time = excluded.event_time, processed_at = excluded.processed_at, to_stage = excluded.to_stage, "
+    "traits = excluded.traits, orders = excluded.orders, revenue = excluded.revenue "
     "WHERE (latest_transitions.event_time, latest_transitions.processed_at) "
     "< (excluded.event_time, excluded.processed_at)"
 ).bindparams(bindparam("absorbed", type_=ARRAY(Text)))
@@ -63,7 +86,8 @@ async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any
         return []
     return list((await conn.execute(
         select(messages.c.id, messages.c.customer_id, messages.c.template, messages.c.cause_event_id,
-               messages.c.event_time, messages.c.processed_at, messages.c.due_at, messages.c.held_until)
+               messages.c.event_time, messages.c.processed_at, messages.c.due_at, messages.c.held_until,
+               messages.c.trigger, messages.c.not_before)
         .where(messages.c.customer_id.in_(customer_ids), messages.c.status.in_(PENDING),
                messages.c.event_time.is_not(None)))).all())
 

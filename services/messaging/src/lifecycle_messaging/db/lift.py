@@ -1,7 +1,6 @@
 """Campaign lift's SQL: per campaign and group, the eligible people, those sent, those who ordered within the
 attribution window after the (would-be) send and their revenue net of refunds; and per campaign the messages
-by outcome. Keyed by the campaign string the holdout assignments and messages record (`messages.template`
-today), so it holds whatever that string becomes.
+by outcome. Keyed by the campaign id the holdout assignments and messages record (`messages.campaign`).
 
 - Eligible: every (campaign, person) with a recorded holdout assignment (`gateway.hold_out`), as assigned.
   A person merged away since (an alias) is left out: the survivor carries the assignment (`gateway.hand_over`).
@@ -40,7 +39,7 @@ WITH exposure AS (
     FROM holdout_assignments h
     LEFT JOIN LATERAL (
         SELECT min(m.sent_clock_at) AS first_sent FROM messages m
-        WHERE m.template = h.campaign AND m.customer_id = h.person AND m.status = 'sent'
+        WHERE m.campaign = h.campaign AND m.customer_id = h.person AND m.status = 'sent'
           AND m.sent_clock_at <= :now
     ) s ON true
     WHERE (CAST(:campaign AS text) IS NULL OR h.campaign = :campaign) AND h.assigned_at <= :now
@@ -77,11 +76,11 @@ async def group_figures(conn: AsyncConnection, *, now: datetime, window: timedel
 
 
 _OUTCOMES = text("""
-SELECT template AS campaign,
+SELECT campaign,
        CASE WHEN status = 'queued' AND held_until > :now THEN 'held' ELSE status END AS outcome,
        suppressed_reason, count(*) AS n
 FROM messages
-WHERE (CAST(:campaign AS text) IS NULL OR template = :campaign)
+WHERE (CAST(:campaign AS text) IS NULL OR campaign = :campaign)
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """).bindparams(bindparam("campaign", type_=Text))
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -33,7 +34,7 @@ metadata = MetaData()
 messages = Table(
     "messages",
     metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),  # derived: customer + template + cause
+    Column("id", UUID(as_uuid=False), primary_key=True),  # derived: customer + campaign + cause
     Column("seq", BigInteger, Identity(), nullable=False, unique=True),
     Column("customer_id", Text, nullable=False),
     Column("linked_ids", ARRAY(Text), nullable=False, server_default="{}"),
@@ -70,9 +71,19 @@ messages = Table(
     Column("due_at", DateTime(timezone=True)),
     Column("held_until", DateTime(timezone=True)),
     Column("sent_clock_at", DateTime(timezone=True)),
+    # Campaigns (`domain.campaigns`, docs/messaging.md "Campaigns"): the campaign id and the version that made the
+    # message (rows from before campaigns were data: the template, version NULL); what started it (`stage_changed`,
+    # `touchpoint`, `loyalty`; NULL: a transition); the end of its delay (NULL: none), before which it is not
+    # sent; the service clock's instant the gateway let it go to the SMTP server (an attempt under way counts
+    # towards the caps: `db.gateway.sent_since`), cleared when the attempt fails.
+    Column("campaign", Text, nullable=False),
+    Column("campaign_version", Integer),
+    Column("trigger", Text),
+    Column("not_before", DateTime(timezone=True)),
+    Column("allotted_at", DateTime(timezone=True)),
     CheckConstraint("(status = 'suppressed') = (suppressed_reason IS NOT NULL)", name="messages_suppressed_reason"),
-    # The idempotency key: never the same message twice for the same cause.
-    UniqueConstraint("customer_id", "template", "cause_event_id", name="messages_idempotency"),
+    # The idempotency key: never the same campaign's message twice for the same cause.
+    UniqueConstraint("customer_id", "campaign", "cause_event_id", name="messages_idempotency"),
     Index("messages_customer", "customer_id", "seq"),
     Index("messages_queued", "seq", postgresql_where="status = 'queued'"),
     Index("messages_awaiting_linked_ids", "linked_ids", postgresql_using="gin",
@@ -130,6 +141,12 @@ latest_transitions = Table(
     Column("transition_id", Text, nullable=False),
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False),
+    # The customer's profile as that transition told it: what campaigns' audience conditions read
+    # (`domain.audience.Profile`). NULL on rows from before they were kept.
+    Column("to_stage", Text),
+    Column("traits", JSONB),
+    Column("orders", Integer),
+    Column("revenue", Float),
 )
 # Webhook endpoints a marketing tool registered (admin API), and one delivery per (endpoint, event).
 # status: active | paused (deliveries queue, none is sent) | disabled (410, or failing for 5 days; nothing
@@ -241,7 +258,7 @@ Index("messages_status_changed_at", messages.c.status, messages.c.status_changed
       postgresql_where=messages.c.status.in_(("failed", "suppressed")))
 
 # Holdout assignments (`domain.holdout`), append-only: the first assignment of a person to a campaign's group
-# stands (a campaign is, for now, its template). `person` is the message's customer key; a merge moves
+# stands (`campaign`: the campaign id, as `messages.campaign`). `person` is the message's customer key; a merge moves
 # the absorbed keys' assignments to the survivor, whose own stand.
 holdout_assignments = Table(
     "holdout_assignments",
@@ -275,4 +292,37 @@ order_refunds = Table(
     Column("amount", Numeric),
     Column("refunded_at", DateTime(timezone=True), nullable=False),
     Index("order_refunds_order", "order_id"),
+)
+
+# Campaigns (`domain.campaigns`): one row per campaign (its current version; `deleted_at` once deleted - its
+# versions stay, messages name them) and every version, immutable (`definition`: a `CampaignSpec` as JSON).
+# `origin`: `shipped` (seeded from campaigns/default.yaml) or `api`.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("origin IN ('shipped', 'api')", name="campaigns_origin"),
+)
+campaign_versions = Table(
+    "campaign_versions",
+    metadata,
+    Column("campaign_id", Text, ForeignKey("campaigns.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("definition", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# When each customer (by message key) last did each track event a campaign's `cancelled_by` names (the event's
+# time): a waiting message whose cause is older is cancelled (`campaigning.py`).
+last_events = Table(
+    "last_events",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("event_type", Text, primary_key=True),
+    Column("last_at", DateTime(timezone=True), nullable=False),
 )

@@ -12,23 +12,41 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle_messaging.db.models import messages
 from lifecycle_messaging.domain.people import DELIVERED
 
+PENDING = ("queued", "awaiting_contact")
+
 
 async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert messages (one statement); an id already there is the same message: skipped."""
+    """Insert messages (one statement); an id already there is the same message: skipped. A row naming no
+    campaign is its template's (the operator's notices)."""
     if rows:
-        await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]), rows)
+        await conn.execute(insert(messages).on_conflict_do_nothing(index_elements=["id"]),
+                           [{"campaign": row["template"], **row} for row in rows])
 
 
-async def templates_delivered(conn: AsyncConnection, persons: list[str]) -> dict[str, set[str]]:
-    """The templates each person (by their own key) has queued or sent."""
-    if not persons:
+async def _campaigns_of(conn: AsyncConnection, customers: list[str], statuses: tuple[str, ...], *,
+                        due_since: datetime | None = None) -> dict[str, set[str]]:
+    if not customers:
         return {}
-    rows = await conn.execute(select(messages.c.customer_id, messages.c.template).distinct()
-                              .where(messages.c.customer_id.in_(persons), messages.c.status.in_(DELIVERED)))
-    delivered: dict[str, set[str]] = {}
+    query = (select(messages.c.customer_id, messages.c.campaign).distinct()
+             .where(messages.c.customer_id.in_(customers), messages.c.status.in_(statuses)))
+    if due_since is not None:  # only those still news: due (or caused, without a delay) since then
+        query = query.where(func.coalesce(messages.c.not_before, messages.c.event_time) > due_since)
+    rows = await conn.execute(query)
+    found: dict[str, set[str]] = {}
     for row in rows:
-        delivered.setdefault(row.customer_id, set()).add(row.template)
-    return delivered
+        found.setdefault(row.customer_id, set()).add(row.campaign)
+    return found
+
+
+async def campaigns_delivered(conn: AsyncConnection, persons: list[str]) -> dict[str, set[str]]:
+    """The campaigns each person (by their own key) has a message of queued or sent."""
+    return await _campaigns_of(conn, persons, DELIVERED)
+
+
+async def campaigns_waiting(conn: AsyncConnection, customers: list[str], *, due_since: datetime) -> dict[str, set[str]]:
+    """The campaigns each customer has a message of not sent yet (queued, or waiting for an address) that is still
+    news: due since `due_since` (one older, say a reminder that waited days for an address, is stale anyway)."""
+    return await _campaigns_of(conn, customers, PENDING, due_since=due_since)
 
 
 async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[Any]:
@@ -54,7 +72,7 @@ async def mark_sent(conn: AsyncConnection, *, message_id: str, at: datetime | No
 
 async def mark_unsent(conn: AsyncConnection, *, message_id: str, reason: str, retry_in_s: float | None) -> None:
     """A failed attempt: retried after `retry_in_s`, or given up (`failed`) when it is None."""
-    values: dict[str, Any] = {"last_error": reason[:2000]}
+    values: dict[str, Any] = {"last_error": reason[:2000], "allotted_at": None}  # no attempt under way
     if retry_in_s is None:
         values["status"] = "failed"
         values["status_changed_at"] = func.now()  # announced as `message.failed` (webhooks) from then
@@ -70,3 +88,23 @@ async def messages_for(conn: AsyncConnection, *, customer_id: str) -> list[dict[
                                    messages.c.linked_ids.contains([customer_id])))
         .order_by(messages.c.seq))).mappings().all()
     return [dict(row) for row in rows]
+
+
+async def not_yet_due(conn: AsyncConnection, until: dict[str, datetime]) -> list[str]:
+    """Claimed messages whose delay is not over: due again at its end, the claim's attempt given back (waiting
+    for its time is no attempt). The ids put back."""
+    put_back: list[str] = []
+    for message_id, at in sorted(until.items()):
+        put_back += (await conn.execute(
+            update(messages).where(messages.c.id == message_id, messages.c.status == "queued")
+            .values(next_attempt_at=at, attempts=messages.c.attempts - 1).returning(messages.c.id))).scalars().all()
+    return put_back
+
+
+async def due_at_their_delay(conn: AsyncConnection, message_ids: list[str]) -> None:
+    """Delayed messages just queued are not claimed before their delay ends (`not_before`): the worker's first
+    look at them is then."""
+    if message_ids:
+        await conn.execute(update(messages).where(messages.c.id.in_(sorted(message_ids)), messages.c.status == "queued",
+                                                  messages.c.not_before.is_not(None))
+                           .values(next_attempt_at=messages.c.not_before))

@@ -7,7 +7,7 @@ known user's other than the survivor's: a merge never hands one known user's mes
 
 One person, one copy: a message that came from another key of a person (an anonymous profile,
 later merged or claimed) is superseded, not sent, when the person was already sent or has queued
-the same template. A person's own transitions are the stage engine's to judge and always count.
+a message of the same campaign. A person's own transitions are the stage engine's to judge and always count.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def person_of(customer_id: str, *, owner: str | None) -> str:
     return owner or customer_id
 
 
-def repeats(template: str, *, origin_id: str, person: str, delivered: Mapping[str, Collection[str]]) -> bool:
-    """A message from another key of `person` (origin_id, the key it was made for) that the person
-    already has queued or sent: superseded."""
-    return origin_id != person and template in delivered.get(person, ())
+def repeats(campaign: str, *, origin_id: str, person: str, delivered: Mapping[str, Collection[str]]) -> bool:
+    """A campaign's message from another key of `person` (origin_id, the key it was made for) when the person
+    already has one of that campaign queued or sent: superseded."""
+    return origin_id != person and campaign in delivered.get(person, ())

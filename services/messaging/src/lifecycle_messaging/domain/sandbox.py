@@ -124,6 +124,8 @@ def compile_source(source: TemplateSource) -> Compiled:
             compiled[part] = env.from_string(getattr(source, part))
         except TemplateSyntaxError as error:
             raise TemplateError(part, error.lineno, _described(error)) from None
+        except RecursionError:  # Jinja's parser recurses once per nesting level: a few hundred brackets are enough
+            raise TemplateError(part, None, "expressions or blocks nested too deeply") from None
     return Compiled(source=source, parts=compiled)
 
 

@@ -7,7 +7,15 @@ one messaging has seen and is still news:
 - `stale`: the transition is older than the freshness window (`LIFECYCLE_MESSAGING_FRESHNESS_S`)
   - a backlog caught up late is not news;
 - `consent`: a marketing message to an address whose consent does not allow it (`domain.consent`),
-  judged when the delivery worker claims it.
+  judged when the delivery worker claims it;
+- `cancelled`, `audience`, `campaign_disabled`: its campaign's conditions no longer hold when it is due
+  (`campaigning.py`): the customer did what cancels it (the cart was bought), is no longer in the audience,
+  or the campaign was disabled or deleted.
+
+Only a message a stage transition started is about where the customer stands, so only such a message is
+`superseded`; one a touchpoint or a loyalty event started (the cart reminder) is judged by its age alone. A
+delayed message (a campaign's `delay_hours`) is news from the end of its delay, not from its cause: its age is
+taken less the delay (`judged_at`'s caller subtracts `delay_of`).
 
 Transitions are ordered by their event time, then by when the stage engine decided them
 (`processed_at`), then by arrival: of two transitions equal on both, the one that arrived later is
@@ -32,8 +40,13 @@ STALE = "stale"
 CONSENT = "consent"
 HOLDOUT = "holdout"  # the person is in the campaign's holdout (`domain.holdout`): never sent
 FREQUENCY_CAP = "frequency_cap"  # the caps would keep it waiting too long (`domain.caps`)
+CANCELLED = "cancelled"  # the customer did what its campaign's `cancelled_by` names, after its cause
+AUDIENCE = "audience"  # the customer is no longer in its campaign's audience
+CAMPAIGN_DISABLED = "campaign_disabled"  # its campaign was disabled or deleted while it waited
 # Every reason a message may be suppressed for (metrics' `reason` label values, pre-initialised).
-REASONS = (SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP)
+REASONS = (SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP, CANCELLED, AUDIENCE, CAMPAIGN_DISABLED)
+# The trigger of a message about a stage transition (`domain.triggers`; NULL on rows from before campaigns).
+STAGE_TRIGGER = "stage_changed"
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,16 @@ def suppression(message: Position, *, latest: Position | None, now: datetime, fr
     if now - message.event_time > freshness:
         return STALE
     return None
+
+
+def about_a_transition(trigger: str | None) -> bool:
+    """Whether a message is about a stage transition (and so may be superseded by a later one)."""
+    return trigger in (None, STAGE_TRIGGER)
+
+
+def delay_of(event_time: datetime, not_before: datetime | None) -> timedelta:
+    """A delayed message's delay: from its cause to when it comes due (none: zero)."""
+    return max(not_before - event_time, timedelta(0)) if not_before is not None else timedelta(0)
 
 
 def judged_at(now: datetime, *, due_at: datetime | None, held_until: datetime | None) -> datetime:

@@ -1,9 +1,7 @@
-"""Which template a transition calls for, and a template rendered for a customer in their locale. Pure.
+"""The shipped templates, and a template rendered for a customer in their locale. Pure.
 
-Along the journey only forward moves send a message: a customer pushed back by a refund is not
-welcomed again. Drifting off it (at_risk, then lapsed) sends a come-back offer, then a note that
-we miss them; coming back from a drift (a `reactivated` transition) sends a welcome back - never
-the journey's message for the stage they land on ("thank you for your first order").
+Which message a transition (or a touchpoint, or a loyalty event) calls for is the campaigns' business
+(`domain.campaigns`, `campaigns/default.yaml`); a campaign names its template.
 
 The templates themselves are data (`lifecycle_messaging/templates/<template>/<locale>.toml`, loaded
 by `lifecycle_messaging.catalogue`), rendered in Jinja2's sandbox (`domain.sandbox`). `render`
@@ -20,27 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycle_shared.stages import DRIFT, RANK, REACTIVATED, is_drift, is_forward
 from markupsafe import escape
 
 from lifecycle_messaging.domain.addresses import header_safe
 from lifecycle_messaging.domain.locales import FALLBACK, locale_chain
 from lifecycle_messaging.domain.sandbox import Compiled, TemplateError, render_parts
 
-TEMPLATE_FOR_STAGE = {
-    "awareness": "welcome",
-    "consideration": "consideration_nudge",
-    "purchase": "thank_you_feedback",
-    "retention": "retention_offer",
-    "loyalty": "referral_invite",
-    "at_risk": "come_back_offer",
-    "lapsed": "we_miss_you",
-}
-WELCOME_BACK = "welcome_back"
-FEEDBACK_REQUEST = "feedback_request"  # a few days after the first order (a delayed campaign)
-CART_REMINDER = "cart_reminder"  # a cart left without an order (a touchpoint campaign)
-TEMPLATES = (*TEMPLATE_FOR_STAGE.values(), WELCOME_BACK, FEEDBACK_REQUEST, CART_REMINDER)
-_DRIFT_DEPTH: dict[str | None, int] = {stage: depth for depth, stage in enumerate(DRIFT)}
+# Every shipped template (`templates/<name>/`), each the template of a default campaign of the same name.
+TEMPLATES = ("welcome", "consideration_nudge", "thank_you_feedback", "retention_offer", "referral_invite",
+             "come_back_offer", "we_miss_you", "welcome_back", "feedback_request", "cart_reminder")
 
 # template -> locale -> the validated template
 Catalogue = Mapping[str, Mapping[str, Compiled]]
@@ -80,18 +66,6 @@ class Rendered:
         """A row read back; a row from before the parts were columns (html NULL) is a text-only message."""
         return cls(template=template, locale=locale or "", subject=subject, text=body, html=html or "",
                    preheader=preheader or "", from_name=from_name or "")
-
-
-def template_for(*, from_stage: str | None, to_stage: str, reason: str) -> str | None:
-    """The message a transition calls for, if any."""
-    if is_drift(from_stage) and to_stage in RANK:
-        # Back onto the journey: a welcome back. Any other way off a drift stage has no words of its own.
-        return WELCOME_BACK if reason == REACTIVATED else None
-    if is_drift(to_stage):  # deeper into a drift only: at_risk -> lapsed, never lapsed -> at_risk
-        return TEMPLATE_FOR_STAGE[to_stage] if _DRIFT_DEPTH.get(from_stage, -1) < _DRIFT_DEPTH[to_stage] else None
-    if to_stage not in TEMPLATE_FOR_STAGE or not is_forward(from_stage, to_stage):  # only forward moves send
-        return None
-    return TEMPLATE_FOR_STAGE[to_stage]
 
 
 def _text(value: object, *, limit: int = 200) -> str | None:

@@ -17,7 +17,7 @@ from lifecycle_shared.events import IdentityMergedData
 from lifecycle_shared.kafka.registry import Emitted, Typed, each
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import contacts, gateway, latest, merges
+from lifecycle_messaging.db import contacts, gateway, last_events, latest, merges
 from lifecycle_messaging.domain.people import Alias
 
 
@@ -32,6 +32,7 @@ async def merge_identities(conn: AsyncConnection, typed: Typed[IdentityMergedDat
     await merges.move_contact(conn, absorbed, survivor)
     await latest.hand_over(conn, absorbed, survivor.survivor_id)
     await gateway.hand_over(conn, absorbed, survivor.survivor_id)  # holdout groups: the survivor's stand
+    await last_events.hand_over(conn, absorbed, survivor.survivor_id)  # what cancels waiting messages
     if known := (await contacts.known(conn, [survivor.survivor_id])).get(survivor.survivor_id):
         await contacts.release(conn, [contacts.Contact(
             email=known.email, linked_ids=[survivor.survivor_id, *known.linked_ids], user_id=known.user_id)])

@@ -4,8 +4,8 @@ Runs after the event's own handler, in the same transaction (so in the same inbo
 once is fanned out once). Each delivery's webhook-id is derived from (endpoint, event id): a redelivered
 event adds nothing, and the id stays the same across retries and replays. Paused endpoints queue too; a
 disabled one takes nothing. A historical transition (imported past events) is not sent, as it messages
-nobody. Loyalty's events (loyalty-events.v1) have no handler of their own in messaging: they are routed to
-the fan-out alone, so the inbox still takes each once.
+nobody. Loyalty's events (loyalty-events.v1) start campaigns (`handlers.loyalty_events`) and are then fanned
+out, in the same transaction, so the inbox still takes each once.
 """
 
 from __future__ import annotations
