@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 from cpu import top, verdict
+from suites import lines as suite_lines
 
 
 def host() -> dict:
@@ -27,7 +28,10 @@ def host() -> dict:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def machine(harness_description: dict) -> dict:
+def machine(harness_description: dict | None) -> dict:
+    """The host, and the stack's broker and PostgreSQL (None: only the suites ran, each on its own)."""
+    if harness_description is None:
+        return {**host(), "broker": "-", "kafka_idempotence": None, "postgres_durable": None}
     return {**host(), "broker": harness_description["broker"],
             "kafka_idempotence": harness_description["kafka_idempotence"],
             "postgres_durable": harness_description["postgres_durable"]}
@@ -157,6 +161,10 @@ def table(report: dict) -> str:
         else:
             lines.append(f"profile {name}: {prof['summary']['samples']:,} samples, "
                          f"{_fmt(prof['rate_under_profiler'])} events/s under the profiler -> {prof['summary_text']}")
+    if report.get("services"):
+        lines += ["", "services' own benches (each its own PostgreSQL, its baseline measured in the same run):"]
+        for label, value, unit, ratio_text in suite_lines(report["services"]):
+            lines.append(f"{label:<46} {_fmt(value):>10}  {unit:<10} {ratio_text}")
     lines += ["", "CPU reading per phase:"]
     for group in (b, p):
         for name, fig in group.items():

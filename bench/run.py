@@ -14,6 +14,10 @@ no-Kafka FastAPI endpoint), then measures, in order:
   8. stage-engine events/s over a pre-loaded backlog
   9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
+Then, after the stack has stopped, the services' own benches, each a process starting its own PostgreSQL
+(bench/suites.py): 10. messaging: transitions -> queued sends vs batched INSERT, emails sent vs raw aiosmtplib
+11. loyalty: orders -> ledger entries vs batched INSERT, redemption p99 vs /healthz  12. webhooks: deliveries vs
+raw POSTs. `--only` picks phases (e.g. `--only messaging,loyalty`).
 Each product figure is printed with its ratio to its baseline (batches: to the producer; single
 events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,
 raw numbers and the cores each process (the load generator included) used per phase. Measurement
@@ -50,6 +54,7 @@ from payloads import backlog_records, batch_bodies, body_stats, producer_values,
 from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
 from pyspy import Recorder, render, summarize  # noqa: E402
 from report import add_ratios, code_version, machine, median_of, table, write  # noqa: E402
+from suites import SUITES, run_suite  # noqa: E402
 
 FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_000, "value_bytes": 400,
         "upsert_rows": 50_000, "upsert_runs": 3, "upsert_keys": 10_000, "upsert_batch": 1_000,
@@ -92,7 +97,8 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-PHASES = ("producer", "upsert", "http", "stage_engine", "latency")
+STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency")
+PHASES = (*STACK_PHASES, *SUITES)  # the suites run after the stack has stopped, each on its own
 
 
 async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str,
@@ -297,6 +303,36 @@ def build_payloads(p: dict) -> dict:
             "backlog": backlog_records(p["backlog_events"], customers=p["backlog_customers"])}
 
 
+def run_stack(report: dict, params: dict, data: dict, timings: dict, args: argparse.Namespace,
+              only: tuple[str, ...]) -> bool:
+    """Start the stack, measure its phases into `report`, stop it; True if it failed."""
+    harness, failed = Harness(), True
+    try:
+        mark = time.perf_counter()
+        harness.start()
+        timings["start_stack"] = time.perf_counter() - mark
+        report["stack"] = harness.describe()
+        report["parameters"] = params | {"ingest_env": report["stack"]["ingest_env"],
+                                         "key": report["stack"]["key_kind"]}
+        report["machine"] = machine(report["stack"])
+        report["code"] = code_version()
+        asyncio.run(measure(harness, params, data, report, timings, args.client, profile=args.profile,
+                              only=only))
+        failed = False
+    except BaseException:  # noqa: BLE001 - report what was measured, then stop everything
+        traceback.print_exc()
+        report["error"] = traceback.format_exc()
+    finally:
+        mark = time.perf_counter()
+        harness.stop()
+        timings["stop_stack"] = time.perf_counter() - mark
+        if harness.infra and not (args.keep or failed):
+            shutil.rmtree(harness.infra.work_dir, ignore_errors=True)
+        elif harness.infra:
+            print(f"work folder kept: {harness.infra.work_dir}", file=sys.stderr)
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter run (about a minute)")
@@ -326,30 +362,16 @@ def main() -> int:
               "phases_s": timings, "load_generator": {"gc": "freeze + set_threshold(50000, 20, 100)",
                                                      "process": "this one (bench/run.py)",
                                                      "http_client": CLIENTS[args.client]}}
-    harness, failed = Harness(), True
-    try:
+    failed = False
+    if set(only) & set(STACK_PHASES):
+        failed = run_stack(report, params, data, timings, args, only)
+    for name in (name for name in SUITES if name in only):
         mark = time.perf_counter()
-        harness.start()
-        timings["start_stack"] = time.perf_counter() - mark
-        report["stack"] = harness.describe()
-        report["parameters"] = params | {"ingest_env": report["stack"]["ingest_env"],
-                                         "key": report["stack"]["key_kind"]}
-        report["machine"] = machine(report["stack"])
-        report["code"] = code_version()
-        asyncio.run(measure(harness, params, data, report, timings, args.client, profile=args.profile,
-                              only=only))
-        failed = False
-    except BaseException:  # noqa: BLE001 - report what was measured, then stop everything
-        traceback.print_exc()
-        report["error"] = traceback.format_exc()
-    finally:
-        mark = time.perf_counter()
-        harness.stop()
-        timings["stop_stack"] = time.perf_counter() - mark
-        if harness.infra and not (args.keep or failed):
-            shutil.rmtree(harness.infra.work_dir, ignore_errors=True)
-        elif harness.infra:
-            print(f"work folder kept: {harness.infra.work_dir}", file=sys.stderr)
+        print(f"bench/{name}.py ...", file=sys.stderr, flush=True)
+        report.setdefault("services", {})[name] = found = run_suite(name, quick=args.quick)
+        timings[name] = time.perf_counter() - mark
+        failed = failed or "error" in found
+    report.setdefault("machine", machine(None))
     timings["total"] = time.perf_counter() - started
     for key in timings:
         timings[key] = round(timings[key], 2)

@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,6 +41,7 @@ from lifecycle_messaging.db.models import webhook_endpoints
 from lifecycle_messaging.domain.webhooks import SECRET_BYTES, new_secret
 from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
+from lifecycle_messaging.suppressing import Freshness
 from lifecycle_messaging.workers.webhooks import webhook_worker
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import code_version  # noqa: E402
 
 EVENT_TIME = datetime(2026, 5, 1, tzinfo=UTC)
+FRESHNESS = Freshness(clock=lambda: EVENT_TIME, window=timedelta(days=1))  # the transitions are news
 
 
 # ---- the receiver, in a process of its own -------------------------------------------------------------------
@@ -123,7 +125,7 @@ async def endpoints(engine, base: str, count: int) -> None:
 
 def runner(engine) -> ConsumerRunner:
     return ConsumerRunner(name="bench", consumer=None, producer=None, engine=engine,
-                          route=routes_and_webhooks(brand="Shop"))
+                          route=routes_and_webhooks(brand="Shop", freshness=FRESHNESS))
 
 
 async def run_worker(engine, settings: MessagingSettings):

@@ -38,6 +38,8 @@ def clients_stack(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipelin
     config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN})
+    config.extra_env["LIFECYCLE_STAGE_ENGINE_CAMPAIGNS_PAGE_URL"] = (
+        f"http://127.0.0.1:{config.ports['messaging']}/campaigns")
     with four_services(infra, config, tmp_path_factory.mktemp("client-logs")) as (processes, key):
         yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)
 

@@ -398,3 +398,25 @@ async def test_the_dashboard_asks_for_a_token_and_shows_api_errors(clients_stack
             assert await page.evaluate("sessionStorage.length") == 0
         finally:
             await browser.close()
+
+
+async def test_the_dashboard_links_to_the_campaigns_page_with_its_token_and_back(clients_stack, chromium):
+    """`LIFECYCLE_STAGE_ENGINE_CAMPAIGNS_PAGE_URL` set: the dashboard's "Campaigns" link opens messaging's page
+    with the API token in the fragment (it reads the lift API without asking) and a link back."""
+    from playwright.async_api import async_playwright
+
+    dashboard = clients_stack.url("stage-engine") + "/dashboard"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{dashboard}#token={clients_stack.api_token}")
+            link = page.locator("#campaigns-link")
+            await link.wait_for(state="visible")
+            await link.click()
+            await page.wait_for_url(clients_stack.url("messaging") + "/campaigns*")
+            await page.locator("#content").wait_for(state="visible")  # the lift API answered the token
+            assert await page.locator("#token-form").is_hidden()
+            assert await page.locator("#dashboard-link").get_attribute("href") == dashboard
+        finally:
+            await browser.close()

@@ -112,5 +112,5 @@ async def test_the_finance_page_is_served_without_a_token_and_holds_no_data(clie
     page = await client.get("/finance", headers={"authorization": ""})
     assert page.status_code == 200 and "finance.js" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    script = await client.get("/finance.js", headers={"authorization": ""})
+    script = await client.get("/finance/static/finance.js", headers={"authorization": ""})
     assert script.status_code == 200 and "/v1/admin/finance/roll-forward" in script.text

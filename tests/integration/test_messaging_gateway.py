@@ -26,6 +26,7 @@ from lifecycle_shared.events import (
     CloudEvent,
     IdentityMergedData,
     StageChangedData,
+    TouchpointData,
 )
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from prometheus_client import REGISTRY
@@ -320,3 +321,48 @@ async def test_quiet_hours_follow_the_customer_s_zone_else_the_shop_s(runtime, m
         welcome = (await shop.log(customer))["welcome"]
         assert (welcome["status"], welcome["next_attempt_at"]) == ("queued", datetime(2026, 6, 22, 12, 0, tzinfo=UTC))
         assert received(sink, customer) == []
+
+
+async def test_a_guests_message_held_through_the_night_goes_out_once_after_a_merge_to_the_survivors_address(
+        runtime, mail_sink):
+    """A guest's welcome is held by quiet hours in Saigon; the guest then signs in (merged into a user whose
+    address is known) and the merge is delivered twice. At 08:00 local exactly one welcome goes out, to the
+    user's address; the guest's old address gets nothing, and a later round sends nothing more."""
+    sink, port = mail_sink
+    run = uuid.uuid4().hex[:8]
+    guest, user = f"guest-{run}", f"user-{run}"
+    shop = shop_at(runtime, port, local(SAIGON, 2026, 5, 4, 23, 0))
+    at = shop.clock.now
+    welcome = StageChangedData(customer_id=guest, user_id=None, anonymous_ids=[guest], from_stage=None,
+                               to_stage="awareness", reason="r", rule_version="v", cause_event_ids=["c"],
+                               event_time=at, processed_at=at,
+                               traits={"email": f"{guest}@example.com", "timezone": SAIGON.key})
+    events = [CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=STAGE_CHANGED_TYPE, time=at,
+                         subject=guest, data=welcome.model_dump(mode="json"))]
+    runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=runtime.engine,
+                            route=routes(brand="Shop", freshness=shop.freshness))
+    await runner.process([record("topic", 99, events[0].to_bytes(), key=guest.encode())])
+    await shop.deliver()
+    assert (await shop.log(guest))["welcome"]["status"] == "queued"  # held until 08:00
+    identify = TouchpointData(type="identify", userId=user, messageId=f"id-{run}", timestamp=at, receivedAt=at,
+                              traits={"email": f"{user}@example.com"})
+    merge = IdentityMergedData(survivor_id=user, absorbed_id=guest, absorbed_ids=[guest], user_id=user,
+                               reason="identify", cause_event_ids=["c"], event_time=at, processed_at=at)
+    events = [CloudEvent(id=f"/sources/web/id-{run}", source="/sources/web", type="touchpoint.identify", time=at,
+                         subject=user, data=identify.model_dump(mode="json")),
+              CloudEvent(id=str(uuid.uuid4()), source="/stage-engine", type=IDENTITY_MERGED_TYPE, time=at,
+                         subject=user, data=merge.model_dump(mode="json"))]
+    records = [record("topic", 100 + n, event.to_bytes(), key=user.encode()) for n, event in enumerate(events)]
+    await runner.process(records)
+    await runner.process(records[1:])  # the merge redelivered
+    await shop.deliver()
+    assert received(sink, user) == [] and received(sink, guest) == []  # still night
+
+    shop.clock.now = local(SAIGON, 2026, 5, 5, 8, 0)
+    await shop.deliver()
+    shop.clock.now = local(SAIGON, 2026, 5, 5, 9, 0)
+    await shop.deliver()
+    assert received(sink, user) == ["welcome"]
+    assert received(sink, guest) == []
+    welcome = (await shop.log(user))["welcome"]
+    assert (welcome["status"], welcome["recipient"]) == ("sent", f"{user}@example.com")

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
+from lifecycle_shared.pages import page_router
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_loyalty.api.admin import router as admin_router
 from lifecycle_loyalty.api.finance import router as finance_router
-from lifecycle_loyalty.api.finance_panel import router as finance_panel_router
 from lifecycle_loyalty.api.redemptions import admin_router as rewards_admin_router
 from lifecycle_loyalty.api.redemptions import router as redemptions_router
 from lifecycle_loyalty.api.routes import router
 from lifecycle_loyalty.handlers import routes
 from lifecycle_loyalty.settings import LoyaltySettings
 from lifecycle_loyalty.workers.expiry import expiry_worker
+
+FINANCE_PAGE = Path(__file__).parent / "finance_page"
 
 
 def utc_now() -> datetime:
@@ -47,4 +50,4 @@ def create_app(settings: LoyaltySettings, *, clock: Callable[[], datetime] = utc
     return create_service_app(title="Lifecycle loyalty", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, clock),
                               routers=[router, redemptions_router, admin_router, rewards_admin_router,
-                                       finance_router, finance_panel_router])
+                                       finance_router, page_router("/finance", FINANCE_PAGE)])

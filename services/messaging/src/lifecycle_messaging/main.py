@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 from lifecycle_shared.http import create_service_app
+from lifecycle_shared.pages import page_router
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
 from lifecycle_messaging.api import consent
 from lifecycle_messaging.api.campaigns import router as campaigns_router
-from lifecycle_messaging.api.campaigns_page import router as campaigns_page_router
 from lifecycle_messaging.api.lift import router as lift_router
 from lifecycle_messaging.api.routes import router
 from lifecycle_messaging.api.webhooks import router as webhooks_router
@@ -22,6 +23,10 @@ from lifecycle_messaging.handlers import routes_and_webhooks
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_messaging.suppressing import Freshness, utc_now
 from lifecycle_messaging.workers.webhooks import message_events, webhook_worker
+
+# The campaigns page: per campaign sent / held / suppressed by reason and the lift with its interval, drawn from
+# `GET /v1/campaigns/lift` (messaging's figures; the stage engine's dashboard links here).
+CAMPAIGNS_PAGE = Path(__file__).parent / "campaigns_page"
 
 
 def build_runtime(settings: MessagingSettings, book: CampaignBook,
@@ -57,8 +62,8 @@ def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = u
     book = CampaignBook()
     app = create_service_app(title="Lifecycle messaging", settings=settings,
                              build_runtime=lambda: build_runtime(settings, book, clock),
-                             routers=[router, lift_router, campaigns_page_router, webhooks_router, campaigns_router,
-                                      consent.operator, consent.public])
+                             routers=[router, lift_router, page_router("/campaigns", CAMPAIGNS_PAGE), webhooks_router,
+                                      campaigns_router, consent.operator, consent.public])
     app.state.clock = clock  # the routes' `Now` (consent changes, unsubscribe links' expiry)
     app.state.campaigns = book  # the admin routes refresh it after a change
     return app

@@ -38,6 +38,9 @@ class StageEngineSettings(ServiceSettings):
     rfm_thresholds: Thresholds | None = None
     # The shop's currency (ISO 4217), in which the analytics API and the dashboard show money.
     currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    # Where browsers reach messaging's campaigns page (e.g. https://messaging.shop.example/campaigns): the
+    # dashboard links there, passing the API token in the fragment. Unset: no link.
+    campaigns_page_url: str | None = Field(default=None, pattern="^https?://[^\\s\"'<>]+$")
 
     def scoring_options(self) -> Options:
         return Options(horizon_days=self.clv_horizon_days, annual_discount_rate=self.clv_discount_rate,

@@ -101,6 +101,8 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
                              embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
                              ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
                              api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir))
+        messaging_url = f"http://127.0.0.1:{config.ports['messaging']}"
+        config.extra_env["LIFECYCLE_STAGE_ENGINE_CAMPAIGNS_PAGE_URL"] = f"{messaging_url}/campaigns"
         mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")
         started.callback(stop_process, mail)
         processes = [ServiceProcess(s, config, logs / f"{s.name}.log") for s in SERVICES]
@@ -139,6 +141,8 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
     print(f"  curl -u '{key}:' {ingest}/v1/track -H 'content-type: application/json' \\\n    -d '{body}'")
     print(f"  curl -H 'authorization: Bearer {api_token}' {processes[1].url}/v1/customers/visitor-1")
     print(f"\n  Dashboard (analytics): {processes[1].url}/dashboard#token={api_token}")
+    print(f"  Campaigns (sends and lift): {processes[2].url}/campaigns#token={api_token}")
+    print(f"  Loyalty finance (admin token): {processes[3].url}/finance#token={admin_token}")
     demo = "python3 dev.py demo" + ("" if ingest.endswith(f":{BY_NAME['ingest'].default_port}") else f" --url {ingest}")
     print(f"\n  {demo}   # fills the stack with a two-year demo shop (imported: nobody is messaged)\n\n"
           "Ctrl-C stops everything.", flush=True)

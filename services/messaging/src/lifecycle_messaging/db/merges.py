@@ -80,3 +80,15 @@ async def move_contact(conn: AsyncConnection, absorbed: list[str], survivor: Ali
     Only an address of the same owner: one given anonymously never becomes a known user's."""
     await conn.execute(_copy_contact, {"absorbed": absorbed, "ids": [*absorbed, survivor.survivor_id],
                                        "user": survivor.user_id, "survivor": survivor.survivor_id})
+
+
+_readdress = text(
+    "UPDATE messages SET recipient = :email WHERE customer_id = :survivor AND status = 'queued' "
+    "AND channel = 'email' AND recipient IS DISTINCT FROM :email"
+).bindparams(bindparam("email", type_=Text), bindparam("survivor", type_=Text))
+
+
+async def readdress(conn: AsyncConnection, survivor_id: str, email: str) -> None:
+    """The survivor's queued emails - a guest's moved in by the merge, held by quiet hours or the caps - go to
+    the address known for the survivor now, not to the one the guest had when they were queued."""
+    await conn.execute(_readdress, {"email": email, "survivor": survivor_id})

@@ -1,7 +1,8 @@
 """identity.merged -> the absorbed keys' messages and address become the survivor's.
 
 A guest's welcome waiting for an address moves to the customer they turned out to be, shows in
-their message log, and goes out when their address is known - now, if it already is. The merge is
+their message log, and goes out when their address is known - now, if it already is; one already queued
+(held by quiet hours or the caps) goes to the survivor's address when they have one. The merge is
 remembered as aliases, so a transition of an absorbed key that arrives after it (the stage
 engine's topics are read in no order relative to the touchpoints) goes to the survivor at once; and
 the survivor's latest transition seen becomes the latest of its own and the absorbed keys'
@@ -34,6 +35,7 @@ async def merge_identities(conn: AsyncConnection, typed: Typed[IdentityMergedDat
     await gateway.hand_over(conn, absorbed, survivor.survivor_id)  # holdout groups: the survivor's stand
     await last_events.hand_over(conn, absorbed, survivor.survivor_id)  # what cancels waiting messages
     if known := (await contacts.known(conn, [survivor.survivor_id])).get(survivor.survivor_id):
+        await merges.readdress(conn, survivor.survivor_id, known.email)
         await contacts.release(conn, [contacts.Contact(
             email=known.email, linked_ids=[survivor.survivor_id, *known.linked_ids], user_id=known.user_id)])
     return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 from functools import cache
 from importlib.metadata import version
 from importlib.util import find_spec
@@ -71,9 +72,11 @@ def _revision() -> str:
 
 
 @router.get("/dashboard")
-def dashboard() -> Response:
-    """The page (no data in it)."""
-    page = _content("index.html")[0].replace(b"__REVISION__", _revision().encode())
+def dashboard(request: Request) -> Response:
+    """The page (no data in it); its link to the campaigns page when `campaigns_page_url` is set."""
+    campaigns = getattr(request.app.state.settings, "campaigns_page_url", None) or ""
+    page = (_content("index.html")[0].replace(b"__REVISION__", _revision().encode())
+            .replace(b"__CAMPAIGNS_URL__", html.escape(campaigns, quote=True).encode()))
     return Response(page, media_type=MEDIA_TYPES[".html"], headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
 

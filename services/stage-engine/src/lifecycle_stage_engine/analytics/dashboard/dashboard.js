@@ -512,6 +512,7 @@
       refreshFigures();
     });
     $('customer-close').addEventListener('click', () => { $('customer').hidden = true; });
+    linkCampaigns();
     $('token-form').addEventListener('submit', (event) => {
       event.preventDefault();
       token = event.target.elements.token.value.trim();
@@ -521,6 +522,20 @@
     });
     token = takeToken();
     if (token) showDashboard(); else askForToken();
+  }
+
+  // The campaigns page (messaging's origin) when the stage engine knows its address: the API token goes in
+  // its fragment (never to a server), with this page's address for its link back.
+  function linkCampaigns() {
+    const link = $('campaigns-link');
+    const base = link.getAttribute('href');
+    if (!/^https?:\/\//.test(base)) return;
+    link.hidden = false;
+    link.addEventListener('click', () => {
+      const fragment = new URLSearchParams({dashboard: location.origin + location.pathname});
+      if (token) fragment.set('token', token);
+      link.href = base.split('#')[0] + '#' + fragment.toString();
+    });
   }
 
   function showDashboard() {

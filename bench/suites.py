@@ -1,0 +1,57 @@
+"""The services' own benches (bench/messaging.py, bench/loyalty.py, bench/webhooks.py), run by bench/run.py
+after its stack has stopped: each a process of its own starting its own PostgreSQL (and SMTP sink or HTTP
+receiver), each product figure next to the raw baseline it measured in the same run. This module runs them,
+keeps their JSON in the report (`report["services"]`) and lists their ratio lines for the table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SUITES = {
+    "messaging": {"full": [], "quick": ["--transitions", "1000", "--batch", "250"]},
+    "loyalty": {"full": [], "quick": ["--orders", "1000", "--seconds", "4"]},
+    "webhooks": {"full": [], "quick": ["--events", "1000", "--endpoints", "1,4", "--seconds", "4"]},
+}
+
+
+def run_suite(name: str, *, quick: bool) -> dict:
+    """Run bench/<name>.py to completion; its report, or {"error": ...} with the end of its output."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"{name}.json"
+        args = SUITES[name]["quick" if quick else "full"]
+        done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *args, "--out", str(out)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out.exists():
+            return {"error": f"exit {done.returncode}: {done.stderr[-2000:]}"}
+        return json.loads(out.read_text())
+
+
+def lines(services: dict) -> list[tuple[str, float | None, str, str]]:
+    """(label, value, unit, ratio text) per product figure of the suites that ran."""
+    out: list[tuple[str, float | None, str, str]] = []
+    if "queue" in (m := services.get("messaging", {})):
+        queue, deliver = m["queue"], m["deliver"]
+        out.append(("messaging: transitions -> queued/suppressed", queue["transitions_per_s"], "events/s",
+                    f"{queue['ratio_to_baseline']} x batched INSERT ({queue['baseline_insert']['rows_per_s']}/s)"))
+        out.append(("messaging: emails sent to local SMTP", deliver["sent_per_s"], "emails/s",
+                    f"{deliver['ratio_to_baseline']} x raw aiosmtplib ({deliver['baseline_smtp']['emails_per_s']}/s)"))
+    if "ledger" in (loyalty := services.get("loyalty", {})):
+        ledger, redemption = loyalty["ledger"], loyalty["redemptions"]
+        out.append(("loyalty: orders -> ledger entries", ledger["entries_per_s"], "entries/s",
+                    f"{ledger['ratio_to_baseline']} x batched INSERT "
+                    f"({ledger['baseline_batched_insert']['rows_per_s']}/s)"))
+        raw = redemption["baseline_healthz"]
+        out.append(("loyalty: redemption p99, concurrent clients", redemption["redemption"]["p99_ms"], "ms",
+                    f"{redemption['p99_ratio']} x /healthz p99 ({raw['p99_ms']} ms)"))
+    for product in services.get("webhooks", {}).get("backlog", []):
+        out.append((f"webhooks: deliveries, {product['endpoints']} endpoint(s)", product["deliveries_per_s"],
+                    "posts/s", f"{product['ratio_to_baseline']} x raw POSTs ({product['baseline']['posts_per_s']}/s)"))
+    for name, found in services.items():
+        if "error" in found:
+            out.append((f"{name}: FAILED", None, "", found["error"].strip().splitlines()[-1][:80]))
+    return out

@@ -1,1 +1,0 @@
-"""The finance page's static files (finance.html, finance.js)."""
