@@ -190,3 +190,25 @@ def test_names_fit_kubernetes_and_stay_distinct_with_the_longest_release_name(he
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(set(names)) == len(names)
     assert max(len(name) for _, name in names) <= 63
+
+
+def test_tracing_exports_to_the_collector_only_when_asked_and_the_policies_let_it(helm: Path):
+    """Off by default: no OTEL_* variable and no egress to a collector. The operators example turns it on: every
+    service exports as lifecycle-<service> to the endpoint with the sampler, and every app pod (not a Job) may
+    reach the collector's port in the monitoring namespace."""
+    off = render(helm, None)
+    assert not [k for c in of_kind(off, "ConfigMap") for k in c.get("data", {}) if k.startswith("OTEL_")]
+    on = render(helm, CHART / "examples" / "operators.yaml")
+    config = {c["metadata"]["name"]: c["data"] for c in of_kind(on, "ConfigMap") if "OTEL_SERVICE_NAME" in c["data"]}
+    assert {name: data["OTEL_SERVICE_NAME"] for name, data in config.items()} == {
+        "lc-ingest": "lifecycle-ingest", "lc-stage-engine": "lifecycle-stage-engine",
+        "lc-messaging": "lifecycle-messaging", "lc-loyalty": "lifecycle-loyalty"}
+    for data in config.values():
+        assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4318"
+        assert (data["OTEL_TRACES_SAMPLER"], data["OTEL_TRACES_SAMPLER_ARG"]) == ("parentbased_traceidratio", "0.2")
+    collector = {"ports": [{"port": 4318, "protocol": "TCP"}],
+                 "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}
+    policies = {p["metadata"]["name"]: p["spec"]["egress"] for p in of_kind(on, "NetworkPolicy")}
+    apps = {d["metadata"]["name"] for d in of_kind(on, "Deployment")}
+    assert apps and all(collector in policies[name] for name in apps)
+    assert all(collector not in egress for name, egress in policies.items() if name not in apps)

@@ -6,8 +6,9 @@ the API's global provider stays the no-op proxy and `enabled()` is False, so the
 middleware skip every tracing step (one isinstance check per batch or request). A test installs its own SDK
 provider (with an in-memory exporter) through `opentelemetry.trace.set_tracer_provider`: `enabled()` follows.
 
-The OTLP exporter (`opentelemetry-exporter-otlp-proto-http`) is not a dependency (it brings protobuf and
-requests): install it beside the services to export over OTLP; without it `otlp` falls back to nothing, logged.
+OTLP goes over HTTP/protobuf (`opentelemetry-exporter-otlp-proto-http`, a dependency: the image exports with
+nothing added), configured by the exporter's own standard variables (`OTEL_EXPORTER_OTLP_*`), sampled by the
+SDK's (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def configure_tracing(*, service: str, environ: Mapping[str, str] = os.environ) 
     wanted = exporter_wanted(environ)
     if wanted is None or enabled():
         return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -65,14 +67,6 @@ def configure_tracing(*, service: str, environ: Mapping[str, str] = os.environ) 
     if wanted == "console":
         exporter = ConsoleSpanExporter()
     else:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
-        except ImportError:
-            log.warning("OTLP trace export asked for, but opentelemetry-exporter-otlp-proto-http is not "
-                        "installed: tracing stays off")
-            return False
         exporter = OTLPSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", service)}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
