@@ -67,7 +67,8 @@ async def request_erasure(body: ErasureIn, engine: Engine, settings: Settings, n
     if pepper is None:
         raise HTTPException(503, "erasure needs LIFECYCLE_ERASURE_PEPPER (the same value in every service)")
     async with engine.begin() as conn:
-        report = await erase_and_announce(conn, body.id, pepper=pepper, now=now)
+        report = await erase_and_announce(conn, body.id, pepper=pepper, now=now,
+                                          topic=settings.kafka.topics.stage_transitions)
     if report is None:
         raise HTTPException(404, "no customer and no erasure has this id")
     if report.repeated:
