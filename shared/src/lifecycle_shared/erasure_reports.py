@@ -12,10 +12,10 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.db import recorded_erasure
 from lifecycle_shared.http import Engine, errors
 
 
@@ -25,9 +25,6 @@ class AppliedErasure(BaseModel):
     erasure_id: str
     requested_at: datetime
     counts: dict[str, int]
-
-
-_ROW = text("SELECT erasure_id::text, requested_at, counts FROM erasures WHERE erasure_id = CAST(:id AS uuid)")
 
 
 def as_uuid(value: str) -> str | None:
@@ -40,7 +37,7 @@ def as_uuid(value: str) -> str | None:
 async def applied(conn: AsyncConnection, erasure_id: str) -> AppliedErasure | None:
     """The erasure this service applied under `erasure_id`; None: not (yet), or not a uuid."""
     the_id = as_uuid(erasure_id)
-    row = (await conn.execute(_ROW, {"id": the_id})).first() if the_id else None
+    row = await recorded_erasure(conn, the_id) if the_id else None
     return None if row is None else AppliedErasure(erasure_id=row.erasure_id, requested_at=row.requested_at,
                                                    counts=dict(row.counts))
 
