@@ -138,6 +138,7 @@ async def declared_consumers() -> dict[str, set[tuple[str, str]]]:
     """(consumer group, topic) pairs per service, from each service's own build_runtime in the consumer role."""
     from lifecycle_loyalty.main import build_runtime as loyalty
     from lifecycle_loyalty.settings import LoyaltySettings
+    from lifecycle_messaging.campaignbook import CampaignBook
     from lifecycle_messaging.main import build_runtime as messaging
     from lifecycle_messaging.settings import MessagingSettings
     from lifecycle_stage_engine.main import build_runtime as stage_engine
@@ -146,7 +147,7 @@ async def declared_consumers() -> dict[str, set[tuple[str, str]]]:
 
     runtimes = {
         "stage-engine": stage_engine(StageEngineSettings(environment="development", role="consumer"), RuleBook()),
-        "messaging": messaging(MessagingSettings(environment="development", role="consumer")),
+        "messaging": messaging(MessagingSettings(environment="development", role="consumer"), CampaignBook()),
         "loyalty": loyalty(LoyaltySettings(environment="development", role="consumer")),
     }
     found = {name: {(spec.group, topic) for spec in runtime._consumer_specs for topic in spec.topics}
