@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from lifecycle_devstack.infra import Infra
 
-from tests.support.pipeline import ADMIN_TOKEN, API_TOKEN, Pipeline, four_services
+from tests.support.pipeline import ADMIN_TOKEN, API_TOKEN, ERASURE_PEPPER, Pipeline, four_services
 
 
 @pytest.fixture(scope="session")
 def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
     sink, smtp_port = mail_sink
-    config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN,
+    config = infra.stack_config(smtp_port=smtp_port, api_tokens=API_TOKEN, erasure_pepper=ERASURE_PEPPER,
                                 extra_env={"LIFECYCLE_INGEST_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
                                            "LIFECYCLE_LOYALTY_ADMIN_TOKEN": ADMIN_TOKEN,

@@ -8,15 +8,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from lifecycle_loyalty.db import erasure
+from lifecycle_loyalty.main import create_app
 from lifecycle_shared.erasure import id_hashes
 from lifecycle_shared.events import ERASURE_REQUESTED_TYPE, CloudEvent, ErasureRequestedData
 from sqlalchemy import text
 
 from tests.support.erasure import scan_database
-from tests.support.loyalty import apply, order_event, stage_event
+from tests.support.in_process import running
+from tests.support.loyalty import apply, loyalty_settings, order_event, stage_event
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 PEPPER = b"erasure-test-pepper"
+TOKEN = "erasure-test-api-token-5b2d7e"
 _SUMS = text("SELECT (SELECT coalesce(sum(points), 0) FROM ledger_entries), "
              "(SELECT coalesce(sum(points), 0) FROM lots), (SELECT coalesce(sum(amount), 0) FROM orders), "
              "(SELECT count(*) FROM accounts)")
@@ -74,3 +77,22 @@ async def test_the_erasure_event_through_the_runner_erases_once(loyalty_engine):
     async with loyalty_engine.connect() as conn:
         assert (await conn.execute(text("SELECT counts FROM erasures WHERE erasure_id = :e"),
                                    {"e": erasure_id})).scalar() == first
+
+
+async def test_the_report_is_served_with_the_read_api_token(namespace, loyalty_engine):
+    """GET /v1/admin/erasures/{erasure_id}: what the stage engine assembles its report from - the first run's
+    counts once applied, 404 before (or for no such erasure)."""
+    h = uuid.uuid4().hex[:10]
+    user = f"user-{h}"
+    await apply(loyalty_engine, [order_event(user, "order_completed", f"o-{h}", at=T0, revenue=30)])
+    erasure_id = str(uuid.uuid4())
+    settings = loyalty_settings(namespace, api_tokens=TOKEN)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    async with running(create_app(settings)) as client:
+        assert (await client.get(f"/v1/admin/erasures/{erasure_id}", headers=auth)).status_code == 404
+        await apply(loyalty_engine, [erasure_event(erasure_id, id_hashes(PEPPER, [user]), at=T0)],
+                    erasure_pepper=PEPPER)
+        answer = await client.get(f"/v1/admin/erasures/{erasure_id}", headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["erasure_id"] == erasure_id and answer.json()["counts"]["orders"] == 1
+        assert (await client.get(f"/v1/admin/erasures/{erasure_id}")).status_code == 401

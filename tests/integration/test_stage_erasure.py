@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from lifecycle_devstack.services import BY_NAME
 from lifecycle_stage_engine.db import erasure
 from lifecycle_stage_engine.erasure import erase_and_announce
+from lifecycle_stage_engine.main import create_app
+from lifecycle_stage_engine.settings import StageEngineSettings
 from sqlalchemy import text
 
 from tests.support.erasure import scan_database
+from tests.support.in_process import kafka_settings, running
 from tests.support.stage_engine import T0, _h, announced, deliver, ev, order
 
 PEPPER = b"erasure-test-pepper"
@@ -90,3 +94,43 @@ async def test_a_person_seen_again_after_an_erasure_is_new_and_erasable_again(na
     assert first is not None and second is not None and not second.repeated
     assert second.erasure_id != first.erasure_id
     assert (await scan_database(engine, [user]))[user] == []
+
+
+ADMIN = "erasure-test-admin-token-0e4f2a9c"
+
+
+def app_settings(namespace, **overrides) -> StageEngineSettings:
+    return StageEngineSettings(environment="development", role="api", admin_token=ADMIN,
+                               database_url=namespace.database_url(BY_NAME["stage-engine"]),
+                               kafka=kafka_settings(namespace), **overrides)
+
+
+async def test_the_admin_call_answers_202_then_the_same_report_and_404_for_nobody(namespace, engine):
+    """POST /v1/admin/erasures through the app: 202 with the stage engine's counts, messaging and loyalty `pending`
+    (no URL for them here); again by another id, 200 and the same report; GET answers it; unknown ids 404; without
+    the pepper, 503 and nothing erased."""
+    h = _h()
+    anon, user = f"anon-{h}", f"user-{h}"
+    await deliver(namespace, engine, [ev("identify", T0, anonymousId=anon, userId=user, traits={"email": "x@y.z"}),
+                                      order(T0 + timedelta(hours=1), f"o-{h}", userId=user)],
+                  now=T0 + timedelta(hours=1))
+    auth = {"authorization": f"Bearer {ADMIN}"}
+    async with running(create_app(app_settings(namespace))) as client:  # no pepper
+        refused = await client.post("/v1/admin/erasures", json={"id": user}, headers=auth)
+        assert refused.status_code == 503, refused.text
+    assert (await scan_database(engine, [user]))[user]
+    async with running(create_app(app_settings(namespace, erasure_pepper=PEPPER.decode()),
+                                  clock=lambda: T0 + timedelta(days=1))) as client:
+        first = await client.post("/v1/admin/erasures", json={"id": user}, headers=auth)
+        assert first.status_code == 202, first.text
+        report = first.json()
+        assert report["status"] == "pending" and report["services"]["stage-engine"]["counts"]["identities"] >= 2
+        assert report["services"]["messaging"] == {"status": "pending", "counts": None}
+        again = await client.post("/v1/admin/erasures", json={"id": anon}, headers=auth)
+        assert (again.status_code, again.json()) == (200, report)
+        got = await client.get(f"/v1/admin/erasures/{report['erasure_id']}", headers=auth)
+        assert (got.status_code, got.json()) == (200, report)
+        assert (await client.post("/v1/admin/erasures", json={"id": f"nobody-{h}"}, headers=auth)).status_code == 404
+        assert (await client.get("/v1/admin/erasures/not-a-uuid", headers=auth)).status_code == 404
+        assert (await client.post("/v1/admin/erasures", json={"id": user})).status_code == 401
+    assert (await scan_database(engine, [user, anon])) | {"": []} == {user: [], anon: [], "": []}

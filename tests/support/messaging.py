@@ -116,6 +116,7 @@ class Shop:
     clock: Clock
     book: CampaignBook = field(default_factory=CampaignBook)
     offset: int = 0
+    erasure_pepper: bytes | None = None
 
     @property
     def freshness(self) -> Freshness:
@@ -123,7 +124,8 @@ class Shop:
 
     async def consume(self, *events: CloudEvent) -> None:
         runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=self.engine,
-                                route=routes(brand="Shop", freshness=self.freshness, book=self.book))
+                                route=routes(brand="Shop", freshness=self.freshness, book=self.book,
+                                             erasure_pepper=self.erasure_pepper))
         records = []
         for event in events:
             self.offset += 1

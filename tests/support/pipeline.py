@@ -23,6 +23,7 @@ from tests.support.mail_sink import MailSink
 
 ADMIN_TOKEN = "e2e-admin-token-5f0c9a1b7d3e"  # ingest's, the stage engine's and loyalty's admin APIs
 API_TOKEN = "e2e-api-token-3b8d61f0a94c27e5"  # LIFECYCLE_API_TOKENS: the read APIs
+ERASURE_PEPPER = "e2e-erasure-pepper-91d4c2a7"  # LIFECYCLE_ERASURE_PEPPER, the same in every service
 
 
 @dataclass

@@ -13,6 +13,7 @@ from lifecycle_messaging.domain.suppression import (
     CAMPAIGN_DISABLED,
     CANCELLED,
     CONSENT,
+    ERASED,
     FREQUENCY_CAP,
     HOLDOUT,
     REASONS,
@@ -75,7 +76,7 @@ def test_latest_after_keeps_each_customer_apart():
 def test_the_default_window_is_a_day_and_every_reason_is_listed():
     assert MessagingSettings(environment="development").freshness == DAY
     assert set(REASONS) == {SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP, CANCELLED, AUDIENCE,
-                            CAMPAIGN_DISABLED}
+                            CAMPAIGN_DISABLED, ERASED}
 
 
 def test_the_wait_the_gateway_imposed_does_not_age_a_message():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -128,3 +129,12 @@ _ADD_TO_OUTBOX = text(
 def _headers_json(event_type: str) -> str:
     """The record headers an event of this type carries, as the outbox keeps them (JSON)."""
     return json.dumps({name: value.decode() for name, value in kafka_headers(event_type)})
+
+
+_ERASURE = text("SELECT erasure_id::text, requested_at, counts FROM erasures WHERE erasure_id = CAST(:id AS uuid)")
+
+
+async def recorded_erasure(conn: AsyncConnection, erasure_id: str) -> Any | None:
+    """The row (erasure_id, requested_at, counts) of the `erasures` table the stage engine, messaging and loyalty
+    each keep alike (docs/erasure.md), for `erasure_id` (a uuid); None: no such erasure applied here."""
+    return (await conn.execute(_ERASURE, {"id": erasure_id})).first()

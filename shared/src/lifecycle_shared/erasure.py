@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import uuid
 
+from pydantic import SecretStr
+
 # Fixed namespace for erasure ids: the same customer (internal profile id) always gets the same erasure id.
 ERASURE_ID_NAMESPACE = uuid.UUID("0b7d6a2e-9c41-4f53-8e1a-5d2c7f3b9a64")
 
@@ -27,3 +29,9 @@ def id_hashes(pepper: bytes, customer_ids: list[str] | set[str]) -> list[str]:
 def erasure_id(internal_profile_id: str) -> str:
     """The erasure id of a customer, from their opaque internal profile id (not personal data)."""
     return str(uuid.uuid5(ERASURE_ID_NAMESPACE, internal_profile_id))
+
+
+def pepper_of(setting: SecretStr | None) -> bytes | None:
+    """The pepper as the hashes take it, from a service's `erasure_pepper` setting; None when unset or empty."""
+    value = setting.get_secret_value() if setting is not None else ""
+    return value.encode() if value else None

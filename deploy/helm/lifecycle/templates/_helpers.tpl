@@ -13,6 +13,7 @@ ingest:
   topics: []
   adminToken: ingestAdminTokenKey
   apiTokens: false
+  erasure: false
 stage-engine:
   values: stageEngine
   module: lifecycle_stage_engine
@@ -23,6 +24,7 @@ stage-engine:
   topics: [touchpoints]
   adminToken: stageEngineAdminTokenKey
   apiTokens: true
+  erasure: true
 messaging:
   values: messaging
   module: lifecycle_messaging
@@ -33,6 +35,7 @@ messaging:
   topics: [stageTransitions, touchpoints, loyaltyEvents]
   adminToken: messagingAdminTokenKey
   apiTokens: true
+  erasure: true
 loyalty:
   values: loyalty
   module: lifecycle_loyalty
@@ -43,6 +46,7 @@ loyalty:
   topics: [touchpoints, stageTransitions]
   adminToken: ""
   apiTokens: true
+  erasure: true
 {{- end }}
 
 {{/*
@@ -175,6 +179,11 @@ expanded into the URL by Kubernetes), or a Secret holding the whole URL. Call wi
 - name: {{ $svc.prefix }}ADMIN_TOKEN
   valueFrom:
     secretKeyRef: {name: {{ required "tokens.existingSecret is required" $root.Values.tokens.existingSecret }}, key: {{ index $root.Values.tokens $svc.adminToken }}}
+{{- end }}
+{{- if $svc.erasure }}
+- name: LIFECYCLE_ERASURE_PEPPER
+  valueFrom:
+    secretKeyRef: {name: {{ required "tokens.existingSecret is required" $root.Values.tokens.existingSecret }}, key: {{ $root.Values.tokens.erasurePepperKey }}}
 {{- end }}
 {{- if eq $name "messaging" }}
 - name: LIFECYCLE_MESSAGING_UNSUBSCRIBE_SECRET

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
+from lifecycle_shared.erasure import pepper_of
+from lifecycle_shared.erasure_reports import report_router
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.pages import page_router
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
@@ -27,16 +29,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def erasure_pepper(settings: LoyaltySettings) -> bytes | None:
-    return settings.erasure_pepper.get_secret_value().encode() if settings.erasure_pepper else None
-
-
 def build_runtime(settings: LoyaltySettings, clock: Callable[[], datetime] = utc_now) -> ServiceRuntime:
     topics = settings.kafka.topics
     return ServiceRuntime(
         service="loyalty", settings=settings, relay=True,  # loyalty-events.v1, through the outbox
         consumers=(ConsumerSpec(group="loyalty", topics=[topics.touchpoints, topics.stage_transitions],
-                                route=routes(topics=topics, erasure_pepper=erasure_pepper(settings))),),
+                                route=routes(topics=topics, erasure_pepper=pepper_of(settings.erasure_pepper))),),
         workers=(expiry_worker(clock=clock, every_s=settings.expiry_interval_s),),
     )
 
@@ -50,4 +48,4 @@ def create_app(settings: LoyaltySettings, *, clock: Callable[[], datetime] = utc
     return create_service_app(title="Lifecycle loyalty", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, clock),
                               routers=[router, redemptions_router, admin_router, rewards_admin_router,
-                                       finance_router, page_router("/finance", FINANCE_PAGE)])
+                                       finance_router, page_router("/finance", FINANCE_PAGE), report_router()])

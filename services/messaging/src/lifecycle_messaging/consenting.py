@@ -12,10 +12,10 @@ from typing import Any
 from lifecycle_shared.events import CloudEvent, TouchpointData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import consent, contacts, latest
+from lifecycle_messaging.db import consent, contacts, erasure, latest
 from lifecycle_messaging.domain.addresses import valid_address
 from lifecycle_messaging.domain.consent import EMAIL, MARKETING, TOUCHPOINT, change, may_send, purpose_of
-from lifecycle_messaging.domain.suppression import CONSENT
+from lifecycle_messaging.domain.suppression import CONSENT, ERASED
 from lifecycle_messaging.domain.unsubscribe import link, sign
 from lifecycle_messaging.metrics import CONSENT_CHANGES, CONSENT_CHANGES_REFUSED, CONSENT_UNRESOLVED, suppressed
 
@@ -70,18 +70,32 @@ class Links:
         return self.for_message(message_id) if purpose_of(template) == MARKETING else None
 
 
-async def suppress_without_consent(conn: AsyncConnection, claimed: Sequence[Any], *, require_opt_in: bool) -> set[str]:
-    """Claimed messages (id, template, recipient) that may not go for lack of consent: marked suppressed with
-    reason `consent`, counted and logged (id, template, reason). Their ids."""
+async def suppress_without_consent(conn: AsyncConnection, claimed: Sequence[Any], *, require_opt_in: bool,
+                                   erasure_pepper: bytes | None = None) -> set[str]:
+    """Claimed messages (id, template, recipient) that may not go: to an erased address (an erasure's suppression
+    marker, docs/erasure.md; any purpose), reason `erased`; marketing for lack of consent, reason `consent`. Marked
+    suppressed, counted and logged (id, template, reason). Their ids."""
+    marked = await _suppress_erased(conn, claimed, erasure_pepper) if erasure_pepper else set()
+    claimed = [row for row in claimed if row.id not in marked]
     marketing = [row for row in claimed if purpose_of(row.template) == MARKETING]
     addresses = {row.id: valid_address(row.recipient) or (row.recipient or "") for row in marketing}
     states = await consent.states_of(conn, sorted(set(addresses.values())), channel=EMAIL, purpose=MARKETING)
     reasons = {row.id: CONSENT for row in marketing
                if not may_send(MARKETING, states.get(addresses[row.id]), require_opt_in=require_opt_in)}
-    marked = set(await latest.suppress(conn, reasons))
+    withheld = set(await latest.suppress(conn, reasons))
     for row in marketing:
-        if row.id in marked:
+        if row.id in withheld:
             suppressed(row.id, row.template, CONSENT)
+    return marked | withheld
+
+
+async def _suppress_erased(conn: AsyncConnection, claimed: Sequence[Any], pepper: bytes) -> set[str]:
+    erased = await erasure.erased_addresses(conn, sorted({row.recipient for row in claimed if row.recipient}),
+                                            pepper=pepper)
+    marked = set(await latest.suppress(conn, {row.id: ERASED for row in claimed if row.recipient in erased}))
+    for row in claimed:
+        if row.id in marked:
+            suppressed(row.id, row.template, ERASED)
     return marked
 
 

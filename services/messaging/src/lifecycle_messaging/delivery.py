@@ -31,6 +31,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 import aiosmtplib
+from lifecycle_shared.erasure import pepper_of
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.runtime import ServiceRuntime
 
@@ -141,7 +142,8 @@ async def deliver_once(runtime: ServiceRuntime, settings: MessagingSettings, fre
         overtaken |= early
         overtaken |= await suppress_off_campaign(conn, [row for row in claimed if row.id not in overtaken], book)
         overtaken |= await suppress_without_consent(conn, [row for row in claimed if row.id not in overtaken],
-                                                    require_opt_in=settings.require_opt_in)
+                                                    require_opt_in=settings.require_opt_in,
+                                                    erasure_pepper=pepper_of(settings.erasure_pepper))
         gated = await gate(conn, [row for row in claimed if row.id not in overtaken], settings, now, book)
         overtaken |= gated.ids
     links = links_of(settings, freshness)

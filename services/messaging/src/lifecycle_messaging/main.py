@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
+from lifecycle_shared.erasure import pepper_of
+from lifecycle_shared.erasure_reports import report_router
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.pages import page_router
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
@@ -47,7 +49,8 @@ def build_runtime(settings: MessagingSettings, book: CampaignBook,
                                         settings.kafka.topics.loyalty_events],
                                 route=routes_and_webhooks(brand=settings.brand_name, freshness=freshness,
                                                           default_locale=settings.default_locale,
-                                                          links=links_of(settings, freshness), book=book)),),
+                                                          links=links_of(settings, freshness), book=book,
+                                                          erasure_pepper=pepper_of(settings.erasure_pepper))),),
         # The campaigns in force: the handlers, the delivery worker and the admin routes all read them.
         shared=(campaigns_poll,),
         workers=(email_worker(settings, freshness, book), contact_sweeper(settings),
@@ -63,7 +66,7 @@ def create_app(settings: MessagingSettings, *, clock: Callable[[], datetime] = u
     app = create_service_app(title="Lifecycle messaging", settings=settings,
                              build_runtime=lambda: build_runtime(settings, book, clock),
                              routers=[router, lift_router, page_router("/campaigns", CAMPAIGNS_PAGE), webhooks_router,
-                                      campaigns_router, consent.operator, consent.public])
+                                      campaigns_router, consent.operator, consent.public, report_router()])
     app.state.clock = clock  # the routes' `Now` (consent changes, unsubscribe links' expiry)
     app.state.campaigns = book  # the admin routes refresh it after a change
     return app

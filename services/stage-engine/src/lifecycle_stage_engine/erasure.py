@@ -5,6 +5,7 @@ the erasures that happened. A repeat erases and announces nothing and returns th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from lifecycle_shared.db import add_to_outbox
 from lifecycle_shared.events import ERASURE_REQUESTED_TYPE, CloudEvent, ErasureRequestedData
@@ -30,3 +31,22 @@ async def erase_and_announce(conn: AsyncConnection, any_id: str, *, pepper: byte
     if report is not None and not report.repeated:
         await add_to_outbox(conn, [(topic, erasure_requested(report))])
     return report
+
+
+# The services an erasure's report covers. Ingest keeps nothing keyed by customer in its database (docs/erasure.md):
+# its part is complete with nothing to count; messaging's and loyalty's are read from their own reports.
+REPORTING_SERVICES = ("messaging", "loyalty")
+
+
+def assembled(own: ErasureReport, reported: dict[str, dict[str, int] | None]) -> dict[str, Any]:
+    """The erasure's report from the stage engine's own counts and each other service's (None: not applied yet,
+    or not reachable): `complete` once every service has applied it."""
+    services: dict[str, dict[str, Any]] = {
+        "stage-engine": {"status": "complete", "counts": own.counts},
+        "ingest": {"status": "complete", "counts": {}},
+    }
+    for name in REPORTING_SERVICES:
+        counts = reported.get(name)
+        services[name] = {"status": "pending" if counts is None else "complete", "counts": counts}
+    status = "complete" if all(part["status"] == "complete" for part in services.values()) else "pending"
+    return {"erasure_id": own.erasure_id, "requested_at": own.requested_at, "status": status, "services": services}

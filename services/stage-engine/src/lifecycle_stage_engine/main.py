@@ -14,6 +14,7 @@ from lifecycle_stage_engine.analytics.dashboard import router as dashboard_route
 from lifecycle_stage_engine.analytics.routes import admin_router as analytics_admin_router
 from lifecycle_stage_engine.analytics.routes import router as analytics_router
 from lifecycle_stage_engine.api.admin import router as admin_router
+from lifecycle_stage_engine.api.erasures import router as erasures_router
 from lifecycle_stage_engine.api.routes import router
 from lifecycle_stage_engine.handlers import routes
 from lifecycle_stage_engine.rulebook import RuleBook
@@ -61,5 +62,5 @@ def create_app(settings: StageEngineSettings, *, clock: Callable[[], datetime] =
 
     return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
                               build_runtime=lambda: build_runtime(settings, rulebook, clock),
-                              routers=[router, admin_router, analytics_router, analytics_admin_router,
+                              routers=[router, admin_router, erasures_router, analytics_router, analytics_admin_router,
                                        dashboard_router])

@@ -51,6 +51,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # LIFECYCLE_API_TOKENS for every service (comma-separated); empty: whatever the environment has.
     api_tokens: str = ""
+    # LIFECYCLE_ERASURE_PEPPER for every service (docs/erasure.md); empty: whatever the environment has.
+    erasure_pepper: str = ""
 
     @property
     def api_token(self) -> str:
@@ -75,7 +77,11 @@ class StackConfig:
             "LIFECYCLE_MESSAGING_SMTP_PORT": str(self.smtp_port),
             # The unsubscribe links in the stack's emails lead to its own messaging service.
             "LIFECYCLE_MESSAGING_PUBLIC_URL": f"http://127.0.0.1:{self.ports['messaging']}",
+            # The stage engine's erasure report reads messaging's and loyalty's.
+            "LIFECYCLE_STAGE_ENGINE_MESSAGING_URL": f"http://127.0.0.1:{self.ports['messaging']}",
+            "LIFECYCLE_STAGE_ENGINE_LOYALTY_URL": f"http://127.0.0.1:{self.ports['loyalty']}",
             **({"LIFECYCLE_API_TOKENS": self.api_tokens} if self.api_tokens else {}),
+            **({"LIFECYCLE_ERASURE_PEPPER": self.erasure_pepper} if self.erasure_pepper else {}),
             **self.extra_env,
         }
 

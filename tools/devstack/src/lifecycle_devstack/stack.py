@@ -49,6 +49,12 @@ def api_tokens(data_dir: Path) -> str:
     return os.environ.get("LIFECYCLE_API_TOKENS", "").strip() or _kept_secret(data_dir / "api-token")
 
 
+def erasure_pepper(data_dir: Path) -> str:
+    """LIFECYCLE_ERASURE_PEPPER if set, else one generated once and kept in the data folder (docs/erasure.md:
+    losing it ends the suppression of erased addresses)."""
+    return os.environ.get("LIFECYCLE_ERASURE_PEPPER", "").strip() or _kept_secret(data_dir / "erasure-pepper")
+
+
 ADMIN_TOKEN_VARIABLES = ("LIFECYCLE_INGEST_ADMIN_TOKEN", "LIFECYCLE_STAGE_ENGINE_ADMIN_TOKEN",
                          "LIFECYCLE_MESSAGING_ADMIN_TOKEN", "LIFECYCLE_LOYALTY_ADMIN_TOKEN")
 
@@ -100,7 +106,8 @@ def up(data_dir: Path, *, postgres_port: int, kafka_port: int, smtp_port: int, f
         config = StackConfig(kafka_bootstrap=bootstrap, kafka_idempotence=idempotence == "true",
                              embedded_broker=broker is not None, postgres_url=postgres_url, smtp_port=smtp_port,
                              ports={s.name: first_port + i for i, s in enumerate(SERVICES)},
-                             api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir))
+                             api_tokens=api_tokens(data_dir), extra_env=admin_tokens(data_dir),
+                             erasure_pepper=erasure_pepper(data_dir))
         messaging_url = f"http://127.0.0.1:{config.ports['messaging']}"
         config.extra_env["LIFECYCLE_STAGE_ENGINE_CAMPAIGNS_PAGE_URL"] = f"{messaging_url}/campaigns"
         mail = start_mail_sink(data_dir / "mail", smtp_port, logs / "mail.log")

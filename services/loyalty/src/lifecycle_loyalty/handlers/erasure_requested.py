@@ -17,7 +17,7 @@ from lifecycle_loyalty.db import erasure
 async def handle_erasure_requested(conn: AsyncConnection, events: list[Typed[ErasureRequestedData]], *,
                                    pepper: bytes | None) -> Emitted:
     if not pepper:
-        raise PermanentError("customer.erasure_requested needs LIFECYCLE_LOYALTY_ERASURE_PEPPER")
+        raise PermanentError("customer.erasure_requested needs LIFECYCLE_ERASURE_PEPPER")
     for typed in events:
         await erasure.erase(conn, typed.data.erasure_id, typed.data.id_hashes, pepper=pepper,
                             now=typed.data.requested_at)

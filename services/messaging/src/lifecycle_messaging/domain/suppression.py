@@ -8,6 +8,8 @@ one messaging has seen and is still news:
   - a backlog caught up late is not news;
 - `consent`: a marketing message to an address whose consent does not allow it (`domain.consent`),
   judged when the delivery worker claims it;
+- `erased`: its customer was erased while it waited, or its address carries an erasure's suppression marker
+  (`db.erasure`), judged when the delivery worker claims it, whatever the message's purpose;
 - `cancelled`, `audience`, `campaign_disabled`: its campaign's conditions no longer hold when it is due
   (`campaigning.py`): the customer did what cancels it (the cart was bought), is no longer in the audience,
   or the campaign was disabled or deleted.
@@ -43,8 +45,9 @@ FREQUENCY_CAP = "frequency_cap"  # the caps would keep it waiting too long (`dom
 CANCELLED = "cancelled"  # the customer did what its campaign's `cancelled_by` names, after its cause
 AUDIENCE = "audience"  # the customer is no longer in its campaign's audience
 CAMPAIGN_DISABLED = "campaign_disabled"  # its campaign was disabled or deleted while it waited
+ERASED = "erased"  # its customer was erased, or its address was (docs/erasure.md): never sent
 # Every reason a message may be suppressed for (metrics' `reason` label values, pre-initialised).
-REASONS = (SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP, CANCELLED, AUDIENCE, CAMPAIGN_DISABLED)
+REASONS = (SUPERSEDED, STALE, CONSENT, HOLDOUT, FREQUENCY_CAP, CANCELLED, AUDIENCE, CAMPAIGN_DISABLED, ERASED)
 # The trigger of a message about a stage transition (`domain.triggers`; NULL on rows from before campaigns).
 STAGE_TRIGGER = "stage_changed"
 

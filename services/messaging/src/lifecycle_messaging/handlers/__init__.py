@@ -9,7 +9,8 @@ goes through both, its own first.
 
 Touchpoints about consent: `touchpoint.unsubscribed` / `touchpoint.subscribed` (track `Unsubscribed` /
 `Subscribed`), and the opt-in traits of identify / signed-up (`handlers.contacts`): docs/messaging.md
-"Consent and unsubscribe". Orders and refunds (`touchpoint.order_completed` / `touchpoint.order_refunded`) for
+"Consent and unsubscribe". `customer.erasure_requested` (`handlers.erasure_requested`): docs/erasure.md. Orders
+and refunds (`touchpoint.order_completed` / `touchpoint.order_refunded`) for
 campaign lift: docs/messaging.md "Campaign lift".
 
 Not routed, so skipped undecoded: every other event type on the topics - among them
@@ -22,12 +23,14 @@ from functools import partial
 from typing import Any
 
 from lifecycle_shared.events import (
+    ERASURE_REQUESTED_TYPE,
     IDENTITY_MERGED_TYPE,
     POINTS_EXPIRING_TYPE,
     REWARD_REDEEMED_TYPE,
     STAGE_CHANGED_TYPE,
     TIER_CHANGED_TYPE,
     TOUCHPOINT_TYPE_PREFIX,
+    ErasureRequestedData,
     IdentityMergedData,
     PointsExpiringData,
     RewardRedeemedData,
@@ -42,6 +45,7 @@ from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.consenting import Links
 from lifecycle_messaging.handlers.campaign_touchpoints import handle_campaign_touchpoints
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
+from lifecycle_messaging.handlers.erasure_requested import handle_erasure_requested
 from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
 from lifecycle_messaging.handlers.loyalty_events import handle_loyalty_events
 from lifecycle_messaging.handlers.order_completed import ORDER_COMPLETED_TYPE, handle_order_completed
@@ -54,9 +58,10 @@ from lifecycle_messaging.suppressing import Freshness
 
 
 def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", links: Links | None = None,
-           book: CampaignBook | None = None) -> Router:
+           book: CampaignBook | None = None, erasure_pepper: bytes | None = None) -> Router:
     """`links`: the unsubscribe links marketing messages carry in their body (None: the delivery worker adds
-    them to the headers only). `book`: the campaigns in force (default: the shipped ones)."""
+    them to the headers only). `book`: the campaigns in force (default: the shipped ones). `erasure_pepper`: the
+    key of the hashes erasures name customers by (docs/erasure.md; None: erasures are dead-lettered)."""
     rendering = Rendering(book=book or CampaignBook(), brand=brand, default_locale=default_locale, links=links)
     contacts = Route(TouchpointData, partial(handle_contacts, clock=freshness.clock))
     loyalty = partial(handle_loyalty_events, freshness=freshness, rendering=rendering)
@@ -64,6 +69,7 @@ def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", link
         STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, freshness=freshness,
                                                             rendering=rendering)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
+        ERASURE_REQUESTED_TYPE: Route(ErasureRequestedData, partial(handle_erasure_requested, pepper=erasure_pepper)),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,
         UNSUBSCRIBED_TYPE: Route(TouchpointData, partial(handle_unsubscribed, clock=freshness.clock)),
@@ -99,10 +105,11 @@ def _then(first: Handler, second: Handler) -> Handler:
 
 
 def routes_and_webhooks(*, brand: str, freshness: Freshness, default_locale: str = "en",
-                        links: Links | None = None, book: CampaignBook | None = None) -> Router:
+                        links: Links | None = None, book: CampaignBook | None = None,
+                        erasure_pepper: bytes | None = None) -> Router:
     """`routes`, each event type a webhook endpoint may subscribe to also fanned out to the endpoints
     (`handlers.webhooks`), in the same transaction."""
     from lifecycle_messaging.handlers.webhooks import with_webhooks
 
     return with_webhooks(routes(brand=brand, freshness=freshness, default_locale=default_locale, links=links,
-                                book=book))
+                                book=book, erasure_pepper=erasure_pepper))

@@ -86,3 +86,14 @@ async def erase(conn: AsyncConnection, any_id: str, *, pepper: bytes, now: datet
     the_id, hashes = erasure_id(root), id_hashes(pepper, ids)
     await conn.execute(_RECORD, {"erasure_id": the_id, "hashes": hashes, "counts": json.dumps(counts), "now": now})
     return ErasureReport(the_id, now, counts, hashes, repeated=False)
+
+
+_BY_ID = text("SELECT erasure_id::text, counts, id_hashes, requested_at FROM erasures "
+              "WHERE erasure_id = CAST(:id AS uuid)")
+
+
+async def recorded(conn: AsyncConnection, erasure_id: str) -> ErasureReport | None:
+    """The erasure recorded under `erasure_id` (a uuid), as its first run reported it; None: no such erasure."""
+    row = (await conn.execute(_BY_ID, {"id": erasure_id})).first()
+    return None if row is None else ErasureReport(row.erasure_id, row.requested_at, dict(row.counts),
+                                                  list(row.id_hashes), repeated=True)
