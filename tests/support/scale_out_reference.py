@@ -143,10 +143,11 @@ async def observed(postgres_url: str, database_prefix: str, customers: set[str])
                           "SELECT customer_id, to_stage FROM transitions WHERE customer_id = ANY($1) ORDER BY seq"):
         found[row["customer_id"]].stages.append(row["to_stage"])
     for row in await rows("lifecycle_stage_engine",
-                          "SELECT p.customer_id, count(*) AS n FROM touchpoints t JOIN profiles p ON p.id = t.profile_id"
-                          " WHERE p.customer_id = ANY($1) GROUP BY p.customer_id"):
+                          "SELECT p.customer_id, count(*) AS n FROM touchpoints t JOIN profiles p"
+                          " ON p.id = t.profile_id WHERE p.customer_id = ANY($1) GROUP BY p.customer_id"):
         found[row["customer_id"]].touchpoints = row["n"]
-    for row in await rows("lifecycle_messaging", "SELECT customer_id, template FROM messages WHERE customer_id = ANY($1)"):
+    for row in await rows("lifecycle_messaging",
+                          "SELECT customer_id, template FROM messages WHERE customer_id = ANY($1)"):
         found[row["customer_id"]].templates[row["template"]] += 1
     for row in await rows("lifecycle_loyalty", "SELECT customer_id, kind, order_id, points FROM ledger_entries"
                                                " WHERE customer_id = ANY($1)"):
