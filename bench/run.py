@@ -14,6 +14,8 @@ no-Kafka FastAPI endpoint), then measures, in order:
   8. stage-engine events/s over a pre-loaded backlog
   9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
+ 10. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
+     in the same phase (bench/scale_out.py)
 Each product figure is printed with its ratio to its baseline (batches: to the producer; single
 events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,
 raw numbers and the cores each process (the load generator included) used per phase. Measurement
@@ -50,6 +52,7 @@ from payloads import backlog_records, batch_bodies, body_stats, producer_values,
 from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
 from pyspy import Recorder, render, summarize  # noqa: E402
 from report import add_ratios, code_version, machine, median_of, table, write  # noqa: E402
+from scale_out import scale_out  # noqa: E402
 
 FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_000, "value_bytes": 400,
         "upsert_rows": 50_000, "upsert_runs": 3, "upsert_keys": 10_000, "upsert_batch": 1_000,
@@ -92,7 +95,7 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-PHASES = ("producer", "upsert", "http", "stage_engine", "latency")
+PHASES = ("producer", "upsert", "http", "stage_engine", "latency", "scale_out")
 
 
 async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, client: str,
@@ -110,6 +113,10 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
         await stage_engine_phase(h, p, data, product, timings, meter)
     if "latency" in only:
         await latency_phases(h, p, product, timings, client, meter)
+    if "scale_out" in only:  # last: it leaves extra stage-engine instances running
+        mark = time.perf_counter()
+        product["stage_engine_scale_out"] = await scale_out(h, p, phase_for=lambda: PhaseCpu(meter))
+        timings["scale_out"] = time.perf_counter() - mark
 
 
 async def producer_phase(h: Harness, p: dict, data: dict, base: dict, timings: dict, meter: CpuMeter) -> None:

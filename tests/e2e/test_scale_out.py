@@ -8,6 +8,7 @@ and reads the databases with plain SQL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,11 +40,11 @@ class Fleet:
     key: str = ""
     instances: dict[str, list[ServiceProcess]] = field(default_factory=lambda: {s: [] for s in CONSUMING})
 
-    def add(self, service: str) -> ServiceProcess:
-        """One more instance of `service`, on its own port, started (not yet ready)."""
+    def add(self, service: str, **env: str) -> ServiceProcess:
+        """One more instance of `service`, on its own port (and with `env` added), started (not yet ready)."""
         number = len(self.instances[service])
-        process = ServiceProcess(BY_NAME[service], self.config, self.logs / f"{service}-{number}.log",
-                                 port=free_port())
+        config = dataclasses.replace(self.config, extra_env={**self.config.extra_env, **env})
+        process = ServiceProcess(BY_NAME[service], config, self.logs / f"{service}-{number}.log", port=free_port())
         process.start()
         self.instances[service].append(process)
         return process
@@ -152,7 +153,8 @@ async def test_a_sigtermed_instance_drains_commits_and_exits_0(crew: Fleet):
     want = reference.expected(stream.events)
     async with httpx.AsyncClient(timeout=30) as client:
         await crew.send(client, stream.journeys)  # a backlog, before any consumer runs
-        first = [crew.add(s) for s in CONSUMING]
+        # Small batches: the drain ends the first instances well before the end of the backlog.
+        first = [crew.add(s, LIFECYCLE_KAFKA_MAX_POLL_RECORDS="20") for s in CONSUMING]
         await ready(*first)
         busy = {"stage-engine": "SELECT count(*) FROM touchpoints", "loyalty": "SELECT count(*) FROM ledger_entries",
                 "messaging": "SELECT count(*) FROM messages"}
@@ -165,11 +167,10 @@ async def test_a_sigtermed_instance_drains_commits_and_exits_0(crew: Fleet):
         for process in first:
             # Within its grace (the drain, the relay's last round, closing): a clean exit, not a kill.
             assert await asyncio.to_thread(process.process.wait, DRAIN_S + 20) == 0
-        # The stage engine stopped after the batch in hand (500 records at most), far from the end: the
-        # instance after it had most of the backlog to apply.
+        # The stage engine stopped after the batch in hand, before the end: the next instance had work left.
         applied = await crew.rows("stage-engine", "SELECT count(*) FROM touchpoints")
         sent = sum(map(len, stream.journeys))
-        assert applied < sent - 500, (applied, sent)
+        assert applied < sent, f"the first stage engine applied all {sent} events before its SIGTERM"
         second = [crew.add(s) for s in CONSUMING]
         await ready(*second)
         await refunds_when_booked(crew, client, stream)
