@@ -154,13 +154,12 @@ async def test_a_sigtermed_instance_drains_commits_and_exits_0(crew: Fleet):
     async with httpx.AsyncClient(timeout=30) as client:
         await crew.send(client, stream.journeys)  # a backlog, before any consumer runs
         # Small batches: the drain ends the first instances well before the end of the backlog.
-        first = [crew.add(s, LIFECYCLE_KAFKA_MAX_POLL_RECORDS="20") for s in CONSUMING]
-        await ready(*first)
+        first = [crew.add(s, LIFECYCLE_KAFKA_MAX_POLL_RECORDS="10") for s in CONSUMING]
         busy = {"stage-engine": "SELECT count(*) FROM touchpoints", "loyalty": "SELECT count(*) FROM ledger_entries",
                 "messaging": "SELECT count(*) FROM messages"}
         for process in first:  # each as soon as it has applied something: in the middle of the backlog
             name, sql = process.service.name, busy[process.service.name]
-            await eventually(lambda sql=sql, name=name: crew.rows(name, sql), interval_s=0.05,
+            await eventually(lambda sql=sql, name=name: crew.rows(name, sql), timeout_s=90, interval_s=0.05,
                              what=f"{name} to start consuming")
             assert process.process is not None
             process.process.terminate()
