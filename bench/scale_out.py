@@ -41,15 +41,15 @@ def instances(harness: Harness, count: int) -> list[str]:
     return names
 
 
-async def consumed(client: httpx.AsyncClient, harness: Harness, names: list[str]) -> float | None:
-    """Events the instances consumed since they started (None until every one answers)."""
-    total = 0.0
+async def consumed(client: httpx.AsyncClient, harness: Harness, names: list[str]) -> dict[str, float | None]:
+    """Events each instance consumed since it started (None while it does not answer)."""
+    counts: dict[str, float | None] = {}
     for name in names:
         try:
-            total += metric_sum(await metrics_text(client, harness.url(name)), CONSUMED, consumer="stage-engine")
+            counts[name] = metric_sum(await metrics_text(client, harness.url(name)), CONSUMED, consumer="stage-engine")
         except httpx.HTTPError:
-            return None
-    return total
+            counts[name] = None
+    return counts
 
 
 async def one_count(harness: Harness, count: int, records: list[tuple[bytes, bytes]], *, phase: Phase,
@@ -60,9 +60,11 @@ async def one_count(harness: Harness, count: int, records: list[tuple[bytes, byt
     for name in names:
         harness.processes[name].start()
     first = done = None
+    counts: dict[str, float | None] = {}
     async with httpx.AsyncClient(timeout=5) as client:
         while time.perf_counter() - started < timeout_s:
-            total = await consumed(client, harness, names)
+            counts = await consumed(client, harness, names)
+            total = None if None in counts.values() else sum(c or 0.0 for c in counts.values())
             now = time.perf_counter()
             if total is not None and total > 0 and first is None:
                 first = (now, total)
@@ -72,10 +74,12 @@ async def one_count(harness: Harness, count: int, records: list[tuple[bytes, byt
                 phase("end")
                 break
             await asyncio.sleep(0.1)
-    result = {"instances": count, "backlog": len(records), "produce": produced}
+    result = {"instances": count, "backlog": len(records), "produce": produced, "consumed_per_instance": counts}
     if first is None or done is None:
         phase("end")
-        return result | {"rate": None, "error": f"{count} instances did not reach {len(records)} in {timeout_s}s"}
+        exited = [name for name in names if harness.processes[name].process.poll() is not None]
+        return result | {"rate": None, "exited": exited,
+                         "error": f"{count} instances did not reach {len(records)} in {timeout_s}s"}
     measured = len(records) - first[1]
     return result | {"rate": round(measured / (done - first[0]), 1), "measured_events": int(measured),
                      "seconds": round(done - first[0], 3), "first_consumed_after_s": round(first[0] - started, 3)}
