@@ -19,8 +19,10 @@ SINGLE_LOOP = ("bench", "ingest", "ingest-sink", "null-app", "stage-engine", "me
 
 
 def _loops(cores: dict[str, float]) -> list[str]:
-    """Roles that are one event loop: the single-process ones and each worker ("name[w0]")."""
-    return [role for role in cores if role in SINGLE_LOOP or "[w" in role]
+    """Roles that are one event loop: the single-process ones, each worker ("name[w0]") and each further
+    instance ("stage-engine-2")."""
+    return [role for role in cores if role in SINGLE_LOOP or "[w" in role
+            or (role.rpartition("-")[0] in SINGLE_LOOP and role.rpartition("-")[2].isdigit())]
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:

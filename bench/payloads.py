@@ -88,9 +88,10 @@ def order_body(user: str, *, revenue: float, rng: random.Random) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def backlog_records(count: int, *, customers: int, source: str = "bench", seed: int = 3
+def backlog_records(count: int, *, customers: int, source: str = "bench", seed: int = 3, first_customer: int = 0
                     ) -> list[tuple[bytes, bytes]]:
-    """(key, value) records for the touchpoints topic, built like ingest builds them.
+    """(key, value) records for the touchpoints topic, built like ingest builds them, by customers
+    `first_customer` .. `first_customer + customers - 1`.
 
     Each customer's events get increasing timestamps, so the stage engine folds them in order.
     """
@@ -99,7 +100,7 @@ def backlog_records(count: int, *, customers: int, source: str = "bench", seed: 
     records = []
     for index, kind in enumerate(_kinds(rng, count)):
         at = start + timedelta(milliseconds=index)
-        raw = storefront_event(kind, customer_id(rng.randrange(customers)), rng=rng, at=at)
+        raw = storefront_event(kind, customer_id(first_customer + rng.randrange(customers)), rng=rng, at=at)
         event = to_cloud_event(normalise(raw, received_at=at), source=source)
         records.append((event.subject.encode(), event.to_bytes()))
     return records

@@ -152,6 +152,8 @@ def table(report: dict) -> str:
         lines.append(f"{'  (restart -> first event applied':<46} {_fmt(fig.get('first_consumed_after_s'), 1):>10}  "
                      f"{'s':<10} start-up + consumer-group join; {fig['backlog']:,} events over "
                      f"{fig['params']['customers']:,} customers)")
+    if "stage_engine_scale_out" in p:
+        lines += _scale_out_rows(p["stage_engine_scale_out"], ncpu)
     for name in ("latency", "latency_all_polled"):
         if name in p:
             lines += _latency_rows(p[name], name)
@@ -174,6 +176,23 @@ def table(report: dict) -> str:
     if errors:
         lines += ["", f"errors: {json.dumps(errors)}"]
     return "\n".join(lines)
+
+
+def _scale_out_rows(scale: dict, ncpu: int) -> list[str]:
+    """The stage engine with 1, 2, 3 instances in one group, beside the upsert baseline of the same phase."""
+    base = scale["upsert_baseline"]
+    out = [f"{'[baseline] asyncpg unnest upsert (scale-out)':<46} {_fmt(base.get('rate')):>10}  {'rows/s':<10} "
+           f"{'-':<40} {_cpu_text(base.get('cpu_cores', {}), ('postgres',))}"]
+    for fig in scale["counts"]:
+        r = fig.get("ratio", {})
+        names = ("stage-engine", *(f"stage-engine-{n}" for n in range(2, fig["instances"] + 1)))
+        ratio_text = f"{_fmt(r.get('to_upsert_baseline'), 3)} x upsert, {_fmt(r.get('to_one_instance'), 2)} x one"
+        out.append(f"{'stage engine, ' + str(fig['instances']) + ' instance(s) in one group':<46} "
+                   f"{_fmt(fig.get('rate')):>10}  {'events/s':<10} {ratio_text:<40} "
+                   f"{_cpu_text(fig.get('cpu_cores', {}), names)}")
+        if fig.get("cpu_cores"):
+            out.append(f"{'':<48}{verdict(fig['cpu_cores'], cpu_count=ncpu)}")
+    return out
 
 
 def _latency_rows(lat: dict, name: str) -> list[str]:

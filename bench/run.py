@@ -14,9 +14,11 @@ no-Kafka FastAPI endpoint), then measures, in order:
   8. stage-engine events/s over a pre-loaded backlog
   9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
+ 10. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
+     in the same phase (bench/scale_out.py)
 Then, after the stack has stopped, the services' own benches, each a process starting its own PostgreSQL
-(bench/suites.py): 10. messaging: transitions -> queued sends vs batched INSERT, emails sent vs raw aiosmtplib
-11. loyalty: orders -> ledger entries vs batched INSERT, redemption p99 vs /healthz  12. webhooks: deliveries vs
+(bench/suites.py): 11. messaging: transitions -> queued sends vs batched INSERT, emails sent vs raw aiosmtplib
+12. loyalty: orders -> ledger entries vs batched INSERT, redemption p99 vs /healthz  13. webhooks: deliveries vs
 raw POSTs. `--only` picks phases (e.g. `--only messaging,loyalty`).
 Each product figure is printed with its ratio to its baseline (batches: to the producer; single
 events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,
@@ -54,6 +56,7 @@ from payloads import backlog_records, batch_bodies, body_stats, producer_values,
 from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
 from pyspy import Recorder, render, summarize  # noqa: E402
 from report import add_ratios, code_version, machine, median_of, table, write  # noqa: E402
+from scale_out import scale_out  # noqa: E402
 from suites import SUITES, run_suite  # noqa: E402
 
 FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_000, "value_bytes": 400,
@@ -97,7 +100,7 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency")
+STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency", "scale_out")
 PHASES = (*STACK_PHASES, *SUITES)  # the suites run after the stack has stopped, each on its own
 
 
@@ -116,6 +119,10 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
         await stage_engine_phase(h, p, data, product, timings, meter)
     if "latency" in only:
         await latency_phases(h, p, product, timings, client, meter)
+    if "scale_out" in only:  # last: it leaves extra stage-engine instances running
+        mark = time.perf_counter()
+        product["stage_engine_scale_out"] = await scale_out(h, p, phase_for=lambda: PhaseCpu(meter))
+        timings["scale_out"] = time.perf_counter() - mark
 
 
 async def producer_phase(h: Harness, p: dict, data: dict, base: dict, timings: dict, meter: CpuMeter) -> None:

@@ -19,6 +19,8 @@ import gc
 import importlib
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,7 +55,14 @@ def _uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """One process: this app, on this process's event loop."""
     tune_gc()
+    exit_0_after_sigterm()
     uvicorn.run(app, **_uvicorn_options(settings))
+
+
+def exit_0_after_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM (the lifespan drains the consumers), then raises the signal
+    again for the handler it found: this one, so a clean stop ends with status 0, not killed by SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 
 def _import_path(obj: Callable[..., object]) -> str:

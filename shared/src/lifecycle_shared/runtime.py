@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from lifecycle_shared.db import create_engine, ping
 from lifecycle_shared.errors import describe_error
@@ -38,6 +38,8 @@ Role = Literal["api", "consumer", "all"]
 ROLES: tuple[Role, ...] = ("api", "consumer", "all")
 # What `api_needs` may name: the infrastructure checks `readiness` makes.
 INFRA_CHECKS = ("database", "broker", "topics")
+# How long a stopping service's relay may take over its last round before it is cancelled.
+RELAY_FINISH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ class ServiceRuntime:
         self._checks: dict[str, Callable[[], bool]] = {}
         self._prepare = prepare
         self._tasks: list[asyncio.Task[None]] = []
-        self._consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]] = []
+        self._consumers: list[tuple[ConsumerRunner, asyncio.Task[None]]] = []
         self._runners: list[ConsumerRunner] = []
         self._stopping: asyncio.Future[None] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         self.topics = TopicWatch(settings.kafka, on_restart=self._rejoin)
 
     async def start(self) -> None:
@@ -89,7 +92,8 @@ class ServiceRuntime:
         if self._prepare:
             await self._prepare(self)
         if self.relay:
-            self._tasks.append(self._spawn("outbox-relay", self.relay.run))
+            self._relay_task = self._spawn("outbox-relay", self.relay.run)
+            self._tasks.append(self._relay_task)
         self._start_consumers()
         if self._consumer_specs:  # lag from the broker on a timer: it grows even while a consumer is stuck
             monitor = LagMonitor(self.settings.kafka, {spec.group: spec.topics for spec in self._consumer_specs},
@@ -107,22 +111,32 @@ class ServiceRuntime:
                 event_types=routed_types(spec.route),
             )
             self._runners.append(runner)
-            self._consumers.append((consumer, self._spawn(spec.group, runner.run)))
+            self._consumers.append((runner, self._spawn(spec.group, runner.run)))
 
-    async def _stop_consumers(self) -> None:
-        consumers, self._consumers, self._runners = self._consumers, [], []
+    async def _stop_consumers(self, *, drain_s: float = 0.0) -> None:
+        runners, self._consumers, self._runners = self._consumers, [], []
         # Shielded: a rejoin cancelled half-way (the service stopping) still stops what it took over.
-        self._stopping = asyncio.ensure_future(self._stop(consumers))
+        self._stopping = asyncio.ensure_future(self._stop(runners, drain_s))
         await asyncio.shield(self._stopping)
 
     @staticmethod
-    async def _stop(consumers: list[tuple[AIOKafkaConsumer, asyncio.Task[None]]]) -> None:
-        for _, task in consumers:
+    async def _stop(runners: list[tuple[ConsumerRunner, asyncio.Task[None]]], drain_s: float) -> None:
+        """Each runner drained (its batch in hand applied and committed) within `drain_s`, then cancelled;
+        then each consumer closed, which leaves the group: its partitions move on at once."""
+        tasks = [task for _, task in runners]
+        if drain_s > 0 and tasks:
+            for runner, _ in runners:
+                runner.drain()
+            _, late = await asyncio.wait(tasks, timeout=drain_s)
+            if late:
+                log.warning("consumers did not drain in time; cancelled",
+                            extra={"consumers": sorted(task.get_name() for task in late), "drain_s": drain_s})
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*(task for _, task in consumers), return_exceptions=True)
-        for consumer, _ in consumers:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for runner, _ in runners:
             try:
-                await asyncio.wait_for(consumer.stop(), 10)
+                await asyncio.wait_for(runner.consumer.stop(), 10)
             except Exception as error:  # noqa: BLE001 - a consumer of a vanished group may not stop cleanly
                 log.warning("consumer did not stop cleanly", extra={"error": describe_error(error)})
 
@@ -149,15 +163,27 @@ class ServiceRuntime:
         return asyncio.create_task(supervised(), name=name)
 
     async def stop(self) -> None:
-        for task in self._tasks:  # the topic watch first: it may be starting consumers
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """A graceful stop (SIGTERM): the topic watch first (it may be starting consumers), then the
+        consumers drained (`kafka.drain_timeout_s`), then the relay finished (one last round publishes
+        what their last batches wrote), then the workers."""
+        watch, others = self._tasks[:1], self._tasks[1:]
+        await self._cancel(watch)
         if self._stopping is not None:
             await self._stopping
-        await self._stop_consumers()
+        await self._stop_consumers(drain_s=self.settings.kafka.drain_timeout_s)
+        if self.relay and self._relay_task:
+            self.relay.finish()
+            await asyncio.wait([self._relay_task], timeout=RELAY_FINISH_S)
+        await self._cancel(others)
         await self.topics.remove_sentinel()
         await self.producer.stop()
         await self.engine.dispose()
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def add_check(self, name: str, check: Callable[[], bool]) -> None:
         """One more readiness check of this process (e.g. ingest's keys loaded at least once)."""

@@ -41,6 +41,9 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int = 50
     # How often each service checks that its topics exist (and re-creates what vanished).
     topic_check_interval_s: float = 2.0
+    # A graceful stop (SIGTERM) lets each consumer finish and commit the batch in hand for at most this long
+    # before cancelling it (what it had not committed is then re-read by the partition's next owner).
+    drain_timeout_s: float = 15.0
     # How often each consuming process measures its groups' lag from the broker (lifecycle_consumer_lag).
     lag_interval_s: float = 15.0
     # A broker that keeps topics in memory (the embedded Tansu) loses them on restart; on, each

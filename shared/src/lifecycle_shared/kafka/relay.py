@@ -5,6 +5,9 @@ only after the broker acknowledged it: a crash in between republishes it, and co
 Each row's outcome is its own: a row the broker can never take (larger than a request may be,
 an invalid topic) is set aside (`dead_at`, `last_error`) and logged and counted, and the rows
 behind it go on; a row that failed for a passing reason (the broker is down) is tried again.
+
+`finish` ends the relay gracefully: one more round (what the consumers' last batches wrote), then `run`
+returns - never cancelled mid-round, which would publish rows without deleting them (published again).
 """
 
 from __future__ import annotations
@@ -38,19 +41,30 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        self._finishing = False
         metrics.initialise_service(service)
 
     def wake(self) -> None:
         self._wake.set()
 
+    def finish(self) -> None:
+        """Publish what is there now, then return from `run`."""
+        self._finishing = True
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
+            finishing = self._finishing  # read before the round: the round publishes what was written before
             try:
                 published = await self.publish_once()
             except Exception as error:  # noqa: BLE001 - the database is away: try again shortly
                 log.warning("outbox relay failed; retrying", extra={"error": describe_error(error)})
                 published = 0
+                if finishing:
+                    return  # another instance publishes it
                 await asyncio.sleep(1)
+            if finishing and published < self._batch_size:
+                return
             if published < self._batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)

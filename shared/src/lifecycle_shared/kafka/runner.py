@@ -10,11 +10,16 @@ database being away (failover, crash recovery, too many connections, a lost conn
 record - the batch is re-read after an exponential, capped wait, for as long as it takes, and the
 runner reports itself unready meanwhile; a lost race (deadlock, serialization failure) re-runs the
 record's transaction without using up its attempts; only the rest can dead-letter a record.
+
+Shutdown drains (`drain`): the runner polls no more, finishes the batch it is applying, commits its
+offsets and returns; the runtime then closes the consumer, which leaves the group, so the partitions
+move to the other instances at once and nothing they read was applied here without being committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -86,6 +91,7 @@ class ConsumerRunner:
     _started: bool = field(default=False, init=False)
     # Consecutive batches that failed because the database or broker was away (0: all is well).
     outage: int = field(default=0, init=False)
+    _draining: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         metrics.initialise_consumer(self.name, self.event_types)
@@ -99,16 +105,20 @@ class ConsumerRunner:
         """False while the runner waits for the database or broker (the service's /readyz says so)."""
         return self.outage == 0
 
+    def drain(self) -> None:
+        """Stop after the batch in hand is applied and committed (`run` then returns)."""
+        self._draining.set()
+
     async def run(self) -> None:
         # Joining the group happens here, not in the app's start-up, so /healthz answers at once.
         if not self._started:
             await self.consumer.start()
             self._started = True
-        while True:
+        while not self._draining.is_set():
             batches = await self.consumer.getmany(timeout_ms=500)
             records = [record for batch in batches.values() for record in batch]
-            if not records:
-                continue
+            if not records or self._draining.is_set():
+                continue  # polled while draining: left uncommitted, for the partition's next owner
             polled_ms = time.time() * 1000
             age = metrics.RECORD_AGE_AT_POLL.labels(self.name)
             for record in records:
@@ -125,7 +135,8 @@ class ConsumerRunner:
                             extra={"consumer": self.name, "outage": self.outage, "wait_s": round(wait, 1),
                                    "error": describe_error(error.__cause__ or error)})
                 self._rewind(records)
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):  # a drain ends the wait
+                    await asyncio.wait_for(self._draining.wait(), wait)
                 continue
             if self.outage:
                 log.warning("infrastructure back", extra={"consumer": self.name, "outage": self.outage})
