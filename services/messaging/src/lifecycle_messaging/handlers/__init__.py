@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lifecycle_shared.events import (
     IDENTITY_MERGED_TYPE,
@@ -54,10 +55,13 @@ from lifecycle_messaging.suppressing import Freshness
 
 
 def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", links: Links | None = None,
-           book: CampaignBook | None = None) -> Router:
+           book: CampaignBook | None = None, shop_url: str | None = None,
+           shop_zone: ZoneInfo = ZoneInfo("UTC")) -> Router:
     """`links`: the unsubscribe links marketing messages carry in their body (None: the delivery worker adds
-    them to the headers only). `book`: the campaigns in force (default: the shipped ones)."""
-    rendering = Rendering(book=book or CampaignBook(), brand=brand, default_locale=default_locale, links=links)
+    them to the headers only). `book`: the campaigns in force (default: the shipped ones). `shop_url` and
+    `shop_zone`: the shop's web address (None: not set) and zone, for the templates."""
+    rendering = Rendering(book=book or CampaignBook(), brand=brand, default_locale=default_locale, links=links,
+                          shop_url=shop_url, shop_zone=shop_zone)
     contacts = Route(TouchpointData, partial(handle_contacts, clock=freshness.clock))
     loyalty = partial(handle_loyalty_events, freshness=freshness, rendering=rendering)
     fixed = route_by_type({
@@ -99,10 +103,11 @@ def _then(first: Handler, second: Handler) -> Handler:
 
 
 def routes_and_webhooks(*, brand: str, freshness: Freshness, default_locale: str = "en",
-                        links: Links | None = None, book: CampaignBook | None = None) -> Router:
+                        links: Links | None = None, book: CampaignBook | None = None, shop_url: str | None = None,
+                        shop_zone: ZoneInfo = ZoneInfo("UTC")) -> Router:
     """`routes`, each event type a webhook endpoint may subscribe to also fanned out to the endpoints
     (`handlers.webhooks`), in the same transaction."""
     from lifecycle_messaging.handlers.webhooks import with_webhooks
 
     return with_webhooks(routes(brand=brand, freshness=freshness, default_locale=default_locale, links=links,
-                                book=book))
+                                book=book, shop_url=shop_url, shop_zone=shop_zone))
