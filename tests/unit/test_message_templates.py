@@ -295,6 +295,28 @@ def test_the_email_is_text_and_html_alternatives_with_encoded_headers(locale, br
         assert back.get_body(("html",)).get_content() == rendered.html
 
 
+@pytest.mark.parametrize("subject", [
+    "1.250 điểm của bạn sẽ hết hạn vào ngày 19/05/2026 - dùng ngay kẻo lỡ!",
+    "คะแนนสะสม 1,250 คะแนนของคุณจะหมดอายุวันที่ 19 พฤษภาคม 2569 รีบใช้ก่อนนะคะ",
+    "Chúc mừng Lan đã lên hạng Silver! " * 6 + "xong", "A plain English subject " * 8 + "end"])
+def test_a_long_subject_reads_back_with_every_space(subject):
+    """Python 3.11's folder loses the space at a fold between two encoded words (CPython gh-144156)."""
+    rendered = Rendered(template="t", locale="vi", subject=subject, text="x\n", html="<p>x</p>")
+    wire = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTP)
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
+
+
+@given(subject=st.text(st.characters(categories=["L", "M", "N", "P", "Zs"]), min_size=1, max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_any_subject_reads_back_whole(subject):
+    subject = header_safe(subject)
+    rendered = Rendered(template="t", locale="th", subject=subject, text="x\n", html="<p>x</p>")
+    wire = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTP)
+    assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
+
+
 def test_an_older_plain_text_row_is_sent_as_it_was():
     row = SimpleNamespace(id="m1", recipient="a@example.com", subject="Welcome", template="welcome",
                           customer_id="c1", body="Hi Ann,\n", html=None, locale=None, preheader=None,
