@@ -32,6 +32,7 @@ from lifecycle_messaging.consenting import Links
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.campaigns import Campaign
+from lifecycle_messaging.domain.local_time import UTC_ZONE
 from lifecycle_messaging.domain.people import Alias, follows, person_of, repeats
 from lifecycle_messaging.domain.suppression import STAGE_TRIGGER, SUPPRESSED, Position, suppression
 from lifecycle_messaging.domain.templates import render
@@ -91,7 +92,7 @@ class Rendering:
     default_locale: str = "en"
     links: Links | None = None
     shop_url: str | None = None
-    shop_zone: ZoneInfo = ZoneInfo("UTC")
+    shop_zone: ZoneInfo = UTC_ZONE
 
 
 def addressee(customer_id: str, user_id: str | None, linked_ids: list[str], *, owners: dict[str, str],

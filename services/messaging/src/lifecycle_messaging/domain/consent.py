@@ -3,8 +3,8 @@
 Consent is kept per address (normalised), channel (`email`) and purpose. Every template is either
 `marketing` (it promotes: welcome, nudges, offers, invitations, win-backs, the feedback request a few days
 later) or `transactional` (it is about something the customer just did and would expect to hear about:
-the thank-you for their order, the confirmation of a reward they redeemed). Transactional mail is never held back by consent; marketing is sent only
-to an address whose marketing consent allows it (`may_send`).
+the thank-you for their order, the confirmation of a reward they redeemed). Transactional mail is never held
+back by consent; marketing is sent only to an address whose marketing consent allows it (`may_send`).
 
 States: `subscribed` (said yes), `unsubscribed` (said no: the link, the API, a touchpoint), `bounced` (the
 provider reported a hard bounce), `complained` (marked as spam), `blocked` (an operator said so). An

@@ -5,9 +5,9 @@ brand, in the customer's language). Python's email package writes a non-ASCII su
 RFC 2047 encoded words - or as UTF-8 when the message goes out with SMTPUTF8, which aiosmtplib
 uses only when an address needs it. A long non-ASCII subject is folded by `EncodedSubject`: Python 3.11's
 folder puts the space between two words at the fold, between two encoded words, where a reader drops it
-(RFC 2047 section 6.2: "hết hạn vào" read as "hết hạnvào"; CPython gh-144156). A body part that is not ASCII (Vietnamese, Thai) is base64:
-its bytes reach the reader exactly, whether or not a server on the way takes 8-bit data, and no
-relay rewrites its line ends. An ASCII part stays readable as 7bit.
+(RFC 2047 section 6.2: "hết hạn vào" read as "hết hạnvào"; CPython gh-144156). A body part that is not
+ASCII (Vietnamese, Thai) is base64: its bytes reach the reader exactly, whether or not a server on the
+way takes 8-bit data, and no relay rewrites its line ends. An ASCII part stays readable as 7bit.
 """
 
 from __future__ import annotations

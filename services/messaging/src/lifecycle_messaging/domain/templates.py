@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import escape
 
 from lifecycle_messaging.domain.addresses import header_safe
-from lifecycle_messaging.domain.local_time import customer_zone, local_date
+from lifecycle_messaging.domain.local_time import UTC_ZONE, customer_zone, local_date
 from lifecycle_messaging.domain.locales import FALLBACK, locale_chain
 from lifecycle_messaging.domain.sandbox import Compiled, TemplateError, render_parts
 
@@ -91,7 +91,7 @@ def _day(value: object, traits: Mapping[str, Any], shop_zone: ZoneInfo) -> objec
 
 def variables(traits: Mapping[str, Any], *, brand: str, stage: str | None, locale: str,
               unsubscribe_url: str | None = None, values: Mapping[str, object] | None = None,
-              shop_url: str | None = None, shop_zone: ZoneInfo = ZoneInfo("UTC")) -> dict[str, object]:
+              shop_url: str | None = None, shop_zone: ZoneInfo = UTC_ZONE) -> dict[str, object]:
     """Every template variable (`sandbox.VARIABLES`): from the traits, overridden by `values` (what the
     caller knows better, e.g. the loyalty balance, a reward, when points expire), each cleaned to one line of
     text, a whole number or a day (`expires_at` becomes `expires_on`, the day in the customer's zone)."""
@@ -127,7 +127,7 @@ def html_document(body: str, *, locale: str, subject: str, preheader: str) -> st
 def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: Catalogue,
            stage: str | None = None, default_locale: str = FALLBACK, unsubscribe_url: str | None = None,
            values: Mapping[str, object] | None = None, shop_url: str | None = None,
-           shop_zone: ZoneInfo = ZoneInfo("UTC")) -> Rendered:
+           shop_zone: ZoneInfo = UTC_ZONE) -> Rendered:
     """`template` for this customer, in the first locale of their chain it renders in (`locales`); any
     other locale it has comes after. Raises only if it renders in none (never, for a validated catalogue)."""
     available = catalogue[template]

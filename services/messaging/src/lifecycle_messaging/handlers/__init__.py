@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.consenting import Links
+from lifecycle_messaging.domain.local_time import UTC_ZONE
 from lifecycle_messaging.handlers.campaign_touchpoints import handle_campaign_touchpoints
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
 from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
@@ -56,7 +57,7 @@ from lifecycle_messaging.suppressing import Freshness
 
 def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", links: Links | None = None,
            book: CampaignBook | None = None, shop_url: str | None = None,
-           shop_zone: ZoneInfo = ZoneInfo("UTC")) -> Router:
+           shop_zone: ZoneInfo = UTC_ZONE) -> Router:
     """`links`: the unsubscribe links marketing messages carry in their body (None: the delivery worker adds
     them to the headers only). `book`: the campaigns in force (default: the shipped ones). `shop_url` and
     `shop_zone`: the shop's web address (None: not set) and zone, for the templates."""
@@ -104,7 +105,7 @@ def _then(first: Handler, second: Handler) -> Handler:
 
 def routes_and_webhooks(*, brand: str, freshness: Freshness, default_locale: str = "en",
                         links: Links | None = None, book: CampaignBook | None = None, shop_url: str | None = None,
-                        shop_zone: ZoneInfo = ZoneInfo("UTC")) -> Router:
+                        shop_zone: ZoneInfo = UTC_ZONE) -> Router:
     """`routes`, each event type a webhook endpoint may subscribe to also fanned out to the endpoints
     (`handlers.webhooks`), in the same transaction."""
     from lifecycle_messaging.handlers.webhooks import with_webhooks
