@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, date, datetime
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -306,6 +306,9 @@ def test_a_long_subject_reads_back_with_every_space(subject):
     head = wire.split(b"\r\n\r\n", 1)[0]
     assert head.isascii() and all(len(line) <= 78 for line in head.split(b"\r\n"))
     assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
+    utf8 = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTPUTF8)  # raw UTF-8 header
+    assert str(message_from_string(utf8.decode(), policy=policy.default)["Subject"]) == subject
+    assert subject.isascii() or b"=?utf-8?" not in utf8.split(b"\r\n\r\n", 1)[0]
 
 
 @given(subject=st.text(st.characters(categories=["L", "M", "N", "P", "Zs"]), min_size=1, max_size=300))

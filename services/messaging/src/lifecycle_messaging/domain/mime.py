@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from email.header import Header
 from email.headerregistry import Address
-from email.policy import Policy
+from email.policy import EmailPolicy, Policy
 from email.utils import parseaddr
 
 from lifecycle_messaging.domain.addresses import header_safe
@@ -29,6 +29,9 @@ def sender(configured: str, *, display_name: str) -> str | Address:
     return Address(display_name=name, addr_spec=address)
 
 
+MAX_LINE_BYTES = 998
+
+
 class EncodedSubject(str):
     """A subject that folds itself as the email package's older `Header` does: every space inside an encoded
     word, so none is lost when the folded words are read back together. For a non-ASCII subject only."""
@@ -36,6 +39,13 @@ class EncodedSubject(str):
     name = "Subject"  # EmailMessage keeps a value with the header's name as it is, and asks it to fold itself
 
     def fold(self, *, policy: Policy) -> str:
+        if isinstance(policy, EmailPolicy) and policy.utf8:
+            # Sent with SMTPUTF8: the header is UTF-8 itself, on one line when it fits the 998 bytes a line may
+            # hold (RFC 5322) - the email package's folding would put a space before a long Thai run.
+            line = f"{self.name}: {self}"
+            if len(line.encode()) <= MAX_LINE_BYTES:
+                return line + policy.linesep
+            return str(policy.header_factory(self.name, str(self)).fold(policy=policy))
         encoded = Header(str(self), "utf-8", header_name=self.name).encode(linesep=policy.linesep)
         return f"{self.name}: {encoded}{policy.linesep}"
 
