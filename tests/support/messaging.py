@@ -125,7 +125,8 @@ class Shop:
     async def consume(self, *events: CloudEvent) -> None:
         runner = ConsumerRunner(name="messaging-test", consumer=None, producer=None, engine=self.engine,
                                 route=routes(brand="Shop", freshness=self.freshness, book=self.book,
-                                             erasure_pepper=self.erasure_pepper))
+                                             erasure_pepper=self.erasure_pepper,
+                                             shop_url=self.settings.shop_url, shop_zone=self.settings.shop_zone))
         records = []
         for event in events:
             self.offset += 1

@@ -23,7 +23,14 @@ from lifecycle_messaging.domain.campaigns import (
 from lifecycle_messaging.domain.consent import TRANSACTIONAL, purpose_of
 from lifecycle_messaging.domain.templates import TEMPLATES
 from lifecycle_messaging.domain.triggers import LoyaltyFact, loyalty_fact, move_of
-from lifecycle_shared.events import POINTS_EXPIRING_TYPE, TIER_CHANGED_TYPE, PointsExpiringData, TierChangedData
+from lifecycle_shared.events import (
+    POINTS_EXPIRING_TYPE,
+    REWARD_REDEEMED_TYPE,
+    TIER_CHANGED_TYPE,
+    PointsExpiringData,
+    RewardRedeemedData,
+    TierChangedData,
+)
 from lifecycle_shared.stages import JOURNEY, REACTIVATED, Stage
 from pydantic import ValidationError
 
@@ -98,7 +105,8 @@ def test_every_stage_has_a_default_campaign_and_each_is_its_templates_namesake()
     assert defaults["feedback_request"].spec.cancelled_by == ["Order Refunded"]
     assert (defaults["cart_reminder"].delay, defaults["cart_reminder"].spec.cancelled_by) == (
         timedelta(hours=4), ["Order Completed"])
-    assert [c.id for c in defaults.values() if purpose_of(c.template) == TRANSACTIONAL] == ["thank_you_feedback"]
+    assert [c.id for c in defaults.values() if purpose_of(c.template) == TRANSACTIONAL] == [
+        "thank_you_feedback", "reward_redeemed"]  # each confirms what the customer just did
     assert all(not problems(c.spec, templates=shipped()) for c in defaults.values())
 
 
@@ -142,12 +150,29 @@ def test_loyalty_triggers(fact, started):
     assert [c.id for c in for_loyalty([GOLD, EXPIRING, REDEEMED, ANY_TIER], fact, profile=profile)] == started
 
 
+@pytest.mark.parametrize(("fact", "started"), [
+    (LoyaltyFact("tier_reached", "ann", NOW, tier="silver"), ["tier_reached"]),
+    (LoyaltyFact("tier_lost", "ann", NOW, tier="member"), []),  # no default says so
+    (LoyaltyFact("points_expiring", "ann", NOW, points=100), ["points_expiring"]),
+    (LoyaltyFact("points_expiring", "ann", NOW, points=99), []),  # too few to nag about
+    (LoyaltyFact("reward_redeemed", "ann", NOW, reward_kind="early_access"), ["reward_redeemed"]),
+])
+def test_the_default_loyalty_campaigns(fact, started):
+    profile = Profile(stage="retention", values=fact.values)
+    assert [c.id for c in for_loyalty(shipped_campaigns(), fact, profile=profile)] == started
+
+
 def test_loyalty_events_are_read_as_facts():
     tier = TierChangedData(customer_id="ann", from_tier="Silver", to_tier="Gold", direction="reached",
                            points_in_window=1200, rule_version="v", changed_at=NOW)
     assert loyalty_fact(TIER_CHANGED_TYPE, tier) == LoyaltyFact("tier_reached", "ann", NOW, tier="Gold")
     expiring = PointsExpiringData(customer_id="ann", points=300, expires_at=NOW, lot_ids=["l"], warned_at=NOW)
-    assert loyalty_fact(POINTS_EXPIRING_TYPE, expiring).values == {"points": 300}  # type: ignore[union-attr]
+    assert loyalty_fact(POINTS_EXPIRING_TYPE, expiring).values == {  # type: ignore[union-attr]
+        "points": 300, "expires_at": NOW}
+    redeemed = RewardRedeemedData(customer_id="ann", redemption_id="r", reward_id="w", reward_kind="free_shipping",
+                                  cost=500, redeemed_at=NOW)
+    assert loyalty_fact(REWARD_REDEEMED_TYPE, redeemed).values == {  # type: ignore[union-attr]
+        "reward": "free_shipping", "cost": 500}
     assert loyalty_fact("loyalty.debt_recorded", expiring) is None
 
 

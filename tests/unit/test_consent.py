@@ -48,10 +48,11 @@ def test_who_may_be_sent_what(purpose, state, opt_in, allowed):
     assert may_send(purpose, state, require_opt_in=opt_in) is allowed
 
 
-def test_every_template_has_a_purpose_and_only_the_order_thank_you_is_transactional():
+def test_every_template_has_a_purpose_and_only_the_order_thank_you_and_the_reward_confirmation_are_transactional():
     assert {t: purpose_of(t) for t in TEMPLATES if purpose_of(t) == TRANSACTIONAL} == {
-        "thank_you_feedback": TRANSACTIONAL}
+        "thank_you_feedback": TRANSACTIONAL, "reward_redeemed": TRANSACTIONAL}
     assert purpose_of("welcome") == purpose_of("retention_offer") == purpose_of("come_back_offer") == MARKETING
+    assert purpose_of("tier_reached") == purpose_of("points_expiring") == MARKETING
     assert purpose_of("something_new") == MARKETING  # unclassified: the safe side
 
 

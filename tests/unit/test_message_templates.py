@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from email import message_from_bytes, policy
+from datetime import UTC, date, datetime
+from email import message_from_bytes, message_from_string, policy
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -35,6 +37,10 @@ GREETING = {"en": ("Hi Minh,", "Hi there,"), "vi": ("Chào Minh,", "Chào bạn,
             "th": ("สวัสดีค่ะ คุณMinh", "สวัสดีค่ะ คุณลูกค้า")}
 POINTS = {"en": "1,250", "vi": "1.250", "th": "1,250"}
 UNSUBSCRIBE = "https://shop.example/u?t=abc&x=1"
+# What a loyalty event tells on top (`LoyaltyFact.values`): the expiry at 20:00 UTC is still 31 December in UTC.
+LOYALTY = {"expires_at": datetime(2026, 12, 31, 20, 0, tzinfo=UTC), "reward": "free_shipping", "cost": 1250}
+SHOP_URL = "https://shop.example/rewards"
+DAY = {"en": "31 December 2026", "vi": "31/12/2026", "th": "31 ธันวาคม 2569"}
 SETTINGS = MessagingSettings(environment="development", smtp_from="Lifecycle <hello@shop.example>")
 
 
@@ -70,7 +76,8 @@ def _leftovers(text: str) -> list[str]:
 def test_every_template_and_locale_renders_naturally(template, locale, known):
     traits = {**(FULL if known else {}), "locale": locale}
     rendered = render(template, traits=traits, brand="Mộc Shop", catalogue=shipped(), stage="retention",
-                      unsubscribe_url=UNSUBSCRIBE if known else None)
+                      unsubscribe_url=UNSUBSCRIBE if known else None, values=LOYALTY if known else None,
+                      shop_url=SHOP_URL if known else None)
     assert rendered.locale == locale
     for part in ("subject", "preheader", "from_name", "text", "html"):
         value = getattr(rendered, part)
@@ -84,6 +91,37 @@ def test_every_template_and_locale_renders_naturally(template, locale, known):
     assert (UNSUBSCRIBE in rendered.text) is known and ("t=abc&amp;x=1" in rendered.html) is known
     if known and "points" in rendered.text:
         assert POINTS[locale] in rendered.text
+    if template == "points_expiring":  # the day as the locale writes it, in the subject and the body
+        assert (DAY[locale] in rendered.subject) is known and (DAY[locale] in rendered.text) is known
+    assert SHOP_URL not in rendered.text or known
+
+
+@pytest.mark.parametrize(("locale", "written"), [
+    ("en", "5 January 2027"), ("vi", "05/01/2027"), ("vi-VN", "05/01/2027"), ("th", "5 มกราคม 2570"),
+    ("th-TH", "5 มกราคม 2570")])
+def test_a_day_is_written_as_the_locale_writes_it(locale, written):
+    compiled = validate(source(text="{{ expires_on|date }}|{{ cost|date }}"))
+    assert render_parts(compiled, {"expires_on": date(2027, 1, 5), "locale": locale})["text"] == f"{written}|"
+
+
+def test_the_expiry_day_is_the_customers_own():
+    """20:00 UTC on 31 December is already 1 January in Saigon (their trait) and in a Bangkok shop (its zone)."""
+    def day(traits: dict, zone: str) -> object:
+        return variables(traits, brand="B", stage=None, locale="vi", values=LOYALTY,
+                         shop_zone=ZoneInfo(zone))["expires_on"]
+    assert day({}, "UTC") == date(2026, 12, 31)
+    assert day({"timezone": "Asia/Ho_Chi_Minh"}, "UTC") == day({}, "Asia/Bangkok") == date(2027, 1, 1)
+    assert day({"timezone": "Mars/Olympus"}, "UTC") == date(2026, 12, 31)  # no such zone: the shop's
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_points_reminder_links_to_the_shop_only_when_its_url_is_set(locale):
+    def reminder(shop_url: str | None) -> Rendered:
+        return render("points_expiring", traits={"locale": locale}, brand="B", catalogue=shipped(),
+                      values={"points": 100, **LOYALTY}, shop_url=shop_url)
+    linked, plain = reminder(SHOP_URL), reminder(None)
+    assert SHOP_URL in linked.text and f'href="{SHOP_URL}"' in linked.html
+    assert "http" not in plain.text and "href" not in plain.html
 
 
 def test_a_full_name_is_used_whole_and_a_non_string_is_no_name():
@@ -255,6 +293,31 @@ def test_the_email_is_text_and_html_alternatives_with_encoded_headers(locale, br
     if locale != "en":  # base64: the bytes come back exactly
         assert back.get_body(("plain",)).get_content() == rendered.text
         assert back.get_body(("html",)).get_content() == rendered.html
+
+
+@pytest.mark.parametrize("subject", [
+    "1.250 điểm của bạn sẽ hết hạn vào ngày 19/05/2026 - dùng ngay kẻo lỡ!",
+    "คะแนนสะสม 1,250 คะแนนของคุณจะหมดอายุวันที่ 19 พฤษภาคม 2569 รีบใช้ก่อนนะคะ",
+    "Chúc mừng Lan đã lên hạng Silver! " * 6 + "xong", "A plain English subject " * 8 + "end"])
+def test_a_long_subject_reads_back_with_every_space(subject):
+    """Python 3.11's folder loses the space at a fold between two encoded words (CPython gh-144156)."""
+    rendered = Rendered(template="t", locale="vi", subject=subject, text="x\n", html="<p>x</p>")
+    wire = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTP)
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
+    utf8 = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTPUTF8)  # raw UTF-8 header
+    assert str(message_from_string(utf8.decode(), policy=policy.default)["Subject"]) == subject
+    assert subject.isascii() or b"=?utf-8?" not in utf8.split(b"\r\n\r\n", 1)[0]
+
+
+@given(subject=st.text(st.characters(categories=["L", "M", "N", "P", "Zs"]), min_size=1, max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_any_subject_reads_back_whole(subject):
+    subject = header_safe(subject)
+    rendered = Rendered(template="t", locale="th", subject=subject, text="x\n", html="<p>x</p>")
+    wire = build_email(_row(rendered), settings=SETTINGS).as_bytes(policy=policy.SMTP)
+    assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
 
 
 def test_an_older_plain_text_row_is_sent_as_it_was():

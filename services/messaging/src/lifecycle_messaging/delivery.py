@@ -42,7 +42,7 @@ from lifecycle_messaging.consenting import Links, suppress_without_consent
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.addresses import header_safe
-from lifecycle_messaging.domain.mime import sender, transfer_encoding
+from lifecycle_messaging.domain.mime import sender, subject_header, transfer_encoding
 from lifecycle_messaging.domain.templates import Rendered
 from lifecycle_messaging.gateway import gate
 from lifecycle_messaging.settings import MessagingSettings
@@ -70,7 +70,7 @@ def build_email(row, *, settings: MessagingSettings, unsubscribe_url: str | None
     email = EmailMessage()  # multipart/alternative: text, then HTML (a row from before templates: text only)
     email["From"] = sender(settings.smtp_from, display_name=content.from_name)
     email["To"] = header_safe(row.recipient or "")
-    email["Subject"] = header_safe(row.subject)
+    email["Subject"] = subject_header(header_safe(row.subject))
     email["Message-ID"] = f"<{row.id}@lifecycle>"
     email["X-Lifecycle-Template"] = header_safe(row.template)
     email["X-Lifecycle-Customer"] = header_safe(row.customer_id)

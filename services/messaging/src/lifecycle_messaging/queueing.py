@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lifecycle_shared.events import derived_event_id
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +32,7 @@ from lifecycle_messaging.consenting import Links
 from lifecycle_messaging.db import contacts
 from lifecycle_messaging.db import repository as repo
 from lifecycle_messaging.domain.campaigns import Campaign
+from lifecycle_messaging.domain.local_time import UTC_ZONE
 from lifecycle_messaging.domain.people import Alias, follows, person_of, repeats
 from lifecycle_messaging.domain.suppression import STAGE_TRIGGER, SUPPRESSED, Position, suppression
 from lifecycle_messaging.domain.templates import render
@@ -82,12 +84,15 @@ class Planned:
 
 @dataclass(frozen=True)
 class Rendering:
-    """What rendering needs: the campaigns' templates, the brand, the shop's locale, the unsubscribe links."""
+    """What rendering needs: the campaigns' templates, the brand, the shop's locale, the unsubscribe links, the
+    shop's web address (the templates' `shop_url`, None: not set) and zone (the days a template writes)."""
 
     book: CampaignBook
     brand: str
     default_locale: str = "en"
     links: Links | None = None
+    shop_url: str | None = None
+    shop_zone: ZoneInfo = UTC_ZONE
 
 
 def addressee(customer_id: str, user_id: str | None, linked_ids: list[str], *, owners: dict[str, str],
@@ -138,7 +143,8 @@ def message_row(cause: Cause, campaign: Campaign, to: Addressee, *, email: str |
     unsubscribe_url = rendering.links.for_template(campaign.template, message_id) if rendering.links else None
     rendered = render(campaign.template, traits=cause.traits, brand=rendering.brand,
                       catalogue=rendering.book.catalogue(campaign), stage=cause.stage or None,
-                      default_locale=rendering.default_locale, unsubscribe_url=unsubscribe_url, values=cause.values)
+                      default_locale=rendering.default_locale, unsubscribe_url=unsubscribe_url, values=cause.values,
+                      shop_url=rendering.shop_url, shop_zone=rendering.shop_zone)
     not_before = _later(cause.event_time, campaign.delay) if campaign.delay else None
     due = max(now, not_before) if not_before else now  # when it comes due: the gateway's waits count from here
     return {"id": message_id, "unsubscribe_url": unsubscribe_url, "customer_id": to.customer_id,

@@ -32,6 +32,9 @@ class MessagingSettings(ServiceSettings):
     smtp_timeout_s: float = 10.0
     smtp_from: str = "Lifecycle <hello@lifecycle.invalid>"
     brand_name: str = "Our shop"
+    # The shop's storefront (templates' `shop_url`: e.g. where to spend expiring points); unset, the templates
+    # say it without a link.
+    shop_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2000)
     # The shop's language: a customer whose `locale` trait no template has gets this one, then English.
     default_locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8})*$")
     # Attempts per message, counted when a worker claims it; then it is marked failed with its reason.

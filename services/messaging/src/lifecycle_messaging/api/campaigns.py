@@ -167,7 +167,8 @@ async def preview_campaign(campaign_id: CampaignPath, body: PreviewIn, engine: E
     link = f"{settings.public_url.rstrip('/')}/v1/unsubscribe/preview" if purpose_of(campaign.template) == MARKETING \
         else None
     rendered = render(campaign.template, traits=traits, brand=settings.brand_name, catalogue=book.catalogue(campaign),
-                      stage=profile.stage, default_locale=settings.default_locale, unsubscribe_url=link)
+                      stage=profile.stage, default_locale=settings.default_locale, unsubscribe_url=link,
+                      shop_url=settings.shop_url, shop_zone=settings.shop_zone)
     missed = failing(campaign.spec.audience, profile)
     return PreviewOut(campaign=campaign_id, version=campaign.version, customer_id=customer, template=campaign.template,
                       locale=rendered.locale, subject=rendered.subject, preheader=rendered.preheader,

@@ -3,8 +3,8 @@
 Consent is kept per address (normalised), channel (`email`) and purpose. Every template is either
 `marketing` (it promotes: welcome, nudges, offers, invitations, win-backs, the feedback request a few days
 later) or `transactional` (it is about something the customer just did and would expect to hear about:
-the thank-you for their order). Transactional mail is never held back by consent; marketing is sent only
-to an address whose marketing consent allows it (`may_send`).
+the thank-you for their order, the confirmation of a reward they redeemed). Transactional mail is never held
+back by consent; marketing is sent only to an address whose marketing consent allows it (`may_send`).
 
 States: `subscribed` (said yes), `unsubscribed` (said no: the link, the API, a touchpoint), `bounced` (the
 provider reported a hard bounce), `complained` (marked as spam), `blocked` (an operator said so). An
@@ -54,7 +54,7 @@ SOURCES = (LINK, API, TOUCHPOINT, PROVIDER)
 _HARD = (BOUNCED, COMPLAINED, BLOCKED)
 
 # About something the customer just did, expected, no offer in it: sent whatever their marketing consent.
-TRANSACTIONAL_TEMPLATES = frozenset({"thank_you_feedback"})
+TRANSACTIONAL_TEMPLATES = frozenset({"thank_you_feedback", "reward_redeemed"})
 PURPOSE_OF = {template: TRANSACTIONAL if template in TRANSACTIONAL_TEMPLATES else MARKETING for template in TEMPLATES}
 # The notice to the shop's operator that a webhook endpoint was disabled (`domain.webhooks`): not marketing.
 PURPOSE_OF["webhook_endpoint_disabled"] = TRANSACTIONAL

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
 # Files in a tz directory that are no zone of their own (the machine's zone, a rules template).
 _NOT_ZONES = {"localtime", "posixrules"}
+UTC_ZONE = ZoneInfo("UTC")  # a shop that set no zone
 
 
 def require_aware(instant: datetime, name: str = "instant") -> datetime:

@@ -4,7 +4,8 @@ A template is five parts (`PARTS`): the subject, the preview line (preheader), t
 display name, and the text and HTML bodies. Each is a Jinja2 template rendered in an immutable
 sandbox: no attribute of Python's internals (`__class__`, `__globals__`, ...), no method that
 changes a value, none of Jinja's helper globals but `range` (itself bounded), no huge string
-repetition or power. Only the HTML part is autoescaped.
+repetition or power. Only the HTML part is autoescaped. Two filters of our own write for the template's
+locale: `number` (digit grouping) and `date` (a day as the locale writes it).
 
 Every variable (`VARIABLES`) is always defined - None when the profile does not know it - and a
 None renders as nothing, so a template says what to write instead (`{% if name %}`); any other
@@ -19,6 +20,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import date
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, pass_context
@@ -28,7 +30,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 PARTS = ("subject", "preheader", "from_name", "text", "html")
 REQUIRED = ("subject", "text", "html")
 # What a template may use. Optional ones are None when unknown: `brand`, `stage` and `locale` never are.
-VARIABLES = ("name", "stage", "points", "tier", "last_product", "clv_band", "brand", "unsubscribe_url", "locale")
+VARIABLES = ("name", "stage", "points", "tier", "last_product", "clv_band", "brand", "unsubscribe_url", "locale",
+             "expires_on", "reward", "cost", "shop_url")
 MAX_REPEAT = 10_000  # 'x' * n, [..] * n
 MAX_EXPONENT = 64
 
@@ -65,6 +68,31 @@ def _number_filter(context: Context, value: object) -> str:
     return _number(value, str(context.get("locale") or "en"))
 
 
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December")
+_TH_MONTHS = ("มกราคม", "กุมภาพันธ์", "มีนาคม", "เมษายน", "พฤษภาคม", "มิถุนายน", "กรกฎาคม", "สิงหาคม", "กันยายน",
+              "ตุลาคม", "พฤศจิกายน", "ธันวาคม")
+BUDDHIST_ERA = 543  # years the Thai calendar (พ.ศ.) counts ahead of the Gregorian one
+
+
+def _date(value: object, locale: str) -> str:
+    """A day as the locale writes it in a letter: `31 December 2026` (en), `31/12/2026` (vi), `31 ธันวาคม 2569`
+    (th: the Buddhist era, as Thai consumer mail and receipts write the year)."""
+    if not isinstance(value, date):
+        return "" if value is None else str(value)
+    language = locale.split("-")[0]
+    if language == "vi":
+        return f"{value.day:02d}/{value.month:02d}/{value.year}"
+    if language == "th":
+        return f"{value.day} {_TH_MONTHS[value.month - 1]} {value.year + BUDDHIST_ERA}"
+    return f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
+
+
+@pass_context
+def _date_filter(context: Context, value: object) -> str:
+    return _date(value, str(context.get("locale") or "en"))
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
@@ -83,6 +111,7 @@ def _environment(*, autoescape: bool) -> _Sandbox:
                    finalize=lambda value: "" if value is None else value)
     env.globals = {"range": env.globals["range"]}  # the sandbox's bounded range; no cycler, joiner, lipsum...
     env.filters["number"] = _number_filter
+    env.filters["date"] = _date_filter
     return env
 
 
@@ -144,7 +173,8 @@ def render_parts(compiled: Compiled, variables: Mapping[str, object]) -> dict[st
 SAMPLE: Mapping[str, object] = {
     "name": "Lan", "stage": "retention", "points": 1250, "tier": "Gold", "last_product": "Áo khoác gió",
     "clv_band": "high", "brand": "Sample Shop", "unsubscribe_url": "https://shop.example/unsubscribe?t=abc&x=1",
-    "locale": "en",
+    "locale": "en", "expires_on": date(2026, 12, 31), "reward": "free_shipping", "cost": 500,
+    "shop_url": "https://shop.example/",
 }
 SAMPLE_UNKNOWN: Mapping[str, object] = {
     name: SAMPLE[name] if name in ("stage", "brand", "locale") else None for name in VARIABLES}

@@ -16,17 +16,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from markupsafe import escape
 
 from lifecycle_messaging.domain.addresses import header_safe
+from lifecycle_messaging.domain.local_time import UTC_ZONE, customer_zone, local_date
 from lifecycle_messaging.domain.locales import FALLBACK, locale_chain
 from lifecycle_messaging.domain.sandbox import Compiled, TemplateError, render_parts
 
 # Every shipped template (`templates/<name>/`), each the template of a default campaign of the same name.
 TEMPLATES = ("welcome", "consideration_nudge", "thank_you_feedback", "retention_offer", "referral_invite",
-             "come_back_offer", "we_miss_you", "welcome_back", "feedback_request", "cart_reminder")
+             "come_back_offer", "we_miss_you", "welcome_back", "feedback_request", "cart_reminder",
+             "tier_reached", "points_expiring", "reward_redeemed")
 
 # template -> locale -> the validated template
 Catalogue = Mapping[str, Mapping[str, Compiled]]
@@ -78,10 +82,19 @@ def _count(value: object) -> int | None:
     return int(value)
 
 
+def _day(value: object, traits: Mapping[str, Any], shop_zone: ZoneInfo) -> object:
+    """An instant's day on the customer's calendar (their `timezone` trait, else the shop's); None if not one."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return None
+    return local_date(value, customer_zone(traits.get("timezone"), shop=shop_zone))
+
+
 def variables(traits: Mapping[str, Any], *, brand: str, stage: str | None, locale: str,
-              unsubscribe_url: str | None = None, values: Mapping[str, object] | None = None) -> dict[str, object]:
+              unsubscribe_url: str | None = None, values: Mapping[str, object] | None = None,
+              shop_url: str | None = None, shop_zone: ZoneInfo = UTC_ZONE) -> dict[str, object]:
     """Every template variable (`sandbox.VARIABLES`): from the traits, overridden by `values` (what the
-    caller knows better, e.g. the loyalty balance), each cleaned to one line of text or a whole number."""
+    caller knows better, e.g. the loyalty balance, a reward, when points expire), each cleaned to one line of
+    text, a whole number or a day (`expires_at` becomes `expires_on`, the day in the customer's zone)."""
     found: dict[str, object] = {
         variable: next((traits[name] for name in names if traits.get(name) not in (None, "")), None)
         for variable, names in TRAITS_OF.items()}
@@ -89,7 +102,9 @@ def variables(traits: Mapping[str, Any], *, brand: str, stage: str | None, local
     return {"name": _text(found["name"]), "points": _count(found["points"]), "tier": _text(found["tier"]),
             "last_product": _text(found["last_product"]), "clv_band": _text(found["clv_band"]),
             "stage": stage or "", "brand": header_safe(brand) or brand, "locale": locale,
-            "unsubscribe_url": _text(unsubscribe_url, limit=4000)}  # ours, signed: never cut
+            "unsubscribe_url": _text(unsubscribe_url, limit=4000),  # ours, signed: never cut
+            "expires_on": _day(found.get("expires_at"), traits, shop_zone), "reward": _text(found.get("reward")),
+            "cost": _count(found.get("cost")), "shop_url": _text(shop_url, limit=2000)}
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -111,7 +126,8 @@ def html_document(body: str, *, locale: str, subject: str, preheader: str) -> st
 
 def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: Catalogue,
            stage: str | None = None, default_locale: str = FALLBACK, unsubscribe_url: str | None = None,
-           values: Mapping[str, object] | None = None) -> Rendered:
+           values: Mapping[str, object] | None = None, shop_url: str | None = None,
+           shop_zone: ZoneInfo = UTC_ZONE) -> Rendered:
     """`template` for this customer, in the first locale of their chain it renders in (`locales`); any
     other locale it has comes after. Raises only if it renders in none (never, for a validated catalogue)."""
     available = catalogue[template]
@@ -120,7 +136,8 @@ def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: C
     for locale in [*chain, *sorted(set(available) - set(chain))]:
         try:
             parts = render_parts(available[locale], variables(
-                traits, brand=brand, stage=stage, locale=locale, unsubscribe_url=unsubscribe_url, values=values))
+                traits, brand=brand, stage=stage, locale=locale, unsubscribe_url=unsubscribe_url, values=values,
+                shop_url=shop_url, shop_zone=shop_zone))
         except TemplateError as error:
             failure = failure or error
             continue

@@ -135,11 +135,16 @@ class LoyaltyFact:
     tier: str | None = None
     points: int | None = None
     reward_kind: str | None = None
+    expires_at: datetime | None = None
+    cost: int | None = None
 
     @property
     def values(self) -> dict[str, object]:
-        """What the event knows better than the traits (template variables and audience fields)."""
-        return {name: value for name, value in (("tier", self.tier), ("points", self.points)) if value is not None}
+        """What the event knows better than the traits (template variables and audience fields): the tier, the
+        points (expiring), when they expire, the reward's kind (`reward`) and the points it cost."""
+        return {name: value for name, value in (
+            ("tier", self.tier), ("points", self.points), ("expires_at", self.expires_at),
+            ("reward", self.reward_kind), ("cost", self.cost)) if value is not None}
 
 
 def loyalty_fact(event_type: str, data: object) -> LoyaltyFact | None:
@@ -147,7 +152,9 @@ def loyalty_fact(event_type: str, data: object) -> LoyaltyFact | None:
     if event_type == TIER_CHANGED_TYPE and isinstance(data, TierChangedData):
         return LoyaltyFact(f"tier_{data.direction}", data.customer_id, data.changed_at, tier=data.to_tier)
     if event_type == POINTS_EXPIRING_TYPE and isinstance(data, PointsExpiringData):
-        return LoyaltyFact("points_expiring", data.customer_id, data.warned_at, points=data.points)
+        return LoyaltyFact("points_expiring", data.customer_id, data.warned_at, points=data.points,
+                           expires_at=data.expires_at)
     if event_type == REWARD_REDEEMED_TYPE and isinstance(data, RewardRedeemedData):
-        return LoyaltyFact("reward_redeemed", data.customer_id, data.redeemed_at, reward_kind=data.reward_kind)
+        return LoyaltyFact("reward_redeemed", data.customer_id, data.redeemed_at, reward_kind=data.reward_kind,
+                           cost=data.cost)
     return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lifecycle_shared.events import (
     ERASURE_REQUESTED_TYPE,
@@ -43,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.consenting import Links
+from lifecycle_messaging.domain.local_time import UTC_ZONE
 from lifecycle_messaging.handlers.campaign_touchpoints import handle_campaign_touchpoints
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
 from lifecycle_messaging.handlers.erasure_requested import handle_erasure_requested
@@ -58,11 +60,14 @@ from lifecycle_messaging.suppressing import Freshness
 
 
 def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", links: Links | None = None,
-           book: CampaignBook | None = None, erasure_pepper: bytes | None = None) -> Router:
+           book: CampaignBook | None = None, erasure_pepper: bytes | None = None, shop_url: str | None = None,
+           shop_zone: ZoneInfo = UTC_ZONE) -> Router:
     """`links`: the unsubscribe links marketing messages carry in their body (None: the delivery worker adds
     them to the headers only). `book`: the campaigns in force (default: the shipped ones). `erasure_pepper`: the
-    key of the hashes erasures name customers by (docs/erasure.md; None: erasures are dead-lettered)."""
-    rendering = Rendering(book=book or CampaignBook(), brand=brand, default_locale=default_locale, links=links)
+    key of the hashes erasures name customers by (docs/erasure.md; None: erasures are dead-lettered). `shop_url`
+    and `shop_zone`: the shop's web address (None: not set) and zone, for the templates."""
+    rendering = Rendering(book=book or CampaignBook(), brand=brand, default_locale=default_locale, links=links,
+                          shop_url=shop_url, shop_zone=shop_zone)
     contacts = Route(TouchpointData, partial(handle_contacts, clock=freshness.clock))
     loyalty = partial(handle_loyalty_events, freshness=freshness, rendering=rendering)
     fixed = route_by_type({
@@ -106,10 +111,11 @@ def _then(first: Handler, second: Handler) -> Handler:
 
 def routes_and_webhooks(*, brand: str, freshness: Freshness, default_locale: str = "en",
                         links: Links | None = None, book: CampaignBook | None = None,
-                        erasure_pepper: bytes | None = None) -> Router:
+                        erasure_pepper: bytes | None = None, shop_url: str | None = None,
+                        shop_zone: ZoneInfo = UTC_ZONE) -> Router:
     """`routes`, each event type a webhook endpoint may subscribe to also fanned out to the endpoints
     (`handlers.webhooks`), in the same transaction."""
     from lifecycle_messaging.handlers.webhooks import with_webhooks
 
     return with_webhooks(routes(brand=brand, freshness=freshness, default_locale=default_locale, links=links,
-                                book=book, erasure_pepper=erasure_pepper))
+                                book=book, erasure_pepper=erasure_pepper, shop_url=shop_url, shop_zone=shop_zone))
