@@ -36,7 +36,8 @@ Phase = Callable[[str], None]  # called with "start" / "end" around the timed pa
 
 
 async def producer_run(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]], count: int,
-                       *, phase: Phase, warmup: int = 2000) -> dict:
+                       *, phase: Phase, warmup: int = 2000, partitioner: Callable[..., int] | None = None) -> dict:
+    """`partitioner`: aiokafka's default (murmur2 per record) unless given."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
@@ -45,7 +46,8 @@ async def producer_run(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5,
                                 max_batch_size=64 * 1024, enable_idempotence=kafka.enable_idempotence,
-                                request_timeout_ms=30_000)
+                                request_timeout_ms=30_000,
+                                **({"partitioner": partitioner} if partitioner else {}))
     await producer.start()
     try:
         await asyncio.gather(*[await producer.send(topic, pairs[i % len(pairs)][1], key=pairs[i % len(pairs)][0])

@@ -64,9 +64,12 @@ def add_ratios(report: dict) -> None:
     producer = base.get("producer", {}).get("value")
     upsert = base.get("asyncpg_upsert", {}).get("value")
     null = base.get("null_endpoint", {}).get("value")
+    hashed = base.get("producer_hashed", {}).get("value")
     for name in ("ingest_single", "ingest_batch", "ingest_batch_2w"):
         if name in product:
             product[name]["ratio"] = {"to_producer_baseline": ratio(product[name]["value"], producer)}
+            if hashed:
+                product[name]["ratio"]["to_producer_hashed_baseline"] = ratio(product[name]["value"], hashed)
     if "ingest_single" in product:
         product["ingest_single"]["ratio"]["to_null_endpoint"] = ratio(product["ingest_single"]["value"], null)
     if "stage_engine" in product:
@@ -106,6 +109,9 @@ def table(report: dict) -> str:
     if "producer" in b:
         row("[baseline] aiokafka keyed producer (median)", b["producer"]["value"], "msgs/s", "-", b["producer"],
             ("broker",))
+    if "producer_hashed" in b:
+        row("[baseline] same, ingest's partitioner (median)", b["producer_hashed"]["value"], "msgs/s", "-",
+            b["producer_hashed"], ("broker",))
     if "asyncpg_upsert" in b:
         row("[baseline] asyncpg unnest upsert (median)", b["asyncpg_upsert"]["value"], "rows/s", "-",
             b["asyncpg_upsert"], ("postgres",))
@@ -126,6 +132,9 @@ def table(report: dict) -> str:
             row(label, fig["value"], "events/s", f"{_fmt(r, 3)} x {base_name}{goal}", fig, first)
             if name == "ingest_single" and fig.get("ratio", {}).get("to_producer_baseline"):
                 lines.append(f"{'':<46} {'':>10}  {'':<10} {_fmt(fig['ratio']['to_producer_baseline'], 3)} x producer")
+            if name != "ingest_single" and fig.get("ratio", {}).get("to_producer_hashed_baseline"):
+                lines.append(f"{'':<46} {'':>10}  {'':<10} "
+                             f"{_fmt(fig['ratio']['to_producer_hashed_baseline'], 3)} x producer, same partitioner")
             if fig.get("connections_per_worker"):
                 spread = ", ".join(f"{w}: {n}" for w, n in fig["connections_per_worker"].items())
                 lines.append(f"{'  (keep-alive connections per worker':<46} {spread})")

@@ -5,7 +5,7 @@
 Starts embedded Tansu + durable PostgreSQL and the four services itself (plus, for the ingest
 figures, ingest processes publishing to topics nothing consumes, one with 2 workers, and a
 no-Kafka FastAPI endpoint), then measures, in order:
-  1. aiokafka keyed producer msgs/s (baseline)   2. asyncpg unnest upsert rows/s (baseline)
+  1. aiokafka keyed producer msgs/s (baseline; and again with ingest's partitioner)   2. asyncpg upsert rows/s
   3. no-Kafka FastAPI endpoint (bench/null_app.py) requests/s, single events (baseline)
   4. ingest /v1/track events/s, single events, 1 worker
   5. ingest /v1/batch events/s, 100-event batches, 1 worker, then 2 workers
@@ -51,6 +51,7 @@ from cpu import CpuMeter  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
 from latency import latency  # noqa: E402
+from lifecycle_shared.kafka.partitioner import keyed_partitioner  # noqa: E402
 from openloop import open_loop  # noqa: E402
 from payloads import backlog_records, batch_bodies, body_stats, producer_values, single_bodies  # noqa: E402
 from pipeline import stage_engine_backlog, wait_quiet  # noqa: E402
@@ -127,17 +128,23 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
 
 async def producer_phase(h: Harness, p: dict, data: dict, base: dict, timings: dict, meter: CpuMeter) -> None:
     mark = time.perf_counter()
-    runs = []
+    # The default partitioner (the baseline the goals name) and the product's own (lifecycle_shared.kafka.
+    # partitioner: the same partitions, the key's hash remembered), alternating so drift hits both alike.
+    runs: dict[str, list[dict]] = {"producer": [], "producer_hashed": []}
     for n in range(p["producer_runs"]):
-        cpu = PhaseCpu(meter)
-        run = await producer_run(h.kafka(), f"{h.config.topic_prefix}bench.producer.{n}", data["pairs"],
-                                 p["producer_messages"], phase=cpu)
-        runs.append(run | {"cpu_cores": cpu.cores})
-    base["producer"] = {"value": median_of(runs), "unit": "msgs/s", "runs": runs,
-                        "cpu_cores": runs[-1]["cpu_cores"],
-                        "params": {k: p[k] for k in ("producer_messages", "producer_keys", "value_bytes")} | {
-                            "acks": "all", "linger_ms": 5, "max_batch_size": 65536, "partitions": 6,
-                            "enable_idempotence": h.infra.kafka_idempotence, "pattern": "send() all, gather futures"}}
+        for name, partitioner in (("producer", None), ("producer_hashed", keyed_partitioner)):
+            cpu = PhaseCpu(meter)
+            run = await producer_run(h.kafka(), f"{h.config.topic_prefix}bench.{name}.{n}", data["pairs"],
+                                     p["producer_messages"], phase=cpu, partitioner=partitioner)
+            runs[name].append(run | {"cpu_cores": cpu.cores})
+    for name, described in (("producer", "aiokafka DefaultPartitioner"),
+                            ("producer_hashed", "lifecycle_shared.kafka.partitioner.keyed_partitioner")):
+        base[name] = {"value": median_of(runs[name]), "unit": "msgs/s", "runs": runs[name],
+                      "cpu_cores": runs[name][-1]["cpu_cores"],
+                      "params": {k: p[k] for k in ("producer_messages", "producer_keys", "value_bytes")} | {
+                          "acks": "all", "linger_ms": 5, "max_batch_size": 65536, "partitions": 6,
+                          "enable_idempotence": h.infra.kafka_idempotence, "pattern": "send() all, gather futures",
+                          "partitioner": described}}
     timings["producer"] = time.perf_counter() - mark
 
 

@@ -11,6 +11,7 @@ import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.protocol.metadata import MetadataRequest
 
+from lifecycle_shared.kafka.partitioner import keyed_partitioner
 from lifecycle_shared.settings import KafkaSettings
 
 
@@ -37,6 +38,7 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int | None = None) -> A
         linger_ms=settings.linger_ms if linger_ms is None else linger_ms,
         max_batch_size=64 * 1024,
         request_timeout_ms=10_000,
+        partitioner=keyed_partitioner,  # the default's partitions, without hashing each record's key anew
     )
 
 

@@ -30,7 +30,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # How the event travelled, not what it is: left out of the content digest. The times differ between a
 # request and its retry; `historical` is the path's (an event sent live, then in an import, is a retry);
 # `verified` is ingest's judgement of how it was sent (domain/verification.py), not what the sender described.
-TRANSPORT_FIELDS = frozenset({"messageId", "receivedAt", "sentAt", "timestamp", "historical", "verified"})
+# In the order `touchpoint_data` adds them (a record's JSON keeps it: `publisher.to_record`).
+TRANSPORT_ORDER = ("receivedAt", "timestamp", "sentAt", "historical", "verified", "messageId")
+TRANSPORT_FIELDS = frozenset(TRANSPORT_ORDER)
 # Ids are strings or integers (Segment's libraries send numbers as they are); never booleans.
 Id = StrictStr | StrictInt
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
