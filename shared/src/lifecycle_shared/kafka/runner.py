@@ -114,16 +114,22 @@ class ConsumerRunner:
         committing: asyncio.Task[None] | None = None
         try:
             while True:
-                polled = await (ahead if ahead is not None else self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS))
-                ahead = None
-                records = [record for batch in polled.values() for record in batch]
+                if ahead is None:
+                    records = _flat(await self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS))
+                else:  # what the poll ahead got (it returns at the first records), and what came in since
+                    records, ahead = _flat(await ahead), None
+                    try:
+                        records += _flat(await self.consumer.getmany(timeout_ms=0))
+                    except BaseException:
+                        self._rewind(records)  # taken, not applied: read again, never skipped
+                        raise
                 if not records:
                     continue
                 polled_ms = time.time() * 1000
                 age = metrics.RECORD_AGE_AT_POLL.labels(self.name)
                 for record in records:
                     age.observe(max(0.0, polled_ms - record.timestamp) / 1000)
-                # At most one batch ahead (max_poll_records): what arrives meanwhile is fetched now.
+                # At most one poll ahead (max_poll_records): what arrives meanwhile is fetched now.
                 ahead = asyncio.ensure_future(self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS))
                 started = time.perf_counter()
                 try:
@@ -149,8 +155,8 @@ class ConsumerRunner:
                     await committing
                 committing = asyncio.create_task(self._commit_timed(records))
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            if ahead is not None:  # taken, not applied: read again, never skipped
+                self._rewind(await self._take_back(ahead))
             if committing is not None:  # a stop lets the last batch's commit finish (bounded by its timeout)
                 await asyncio.wait([committing])
 
@@ -161,7 +167,7 @@ class ConsumerRunner:
         await asyncio.wait([ahead])
         if ahead.cancelled() or ahead.exception() is not None:
             return []
-        return [record for batch in ahead.result().values() for record in batch]
+        return _flat(ahead.result())
 
     async def _commit_timed(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()
@@ -350,6 +356,10 @@ class ConsumerRunner:
             # A rebalance took the partition (or the broker lost it): whoever reads it next re-reads,
             # and the inbox drops what was applied.
             log.warning("offset commit failed", extra={"consumer": self.name, "error": describe_error(error)})
+
+
+def _flat(polled: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+    return [record for batch in polled.values() for record in batch]
 
 
 def dead_letter_headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
