@@ -66,8 +66,9 @@ class Changes:
         await repo.rekey_profiles(conn, [graph.profiles[pid] for pid in sorted(rekeyed - created)
                                          if pid in graph.profiles])
         await repo.merge_profiles(conn, {pid: graph.survivor(pid) for pid in graph.merged_into if pid not in created})
-        await repo.insert_profiles(conn, [p for p in graph.created if p.id not in graph.merged_into])
-        await repo.link_identities(conn, [(kind, value, graph.survivor(pid)) for kind, value, pid in graph.links])
+        await repo.execute_together(conn, [
+            repo.insert_profiles([p for p in graph.created if p.id not in graph.merged_into]),
+            repo.link_identities([(kind, value, graph.survivor(pid)) for kind, value, pid in graph.links])])
         for move in graph.moves:
             self._merged(graph.profiles[graph.survivor(move.survivor)], move)
 
@@ -138,10 +139,10 @@ class Changes:
                                                     subject=subject, data=data.model_dump(mode="json"))))
 
     async def write(self, conn: AsyncConnection) -> None:
-        await repo.insert_touchpoints(conn, self._touchpoints)
-        await repo.supersede(conn, self._superseded, self.now)
-        await repo.add_transitions(conn, self._transitions)
-        await repo.save_profiles(conn, sorted(self._profiles.values(), key=lambda item: item[0].id))
+        await repo.supersede(conn, self._superseded, self.now)  # before: a transition added again is brought back
+        await repo.execute_together(conn, [
+            repo.insert_touchpoints(self._touchpoints), repo.add_transitions(self._transitions),
+            repo.save_profiles(sorted(self._profiles.values(), key=lambda item: item[0].id))])
 
 
 class Writer:

@@ -22,7 +22,7 @@ from lifecycle_shared.events import TransitionRecord
 from lifecycle_shared.http import CustomerId, Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.api.deps import RuleBookDep
 from lifecycle_stage_engine.db import reads
@@ -86,9 +86,8 @@ def profile_out(profile: Profile, content: dict[str, str]) -> dict:
                 acquisition=profile.acquisition, show=content.get(stage or NEW_VISITOR))
 
 
-async def _found(engine: AsyncEngine, customer_id: str) -> tuple[Profile, list[dict[str, str]]]:
-    async with engine.connect() as conn:
-        found = await reads.find_profile(conn, customer_id=customer_id)
+async def _found(conn: AsyncConnection, customer_id: str) -> tuple[Profile, list[dict[str, str]]]:
+    found = await reads.find_profile(conn, customer_id=customer_id)
     if found is None:
         raise HTTPException(404, f"no customer with id '{customer_id}'")
     return found
@@ -127,16 +126,16 @@ async def content_for(stage: str, book: RuleBookDep) -> ContentOut:
 @router.get("/customers/{customer_id:path}/transitions", response_model=list[TransitionRecord],
             responses=errors(404))
 async def get_transitions(customer_id: CustomerId, engine: Engine) -> list[TransitionRecord]:
-    profile, _ = await _found(engine, customer_id)
-    async with engine.connect() as conn:
+    async with engine.connect() as conn:  # one connection a request: each checkout costs a ping round trip
+        profile, _ = await _found(conn, customer_id)
         rows = await reads.history_of(conn, profile_id=profile.id)
     return [TransitionRecord(**row) for row in rows]
 
 
 @router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))
 async def get_profile(customer_id: CustomerId, engine: Engine, book: RuleBookDep) -> CustomerOut:
-    profile, identities = await _found(engine, customer_id)
-    async with engine.connect() as conn:
+    async with engine.connect() as conn:  # one connection a request: each checkout costs a ping round trip
+        profile, identities = await _found(conn, customer_id)
         scored = await reads.scores_of(conn, profile_id=profile.id)
     return CustomerOut(**profile_out(profile, book().content), identities=identities,
                        scores=scored and scored.document, scored_at=scored and scored.scored_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 from lifecycle_shared.events import sent_with_server_key
 from lifecycle_shared.stages import JOURNEY
-from sqlalchemy import ARRAY, any_, cast, select, text, update
+from sqlalchemy import ARRAY, TextClause, any_, cast, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -131,30 +132,54 @@ _ANONYMOUS_IDS = text("SELECT profile_id::text AS profile_id, id_value FROM iden
                       "WHERE profile_id = ANY(CAST(:ids AS uuid[])) AND id_type = 'anonymous'")
 
 
-async def insert_profiles(conn: AsyncConnection, created: list[Profile]) -> None:
-    if created:
-        await conn.execute(_INSERT_PROFILES, {
-            "ids": [p.id for p in created], "customer_ids": [p.customer_id for p in created],
-            "user_ids": [p.user_id for p in created], "first_seen": [p.first_seen_at for p in created],
-            "last_seen": [p.last_seen_at for p in created]})
+async def execute_together(conn: AsyncConnection, statements: list[Statement | None]) -> None:
+    """Writes to different tables in ONE round trip, as data-modifying CTEs: PostgreSQL runs each once, to
+    completion, on the statement's snapshot - so only for writes none of which reads what another writes.
+    None: nothing to write of that kind. One statement text per combination (prepared once each)."""
+    chosen = [statement for statement in statements if statement is not None]
+    if chosen:
+        params: dict[str, Any] = {}
+        for _, values in chosen:
+            params.update(values)
+        await conn.execute(_together(tuple(sql for sql, _ in chosen)), params)
 
 
-_INSERT_PROFILES = text(
+Statement = tuple[str, dict[str, Any]]
+
+
+@functools.lru_cache(maxsize=32)
+def _together(parts: tuple[str, ...]) -> TextClause:
+    if len(parts) == 1:
+        return text(parts[0])
+    return text("WITH " + ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(parts)) + " SELECT 1")
+
+
+def insert_profiles(created: list[Profile]) -> Statement | None:
+    if not created:
+        return None
+    return _INSERT_PROFILES, {
+        "ids": [p.id for p in created], "customer_ids": [p.customer_id for p in created],
+        "user_ids": [p.user_id for p in created], "first_seen": [p.first_seen_at for p in created],
+        "last_seen": [p.last_seen_at for p in created]}
+
+
+_INSERT_PROFILES = (
     "INSERT INTO profiles (id, customer_id, user_id, facts, traits, first_seen_at, last_seen_at) "
     "SELECT id, customer_id, user_id, '{}', '{}', first_seen, last_seen FROM unnest(CAST(:ids AS uuid[]), "
     "CAST(:customer_ids AS text[]), CAST(:user_ids AS text[]), CAST(:first_seen AS timestamptz[]), "
     "CAST(:last_seen AS timestamptz[])) AS r (id, customer_id, user_id, first_seen, last_seen)")
 
 
-async def link_identities(conn: AsyncConnection, links: list[tuple[str, str, str]]) -> None:
+def link_identities(links: list[tuple[str, str, str]]) -> Statement | None:
     """links: (id_type, id_value, profile_id); an id linked twice goes to the last profile named."""
-    if links:
-        last = {(kind, value): profile_id for kind, value, profile_id in links}  # one row per id: one statement
-        await conn.execute(_LINK_IDENTITIES, {"kinds": [kind for kind, _ in last], "values": [v for _, v in last],
-                                              "profile_ids": list(last.values())})
+    if not links:
+        return None
+    last = {(kind, value): profile_id for kind, value, profile_id in links}  # one row per id: one statement
+    return _LINK_IDENTITIES, {"kinds": [kind for kind, _ in last], "values": [v for _, v in last],
+                              "profile_ids": list(last.values())}
 
 
-_LINK_IDENTITIES = text(
+_LINK_IDENTITIES = (
     "INSERT INTO identities (id_type, id_value, profile_id) "
     "SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:values AS text[]), CAST(:profile_ids AS uuid[])) "
     "ON CONFLICT (id_type, id_value) DO UPDATE SET profile_id = EXCLUDED.profile_id")
@@ -177,19 +202,17 @@ async def merge_profiles(conn: AsyncConnection, merged_into: dict[str, str]) -> 
                                    due_at=None))
 
 
-async def insert_touchpoints(conn: AsyncConnection,
-                             rows: list[tuple[str, str, str, datetime, dict, bool, bool]]) -> None:
+def insert_touchpoints(rows: list[tuple[str, str, str, datetime, dict, bool, bool]]) -> Statement | None:
     """rows: (event_id, profile_id, name, event_time, properties, historical, verified); one statement for all, its rows
     as one JSON document (one encoding call, not one per row)."""
-    if rows:
-        await conn.execute(_INSERT_TOUCHPOINTS, {"rows": json_text(rows)})
+    return (_INSERT_TOUCHPOINTS, {"touchpoint_rows": json_text(rows)}) if rows else None
 
 
-_INSERT_TOUCHPOINTS = text(
+_INSERT_TOUCHPOINTS = (
     "INSERT INTO touchpoints (event_id, profile_id, name, event_time, properties, historical, verified) "
     "SELECT v->>0, CAST(v->>1 AS uuid), v->>2, CAST(v->>3 AS timestamptz), v->4, CAST(v->>5 AS boolean), "
     "CAST(v->>6 AS boolean) "
-    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v ON CONFLICT (event_id) DO NOTHING")
+    "FROM jsonb_array_elements(CAST(:touchpoint_rows AS jsonb)) AS v ON CONFLICT (event_id) DO NOTHING")
 
 
 async def histories(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, list[Touch]]:
@@ -233,19 +256,19 @@ def _array_item(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-async def add_transitions(conn: AsyncConnection, rows: list[tuple]) -> None:
+def add_transitions(rows: list[tuple]) -> Statement | None:
     """Insert, or bring back a row a recompute had superseded and a later one contains again."""
-    if rows:
-        # One row per id in one statement; a repeated id would have been a no-op anyway (not superseded).
-        first_by_id: dict[str, tuple[Any, ...]] = {}
-        for row in rows:
-            first_by_id.setdefault(row[0], row)
-        first = list(first_by_id.values())
-        await conn.execute(_ADD_TRANSITIONS, dict(zip(_TRANSITION_FIELDS, map(list, zip(*first, strict=True)),
-                                                      strict=True)))
+    if not rows:
+        return None
+    # One row per id in one statement; a repeated id would have been a no-op anyway (not superseded).
+    first_by_id: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        first_by_id.setdefault(row[0], row)
+    first = list(first_by_id.values())
+    return _ADD_TRANSITIONS, dict(zip(_TRANSITION_FIELDS, map(list, zip(*first, strict=True)), strict=True))
 
 
-_ADD_TRANSITIONS = text(
+_ADD_TRANSITIONS = (
     "INSERT INTO transitions (id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, "
     "cause_event_ids, event_time, processed_at, historical, verified) "
     "SELECT id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, CAST(cause_event_ids AS text[]), "
@@ -264,13 +287,14 @@ async def supersede(conn: AsyncConnection, ids: list[str], at: datetime) -> None
         await conn.execute(update(transitions).where(transitions.c.id.in_(ids)).values(superseded_at=at))
 
 
-async def save_profiles(conn: AsyncConnection, changed: list[tuple[Profile, datetime | None]]) -> None:
+def save_profiles(changed: list[tuple[Profile, datetime | None]]) -> Statement | None:
     """(profile, when time alone moves it next); one statement for all, its rows as one JSON document."""
-    if changed:
-        rows = [(p.id, p.customer_id, p.user_id, p.state.stage.value if p.state.stage else None,
-                 p.state.stage_since, p.previous_stage, state_to_json(p.state), p.traits,
-                 p.first_seen_at, p.last_seen_at, p.acquisition, p.acquired_at, p.merges, due) for p, due in changed]
-        await conn.execute(_SAVE_PROFILES, {"rows": json_text(rows)})
+    if not changed:
+        return None
+    rows = [(p.id, p.customer_id, p.user_id, p.state.stage.value if p.state.stage else None,
+             p.state.stage_since, p.previous_stage, state_to_json(p.state), p.traits,
+             p.first_seen_at, p.last_seen_at, p.acquisition, p.acquired_at, p.merges, due) for p, due in changed]
+    return _SAVE_PROFILES, {"profile_rows": json_text(rows)}
 
 
 def json_text(value: Any) -> str:
@@ -286,13 +310,13 @@ def _instant(value: datetime) -> str:
     return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
-_SAVE_PROFILES = text(
+_SAVE_PROFILES = (
     "UPDATE profiles SET customer_id = v->>1, user_id = v->>2, stage = v->>3, "
     "stage_since = CAST(v->>4 AS timestamptz), previous_stage = v->>5, facts = v->6, traits = v->7, "
     "first_seen_at = CAST(v->>8 AS timestamptz), last_seen_at = CAST(v->>9 AS timestamptz), acquisition = v->10, "
     "acquired_at = CAST(v->>11 AS timestamptz), merges = CAST(v->>12 AS integer), "
     "due_at = CAST(v->>13 AS timestamptz), updated_at = now() "
-    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v WHERE profiles.id = CAST(v->>0 AS uuid)")
+    "FROM jsonb_array_elements(CAST(:profile_rows AS jsonb)) AS v WHERE profiles.id = CAST(v->>0 AS uuid)")
 
 
 async def due_profiles(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Profile]:
