@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 
+from lifecycle_shared.erasure_reports import erasure_route
 from lifecycle_shared.events import (
     ERASURE_REQUESTED_TYPE,
     IDENTITY_MERGED_TYPE,
     STAGE_CHANGED_TYPE,
-    ErasureRequestedData,
     IdentityMergedData,
     StageChangedData,
     TouchpointData,
@@ -16,7 +16,7 @@ from lifecycle_shared.events import (
 from lifecycle_shared.kafka.registry import Route, Router, route_by_type
 from lifecycle_shared.topics import Topics
 
-from lifecycle_loyalty.handlers.erasure_requested import handle_erasure_requested
+from lifecycle_loyalty.db import erasure
 from lifecycle_loyalty.handlers.identity_merged import handle_identity_merged
 from lifecycle_loyalty.handlers.orders import ORDER_COMPLETED, ORDER_REFUNDED, handle_orders
 from lifecycle_loyalty.handlers.referral_completed import REFERRAL_COMPLETED, handle_referral_completed
@@ -36,5 +36,5 @@ def routes(*, topics: Topics | None = None, erasure_pepper: bytes | None = None)
         REVIEW_WRITTEN: Route(TouchpointData, partial(handle_review_written, topic=topic)),
         STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, topic=topic)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, partial(handle_identity_merged, topic=topic)),
-        ERASURE_REQUESTED_TYPE: Route(ErasureRequestedData, partial(handle_erasure_requested, pepper=erasure_pepper)),
+        ERASURE_REQUESTED_TYPE: erasure_route(erasure.erase, erasure_pepper),
     })

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from lifecycle_shared.erasure_reports import erasure_route
 from lifecycle_shared.events import (
     ERASURE_REQUESTED_TYPE,
     IDENTITY_MERGED_TYPE,
@@ -31,7 +32,6 @@ from lifecycle_shared.events import (
     STAGE_CHANGED_TYPE,
     TIER_CHANGED_TYPE,
     TOUCHPOINT_TYPE_PREFIX,
-    ErasureRequestedData,
     IdentityMergedData,
     PointsExpiringData,
     RewardRedeemedData,
@@ -44,10 +44,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.campaignbook import CampaignBook
 from lifecycle_messaging.consenting import Links
+from lifecycle_messaging.db import erasure
 from lifecycle_messaging.domain.local_time import UTC_ZONE
 from lifecycle_messaging.handlers.campaign_touchpoints import handle_campaign_touchpoints
 from lifecycle_messaging.handlers.contacts import IDENTIFY, SIGNED_UP, handle_contacts
-from lifecycle_messaging.handlers.erasure_requested import handle_erasure_requested
 from lifecycle_messaging.handlers.identity_merged import handle_identity_merged
 from lifecycle_messaging.handlers.loyalty_events import handle_loyalty_events
 from lifecycle_messaging.handlers.order_completed import ORDER_COMPLETED_TYPE, handle_order_completed
@@ -74,7 +74,7 @@ def routes(*, brand: str, freshness: Freshness, default_locale: str = "en", link
         STAGE_CHANGED_TYPE: Route(StageChangedData, partial(handle_stage_changed, freshness=freshness,
                                                             rendering=rendering)),
         IDENTITY_MERGED_TYPE: Route(IdentityMergedData, handle_identity_merged),
-        ERASURE_REQUESTED_TYPE: Route(ErasureRequestedData, partial(handle_erasure_requested, pepper=erasure_pepper)),
+        ERASURE_REQUESTED_TYPE: erasure_route(erasure.erase, erasure_pepper),
         IDENTIFY: contacts,
         SIGNED_UP: contacts,
         UNSUBSCRIBED_TYPE: Route(TouchpointData, partial(handle_unsubscribed, clock=freshness.clock)),
