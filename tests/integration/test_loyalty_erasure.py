@@ -80,7 +80,7 @@ async def test_the_erasure_event_through_the_runner_erases_once(loyalty_engine):
 
 
 async def test_the_report_is_served_with_the_read_api_token(namespace, loyalty_engine):
-    """GET /v1/admin/erasures/{erasure_id}: what the stage engine assembles its report from - the first run's
+    """GET /v1/erasures/{erasure_id}: what the stage engine assembles its report from - the first run's
     counts once applied, 404 before (or for no such erasure)."""
     h = uuid.uuid4().hex[:10]
     user = f"user-{h}"
@@ -89,10 +89,10 @@ async def test_the_report_is_served_with_the_read_api_token(namespace, loyalty_e
     settings = loyalty_settings(namespace, api_tokens=TOKEN)
     auth = {"authorization": f"Bearer {TOKEN}"}
     async with running(create_app(settings)) as client:
-        assert (await client.get(f"/v1/admin/erasures/{erasure_id}", headers=auth)).status_code == 404
+        assert (await client.get(f"/v1/erasures/{erasure_id}", headers=auth)).status_code == 404
         await apply(loyalty_engine, [erasure_event(erasure_id, id_hashes(PEPPER, [user]), at=T0)],
                     erasure_pepper=PEPPER)
-        answer = await client.get(f"/v1/admin/erasures/{erasure_id}", headers=auth)
+        answer = await client.get(f"/v1/erasures/{erasure_id}", headers=auth)
         assert answer.status_code == 200, answer.text
         assert answer.json()["erasure_id"] == erasure_id and answer.json()["counts"]["orders"] == 1
-        assert (await client.get(f"/v1/admin/erasures/{erasure_id}")).status_code == 401
+        assert (await client.get(f"/v1/erasures/{erasure_id}")).status_code == 401

@@ -130,11 +130,11 @@ async def test_an_erased_customer_leaves_no_identifier_and_is_never_mailed_again
     # The report, as the stage engine reads it (the read-API token).
     async with running(create_app(shop.settings.model_copy(update={"role": "api"}), clock=shop.clock)) as client:
         auth = {"authorization": f"Bearer {TOKEN}"}
-        report = await client.get(f"/v1/admin/erasures/{erasure_id}", headers=auth)
+        report = await client.get(f"/v1/erasures/{erasure_id}", headers=auth)
         assert report.status_code == 200 and report.json()["counts"] == first, report.text
-        assert (await client.get(f"/v1/admin/erasures/{uuid.uuid4()}", headers=auth)).status_code == 404
-        assert (await client.get("/v1/admin/erasures/not-a-uuid", headers=auth)).status_code == 404
-        assert (await client.get(f"/v1/admin/erasures/{erasure_id}")).status_code == 401
+        assert (await client.get(f"/v1/erasures/{uuid.uuid4()}", headers=auth)).status_code == 404
+        assert (await client.get("/v1/erasures/not-a-uuid", headers=auth)).status_code == 404
+        assert (await client.get(f"/v1/erasures/{erasure_id}")).status_code == 401
 
     # The same address comes back under a new id: its messages are suppressed, nothing is mailed to it.
     again = f"user-again-{h}"

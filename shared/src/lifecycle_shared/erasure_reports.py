@@ -1,6 +1,6 @@
 """Each service's record of the erasures it applied (docs/erasure.md): the `erasures` table the stage engine,
 messaging and loyalty each keep (erasure id, keyed hashes, counts per table, requested_at), read back, and the
-`GET /v1/admin/erasures/{erasure_id}` messaging and loyalty serve it at; and their route of
+`GET /v1/erasures/{erasure_id}` messaging and loyalty serve it at; and their route of
 `customer.erasure_requested` (`erasure_route`).
 
 That route takes the read-API token (LIFECYCLE_API_TOKENS, shared by the services), not an admin token: the
@@ -48,8 +48,9 @@ async def applied(conn: AsyncConnection, erasure_id: str) -> AppliedErasure | No
 
 
 def report_router() -> APIRouter:
-    """`GET /v1/admin/erasures/{erasure_id}`: 200 with this service's counts once it applied the erasure, else 404."""
-    router = APIRouter(prefix="/v1/admin", tags=["erasure"], dependencies=[ApiAccess], responses=errors(401, 403))
+    """`GET /v1/erasures/{erasure_id}`: 200 with this service's counts once it applied the erasure, else 404. A read
+    route (the API token), not under /v1/admin/ (the admin token's): see the module's docstring."""
+    router = APIRouter(prefix="/v1", tags=["erasure"], dependencies=[ApiAccess], responses=errors(401, 403))
 
     @router.get("/erasures/{erasure_id}", response_model=AppliedErasure, responses=errors(404))
     async def get_erasure(erasure_id: str, engine: Engine) -> AppliedErasure:

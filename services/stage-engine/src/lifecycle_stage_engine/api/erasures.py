@@ -100,7 +100,7 @@ async def _counts(client: httpx.AsyncClient, base_url: str | None, erasure_id: s
     if not base_url:
         return None
     try:
-        answer = await client.get(f"{base_url.rstrip('/')}/v1/admin/erasures/{erasure_id}")
+        answer = await client.get(f"{base_url.rstrip('/')}/v1/erasures/{erasure_id}")
     except httpx.HTTPError:
         return None
     if answer.status_code != 200:
