@@ -11,7 +11,8 @@ default rule sets (services/stage-engine/.../rules/default.yaml, services/loyalt
 - stages: any touchpoint -> awareness; a product view (intent) -> consideration; one order that counts ->
   purchase; two -> retention; two and a good review (rating 4+) -> loyalty; a refund takes its order back
   (retention -> purchase). Time moves nobody here: drift comes at the earliest 14 days after an order.
-- messages: one per forward move, named by the stage reached (moves back send nothing).
+- messages: one per forward move, named by the stage reached (moves back send nothing); into purchase also
+  the feedback request (a row written at once, due 72 h later).
 - loyalty: an order earns floor(revenue) points (USD, 1 point per unit); a refund of the whole order,
   consumed after its order's points were booked, reverses them; reaching loyalty pays a 500-point bonus once.
 """
@@ -112,6 +113,8 @@ def expected(events: list[dict]) -> dict[str, Customer]:
             customer.stages.append(stage)
             if current is None or RANK[stage] > RANK[current]:
                 customer.templates[TEMPLATE[stage]] += 1
+                if stage == "purchase":  # and the feedback request, written now, due 72 h later
+                    customer.templates["feedback_request"] += 1
             if stage == "loyalty" and "loyalty" not in customer.stages[:-1]:
                 customer.entries[("bonus", None, LOYALTY_BONUS)] += 1
     return result

@@ -23,7 +23,8 @@ def test_each_kind_of_customer_has_its_stages_messages_and_entries():
     assert repeat.stages == ["awareness", "consideration", "purchase", "retention"]
     assert repeat.balance == 13 + 20  # floor(13), floor(13 + 7.5)
     assert refunder.stages == ["awareness", "consideration", "purchase", "retention", "purchase"]
-    assert refunder.templates == Counter(welcome=1, consideration_nudge=1, thank_you_feedback=1, retention_offer=1)
+    assert refunder.templates == Counter(welcome=1, consideration_nudge=1, thank_you_feedback=1, feedback_request=1,
+                                         retention_offer=1)
     assert refunder.entries == Counter({("earn", "r-4-o0", 14): 1, ("earn", "r-4-o1", 21): 1,
                                         ("reverse", "r-4-o1", -21): 1})
     assert advocate.stages[-1] == "loyalty" and advocate.templates["referral_invite"] == 1
