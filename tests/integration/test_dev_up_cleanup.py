@@ -60,11 +60,13 @@ def test_a_sigterm_on_the_way_up_stops_what_was_started(tmp_path: Path) -> None:
          str(free_port()), "--kafka-port", str(free_port()), "--smtp-port", str(free_port()),
          "--first-port", str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        pid_file = data_dir / "postgres" / "postmaster.pid"
+        # The broker's log is made once PostgreSQL accepts connections (`start(ready=True)`): a server killed
+        # in its own start-up may leave a stale postmaster.pid (the next start removes it), a running one not.
+        pid_file, broker_log = data_dir / "postgres" / "postmaster.pid", data_dir / "logs" / "broker.log"
         deadline = time.monotonic() + 120
-        while not pid_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        while not broker_log.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert pid_file.exists(), "PostgreSQL never started"
+        assert broker_log.exists() and pid_file.exists(), "PostgreSQL never became ready"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) != 0  # interrupted, not a clean stop after Ctrl-C at the prompt
     finally:
