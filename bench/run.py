@@ -16,10 +16,8 @@ no-Kafka FastAPI endpoint), then measures, in order:
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
  10. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
      in the same phase (bench/scale_out.py)
-Then, after the stack has stopped, the services' own benches, each a process starting its own PostgreSQL
-(bench/suites.py): 11. messaging: transitions -> queued sends vs batched INSERT, emails sent vs raw aiosmtplib
-12. loyalty: orders -> ledger entries vs batched INSERT, redemption p99 vs /healthz  13. webhooks: deliveries vs
-raw POSTs. `--only` picks phases (e.g. `--only messaging,loyalty`).
+Then, after the stack has stopped, the services' own benches (bench/suites.py: messaging, loyalty, webhooks),
+each on its own PostgreSQL beside its own raw baseline. `--only` picks phases (e.g. `--only messaging,loyalty`).
 Each product figure is printed with its ratio to its baseline (batches: to the producer; single
 events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,
 raw numbers and the cores each process (the load generator included) used per phase. Measurement
