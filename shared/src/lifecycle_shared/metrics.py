@@ -16,13 +16,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
     "lifecycle_events_consumed_total",
-    "Events taken from Kafka, by event type and outcome (applied, duplicate, dead_lettered, ignored)",
+    "Events taken from Kafka, by event type and outcome (applied, duplicate, dead_lettered, ignored, erased: "
+    "sealed for a customer whose keys an erasure destroyed)",
     ["consumer", "type", "outcome"]
 )
 # `type` of records no route of the consumer wants, or that are not a readable CloudEvent: the header's
 # value is not a label (anything on the topic could put an unbounded set there).
 OTHER_TYPE = "other"
-CONSUMER_OUTCOMES = ("applied", "duplicate", "dead_lettered")
+CONSUMER_OUTCOMES = ("applied", "duplicate", "dead_lettered", "erased")
 DUPLICATE_CONFLICTS = Counter(
     "lifecycle_duplicate_conflicts_total",
     "Events skipped as duplicates whose body differs from the one applied (a reused messageId)", ["consumer"]

@@ -23,6 +23,7 @@ from typing import Literal
 from aiokafka import AIOKafkaProducer
 
 from lifecycle_shared.db import create_engine, ping
+from lifecycle_shared.erasure import pepper_of
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
 from lifecycle_shared.kafka.lag import LagMonitor
@@ -30,6 +31,7 @@ from lifecycle_shared.kafka.registry import Router, routed_types
 from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.kafka.runner import ConsumerRunner
 from lifecycle_shared.kafka.watch import TopicWatch
+from lifecycle_shared.keyring import RemoteKeyring
 from lifecycle_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,20 @@ class ConsumerSpec:
     group: str
     topics: list[str]
     route: Router
+    # False for a consumer the service's readiness does not wait on (ingest's erasure consumer: events are still
+    # accepted while its database is away).
+    gates_readiness: bool = True
+
+
+def remote_keyring(settings: ServiceSettings) -> RemoteKeyring | None:
+    """Ingest's key API, when LIFECYCLE_KEYS_URL is set (it needs the pepper too: its token derives from it)."""
+    if not settings.keys_url:
+        return None
+    pepper = pepper_of(settings.erasure_pepper)
+    if pepper is None:
+        raise ValueError("LIFECYCLE_KEYS_URL is set but LIFECYCLE_ERASURE_PEPPER is not: the key API's token "
+                         "derives from the pepper")
+    return RemoteKeyring(settings.keys_url, pepper)
 
 
 class ServiceRuntime:
@@ -69,12 +85,14 @@ class ServiceRuntime:
         self.engine = create_engine(settings.database_url)
         self.producer: AIOKafkaProducer = make_producer(settings.kafka)
         consuming = self.role in ("consumer", "all")
-        self.relay = (OutboxRelay(engine=self.engine, producer=self.producer, service=service)
+        # Customers' data keys (docs/erasure.md): to open sealed records and seal what the outbox publishes.
+        self.keyring = remote_keyring(settings) if consuming else None
+        self.relay = (OutboxRelay(engine=self.engine, producer=self.producer, service=service, keyring=self.keyring)
                       if relay and consuming else None)
         self._consumer_specs = consumers if consuming else ()
         self._workers = (workers if consuming else ()) + shared
         self._needs = set(api_needs) if self.role in ("api", "all") else set()
-        if consuming and (consumers or workers or relay):
+        if consuming and (any(spec.gates_readiness for spec in consumers) or workers or relay):
             self._needs |= set(INFRA_CHECKS)
         self._checks: dict[str, Callable[[], bool]] = {}
         self._prepare = prepare
@@ -108,9 +126,10 @@ class ServiceRuntime:
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
                 route=spec.route, on_applied=self.relay.wake if self.relay else lambda: None,
-                event_types=routed_types(spec.route),
+                event_types=routed_types(spec.route), keyring=self.keyring,
             )
-            self._runners.append(runner)
+            if spec.gates_readiness:
+                self._runners.append(runner)
             self._consumers.append((runner, self._spawn(spec.group, runner.run)))
 
     async def _stop_consumers(self, *, drain_s: float = 0.0) -> None:
@@ -177,6 +196,8 @@ class ServiceRuntime:
         await self._cancel(others)
         await self.topics.remove_sentinel()
         await self.producer.stop()
+        if self.keyring is not None:
+            await self.keyring.close()
         await self.engine.dispose()
 
     @staticmethod

@@ -89,6 +89,15 @@ class ServiceSettings(BaseSettings):
     # `<PREFIX>ADMIN_TOKEN`: Bearer token for the service's admin API, if it has one. Required outside
     # development (24+ characters, not a placeholder); in development, unset disables the admin API.
     admin_token: SecretStr | None = None
+    # LIFECYCLE_ERASURE_PEPPER, one value shared by the four services (docs/erasure.md): the key of the hashes
+    # erasures name customers by, of messaging's erased-address markers, and of the key API's token. Set, ingest
+    # seals what it publishes (crypto-shredding); unset, records go in clear and erasures are dead-lettered, never
+    # skipped. Changing it ends the suppression of erased addresses and every service's access to the data keys.
+    erasure_pepper: SecretStr | None = Field(default=None, validation_alias="LIFECYCLE_ERASURE_PEPPER")
+    # LIFECYCLE_KEYS_URL, shared: ingest's base URL, where the other services fetch customers' data keys to open
+    # sealed records and to seal what their outbox publishes (with the pepper; both or neither).
+    keys_url: str | None = Field(default=None, validation_alias="LIFECYCLE_KEYS_URL",
+                                 pattern="^https?://[^\\s\"'<>]+$")
 
     @classmethod
     def admin_token_variable(cls) -> str:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from lifecycle_shared.errors import describe_error
 from lifecycle_shared.events import CloudEvent, TouchpointData, kafka_headers, touchpoint_type
 
 from lifecycle_ingest.domain.touchpoints import TRANSPORT_ORDER, customer_key, event_id, to_json
@@ -36,6 +37,10 @@ class BrokerNotReady(Exception):
     """The topic watch finds the broker unreachable or its topics missing: nothing was handed over."""
 
 
+class KeysNotReady(Exception):
+    """The customers' data keys could not be had (the database is away): nothing was handed over."""
+
+
 class Record(NamedTuple):
     """One touchpoint as it goes to Kafka (a tuple: built per event on the hot path)."""
 
@@ -44,6 +49,11 @@ class Record(NamedTuple):
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+    # The parts sealing takes (subject_keys.LocalKeyring.seal): the customer key, the envelope without
+    # `subject` and `data`, and the data as JSON.
+    subject: str
+    head: dict[str, Any]
+    data: bytes
 
 
 def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") -> Record:
@@ -58,12 +68,13 @@ def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") ->
     transport = to_json({name: described.pop(name) for name in TRANSPORT_ORDER if name in described})
     content = to_json(described)
     digest = hashlib.sha256(content).hexdigest()
-    envelope = {"specversion": "1.0", "id": event_id(source=source, message_id=data["messageId"], key_kind=key_kind),
-                "source": f"/sources/{source}", "type": event_type, "time": data["timestamp"],
-                "subject": subject, "datacontenttype": "application/json", "digest": digest}
-    value = b"".join((to_json(envelope)[:-1], b',"data":', content[:-1], b",", transport[1:], b"}"))
+    head = {"specversion": "1.0", "id": event_id(source=source, message_id=data["messageId"], key_kind=key_kind),
+            "source": f"/sources/{source}", "type": event_type, "time": data["timestamp"],
+            "datacontenttype": "application/json", "digest": digest}
+    data_json = b"".join((content[:-1], b",", transport[1:]))
+    value = b"".join((to_json(head | {"subject": subject})[:-1], b',"data":', data_json, b"}"))
     return Record(message_id=data["messageId"], digest=digest, key=subject.encode(), value=value,
-                  headers=kafka_headers(event_type))
+                  headers=kafka_headers(event_type), subject=subject, head=head, data=data_json)
 
 
 def to_cloud_event(touchpoint: TouchpointData | dict[str, Any], *, source: str) -> CloudEvent:
@@ -74,8 +85,11 @@ def to_cloud_event(touchpoint: TouchpointData | dict[str, Any], *, source: str) 
 
 class TouchpointPublisher:
     def __init__(self, *, producer: AIOKafkaProducer, topic: str, timeout_s: float,
-                 max_inflight: int, topics_ready: Callable[[], bool] = lambda: True) -> None:
+                 max_inflight: int, topics_ready: Callable[[], bool] = lambda: True,
+                 seal: Callable[[list[Record]], Awaitable[list[Record]]] | None = None) -> None:
+        """`seal`: records to what is published (subject_keys.LocalKeyring.seal); None: published in clear."""
         self._producer = producer
+        self._seal = seal
         self._topics_ready = topics_ready
         self._topic = topic
         self._timeout_s = timeout_s
@@ -89,6 +103,11 @@ class TouchpointPublisher:
             raise BrokerNotReady
         if self._inflight + count > self._max_inflight:
             raise Overloaded
+        if self._seal is not None:
+            try:
+                records = await self._seal(records)
+            except Exception as error:  # noqa: BLE001 - the key store is away: nothing was sent
+                raise KeysNotReady(describe_error(error)) from error
         self._inflight += count
         try:
             # asyncio.timeout, not wait_for: no extra task per request (measured on the hot path).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from lifecycle_shared.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -17,6 +17,3 @@ class LoyaltySettings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lifecycle_loyalty"
     port: int = 8003
     expiry_interval_s: float = Field(default=60.0, gt=0)  # how often lots past their expiry are expired
-    # LIFECYCLE_ERASURE_PEPPER: the key of the hashes `customer.erasure_requested` names customers by, one value
-    # shared by the services (docs/erasure.md); unset, erasures are dead-lettered, never skipped.
-    erasure_pepper: SecretStr | None = Field(default=None, validation_alias="LIFECYCLE_ERASURE_PEPPER")

@@ -95,10 +95,6 @@ class MessagingSettings(ServiceSettings):
     # links already sent.
     unsubscribe_secret: SecretStr | None = None
     unsubscribe_valid_days: int = Field(default=60, ge=1, le=3650)
-    # LIFECYCLE_ERASURE_PEPPER: the key of the hashes `customer.erasure_requested` names customers by and of the
-    # erased addresses' suppression markers, one value shared by the services (docs/erasure.md); unset, erasures
-    # are dead-lettered, never skipped. Changing or deleting it ends the suppression of erased addresses.
-    erasure_pepper: SecretStr | None = Field(default=None, validation_alias="LIFECYCLE_ERASURE_PEPPER")
 
     @model_validator(mode="after")
     def _unsubscribe_outside_development(self) -> Self:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from lifecycle_shared.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from lifecycle_stage_engine.analytics.rfm import Thresholds
@@ -41,10 +41,10 @@ class StageEngineSettings(ServiceSettings):
     # Where browsers reach messaging's campaigns page (e.g. https://messaging.shop.example/campaigns): the
     # dashboard links there, passing the API token in the fragment. Unset: no link.
     campaigns_page_url: str | None = Field(default=None, pattern="^https?://[^\\s\"'<>]+$")
-    # Erasure (docs/erasure.md): LIFECYCLE_ERASURE_PEPPER, the key of the hashes erasures name customers by, one
-    # value shared by the stage engine, messaging and loyalty (unset: POST /v1/admin/erasures answers 503); and
-    # where messaging's and loyalty's reports are read (their base URLs; unset: that part shows `pending`).
-    erasure_pepper: SecretStr | None = Field(default=None, validation_alias="LIFECYCLE_ERASURE_PEPPER")
+    # Erasure (docs/erasure.md; the pepper is ServiceSettings.erasure_pepper: unset, POST /v1/admin/erasures answers
+    # 503): where ingest's, messaging's and loyalty's reports are read (their base URLs; unset: that part shows
+    # `pending`).
+    ingest_url: str | None = None
     messaging_url: str | None = None
     loyalty_url: str | None = None
 

@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lifecycle_shared import metrics
 from lifecycle_shared.db import outbox
 from lifecycle_shared.errors import describe_error
+from lifecycle_shared.events import TYPE_HEADER
+from lifecycle_shared.keyring import Keyring, SubjectKey
+from lifecycle_shared.sealing import UNSEALED_TYPES, seal_value
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,11 @@ OutboxRow = Row[*tuple[Any, ...]]
 
 class OutboxRelay:
     def __init__(self, *, engine: AsyncEngine, producer: AIOKafkaProducer, service: str,
-                 batch_size: int = 1000, idle_poll_s: float = 0.5) -> None:
+                 batch_size: int = 1000, idle_poll_s: float = 0.5, keyring: Keyring | None = None) -> None:
+        """`keyring`: where customers' data keys come from; set, every event but UNSEALED_TYPES is published
+        sealed under its customer's key (docs/erasure.md); None, in clear."""
         self._engine = engine
+        self._keyring = keyring
         self._producer = producer
         self._service = service
         self._batch_size = batch_size
@@ -110,11 +116,15 @@ class OutboxRelay:
         wait the same timeout each, and must not overtake the rows before them."""
         pending: list[tuple[OutboxRow, asyncio.Future[Any]]] = []
         outcomes: list[tuple[OutboxRow, BaseException | None]] = []
+        keys = await self._keys(rows)
         for row in rows:
             try:
                 headers = [(name, value.encode()) for name, value in row.headers.items()]
-                pending.append((row, await self._producer.send(row.topic, row.payload, key=row.key.encode(),
-                                                               headers=headers)))
+                key, value = row.key, row.payload
+                if row.key in keys and row.headers.get(TYPE_HEADER) not in UNSEALED_TYPES:
+                    key, subject_key = keys[row.key]
+                    value = seal_value(value, key_id=key, key=subject_key)
+                pending.append((row, await self._producer.send(row.topic, value, key=key.encode(), headers=headers)))
             except Exception as error:  # noqa: BLE001 - refused before sending (too large, say)
                 outcomes.append((row, error))
                 if not isinstance(error, NEVER_PUBLISHABLE):
@@ -123,6 +133,14 @@ class OutboxRelay:
         outcomes += [(row, ack if isinstance(ack, BaseException) else None)
                      for (row, _), ack in zip(pending, acks, strict=True)]
         return outcomes
+
+    async def _keys(self, rows: Sequence[OutboxRow]) -> dict[str, SubjectKey]:
+        """The data key of each customer the rows to seal are about (none without a keyring). KeysUnavailable
+        ends the round: nothing is published in clear that should be sealed."""
+        if self._keyring is None:
+            return {}
+        customers = {row.key for row in rows if row.headers.get(TYPE_HEADER) not in UNSEALED_TYPES}
+        return await self._keyring.keys_for(customers) if customers else {}
 
     async def _set_aside(self, conn: AsyncConnection, dead: list[tuple[OutboxRow, BaseException]]) -> None:
         for row, error in dead:

@@ -38,7 +38,9 @@ from lifecycle_shared.db import add_to_outbox, claim_new_event_ids, digests_of
 from lifecycle_shared.db_errors import classify
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
+from lifecycle_shared.kafka.opening import open_all
 from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
+from lifecycle_shared.keyring import Keyring, KeysUnavailable
 from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class ConsumerRunner:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # The event types `route` handles, for their series to exist at 0 from the start (the DLQ count too).
     event_types: Sequence[str] = ()
+    # Where sealed records' keys come from (None: only clear records can be read; a sealed one waits).
+    keyring: Keyring | None = None
     _started: bool = field(default=False, init=False)
     # Consecutive batches that failed because the database or broker was away (0: all is well).
     outage: int = field(default=0, init=False)
@@ -159,7 +163,7 @@ class ConsumerRunner:
                 self.consumer.seek(tp, offset)
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        decoded: list[tuple[ConsumerRecord, Typed[Any], Handler]] = []
+        wanted: list[tuple[tuple[ConsumerRecord, Route], CloudEvent]] = []
         routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
             if not self._ours(record, routes):
@@ -172,9 +176,10 @@ class ConsumerRunner:
                 if route is None:  # another service's business: not even recorded
                     metrics.EVENTS_CONSUMED.labels(self.name, metrics.OTHER_TYPE, "ignored").inc()
                     continue
-                decoded.append((record, route.typed(event), route.handler))
-            except PermanentError as error:  # not a CloudEvent, or data its route's model refuses
+                wanted.append(((record, route), event))
+            except PermanentError as error:  # not a CloudEvent
                 await self._dead_letter(record, error)
+        decoded = await self._typed(wanted)
         try:
             async with self.engine.begin() as conn:
                 await self._apply(conn, decoded)
@@ -185,6 +190,29 @@ class ConsumerRunner:
                         extra={"consumer": self.name, "records": len(decoded), "error": describe_error(error)})
             for item in decoded:
                 await self._process_one(item)
+
+    async def _typed(self, wanted: list[tuple[tuple[ConsumerRecord, Route], CloudEvent]]
+                     ) -> list[tuple[ConsumerRecord, Typed[Any], Handler]]:
+        """Sealed events opened (`kafka.opening`; the erased dropped), then each one's data validated into its
+        route's model (a refusal sends that record alone to the DLQ)."""
+        try:
+            opened = await open_all(wanted, self.keyring)
+        except KeysUnavailable as error:
+            raise InfrastructureDown from error
+        for (record, _), refusal in opened.refused:
+            await self._dead_letter(record, refusal)
+        for (_, _), event in opened.erased:
+            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "erased").inc()
+        if opened.erased:
+            log.info("records of erased customers dropped", extra={"consumer": self.name,
+                                                                   "records": len(opened.erased)})
+        decoded: list[tuple[ConsumerRecord, Typed[Any], Handler]] = []
+        for (record, route), event in opened.ready:
+            try:
+                decoded.append((record, route.typed(event), route.handler))
+            except PermanentError as error:  # data its route's model refuses
+                await self._dead_letter(record, error)
+        return decoded
 
     def _ours(self, record: ConsumerRecord, routes: dict[str, Route | None] | None = None) -> bool:
         """False when the type header (or on older records the legacy `ce_type`) says no handler wants

@@ -23,7 +23,14 @@ from lifecycle_ingest.api.accept import accept
 from lifecycle_ingest.api.deps import Caller, authenticate, inflight_of, json_body, publisher_of, settings_of
 from lifecycle_ingest.domain.json_values import MAX_DEPTH, storable_text, unstorable
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, to_json
-from lifecycle_ingest.publisher import BrokerNotReady, DeliveryUnknown, Overloaded, Record, TouchpointPublisher
+from lifecycle_ingest.publisher import (
+    BrokerNotReady,
+    DeliveryUnknown,
+    KeysNotReady,
+    Overloaded,
+    Record,
+    TouchpointPublisher,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +167,10 @@ async def _publish(publisher: TouchpointPublisher, records: list[Record], reques
         metrics.INGESTED.labels("unavailable").inc(len(records))
         raise HTTPException(503, "the event broker is unreachable, or lost its topics and they are being "
                                  "re-created; nothing was accepted, retry", headers={"Retry-After": "5"}) from None
+    except KeysNotReady:
+        metrics.INGESTED.labels("unavailable").inc(len(records))
+        raise HTTPException(503, "the customers' data keys are unavailable (ingest's database is away); nothing "
+                                 "was accepted, retry", headers={"Retry-After": "5"}) from None
     except DeliveryUnknown:
         metrics.INGESTED.labels("unconfirmed").inc(len(records))
         raise HTTPException(503, {

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -59,4 +60,16 @@ key_generation = Table(
     Column("id", SmallInteger, primary_key=True, server_default="1"),
     Column("generation", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("id = 1", name="key_generation_one_row"),
+)
+
+# One data key per customer id (docs/erasure.md, crypto-shredding): touchpoints and the other services' events
+# about the id are sealed under it; an erasure deletes it, and what it sealed can never be read again. Found by
+# the id's keyed hash (lifecycle_shared.erasure.id_hash), never by the id.
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("key_id", UUID(as_uuid=False), primary_key=True),
+    Column("id_hash", Text, nullable=False, unique=True),
+    Column("key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
