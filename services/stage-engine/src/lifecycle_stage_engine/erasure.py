@@ -35,7 +35,7 @@ async def erase_and_announce(conn: AsyncConnection, any_id: str, *, pepper: byte
 
 # The services an erasure's report covers. Ingest keeps nothing keyed by customer in its database (docs/erasure.md):
 # its part is complete with nothing to count; messaging's and loyalty's are read from their own reports.
-REPORTING_SERVICES = ("messaging", "loyalty")
+REPORTING_SERVICES = ("ingest", "messaging", "loyalty")
 
 
 def assembled(own: ErasureReport, reported: dict[str, dict[str, int] | None]) -> dict[str, Any]:
@@ -43,7 +43,6 @@ def assembled(own: ErasureReport, reported: dict[str, dict[str, int] | None]) ->
     or not reachable): `complete` once every service has applied it."""
     services: dict[str, dict[str, Any]] = {
         "stage-engine": {"status": "complete", "counts": own.counts},
-        "ingest": {"status": "complete", "counts": {}},
     }
     for name in REPORTING_SERVICES:
         counts = reported.get(name)

@@ -77,11 +77,14 @@ class StackConfig:
             "LIFECYCLE_MESSAGING_SMTP_PORT": str(self.smtp_port),
             # The unsubscribe links in the stack's emails lead to its own messaging service.
             "LIFECYCLE_MESSAGING_PUBLIC_URL": f"http://127.0.0.1:{self.ports['messaging']}",
-            # The stage engine's erasure report reads messaging's and loyalty's.
+            # The stage engine's erasure report reads ingest's, messaging's and loyalty's.
+            "LIFECYCLE_STAGE_ENGINE_INGEST_URL": f"http://127.0.0.1:{self.ports['ingest']}",
             "LIFECYCLE_STAGE_ENGINE_MESSAGING_URL": f"http://127.0.0.1:{self.ports['messaging']}",
             "LIFECYCLE_STAGE_ENGINE_LOYALTY_URL": f"http://127.0.0.1:{self.ports['loyalty']}",
             **({"LIFECYCLE_API_TOKENS": self.api_tokens} if self.api_tokens else {}),
-            **({"LIFECYCLE_ERASURE_PEPPER": self.erasure_pepper} if self.erasure_pepper else {}),
+            # With the pepper, ingest seals what it publishes and the others fetch keys from it (docs/erasure.md).
+            **({"LIFECYCLE_ERASURE_PEPPER": self.erasure_pepper,
+                "LIFECYCLE_KEYS_URL": f"http://127.0.0.1:{self.ports['ingest']}"} if self.erasure_pepper else {}),
             **self.extra_env,
         }
 

@@ -88,7 +88,7 @@ async def get_erasure(erasure_id: str, engine: Engine, settings: Settings) -> di
 
 async def _report(report: ErasureReport, settings: Any) -> dict[str, Any]:
     assert isinstance(settings, StageEngineSettings)
-    urls = {"messaging": settings.messaging_url, "loyalty": settings.loyalty_url}
+    urls = {"ingest": settings.ingest_url, "messaging": settings.messaging_url, "loyalty": settings.loyalty_url}
     token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else ""
     async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S, headers={"authorization": f"Bearer {token}"}) as client:
         reported = {name: await _counts(client, urls[name], report.erasure_id) for name in REPORTING_SERVICES}
