@@ -53,23 +53,25 @@ def is_sealed(envelope: dict[str, Any] | CloudEvent) -> bool:
     return extra.get(SEALED_ATTRIBUTE) is not None
 
 
-def seal_parts(head: dict[str, Any], subject: str, data: bytes, *, key_id: str, key: bytes) -> bytes:
-    """A sealed CloudEvent's bytes from its envelope without `subject` and `data` (`head`), the customer key
-    and the data as JSON bytes (how ingest, which builds records from parts, calls it)."""
+def seal_parts(head: bytes, event_id: str, subject: str, data: bytes, *, key_id: str, key: bytes) -> bytes:
+    """A sealed CloudEvent's bytes from its parts: `head`, the envelope without `subject` and `data` as a JSON
+    object; its id; the customer key; and the data as JSON (how ingest, which builds records from parts, seals)."""
     plain = b"".join((b'{"subject":', json.dumps(subject).encode(), b',"data":', data, b"}"))
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plain, str(head["id"]).encode())
-    envelope = head | {"subject": key_id, SEALED_ATTRIBUTE: ALGORITHM,
-                       "data": {"ciphertext": base64.b64encode(nonce + sealed).decode()}}
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    sealed = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, event_id.encode()))
+    return b"".join((head[:-1], b',"subject":', json.dumps(key_id).encode(), b',"', SEALED_ATTRIBUTE.encode(),
+                     b'":"', ALGORITHM.encode(), b'","data":{"ciphertext":"', sealed, b'"}}'))
 
 
 def seal_value(value: bytes, *, key_id: str, key: bytes) -> bytes:
     """A clear CloudEvent's bytes, sealed (the outbox relay's path)."""
     envelope = json.loads(value)
     subject, data = envelope.pop("subject"), envelope.pop("data")
-    return seal_parts(envelope, subject, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(),
-                      key_id=key_id, key=key)
+    return seal_parts(compact(envelope), str(envelope["id"]), subject, compact(data), key_id=key_id, key=key)
+
+
+def compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def key_id_of(event: CloudEvent) -> str:

@@ -49,10 +49,11 @@ class Record(NamedTuple):
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
-    # The parts sealing takes (subject_keys.LocalKeyring.seal): the customer key, the envelope without
-    # `subject` and `data`, and the data as JSON.
+    # The parts sealing takes (subject_keys.LocalKeyring.seal): the customer key, the event id, the envelope
+    # without `subject` and `data` as a JSON object, and the data as JSON.
     subject: str
-    head: dict[str, Any]
+    event_id: str
+    head: bytes
     data: bytes
 
 
@@ -68,13 +69,13 @@ def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") ->
     transport = to_json({name: described.pop(name) for name in TRANSPORT_ORDER if name in described})
     content = to_json(described)
     digest = hashlib.sha256(content).hexdigest()
-    head = {"specversion": "1.0", "id": event_id(source=source, message_id=data["messageId"], key_kind=key_kind),
-            "source": f"/sources/{source}", "type": event_type, "time": data["timestamp"],
-            "datacontenttype": "application/json", "digest": digest}
+    the_id = event_id(source=source, message_id=data["messageId"], key_kind=key_kind)
+    head = to_json({"specversion": "1.0", "id": the_id, "source": f"/sources/{source}", "type": event_type,
+                    "time": data["timestamp"], "datacontenttype": "application/json", "digest": digest})
     data_json = b"".join((content[:-1], b",", transport[1:]))
-    value = b"".join((to_json(head | {"subject": subject})[:-1], b',"data":', data_json, b"}"))
+    value = b"".join((head[:-1], b',"subject":', to_json(subject), b',"data":', data_json, b"}"))
     return Record(message_id=data["messageId"], digest=digest, key=subject.encode(), value=value,
-                  headers=kafka_headers(event_type), subject=subject, head=head, data=data_json)
+                  headers=kafka_headers(event_type), subject=subject, event_id=the_id, head=head, data=data_json)
 
 
 def to_cloud_event(touchpoint: TouchpointData | dict[str, Any], *, source: str) -> CloudEvent:

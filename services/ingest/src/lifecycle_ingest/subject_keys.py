@@ -42,6 +42,6 @@ class LocalKeyring:
         sealed = []
         for record in records:
             key_id, key = keys[record.subject]
-            value = seal_parts(record.head, record.subject, record.data, key_id=key_id, key=key)
+            value = seal_parts(record.head, record.event_id, record.subject, record.data, key_id=key_id, key=key)
             sealed.append(record._replace(key=key_id.encode(), value=value))
         return sealed

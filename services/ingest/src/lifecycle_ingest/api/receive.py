@@ -167,7 +167,8 @@ async def _publish(publisher: TouchpointPublisher, records: list[Record], reques
         metrics.INGESTED.labels("unavailable").inc(len(records))
         raise HTTPException(503, "the event broker is unreachable, or lost its topics and they are being "
                                  "re-created; nothing was accepted, retry", headers={"Retry-After": "5"}) from None
-    except KeysNotReady:
+    except KeysNotReady as error:
+        log.warning("customers' data keys unavailable; refused with 503", extra={"error": str(error)})
         metrics.INGESTED.labels("unavailable").inc(len(records))
         raise HTTPException(503, "the customers' data keys are unavailable (ingest's database is away); nothing "
                                  "was accepted, retry", headers={"Retry-After": "5"}) from None

@@ -65,7 +65,7 @@ class FoundKeys(BaseModel):
     keys: dict[str, str] = Field(description="Base64 keys by key id; an id left out was erased (or never was)")
 
 
-@router.post("", response_model=SubjectKeys, responses=errors(422))
+@router.post("", response_model=SubjectKeys, responses=errors(400))
 async def keys_for_ids(body: KeysForIds, engine: Engine) -> SubjectKeys:
     async with engine.begin() as conn:
         found = await db.keys_for_hashes(conn, sorted(set(body.id_hashes)))
@@ -73,7 +73,7 @@ async def keys_for_ids(body: KeysForIds, engine: Engine) -> SubjectKeys:
                              for h, (key_id, key) in found.items()})
 
 
-@router.post("/lookup", response_model=FoundKeys, responses=errors(422))
+@router.post("/lookup", response_model=FoundKeys, responses=errors(400))
 async def lookup_keys(body: KeysLookup, engine: Engine) -> FoundKeys:
     async with engine.connect() as conn:
         found = await db.keys_by_id(conn, sorted(set(body.key_ids)))
