@@ -1,11 +1,13 @@
 """GDPR erasure end to end (docs/erasure.md): a customer with an anonymousId merged into a userId, an email and a
 phone, orders, an email sent through the real SMTP sink and points; one admin call on the stage engine; the
-report turns `complete` once messaging and loyalty applied `customer.erasure_requested`. The scan of every text,
-json, jsonb, array and bytea column of every table of the four databases finds each identifier before (the
+report turns `complete` once ingest, messaging and loyalty applied `customer.erasure_requested`. The scan of every
+text, json, jsonb, array and bytea column of every table of the four databases finds each identifier before (the
 positive control) and none after; a second call, by another of their ids, answers the same report.
 
-The topics are not scanned: the touchpoints in them still hold the ids until retention ends them (crypto-shredding
-is not built; docs/erasure.md "Not built yet")."""
+The topics too (crypto-shredding): every record of every topic of the namespace - key, value and headers, as on
+the broker - holds none of them, before or after; opened with the keys ingest's key API gives the services, the
+records hold each of them before (the positive control: the data is there, sealed) and none after (the keys are
+gone, and the records with them)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from lifecycle_devstack.services import SERVICES
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.testing import eventually, make_touchpoint
 
-from tests.support.erasure import scan_database
-from tests.support.pipeline import metric_total
+from tests.support.erasure import opened_hits, raw_hits, scan_database
+from tests.support.pipeline import ERASURE_PEPPER, metric_total
+from tests.support.topics import read_every_topic
 
 
 async def _scan(pipeline, needles: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -32,6 +35,14 @@ async def _scan(pipeline, needles: list[str]) -> dict[str, dict[str, list[str]]]
         finally:
             await engine.dispose()
     return found
+
+
+async def _scan_topics(pipeline, needles: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]], int]:
+    """As on the broker, and opened with the keys the key API still gives: needle -> where; and how many opened."""
+    records = await read_every_topic(pipeline.config.kafka_bootstrap, pipeline.config.topic_prefix)
+    assert sum(len(rs) for rs in records.values()) > 0, "no record on any topic: the scan would prove nothing"
+    opened, count = await opened_hits(records, needles, keys_url=pipeline.url("ingest"), pepper=ERASURE_PEPPER)
+    return raw_hits(records, needles), opened, count
 
 
 async def _settled(pipeline, client: httpx.AsyncClient, quiet_s: float = 3, timeout_s: float = 90) -> None:
@@ -78,6 +89,12 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         for needle in needles:  # the positive control: the scan looks where they are
             assert any(found[needle] for found in before.values()), (needle, before)
         assert before["messaging"][email] and before["loyalty"][user] and before["stage-engine"][phone], before
+        raw, opened, _ = await _scan_topics(pipeline, needles)
+        assert raw == {needle: [] for needle in needles}, raw  # sealed from the start: nothing in clear
+        assert all(opened[needle] for needle in needles), opened  # ... and there, for whoever holds the keys
+        topics = {where.split("@")[0].removeprefix(pipeline.config.topic_prefix) for where in opened[user]}
+        # (loyalty-events.v1 carries nothing of theirs here: 60 points reach no tier and redeem nothing)
+        assert {"touchpoints.v1", "stage-transitions.v1"} <= topics, topics
 
         answer = await client.post(pipeline.url("stage-engine") + "/v1/admin/erasures", json={"id": anon},
                                    headers=admin)
@@ -94,12 +111,15 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         assert report["services"]["messaging"]["counts"]["contacts"] >= 1, report
         assert report["services"]["loyalty"]["counts"]["orders"] == 1, report
         assert report["services"]["stage-engine"]["counts"]["identities"] >= 2, report
+        assert report["services"]["ingest"]["counts"]["subject_keys"] >= 2, report  # the anonymousId's, the userId's
         await _settled(pipeline, client)
 
         after = await _scan(pipeline, needles)
         assert {db: {n: found[n] for n in needles} for db, found in after.items()} == {
             db: {n: [] for n in needles} for db in after}
         assert all(found[""] for found in after.values())  # every database was looked at
+        raw, opened, _ = await _scan_topics(pipeline, needles)
+        assert (raw, opened) == ({needle: [] for needle in needles}, {needle: [] for needle in needles})
 
         again = await client.post(pipeline.url("stage-engine") + "/v1/admin/erasures", json={"id": user},
                                   headers=admin)

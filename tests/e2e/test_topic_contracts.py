@@ -11,7 +11,6 @@ dead-letter, and which the document's payload schema must refuse on their origin
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,18 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka, from_structured
 from cloudevents.core.formats.json import JSONFormat
 from jsonschema import Draft7Validator
 from lifecycle_devstack.infra import Infra
 from lifecycle_shared.events import STAGE_CHANGED_TYPE, TRACEPARENT_HEADER, TYPE_HEADER, CloudEvent
-from lifecycle_shared.testing import eventually, make_touchpoint, read_topic, topic_partitions
+from lifecycle_shared.testing import eventually, make_touchpoint, read_topic
 from lifecycle_shared.topics import DLQ_SUFFIX, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS, Topics
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from tests.support.pipeline import ADMIN_TOKEN, Pipeline, four_services
+from tests.support.topics import read_every_topic
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 DOCUMENT_URI = "urn:lifecycle:asyncapi"
@@ -73,7 +73,7 @@ async def test_every_record_on_every_topic_reads_as_a_cloudevent_and_matches_the
     injected = await _force_dead_letters(pipeline, run)
     document = json.loads(DOCUMENT_PATH.read_text())
     prefix = pipeline.config.topic_prefix
-    records = await _read_every_topic(pipeline.config.kafka_bootstrap, prefix)
+    records = await read_every_topic(pipeline.config.kafka_bootstrap, prefix)
     sentinels = {topic for topic in records if topic.startswith(prefix + SENTINEL_PREFIX)}
     assert not [r for topic in sentinels for r in records.pop(topic)], "records in a broker-restart sentinel topic"
     assert set(records) == {prefix + name for name in Topics().all_with_dlq()}, "a topic the document lacks"
@@ -186,28 +186,6 @@ async def _force_dead_letters(pipeline: Pipeline, run: str) -> dict[str, str]:
 
         await eventually(dead_letters_from, timeout_s=60, what=f"dead letters in {topic}{DLQ_SUFFIX}")
     return sent
-
-
-async def _read_every_topic(bootstrap: str, prefix: str, *, timeout_s: float = 30) -> dict[str, list]:
-    """Every record of every topic in the namespace, from the beginning up to the end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        topics = sorted(t for t in await consumer.topics() if t.startswith(prefix))
-        # `_partitions` waits for each topic's metadata (Apache Kafka's `topics()` does not fill it in).
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await topic_partitions(consumer, t))]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: dict[str, list] = {topic: [] for topic in topics}
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            assert time.monotonic() < deadline, "could not read the topics to their end"
-            for tp, batch in (await consumer.getmany(timeout_ms=300)).items():
-                records[tp.topic] += [r for r in batch if r.offset < ends[tp]]
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def _accepted(pipeline: Pipeline, client, event: dict):

@@ -1,8 +1,17 @@
-"""The erasure scan (docs/erasure.md): every text, character, json, jsonb, array and bytea column of every table
-of a database, searched for each needle. Used before an erasure as the positive control and after it."""
+"""The erasure scans (docs/erasure.md): every text, character, json, jsonb, array and bytea column of every table
+of a database, and every record (key, value, headers) of every topic of a namespace - as it is on the broker and as
+whoever holds the keys could open it - searched for each needle. Used before an erasure as the positive control and
+after it."""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from lifecycle_shared.events import CloudEvent
+from lifecycle_shared.sealing import is_sealed, keys_token, open_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,7 +30,7 @@ async def scan_database(engine: AsyncEngine, needles: list[str]) -> dict[str, li
     async with engine.connect() as conn:
         columns = (await conn.execute(_COLUMNS)).all()
         for table, column, data_type in columns:
-            value = (f"convert_from(\"{column}\", 'SQL_ASCII')" if data_type == "bytea"
+            value = (f"encode(\"{column}\", 'escape')" if data_type == "bytea"
                      else f"CAST(\"{column}\" AS text)")
             for needle in needles:
                 hit = await conn.execute(text(f"SELECT 1 FROM \"{table}\" WHERE lower({value}) LIKE :pattern LIMIT 1"),
@@ -30,3 +39,49 @@ async def scan_database(engine: AsyncEngine, needles: list[str]) -> dict[str, li
                     found[needle].append(f"{table}.{column}")
     found[""] = [f"{table}.{column}" for table, column, _ in columns]
     return found
+
+
+def raw_hits(records: dict[str, list[Any]], needles: list[str]) -> dict[str, list[str]]:
+    """needle -> the `topic@partition/offset`s whose key, value or headers hold it, bytes as on the broker."""
+    found: dict[str, list[str]] = {needle: [] for needle in needles}
+    for topic, topic_records in records.items():
+        for record in topic_records:
+            blob = b"\n".join([record.key or b"", record.value or b"",
+                               *(name.encode() + b"=" + value for name, value in record.headers)]).lower()
+            for needle in needles:
+                if needle.lower().encode() in blob:
+                    found[needle].append(f"{topic}@{record.partition}/{record.offset}")
+    return found
+
+
+async def opened_hits(records: dict[str, list[Any]], needles: list[str], *, keys_url: str,
+                      pepper: str) -> tuple[dict[str, list[str]], int]:
+    """What whoever holds the service token could read: each sealed record opened with its key from ingest's key
+    API (the way a Lifecycle service opens it); needle -> where it is in the opened records, and how many opened."""
+    sealed = [(topic, r, CloudEvent.model_validate_json(r.value)) for topic, rs in records.items() for r in rs
+              if r.value and b'"sealed"' in r.value]
+    sealed = [(topic, r, event) for topic, r, event in sealed if is_sealed(event)]
+    keys = await _lookup({event.subject for _, _, event in sealed}, keys_url=keys_url, pepper=pepper)
+    found: dict[str, list[str]] = {needle: [] for needle in needles}
+    opened = 0
+    for topic, record, event in sealed:
+        if event.subject not in keys:
+            continue
+        clear = open_event(event, keys[event.subject]).to_bytes().lower()
+        opened += 1
+        for needle in needles:
+            if needle.lower().encode() in clear:
+                found[needle].append(f"{topic}@{record.partition}/{record.offset}")
+    return found, opened
+
+
+async def _lookup(key_ids: Iterable[str], *, keys_url: str, pepper: str) -> dict[str, bytes]:
+    ids = sorted(key_ids)
+    async with httpx.AsyncClient(base_url=keys_url, timeout=30,
+                                 headers={"authorization": f"Bearer {keys_token(pepper.encode())}"}) as client:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(ids), 1000):
+            answer = await client.post("/internal/keys/lookup", json={"key_ids": ids[start:start + 1000]})
+            assert answer.status_code == 200, answer.text
+            found |= {key_id: base64.b64decode(key) for key_id, key in answer.json()["keys"].items()}
+        return found

@@ -18,7 +18,8 @@ texts = st.text(min_size=1, max_size=40)
 
 
 def event(subject: str = "user-42", data: dict | None = None, **extra) -> CloudEvent:
-    return CloudEvent(id="e-1", source="/sources/web", type="touchpoint.identify", time=datetime(2026, 12, 7, tzinfo=UTC),
+    return CloudEvent(id="e-1", source="/sources/web", type="touchpoint.identify",
+                      time=datetime(2026, 12, 7, tzinfo=UTC),
                       subject=subject, digest="ab" * 32,
                       data=data if data is not None else {"userId": subject, "traits": {"email": "ana@example.com"}},
                       **extra)
