@@ -12,10 +12,14 @@ gone, and the records with them)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaProducer
+from jsonschema import Draft7Validator
 from lifecycle_devstack.services import SERVICES
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.testing import eventually, make_touchpoint
@@ -23,6 +27,8 @@ from lifecycle_shared.testing import eventually, make_touchpoint
 from tests.support.erasure import opened_hits, raw_hits, scan_database
 from tests.support.pipeline import ERASURE_PEPPER, metric_total
 from tests.support.topics import read_every_topic
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 
 
 async def _scan(pipeline, needles: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -37,12 +43,33 @@ async def _scan(pipeline, needles: list[str]) -> dict[str, dict[str, list[str]]]
     return found
 
 
-async def _scan_topics(pipeline, needles: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]], int]:
-    """As on the broker, and opened with the keys the key API still gives: needle -> where; and how many opened."""
+async def _scan_topics(pipeline, needles: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]], dict]:
+    """As on the broker, and opened with the keys the key API still gives: needle -> where, twice; and the records.
+    Every sealed record's value is checked against the AsyncAPI document's SealedEnvelope on the way."""
     records = await read_every_topic(pipeline.config.kafka_bootstrap, pipeline.config.topic_prefix)
     assert sum(len(rs) for rs in records.values()) > 0, "no record on any topic: the scan would prove nothing"
-    opened, count = await opened_hits(records, needles, keys_url=pipeline.url("ingest"), pepper=ERASURE_PEPPER)
-    return raw_hits(records, needles), opened, count
+    sealed = Draft7Validator(json.loads(DOCUMENT.read_text())["components"]["schemas"]["SealedEnvelope"])
+    for record in (r for rs in records.values() for r in rs if r.value and b'"sealed"' in r.value):
+        assert not list(sealed.iter_errors(json.loads(record.value))), record.value[:300]
+    opened, _ = await opened_hits(records, needles, keys_url=pipeline.url("ingest"), pepper=ERASURE_PEPPER)
+    return raw_hits(records, needles), opened, records
+
+
+async def _redeliver(pipeline, record) -> None:
+    """One record written to its topic again, byte for byte, as a retry or a rewind would bring it back."""
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.config.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()
+
+
+async def _erased_count(pipeline, client: httpx.AsyncClient, above: float | None = None) -> float | None:
+    text = (await client.get(pipeline.url("stage-engine") + "/metrics")).text
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("lifecycle_events_consumed_total{") and 'outcome="erased"' in line)
+    return total if above is None or total > above else None
 
 
 async def _settled(pipeline, client: httpx.AsyncClient, quiet_s: float = 3, timeout_s: float = 90) -> None:
@@ -89,10 +116,10 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         for needle in needles:  # the positive control: the scan looks where they are
             assert any(found[needle] for found in before.values()), (needle, before)
         assert before["messaging"][email] and before["loyalty"][user] and before["stage-engine"][phone], before
-        raw, opened, _ = await _scan_topics(pipeline, needles)
+        raw, opened_before, records = await _scan_topics(pipeline, needles)
         assert raw == {needle: [] for needle in needles}, raw  # sealed from the start: nothing in clear
-        assert all(opened[needle] for needle in needles), opened  # ... and there, for whoever holds the keys
-        topics = {where.split("@")[0].removeprefix(pipeline.config.topic_prefix) for where in opened[user]}
+        assert all(opened_before[n] for n in needles), opened_before  # ... and there, for whoever holds the keys
+        topics = {where.split("@")[0].removeprefix(pipeline.config.topic_prefix) for where in opened_before[user]}
         # (loyalty-events.v1 carries nothing of theirs here: 60 points reach no tier and redeem nothing)
         assert {"touchpoints.v1", "stage-transitions.v1"} <= topics, topics
 
@@ -120,6 +147,18 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         assert all(found[""] for found in after.values())  # every database was looked at
         raw, opened, _ = await _scan_topics(pipeline, needles)
         assert (raw, opened) == ({needle: [] for needle in needles}, {needle: [] for needle in needles})
+
+        # A touchpoint of theirs delivered again after the erasure (in flight, or a rewind): its key is gone, so
+        # the stage engine drops it as erased - it does not bring the customer back.
+        topic, at = next(where.split("@") for where in opened_before[anon] if where.split("@")[0].endswith(
+            "touchpoints.v1"))
+        (again_record,) = [r for r in records[topic] if f"{r.partition}/{r.offset}" == at]
+        erased_before = await _erased_count(pipeline, client)
+        await _redeliver(pipeline, again_record)
+        await eventually(lambda: _erased_count(pipeline, client, above=erased_before), timeout_s=60,
+                         what="the redelivered record dropped as erased")
+        assert await pipeline.get(client, "stage-engine", f"/v1/customers/{user}") is None
+        assert await pipeline.get(client, "stage-engine", f"/v1/customers/{anon}") is None
 
         again = await client.post(pipeline.url("stage-engine") + "/v1/admin/erasures", json={"id": user},
                                   headers=admin)

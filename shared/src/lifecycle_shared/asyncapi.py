@@ -40,6 +40,7 @@ from lifecycle_shared.events import (
     TierChangedData,
     TouchpointData,
 )
+from lifecycle_shared.sealing import ALGORITHM, SEALED_ATTRIBUTE
 from lifecycle_shared.topics import DLQ_SUFFIX, LOYALTY_EVENTS, SENTINEL_PREFIX, STAGE_TRANSITIONS, TOUCHPOINTS
 
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -86,6 +87,23 @@ def _envelope(data_schema: dict[str, Any], *, type_schema: dict[str, Any], schem
     schema = _model_schema(CloudEvent, schemas)
     schema["properties"]["type"] = type_schema
     schema["properties"]["data"] = data_schema
+    return schema
+
+
+def _sealed_envelope(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The envelope of a sealed record (lifecycle_shared.sealing)."""
+    schema = _model_schema(CloudEvent, schemas)
+    schema["description"] = (
+        "A sealed record's value: its id, source, type, time and digest as in the clear; `subject` (and the record "
+        "key) the id of the customer's data key; `sealed` the algorithm; `data.ciphertext` base64 of a 12-byte nonce "
+        "and the AES-256-GCM ciphertext (with its tag) of the JSON `{\"subject\": <customer key>, \"data\": "
+        "<data>}`, with the event id as associated data.")
+    schema["properties"]["subject"] = {"type": "string", "format": "uuid", "description": "The data key's id."}
+    schema["properties"][SEALED_ATTRIBUTE] = {"type": "string", "const": ALGORITHM}
+    schema["properties"]["data"] = {"type": "object", "required": ["ciphertext"], "additionalProperties": False,
+                                    "properties": {"ciphertext": {"type": "string", "contentEncoding": "base64",
+                                                                  "minLength": 1}}}
+    schema["required"] = sorted({*schema.get("required", []), SEALED_ATTRIBUTE})
     return schema
 
 
@@ -139,7 +157,8 @@ def _kafka_key(schema: dict[str, Any]) -> dict[str, Any]:
 CUSTOMER_KEY = {
     "type": "string", "minLength": 1,
     "description": "The record key (UTF-8): the CloudEvent's `subject`, the customer key (the userId, or the "
-                   "anonymousId while anonymous), so one customer's events stay in order on one partition."}
+                   "anonymousId while anonymous) - on a sealed record the id of that customer's data key - so one "
+                   "customer's events stay in order on one partition."}
 ERASURE_KEY = {
     "type": "string", "minLength": 1,
     "description": "The record key (UTF-8): the CloudEvent's `subject`, the erasure id - never a customer key, which "
@@ -184,6 +203,7 @@ def build() -> dict[str, Any]:
     for model in (TouchpointData, StageChangedData, HistoryCorrectedData, IdentityMergedData, ErasureRequestedData,
                   RewardRedeemedData, DebtRecordedData, TierChangedData, PointsExpiringData):
         schemas[model.__name__] = _model_schema(model, schemas)
+    schemas["SealedEnvelope"] = _sealed_envelope(schemas)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -198,7 +218,13 @@ def build() -> dict[str, Any]:
                 "record. Each topic has a dead-letter topic `<topic>.dlq`. Breaking changes get a new topic "
                 "version; within a version changes are additive only. Topics named "
                 f"`{SENTINEL_PREFIX}<id>` (with the embedded broker only) are empty markers by which services "
-                "notice a broker restart; they carry no events."),
+                "notice a broker restart; they carry no events. "
+                "Sealed records (crypto-shredding, docs/erasure.md): where the deployment sets "
+                "LIFECYCLE_ERASURE_PEPPER, every event but customer.erasure_requested is published as "
+                "`components.schemas.SealedEnvelope` - the same envelope whose `subject` and record key are the id of "
+                "the customer's data key, whose extension `sealed` names the algorithm, and whose `data` holds the "
+                "ciphertext of `{\"subject\": <customer key>, \"data\": <the data documented here>}`; opened, it "
+                "is the message documented here. The keys come from ingest's key API; an erasure destroys them."),
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": {
