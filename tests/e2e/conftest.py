@@ -23,6 +23,8 @@ def pipeline(infra: Infra, mail_sink, tmp_path_factory) -> Iterator[Pipeline]:
                                            "LIFECYCLE_MESSAGING_WEBHOOKS_TIMEOUT_S": "5",
                                            "LIFECYCLE_MESSAGING_WEBHOOKS_LEASE_S": "5",
                                            # Time-based stages come within a second of their moment.
-                                           "LIFECYCLE_STAGE_ENGINE_SWEEP_INTERVAL_S": "1"})
+                                           "LIFECYCLE_STAGE_ENGINE_SWEEP_INTERVAL_S": "1",
+                                           # A destroyed data key leaves every process's cache within 2 s.
+                                           "LIFECYCLE_KEYS_CACHE_S": "2"})
     with four_services(infra, config, tmp_path_factory.mktemp("logs")) as (processes, key):
         yield Pipeline(config=config, processes=processes, write_key=key, mail=sink)

@@ -22,11 +22,13 @@ from aiokafka import AIOKafkaProducer
 from jsonschema import Draft7Validator
 from lifecycle_devstack.services import SERVICES
 from lifecycle_shared.db import create_engine
+from lifecycle_shared.events import CloudEvent
+from lifecycle_shared.sealing import open_event, seal_value
 from lifecycle_shared.testing import eventually, make_touchpoint
 
 from tests.support.erasure import opened_hits, raw_hits, scan_database
 from tests.support.pipeline import ERASURE_PEPPER, metric_total
-from tests.support.topics import read_every_topic
+from tests.support.topics import lookup_keys, read_every_topic
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 
@@ -55,12 +57,25 @@ async def _scan_topics(pipeline, needles: list[str]) -> tuple[dict[str, list[str
     return raw_hits(records, needles), opened, records
 
 
-async def _redeliver(pipeline, record) -> None:
-    """One record written to its topic again, byte for byte, as a retry or a rewind would bring it back."""
+async def _in_flight(pipeline, records: dict, where: list[str]) -> tuple[str, bytes, bytes, list]:
+    """A touchpoint of the customer's that no consumer has seen yet, as ingest would have sealed it before the
+    erasure: one of theirs opened, given a new event id, sealed again under the same key (topic, key, value,
+    headers)."""
+    topic, at = next(w.split("@") for w in where if w.split("@")[0].endswith("touchpoints.v1"))
+    (record,) = [r for r in records[topic] if f"{r.partition}/{r.offset}" == at]
+    key_id = record.key.decode()
+    key = (await lookup_keys([key_id], keys_url=pipeline.url("ingest"), pepper=ERASURE_PEPPER))[key_id]
+    event = open_event(CloudEvent.model_validate_json(record.value), key)
+    fresh = event.model_copy(update={"id": f"{event.id}-in-flight"})
+    return topic, record.key, seal_value(fresh.to_bytes(), key_id=key_id, key=key), list(record.headers)
+
+
+async def _redeliver(pipeline, record: tuple[str, bytes, bytes, list]) -> None:
+    topic, key, value, headers = record
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.config.kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
@@ -123,6 +138,7 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         # (loyalty-events.v1 carries nothing of theirs here: 60 points reach no tier and redeem nothing)
         assert {"touchpoints.v1", "stage-transitions.v1"} <= topics, topics
 
+        in_flight = await _in_flight(pipeline, records, opened_before[anon])
         answer = await client.post(pipeline.url("stage-engine") + "/v1/admin/erasures", json={"id": anon},
                                    headers=admin)
         assert answer.status_code == 202, answer.text
@@ -148,15 +164,12 @@ async def test_one_call_erases_a_customer_from_the_four_databases(pipeline):
         raw, opened, _ = await _scan_topics(pipeline, needles)
         assert (raw, opened) == ({needle: [] for needle in needles}, {needle: [] for needle in needles})
 
-        # A touchpoint of theirs delivered again after the erasure (in flight, or a rewind): its key is gone, so
-        # the stage engine drops it as erased - it does not bring the customer back.
-        topic, at = next(where.split("@") for where in opened_before[anon] if where.split("@")[0].endswith(
-            "touchpoints.v1"))
-        (again_record,) = [r for r in records[topic] if f"{r.partition}/{r.offset}" == at]
+        # A touchpoint of theirs published before the erasure but read after it (in flight): sealed under a key that
+        # is gone, so every consumer drops it as erased - it does not bring the customer back.
         erased_before = await _erased_count(pipeline, client)
-        await _redeliver(pipeline, again_record)
+        await _redeliver(pipeline, in_flight)
         await eventually(lambda: _erased_count(pipeline, client, above=erased_before), timeout_s=60,
-                         what="the redelivered record dropped as erased")
+                         what="the in-flight record dropped as erased")
         assert await pipeline.get(client, "stage-engine", f"/v1/customers/{user}") is None
         assert await pipeline.get(client, "stage-engine", f"/v1/customers/{anon}") is None
 

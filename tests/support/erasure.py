@@ -5,15 +5,14 @@ after it."""
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterable
 from typing import Any
 
-import httpx
 from lifecycle_shared.events import CloudEvent
-from lifecycle_shared.sealing import is_sealed, keys_token, open_event
+from lifecycle_shared.sealing import is_sealed, open_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support.topics import lookup_keys
 
 _COLUMNS = text(
     "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
@@ -61,7 +60,7 @@ async def opened_hits(records: dict[str, list[Any]], needles: list[str], *, keys
     sealed = [(topic, r, CloudEvent.model_validate_json(r.value)) for topic, rs in records.items() for r in rs
               if r.value and b'"sealed"' in r.value]
     sealed = [(topic, r, event) for topic, r, event in sealed if is_sealed(event)]
-    keys = await _lookup({event.subject for _, _, event in sealed}, keys_url=keys_url, pepper=pepper)
+    keys = await lookup_keys({event.subject for _, _, event in sealed}, keys_url=keys_url, pepper=pepper)
     found: dict[str, list[str]] = {needle: [] for needle in needles}
     opened = 0
     for topic, record, event in sealed:
@@ -73,15 +72,3 @@ async def opened_hits(records: dict[str, list[Any]], needles: list[str], *, keys
             if needle.lower().encode() in clear:
                 found[needle].append(f"{topic}@{record.partition}/{record.offset}")
     return found, opened
-
-
-async def _lookup(key_ids: Iterable[str], *, keys_url: str, pepper: str) -> dict[str, bytes]:
-    ids = sorted(key_ids)
-    async with httpx.AsyncClient(base_url=keys_url, timeout=30,
-                                 headers={"authorization": f"Bearer {keys_token(pepper.encode())}"}) as client:
-        found: dict[str, bytes] = {}
-        for start in range(0, len(ids), 1000):
-            answer = await client.post("/internal/keys/lookup", json={"key_ids": ids[start:start + 1000]})
-            assert answer.status_code == 200, answer.text
-            found |= {key_id: base64.b64decode(key) for key_id, key in answer.json()["keys"].items()}
-        return found

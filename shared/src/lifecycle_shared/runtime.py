@@ -62,7 +62,7 @@ def remote_keyring(settings: ServiceSettings) -> RemoteKeyring | None:
     if pepper is None:
         raise ValueError("LIFECYCLE_KEYS_URL is set but LIFECYCLE_ERASURE_PEPPER is not: the key API's token "
                          "derives from the pepper")
-    return RemoteKeyring(settings.keys_url, pepper)
+    return RemoteKeyring(settings.keys_url, pepper, ttl_s=settings.keys_cache_s)
 
 
 class ServiceRuntime:

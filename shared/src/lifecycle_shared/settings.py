@@ -98,6 +98,9 @@ class ServiceSettings(BaseSettings):
     # sealed records and to seal what their outbox publishes (with the pepper; both or neither).
     keys_url: str | None = Field(default=None, validation_alias="LIFECYCLE_KEYS_URL",
                                  pattern="^https?://[^\\s\"'<>]+$")
+    # LIFECYCLE_KEYS_CACHE_S, shared: how long a process keeps a data key it fetched (or created) - the longest a
+    # key destroyed by an erasure still opens or seals records in another process (docs/erasure.md).
+    keys_cache_s: float = Field(default=30.0, gt=0, le=3600, validation_alias="LIFECYCLE_KEYS_CACHE_S")
 
     @classmethod
     def admin_token_variable(cls) -> str:

@@ -45,7 +45,7 @@ def build_runtime(settings: IngestSettings, cache: KeyCache) -> ServiceRuntime:
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
-    cache = KeyCache()
+    cache = KeyCache(ttl_s=settings.keys_cache_s)
 
     async def on_started(app: FastAPI, runtime: ServiceRuntime) -> None:
         pepper = pepper_of(settings.erasure_pepper)
