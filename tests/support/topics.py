@@ -38,13 +38,21 @@ async def read_every_topic(bootstrap: str, prefix: str, *, timeout_s: float = 30
 
 
 async def opened(records: Iterable[Any], pipeline: Any) -> list[tuple[Any, CloudEvent | None]]:
-    """Each record with its event as a consumer of the pipeline reads it: clear ones as they are, sealed ones opened
-    with their keys (None when the key is gone: erased). The pipeline's ingest serves the keys."""
-    events = [(record, CloudEvent.model_validate_json(record.value)) for record in records]
+    """Each record that is a CloudEvent with its event as a consumer of the pipeline reads it: clear ones as they
+    are, sealed ones opened with their keys (None when the key is gone: erased). The pipeline's ingest serves the
+    keys. Records that are no CloudEvent (other tests' poison) are left out."""
+    events = [(record, event) for record in records if (event := _event(record.value)) is not None]
     keys = await lookup_keys({event.subject for _, event in events if is_sealed(event)},
                              keys_url=pipeline.url("ingest"), pepper=pipeline.config.erasure_pepper)
     return [(record, open_event(event, keys[event.subject]) if event.subject in keys else None)
             if is_sealed(event) else (record, event) for record, event in events]
+
+
+def _event(value: bytes | None) -> CloudEvent | None:
+    try:
+        return CloudEvent.model_validate_json(value or b"")
+    except ValueError:
+        return None
 
 
 async def lookup_keys(key_ids: Iterable[str], *, keys_url: str, pepper: str) -> dict[str, bytes]:
