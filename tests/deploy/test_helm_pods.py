@@ -58,7 +58,8 @@ def test_every_app_pod_waits_for_its_schema_and_runs_its_role(rendered: list[dic
     for deployment in of_kind(rendered, "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         name = deployment["metadata"]["name"].removeprefix("lc-")
-        role = "consumer" if name.endswith("-consumer") else "api"
+        # Ingest is one Deployment: its routes and its erasure consumer (docs/erasure.md).
+        role = "consumer" if name.endswith("-consumer") else "all" if name == "ingest" else "api"
         service = name.removesuffix("-consumer").removesuffix("-api")
         module = f"lifecycle_{service.replace('-', '_')}"
         (init,) = spec["initContainers"]
@@ -66,8 +67,8 @@ def test_every_app_pod_waits_for_its_schema_and_runs_its_role(rendered: list[dic
                                        f"LIFECYCLE_{service.replace('-', '_').upper()}_DATABASE_URL"]
         assert init["image"] == spec["containers"][0]["image"]  # the migrations of the same version
         assert spec["containers"][0]["command"] == ["python", "-m", module, "serve", "--role", role]
-        # An API pod leaves the endpoints before it stops accepting connections.
-        assert ("preStop" in spec["containers"][0].get("lifecycle", {})) == (role == "api")
+        # A pod serving the API leaves the endpoints before it stops accepting connections.
+        assert ("preStop" in spec["containers"][0].get("lifecycle", {})) == (role != "consumer")
         assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"].items() <= \
             deployment["spec"]["template"]["metadata"]["labels"].items()
 

@@ -4,6 +4,7 @@ topics they consume, their modules and ports, names that fit Kubernetes)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +136,22 @@ def test_external_example_reads_each_database_url_from_its_own_secret(helm: Path
 
 
 async def declared_consumers() -> dict[str, set[tuple[str, str]]]:
-    """(consumer group, topic) pairs per service, from each service's own build_runtime in the consumer role."""
+    """(consumer group, topic) pairs per service, from each service's own build_runtime in the role its consumers
+    run in (ingest's: `all`, its one Deployment)."""
+    from lifecycle_ingest.main import build_runtime as ingest
+    from lifecycle_ingest.settings import IngestSettings
     from lifecycle_loyalty.main import build_runtime as loyalty
     from lifecycle_loyalty.settings import LoyaltySettings
     from lifecycle_messaging.campaignbook import CampaignBook
     from lifecycle_messaging.main import build_runtime as messaging
     from lifecycle_messaging.settings import MessagingSettings
+    from lifecycle_shared.keyring import KeyCache
     from lifecycle_stage_engine.main import build_runtime as stage_engine
     from lifecycle_stage_engine.rulebook import RuleBook
     from lifecycle_stage_engine.settings import StageEngineSettings
 
     runtimes = {
+        "ingest": ingest(IngestSettings(environment="development", role="all"), KeyCache()),
         "stage-engine": stage_engine(StageEngineSettings(environment="development", role="consumer"), RuleBook()),
         "messaging": messaging(MessagingSettings(environment="development", role="consumer"), CampaignBook()),
         "loyalty": loyalty(LoyaltySettings(environment="development", role="consumer")),
@@ -157,13 +163,44 @@ async def declared_consumers() -> dict[str, set[tuple[str, str]]]:
     return found
 
 
+@functools.cache
+def consumed() -> dict[str, set[tuple[str, str]]]:
+    return asyncio.run(declared_consumers())
+
+
 def test_keda_watches_the_groups_and_topics_the_services_consume(helm: Path):
     objects = render(helm, None)
     watched = {s["spec"]["scaleTargetRef"]["name"].removeprefix("lc-").removesuffix("-consumer"):
                {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in s["spec"]["triggers"]}
                for s in of_kind(objects, "ScaledObject")}
-    assert watched == asyncio.run(declared_consumers())
+    declared = dict(consumed())
+    # Ingest's erasure consumer runs in its one Deployment, scaled on CPU (the HPA), not by KEDA.
+    assert declared.pop("ingest") == {("ingest", "stage-transitions.v1")}
+    assert watched == declared
     assert {service: {topic for _, topic in pairs} for service, pairs in watched.items()} == CONSUMER_TOPICS
+
+
+def test_each_kafka_user_may_read_what_its_service_consumes_and_dead_letter_it(helm: Path):
+    """The KafkaUsers' read and group ACLs are exactly the (group, topic) pairs each service's code consumes, with
+    a write ACL on each read topic's dead-letter topic, and the producers write their own topic."""
+    objects = render(helm, CHART / "examples" / "operators.yaml")
+    acls = {u["metadata"]["name"].removeprefix("lc-"): u["spec"]["authorization"]["acls"]
+            for u in of_kind(objects, "KafkaUser")}
+
+    def named(service: str, kind: str, operation: str) -> set[str]:
+        return {a["resource"]["name"] for a in acls[service]
+                if a["resource"]["type"] == kind and operation in a["operations"]}
+
+    declared = consumed()
+    assert set(acls) == set(declared)
+    for service, pairs in declared.items():
+        assert named(service, "group", "Read") == {group for group, _ in pairs}, service
+        read = {topic for _, topic in pairs}
+        assert named(service, "topic", "Read") == read, service
+        assert {f"{topic}.dlq" for topic in read} <= named(service, "topic", "Write"), service
+    produced = {"ingest": "touchpoints.v1", "stage-engine": "stage-transitions.v1", "loyalty": "loyalty-events.v1"}
+    for service, topic in produced.items():
+        assert topic in named(service, "topic", "Write"), service
 
 
 def test_each_service_runs_its_module_on_its_port(helm: Path):

@@ -9,11 +9,11 @@ ingest:
   prefix: LIFECYCLE_INGEST_
   port: 8000
   database: lifecycle_ingest
-  group: ""
-  topics: []
+  group: ingest
+  topics: [stageTransitions]
   adminToken: ingestAdminTokenKey
-  apiTokens: false
-  erasure: false
+  apiTokens: true
+  erasure: true
 stage-engine:
   values: stageEngine
   module: lifecycle_stage_engine
@@ -50,13 +50,14 @@ loyalty:
 {{- end }}
 
 {{/*
-The Deployments: ingest runs `serve --role api` (it has no consumers); the three consuming services are split
-into an API Deployment (`--role api`: the routes) and a consumer Deployment (`--role consumer`: consumers,
-workers, outbox relay), so reads keep answering while consumers restart or scale, and KEDA scales only the
+The Deployments: ingest runs `serve --role all` (its routes, and its one consumer, which follows erasures by
+destroying the customer's data keys without holding readiness: docs/erasure.md); the three other services are
+split into an API Deployment (`--role api`: the routes) and a consumer Deployment (`--role consumer`: consumers,
+workers, outbox relay), so reads keep answering while consumers restart or scale, and KEDA scales only those
 consumers.
 */}}
 {{- define "lifecycle.components" -}}
-- {name: ingest, service: ingest, role: api}
+- {name: ingest, service: ingest, role: all}
 - {name: stage-engine-api, service: stage-engine, role: api}
 - {name: stage-engine-consumer, service: stage-engine, role: consumer}
 - {name: messaging-api, service: messaging, role: api}
