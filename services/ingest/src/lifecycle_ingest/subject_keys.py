@@ -36,6 +36,16 @@ class LocalKeyring:
             found |= fetched
         return found
 
+    async def keys_of(self, key_ids: Collection[str]) -> dict[str, bytes]:
+        found = {i: k for i in key_ids if (k := self.cache.key(i)) is not None}
+        missing = sorted(set(key_ids) - set(found))
+        if missing:
+            async with self._engine.connect() as conn:
+                fetched = await db.keys_by_id(conn, missing)
+            self.cache.keep(fetched)
+            found |= fetched
+        return found
+
     async def seal(self, records: list[Record]) -> list[Record]:
         """The records sealed, each under its subject's key (the same order)."""
         keys = await self.keys_for({record.subject for record in records})
