@@ -3,7 +3,7 @@ SMTP server: a customer with an anonymousId merged into a userId, an email and a
 welcome sent. The erasure event, carrying only keyed hashes, leaves none of their ids, email or phone in any
 text, json, jsonb, array or bytea column of any table (found before: the positive control); the send statistics
 and the lift's orders stay; a redelivery keeps the first report; the erased address is never mailed again, even
-under a new id."""
+under a new id - until a new explicit opt-in made after the erasure lifts its suppression marker."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from lifecycle_devstack.ports import free_port
 from lifecycle_devstack.services import BY_NAME
+from lifecycle_messaging.domain.erasure import address_marker
 from lifecycle_messaging.main import create_app
 from lifecycle_messaging.settings import MessagingSettings
 from lifecycle_shared.db import create_engine
@@ -146,3 +147,72 @@ async def test_an_erased_customer_leaves_no_identifier_and_is_never_mailed_again
         reasons = (await conn.execute(text("SELECT status, suppressed_reason FROM messages WHERE customer_id = :c"),
                                       {"c": again})).all()
     assert reasons and all(tuple(row) == ("suppressed", "erased") for row in reasons), reasons
+
+
+def unverified(event: CloudEvent) -> CloudEvent:
+    """The same touchpoint as a browser's write key would send it: anyone can name anyone."""
+    return event.model_copy(update={"data": {**event.data, "verified": False}})
+
+
+async def sent_to(shop: Shop, sink: MailSink, customer: str, email: str) -> tuple[int, list[tuple]]:
+    """A new person with `email` enters awareness (the welcome, marketing): how many mails `email` has had since,
+    and the welcome's status and reason."""
+    await shop.consume(stage_event(customer, None, "awareness", shop.clock.now, traits={"email": email}))
+    await shop.deliver()
+    async with shop.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT status, suppressed_reason FROM messages WHERE customer_id = :c"),
+                                   {"c": customer})).all()
+    return len(sink.to(email)), [tuple(row) for row in rows]
+
+
+async def test_a_new_explicit_opt_in_after_the_erasure_lifts_the_address_suppression(shop):
+    shop, sink = shop
+    h = uuid.uuid4().hex[:10]
+    user, email = f"user-{h}", f"bea.{h}@example.com"
+    await shop.consume(identify(user, f"anon-{h}", {"email": email}, T0),
+                       track_event(user, "Subscribed", T0, email=email))
+    erased_at = T0 + timedelta(days=1)
+    await shop.consume(erasure_event(str(uuid.uuid4()), id_hashes(PEPPER, [user, f"anon-{h}"]), erased_at))
+    shop.clock.now = T0 + timedelta(days=2)
+    assert await sent_to(shop, sink, f"a-{h}", email) == (0, [("suppressed", "erased")])
+
+    # Not an opt-in that lifts it: a verified one replayed from before the erasure, an unverified one after it (a
+    # browser can name anyone), the opt-in trait of an identify after it (a CRM sends it with every identify).
+    new_user = f"user-new-{h}"
+    await shop.consume(track_event(new_user, "Subscribed", erased_at - timedelta(hours=1), email=email),
+                       unverified(track_event(new_user, "Subscribed", shop.clock.now, email=email)),
+                       identify(new_user, f"anon-new-{h}", {"email": email, "emailOptIn": True}, shop.clock.now))
+    assert await sent_to(shop, sink, f"b-{h}", email) == (0, [("suppressed", "erased")])
+
+    # A verified Subscribed made after the erasure: the marker goes, marketing reaches the address again.
+    await shop.consume(track_event(new_user, "Subscribed", erased_at + timedelta(seconds=1), email=email))
+    assert await sent_to(shop, sink, f"c-{h}", email) == (1, [("sent", None)])
+    async with shop.engine.connect() as conn:
+        assert await erased_address_count(conn, email) == 0
+
+
+async def erased_address_count(conn, email: str) -> int:
+    return (await conn.execute(text("SELECT count(*) FROM erased_addresses WHERE address_hash = :m"),
+                               {"m": address_marker(PEPPER, email)})).scalar_one()
+
+
+async def test_an_operator_opt_in_by_api_lifts_the_address_suppression(shop):
+    shop, sink = shop
+    h = uuid.uuid4().hex[:10]
+    user, email = f"user-{h}", f"cy.{h}@example.com"
+    await shop.consume(identify(user, f"anon-{h}", {"email": email}, T0))
+    await shop.consume(erasure_event(str(uuid.uuid4()), id_hashes(PEPPER, [user, f"anon-{h}"]), T0 + timedelta(days=1)))
+    shop.clock.now = T0 + timedelta(days=2)
+    async with running(create_app(shop.settings.model_copy(update={"role": "api"}), clock=shop.clock)) as client:
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        answer = await client.put("/v1/consent/email/marketing", headers=auth,
+                                  json={"email": email, "state": "unsubscribed"})
+        assert answer.status_code == 200, answer.text
+        async with shop.engine.connect() as conn:
+            assert await erased_address_count(conn, email) == 1  # a no lifts nothing
+        answer = await client.put("/v1/consent/email/marketing", headers=auth,
+                                  json={"email": email, "state": "subscribed"})
+        assert answer.status_code == 200 and answer.json()["changed"], answer.text
+    async with shop.engine.connect() as conn:
+        assert await erased_address_count(conn, email) == 0
+    assert await sent_to(shop, sink, f"a-{h}", email) == (1, [("sent", None)])

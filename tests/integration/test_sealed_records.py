@@ -13,8 +13,8 @@ from lifecycle_ingest.db import subject_keys as db
 from lifecycle_ingest.subject_keys import LocalKeyring
 from lifecycle_shared.db import create_engine
 from lifecycle_shared.erasure import id_hash
-from lifecycle_shared.keyring import KeyCache
 from lifecycle_shared.kafka.runner import InfrastructureDown
+from lifecycle_shared.keyring import KeyCache
 from lifecycle_shared.sealing import seal_value
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from prometheus_client import REGISTRY

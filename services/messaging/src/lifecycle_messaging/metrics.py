@@ -67,3 +67,8 @@ CONSENT_UNRESOLVED = Counter(
     "Touchpoints about consent naming no address messaging knows, by event type",
     ["event_type"],
 )
+ERASURE_MARKERS_LIFTED = Counter(
+    "lifecycle_messaging_erasure_markers_lifted_total",
+    "Erased addresses' suppression markers lifted by a new explicit opt-in (docs/erasure.md), by its source",
+    ["source"],
+)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import HTMLResponse
 from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.erasure import pepper_of
 from lifecycle_shared.http import CustomerId, Engine, errors
 from markupsafe import escape
 from pydantic import BaseModel, Field, model_validator
@@ -56,9 +57,10 @@ class ConsentOut(BaseModel):
 
 @operator.put("/consent/{channel}/{purpose}", response_model=ConsentOut, responses=errors(400, 404))
 async def put_consent(channel: Literal["email"], purpose: Literal["marketing"], body: ConsentIn, engine: Engine,
-                      now: Now) -> ConsentOut:
-    """Set an address's consent. 400: the body names no valid address (or both, or neither); 404: messaging
-    knows no address for `customer_id`."""
+                      now: Now, settings: MessagingConfig) -> ConsentOut:
+    """Set an address's consent. `subscribed` is an explicit opt-in: it lifts an erased address's suppression
+    marker (docs/erasure.md). 400: the body names no valid address (or both, or neither); 404: messaging knows no
+    address for `customer_id`."""
     async with engine.begin() as conn:
         if body.customer_id is not None:
             known = (await contacts.known(conn, [body.customer_id])).get(body.customer_id)
@@ -72,7 +74,7 @@ async def put_consent(channel: Literal["email"], purpose: Literal["marketing"], 
                                       "errors": [{"field": "email", "message": "not a valid address"}]})
         before = (await consent.states_of(conn, [address], channel=channel, purpose=purpose, lock=True)).get(address)
         applied = await tell(conn, [Told(address, body.state, API, customer_id=body.customer_id)], now=now,
-                             channel=channel, purpose=purpose)
+                             channel=channel, purpose=purpose, erasure_pepper=pepper_of(settings.erasure_pepper))
     return ConsentOut(state=body.state, previous_state=before, changed=bool(applied))
 
 

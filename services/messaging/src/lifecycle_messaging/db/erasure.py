@@ -8,11 +8,13 @@ addresses, webhook deliveries whose payload names a key or address, unrelayed ou
 message (kind, campaign, template, status, times - send statistics) under `erased:<erasure id>:<n>` with its
 recipient, subject, bodies, unsubscribe link and error emptied, those still waiting suppressed (`erased`); orders
 and holdout assignments (campaign lift) under the same opaque keys. Each address leaves a suppression marker (its
-keyed hash, `erased_addresses`), checked before every send. A repeat changes nothing, returns the first counts."""
+keyed hash, `erased_addresses`), checked before every send, until a new explicit opt-in lifts it (`markers_of`,
+`lift`). A repeat changes nothing, returns the first counts."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -109,3 +111,32 @@ async def erased_addresses(conn: AsyncConnection, addresses: list[str], *, peppe
         return set()
     found = (await conn.execute(_MARKED, {"markers": sorted(markers)})).scalars()
     return {markers[marker] for marker in found}
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An erased address's suppression marker: which erasure left it, and when that erasure was requested."""
+
+    address_hash: str
+    erasure_id: str
+    erased_at: datetime
+
+
+_MARKERS = text("SELECT address_hash, erasure_id::text, erased_at FROM erased_addresses "
+                "WHERE address_hash = ANY(CAST(:markers AS text[])) FOR UPDATE")
+_LIFT = text("DELETE FROM erased_addresses WHERE address_hash = ANY(CAST(:markers AS text[]))")
+
+
+async def markers_of(conn: AsyncConnection, addresses: list[str], *, pepper: bytes) -> dict[str, Marker]:
+    """address -> its marker, for those of `addresses` an erasure left one for (locked until the transaction ends)."""
+    by_marker = {address_marker(pepper, address): address for address in addresses if address}
+    if not by_marker:
+        return {}
+    rows = await conn.execute(_MARKERS, {"markers": sorted(by_marker)})
+    return {by_marker[row.address_hash]: Marker(row.address_hash, row.erasure_id, row.erased_at) for row in rows}
+
+
+async def lift(conn: AsyncConnection, markers: list[Marker]) -> None:
+    """Delete these markers: their addresses may be mailed again (consent permitting)."""
+    if markers:
+        await conn.execute(_LIFT, {"markers": sorted(m.address_hash for m in markers)})

@@ -78,14 +78,54 @@ async def erase(conn: AsyncConnection, any_id: str, *, pepper: bytes, now: datet
                              repeated=True)
     # A live profile is erased even if an earlier erasure had the id: events after an erasure start a new person.
     pids = list((await conn.execute(_PROFILES, {"root": root})).scalars())
-    ids = sorted({*(await conn.execute(_IDS, {"pids": pids})).scalars(), any_id} - {""})
+    ids, counts = await _erase_profiles(conn, pids, [any_id], now=now)
+    the_id, hashes = erasure_id(root), id_hashes(pepper, ids)
+    await conn.execute(_RECORD, {"erasure_id": the_id, "hashes": hashes, "counts": json.dumps(counts), "now": now})
+    return ErasureReport(the_id, now, counts, hashes, repeated=False)
+
+
+async def _erase_profiles(conn: AsyncConnection, pids: list[str], known_ids: list[str], *,
+                          now: datetime) -> tuple[list[str], dict[str, int]]:
+    """Erase these profiles (`_STEPS`): every id they hold, with `known_ids`, and the counts per table."""
+    ids = sorted({*(await conn.execute(_IDS, {"pids": pids})).scalars(), *known_ids} - {""})
     params: dict[str, Any] = {"pids": pids, "ids": ids, "kept": list(KEPT_PROPERTIES), "now": now}
     counts: dict[str, int] = {}
     for table, sql in _STEPS:
         counts[table] = (await conn.execute(text(sql), params)).rowcount or 0
-    the_id, hashes = erasure_id(root), id_hashes(pepper, ids)
-    await conn.execute(_RECORD, {"erasure_id": the_id, "hashes": hashes, "counts": json.dumps(counts), "now": now})
-    return ErasureReport(the_id, now, counts, hashes, repeated=False)
+    return ids, counts
+
+
+# Every id the stage engine holds for someone (not yet erased): what a keyed hash can name.
+_HELD_IDS = text(
+    "SELECT id_value FROM identities UNION SELECT customer_id FROM profiles "
+    "UNION SELECT user_id FROM profiles WHERE user_id IS NOT NULL UNION SELECT customer_id FROM transitions "
+    "UNION SELECT customer_id FROM customer_scores")
+_RECORDED_AMONG = text("SELECT erasure_id::text FROM erasures WHERE erasure_id = ANY(CAST(:ids AS uuid[]))")
+
+
+async def erase_again(conn: AsyncConnection, erasures: list[ErasureReport], *, pepper: bytes,
+                      now: datetime) -> list[ErasureReport]:
+    """Apply erasures recorded elsewhere (messaging's or loyalty's `erasures`: the same erasure id, hashes and
+    requested_at) that this database has no record of - it was restored from a backup older than them: erase the
+    profiles holding an id one of their hashes names (one scan of every id held, hashed), and record each under
+    its own erasure id, hashes and requested_at. Those already recorded here change nothing. What was erased."""
+    recorded_ids = set((await conn.execute(_RECORDED_AMONG, {"ids": [e.erasure_id for e in erasures]})).scalars())
+    missing = [e for e in erasures if e.erasure_id not in recorded_ids]
+    if not missing:
+        return []
+    held = {id_hash(pepper, value): value for value in (await conn.execute(_HELD_IDS)).scalars()
+            if value and not value.startswith("erased:")}
+    done: list[ErasureReport] = []
+    for wanted in missing:
+        ids = sorted({held[h] for h in wanted.id_hashes if h in held})
+        roots = {root for value in ids if (root := (await conn.execute(_FIND_PROFILE, {"id": value})).scalar())}
+        pids = sorted({pid for root in sorted(roots)
+                       for pid in (await conn.execute(_PROFILES, {"root": root})).scalars()})
+        _, counts = await _erase_profiles(conn, pids, ids, now=now)
+        await conn.execute(_RECORD, {"erasure_id": wanted.erasure_id, "hashes": wanted.id_hashes,
+                                     "counts": json.dumps(counts), "now": wanted.requested_at})
+        done.append(ErasureReport(wanted.erasure_id, wanted.requested_at, counts, wanted.id_hashes, repeated=False))
+    return done
 
 
 _BY_ID = text("SELECT erasure_id::text, counts, id_hashes, requested_at FROM erasures "
@@ -97,3 +137,14 @@ async def recorded(conn: AsyncConnection, erasure_id: str) -> ErasureReport | No
     row = (await conn.execute(_BY_ID, {"id": erasure_id})).first()
     return None if row is None else ErasureReport(row.erasure_id, row.requested_at, dict(row.counts),
                                                   list(row.id_hashes), repeated=True)
+
+
+_SINCE = text("SELECT erasure_id::text, counts, id_hashes, requested_at FROM erasures WHERE requested_at >= :since "
+              "ORDER BY requested_at, erasure_id")
+
+
+async def recorded_since(conn: AsyncConnection, since: datetime) -> list[ErasureReport]:
+    """Every erasure recorded with `requested_at` at or after `since`, oldest first. The stage engine's, messaging's
+    and loyalty's `erasures` tables have the same columns: `conn` may be any of their databases."""
+    rows = await conn.execute(_SINCE, {"since": since})
+    return [ErasureReport(r.erasure_id, r.requested_at, dict(r.counts), list(r.id_hashes), repeated=True) for r in rows]
