@@ -74,8 +74,9 @@ async def test_without_a_key_store_a_sealed_batch_waits(runner_parts, namespace,
     ((key_id, key),) = (await ring.keys_for([customer])).values()
     event = make_cloud_event(subject=customer)
     handler = FlakyHandler()
+    sealed = seal_value(event.to_bytes(), key_id=key_id, key=key)
     with pytest.raises(InfrastructureDown):
-        await make_runner(engine, producer, handler).process(
-            [record(namespace.topic_prefix + "touchpoints.v1", 0, seal_value(event.to_bytes(), key_id=key_id, key=key))])
+        await make_runner(engine, producer, handler).process([record(namespace.topic_prefix + "touchpoints.v1", 0,
+                                                                     sealed)])
     assert handler.calls == []
     assert await _applied(engine, [event.id]) == (set(), set())
