@@ -57,8 +57,10 @@ class Harness:
         self.mail = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
                                       "-c", "aiosmtpd.handlers.Sink"], stdout=mail_log, stderr=mail_log,
                                      start_new_session=True)
-        # The read APIs (polled by the latency phases) need a token, as in production.
-        config = self.infra.stack_config(smtp_port=smtp_port, api_tokens=secrets.token_hex(32))
+        # The read APIs (polled by the latency phases) need a token, and records are sealed (the pepper), as in
+        # production: the figures include crypto-shredding's cost (docs/erasure.md).
+        config = self.infra.stack_config(smtp_port=smtp_port, api_tokens=secrets.token_hex(32),
+                                         erasure_pepper=secrets.token_hex(16))
         self.config = dataclasses.replace(config, extra_env={**config.extra_env, **INGEST_ENV})
         self.infra.prepare(self.config)
         wait_for_port(smtp_port, timeout_s=20)
