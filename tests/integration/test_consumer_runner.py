@@ -7,53 +7,18 @@ import uuid
 
 import pytest
 from lifecycle_devstack.ports import free_port
-from lifecycle_shared.db import create_engine, inbox, outbox
+from lifecycle_shared.db import create_engine
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER
 from lifecycle_shared.kafka.registry import Route, each
-from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, PermanentError, RetryPolicy
+from lifecycle_shared.kafka.runner import ConsumerRunner, InfrastructureDown, RetryPolicy
 from lifecycle_shared.logging import PersonalDataSafeFormatter
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from tests.support.kafka_records import record
-
-
-class FlakyHandler:
-    """Emits one event per input; raises for ids in `poison` (transient) or `broken` (permanent)."""
-
-    def __init__(self, *, poison=(), broken=()) -> None:
-        self.poison, self.broken, self.calls = set(poison), set(broken), []
-
-    async def __call__(self, conn, typed):
-        event = typed.event
-        self.calls.append(event.id)
-        if event.id in self.poison:
-            raise RuntimeError(f"cannot apply {event.id}")
-        if event.id in self.broken:
-            raise PermanentError("contract violated")
-        return [("derived.v1", make_cloud_event(id=f"derived-{event.id}", subject=event.subject))]
-
-
-class AnyData(BaseModel):
-    """The runner tests' events: any object is valid data."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-def make_runner(engine, producer, handler, model: type[BaseModel] = AnyData) -> ConsumerRunner:
-    route = Route(model, each(handler))
-    return ConsumerRunner(name="runner-test", consumer=None, producer=producer, engine=engine,
-                          route=lambda event_type: route, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
-
-
-async def _applied(engine, ids) -> tuple[set[str], set[str]]:
-    async with engine.connect() as conn:
-        seen = set((await conn.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))).scalars())
-        emitted = set((await conn.execute(select(outbox.c.event_id).where(
-            outbox.c.event_id.in_([f"derived-{i}" for i in ids])))).scalars())
-    return seen, emitted
+from tests.support.runner_parts import AnyData, FlakyHandler, applied_by, make_runner
 
 
 async def test_a_poison_record_is_retried_then_dead_lettered_and_its_batch_still_applies(runner_parts, namespace):
@@ -65,7 +30,7 @@ async def test_a_poison_record_is_retried_then_dead_lettered_and_its_batch_still
         [record(topic, 0, good1.to_bytes()), record(topic, 1, poison.to_bytes()), record(topic, 2, good2.to_bytes())])
 
     ids = [good1.id, poison.id, good2.id]
-    seen, emitted = await _applied(engine, ids)
+    seen, emitted = await applied_by(engine, ids)
     assert seen == {good1.id, good2.id}
     assert emitted == {f"derived-{good1.id}", f"derived-{good2.id}"}
     assert handler.calls.count(poison.id) == 1 + 3  # once in the batch, then 3 isolated attempts
@@ -94,7 +59,7 @@ async def test_an_event_seen_before_or_twice_in_a_batch_applies_once(runner_part
     await runner.process([record(topic, 0, event.to_bytes()), record(topic, 1, event.to_bytes())])
     await runner.process([record(topic, 2, event.to_bytes())])  # a redelivery after a crash
     assert handler.calls == [event.id]
-    assert await _applied(engine, [event.id]) == ({event.id}, {f"derived-{event.id}"})
+    assert await applied_by(engine, [event.id]) == ({event.id}, {f"derived-{event.id}"})
 
 
 async def test_a_database_outage_dead_letters_nothing(runner_parts, namespace):
@@ -125,7 +90,7 @@ async def test_records_typed_for_nobody_here_are_skipped_undecoded(runner_parts,
     typed_wanted = record(topic, 21, wanted.to_bytes())
     typed_wanted.headers = [(type_header, b"touchpoint.wanted")]
     await runner.process([skipped, typed_wanted])
-    assert await _applied(engine, [wanted.id]) == ({wanted.id}, {f"derived-{wanted.id}"})
+    assert await applied_by(engine, [wanted.id]) == ({wanted.id}, {f"derived-{wanted.id}"})
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq")
     assert skip_key not in {r.key for r in dead}
 

@@ -19,8 +19,8 @@ from lifecycle_shared.sealing import seal_value
 from lifecycle_shared.testing import make_cloud_event, read_topic
 from prometheus_client import REGISTRY
 
-from tests.integration.test_consumer_runner import FlakyHandler, _applied, make_runner
 from tests.support.kafka_records import record
+from tests.support.runner_parts import FlakyHandler, applied_by, make_runner
 
 PEPPER = b"sealed-records-test-pepper"
 
@@ -59,7 +59,7 @@ async def test_sealed_records_open_apply_drop_when_erased_and_dead_letter_when_b
                           record(topic, 2, broken, key=keys[kept][0].encode())])
 
     assert handler.calls == [events[0].id]  # opened: the handler saw the clear event
-    seen, _ = await _applied(engine, [e.id for e in events])
+    seen, _ = await applied_by(engine, [e.id for e in events])
     assert seen == {events[0].id}
     assert _erased_count() == before + 1
     dead = await read_topic(namespace.kafka_bootstrap, topic + ".dlq", until=lambda r: r.value == broken)
@@ -79,4 +79,4 @@ async def test_without_a_key_store_a_sealed_batch_waits(runner_parts, namespace,
         await make_runner(engine, producer, handler).process([record(namespace.topic_prefix + "touchpoints.v1", 0,
                                                                      sealed)])
     assert handler.calls == []
-    assert await _applied(engine, [event.id]) == (set(), set())
+    assert await applied_by(engine, [event.id]) == (set(), set())
