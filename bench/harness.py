@@ -35,6 +35,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 INGEST_ENV = {"LIFECYCLE_INGEST_RATE_LIMIT_EVENTS_PER_S": "1000000000",
               "LIFECYCLE_INGEST_RATE_LIMIT_BURST": "1000000000", "LIFECYCLE_INGEST_WORKERS": "1"}
 NULL_APP = ServiceDef("null-app", "null_app", "LIFECYCLE_NULL_", 0)
+READ_APIS = ("stage-engine", "loyalty")  # the services the latency phases read from
 
 
 class Harness:
@@ -101,6 +102,23 @@ class Harness:
 
     def url(self, name: str) -> str:
         return self.processes[name].url
+
+    def start_read_apis(self) -> None:
+        """An `serve --role api` process beside each consuming service whose reads the latency phases make
+        (READ_APIS), as the chart deploys them (deploy/helm: `<service>-api` Deployments): their probes and
+        read-backs are then answered outside the process that consumes, instead of taking its event loop."""
+        for service in READ_APIS:
+            name = f"api.{service}"
+            if name not in self.processes:
+                self.processes[name] = ServiceProcess(BY_NAME[service], self.config, self.logs / f"{name}.log",
+                                                      role="api", port=free_port())
+                self.processes[name].start()
+        for service in READ_APIS:
+            self.processes[f"api.{service}"].wait_ready()
+
+    def read_url(self, service: str) -> str:
+        """Where the read API of `service` is served: its api-role process once started, else the service's."""
+        return self.url(f"api.{service}") if f"api.{service}" in self.processes else self.url(service)
 
     def kafka(self, *, prefix: str | None = None) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.infra.kafka_bootstrap,

@@ -6,10 +6,11 @@ earlier ones are doing. Then:
 polled:      every `probe_every`-th customer is a probe: two pollers (every `poll_s`, 10 ms) wait
              for the stage engine's `GET /v1/customers/{id}` to show stage "purchase" and for
              loyalty's `GET /v1/customers/{id}/balance` to show `entries >= 1`; time from the
-             POST's start. Probing a sample keeps the observer small: each poll is a request the
-             service answers on the same event loop that consumes, and polling every customer
-             every 10 ms at 50 customers/s measurably slows the stage engine (see the
-             "all customers polled" variant in the report).
+             POST's start. The reads go to each service's `serve --role api` process when the
+             harness started one (`Harness.start_read_apis`, run.py's default), as the chart
+             deploys them; else to the consuming process, whose event loop then answers them
+             between batches - there polling every customer every 10 ms at 50 customers/s
+             measurably slows the stage engine (the "all customers polled" variant).
 server-side: after the phase, without any polling during it, every customer's stage transition
              `processed_at` (set by the stage engine just before its commit) and loyalty ledger
              entry `created_at` (PostgreSQL now(): its transaction's start) are read back and
@@ -127,8 +128,11 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
     bodies = [order_body(user, revenue=round(rng.uniform(10, 200), 2), rng=rng) for user in users]
     headers = {"authorization": basic_auth(harness.write_key), "content-type": "application/json"}
     ingest = make_pool(client_kind, harness.url("ingest"), size=64, headers=headers)
-    stage = make_pool(client_kind, harness.url("stage-engine"), size=128, headers=harness.read_headers)
-    loyalty = make_pool(client_kind, harness.url("loyalty"), size=128, headers=harness.read_headers)
+    stage = make_pool(client_kind, harness.read_url("stage-engine"), size=128, headers=harness.read_headers)
+    loyalty = make_pool(client_kind, harness.read_url("loyalty"), size=128, headers=harness.read_headers)
+    # The consumers' own timings come from the consuming processes' /metrics.
+    scrapes = {name: make_pool(client_kind, harness.url(name), size=2, headers=harness.read_headers)
+               for name in ("stage-engine", "loyalty")}
     ack, to_stage, to_loyalty, lag, errors, polls = [], [], [], [], Counter(), Counter()
     sent_wall: dict[str, float] = {}
     t0 = time.perf_counter() + 0.5
@@ -161,7 +165,7 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
             else:
                 into.append(value)
 
-    scraped = {"stage-engine": await _scrape(stage), "loyalty": await _scrape(loyalty)}
+    scraped = {name: await _scrape(pool) for name, pool in scrapes.items()}
     phase("start")
     started = time.perf_counter()
     try:
@@ -180,9 +184,11 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
         if server_side:
             await asyncio.sleep(1.0)  # the last customers' events are still on their way
             result["server_side"] = await _server_side(stage, loyalty, sent_wall)
-        result["consumer_timings"] = {"stage-engine": _timings(scraped["stage-engine"], await _scrape(stage)),
-                                      "loyalty": _timings(scraped["loyalty"], await _scrape(loyalty))}
+        result["consumer_timings"] = {name: _timings(scraped[name], await _scrape(pool))
+                                      for name, pool in scrapes.items()}
+        result["reads_served_by"] = {"stage-engine": harness.read_url("stage-engine"),
+                                     "loyalty": harness.read_url("loyalty")}
         return result
     finally:
-        for pool in (ingest, stage, loyalty):
+        for pool in (ingest, stage, loyalty, *scrapes.values()):
             await pool.aclose()

@@ -64,7 +64,7 @@ FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_00
         "warmup_s": 2.0, "single_duration_s": 12.0, "batch_duration_s": 12.0,
         "backlog_events": 20_000, "backlog_customers": 5_000, "backlog_timeout_s": 240.0,
         "latency_rate": 50.0, "latency_duration_s": 20.0, "probe_every": 5, "all_polled_duration_s": 10.0,
-        "poll_s": 0.010, "latency_timeout_s": 30.0,
+        "poll_s": 0.010, "latency_timeout_s": 30.0, "latency_reads": "api",  # or "consumer": the consuming process
         "capacity_fraction": 0.7, "open_loop_warmup_s": 1.0, "open_loop_duration_s": 10.0,
         "open_loop_single_connections": 64, "open_loop_batch_connections": 32,
         "profile_rate_hz": 200, "profile_duration_s": 8.0, "connect_stagger_s": 0.02}
@@ -182,6 +182,8 @@ async def stage_engine_phase(h: Harness, p: dict, data: dict, product: dict, tim
 
 
 async def latency_phases(h: Harness, p: dict, product: dict, timings: dict, client: str, meter: CpuMeter) -> None:
+    if p["latency_reads"] == "api":  # the reads served as the chart deploys them, beside the consumers
+        h.start_read_apis()
     for name, probe_every, duration in (("latency", p["probe_every"], p["latency_duration_s"]),
                                         ("latency_all_polled", 1, p["all_polled_duration_s"])):
         if not duration:

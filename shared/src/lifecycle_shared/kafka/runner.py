@@ -14,6 +14,8 @@ record's transaction without using up its attempts; only the rest can dead-lette
 Shutdown drains (`drain`): the runner polls no more, finishes the batch it is applying, commits its
 offsets and returns; the runtime then closes the consumer, which leaves the group, so the partitions
 move to the other instances at once and nothing they read was applied here without being committed.
+The next poll runs while a batch applies (`kafka.polling`); what it took is given back (seeked back,
+never committed) whenever the loop ends without applying it - a drain, a stop, an outage or a crash.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -39,13 +41,12 @@ from lifecycle_shared.db_errors import classify
 from lifecycle_shared.errors import PermanentError, describe_error, describe_validation
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
 from lifecycle_shared.kafka.opening import open_all
+from lifecycle_shared.kafka.polling import OffsetCommits, PollAhead, max_poll_records
 from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
 from lifecycle_shared.keyring import Keyring, KeysUnavailable
 from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
-
-COMMIT_TIMEOUT_S = 10.0
 
 
 class InfrastructureDown(Exception):
@@ -114,53 +115,54 @@ class ConsumerRunner:
         self._draining.set()
 
     async def run(self) -> None:
+        """Poll -> apply -> commit offsets, with the waits overlapped (`kafka.polling`): the next poll runs
+        while a batch applies, and a batch's offsets are committed while the next one applies, in order."""
         # Joining the group happens here, not in the app's start-up, so /healthz answers at once.
         if not self._started:
             await self.consumer.start()
             self._started = True
-        while not self._draining.is_set():
-            batches = await self.consumer.getmany(timeout_ms=500)
-            records = [record for batch in batches.values() for record in batch]
-            if not records or self._draining.is_set():
-                continue  # polled while draining: left uncommitted, for the partition's next owner
-            polled_ms = time.time() * 1000
-            age = metrics.RECORD_AGE_AT_POLL.labels(self.name)
-            for record in records:
-                age.observe(max(0.0, polled_ms - record.timestamp) / 1000)
-            started = time.perf_counter()
-            try:
-                await self.process(records)
-            except InfrastructureDown as error:
-                # Not the records' fault: re-read them once the database/broker is back (offsets stay
-                # uncommitted, nothing is dead-lettered), however long that takes.
-                self.outage += 1
-                wait = self.retry.outage_delay(self.outage)
-                log.warning("infrastructure down; will re-read the batch",
-                            extra={"consumer": self.name, "outage": self.outage, "wait_s": round(wait, 1),
-                                   "error": describe_error(error.__cause__ or error)})
-                self._rewind(records)
-                with contextlib.suppress(TimeoutError):  # a drain ends the wait
-                    await asyncio.wait_for(self._draining.wait(), wait)
-                continue
-            if self.outage:
-                log.warning("infrastructure back", extra={"consumer": self.name, "outage": self.outage})
-            self.outage = 0
-            self.on_applied()
-            applied = time.perf_counter()
-            metrics.BATCH_SECONDS.labels(self.name, "apply").observe(applied - started)
-            await self._commit(records)
-            metrics.BATCH_SECONDS.labels(self.name, "commit").observe(time.perf_counter() - applied)
-            self.on_committed()
-
-    def _rewind(self, records: list[ConsumerRecord]) -> None:
-        first: dict[TopicPartition, int] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            first[tp] = min(first.get(tp, record.offset), record.offset)
-        assigned = self.consumer.assignment()
-        for tp, offset in first.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
+        polls = PollAhead(self.consumer, max_records=max_poll_records(self.consumer))
+        commits = OffsetCommits(self.consumer, self.name, self.on_committed)
+        try:
+            while not self._draining.is_set():
+                records = await polls.next_batch()
+                if not records:
+                    continue
+                if self._draining.is_set():  # polled while draining: for the partition's next owner
+                    await polls.give_back(records)
+                    break
+                polled_ms = time.time() * 1000
+                age = metrics.RECORD_AGE_AT_POLL.labels(self.name)
+                for record in records:
+                    age.observe(max(0.0, polled_ms - record.timestamp) / 1000)
+                polls.start()  # at most one poll ahead (max_poll_records): what arrives meanwhile is taken
+                started = time.perf_counter()
+                try:
+                    await self.process(records)
+                except InfrastructureDown as error:
+                    # Not the records' fault: re-read them (and what the poll ahead took) once the database/
+                    # broker is back (offsets stay uncommitted, nothing is dead-lettered), however long it takes.
+                    self.outage += 1
+                    wait = self.retry.outage_delay(self.outage)
+                    log.warning("infrastructure down; will re-read the batch",
+                                extra={"consumer": self.name, "outage": self.outage, "wait_s": round(wait, 1),
+                                       "error": describe_error(error.__cause__ or error)})
+                    await polls.give_back(records)
+                    with contextlib.suppress(TimeoutError):  # a drain ends the wait
+                        await asyncio.wait_for(self._draining.wait(), wait)
+                    continue
+                except BaseException:  # stopped or crashed mid-batch: read again (the inbox drops what applied)
+                    await polls.give_back(records)
+                    raise
+                if self.outage:
+                    log.warning("infrastructure back", extra={"consumer": self.name, "outage": self.outage})
+                self.outage = 0
+                self.on_applied()
+                metrics.BATCH_SECONDS.labels(self.name, "apply").observe(time.perf_counter() - started)
+                await commits.start(records)
+        finally:
+            await polls.give_back()  # what the poll ahead took, not applied
+            await commits.finish()  # a stop or a drain lets the last batch's commit finish
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         wanted: list[tuple[tuple[ConsumerRecord, Route], CloudEvent]] = []
@@ -339,24 +341,6 @@ class ConsumerRunner:
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,
                                                 "offset": record.offset, "error": describe_error(error)})
-
-    async def _commit(self, records: list[ConsumerRecord]) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        for tp, next_offset in offsets.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
-                    max(0, highwater - next_offset))
-        try:
-            # Bounded: aiokafka retries a commit to a vanished topic forever.
-            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
-        except (CommitFailedError, KafkaError, TimeoutError) as error:
-            # A rebalance took the partition (or the broker lost it): whoever reads it next re-reads,
-            # and the inbox drops what was applied.
-            log.warning("offset commit failed", extra={"consumer": self.name, "error": describe_error(error)})
 
 
 def dead_letter_headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
