@@ -8,16 +8,17 @@ process (`<PREFIX>WORKERS` uvicorn workers) beside a `consumer`-role one - and i
   writes: a separate process offers `--write-rate` events/s to ingest's /v1/batch (100-event batches of
           the bench's storefront mix, for the same customers), open loop, for the whole run; the stage
           engine consumes them (events applied = its inbox rows counted before and after).
-  reads:  open loop at `--rate` requests/s (bench/openloop.py: latency from each request's scheduled
-          time, no coordinated omission), one phase after the other, with the writes on:
+  reads:  open loop at each of `--rates` requests/s (bench/openloop.py: latency from each request's
+          scheduled time, no coordinated omission), one phase after the other, with the writes on:
             healthz  `GET /healthz` of the same api process: the raw baseline (same server, same
                      middleware, no token, no database)
             profile  `GET /v1/customers/{id}` for random customers (the product figure)
-The product figure is reported next to the baseline measured in the same run (p99 ratio, achieved rate
-ratio), with the cores each process used per phase (`not-ours`: the rest of the shared machine).
-`--profile`: py-spy on one api worker during the profile phase (bench/profiles/reads_api.txt).
+The product figure is reported next to the baseline measured in the same run (p99, achieved rate and the
+API's CPU ms per request, each as a ratio), with the cores each process used per phase (`not-ours`: the
+rest of the shared machine; CPU per request is the figure that load skews least).
+`--profile`: py-spy on one api worker during the highest rate's profile phase (bench/profiles/reads_api.txt).
 
-    .venv/bin/python bench/reads.py [--quick] [--rate 2000] [--write-rate 1000] [--api-workers 2] [--profile]
+    .venv/bin/python bench/reads.py [--quick] [--rates 500,1000,2000] [--write-rate 1000] [--api-workers 2] [--profile]
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from profile_api import TOKEN, fill, fresh_stage_engine_database
 from pyspy import Recorder, render, summarize
 
 HERE = Path(__file__).resolve().parent
-FULL = {"profiles": 100_000, "rate": 2000.0, "write_rate": 1000.0, "seconds": 10.0, "warmup_s": 2.0}
-QUICK = FULL | {"profiles": 20_000, "seconds": 4.0, "warmup_s": 1.0}
+FULL = {"profiles": 100_000, "rates": [500.0, 1000.0, 2000.0], "write_rate": 1000.0, "seconds": 10.0,
+        "warmup_s": 2.0}
+QUICK = FULL | {"profiles": 20_000, "rates": [2000.0], "seconds": 4.0, "warmup_s": 1.0}
 BATCH = 100
 READ_CONNECTIONS = 64
 
@@ -81,23 +83,33 @@ class Phase:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
+async def read_phase(api_url: str, paths: list[str], *, rate: float, seconds: float, phase: Phase) -> dict:
+    result = await open_loop(api_url, "", path="", bodies=[], paths=paths, rate=rate, warmup_s=1.0,
+                             duration_s=seconds, phase=phase, connections=READ_CONNECTIONS, client_kind="raw",
+                             headers={"authorization": f"Bearer {TOKEN}"})
+    # The API's CPU per answer (all its workers): what the shared machine's other load does not change much.
+    api_cpu_ms = phase.cores.get("stage-engine-api", 0) * result["seconds_to_last_response"] * 1000
+    return result | {"api_cpu_ms_per_request": round(api_cpu_ms / max(1, result["ok"]), 3),
+                     "cpu_cores": phase.cores, "cpu_verdict": verdict(phase.cores, cpu_count=psutil.cpu_count())}
+
+
 async def read_phases(api_url: str, p: dict, meter: CpuMeter, recorder: Recorder | None) -> dict:
+    """Per offered rate: /healthz (baseline), then the profile, each beside the writes."""
     rng = random.Random(7)
     profiles = [f"/v1/customers/{customer_id(rng.randint(1, p['profiles']))}" for _ in range(50_000)]
-    headers = {"authorization": f"Bearer {TOKEN}"}
-    common = {"rate": p["rate"], "connections": READ_CONNECTIONS, "client_kind": "raw", "headers": headers}
+    await read_phase(api_url, profiles, rate=min(p["rates"]), seconds=p["warmup_s"], phase=Phase(meter))
     out = {}
-    for name, paths in (("warm_up", profiles), ("healthz", ["/healthz"]), ("profile", profiles)):
-        phase = Phase(meter, recorder.start if recorder and name == "profile" else None)
-        seconds = p["warmup_s"] if name == "warm_up" else p["seconds"]
-        result = await open_loop(api_url, "", path="", bodies=[], paths=paths, warmup_s=1.0, duration_s=seconds,
-                                 phase=phase, **common)
-        out[name] = result | {"cpu_cores": phase.cores, "cpu_verdict": verdict(phase.cores,
-                                                                               cpu_count=psutil.cpu_count())}
-    del out["warm_up"]
-    base, product = out["healthz"], out["profile"]
-    out["profile_p99_ratio_to_healthz"] = round(product["post_to_200_ms"]["p99"] / base["post_to_200_ms"]["p99"], 2)
-    out["profile_rate_ratio_to_healthz"] = round(product["achieved_rate_per_s"] / base["achieved_rate_per_s"], 3)
+    for rate in p["rates"]:
+        top = rate == max(p["rates"])
+        base = await read_phase(api_url, ["/healthz"], rate=rate, seconds=p["seconds"], phase=Phase(meter))
+        product = await read_phase(api_url, profiles, rate=rate, seconds=p["seconds"],
+                                   phase=Phase(meter, recorder.start if recorder and top else None))
+        out[f"{rate:g}/s"] = {
+            "healthz": base, "profile": product,
+            "profile_p99_ratio_to_healthz": round(product["post_to_200_ms"]["p99"] / base["post_to_200_ms"]["p99"], 2),
+            "profile_rate_ratio_to_healthz": round(product["achieved_rate_per_s"] / base["achieved_rate_per_s"], 3),
+            "profile_cpu_ratio_to_healthz": round(product["api_cpu_ms_per_request"]
+                                                  / max(base["api_cpu_ms_per_request"], 1e-6), 2)}
     return out
 
 
@@ -120,7 +132,7 @@ def measure(infra: Infra, p: dict, *, api_workers: int, profile: bool) -> dict:
             process.wait_ready()
         write_key = run_module(BY_NAME["ingest"], config, "create-key", "bench", "--server").strip()
         bodies = batch_bodies(200, size=BATCH, customers=p["profiles"])
-        write_seconds = p["warmup_s"] + 2 * p["seconds"] + 3 * 1.0 + 5.0  # covers every read phase
+        write_seconds = p["warmup_s"] + 2 * len(p["rates"]) * (p["seconds"] + 1.0) + 10.0  # every read phase
         results = multiprocessing.get_context("fork").Queue()
         writer = multiprocessing.get_context("fork").Process(
             target=_writer, args=(processes["ingest"].url, write_key, bodies, p["write_rate"] / BATCH,
@@ -167,7 +179,8 @@ def measure(infra: Infra, p: dict, *, api_workers: int, profile: bool) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rate", type=float)
+    parser.add_argument("--rates", type=lambda text: [float(r) for r in text.split(",")],
+                        help="offered read rates, comma-separated (default 500,1000,2000; --quick 2000)")
     parser.add_argument("--write-rate", type=float)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--profiles", type=int)
@@ -176,7 +189,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "reads.json")
     args = parser.parse_args()
     p = dict(QUICK if args.quick else FULL)
-    p |= {k: v for k in ("rate", "write_rate", "seconds", "profiles") if (v := getattr(args, k)) is not None}
+    p |= {k: v for k in ("rates", "write_rate", "seconds", "profiles") if (v := getattr(args, k)) is not None}
     infra = Infra.start()
     try:
         report = measure(infra, p, api_workers=args.api_workers, profile=args.profile)
