@@ -1,7 +1,7 @@
 """The services' own benches (bench/messaging.py, bench/loyalty.py, bench/webhooks.py, bench/reads.py), run by
 bench/run.py after its stack has stopped: each a process of its own starting its own PostgreSQL (and SMTP
-sink, HTTP receiver or broker), each product figure next to the raw baseline it measured in the same run. This module runs them,
-keeps their JSON in the report (`report["services"]`) and lists their ratio lines for the table."""
+sink, HTTP receiver or broker), each product figure next to the raw baseline it measured in the same run. This
+module runs them, keeps their JSON in the report (`report["services"]`) and lists their ratio lines for the table."""
 
 from __future__ import annotations
 
