@@ -72,9 +72,14 @@ def create_read_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine
     SELECT) and no pre-ping (no `SELECT 1` round trip per checkout); `read_only` retries a statement once
     on a fresh connection instead, when the one it got turns out dead (a restarted database). No overflow:
     under a burst, overflow connections are opened and closed per request (measured: connecting, TLS
-    negotiation and re-preparing statements took a fifth of the API's CPU); requests queue for one instead."""
+    negotiation and re-preparing statements took a fifth of the API's CPU); requests queue for one instead.
+    Its connections show in pg_stat_activity as `application_name` READS_APPLICATION."""
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False,
-                               isolation_level="AUTOCOMMIT")
+                               isolation_level="AUTOCOMMIT",
+                               connect_args={"server_settings": {"application_name": READS_APPLICATION}})
+
+
+READS_APPLICATION = "lifecycle-reads"
 
 
 async def read_only(engine: AsyncEngine, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
