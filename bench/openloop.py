@@ -8,7 +8,8 @@ counts (no coordinated omission). `send_lag_ms` (scheduled -> the task actually 
 how far the generator itself fell behind: when it is not small next to the latency, the client
 was the bottleneck.
 
-A warm-up at the same rate (not recorded) opens the connections first.
+A warm-up at the same rate (not recorded) opens the connections first. `paths` (reads): request i is
+`GET paths[i % len(paths)]` instead of a POST, sent with `headers` (default: the write key's Basic auth).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ Phase = Callable[[str], None]
 
 async def open_loop(base_url: str, write_key: str, *, path: str, bodies: list[bytes], rate: float,
                     warmup_s: float, duration_s: float, connections: int, phase: Phase,
-                    client_kind: str) -> dict:
-    headers = {"authorization": basic_auth(write_key), "content-type": "application/json"}
+                    client_kind: str, paths: list[str] | None = None,
+                    headers: dict[str, str] | None = None) -> dict:
+    headers = headers or {"authorization": basic_auth(write_key), "content-type": "application/json"}
     pool = make_pool(client_kind, base_url, size=connections, headers=headers)
     warm, count = int(rate * warmup_s), max(1, int(rate * duration_s))
     total = warm + count
@@ -41,7 +43,7 @@ async def open_loop(base_url: str, write_key: str, *, path: str, bodies: list[by
     async def one(i: int, scheduled: float, measured: bool) -> None:
         started = time.perf_counter()
         try:
-            response = await pool.post(path, bodies[i % len(bodies)])
+            response = await (pool.get(paths[i % len(paths)]) if paths else pool.post(path, bodies[i % len(bodies)]))
         except TRANSPORT_ERRORS as error:
             if measured:
                 errors[type(error).__name__] += 1

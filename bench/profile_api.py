@@ -2,9 +2,10 @@
 
 Storefronts call `GET /v1/customers/{id}` while rendering a page, so its tail latency matters. This
 fills a fresh stage-engine database with N profiles (each with two ids, three stored transitions and
-realistic facts) by SQL, starts the stage engine as the services run (its own process, uvicorn), and
-drives it closed-loop from C concurrent connections for D seconds with random customers: the profile,
-their transitions, and the customer list by stage (cursor pages). As a raw baseline in the same run,
+realistic facts; user ids as bench/payloads.py's customer_id) by SQL, starts the stage engine as the
+services run (its own process, uvicorn), and drives it closed-loop from C concurrent connections for D
+seconds with random customers: the profile, their transitions, and the customer list by stage (cursor
+pages). As a raw baseline in the same run,
 the same profile lookups straight from PostgreSQL (asyncpg, the engine's own query shape, one
 connection per client) - so the figure says what the HTTP service adds.
 
@@ -25,6 +26,7 @@ import asyncpg
 from http_load import percentiles
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.services import BY_NAME, ServiceDef, ServiceProcess, StackConfig
+from payloads import customer_id
 from rawhttp import Pool
 
 TOKEN = "bench-api-token-4c1e7f20b9d3a865"
@@ -33,25 +35,27 @@ STAGES = ["awareness", "consideration", "purchase", "retention", "loyalty", "at_
 FILL = """
 INSERT INTO profiles (id, customer_id, user_id, stage, stage_since, previous_stage, facts, traits, first_seen_at,
                       last_seen_at, acquisition, acquired_at)
-SELECT md5('p' || i)::uuid, 'cust-' || i, 'cust-' || i, ($2::text[])[1 + i % 7], now() - interval '3 days',
-       'purchase',
+SELECT md5('p' || i)::uuid, 'cust-' || lpad(i::text, 6, '0'), 'cust-' || lpad(i::text, 6, '0'),
+       ($2::text[])[1 + i % 7], now() - interval '3 days', 'purchase',
        jsonb_build_object('v', 3, 'touchpoints', 7, 'intent', true, 'advocacy', i % 5 = 0,
          'orders', jsonb_build_array(
              jsonb_build_array('o1', '42.500000', '2026-01-02T10:00:00+00:00', 'e1-' || i, false),
              jsonb_build_array('o2', '19.990000', '2026-02-02T10:00:00+00:00', 'e2-' || i, false)),
          'refunded_order_ids', '[]'::jsonb, 'last_event', jsonb_build_array('2026-02-02T10:00:00+00:00', 'e2-' || i),
          'as_of', jsonb_build_array('2026-02-02T10:00:00+00:00', 'e2-' || i)),
-       jsonb_build_object('email', 'cust-' || i || '@example.com', 'firstName', 'Ann'),
+       jsonb_build_object('email', 'cust-' || lpad(i::text, 6, '0') || '@example.com', 'firstName', 'Ann'),
        now() - interval '90 days', now() - interval '1 day',
        '{"channel": "cpc", "source": "google"}'::jsonb, now() - interval '90 days'
 FROM generate_series(1, $1) AS i;
 INSERT INTO identities (id_type, id_value, profile_id)
-SELECT kind, CASE kind WHEN 'user' THEN 'cust-' || i ELSE 'anon-' || i END, md5('p' || i)::uuid
+SELECT kind, CASE kind WHEN 'user' THEN 'cust-' || lpad(i::text, 6, '0') ELSE 'anon-' || i END, md5('p' || i)::uuid
 FROM generate_series(1, $1) AS i, unnest(ARRAY['user', 'anonymous']) AS kind;
 INSERT INTO transitions (id, profile_id, customer_id, from_stage, to_stage, reason, rule_version, cause_event_ids,
                          event_time)
-SELECT md5('t' || i || '-' || n)::uuid, md5('p' || i)::uuid, 'cust-' || i, (ARRAY[NULL, 'awareness', 'purchase'])[n],
-       (ARRAY['awareness', 'purchase', 'retention'])[n], 'bench', 'default-v2', ARRAY['e' || n || '-' || i],
+SELECT md5('t' || i || '-' || n)::uuid, md5('p' || i)::uuid, 'cust-' || lpad(i::text, 6, '0'),
+       (ARRAY[NULL, 'awareness', 'purchase'])[n], (ARRAY['awareness', 'purchase', 'retention'])[n],
+       'bench', 'default-v2',
+       ARRAY['e' || n || '-' || i],
        now() - (4 - n) * interval '20 days'
 FROM generate_series(1, $1) AS i, generate_series(1, 3) AS n;
 ANALYZE;
@@ -98,7 +102,7 @@ async def measure(url: str, dsn: str, *, profiles: int, concurrency: int, second
     await client.open(concurrency, stagger_s=0.01)
     try:
         async def profile(rng) -> bool:
-            return (await client.get(f"/v1/customers/cust-{rng.randint(1, profiles)}")).status_code == 200
+            return (await client.get(f"/v1/customers/{customer_id(rng.randint(1, profiles))}")).status_code == 200
 
         async def transitions(rng) -> bool:
             return (await client.get(f"/v1/customers/anon-{rng.randint(1, profiles)}/transitions")).status_code == 200
@@ -123,7 +127,7 @@ async def measure(url: str, dsn: str, *, profiles: int, concurrency: int, second
                 row = await conn.fetchrow(
                     "SELECT p.* FROM profiles p JOIN identities i ON i.profile_id = p.id WHERE i.id_value = $1 "
                     "AND i.id_type IN ('user', 'anonymous') AND p.merged_into IS NULL ORDER BY i.id_type DESC LIMIT 1",
-                    f"cust-{rng.randint(1, profiles)}")
+                    customer_id(rng.randint(1, profiles)))
                 await conn.fetch("SELECT id_type, id_value FROM identities WHERE profile_id = $1", row["id"])
                 return row is not None
 

@@ -16,7 +16,7 @@ no-Kafka FastAPI endpoint), then measures, in order:
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
  10. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
      in the same phase (bench/scale_out.py)
-Then, after the stack has stopped, the services' own benches (bench/suites.py: messaging, loyalty, webhooks),
+Then, after the stack has stopped, the services' own benches (bench/suites.py: messaging, loyalty, webhooks, reads),
 each on its own PostgreSQL beside its own raw baseline. `--only` picks phases (e.g. `--only messaging,loyalty`).
 Each product figure is printed with its ratio to its baseline (batches: to the producer; single
 events: to the no-Kafka endpoint) and the issue's goal beside it; the JSON report keeps parameters,

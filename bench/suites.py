@@ -1,7 +1,7 @@
-"""The services' own benches (bench/messaging.py, bench/loyalty.py, bench/webhooks.py), run by bench/run.py
-after its stack has stopped: each a process of its own starting its own PostgreSQL (and SMTP sink or HTTP
-receiver), each product figure next to the raw baseline it measured in the same run. This module runs them,
-keeps their JSON in the report (`report["services"]`) and lists their ratio lines for the table."""
+"""The services' own benches (bench/messaging.py, bench/loyalty.py, bench/webhooks.py, bench/reads.py), run by
+bench/run.py after its stack has stopped: each a process of its own starting its own PostgreSQL (and SMTP
+sink, HTTP receiver or broker), each product figure next to the raw baseline it measured in the same run. This
+module runs them, keeps their JSON in the report (`report["services"]`) and lists their ratio lines for the table."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ SUITES = {
     "messaging": {"full": [], "quick": ["--transitions", "1000", "--batch", "250"]},
     "loyalty": {"full": [], "quick": ["--orders", "1000", "--seconds", "4"]},
     "webhooks": {"full": [], "quick": ["--events", "1000", "--endpoints", "1,4", "--seconds", "4"]},
+    "reads": {"full": [], "quick": ["--quick"]},
 }
 
 
@@ -29,6 +30,21 @@ def run_suite(name: str, *, quick: bool) -> dict:
         if done.returncode != 0 or not out.exists():
             return {"error": f"exit {done.returncode}: {done.stderr[-2000:]}"}
         return json.loads(out.read_text())
+
+
+def _read_lines(reads: dict) -> list[tuple[str, float | None, str, str]]:
+    """bench/reads.py: the profile API's p99 per offered rate beside the write load, against /healthz."""
+    out: list[tuple[str, float | None, str, str]] = []
+    for rate, found in reads.items():
+        if not rate.endswith("/s"):
+            continue
+        product, base = found["profile"], found["healthz"]
+        out.append((f"reads: GET /v1/customers/{{id}} p99 at {rate}", product["post_to_200_ms"]["p99"], "ms",
+                    f"{found['profile_p99_ratio_to_healthz']} x /healthz p99 ({base['post_to_200_ms']['p99']} ms); "
+                    f"{product['achieved_rate_per_s']}/s achieved; CPU {product['api_cpu_ms_per_request']} ms/req "
+                    f"({found['profile_cpu_ratio_to_healthz']} x); other load {product['cpu_cores'].get('not-ours')} "
+                    "cores (goal p99 <= 10 ms at 2000/s)"))
+    return out
 
 
 def lines(services: dict) -> list[tuple[str, float | None, str, str]]:
@@ -51,6 +67,7 @@ def lines(services: dict) -> list[tuple[str, float | None, str, str]]:
     for product in services.get("webhooks", {}).get("backlog", []):
         out.append((f"webhooks: deliveries, {product['endpoints']} endpoint(s)", product["deliveries_per_s"],
                     "posts/s", f"{product['ratio_to_baseline']} x raw POSTs ({product['baseline']['posts_per_s']}/s)"))
+    out += _read_lines(services.get("reads", {}))
     for name, found in services.items():
         if "error" in found:
             out.append((f"{name}: FAILED", None, "", found["error"].strip().splitlines()[-1][:80]))

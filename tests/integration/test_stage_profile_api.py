@@ -1,12 +1,15 @@
 """The profile API a storefront calls while rendering a page (real PostgreSQL, the app in-process): the
 profile's figures, its acquisition (the earliest campaign touch, whatever order events came in), what to
-show the visitor, the content table without a profile, and the customer list by stage page by page."""
+show the visitor, the content table without a profile, and the customer list by stage page by page; a profile
+read whose pooled connection the database dropped (the read pool has no pre-ping) answers from a fresh one."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from lifecycle_shared.db import READS_APPLICATION
+from sqlalchemy import text
 
 from tests.support.stage_engine import ADMIN, API, T0, _h, deliver, ev, order, stage_engine_client
 
@@ -36,6 +39,18 @@ async def test_a_profile_answers_what_a_storefront_renders_with(namespace, engin
     assert profile["acquisition"] == {"channel": "cpc", "source": "google"}
     assert profile["first_seen_at"].startswith(T0.date().isoformat()) and profile["traits"] == {"firstName": "Ann"}
     assert sorted((i["type"], i["value"]) for i in profile["identities"]) == [("anonymous", anon), ("user", user)]
+
+
+async def test_a_profile_read_on_a_connection_the_database_dropped_answers_from_a_fresh_one(namespace, engine, api):
+    user = f"u-{_h()}"
+    await deliver(namespace, engine, [order(T0, "o1", userId=user)], now=T0)
+    first = await api.get(f"/v1/customers/{user}")
+    async with engine.connect() as conn:  # as a database restart or an idle timeout would, to the read pool's
+        killed = (await conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = current_database() AND application_name = :name"),
+                                     {"name": READS_APPLICATION})).scalar()
+    again = await api.get(f"/v1/customers/{user}")
+    assert killed >= 1 and first.status_code == again.status_code == 200 and again.json() == first.json()
 
 
 @pytest.mark.parametrize(("stage", "show", "status"), [

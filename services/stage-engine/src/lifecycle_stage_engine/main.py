@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from lifecycle_shared.db import create_read_engine
 from lifecycle_shared.http import create_service_app
 from lifecycle_shared.runtime import ConsumerSpec, ServiceRuntime
 
@@ -59,8 +60,14 @@ def create_app(settings: StageEngineSettings, *, clock: Callable[[], datetime] =
     def started(app: FastAPI, runtime: ServiceRuntime) -> None:
         app.state.rulebook = rulebook
         app.state.clock = clock
+        app.state.read_engine = create_read_engine(settings.database_url)
+
+    async def stopping(app: FastAPI) -> None:
+        if engine := getattr(app.state, "read_engine", None):
+            await engine.dispose()
 
     return create_service_app(title="Lifecycle stage engine", settings=settings, on_started=started,
+                              on_stopping=stopping,
                               build_runtime=lambda: build_runtime(settings, rulebook, clock),
                               routers=[router, admin_router, erasures_router, analytics_router, analytics_admin_router,
                                        dashboard_router])

@@ -1,4 +1,5 @@
-"""What loyalty's routes ask for besides the shared `Engine`: the clock."""
+"""What loyalty's routes ask for besides the shared `Engine`: the clock (`async def`: a plain `def` dependency
+costs a thread-pool hand-off per request)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 
-def _clock(request: Request) -> Callable[[], datetime]:
+async def _clock(request: Request) -> Callable[[], datetime]:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock
 
@@ -17,7 +18,7 @@ def _clock(request: Request) -> Callable[[], datetime]:
 Clock = Annotated[Callable[[], datetime], Depends(_clock)]
 
 
-def _now(clock: Clock) -> datetime:
+async def _now(clock: Clock) -> datetime:
     """The service's clock (injected into `create_app`), never the wall clock directly."""
     return clock()
 

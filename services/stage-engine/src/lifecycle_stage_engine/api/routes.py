@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from lifecycle_shared.auth import ApiAccess
+from lifecycle_shared.db import read_only
 from lifecycle_shared.events import TransitionRecord
 from lifecycle_shared.http import CustomerId, Engine, errors
 from lifecycle_shared.stages import Stage
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_stage_engine.api.deps import RuleBookDep
+from lifecycle_stage_engine.api.deps import ReadEngine, RuleBookDep
 from lifecycle_stage_engine.db import reads
 from lifecycle_stage_engine.domain.profiles import Profile
 from lifecycle_stage_engine.domain.rules import NEW_VISITOR
@@ -133,9 +135,13 @@ async def get_transitions(customer_id: CustomerId, engine: Engine) -> list[Trans
 
 
 @router.get("/customers/{customer_id:path}", response_model=CustomerOut, responses=errors(404))
-async def get_profile(customer_id: CustomerId, engine: Engine, book: RuleBookDep) -> CustomerOut:
-    async with engine.connect() as conn:  # one connection a request: each checkout costs a ping round trip
-        profile, identities = await _found(conn, customer_id)
-        scored = await reads.scores_of(conn, profile_id=profile.id)
-    return CustomerOut(**profile_out(profile, book().content), identities=identities,
-                       scores=scored and scored.document, scored_at=scored and scored.scored_at)
+async def get_profile(customer_id: CustomerId, engine: ReadEngine, book: RuleBookDep) -> Response:
+    """Storefronts call this while rendering a page: one statement on an autocommit connection without
+    pre-ping (one database round trip), and the answer validated and encoded once by pydantic (returning the
+    model would have FastAPI dump it, validate it again and encode it with json)."""
+    found = await read_only(engine, functools.partial(reads.find_customer, customer_id=customer_id))
+    if found is None:
+        raise HTTPException(404, f"no customer with id '{customer_id}'")
+    body = CustomerOut(**profile_out(found.profile, book().content), identities=found.identities,
+                       scores=found.scores, scored_at=found.scored_at)
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from lifecycle_shared.events import TransitionRecord
-from sqlalchemy import select, text
+from sqlalchemy import ARRAY, DateTime, Text, column, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, transitions
@@ -29,6 +32,45 @@ async def find_profile(conn: AsyncConnection, *, customer_id: str) -> tuple[Prof
                               .order_by(identities.c.id_type, identities.c.id_value))).all()
     profile.anonymous_ids = [i.id_value for i in ids if i.id_type == "anonymous"]
     return profile, [{"type": i.id_type, "value": i.id_value} for i in ids]
+
+
+# The profile API's lookup in one statement: the live profile owning the id (its userId before an anonymousId of
+# the same value), all its identities (in (type, value) order) and its latest analytics scores (or nulls).
+_CUSTOMER = text(f"""
+SELECT {", ".join(f"p.{c.name}" for c in profiles.c)},
+       ids.types AS id_types, ids.values AS id_values, s.document AS scores, s.scored_at
+FROM identities i
+JOIN profiles p ON p.id = i.profile_id
+CROSS JOIN LATERAL (SELECT array_agg(o.id_type ORDER BY o.id_type, o.id_value) AS types,
+                           array_agg(o.id_value ORDER BY o.id_type, o.id_value) AS values
+                    FROM identities o WHERE o.profile_id = p.id) ids
+LEFT JOIN customer_scores s ON s.profile_id = p.id
+WHERE i.id_value = :id AND i.id_type IN ('user', 'anonymous') AND p.merged_into IS NULL
+ORDER BY i.id_type DESC
+LIMIT 1""").columns(*profiles.c, column("id_types", ARRAY(Text)), column("id_values", ARRAY(Text)),
+                    column("scores", JSONB), column("scored_at", DateTime(timezone=True)))
+
+
+@dataclass(frozen=True)
+class Customer:
+    """What `GET /v1/customers/{id}` answers with: the profile, its identities, its latest scores."""
+
+    profile: Profile
+    identities: list[dict[str, str]]
+    scores: dict[str, Any] | None
+    scored_at: datetime | None
+
+
+async def find_customer(conn: AsyncConnection, *, customer_id: str) -> Customer | None:
+    """As `find_profile`, with the latest scores, in one round trip."""
+    row = (await conn.execute(_CUSTOMER, {"id": customer_id})).first()
+    if row is None:
+        return None
+    profile = profile_of(row)
+    pairs = list(zip(row.id_types, row.id_values, strict=True))
+    profile.anonymous_ids = [value for kind, value in pairs if kind == "anonymous"]
+    return Customer(profile=profile, identities=[{"type": kind, "value": value} for kind, value in pairs],
+                    scores=row.scores, scored_at=row.scored_at)
 
 
 async def history_of(conn: AsyncConnection, *, profile_id: str) -> list[dict[str, Any]]:
@@ -57,8 +99,3 @@ async def list_profiles(conn: AsyncConnection, *, stage: str | None, after: str 
         profile.anonymous_ids = sorted(anonymous[profile.id])
     return page
 
-
-async def scores_of(conn: AsyncConnection, *, profile_id: str) -> Any:
-    """The profile's row of the latest analytics refresh (document, scored_at), or None."""
-    return (await conn.execute(text("SELECT document, scored_at FROM customer_scores WHERE profile_id = :id"),
-                               {"id": profile_id})).first()
