@@ -1,0 +1,177 @@
+"""Bench phase `knee`: the whole pipeline's sustainable rate and reaction time (issue 20, "The whole pipeline").
+
+Stepped open-loop load through ingest (POST /v1/batch, bench/journeys.py: anonymous visitors browsing,
+signing up and merging, ordering, refunding), each rate held for `knee_step_s`. Per step:
+- accepted: events in 200 answers per second, from the first request's due time to the last answer;
+- consumer lag per group (stage-engine, messaging, loyalty), from the broker (lifecycle_shared's
+  LagMonitor: end offset minus committed), sampled every `knee_lag_every_s`; flat when the end of the
+  step is at most one second of offered events above its start (Tansu under-reports end offsets by
+  about a batch per partition, so small figures are noise);
+- after the step the pipeline drains (quiet: every consumer's counter still, no outbox backlog), then
+  bench/knee_effects.py reads from the three databases how long after its POST each touchpoint's first
+  transition, ledger entry and message appeared: p50/p99 per service (nothing polls during the step);
+- the cores each process used while the load was offered (bench/cpu.py; `not-ours`: other load on the box).
+
+A step *holds* when accepted >= 95% of offered, every group's lag stays flat and the pipeline drained in
+time; it *meets the goal* when it holds and every p99 <= 1 s. Stepping stops at the first step that does
+not hold. The knee is the highest step that met the goal; then two more steps at 50% and 80% of it give
+the latency table. The knee is reported as a ratio to the raw keyed producer (aiokafka) measured in the
+same run (the producer phase's median, else one producer run made here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from baselines import producer_run
+from cpu import CpuMeter
+from harness import Harness
+from http_load import basic_auth, percentiles
+from journeys import JOURNEYS, Request, requests
+from knee_effects import first_effects, read_effects, summary
+from knee_report import GROUPS, step_line
+from lifecycle_shared.kafka.lag import LagMonitor
+from pipeline import wait_quiet
+from rawhttp import TRANSPORT_ERRORS, make_pool
+
+P99_LIMIT_MS = 1000.0
+GOAL = "knee > 10,000 events/s; p99 POST -> stage applied <= 1 s at 5,000 events/s"
+
+
+def _lag_monitor(h: Harness) -> LagMonitor:
+    topics = h.kafka().topics
+    return LagMonitor(h.kafka(), {"stage-engine": [topics.touchpoints],
+                                  "messaging": [topics.stage_transitions, topics.touchpoints, topics.loyalty_events],
+                                  "loyalty": [topics.touchpoints, topics.stage_transitions]}, interval_s=3600)
+
+
+async def _lag(monitor: LagMonitor) -> dict[str, int]:
+    per_group = dict.fromkeys(GROUPS, 0)
+    for (group, _, _), lag in (await monitor.measure_once()).items():
+        per_group[group] += lag
+    return per_group
+
+
+async def _offer(h: Harness, plan: list[Request], *, connections: int, client_kind: str,
+                 monitor: LagMonitor, lag_every_s: float, meter: CpuMeter) -> dict:
+    """Send `plan` open loop; POST wall times per messageId, answers, lag samples and cores used."""
+    headers = {"authorization": basic_auth(h.write_key), "content-type": "application/json"}
+    pool = make_pool(client_kind, h.url("ingest"), size=connections, headers=headers)
+    posted: dict[str, float] = {}
+    answers: dict[str, int] = {}
+    accepted, send_lag, ack_ms = [0], [], []
+    in_flight: set[asyncio.Task] = set()
+    samples: list[tuple[float, dict[str, int]]] = []
+
+    async def one(request: Request, due: float, due_wall: float) -> None:
+        send_lag.append((time.perf_counter() - due) * 1000)
+        try:
+            response = await pool.post("/v1/batch", request.body)
+        except TRANSPORT_ERRORS as error:
+            answers[type(error).__name__] = answers.get(type(error).__name__, 0) + 1
+            return
+        answers[str(response.status_code)] = answers.get(str(response.status_code), 0) + 1
+        if response.status_code == 200:
+            ack_ms.append((time.perf_counter() - due) * 1000)
+            accepted[0] += len(request.message_ids)
+            for message_id in request.message_ids:
+                posted[message_id] = due_wall  # the scheduled time: queueing in the generator counts
+
+    async def sample_lag(t0: float) -> None:
+        while True:
+            try:
+                samples.append((round(time.perf_counter() - t0, 2), await _lag(monitor)))
+            except Exception as error:  # noqa: BLE001 - a sample missed; the start and end ones count
+                samples.append((round(time.perf_counter() - t0, 2), {"error": repr(error)}))
+            await asyncio.sleep(lag_every_s)
+
+    await pool.open(min(connections, 8), stagger_s=0.0)
+    lag_start = await _lag(monitor)
+    t0, wall0 = time.perf_counter() + 0.05, time.time() + 0.05
+    cpu_start = meter.snapshot()
+    sampler = asyncio.create_task(sample_lag(t0))
+    try:
+        for request in plan:
+            due = t0 + request.due_s
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            task = asyncio.create_task(one(request, due, wall0 + request.due_s))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        while in_flight:
+            await asyncio.gather(*list(in_flight))
+        window = time.perf_counter() - t0
+        cores = CpuMeter.cores(cpu_start, meter.snapshot())
+    finally:
+        sampler.cancel()
+        await pool.aclose()
+    lag_end = await _lag(monitor)
+    return {"posted": posted, "wall0": wall0, "window_s": round(window, 2), "accepted": accepted[0],
+            "answers": answers, "send_lag_ms": percentiles(send_lag, points=(50, 99)),
+            "post_to_200_ms": percentiles(ack_ms, points=(50, 99)), "lag_start": lag_start, "lag_end": lag_end,
+            "lag_samples": samples, "cpu_cores": cores}
+
+
+async def step(h: Harness, p: dict, rate: float, *, monitor: LagMonitor, meter: CpuMeter, client_kind: str) -> dict:
+    run = uuid.uuid4().hex[:6]
+    plan, mix = requests(rate, p["knee_step_s"], flush_s=p["knee_flush_s"], gap_s=p["knee_gap_s"], run=run)
+    quiet_before = await wait_quiet(h, timeout_s=p["knee_drain_s"])
+    sent = await _offer(h, plan, connections=p["knee_connections"], client_kind=client_kind,
+                        monitor=monitor, lag_every_s=p["knee_lag_every_s"], meter=meter)
+    drained = await wait_quiet(h, timeout_s=p["knee_drain_s"])
+    since = datetime.fromtimestamp(sent["wall0"] - 1.0, UTC)
+    transitions, caused = await read_effects(h, since)
+    delays = summary(first_effects(sent.pop("posted"), transitions, caused))
+    accepted_rate = sent["accepted"] / sent["window_s"]
+    tolerance = max(100.0, rate * 1.0)
+    lag_flat = {g: sent["lag_end"][g] - sent["lag_start"][g] <= tolerance for g in GROUPS}
+    holds = accepted_rate >= 0.95 * rate and all(lag_flat.values()) and drained.get("seconds") is not None
+    p99_ok = all((delays.get(g, {}).get("p99") or float("inf")) <= P99_LIMIT_MS for g in GROUPS)
+    return {"offered_events_per_s": rate, "accepted_events_per_s": round(accepted_rate, 1), "run": run, "mix": mix,
+            **sent, "lag_tolerance": tolerance, "lag_flat": lag_flat, "drained": drained,
+            "quiet_before": quiet_before, "post_to_effect_ms": delays, "holds": holds, "meets_goal": holds and p99_ok}
+
+
+async def _producer_baseline(h: Harness, p: dict, data: dict, report: dict) -> tuple[float | None, str]:
+    if value := report["baselines"].get("producer", {}).get("value"):
+        return value, "the producer phase's median (aiokafka keyed, this run)"
+    run = await producer_run(h.kafka(), f"{h.config.topic_prefix}bench.knee.producer", data["pairs"],
+                             p["producer_messages"], phase=lambda _: None)
+    return run["rate"], f"one aiokafka keyed producer run of {p['producer_messages']:,} messages (this phase)"
+
+
+async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, client_kind: str,
+               log: Callable[[str], None] = print) -> dict:
+    producer, producer_from = await _producer_baseline(h, p, data, report)
+    monitor = _lag_monitor(h)
+    await monitor.start()
+    steps, at_fraction = [], {}
+    try:
+        for rate in p["knee_rates"]:
+            found = await step(h, p, rate, monitor=monitor, meter=meter, client_kind=client_kind)
+            steps.append(found)
+            log(step_line(found))
+            if not found["holds"]:
+                break
+        passing = [s["offered_events_per_s"] for s in steps if s["meets_goal"]]
+        knee_rate = max(passing) if passing else None
+        for fraction in (0.5, 0.8) if knee_rate else ():
+            found = await step(h, p, fraction * knee_rate, monitor=monitor, meter=meter, client_kind=client_kind)
+            at_fraction[f"{fraction:.0%}"] = found
+            log(f"at {fraction:.0%} of the knee: " + step_line(found))
+    finally:
+        await monitor.stop()
+    held = [s["offered_events_per_s"] for s in steps if s["holds"]]
+    return {"knee_events_per_s": knee_rate, "sustained_events_per_s": max(held) if held else None,
+            "baseline_producer_msgs_per_s": producer, "baseline_from": producer_from,
+            "ratio": {"knee_to_producer": round(knee_rate / producer, 4) if knee_rate and producer else None,
+                      "sustained_to_producer": round(max(held) / producer, 4) if held and producer else None},
+            "steps": steps, "at_fraction_of_knee": at_fraction, "goal": GOAL,
+            "params": {k: p[k] for k in p if k.startswith("knee_")} | {
+                "journeys": {name: {"weight": w, "touchpoints": list(s)} for name, w, s in JOURNEYS},
+                "target": "ingest (1 worker), consumed by stage-engine, messaging, loyalty",
+                "p99_limit_ms": P99_LIMIT_MS}}

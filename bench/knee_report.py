@@ -1,0 +1,45 @@
+"""The knee phase's lines in the bench table (bench/knee.py measures; bench/report.py prints)."""
+
+from __future__ import annotations
+
+from cpu import top, verdict
+
+GROUPS = ("stage-engine", "messaging", "loyalty")
+
+
+def _q(found: dict, group: str) -> str:
+    q = found["post_to_effect_ms"].get(group, {})
+    return f"{_ms(q.get('p50'))}/{_ms(q.get('p99'))}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def step_line(s: dict) -> str:
+    lag = " ".join(f"{s['lag_start'][g]}->{s['lag_end'][g]}" for g in GROUPS)
+    verdict_text = "meets goal" if s["meets_goal"] else "holds, p99 > 1 s" if s["holds"] else "falls behind"
+    return (f"{s['offered_events_per_s']:>8,.0f} {s['accepted_events_per_s']:>9,.0f}  {lag:<26} "
+            f"{_q(s, 'stage-engine'):>12} {_q(s, 'loyalty'):>12} {_q(s, 'messaging'):>12}  {verdict_text}")
+
+
+def rows(fig: dict, cpu_count: int) -> list[str]:
+    ratio = fig["ratio"]
+    out = [f"pipeline knee: {_ms(fig['knee_events_per_s'])} events/s "
+           f"= {ratio['knee_to_producer'] or '-'} x producer ({_ms(fig['baseline_producer_msgs_per_s'])} msgs/s); "
+           f"sustained (lag flat, p99 aside) {_ms(fig['sustained_events_per_s'])} events/s "
+           f"= {ratio['sustained_to_producer'] or '-'} x producer   (goal: {fig['goal']})",
+           f"  open loop through ingest /v1/batch, {fig['params']['knee_step_s']:g} s per step; "
+           "POST -> first effect p50/p99 ms from the services' own timestamps",
+           f"  {'offered':>8} {'accepted':>9}  {'lag start->end stage/msg/loy':<26} {'stage':>12} {'loyalty':>12} "
+           f"{'message':>12}  verdict"]
+    out += ["  " + step_line(s) for s in fig["steps"]]
+    for name, s in fig["at_fraction_of_knee"].items():
+        out.append(f"  at {name} of the knee:")
+        out.append("  " + step_line(s))
+    out.append("  cores per process while offered (not-ours = other load on the box):")
+    for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
+        cores = s["cpu_cores"]
+        out.append(f"  {s['offered_events_per_s']:>8,.0f}  {top(cores, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
+                   f"  | {verdict(cores, cpu_count=cpu_count)}")
+    return out
