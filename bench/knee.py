@@ -29,12 +29,13 @@ from datetime import UTC, datetime
 
 from baselines import producer_run
 from cpu import CpuMeter
+from group_lag import GroupLag, totals
 from harness import Harness
 from http_load import basic_auth, percentiles
 from journeys import JOURNEYS, Request, requests
 from knee_effects import first_effects, read_effects, summary
 from knee_report import GROUPS, step_line
-from lifecycle_shared.kafka.lag import LagMonitor
+from latency import histogram_delta, scrape_histograms
 from pipeline import wait_quiet
 from rawhttp import TRANSPORT_ERRORS, make_pool
 
@@ -42,22 +43,12 @@ P99_LIMIT_MS = 1000.0
 GOAL = "knee > 10,000 events/s; p99 POST -> stage applied <= 1 s at 5,000 events/s"
 
 
-def _lag_monitor(h: Harness) -> LagMonitor:
-    topics = h.kafka().topics
-    return LagMonitor(h.kafka(), {"stage-engine": [topics.touchpoints],
-                                  "messaging": [topics.stage_transitions, topics.touchpoints, topics.loyalty_events],
-                                  "loyalty": [topics.touchpoints, topics.stage_transitions]}, interval_s=3600)
-
-
-async def _lag(monitor: LagMonitor) -> dict[str, int]:
-    per_group = dict.fromkeys(GROUPS, 0)
-    for (group, _, _), lag in (await monitor.measure_once()).items():
-        per_group[group] += lag
-    return per_group
+async def _lag(monitor: GroupLag) -> dict[str, int]:
+    return totals(await monitor.measure())
 
 
 async def _offer(h: Harness, plan: list[Request], *, connections: int, client_kind: str,
-                 monitor: LagMonitor, lag_every_s: float, meter: CpuMeter) -> dict:
+                 monitor: GroupLag, lag_every_s: float, meter: CpuMeter) -> dict:
     """Send `plan` open loop; POST wall times per messageId, answers, lag samples and cores used."""
     headers = {"authorization": basic_auth(h.write_key), "content-type": "application/json"}
     pool = make_pool(client_kind, h.url("ingest"), size=connections, headers=headers)
@@ -109,20 +100,24 @@ async def _offer(h: Harness, plan: list[Request], *, connections: int, client_ki
     finally:
         sampler.cancel()
         await pool.aclose()
-    lag_end = await _lag(monitor)
+    lag_end = await monitor.measure()
     return {"posted": posted, "wall0": wall0, "window_s": round(window, 2), "accepted": accepted[0],
             "answers": answers, "send_lag_ms": percentiles(send_lag, points=(50, 99)),
-            "post_to_200_ms": percentiles(ack_ms, points=(50, 99)), "lag_start": lag_start, "lag_end": lag_end,
+            "post_to_200_ms": percentiles(ack_ms, points=(50, 99)), "lag_start": lag_start, "lag_end": totals(lag_end),
+            "lag_end_per_topic": lag_end,
             "lag_samples": samples, "cpu_cores": cores}
 
 
-async def step(h: Harness, p: dict, rate: float, *, monitor: LagMonitor, meter: CpuMeter, client_kind: str) -> dict:
+async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: CpuMeter, client_kind: str) -> dict:
     run = uuid.uuid4().hex[:6]
     plan, mix = requests(rate, p["knee_step_s"], flush_s=p["knee_flush_s"], gap_s=p["knee_gap_s"], run=run)
-    quiet_before = await wait_quiet(h, timeout_s=p["knee_drain_s"])
+    quiet_before = await drain(h, monitor, timeout_s=p["knee_drain_s"])
+    histograms = await consumer_histograms(h)
     sent = await _offer(h, plan, connections=p["knee_connections"], client_kind=client_kind,
                         monitor=monitor, lag_every_s=p["knee_lag_every_s"], meter=meter)
-    drained = await wait_quiet(h, timeout_s=p["knee_drain_s"])
+    drained = await drain(h, monitor, timeout_s=p["knee_drain_s"])
+    consumer_timings = {name: histogram_delta(histograms[name], found)
+                        for name, found in (await consumer_histograms(h)).items()}
     since = datetime.fromtimestamp(sent["wall0"] - 1.0, UTC)
     transitions, caused = await read_effects(h, since)
     delays = summary(first_effects(sent.pop("posted"), transitions, caused))
@@ -133,7 +128,34 @@ async def step(h: Harness, p: dict, rate: float, *, monitor: LagMonitor, meter: 
     p99_ok = all((delays.get(g, {}).get("p99") or float("inf")) <= P99_LIMIT_MS for g in GROUPS)
     return {"offered_events_per_s": rate, "accepted_events_per_s": round(accepted_rate, 1), "run": run, "mix": mix,
             **sent, "lag_tolerance": tolerance, "lag_flat": lag_flat, "drained": drained,
-            "quiet_before": quiet_before, "post_to_effect_ms": delays, "holds": holds, "meets_goal": holds and p99_ok}
+            "quiet_before": quiet_before, "post_to_effect_ms": delays, "consumer_timings": consumer_timings,
+            "holds": holds, "meets_goal": holds and p99_ok}
+
+
+async def drain(h: Harness, monitor: GroupLag, *, timeout_s: float) -> dict:
+    """Until no group is behind (the broker's figure: a consumer may sit still for seconds between batches
+    while records wait), then until every counter stays still and no outbox holds a backlog."""
+    started = time.perf_counter()
+    while (lag := await _lag(monitor)) and any(lag.values()):
+        if time.perf_counter() - started > timeout_s:
+            return {"seconds": None, "error": f"still behind after {timeout_s} s", "lag": lag}
+        await asyncio.sleep(0.5)
+    caught_up = time.perf_counter() - started
+    quiet = await wait_quiet(h, timeout_s=max(5.0, timeout_s - caught_up))
+    return quiet | {"lag_zero_after_s": round(caught_up, 2),
+                    "seconds": None if quiet["seconds"] is None else round(caught_up + quiet["seconds"], 2)}
+
+
+async def consumer_histograms(h: Harness) -> dict[str, dict]:
+    """Each consumer's own batch-time and record-age-at-poll histograms (one /metrics read per service)."""
+    found = {}
+    for name in GROUPS:
+        pool = make_pool("raw", h.url(name), size=1)
+        try:
+            found[name] = await scrape_histograms(pool)
+        finally:
+            await pool.aclose()
+    return found
 
 
 async def _producer_baseline(h: Harness, p: dict, data: dict, report: dict) -> tuple[float | None, str]:
@@ -147,7 +169,7 @@ async def _producer_baseline(h: Harness, p: dict, data: dict, report: dict) -> t
 async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, client_kind: str,
                log: Callable[[str], None] = print) -> dict:
     producer, producer_from = await _producer_baseline(h, p, data, report)
-    monitor = _lag_monitor(h)
+    monitor = GroupLag(h.kafka())
     await monitor.start()
     steps, at_fraction = [], {}
     try:

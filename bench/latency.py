@@ -76,7 +76,7 @@ async def _server_side(stage, loyalty, sent_wall: dict[str, float]) -> dict:
 METRICS = ("lifecycle_consumer_record_age_at_poll_seconds", "lifecycle_consumer_batch_seconds")
 
 
-async def _scrape(pool) -> dict:
+async def scrape_histograms(pool) -> dict:
     response = await pool.get("/metrics")
     if response.status_code != 200:
         return {}
@@ -100,7 +100,7 @@ async def _scrape(pool) -> dict:
     return series
 
 
-def _timings(before: dict, after: dict) -> dict:
+def histogram_delta(before: dict, after: dict) -> dict:
     """The consumers' own histograms over the phase (after - before): mean and bucket-bound p50/p99 in ms."""
     out = {}
     for key, entry in after.items():
@@ -161,7 +161,7 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
             else:
                 into.append(value)
 
-    scraped = {"stage-engine": await _scrape(stage), "loyalty": await _scrape(loyalty)}
+    scraped = {"stage-engine": await scrape_histograms(stage), "loyalty": await scrape_histograms(loyalty)}
     phase("start")
     started = time.perf_counter()
     try:
@@ -180,8 +180,9 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
         if server_side:
             await asyncio.sleep(1.0)  # the last customers' events are still on their way
             result["server_side"] = await _server_side(stage, loyalty, sent_wall)
-        result["consumer_timings"] = {"stage-engine": _timings(scraped["stage-engine"], await _scrape(stage)),
-                                      "loyalty": _timings(scraped["loyalty"], await _scrape(loyalty))}
+        result["consumer_timings"] = {
+            "stage-engine": histogram_delta(scraped["stage-engine"], await scrape_histograms(stage)),
+            "loyalty": histogram_delta(scraped["loyalty"], await scrape_histograms(loyalty))}
         return result
     finally:
         for pool in (ingest, stage, loyalty):
