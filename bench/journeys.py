@@ -1,9 +1,11 @@
 """The knee phase's workload: storefront journeys, interleaved, as /v1/batch bodies due at an offered rate.
 
-A journey is one visitor's touchpoints in order. Every visitor arrives anonymous (an `anonymousId`);
-the ones who sign up send "Signed Up" with both ids and an email trait (the stage engine merges the
-anonymous profile into the user's, messaging releases the messages that waited for an address,
-loyalty links the ids), and from then on send as the user; buyers order, a few refund the order.
+A journey is one visitor's touchpoints in order. Most visitors arrive anonymous (an `anonymousId`) and
+most of those only browse; the ones who sign up send "Signed Up" with both ids and an email trait (the
+stage engine merges the anonymous profile into the user's, messaging releases the messages that waited
+for an address, loyalty links the ids) and from then on send as the user; returning customers are known
+from their first event (a `userId`: no merge). Buyers order, a few refund the order. The weights give
+about 4% sign-ups and 3% orders among the events (a shop converting a few percent of its visitors).
 
 About `gap_s` apart per visitor on average: `rate * gap_s` journeys are under way at once, and each
 next event goes to one of them at random (a journey that ends is replaced by a new visitor).
@@ -22,12 +24,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-# (journey, weight, its touchpoints in order)
+# (journey, weight, its touchpoints in order); "returning" journeys are known (a userId) from the start.
 JOURNEYS = (
-    ("browse", 45, ("page", "Product Viewed", "Product Viewed", "page")),
-    ("sign_up", 30, ("page", "Product Viewed", "Signed Up", "Product Viewed")),
-    ("buy", 20, ("page", "Product Viewed", "Signed Up", "Product Added", "Order Completed")),
-    ("buy_and_refund", 5, ("page", "Product Viewed", "Signed Up", "Product Added", "Order Completed",
+    ("browse", 62, ("page", "Product Viewed", "Product Viewed", "page")),
+    ("returning_browse", 15, ("page", "Product Viewed", "Product Added", "page")),
+    ("sign_up", 10, ("page", "Product Viewed", "Signed Up", "Product Viewed")),
+    ("sign_up_and_buy", 6, ("page", "Product Viewed", "Signed Up", "Product Added", "Order Completed")),
+    ("returning_buy", 6, ("page", "Product Viewed", "Product Added", "Order Completed")),
+    ("buy_and_refund", 1, ("page", "Product Viewed", "Signed Up", "Product Added", "Order Completed",
                            "Order Refunded")),
 )
 CATEGORIES = ("tees", "hoodies", "caps", "socks", "mugs")
@@ -78,13 +82,17 @@ def _event(kind: str, visitor: _Visitor, rng: random.Random) -> dict:
 
 def events(count: int, *, rate: float, gap_s: float, run: str, rng: random.Random) -> list[dict]:
     """`count` touchpoints of interleaved journeys, in the order they are to be sent."""
-    names = [steps for _, _, steps in JOURNEYS]
+    journeys = [(name, steps) for name, _, steps in JOURNEYS]
     weights = [weight for _, weight, _ in JOURNEYS]
     born = [0]
 
     def newcomer() -> _Visitor:
         born[0] += 1
-        return _Visitor(f"knee-anon-{run}-{born[0]:07d}", rng.choices(names, weights)[0])
+        name, steps = rng.choices(journeys, weights)[0]
+        visitor = _Visitor(f"knee-anon-{run}-{born[0]:07d}", steps)
+        if name.startswith("returning"):
+            visitor.user_id = f"knee-user-{run}-{born[0]:07d}"
+        return visitor
 
     active = [newcomer() for _ in range(max(1, round(rate * gap_s)))]
     out = []

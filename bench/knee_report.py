@@ -12,6 +12,11 @@ def _q(found: dict, group: str) -> str:
     return f"{_ms(q.get('p50'))}/{_ms(q.get('p99'))}"
 
 
+def _hist(s: dict, group: str, name: str, suffix: str = "") -> str:
+    found = s.get("consumer_timings", {}).get(group, {}).get(f"{name}:{group}{suffix}")
+    return f"{found['mean_ms']:,.0f}/{found['p99_le_ms']:,.0f}" if found else "-"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -37,6 +42,11 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
     for name, s in fig["at_fraction_of_knee"].items():
         out.append(f"  at {name} of the knee:")
         out.append("  " + step_line(s))
+    out.append("  the consumers' own histograms per step (mean ms; p99 as a bucket bound): record age at poll | "
+               "batch apply")
+    for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
+        out.append(f"  {s['offered_events_per_s']:>8,.0f}  " + "  ".join(
+            f"{g} {_hist(s, g, 'record_age_at_poll')} | {_hist(s, g, 'batch', ':apply')}" for g in GROUPS))
     out.append("  cores per process while offered (not-ours = other load on the box):")
     for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
         cores = s["cpu_cores"]
