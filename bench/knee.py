@@ -14,8 +14,9 @@ signing up and merging, ordering, refunding), each rate held for `knee_step_s`. 
 
 A step *holds* when accepted >= 95% of offered, every group's lag stays flat and the pipeline drained in
 time; it *meets the goal* when it holds and every p99 <= 1 s. Stepping stops at the first step that does
-not hold. The knee is the highest step that met the goal; then two more steps at 50% and 80% of it give
-the latency table. The knee is reported as a ratio to the raw keyed producer (aiokafka) measured in the
+not hold; when none met the goal, the rate is halved below the first step (down to `knee_lowest_rate`)
+until one does. The knee is the highest step that met the goal; then two more steps at 50% and 80% of it
+give the latency table. The knee is reported as a ratio to the raw keyed producer (aiokafka) measured in the
 same run (the producer phase's median, else one producer run made here).
 """
 
@@ -180,6 +181,13 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
             if not found["holds"]:
                 break
         passing = [s["offered_events_per_s"] for s in steps if s["meets_goal"]]
+        rate = min(p["knee_rates"]) / 2
+        while not passing and rate >= p["knee_lowest_rate"]:  # below the first step: halve until one meets it
+            found = await step(h, p, rate, monitor=monitor, meter=meter, client_kind=client_kind)
+            steps.append(found)
+            log(step_line(found))
+            passing += [rate] if found["meets_goal"] else []
+            rate /= 2
         knee_rate = max(passing) if passing else None
         for fraction in (0.5, 0.8) if knee_rate else ():
             found = await step(h, p, fraction * knee_rate, monitor=monitor, meter=meter, client_kind=client_kind)
