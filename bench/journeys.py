@@ -22,7 +22,9 @@ import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 # (journey, weight, its touchpoints in order); "returning" journeys are known (a userId) from the start.
 JOURNEYS = (
@@ -80,7 +82,7 @@ def _event(kind: str, visitor: _Visitor, rng: random.Random) -> dict:
                            "price": round(rng.uniform(5, 120), 2), "currency": "EUR"}}
 
 
-def events(count: int, *, rate: float, gap_s: float, run: str, rng: random.Random) -> list[dict]:
+def events(count: int, *, rate: float, gap_s: float, run: str, rng: random.Random) -> Iterator[dict]:
     """`count` touchpoints of interleaved journeys, in the order they are to be sent."""
     journeys = [(name, steps) for name, _, steps in JOURNEYS]
     weights = [weight for _, weight, _ in JOURNEYS]
@@ -95,15 +97,13 @@ def events(count: int, *, rate: float, gap_s: float, run: str, rng: random.Rando
         return visitor
 
     active = [newcomer() for _ in range(max(1, round(rate * gap_s)))]
-    out = []
     for _ in range(count):
         slot = rng.randrange(len(active))
         visitor = active[slot]
-        out.append(_event(visitor.steps[visitor.done], visitor, rng))
+        yield _event(visitor.steps[visitor.done], visitor, rng)
         visitor.done += 1
         if visitor.done == len(visitor.steps):
             active[slot] = newcomer()
-    return out
 
 
 def requests(rate: float, duration_s: float, *, flush_s: float, gap_s: float, run: str, seed: int = 7
@@ -111,14 +111,15 @@ def requests(rate: float, duration_s: float, *, flush_s: float, gap_s: float, ru
     """The step's requests, and what they hold (events per kind, per request, journeys started)."""
     rng = random.Random(seed)
     size = max(1, round(rate * flush_s))
-    touchpoints = events(int(rate * duration_s), rate=rate, gap_s=gap_s, run=run, rng=rng)
+    count = int(rate * duration_s)
+    touchpoints = events(count, rate=rate, gap_s=gap_s, run=run, rng=rng)
     context = {"library": {"name": "bench-knee", "version": "1"}, "locale": "en-GB"}
-    out = []
-    for first in range(0, len(touchpoints), size):
-        chunk = touchpoints[first:first + size]
+    out, kinds = [], Counter()
+    for first in range(0, count, size):  # serialised a request at a time: only the bodies stay in memory
+        chunk = list(islice(touchpoints, size))
+        kinds.update(e.get("event") or e["type"] for e in chunk)
         body = json.dumps({"batch": chunk, "context": context}, separators=(",", ":")).encode()
         out.append(Request(first / rate, body, [e["messageId"] for e in chunk]))
-    kinds = Counter(e.get("event") or e["type"] for e in touchpoints)
-    return out, {"events": len(touchpoints), "events_per_request": size, "requests": len(out),
-                 "kinds": dict(kinds.most_common()), "bytes_per_event": round(sum(len(r.body) for r in out)
-                                                                             / max(1, len(touchpoints)))}
+    return out, {"events": count, "events_per_request": size, "requests": len(out),
+                 "kinds": dict(kinds.most_common()),
+                 "bytes_per_event": round(sum(len(r.body) for r in out) / max(1, count))}

@@ -50,6 +50,7 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
     out.append("  cores per process while offered (not-ours = other load on the box):")
     for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
         cores = s["cpu_cores"]
-        out.append(f"  {s['offered_events_per_s']:>8,.0f}  {top(cores, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
+        ours = {role: value for role, value in cores.items() if role != "not-ours"}
+        out.append(f"  {s['offered_events_per_s']:>8,.0f}  {top(ours, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
                    f"  | {verdict(cores, cpu_count=cpu_count)}")
     return out
