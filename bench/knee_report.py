@@ -9,7 +9,7 @@ GROUPS = ("stage-engine", "messaging", "loyalty")
 
 def _q(found: dict, group: str) -> str:
     q = found["post_to_effect_ms"].get(group, {})
-    return f"{_ms(q.get('p50'))}/{_ms(q.get('p99'))}"
+    return f"{_ms(q.get('p50'))}/{_ms(q.get('p99'))} n{q.get('touchpoints', 0)}"
 
 
 def _hist(s: dict, group: str, name: str, suffix: str = "") -> str:
@@ -25,7 +25,7 @@ def step_line(s: dict) -> str:
     lag = " ".join(f"{s['lag_start'][g]}->{s['lag_end'][g]}" for g in GROUPS)
     verdict_text = "meets goal" if s["meets_goal"] else "holds, p99 > 1 s" if s["holds"] else "falls behind"
     return (f"{s['offered_events_per_s']:>8,.0f} {s['accepted_events_per_s']:>9,.0f}  {lag:<26} "
-            f"{_q(s, 'stage-engine'):>12} {_q(s, 'loyalty'):>12} {_q(s, 'messaging'):>12}  {verdict_text}")
+            f"{_q(s, 'stage-engine'):>18} {_q(s, 'loyalty'):>18} {_q(s, 'messaging'):>18}  {verdict_text}")
 
 
 def rows(fig: dict, cpu_count: int) -> list[str]:
@@ -35,9 +35,9 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
            f"sustained (lag flat, p99 aside) {_ms(fig['sustained_events_per_s'])} events/s "
            f"= {ratio['sustained_to_producer'] or '-'} x producer   (goal: {fig['goal']})",
            f"  open loop through ingest /v1/batch, {fig['params']['knee_step_s']:g} s per step; "
-           "POST -> first effect p50/p99 ms from the services' own timestamps",
-           f"  {'offered':>8} {'accepted':>9}  {'lag start->end stage/msg/loy':<26} {'stage':>12} {'loyalty':>12} "
-           f"{'message':>12}  verdict"]
+           "POST -> first effect p50/p99 ms (n touchpoints) from the services' own timestamps",
+           f"  {'offered':>8} {'accepted':>9}  {'lag start->end stage/msg/loy':<26} {'stage':>18} {'loyalty':>18} "
+           f"{'message':>18}  verdict"]
     out += ["  " + step_line(s) for s in fig["steps"]]
     for name, s in fig["at_fraction_of_knee"].items():
         out.append(f"  at {name} of the knee:")
