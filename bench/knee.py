@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from baselines import producer_run
 from cpu import CpuMeter
@@ -38,9 +39,11 @@ from knee_effects import first_effects, read_effects, summary
 from knee_report import GROUPS, step_line
 from latency import histogram_delta, scrape_histograms
 from pipeline import wait_quiet
+from pyspy import Recorder, render, summarize
 from rawhttp import TRANSPORT_ERRORS, make_pool
 
 P99_LIMIT_MS = 1000.0
+PROFILES = Path(__file__).resolve().parent / "profiles"
 GOAL = "knee > 10,000 events/s; p99 POST -> stage applied <= 1 s at 5,000 events/s"
 
 
@@ -109,13 +112,16 @@ async def _offer(h: Harness, plan: list[Request], *, connections: int, client_ki
             "lag_samples": samples, "cpu_cores": cores}
 
 
-async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: CpuMeter, client_kind: str) -> dict:
+async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: CpuMeter, client_kind: str,
+               profile: bool = False) -> dict:
     run = uuid.uuid4().hex[:6]
     plan, mix = requests(rate, p["knee_step_s"], flush_s=p["knee_flush_s"], gap_s=p["knee_gap_s"], run=run)
     quiet_before = await drain(h, monitor, timeout_s=p["knee_drain_s"])
     histograms = await consumer_histograms(h)
+    spies = _start_profilers(h, p, rate) if profile else {}
     sent = await _offer(h, plan, connections=p["knee_connections"], client_kind=client_kind,
                         monitor=monitor, lag_every_s=p["knee_lag_every_s"], meter=meter)
+    profiles = _finish_profilers(h, p, spies, rate)
     drained = await drain(h, monitor, timeout_s=p["knee_drain_s"])
     consumer_timings = {name: histogram_delta(histograms[name], found)
                         for name, found in (await consumer_histograms(h)).items()}
@@ -130,7 +136,34 @@ async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: Cp
     return {"offered_events_per_s": rate, "accepted_events_per_s": round(accepted_rate, 1), "run": run, "mix": mix,
             **sent, "lag_tolerance": tolerance, "lag_flat": lag_flat, "drained": drained,
             "quiet_before": quiet_before, "post_to_effect_ms": delays, "consumer_timings": consumer_timings,
-            "holds": holds, "meets_goal": holds and p99_ok}
+            "holds": holds, "meets_goal": holds and p99_ok, **({"profiles": profiles} if profile else {})}
+
+
+def _start_profilers(h: Harness, p: dict, rate: float) -> dict[str, Recorder]:
+    """py-spy on each consumer while the step's load is offered (bench/pyspy.py)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    spies = {}
+    for name in GROUPS:
+        recorder = Recorder(h.processes[name].process.pid, PROFILES / f"{stamp}-knee-{rate:g}-{name}.raw",
+                            rate=p["profile_rate_hz"], duration_s=p["knee_step_s"])
+        if spy := recorder.start():
+            h.extra_roles[f"py-spy {name}"] = [spy]
+        spies[name] = recorder
+    return spies
+
+
+def _finish_profilers(h: Harness, p: dict, spies: dict[str, Recorder], rate: float) -> dict[str, dict]:
+    found = {}
+    for name, recorder in spies.items():
+        h.extra_roles.pop(f"py-spy {name}", None)
+        outcome = recorder.finish()
+        if "error" not in outcome:
+            summary_path = recorder.out.with_suffix(".txt")
+            summary_path.write_text(render(f"{name} at {rate:g} events/s offered (knee phase)", summarize(recorder.out),
+                                           expected_samples=int(p["profile_rate_hz"] * p["knee_step_s"])) + "\n")
+            outcome["summary_text"] = str(summary_path)
+        found[name] = outcome
+    return found
 
 
 async def drain(h: Harness, monitor: GroupLag, *, timeout_s: float) -> dict:
@@ -168,11 +201,11 @@ async def _producer_baseline(h: Harness, p: dict, data: dict, report: dict) -> t
 
 
 async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, client_kind: str,
-               log: Callable[[str], None] = print) -> dict:
+               log: Callable[[str], None] = print, *, profile: bool = False) -> dict:
     producer, producer_from = await _producer_baseline(h, p, data, report)
     monitor = GroupLag(h.kafka())
     await monitor.start()
-    steps, at_fraction = [], {}
+    steps, at_fraction, profiled = [], {}, None
     try:
         for rate in p["knee_rates"]:
             found = await step(h, p, rate, monitor=monitor, meter=meter, client_kind=client_kind)
@@ -193,6 +226,10 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
             found = await step(h, p, fraction * knee_rate, monitor=monitor, meter=meter, client_kind=client_kind)
             at_fraction[f"{fraction:.0%}"] = found
             log(f"at {fraction:.0%} of the knee: " + step_line(found))
+        broke = [s["offered_events_per_s"] for s in steps if not s["holds"]]
+        if profile and broke:  # where it breaks, again, with py-spy on each consumer (its figures apart)
+            profiled = await step(h, p, broke[0], monitor=monitor, meter=meter, client_kind=client_kind, profile=True)
+            log("profiled repeat: " + step_line(profiled))
     finally:
         await monitor.stop()
     held = [s["offered_events_per_s"] for s in steps if s["holds"]]
@@ -200,7 +237,7 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
             "baseline_producer_msgs_per_s": producer, "baseline_from": producer_from,
             "ratio": {"knee_to_producer": round(knee_rate / producer, 4) if knee_rate and producer else None,
                       "sustained_to_producer": round(max(held) / producer, 4) if held and producer else None},
-            "steps": steps, "at_fraction_of_knee": at_fraction, "goal": GOAL,
+            "steps": steps, "at_fraction_of_knee": at_fraction, "profiled_repeat": profiled, "goal": GOAL,
             "params": {k: p[k] for k in p if k.startswith("knee_")} | {
                 "journeys": {name: {"weight": w, "touchpoints": list(s)} for name, w, s in JOURNEYS},
                 "target": "ingest (1 worker), consumed by stage-engine, messaging, loyalty",

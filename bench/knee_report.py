@@ -42,6 +42,11 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
     for name, s in fig["at_fraction_of_knee"].items():
         out.append(f"  at {name} of the knee:")
         out.append("  " + step_line(s))
+    if profiled := fig.get("profiled_repeat"):
+        out.append("  profiled repeat of the first step that fell behind (py-spy on each consumer; figures apart):")
+        out.append("  " + step_line(profiled))
+        out += [f"    {name}: {found.get('summary_text') or found.get('error')}"
+                for name, found in profiled.get("profiles", {}).items()]
     out.append("  the consumers' own histograms per step (mean ms; p99 as a bucket bound): record age at poll | "
                "batch apply")
     for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:

@@ -10,7 +10,8 @@ no-Kafka FastAPI endpoint), then measures, in order:
   4. ingest /v1/track events/s, single events, 1 worker
   5. ingest /v1/batch events/s, 100-event batches, 1 worker, then 2 workers
   6. ingest POST -> 200 latency, open loop at 70% of 4. (single events) and of 5. (batches, 1 worker)
-  7. (--profile) py-spy on the 1-worker ingest during a repeat of 4. and of 5.: bench/profiles/
+  7. (--profile) py-spy on the 1-worker ingest during a repeat of 4. and of 5.: bench/profiles/ (and on
+     the consumers during a repeat of the knee's first step that fell behind, see 10.)
   8. stage-engine events/s over a pre-loaded backlog
   9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
@@ -129,7 +130,7 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
         await latency_phases(h, p, product, timings, client, meter)
     if "knee" in only:
         mark = time.perf_counter()
-        product["pipeline_knee"] = await knee(h, p, data, report, meter, client,
+        product["pipeline_knee"] = await knee(h, p, data, report, meter, client, profile=profile,
                                               log=lambda line: print(line, file=sys.stderr, flush=True))
         timings["knee"] = time.perf_counter() - mark
     if "scale_out" in only:  # last: it leaves extra stage-engine instances running
@@ -367,7 +368,8 @@ def main() -> int:
                         help="HTTP client of the load generator (default raw: see bench/rawhttp.py)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the 1-worker ingest during repeats of the single and batch phases "
+                        help="py-spy the 1-worker ingest during repeats of the single and batch phases, and the "
+                             "consumers during a repeat of the knee phase's first step that fell behind "
                              "(bench/profiles/)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
