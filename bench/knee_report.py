@@ -17,6 +17,10 @@ def _hist(s: dict, group: str, name: str, suffix: str = "") -> str:
     return f"{found['mean_ms']:,.0f}/{found['p99_le_ms']:,.0f}" if found else "-"
 
 
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -24,7 +28,7 @@ def _ms(value: float | None) -> str:
 def step_line(s: dict) -> str:
     lag = " ".join(f"{s['lag_start'][g]}->{s['lag_end'][g]}" for g in GROUPS)
     verdict_text = "meets goal" if s["meets_goal"] else "holds, p99 > 1 s" if s["holds"] else "falls behind"
-    return (f"{s['offered_events_per_s']:>8,.0f} {s['accepted_events_per_s']:>9,.0f}  {lag:<26} "
+    return (f"{_rate(s['offered_events_per_s']):>8} {_rate(s['accepted_events_per_s']):>9}  {lag:<26} "
             f"{_q(s, 'stage-engine'):>18} {_q(s, 'loyalty'):>18} {_q(s, 'messaging'):>18}  {verdict_text}")
 
 
@@ -50,12 +54,12 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
     out.append("  the consumers' own histograms per step (mean ms; p99 as a bucket bound): record age at poll | "
                "batch apply")
     for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
-        out.append(f"  {s['offered_events_per_s']:>8,.0f}  " + "  ".join(
+        out.append(f"  {_rate(s['offered_events_per_s']):>8}  " + "  ".join(
             f"{g} {_hist(s, g, 'record_age_at_poll')} | {_hist(s, g, 'batch', ':apply')}" for g in GROUPS))
     out.append("  cores per process while offered (not-ours = other load on the box):")
     for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
         cores = s["cpu_cores"]
         ours = {role: value for role, value in cores.items() if role != "not-ours"}
-        out.append(f"  {s['offered_events_per_s']:>8,.0f}  {top(ours, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
+        out.append(f"  {_rate(s['offered_events_per_s']):>8}  {top(ours, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
                    f"  | {verdict(cores, cpu_count=cpu_count)}")
     return out
