@@ -57,7 +57,7 @@ class _Visitor:
 
 def _event(kind: str, visitor: _Visitor, rng: random.Random) -> dict:
     ids = {"userId": visitor.user_id} if visitor.user_id else {"anonymousId": visitor.anonymous_id}
-    base = {"messageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)), **ids}
+    base = {"messageId": str(uuid.uuid4()), **ids}  # never a seed's: ingest and the inboxes drop a repeat
     sku = f"SKU-{rng.randrange(500):04d}"
     if kind == "page":
         path = rng.choice(("/", "/sale", *(f"/c/{c}" for c in CATEGORIES)))
@@ -69,7 +69,7 @@ def _event(kind: str, visitor: _Visitor, rng: random.Random) -> dict:
                 "userId": visitor.user_id,
                 "context": {"traits": {"email": f"{visitor.user_id}@example.com", "firstName": "Bench"}}}
     if kind == "Order Completed":
-        visitor.order_id = f"o-{uuid.UUID(int=rng.getrandbits(128))}"
+        visitor.order_id = f"o-{uuid.uuid4()}"
         price = round(rng.uniform(5, 120), 2)
         return {"type": "track", "event": kind, **base, "properties": {
             "order_id": visitor.order_id, "revenue": price, "currency": "EUR",
