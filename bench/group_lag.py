@@ -1,11 +1,9 @@
 """Consumer lag per group and topic, from the broker: each partition's end offset minus the group's committed
 offset (a partition never committed counts from its beginning, as the consumers read from the earliest).
 
-Like lifecycle_shared.kafka.lag.LagMonitor, but the committed offsets are fetched one topic per request:
-asked for a group's several topics in one OffsetFetch, the embedded Tansu answered as if only one of them
-had ever been committed (loyalty and messaging showed every touchpoint of a step as lag while their
-consumed counters had long caught up). Tansu also under-reports end offsets by about one batch per
-partition (PERFORMANCE.md): small figures are noise.
+The figure lifecycle_shared.kafka.lag.LagMonitor computes, kept per topic (which of its topics a group is
+behind on) and measured on demand by the bench rather than on the services' timer. Tansu under-reports end
+offsets by about one batch per partition (PERFORMANCE.md): small figures are noise.
 """
 
 from __future__ import annotations

@@ -3,12 +3,13 @@
 Stepped open-loop load through ingest (POST /v1/batch, bench/journeys.py: anonymous visitors browsing,
 signing up and merging, ordering, refunding), each rate held for `knee_step_s`. Per step:
 - accepted: events in 200 answers per second, from the first request's due time to the last answer;
-- consumer lag per group (stage-engine, messaging, loyalty), from the broker (lifecycle_shared's
-  LagMonitor: end offset minus committed), sampled every `knee_lag_every_s`; flat when the end of the
-  step is at most one second of offered events above its start (Tansu under-reports end offsets by
-  about a batch per partition, so small figures are noise);
-- after the step the pipeline drains (quiet: every consumer's counter still, no outbox backlog), then
-  bench/knee_effects.py reads from the three databases how long after its POST each touchpoint's first
+- consumer lag per group (stage-engine, messaging, loyalty), from the broker (bench/group_lag.py: end
+  offset minus committed), sampled every `knee_lag_every_s`; flat when the end of the step is at most one
+  second of offered events above its start (Tansu under-reports end offsets by about a batch per
+  partition, so small figures are noise);
+- after the step the pipeline drains (every group's lag 0, then every consumer's counter still and no
+  outbox backlog), and the consumers' own histograms (record age at poll, batch apply) over the step are
+  kept; then bench/knee_effects.py reads from the three databases how long after its POST each touchpoint's first
   transition, ledger entry and message appeared: p50/p99 per service (nothing polls during the step);
 - the cores each process used while the load was offered (bench/cpu.py; `not-ours`: other load on the box).
 
@@ -16,7 +17,8 @@ A step *holds* when accepted >= 95% of offered, every group's lag stays flat and
 time; it *meets the goal* when it holds and every p99 <= 1 s. Stepping stops at the first step that does
 not hold; when none met the goal, the rate is halved below the first step (down to `knee_lowest_rate`)
 until one does. The knee is the highest step that met the goal; then two more steps at 50% and 80% of it
-give the latency table. The knee is reported as a ratio to the raw keyed producer (aiokafka) measured in the
+give the latency table. With --profile, the first step that did not hold runs again with py-spy on each
+consumer (bench/profiles/; its figures kept apart). The knee is reported as a ratio to the raw keyed producer (aiokafka) measured in the
 same run (the producer phase's median, else one producer run made here).
 """
 
