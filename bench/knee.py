@@ -115,7 +115,7 @@ async def _offer(h: Harness, plan: list[Request], *, connections: int, client_ki
 
 
 async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: CpuMeter, client_kind: str,
-               profile: bool = False) -> dict:
+               profile: bool = False, drain_only: str | None = None) -> dict:
     run = uuid.uuid4().hex[:6]
     plan, mix = requests(rate, p["knee_step_s"], flush_s=p["knee_flush_s"], gap_s=p["knee_gap_s"], run=run)
     quiet_before = await drain(h, monitor, timeout_s=p["knee_drain_s"])
@@ -124,7 +124,7 @@ async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: Cp
     sent = await _offer(h, plan, connections=p["knee_connections"], client_kind=client_kind,
                         monitor=monitor, lag_every_s=p["knee_lag_every_s"], meter=meter)
     profiles = _finish_profilers(h, p, spies, rate)
-    drained = await drain(h, monitor, timeout_s=p["knee_drain_s"])
+    drained = await drain(h, monitor, timeout_s=p["knee_drain_s"], only=drain_only)
     consumer_timings = {name: histogram_delta(histograms[name], found)
                         for name, found in (await consumer_histograms(h)).items()}
     since = datetime.fromtimestamp(sent["wall0"] - 1.0, UTC)
@@ -168,15 +168,19 @@ def _finish_profilers(h: Harness, p: dict, spies: dict[str, Recorder], rate: flo
     return found
 
 
-async def drain(h: Harness, monitor: GroupLag, *, timeout_s: float) -> dict:
+async def drain(h: Harness, monitor: GroupLag, *, timeout_s: float, only: str | None = None) -> dict:
     """Until no group is behind (the broker's figure: a consumer may sit still for seconds between batches
-    while records wait), then until every counter stays still and no outbox holds a backlog."""
+    while records wait), then until every counter stays still and no outbox holds a backlog. `only`: until
+    that one group is no longer behind (the others may be), then one second for its last commit."""
     started = time.perf_counter()
-    while (lag := await _lag(monitor)) and any(lag.values()):
+    while (lag := await _lag(monitor)) and any(v for g, v in lag.items() if only in (None, g)):
         if time.perf_counter() - started > timeout_s:
             return {"seconds": None, "error": f"still behind after {timeout_s} s", "lag": lag}
         await asyncio.sleep(0.5)
     caught_up = time.perf_counter() - started
+    if only:
+        await asyncio.sleep(1.0)
+        return {"seconds": round(caught_up, 2), "lag_zero_after_s": round(caught_up, 2), "only": only, "lag": lag}
     quiet = await wait_quiet(h, timeout_s=max(5.0, timeout_s - caught_up))
     return quiet | {"lag_zero_after_s": round(caught_up, 2),
                     "seconds": None if quiet["seconds"] is None else round(caught_up + quiet["seconds"], 2)}
@@ -207,7 +211,7 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
     producer, producer_from = await _producer_baseline(h, p, data, report)
     monitor = GroupLag(h.kafka())
     await monitor.start()
-    steps, at_fraction, profiled = [], {}, None
+    steps, at_fraction, profiled, at_goal = [], {}, None, None
     try:
         for rate in p["knee_rates"]:
             found = await step(h, p, rate, monitor=monitor, meter=meter, client_kind=client_kind)
@@ -232,6 +236,11 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
         if profile and broke:  # where it breaks, again, with py-spy on each consumer (its figures apart)
             profiled = await step(h, p, broke[0], monitor=monitor, meter=meter, client_kind=client_kind, profile=True)
             log("profiled repeat: " + step_line(profiled))
+        if p["knee_goal_rate"]:  # the issue's rate, whatever the knee: the stage engine's figure (last: drains slowly)
+            at_goal = await step(h, p, p["knee_goal_rate"], monitor=monitor, meter=meter, client_kind=client_kind,
+                                 drain_only="stage-engine")
+            log("at the goal's rate (only the stage engine drained): " + step_line(at_goal))
+            at_goal["drained_after"] = await drain(h, monitor, timeout_s=p["knee_drain_s"])
     finally:
         await monitor.stop()
     held = [s["offered_events_per_s"] for s in steps if s["holds"]]
@@ -239,7 +248,8 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
             "baseline_producer_msgs_per_s": producer, "baseline_from": producer_from,
             "ratio": {"knee_to_producer": round(knee_rate / producer, 4) if knee_rate and producer else None,
                       "sustained_to_producer": round(max(held) / producer, 4) if held and producer else None},
-            "steps": steps, "at_fraction_of_knee": at_fraction, "profiled_repeat": profiled, "goal": GOAL,
+            "steps": steps, "at_fraction_of_knee": at_fraction, "profiled_repeat": profiled, "at_goal_rate": at_goal,
+            "goal": GOAL,
             "params": {k: p[k] for k in p if k.startswith("knee_")} | {
                 "journeys": {name: {"weight": w, "touchpoints": list(s)} for name, w, s in JOURNEYS},
                 "target": "ingest (1 worker), consumed by stage-engine, messaging, loyalty",

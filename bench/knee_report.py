@@ -12,6 +12,11 @@ def _q(found: dict, group: str) -> str:
     return f"{_ms(q.get('p50'))}/{_ms(q.get('p99'))} n{q.get('touchpoints', 0)}"
 
 
+def _all_steps(fig: dict) -> list[dict]:
+    extra = [fig[name] for name in ("profiled_repeat", "at_goal_rate") if fig.get(name)]
+    return [*fig["steps"], *fig["at_fraction_of_knee"].values(), *extra]
+
+
 def _hist(s: dict, group: str, name: str, suffix: str = "") -> str:
     found = s.get("consumer_timings", {}).get(group, {}).get(f"{name}:{group}{suffix}")
     return f"{found['mean_ms']:,.0f}/{found['p99_le_ms']:,.0f}" if found else "-"
@@ -51,13 +56,17 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
         out.append("  " + step_line(profiled))
         out += [f"    {name}: {found.get('summary_text') or found.get('error')}"
                 for name, found in profiled.get("profiles", {}).items()]
+    if at_goal := fig.get("at_goal_rate"):
+        out.append("  at the goal's rate (the stage engine's figure; messaging and loyalty were not drained first, "
+                   "their figures partial):")
+        out.append("  " + step_line(at_goal))
     out.append("  the consumers' own histograms per step (mean ms; p99 as a bucket bound): record age at poll | "
                "batch apply")
-    for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
+    for s in _all_steps(fig):
         out.append(f"  {_rate(s['offered_events_per_s']):>8}  " + "  ".join(
             f"{g} {_hist(s, g, 'record_age_at_poll')} | {_hist(s, g, 'batch', ':apply')}" for g in GROUPS))
     out.append("  cores per process while offered (not-ours = other load on the box):")
-    for s in [*fig["steps"], *fig["at_fraction_of_knee"].values()]:
+    for s in _all_steps(fig):
         cores = s["cpu_cores"]
         ours = {role: value for role, value in cores.items() if role != "not-ours"}
         out.append(f"  {_rate(s['offered_events_per_s']):>8}  {top(ours, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
