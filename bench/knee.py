@@ -18,8 +18,11 @@ time; it *meets the goal* when it holds and every p99 <= 1 s. Stepping stops at 
 not hold; when none met the goal, the rate is halved below the first step (down to `knee_lowest_rate`)
 until one does. The knee is the highest step that met the goal; then two more steps at 50% and 80% of it
 give the latency table. With --profile, the first step that did not hold runs again with py-spy on each
-consumer (bench/profiles/; its figures kept apart). The knee is reported as a ratio to the raw keyed
-producer (aiokafka) measured in the same run (the producer phase's median, else one producer run made here).
+consumer (bench/profiles/; its figures kept apart). Last, one step at the issue's goal rate
+(`knee_goal_rate`, 5,000 events/s) for the stage engine's figure whatever the knee: it waits only for the
+stage engine to catch up, and may leave messaging and loyalty behind for the next phase. The knee is
+reported as a ratio to the raw keyed producer (aiokafka) measured in the same run (the producer phase's
+median, else one producer run made here).
 """
 
 from __future__ import annotations
