@@ -77,7 +77,7 @@ async def _server_side(stage, loyalty, sent_wall: dict[str, float]) -> dict:
 METRICS = ("lifecycle_consumer_record_age_at_poll_seconds", "lifecycle_consumer_batch_seconds")
 
 
-async def _scrape(pool) -> dict:
+async def scrape_histograms(pool) -> dict:
     response = await pool.get("/metrics")
     if response.status_code != 200:
         return {}
@@ -101,7 +101,7 @@ async def _scrape(pool) -> dict:
     return series
 
 
-def _timings(before: dict, after: dict) -> dict:
+def histogram_delta(before: dict, after: dict) -> dict:
     """The consumers' own histograms over the phase (after - before): mean and bucket-bound p50/p99 in ms."""
     out = {}
     for key, entry in after.items():
@@ -165,7 +165,7 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
             else:
                 into.append(value)
 
-    scraped = {name: await _scrape(pool) for name, pool in scrapes.items()}
+    scraped = {name: await scrape_histograms(pool) for name, pool in scrapes.items()}
     phase("start")
     started = time.perf_counter()
     try:
@@ -184,7 +184,7 @@ async def latency(harness: Harness, *, rate: float, duration_s: float, poll_s: f
         if server_side:
             await asyncio.sleep(1.0)  # the last customers' events are still on their way
             result["server_side"] = await _server_side(stage, loyalty, sent_wall)
-        result["consumer_timings"] = {name: _timings(scraped[name], await _scrape(pool))
+        result["consumer_timings"] = {name: histogram_delta(scraped[name], await scrape_histograms(pool))
                                       for name, pool in scrapes.items()}
         result["reads_served_by"] = {"stage-engine": harness.read_url("stage-engine"),
                                      "loyalty": harness.read_url("loyalty")}

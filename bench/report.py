@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 from cpu import top, verdict
+from knee_report import rows as knee_rows
 from suites import lines as suite_lines
 
 
@@ -166,6 +167,8 @@ def table(report: dict) -> str:
     for name in ("latency", "latency_all_polled"):
         if name in p:
             lines += _latency_rows(p[name], name)
+    if "pipeline_knee" in p:
+        lines += knee_rows(p["pipeline_knee"], ncpu)
     for name, prof in report.get("profiles", {}).items():
         if prof.get("error"):
             lines.append(f"profile {name}: py-spy failed: {prof['error']}")

@@ -10,11 +10,16 @@ no-Kafka FastAPI endpoint), then measures, in order:
   4. ingest /v1/track events/s, single events, 1 worker
   5. ingest /v1/batch events/s, 100-event batches, 1 worker, then 2 workers
   6. ingest POST -> 200 latency, open loop at 70% of 4. (single events) and of 5. (batches, 1 worker)
-  7. (--profile) py-spy on the 1-worker ingest during a repeat of 4. and of 5.: bench/profiles/
+  7. (--profile) py-spy on the 1-worker ingest during a repeat of 4. and of 5.: bench/profiles/ (and on
+     the consumers during a repeat of the knee's first step that fell behind, see 10.)
   8. stage-engine events/s over a pre-loaded backlog
   9. end-to-end latency POST -> stage "purchase" and POST -> loyalty ledger entry (open loop,
      50 customers/s): 1 in 5 customers polled every 10 ms, plus (full run) every customer polled
- 10. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
+ 10. the pipeline's knee (bench/knee.py): stepped open-loop journeys through ingest; per step the accepted
+     rate, consumer lag per group, POST -> first transition / ledger entry / message p50/p99 from the
+     services' own timestamps and the cores per process; the highest step with flat lag and p99 <= 1 s,
+     then steps at 50% and 80% of it
+ 11. stage-engine events/s with 1, 2 and 3 instances in one group, beside a raw upsert baseline run
      in the same phase (bench/scale_out.py)
 Then, after the stack has stopped, the services' own benches (bench/suites.py: messaging, loyalty, webhooks, reads),
 each on its own PostgreSQL beside its own raw baseline. `--only` picks phases (e.g. `--only messaging,loyalty`).
@@ -48,6 +53,7 @@ from baselines import producer_run, upsert_prepare, upsert_run  # noqa: E402
 from cpu import CpuMeter  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
+from knee import knee  # noqa: E402
 from latency import latency  # noqa: E402
 from lifecycle_shared.kafka.partitioner import keyed_partitioner  # noqa: E402
 from openloop import open_loop  # noqa: E402
@@ -67,12 +73,16 @@ FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_00
         "poll_s": 0.010, "latency_timeout_s": 30.0, "latency_reads": "api",  # or "consumer": the consuming process
         "capacity_fraction": 0.7, "open_loop_warmup_s": 1.0, "open_loop_duration_s": 10.0,
         "open_loop_single_connections": 64, "open_loop_batch_connections": 32,
-        "profile_rate_hz": 200, "profile_duration_s": 8.0, "connect_stagger_s": 0.02}
+        "profile_rate_hz": 200, "profile_duration_s": 8.0, "connect_stagger_s": 0.02,
+        "knee_rates": [100, 250, 500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000], "knee_step_s": 60.0,
+        "knee_flush_s": 0.005, "knee_gap_s": 2.0, "knee_connections": 64, "knee_lag_every_s": 5.0,
+        "knee_drain_s": 120.0, "knee_lowest_rate": 20, "knee_goal_rate": 5000}
 QUICK = FULL | {"producer_messages": 30_000, "upsert_rows": 20_000, "warmup_s": 1.0,
                 "single_duration_s": 3.0, "batch_duration_s": 3.0, "backlog_events": 5_000,
                 "backlog_customers": 1_250, "backlog_timeout_s": 120.0, "latency_duration_s": 6.0,
                 "all_polled_duration_s": 0.0, "open_loop_warmup_s": 0.5, "open_loop_duration_s": 4.0,
-                "profile_duration_s": 4.0}
+                "profile_duration_s": 4.0, "knee_rates": [100, 250, 500, 1000, 2000, 4000, 8000], "knee_step_s": 15.0,
+                "knee_lag_every_s": 3.0, "knee_drain_s": 45.0}
 # The issue's goals, printed beside the figures (never asserted).
 GOALS = {"ingest_batch": ">= 0.5 x producer", "ingest_batch_2w": ">= 0.8 x producer",
          "ingest_single": ">= 0.6 x null endpoint", "ack_latency": "p99 <= 50 ms"}
@@ -99,7 +109,7 @@ class PhaseCpu:
             self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
-STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency", "scale_out")
+STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency", "knee", "scale_out")
 PHASES = (*STACK_PHASES, *SUITES)  # the suites run after the stack has stopped, each on its own
 
 
@@ -118,6 +128,11 @@ async def measure(h: Harness, p: dict, data: dict, report: dict, timings: dict, 
         await stage_engine_phase(h, p, data, product, timings, meter)
     if "latency" in only:
         await latency_phases(h, p, product, timings, client, meter)
+    if "knee" in only:
+        mark = time.perf_counter()
+        product["pipeline_knee"] = await knee(h, p, data, report, meter, client, profile=profile,
+                                              log=lambda line: print(line, file=sys.stderr, flush=True))
+        timings["knee"] = time.perf_counter() - mark
     if "scale_out" in only:  # last: it leaves extra stage-engine instances running
         mark = time.perf_counter()
         product["stage_engine_scale_out"] = await scale_out(h, p, phase_for=lambda: PhaseCpu(meter))
@@ -355,7 +370,8 @@ def main() -> int:
                         help="HTTP client of the load generator (default raw: see bench/rawhttp.py)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the 1-worker ingest during repeats of the single and batch phases "
+                        help="py-spy the 1-worker ingest during repeats of the single and batch phases, and the "
+                             "consumers during a repeat of the knee phase's first step that fell behind "
                              "(bench/profiles/)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
