@@ -82,8 +82,7 @@ def key_id_of(event: CloudEvent) -> str:
 def open_event(event: CloudEvent, key: bytes) -> CloudEvent:
     """The event as it was before sealing: its customer key as `subject`, its data in clear. PermanentError when
     the sealed data is malformed, of another algorithm, or does not open under the key (tampered, moved)."""
-    extra = dict(event.model_extra or {})
-    algorithm = extra.pop(SEALED_ATTRIBUTE, None)
+    algorithm = (event.model_extra or {}).get(SEALED_ATTRIBUTE)
     if algorithm != ALGORITHM:
         raise PermanentError(f"sealed with an unknown algorithm {str(algorithm)[:20]!r}")
     try:
@@ -93,5 +92,9 @@ def open_event(event: CloudEvent, key: bytes) -> CloudEvent:
         subject, data = opened["subject"], opened["data"]
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidTag):
         raise PermanentError("sealed data does not open under its key") from None
-    fields = event.model_dump(exclude_none=True, exclude=set(event.model_extra or {}) | {"subject", "data"})
-    return CloudEvent.model_validate(fields | extra | {"subject": subject, "data": data})
+    if not isinstance(subject, str) or not subject or not isinstance(data, dict):
+        raise PermanentError("sealed data does not open to a subject and data")
+    # A copy with the two fields replaced (both checked above, as the model would): the envelope was validated.
+    clear = event.model_copy(update={"subject": subject, "data": data})
+    clear.__pydantic_extra__ = {k: v for k, v in (event.model_extra or {}).items() if k != SEALED_ATTRIBUTE}
+    return clear
