@@ -20,6 +20,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from lifecycle_shared.sealing import keys_token
 from lifecycle_shared.testing import read_topic
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -72,7 +73,9 @@ def _fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str], an
 @pytest.mark.parametrize("service", SERVICES)
 def test_fuzzing_finds_no_server_error_and_no_schema_violation(pipeline, service, capsys):
     credentials = {"WriteKey": "Basic " + base64.b64encode(f"{pipeline.write_key}:".encode()).decode(),
-                   "AdminToken": f"Bearer {pipeline.admin_token}", "ApiToken": f"Bearer {pipeline.api_token}"}
+                   "AdminToken": f"Bearer {pipeline.admin_token}", "ApiToken": f"Bearer {pipeline.api_token}",
+                   # ingest's key API (docs/erasure.md): the token the services derive from the pepper
+                   "KeysToken": f"Bearer {keys_token(pipeline.config.erasure_pepper.encode())}"}
     dead_before = _dead_letters(pipeline)
     admin = {"authorization": credentials["AdminToken"]}
     # The stage engine's and loyalty's rule sets in force, by URL.
