@@ -133,3 +133,19 @@ class CpuWatch:
                                  "other_processes_cores": round(max(0.0, busy - ours) / wall, 2),
                                  "steal_cores": round(steal / wall, 2),
                                  "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+
+
+class PhaseCpu:
+    """Called with "start"/"end" around a timed part; keeps the cores each process used. `on_start`
+    runs first at "start" (e.g. starting py-spy, counting connections per worker)."""
+
+    def __init__(self, meter: CpuMeter, on_start: Callable[[], None] | None = None) -> None:
+        self.meter, self.begin, self.cores, self.on_start = meter, None, {}, on_start
+
+    def __call__(self, what: str) -> None:
+        if what == "start":
+            if self.on_start:
+                self.on_start()
+            self.begin = self.meter.snapshot()
+        elif self.begin is not None:
+            self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import asyncpg
 import psutil
-from cpu import CpuMeter, verdict
+from cpu import CpuMeter, PhaseCpu, verdict
 from harness import INGEST_ENV
 from lifecycle_devstack.infra import Infra
 from lifecycle_devstack.ports import free_port
@@ -68,22 +68,7 @@ async def applied(dsn: str) -> int:
         await conn.close()
 
 
-class Phase:
-    """open_loop's phase callback: the cores each process used while requests were recorded."""
-
-    def __init__(self, meter: CpuMeter, on_start=None) -> None:
-        self.meter, self.on_start, self.begin, self.cores = meter, on_start, None, {}
-
-    def __call__(self, what: str) -> None:
-        if what == "start":
-            if self.on_start:
-                self.on_start()
-            self.begin = self.meter.snapshot()
-        elif self.begin is not None:
-            self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
-
-
-async def read_phase(api_url: str, paths: list[str], *, rate: float, seconds: float, phase: Phase) -> dict:
+async def read_phase(api_url: str, paths: list[str], *, rate: float, seconds: float, phase: PhaseCpu) -> dict:
     result = await open_loop(api_url, "", path="", bodies=[], paths=paths, rate=rate, warmup_s=1.0,
                              duration_s=seconds, phase=phase, connections=READ_CONNECTIONS, client_kind="raw",
                              headers={"authorization": f"Bearer {TOKEN}"})
@@ -97,13 +82,13 @@ async def read_phases(api_url: str, p: dict, meter: CpuMeter, recorder: Recorder
     """Per offered rate: /healthz (baseline), then the profile, each beside the writes."""
     rng = random.Random(7)
     profiles = [f"/v1/customers/{customer_id(rng.randint(1, p['profiles']))}" for _ in range(50_000)]
-    await read_phase(api_url, profiles, rate=min(p["rates"]), seconds=p["warmup_s"], phase=Phase(meter))
+    await read_phase(api_url, profiles, rate=min(p["rates"]), seconds=p["warmup_s"], phase=PhaseCpu(meter))
     out = {}
     for rate in p["rates"]:
         top = rate == max(p["rates"])
-        base = await read_phase(api_url, ["/healthz"], rate=rate, seconds=p["seconds"], phase=Phase(meter))
+        base = await read_phase(api_url, ["/healthz"], rate=rate, seconds=p["seconds"], phase=PhaseCpu(meter))
         product = await read_phase(api_url, profiles, rate=rate, seconds=p["seconds"],
-                                   phase=Phase(meter, recorder.start if recorder and top else None))
+                                   phase=PhaseCpu(meter, recorder.start if recorder and top else None))
         out[f"{rate:g}/s"] = {
             "healthz": base, "profile": product,
             "profile_p99_ratio_to_healthz": round(product["post_to_200_ms"]["p99"] / base["post_to_200_ms"]["p99"], 2),

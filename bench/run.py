@@ -40,7 +40,6 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,7 +49,7 @@ if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None
 
 from baselines import producer_run, upsert_prepare, upsert_run  # noqa: E402
-from cpu import CpuMeter  # noqa: E402
+from cpu import CpuMeter, PhaseCpu  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
 from knee import knee  # noqa: E402
@@ -70,22 +69,6 @@ PROFILES = Path(__file__).resolve().parent / "profiles"
 
 CLIENTS = {"raw": "bench/rawhttp.py keep-alive pool (one connection per task)",
            "httpx": "one shared httpx.AsyncClient, limits raised"}
-
-
-class PhaseCpu:
-    """Called with "start"/"end" around a timed part; keeps the cores each process used. `on_start`
-    runs first at "start" (e.g. starting py-spy, counting connections per worker)."""
-
-    def __init__(self, meter: CpuMeter, on_start: Callable[[], None] | None = None) -> None:
-        self.meter, self.begin, self.cores, self.on_start = meter, None, {}, on_start
-
-    def __call__(self, what: str) -> None:
-        if what == "start":
-            if self.on_start:
-                self.on_start()
-            self.begin = self.meter.snapshot()
-        elif self.begin is not None:
-            self.cores = CpuMeter.cores(self.begin, self.meter.snapshot())
 
 
 STACK_PHASES = ("producer", "upsert", "http", "stage_engine", "latency", "knee", "scale_out")
