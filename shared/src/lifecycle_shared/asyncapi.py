@@ -165,7 +165,8 @@ ERASURE_KEY = {
                    "is personal data."}
 DEAD_LETTER_KEY = {
     "type": ["string", "null"],
-    "description": "The original record's key, byte for byte: the customer key (the CloudEvent's `subject`) "
+    "description": "The original record's key, byte for byte: the CloudEvent's `subject` (the customer key, or on a "
+                   "sealed record its data key's id) "
                    "for every record our producers wrote; whatever another producer set (possibly none) otherwise."}
 
 
