@@ -27,6 +27,7 @@ from lifecycle_shared.erasure import pepper_of
 from lifecycle_shared.errors import describe_error
 from lifecycle_shared.kafka.clients import make_consumer, make_producer
 from lifecycle_shared.kafka.lag import LagMonitor
+from lifecycle_shared.kafka.polling import within
 from lifecycle_shared.kafka.registry import Router, routed_types
 from lifecycle_shared.kafka.relay import OutboxRelay
 from lifecycle_shared.kafka.runner import ConsumerRunner
@@ -42,6 +43,8 @@ ROLES: tuple[Role, ...] = ("api", "consumer", "all")
 INFRA_CHECKS = ("database", "broker", "topics")
 # How long a stopping service's relay may take over its last round before it is cancelled.
 RELAY_FINISH_S = 10.0
+# How long a cancelled consumer task, then its consumer's close, may take before the stop goes on without them.
+CONSUMER_STOP_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,18 @@ class ServiceRuntime:
                             extra={"consumers": sorted(task.get_name() for task in late), "drain_s": drain_s})
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded however a cancelled aiokafka call behaves (`within`): a stop never hangs.
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=CONSUMER_STOP_S)
+            if stuck:
+                log.warning("consumers did not end after cancel; left behind",
+                            extra={"consumers": sorted(task.get_name() for task in stuck)})
         for runner, _ in runners:
-            try:
-                await asyncio.wait_for(runner.consumer.stop(), 10)
-            except Exception as error:  # noqa: BLE001 - a consumer of a vanished group may not stop cleanly
+            stop = asyncio.ensure_future(runner.consumer.stop())
+            if not await within(stop, CONSUMER_STOP_S):
+                log.warning("consumer did not stop in time; left behind")
+            elif not stop.cancelled() and (error := stop.exception()) is not None:
+                # a consumer of a vanished group may not stop cleanly
                 log.warning("consumer did not stop cleanly", extra={"error": describe_error(error)})
 
     async def _rejoin(self) -> None:
@@ -202,9 +212,14 @@ class ServiceRuntime:
 
     @staticmethod
     async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+        """Cancelled, and awaited for at most CONSUMER_STOP_S (a task stuck in a cancel-deaf call is left)."""
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=CONSUMER_STOP_S)
+            if stuck:
+                log.warning("tasks did not end after cancel; left behind",
+                            extra={"tasks": sorted(task.get_name() for task in stuck)})
 
     def add_check(self, name: str, check: Callable[[], bool]) -> None:
         """One more readiness check of this process (e.g. ingest's keys loaded at least once)."""

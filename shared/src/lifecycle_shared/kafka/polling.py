@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -29,12 +30,25 @@ log = logging.getLogger(__name__)
 # How long a poll waits for records when none are buffered (it returns at the first ones to arrive).
 POLL_TIMEOUT_MS = 500
 COMMIT_TIMEOUT_S = 10.0
+# How long a stopped poll may take to end.
+POLL_STOP_S = 5.0
+T = TypeVar("T")
 
 Polled = dict[TopicPartition, list[ConsumerRecord]]
 
 
 def flat(polled: Polled) -> list[ConsumerRecord]:
     return [record for batch in polled.values() for record in batch]
+
+
+async def within(work: asyncio.Future[T], timeout_s: float) -> bool:
+    """Whether `work` ended within `timeout_s`; if not, it is cancelled and left to end on its own. Unlike
+    `asyncio.wait_for`, this never waits for a cancelled aiokafka call to acknowledge its cancellation (some
+    retry internally and never do): a stop is always bounded."""
+    done, _ = await asyncio.wait([work], timeout=timeout_s)
+    if not done:
+        work.cancel()
+    return bool(done)
 
 
 def max_poll_records(consumer: AIOKafkaConsumer) -> int:
@@ -96,8 +110,8 @@ async def _taken(poll: asyncio.Task[Polled]) -> list[ConsumerRecord]:
     taken nothing: aiokafka hands buffered records over without a pause in between)."""
     if not poll.done():
         poll.cancel()
-        await asyncio.wait([poll])
-    if poll.cancelled() or poll.exception() is not None:
+        await within(poll, POLL_STOP_S)
+    if not poll.done() or poll.cancelled() or poll.exception() is not None:
         return []
     return flat(poll.result())
 
@@ -122,7 +136,9 @@ class OffsetCommits:
         running, self._running = self._running, None
         if running is None:
             return
-        await asyncio.wait([running])
+        if not await within(running, COMMIT_TIMEOUT_S + 1):
+            log.error("offset commit did not end; left behind", extra={"consumer": self._name})
+            return
         error = None if running.cancelled() else running.exception()
         if error is not None:
             log.error("offset commit crashed", extra={"consumer": self._name, "error": describe_error(error)})
@@ -145,7 +161,10 @@ class OffsetCommits:
                     max(0, highwater - next_offset))
         try:
             # Bounded: aiokafka retries a commit to a vanished topic forever.
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_S)
+            commit = asyncio.ensure_future(self._consumer.commit(offsets))
+            if not await within(commit, COMMIT_TIMEOUT_S):
+                raise TimeoutError("offset commit timed out")
+            commit.result()
         except (CommitFailedError, KafkaError, TimeoutError) as error:
             # A rebalance took the partition (or the broker lost it): whoever reads it next re-reads,
             # and the inbox drops what was applied.
