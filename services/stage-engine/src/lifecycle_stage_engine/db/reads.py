@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
+from lifecycle_shared.db import fetch_row
 from lifecycle_shared.events import TransitionRecord
-from sqlalchemy import ARRAY, DateTime, Text, column, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_stage_engine.db.models import identities, profiles, transitions
@@ -35,9 +37,10 @@ async def find_profile(conn: AsyncConnection, *, customer_id: str) -> tuple[Prof
 
 
 # The profile API's lookup in one statement: the live profile owning the id (its userId before an anonymousId of
-# the same value), all its identities (in (type, value) order) and its latest analytics scores (or nulls).
-_CUSTOMER = text(f"""
-SELECT {", ".join(f"p.{c.name}" for c in profiles.c)},
+# the same value), all its identities (in (type, value) order) and its latest analytics scores (or nulls). Run on
+# the driver's connection (`fetch_row`): uuids as text, as the table's columns give them.
+_CUSTOMER = f"""
+SELECT {", ".join(f"p.{c.name}::text AS {c.name}" if isinstance(c.type, UUID) else f"p.{c.name}" for c in profiles.c)},
        ids.types AS id_types, ids.values AS id_values, s.document AS scores, s.scored_at
 FROM identities i
 JOIN profiles p ON p.id = i.profile_id
@@ -45,10 +48,9 @@ CROSS JOIN LATERAL (SELECT array_agg(o.id_type ORDER BY o.id_type, o.id_value) A
                            array_agg(o.id_value ORDER BY o.id_type, o.id_value) AS values
                     FROM identities o WHERE o.profile_id = p.id) ids
 LEFT JOIN customer_scores s ON s.profile_id = p.id
-WHERE i.id_value = :id AND i.id_type IN ('user', 'anonymous') AND p.merged_into IS NULL
+WHERE i.id_value = $1 AND i.id_type IN ('user', 'anonymous') AND p.merged_into IS NULL
 ORDER BY i.id_type DESC
-LIMIT 1""").columns(*profiles.c, column("id_types", ARRAY(Text)), column("id_values", ARRAY(Text)),
-                    column("scores", JSONB), column("scored_at", DateTime(timezone=True)))
+LIMIT 1"""
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ class Customer:
 
 async def find_customer(conn: AsyncConnection, *, customer_id: str) -> Customer | None:
     """As `find_profile`, with the latest scores, in one round trip."""
-    row = (await conn.execute(_CUSTOMER, {"id": customer_id})).first()
-    if row is None:
+    found = await fetch_row(conn, _CUSTOMER, customer_id)
+    if found is None:
         return None
+    row = SimpleNamespace(**found)
     profile = profile_of(row)
     pairs = list(zip(row.id_types, row.id_values, strict=True))
     profile.anonymous_ids = [value for kind, value in pairs if kind == "anonymous"]
