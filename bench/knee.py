@@ -144,6 +144,15 @@ async def step(h: Harness, p: dict, rate: float, *, monitor: GroupLag, meter: Cp
             "holds": holds, "meets_goal": holds and p99_ok, **({"profiles": profiles} if profile else {})}
 
 
+async def idle_cores(h: Harness, p: dict, *, monitor: GroupLag, meter: CpuMeter) -> dict[str, float]:
+    """The cores each process uses with nothing offered, once the pipeline is quiet (polling, timers, sweeps):
+    what a step's CPU is measured above."""
+    await drain(h, monitor, timeout_s=p["knee_drain_s"])
+    start = meter.snapshot()
+    await asyncio.sleep(p["knee_idle_s"])
+    return CpuMeter.cores(start, meter.snapshot())
+
+
 def _start_profilers(h: Harness, p: dict, rate: float) -> dict[str, Recorder]:
     """py-spy on each consumer while the step's load is offered (bench/pyspy.py)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -214,8 +223,10 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
     producer, producer_from = await _producer_baseline(h, p, data, report)
     monitor = GroupLag(h.kafka())
     await monitor.start()
-    steps, at_fraction, profiled, at_goal = [], {}, None, None
+    steps, at_fraction, profiled, at_goal, idle = [], {}, None, None, {}
     try:
+        idle = await idle_cores(h, p, monitor=monitor, meter=meter)
+        log("idle (nothing offered): " + " ".join(f"{role}={value:.2f}" for role, value in idle.items()))
         for rate in p["knee_rates"]:
             found = await step(h, p, rate, monitor=monitor, meter=meter, client_kind=client_kind)
             steps.append(found)
@@ -251,7 +262,8 @@ async def knee(h: Harness, p: dict, data: dict, report: dict, meter: CpuMeter, c
             "baseline_producer_msgs_per_s": producer, "baseline_from": producer_from,
             "ratio": {"knee_to_producer": round(knee_rate / producer, 4) if knee_rate and producer else None,
                       "sustained_to_producer": round(max(held) / producer, 4) if held and producer else None},
-            "steps": steps, "at_fraction_of_knee": at_fraction, "profiled_repeat": profiled, "at_goal_rate": at_goal,
+            "idle_cpu_cores": idle, "steps": steps, "at_fraction_of_knee": at_fraction, "profiled_repeat": profiled,
+            "at_goal_rate": at_goal,
             "goal": GOAL,
             "params": {k: p[k] for k in p if k.startswith("knee_")} | {
                 "journeys": {name: {"weight": w, "touchpoints": list(s)} for name, w, s in JOURNEYS},

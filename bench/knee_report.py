@@ -71,4 +71,34 @@ def rows(fig: dict, cpu_count: int) -> list[str]:
         ours = {role: value for role, value in cores.items() if role != "not-ours"}
         out.append(f"  {_rate(s['offered_events_per_s']):>8}  {top(ours, 7)}  not-ours={cores.get('not-ours', 0):.2f}"
                    f"  | {verdict(cores, cpu_count=cpu_count)}")
+    idle = fig.get("idle_cpu_cores") or {}
+    if idle:
+        ours = {role: value for role, value in idle.items() if role not in ("not-ours", "bench") and value >= 0.005}
+        out.append(f"  idle (nothing offered, quiet pipeline): {top(ours, 8)}  total={sum(ours.values()):.2f} cores"
+                   f"  not-ours={idle.get('not-ours', 0):.2f}")
+    out.append("  CPU per accepted touchpoint above idle, ms of one core per process ((cores - idle) x 1000 / accepted "
+               f"events/s), and the cores {GOAL_RATE:,} events/s would take at that cost (idle included; a consumer "
+               "behind spent less than its share: then a floor):")
+    for s in _all_steps(fig):
+        per_event = cpu_per_event_ms(s, idle)
+        if per_event:
+            total = sum(per_event.values())
+            needed = total * GOAL_RATE / 1000 + sum(v for role, v in idle.items() if role not in ("not-ours", "bench"))
+            out.append(f"  {_rate(s['offered_events_per_s']):>8}  " + " ".join(
+                f"{role}={ms:.3f}" for role, ms in per_event.items()) +
+                f"  total={total:.3f} ms -> {needed:.1f} cores at {GOAL_RATE:,}/s")
     return out
+
+
+GOAL_RATE = 10_000  # the issue's knee goal, events/s
+
+
+def cpu_per_event_ms(step: dict, idle: dict[str, float]) -> dict[str, float]:
+    """Each of our processes' CPU above its idle use per accepted event in the step (ms of one core), largest
+    first; processes that used nothing left out."""
+    accepted = step.get("accepted_events_per_s") or 0
+    if accepted <= 0:
+        return {}
+    ours = {role: max(0.0, cores - idle.get(role, 0.0)) * 1000 / accepted
+            for role, cores in step["cpu_cores"].items() if role not in ("not-ours", "bench") and cores >= 0.005}
+    return dict(sorted(ours.items(), key=lambda item: -item[1]))

@@ -12,12 +12,13 @@ FULL = {"producer_messages": 100_000, "producer_runs": 3, "producer_keys": 10_00
         "profile_rate_hz": 200, "profile_duration_s": 8.0, "connect_stagger_s": 0.02,
         "knee_rates": [100, 250, 500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000], "knee_step_s": 60.0,
         "knee_flush_s": 0.005, "knee_gap_s": 2.0, "knee_connections": 64, "knee_lag_every_s": 5.0,
-        "knee_drain_s": 120.0, "knee_lowest_rate": 20, "knee_goal_rate": 5000}
+        "knee_drain_s": 120.0, "knee_lowest_rate": 20, "knee_goal_rate": 5000,
+        "knee_idle_s": 20.0}
 QUICK = FULL | {"producer_messages": 30_000, "upsert_rows": 20_000, "warmup_s": 1.0,
                 "single_duration_s": 3.0, "batch_duration_s": 3.0, "backlog_events": 5_000,
                 "backlog_customers": 1_250, "backlog_timeout_s": 120.0, "latency_duration_s": 6.0,
                 "all_polled_duration_s": 0.0, "open_loop_warmup_s": 0.5, "open_loop_duration_s": 4.0,
                 "profile_duration_s": 4.0, "knee_rates": [100, 250, 500, 1000, 2000, 4000, 8000], "knee_step_s": 15.0,
-                "knee_lag_every_s": 3.0, "knee_drain_s": 45.0}
+                "knee_idle_s": 8.0, "knee_lag_every_s": 3.0, "knee_drain_s": 45.0}
 GOALS = {"ingest_batch": ">= 0.5 x producer", "ingest_batch_2w": ">= 0.8 x producer",
          "ingest_single": ">= 0.6 x null endpoint", "ack_latency": "p99 <= 50 ms"}

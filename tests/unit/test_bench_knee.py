@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 @pytest.fixture
 def bench(monkeypatch) -> dict[str, ModuleType]:
     monkeypatch.syspath_prepend(str(BENCH))  # the bench's modules import each other by bare name
-    return {name: importlib.import_module(name) for name in ("journeys", "knee_effects")}
+    return {name: importlib.import_module(name) for name in ("journeys", "knee_effects", "knee_report")}
 
 
 def test_a_transition_recomputed_by_a_later_merge_counts_at_its_first_appearance(bench):
@@ -61,3 +61,15 @@ def test_each_visitor_sends_its_journey_in_order_and_refunds_an_order_it_placed(
         refunds = [e["properties"]["order_id"] for e in events if e.get("event") == "Order Refunded"]
         assert refunds in ([], orders)
     assert {"page", "Product Viewed", "Signed Up", "Order Completed"} <= set(mix["kinds"])
+
+
+def test_cpu_per_event_is_what_each_process_spent_above_its_idle_use_per_accepted_event(bench):
+    step = {"accepted_events_per_s": 500.0,
+            "cpu_cores": {"ingest": 0.5, "messaging": 0.1, "broker": 0.05, "bench": 0.3, "not-ours": 0.9}}
+    idle = {"messaging": 0.2, "broker": 0.03}
+    per_event = bench["knee_report"].cpu_per_event_ms(step, idle)
+    # ingest 0.5 cores / 500 events/s = 1 ms each; messaging below its idle use counts nothing; the load
+    # generator and other load on the box are not the pipeline's
+    assert per_event == pytest.approx({"ingest": 1.0, "broker": 0.04, "messaging": 0.0})
+    assert list(per_event) == ["ingest", "broker", "messaging"]
+    assert bench["knee_report"].cpu_per_event_ms({"accepted_events_per_s": 0, "cpu_cores": {}}, idle) == {}
