@@ -2,6 +2,10 @@
 
 producer: aiokafka, 400-byte JSON values keyed by customer, acks=all, linger 5 ms, 64 KB batches,
           `send()` every record then await all the futures; a fresh 6-partition topic per run.
+hop:      aiokafka, one record at a time at a steady rate (open loop), acks=all, no linger, into a fresh
+          6-partition topic, read by an aiokafka consumer of its own group (the services' fetch_max_wait_ms, else
+          library defaults): produce -> consumed, p50/p99 - the broker's own hop, which every POST -> effect of
+          the pipeline crosses at least once.
 upsert:   asyncpg, one connection, 1,000 rows a transaction, one
           `INSERT ... SELECT * FROM unnest(...) ON CONFLICT (id) DO UPDATE` statement each,
           into a scratch table of a scratch database.
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from lifecycle_devstack.databases import create_databases, plain_dsn
 from lifecycle_shared.settings import KafkaSettings
@@ -38,12 +42,7 @@ Phase = Callable[[str], None]  # called with "start" / "end" around the timed pa
 async def producer_run(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]], count: int,
                        *, phase: Phase, warmup: int = 2000, partitioner: Callable[..., int] | None = None) -> dict:
     """`partitioner`: aiokafka's default (murmur2 per record) unless given."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 6, 1)])
-    finally:
-        await admin.close()
+    await _create_topic(kafka, topic)
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5,
                                 max_batch_size=64 * 1024, enable_idempotence=kafka.enable_idempotence,
                                 request_timeout_ms=30_000,
@@ -65,6 +64,59 @@ async def producer_run(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes
     finally:
         await producer.stop()
     return {"messages": count, "seconds": round(elapsed, 4), "rate": round(count / elapsed, 1), "topic": topic}
+
+
+async def hop_run(kafka: KafkaSettings, topic: str, *, rate: float, duration_s: float, timeout_s: float = 30.0) -> dict:
+    """The raw Kafka hop's latency at `rate` records/s: each record carries its scheduled send time."""
+    await _create_topic(kafka, topic)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, group_id=f"{topic}.hop",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                fetch_max_wait_ms=kafka.fetch_max_wait_ms)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                                enable_idempotence=kafka.enable_idempotence)
+    await consumer.start()
+    await producer.start()
+    delays: list[float] = []
+    count = max(1, int(rate * duration_s))
+
+    async def consume() -> None:
+        while len(delays) < count:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.perf_counter()
+                delays.extend((now - float(record.value)) * 1000 for record in records)
+
+    try:
+        while not consumer.assignment():  # joined: the first record is not timed against the group's join
+            await consumer.getmany(timeout_ms=100)
+        reader = asyncio.create_task(consume())
+        t0 = time.perf_counter() + 0.05
+        sends = []
+        for i in range(count):
+            due = t0 + i / rate
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            sends.append(await producer.send(topic, str(due).encode(), key=f"k{i % 997}".encode()))
+        await asyncio.gather(*sends)
+        try:
+            await asyncio.wait_for(reader, timeout_s)
+        except TimeoutError:
+            pass
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    delays.sort()
+    pick = (lambda q: round(delays[min(len(delays) - 1, int(q * len(delays)))], 1)) if delays else (lambda q: None)
+    return {"records": count, "received": len(delays), "rate": rate, "p50": pick(0.5), "p99": pick(0.99),
+            "max": round(delays[-1], 1) if delays else None, "topic": topic}
+
+
+async def _create_topic(kafka: KafkaSettings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 6, 1)])
+    finally:
+        await admin.close()
 
 
 def _upsert_batches(keys: int, batch: int) -> list[tuple]:

@@ -219,9 +219,16 @@ def _latency_rows(lat: dict, name: str) -> list[str]:
     if server:
         rows += [("  POST -> transition processed_at (all)", server["to_stage_processed_at_ms"]),
                  ("  POST -> ledger entry created_at (all)", server["to_ledger_created_at_ms"])]
+    hop = lat.get("baseline_kafka_hop_ms") or {}
+    if hop.get("p50") is not None:
+        out.append(f"  [baseline] raw Kafka hop (aiokafka produce -> consume, {hop['rate']:g}/s)  "
+                   f"p50 {_fmt(hop['p50'], 1)} ms  p99 {_fmt(hop['p99'], 1)} ms "
+                   f"({hop['received']:,}/{hop['records']:,} received)")
     for label, q in rows:
+        ratio = (f"  = {q['p50'] / hop['p50']:,.1f} / {q['p99'] / hop['p99']:,.1f} x the raw hop"
+                 if hop.get("p50") and hop.get("p99") and q.get("p50") is not None and q.get("p99") is not None else "")
         out.append(f"{label:<44} {'p50 ' + _fmt(q['p50'], 1):>12}  {'ms':<9} "
-                   f"p99 {_fmt(q['p99'], 1)} ms, max {_fmt(q['max'], 0)} ms")
+                   f"p99 {_fmt(q['p99'], 1)} ms, max {_fmt(q['max'], 0)} ms{ratio}")
     return out
 
 

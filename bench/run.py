@@ -48,7 +48,7 @@ if importlib.util.find_spec("sniffio") is None:
     # searches sys.path again. A None entry makes it fail at once (same outcome: "asyncio").
     sys.modules["sniffio"] = None
 
-from baselines import producer_run, upsert_prepare, upsert_run  # noqa: E402
+from baselines import hop_run, producer_run, upsert_prepare, upsert_run  # noqa: E402
 from cpu import CpuMeter, PhaseCpu  # noqa: E402
 from harness import Harness  # noqa: E402
 from http_load import ingest_load  # noqa: E402
@@ -171,7 +171,10 @@ async def latency_phases(h: Harness, p: dict, product: dict, timings: dict, clie
         result = await latency(h, rate=p["latency_rate"], duration_s=duration, poll_s=p["poll_s"],
                                timeout_s=p["latency_timeout_s"], phase=cpu, client_kind=client,
                                probe_every=probe_every)
-        product[name] = {"unit": "ms", **result, "cpu_cores": cpu.cores, "quiet_before": quiet}
+        hop = await hop_run(h.kafka(), f"{h.config.topic_prefix}bench.{name}.hop", rate=p["latency_rate"],
+                            duration_s=min(duration, 10.0))
+        product[name] = {"unit": "ms", **result, "cpu_cores": cpu.cores, "quiet_before": quiet,
+                         "baseline_kafka_hop_ms": hop}
         timings[name] = time.perf_counter() - mark
 
 
