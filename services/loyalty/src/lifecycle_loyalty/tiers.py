@@ -20,19 +20,25 @@ from lifecycle_loyalty.domain.tiers import Earning, TierProgress, multiplier_at,
 
 async def tier_of(conn: AsyncConnection, account: str, *, now: datetime, rules: EarnRules) -> TierProgress:
     """`account`: a customer that is no alias (resolved)."""
-    ids = list(await aliases.members(conn, [account]))
-    earnings = await ledger.tier_earnings(conn, survivor_id=account, ids=ids)
-    return tier_progress(earnings, now=now, rule=rules.tiers)
+    return (await tiers_of(conn, [account], now=now, rules=rules))[account]
+
+
+async def tiers_of(conn: AsyncConnection, accounts: list[str], *, now: datetime,
+                   rules: EarnRules) -> dict[str, TierProgress]:
+    """`tier_of` each account, in two queries whatever their number."""
+    earned = await ledger.tier_earnings_of(conn, await aliases.ids_of(conn, accounts))
+    return {account: tier_progress([(at, points) for at, points, _ in earnings], now=now, rule=rules.tiers)
+            for account, earnings in sorted(earned.items())}
 
 
 async def announce_tiers(conn: AsyncConnection, people: list[str], *, at: datetime, rules: EarnRules, cause: str,
                          topic: str) -> Emitted:
     """Each person's tier at `at` against the one last announced: a `loyalty.tier_changed` for each that moved
     (reached, or lost after the grace period), and the new one stored."""
-    await lots.lock(conn, people)  # the accounts' row locks: one announcement of a change
+    await lots.lock_accounts(conn, people)  # the accounts' row locks: one announcement of a change
     announced = await lots.announced_tiers(conn, people)
     lowest = rules.tiers.levels[0].name
-    now = {person: await tier_of(conn, person, now=at, rules=rules) for person in sorted(set(people))}
+    now = await tiers_of(conn, people, now=at, rules=rules)
     changed = {p: progress for p, progress in now.items() if progress.tier != (announced[p] or lowest)}
     if changed:
         await lots.set_tiers(conn, {p: None if progress.tier == lowest else progress.tier
@@ -60,11 +66,12 @@ async def decide_orders(conn: AsyncConnection, states: list[OrderState], *, rule
     if all(level.multiplier == 1 for level in rules.tiers.levels):
         return [entry for state in states if (entry := decide_order_entry(state, rules))]
     people = sorted({state.customer_id for state in states})
-    earned: dict[str, list[Earning]] = {}
-    for person in people:
-        ids = list(await aliases.members(conn, [person]))
-        batch = frozenset(state.order_id for state in states if state.customer_id == person)
-        earned[person] = await ledger.tier_earnings(conn, survivor_id=person, ids=ids, leave_out_orders=batch)
+    in_batch = {person: frozenset(state.order_id for state in states if state.customer_id == person)
+                for person in people}
+    earnings = await ledger.tier_earnings_of(conn, await aliases.ids_of(conn, people))
+    earned: dict[str, list[Earning]] = {
+        person: [(at, points) for at, points, order_id in earnings[person] if order_id not in in_batch[person]]
+        for person in people}
     entries = []
     for state in sorted(states, key=lambda s: (s.completed_at is None, s.completed_at or UNKNOWN_TIME, s.order_id)):
         completed_at = state.completed_at

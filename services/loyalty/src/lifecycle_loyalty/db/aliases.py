@@ -79,3 +79,14 @@ async def members(conn: AsyncConnection, survivor_ids: Iterable[str]) -> dict[st
     rows = await conn.execute(select(customer_aliases.c.alias_id, customer_aliases.c.survivor_id)
                               .where(customer_aliases.c.survivor_id.in_(wanted)))
     return {**{id_: id_ for id_ in wanted}, **dict(rows.all())}
+
+
+async def ids_of(conn: AsyncConnection, survivor_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each of these customers -> every id of theirs (itself, then the ids merged into it)."""
+    wanted = sorted(set(survivor_ids))
+    rows = await conn.execute(select(customer_aliases.c.alias_id, customer_aliases.c.survivor_id)
+                              .where(customer_aliases.c.survivor_id.in_(wanted)))
+    found: dict[str, list[str]] = {id_: [id_] for id_ in wanted}
+    for alias_id, survivor_id in sorted(rows.all()):
+        found[survivor_id].append(alias_id)
+    return found

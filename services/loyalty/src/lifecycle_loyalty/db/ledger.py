@@ -6,8 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_loyalty import metrics
@@ -194,15 +194,27 @@ async def entries(conn: AsyncConnection, *, customer_id: str) -> list[dict[str, 
 TIER_KINDS = ("earn", "adjust", "reverse", "debt", "bonus")
 
 
-async def tier_earnings(conn: AsyncConnection, *, survivor_id: str, ids: list[str],
-                        leave_out_orders: frozenset[str] = frozenset()) -> list[tuple[datetime, int]]:
-    """What counts toward the person's tier (on any of their ids): (when, points) of every credit and its
-    reversal; an order's entries count at the order's completion. `leave_out_orders`: orders whose own points
-    do not count (an order's multiplier comes from the tier held before it)."""
+TierEarning = tuple[datetime, int, str | None]  # when, points, the order it is of
+
+
+async def tier_earnings_of(conn: AsyncConnection, ids_of: dict[str, list[str]]) -> dict[str, list[TierEarning]]:
+    """What counts toward each person's tier (`ids_of`: each survivor -> every id of theirs), in one query:
+    (when, points, order) of every credit and its reversal, on any of their ids; an order's entries count at
+    the order's completion (order None: an entry of no order)."""
+    pairs = sorted({(id_, person) for person, ids in ids_of.items() for id_ in ids})
+    earned: dict[str, list[TierEarning]] = {person: [] for person in ids_of}
+    if not pairs:
+        return earned
+    owners = select(func.unnest(bindparam("member_ids", type_=ARRAY(Text))).label("id"),
+                    func.unnest(bindparam("owner_ids", type_=ARRAY(Text))).label("owner")).subquery()
     when = func.coalesce(orders.c.completed_at, ledger_entries.c.effective_at, ledger_entries.c.created_at)
     rows = await conn.execute(
-        select(when.label("at"), ledger_entries.c.points, ledger_entries.c.order_id)
-        .select_from(ledger_entries.outerjoin(orders, and_(orders.c.customer_id == survivor_id,
-                                                           orders.c.order_id == ledger_entries.c.order_id)))
-        .where(ledger_entries.c.customer_id.in_(sorted(set(ids))), ledger_entries.c.kind.in_(TIER_KINDS)))
-    return [(row.at, int(row.points)) for row in rows if row.order_id not in leave_out_orders]
+        select(owners.c.owner, when.label("at"), ledger_entries.c.points, ledger_entries.c.order_id)
+        .select_from(owners.join(ledger_entries, ledger_entries.c.customer_id == owners.c.id)
+                     .outerjoin(orders, and_(orders.c.customer_id == owners.c.owner,
+                                             orders.c.order_id == ledger_entries.c.order_id)))
+        .where(ledger_entries.c.kind.in_(TIER_KINDS)),
+        {"member_ids": [id_ for id_, _ in pairs], "owner_ids": [person for _, person in pairs]})
+    for row in rows:
+        earned[row.owner].append((row.at, int(row.points), row.order_id))
+    return earned

@@ -22,18 +22,26 @@ from lifecycle_loyalty.domain.earning import Entry, LotPolicy, entry_id
 from lifecycle_loyalty.domain.lots import Holdings, Lot, Posting, post_all
 
 
-async def lock(conn: AsyncConnection, customer_ids: Iterable[str], *,
-               with_lots: Iterable[str] = ()) -> dict[str, Holdings]:
-    """Lock the customers' accounts (created when missing; in id order) and read what they hold: their
-    debt and every lot still holding points (and the lots named in `with_lots`, empty or not)."""
+async def lock_accounts(conn: AsyncConnection, customer_ids: Iterable[str]) -> dict[str, int]:
+    """Lock the customers' accounts (created when missing; in id order); returns each one's debt."""
     wanted = sorted(set(customer_ids))
     if not wanted:
         return {}
     await conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["customer_id"]),
                        [{"customer_id": c} for c in wanted])
-    debts = dict((await conn.execute(select(accounts.c.customer_id, accounts.c.debt)
-                                     .where(accounts.c.customer_id.in_(wanted))
-                                     .order_by(accounts.c.customer_id).with_for_update())).all())
+    return dict((await conn.execute(select(accounts.c.customer_id, accounts.c.debt)
+                                    .where(accounts.c.customer_id.in_(wanted))
+                                    .order_by(accounts.c.customer_id).with_for_update())).all())
+
+
+async def lock(conn: AsyncConnection, customer_ids: Iterable[str], *,
+               with_lots: Iterable[str] = ()) -> dict[str, Holdings]:
+    """Lock the customers' accounts (`lock_accounts`) and read what they hold: their debt and every lot still
+    holding points (and the lots named in `with_lots`, empty or not)."""
+    debts = await lock_accounts(conn, customer_ids)
+    if not debts:
+        return {}
+    wanted = sorted(debts)
     named = sorted(set(with_lots))
     holding = or_(lots.c.remaining > 0, lots.c.id.in_(named)) if named else lots.c.remaining > 0
     rows = await conn.execute(select(lots).where(lots.c.customer_id.in_(wanted), holding)
@@ -56,11 +64,18 @@ def _lot(row: Any) -> Lot:
     return Lot(**{k: v for k, v in row.items() if k not in ("seq", "warned_at")})
 
 
-async def save(conn: AsyncConnection, before: Holdings, after: Holdings) -> None:
-    """Write what changed between two readings of one account: new lots, lots' remaining points, the debt."""
-    known = {lot.id: lot for lot in before.lots}
-    new = [lot for lot in after.lots if lot.id not in known]
-    changed = [lot for lot in after.lots if lot.id in known and known[lot.id].remaining != lot.remaining]
+async def save(conn: AsyncConnection, changes: list[tuple[Holdings, Holdings]]) -> None:
+    """Write what changed between two readings of each account (before, after): new lots, lots' remaining
+    points, debts - one statement per kind of change for all the accounts."""
+    new: list[Lot] = []
+    changed: list[Lot] = []
+    debts: dict[str, int] = {}
+    for before, after in changes:
+        known = {lot.id: lot for lot in before.lots}
+        new += [lot for lot in after.lots if lot.id not in known]
+        changed += [lot for lot in after.lots if lot.id in known and known[lot.id].remaining != lot.remaining]
+        if after.debt != before.debt:
+            debts[after.customer_id] = after.debt
     if new:
         await conn.execute(insert(lots).on_conflict_do_nothing(index_elements=["id"]), [
             {"id": lot.id, "customer_id": lot.customer_id, "order_id": lot.order_id, "points": lot.points,
@@ -70,15 +85,22 @@ async def save(conn: AsyncConnection, before: Holdings, after: Holdings) -> None
         await conn.execute(update(lots).where(lots.c.id == bindparam("lot_id"))
                            .values(remaining=bindparam("new_remaining")),
                            [{"lot_id": lot.id, "new_remaining": lot.remaining} for lot in changed])
-    if after.debt != before.debt:
-        await conn.execute(update(accounts).where(accounts.c.customer_id == after.customer_id)
-                           .values(debt=after.debt))
+    if debts:
+        await conn.execute(update(accounts).where(accounts.c.customer_id == bindparam("account"))
+                           .values(debt=bindparam("new_debt")),
+                           [{"account": c, "new_debt": debt} for c, debt in sorted(debts.items())])
 
 
 async def record(conn: AsyncConnection, before: Holdings, posting: Posting) -> None:
     """Append a posting's entries and write its lots back."""
-    await ledger.append(conn, posting.entries)
-    await save(conn, before, posting.holdings)
+    await record_all(conn, [(before, posting)])
+
+
+async def record_all(conn: AsyncConnection, postings: list[tuple[Holdings, Posting]]) -> None:
+    """Append the postings' entries (in order) and write their accounts' lots back, in a few statements
+    whatever the number of accounts."""
+    await ledger.append(conn, [entry for _, posting in postings for entry in posting.entries])
+    await save(conn, [(before, posting.holdings) for before, posting in postings])
 
 
 async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy, at: datetime) -> list[Entry]:
@@ -91,12 +113,10 @@ async def book(conn: AsyncConnection, entries: list[Entry], *, policy: LotPolicy
         if entry_id(entry) not in known:
             by_customer[entry.customer_id].append(entry)
     held = await lock(conn, by_customer)
-    posted: list[Entry] = []
-    for customer, decided in sorted(by_customer.items()):
-        posting = post_all(held[customer], decided, at=at, policy=policy)
-        await record(conn, held[customer], posting)
-        posted += posting.entries
-    return posted
+    postings = [(held[customer], post_all(held[customer], decided, at=at, policy=policy))
+                for customer, decided in sorted(by_customer.items())]
+    await record_all(conn, postings)
+    return [entry for _, posting in postings for entry in posting.entries]
 
 
 async def move(conn: AsyncConnection, absorbed: list[str], *, survivor_id: str) -> dict[str, int]:

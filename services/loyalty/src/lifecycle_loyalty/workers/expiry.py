@@ -30,8 +30,8 @@ async def expire_once(engine: AsyncEngine, *, now: datetime, rule_version: str |
         if customers and rule_version is None:
             rule_version = (await rulesets.in_force(conn)).version
         held = await lots.lock(conn, customers)
-        for customer in customers:
-            await lots.record(conn, held[customer], expire(held[customer], now=now, rule_version=rule_version or ""))
+        await lots.record_all(conn, [(held[customer], expire(held[customer], now=now, rule_version=rule_version or ""))
+                                     for customer in customers])
     return len(customers)
 
 

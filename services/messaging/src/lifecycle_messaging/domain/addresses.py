@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -26,7 +27,12 @@ def valid_address(value: object) -> str | None:
     """The normalised address if `value` is one syntactically valid email address, else None."""
     if not isinstance(value, str) or len(value.strip()) > 254:
         return None
+    return _validated(value.strip())
+
+
+@lru_cache(maxsize=4096)  # a customer's transitions carry their address again and again: checked once
+def _validated(value: str) -> str | None:
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError:
         return None
