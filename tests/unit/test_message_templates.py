@@ -348,16 +348,3 @@ def test_a_broken_template_file_is_named_with_its_part_and_line_when_loaded(tmp_
         load(tmp_path)
     (tmp_path / "welcome" / "vi-VN.toml").write_text('subject = "Chào"\ntext = "Chào"\nhtml = "<p>Chào</p>"\n')
     assert sorted(load(tmp_path)["welcome"]) == ["en", "vi-vn"]
-
-
-def test_a_rendering_is_reused_only_for_the_same_variables_and_never_for_a_random_template():
-    catalogue = shipped()
-    first = render("welcome", traits=FULL, brand="Shop", catalogue=catalogue, unsubscribe_url=UNSUBSCRIBE)
-    assert render("welcome", traits=FULL, brand="Shop", catalogue=catalogue, unsubscribe_url=UNSUBSCRIBE) == first
-    other = render("welcome", traits=FULL, brand="Shop", catalogue=catalogue, unsubscribe_url=UNSUBSCRIBE + "2")
-    assert "x=12" in other.html and "x=12" not in first.html
-    assert render("welcome", traits={**FULL, "firstName": "Lan"}, brand="Shop", catalogue=catalogue).text != first.text
-    drawn = {"en": compile_source(TemplateSource(subject="{{ ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] | random }}",
-                                                 text="t", html="h"))}
-    subjects = {render("drawn", traits={}, brand="Shop", catalogue={"drawn": drawn}).subject for _ in range(40)}
-    assert len(subjects) > 1  # rendered each time: the draw is the template's, not the cache's

@@ -124,39 +124,6 @@ def html_document(body: str, *, locale: str, subject: str, preheader: str) -> st
             f"<title>{escape(subject)}</title>\n</head>\n<body>\n{hidden}{body}</body>\n</html>\n")
 
 
-def _same_every_time(compiled: Compiled) -> bool:
-    """Whether rendering the template twice with the same variables gives the same text: no `random` filter
-    (conservatively, the word anywhere in its parts) - every other filter and variable is a pure function."""
-    source = compiled.source
-    return not any("random" in part for part in (source.subject, source.text, source.html, source.preheader,
-                                                  source.from_name))
-
-
-# The latest renderings, by (template, its compiled locale, the brand, the variables): a run of messages whose
-# variables are the same (a transactional template, a campaign without personal links, the same first name)
-# renders once. Bounded (oldest out); each entry holds its `Compiled`, so the id in its key stays its own.
-_RENDERED: dict[tuple[Any, ...], tuple[Compiled, Rendered]] = {}
-_RENDERED_MAX = 512
-
-
-def _render_locale(template: str, locale: str, compiled: Compiled, *, brand: str,
-                   values: dict[str, object]) -> Rendered:
-    """`template` in `locale` with these variables (or a TemplateError), once per distinct variables."""
-    key = (template, locale, id(compiled), brand, *values.items())
-    if (hit := _RENDERED.get(key)) is not None and hit[0] is compiled:
-        return hit[1]
-    parts = render_parts(compiled, values)
-    subject, preheader = header_safe(parts["subject"]), header_safe(parts["preheader"])
-    rendered = Rendered(template=template, locale=locale, subject=subject, preheader=preheader,
-                        from_name=header_safe(parts["from_name"]) or header_safe(brand), text=_tidy(parts["text"]),
-                        html=html_document(_tidy(parts["html"]), locale=locale, subject=subject, preheader=preheader))
-    if _same_every_time(compiled):
-        if len(_RENDERED) >= _RENDERED_MAX:
-            del _RENDERED[next(iter(_RENDERED))]
-        _RENDERED[key] = (compiled, rendered)
-    return rendered
-
-
 def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: Catalogue,
            stage: str | None = None, default_locale: str = FALLBACK, unsubscribe_url: str | None = None,
            values: Mapping[str, object] | None = None, shop_url: str | None = None,
@@ -168,10 +135,15 @@ def render(template: str, *, traits: Mapping[str, Any], brand: str, catalogue: C
     failure: TemplateError | None = None
     for locale in [*chain, *sorted(set(available) - set(chain))]:
         try:
-            return _render_locale(template, locale, available[locale], brand=brand, values=variables(
+            parts = render_parts(available[locale], variables(
                 traits, brand=brand, stage=stage, locale=locale, unsubscribe_url=unsubscribe_url, values=values,
                 shop_url=shop_url, shop_zone=shop_zone))
         except TemplateError as error:
             failure = failure or error
             continue
+        subject, preheader = header_safe(parts["subject"]), header_safe(parts["preheader"])
+        return Rendered(template=template, locale=locale, subject=subject, preheader=preheader,
+                        from_name=header_safe(parts["from_name"]) or header_safe(brand),
+                        text=_tidy(parts["text"]),
+                        html=html_document(_tidy(parts["html"]), locale=locale, subject=subject, preheader=preheader))
     raise failure or LookupError(f"template {template!r} has no locale")
