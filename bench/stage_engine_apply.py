@@ -49,7 +49,6 @@ from lifecycle_shared.settings import KafkaSettings  # noqa: E402
 from lifecycle_shared.topics import Topics  # noqa: E402
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES  # noqa: E402
 from lifecycle_stage_engine.handlers import routes  # noqa: E402
-from lifecycle_stage_engine.settings import StageEngineSettings  # noqa: E402
 from payloads import backlog_records  # noqa: E402
 from pyspy import pyspy_binary, render, summarize  # noqa: E402
 from sqlalchemy import event  # noqa: E402
@@ -134,13 +133,12 @@ class Profiler:
         return render("stage-engine apply (micro-bench)", summarize(self.out, top=20))
 
 
-async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, batch: int, lanes: int,
+async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, batch: int,
                     profiler: Profiler | None) -> dict:
     engine = create_engine(config.database_url(BY_NAME["stage-engine"]))
     topics = Topics(config.topic_prefix)
     route = routes(topics=topics, rules=lambda: DEFAULT_RULES, clock=lambda: datetime.now(UTC))
-    runner = ConsumerRunner(name="stage-engine", consumer=None, producer=None, engine=engine, route=route,
-                            lanes=lanes)
+    runner = ConsumerRunner(name="stage-engine", consumer=None, producer=None, engine=engine, route=route)
     records = consumer_records(topics.touchpoints, pairs)
     batches = [records[i:i + batch] for i in range(0, len(records), batch)]
     counter = StatementCounter(engine)
@@ -194,10 +192,6 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=KafkaSettings().max_poll_records)
-    parser.add_argument("--lanes", type=lambda text: [int(n) for n in text.split(",")],
-                        default=[StageEngineSettings.model_fields["consumer_lanes"].default],
-                        help="transactions a batch is applied in at once (default: the stage engine's); a list "
-                             "(1,2) alternates them run by run, each run's upsert baseline measured right after it")
     parser.add_argument("--upsert-rows", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="py-spy the last run's timed part")
     parser.add_argument("--profile-out", type=Path, default=BENCH_DIR / "profiles" / "stage_engine_apply.txt")
@@ -214,18 +208,11 @@ def main() -> None:
             config = infra.stack_config()
             infra.prepare(config, services=[BY_NAME["stage-engine"]])
             profiler = Profiler(args.profile_out) if args.profile and n == args.runs - 1 else None
-            lanes = args.lanes[n % len(args.lanes)]
-            run = runner.run(apply_run(config, pairs, batch=args.batch, lanes=lanes, profiler=profiler))
-            run["lanes"] = lanes
-            if len(args.lanes) > 1:  # paired: the baseline beside each run, as the box's load changes
-                run["upsert"] = runner.run(upsert_baseline(infra, infra.stack_config(), rows=args.upsert_rows,
-                                                           runs=1))[0]["rate"]
+            run = runner.run(apply_run(config, pairs, batch=args.batch, profiler=profiler))
             runs.append(run)
-            print(f"run {n + 1}, {lanes} lanes: {run['rate']:>9,.0f} events/s  ({run['events']} events in "
-                  f"{run['seconds']} s; "
+            print(f"run {n + 1}: {run['rate']:>9,.0f} events/s  ({run['events']} events in {run['seconds']} s; "
                   f"{run['statements_per_batch']} statements/batch, {run['executemany_per_batch']} executemany; "
-                  f"{run['sql_share']:.0%} of wall time in cursor execution (summed over lanes); "
-                  f"outbox {run['outbox_rows']}, "
+                  f"{run['sql_share']:.0%} of wall time in cursor execution; outbox {run['outbox_rows']}, "
                   f"profiles {run['profiles']}; this process {run['cpu_us_per_event']} CPU us/event at "
                   f"{run['cores']} cores; other load {run['other_cores']} cores, PostgreSQL included)", flush=True)
             if args.statements:
@@ -235,19 +222,13 @@ def main() -> None:
     finally:
         runner.close()
         infra.stop()
+    rate = statistics.median(r["rate"] for r in runs)
     upsert = statistics.median(r["rate"] for r in base)
-    for lanes in args.lanes:
-        mine = [run for run in runs if run["lanes"] == lanes]
-        rate = statistics.median(r["rate"] for r in mine)
-        print(f"\nstage engine apply, {lanes} lanes: median {rate:,.0f} events/s over {len(mine)} runs "
-              f"({rates(mine)}); batch {args.batch}, {args.events} events, {args.customers} customers; "
-              f"median {statistics.median(r['cpu_us_per_event'] for r in mine)} CPU us/event, "
-              f"other load {statistics.median(r['other_cores'] for r in mine)} cores")
-        if len(args.lanes) > 1:
-            print("  ratio to the upsert run right after each: "
-                  + ", ".join(f"{r['rate'] / r['upsert']:.3f}" for r in mine))
+    print(f"\nstage engine apply: median {rate:,.0f} events/s over {args.runs} runs "
+          f"({rates(runs)}); batch {args.batch}, {args.events} events, "
+          f"{args.customers} customers")
     print(f"asyncpg unnest upsert baseline: median {upsert:,.0f} rows/s ({rates(base)})")
-    print(f"ratio: {statistics.median(r['rate'] for r in runs) / upsert:.3f} x baseline (goal >= 0.2)")
+    print(f"ratio: {rate / upsert:.3f} x baseline (goal >= 0.2)")
     if runs[-1]["profile_summary"]:
         print("\n" + runs[-1]["profile_summary"])
         print(f"\nraw collapsed stacks: {args.profile_out}")

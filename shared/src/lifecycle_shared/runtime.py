@@ -55,8 +55,6 @@ class ConsumerSpec:
     # False for a consumer the service's readiness does not wait on (ingest's erasure consumer: events are still
     # accepted while its database is away).
     gates_readiness: bool = True
-    # Transactions a polled batch is applied in at once (`ConsumerRunner.lanes`).
-    lanes: int = 1
 
 
 def remote_keyring(settings: ServiceSettings) -> RemoteKeyring | None:
@@ -131,7 +129,7 @@ class ServiceRuntime:
             runner = ConsumerRunner(
                 name=spec.group, consumer=consumer, producer=self.producer, engine=self.engine,
                 route=spec.route, on_applied=self.relay.wake if self.relay else lambda: None,
-                event_types=routed_types(spec.route), keyring=self.keyring, lanes=spec.lanes,
+                event_types=routed_types(spec.route), keyring=self.keyring,
             )
             if spec.gates_readiness:
                 self._runners.append(runner)

@@ -42,8 +42,7 @@ def build_runtime(settings: StageEngineSettings, rulebook: RuleBook,
     return ServiceRuntime(
         service="stage-engine", settings=settings, relay=True, prepare=load_rules,
         consumers=(ConsumerSpec(group="stage-engine", topics=[topics.touchpoints],
-                                route=routes(topics=topics, rules=rulebook, clock=clock),
-                                lanes=settings.consumer_lanes),),
+                                route=routes(topics=topics, rules=rulebook, clock=clock)),),
         # The rule set in force: the handlers and the routes (GET /v1/admin/rules, profiles) both read it.
         shared=(rules_poll,),
         workers=(sweeper(rules=rulebook, clock=clock, every_s=settings.sweep_interval_s),

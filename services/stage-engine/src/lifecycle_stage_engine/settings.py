@@ -27,9 +27,6 @@ class StageEngineSettings(ServiceSettings):
     rules_file: Path | None = None
     # How often each instance checks for a newly activated rule set.
     rules_refresh_s: float = Field(default=5.0, gt=0)
-    # Transactions the consumer applies a polled batch in at once, its partitions dealt among them
-    # (`ConsumerRunner.lanes`): one lane's Python runs while another's statements and commit do.
-    consumer_lanes: int = Field(default=2, ge=1, le=16)
     # How often the sweeper looks for customers whose at-risk or lapsed moment has come.
     sweep_interval_s: float = Field(default=30.0, gt=0)
     # Analytics: how often every customer is scored again (RFM, CLV, churn) and the models refitted;

@@ -97,11 +97,6 @@ class ConsumerRunner:
     event_types: Sequence[str] = ()
     # Where sealed records' keys come from (None: only clear records can be read; a sealed one waits).
     keyring: Keyring | None = None
-    # How many transactions a polled batch is applied in at once, its partitions dealt among them (`lanes_of`).
-    # A customer's records share a partition (the key), so one lane holds all of a customer's records of the
-    # batch, in order; what two lanes share (ids of two customer keys meeting in a merge) the handler's locks
-    # serialise, as they do between two instances. 1: the whole batch in one transaction.
-    lanes: int = 1
     _started: bool = field(default=False, init=False)
     # Consecutive batches that failed because the database or broker was away (0: all is well).
     outage: int = field(default=0, init=False)
@@ -174,23 +169,6 @@ class ConsumerRunner:
             await commits.finish()  # a stop or a drain lets the last batch's commit finish
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        """Apply a polled batch: its lanes (`lanes_of`) at once, each in its own transaction. Returns once every
-        lane has applied (committed, or dead-lettered what it could not apply); a lane that fails fails the
-        batch (InfrastructureDown if any lane's did, else the first lane's error) after the others are
-        cancelled: the whole batch is read again, and the inbox drops what the lanes that committed applied."""
-        lanes = lanes_of(records, self.lanes)
-        if len(lanes) == 1:
-            await self._process_lane(lanes[0])
-            return
-        try:
-            async with asyncio.TaskGroup() as group:
-                for lane in lanes:
-                    group.create_task(self._process_lane(lane))
-        except BaseExceptionGroup as failed:
-            down = failed.subgroup(InfrastructureDown)
-            raise (down or failed).exceptions[0] from None
-
-    async def _process_lane(self, records: list[ConsumerRecord]) -> None:
         wanted: list[tuple[Wanted, CloudEvent]] = []
         routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
@@ -379,22 +357,6 @@ class ConsumerRunner:
         log.error("record sent to DLQ", extra={"consumer": self.name, "topic": record.topic,
                                                 "partition": record.partition,
                                                 "offset": record.offset, "error": describe_error(error)})
-
-
-def lanes_of(records: list[ConsumerRecord], lanes: int) -> list[list[ConsumerRecord]]:
-    """The batch as at most `lanes` lists, each partition's records in one list, in batch order; partitions dealt
-    in turn as they first appear."""
-    if lanes <= 1:
-        return [records]
-    lane_of: dict[tuple[str, int], int] = {}
-    split: list[list[ConsumerRecord]] = [[] for _ in range(lanes)]
-    for record in records:
-        partition = record.topic, record.partition
-        lane = lane_of.get(partition)
-        if lane is None:
-            lane = lane_of[partition] = len(lane_of) % lanes
-        split[lane].append(record)
-    return [lane for lane in split if lane] or [records]
 
 
 def dead_letter_headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
