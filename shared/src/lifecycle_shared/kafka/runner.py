@@ -26,6 +26,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,6 +251,7 @@ class ConsumerRunner:
         applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
         duplicates: list[CloudEvent] = []
         runs: list[tuple[Handler, list[Typed[Any]]]] = []
+        applied_types: Counter[str] = Counter()  # counted once per type, not once per event
         for _, typed, handler in decoded:
             event = typed.event
             if event.id not in fresh:
@@ -257,11 +259,13 @@ class ConsumerRunner:
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             applied[event.id] = event.digest
-            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "applied").inc()
+            applied_types[event.type] += 1
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(typed)
             else:
                 runs.append((handler, [typed]))
+        for event_type, count in applied_types.items():
+            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event_type), "applied").inc(count)
 
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
