@@ -10,8 +10,10 @@ Each run gets a fresh namespace (empty databases); its first batch is untimed (w
 bench's rate starts at the first batch consumed. In the same process: the raw batched asyncpg upsert
 baseline of bench/baselines.py, and the ratio. GC is tuned as the service process tunes it.
 
-Also reported per run: SQL statements per batch (and how many were executemany), and the share of
-wall time spent inside cursor execution (asyncpg round trips, PostgreSQL included). `--profile`
+Also reported per run: SQL statements per batch (and how many were executemany), the share of wall time
+spent inside cursor execution (asyncpg round trips, PostgreSQL included), this process's CPU time per event
+(the per-event Python, which a busy box slows less than it slows the rate) and the cores the rest of the
+machine used meanwhile (PostgreSQL, py-spy and everyone else's load). `--profile`
 records the last run's timed part with py-spy (non-blocking, as bench/pyspy.py) and prints its summary.
 """
 
@@ -33,6 +35,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import psutil  # noqa: E402
 import uvloop  # noqa: E402
 from aiokafka import ConsumerRecord  # noqa: E402
 from baselines import upsert_prepare, upsert_run  # noqa: E402
@@ -144,10 +147,12 @@ async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, ba
         counter.reset()
         if profiler:
             profiler.start()
-        started = time.perf_counter()
+        started, cpu_started, busy_started = time.perf_counter(), time.process_time(), machine_busy()
         for chunk in batches[1:]:
             await runner.process(chunk)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        other_cores = (machine_busy() - busy_started - cpu) / elapsed
         summary = profiler.stop() if profiler else None
         async with engine.connect() as conn:
             outbox = (await conn.exec_driver_sql("SELECT count(*) FROM outbox")).scalar_one()
@@ -159,8 +164,16 @@ async def apply_run(config: StackConfig, pairs: list[tuple[bytes, bytes]], *, ba
     return {"events": timed, "seconds": round(elapsed, 3), "rate": round(timed / elapsed, 1),
             "statements_per_batch": round(counter.statements / (len(batches) - 1), 1),
             "executemany_per_batch": round(counter.many / (len(batches) - 1), 1),
-            "sql_share": round(counter.seconds / elapsed, 3), "statement_kinds": counter.by_kind(),
+            "sql_share": round(counter.seconds / elapsed, 3), "cpu_us_per_event": round(1e6 * cpu / timed, 1),
+            "cores": round(cpu / elapsed, 2), "other_cores": round(other_cores, 2),
+            "statement_kinds": counter.by_kind(),
             "outbox_rows": outbox, "profiles": profiles, "profile_summary": summary}
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core, every process)."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
 
 
 async def upsert_baseline(infra: Infra, config: StackConfig, *, rows: int, runs: int) -> list[dict]:
@@ -200,7 +213,8 @@ def main() -> None:
             print(f"run {n + 1}: {run['rate']:>9,.0f} events/s  ({run['events']} events in {run['seconds']} s; "
                   f"{run['statements_per_batch']} statements/batch, {run['executemany_per_batch']} executemany; "
                   f"{run['sql_share']:.0%} of wall time in cursor execution; outbox {run['outbox_rows']}, "
-                  f"profiles {run['profiles']})", flush=True)
+                  f"profiles {run['profiles']}; this process {run['cpu_us_per_event']} CPU us/event at "
+                  f"{run['cores']} cores; other load {run['other_cores']} cores, PostgreSQL included)", flush=True)
             if args.statements:
                 for kind, (count, ms) in run["statement_kinds"].items():
                     print(f"      {count:6d} x {ms:6.2f} ms  {kind}")

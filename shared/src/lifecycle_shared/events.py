@@ -7,13 +7,14 @@ the customer key, so one customer's events stay in order on one partition.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from lifecycle_shared.errors import invalid_data
 
@@ -47,8 +48,17 @@ DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8a-9a53-2f7f0e7c1d11")
 
 
 def derived_event_id(*parts: str) -> str:
-    """A deterministic id for an event derived from others (cause ids + handler + outcome)."""
-    return str(uuid.uuid5(DERIVED_ID_NAMESPACE, "|".join(parts)))
+    """A deterministic id for an event derived from others (cause ids + handler + outcome): the name-based
+    (SHA-1, version 5) UUID of the joined parts in DERIVED_ID_NAMESPACE - `uuid.uuid5`'s value, built without
+    its UUID object (this runs for every transition)."""
+    digest = bytearray(hashlib.sha1(_DERIVED_ID_PREFIX + "|".join(parts).encode()).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
+    hexed = digest.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+_DERIVED_ID_PREFIX = DERIVED_ID_NAMESPACE.bytes
 
 
 class CloudEvent(BaseModel):
@@ -326,6 +336,27 @@ def data_as(model: type[DataModel], event: CloudEvent) -> DataModel:
         return model.model_validate(data)
     except ValidationError as error:
         raise invalid_data(f"{event.type} data", error, fields=model.model_fields) from None
+
+
+def event_with_data(model: type[DataModel], value: bytes) -> tuple[CloudEvent, DataModel] | None:
+    """A record's value validated as envelope and `model` data in one pass (`CloudEvent.model_validate_json`
+    then `data_as` parse and validate it twice): the envelope, whose `data` is then the model itself, not a
+    dict, and the data - exactly what `data_as` gives. None when the value is not that (not JSON, not a
+    CloudEvent, data the model refuses, sealed data): decode it the two-pass way, which says what is wrong."""
+    try:
+        event = envelope_of(model).model_validate_json(value)
+    except ValidationError:
+        return None
+    data: Any = event.data  # the envelope's field, declared dict on CloudEvent: here `model`
+    if model is TouchpointData and "verified" not in data.model_fields_set:
+        data.verified = sent_with_server_key(event.id)  # as data_as does
+    return event, data
+
+
+@functools.lru_cache(maxsize=64)  # one envelope model per data model
+def envelope_of(model: type[BaseModel]) -> type[CloudEvent]:
+    """The CloudEvent envelope with `data` of `model` (extension attributes kept, as CloudEvent keeps them)."""
+    return create_model(f"{model.__name__}Event", __base__=CloudEvent, data=(model, ...))
 
 
 def sent_with_server_key(touchpoint_event_id: str) -> bool:

@@ -23,7 +23,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_shared.events import CloudEvent, data_as
+from lifecycle_shared.events import CloudEvent, data_as, event_with_data
+from lifecycle_shared.sealing import is_sealed
 
 Data = TypeVar("Data", bound=BaseModel)
 Emitted = list[tuple[str, CloudEvent]]
@@ -31,7 +32,8 @@ Emitted = list[tuple[str, CloudEvent]]
 
 @dataclass(frozen=True, slots=True)
 class Typed(Generic[Data]):
-    """An event whose `data` was validated into its route's model."""
+    """An event whose `data` was validated into its route's model (`event.data`: as decoded - the envelope's
+    dict, or the same model when the record was decoded in one pass; read `data`)."""
 
     event: CloudEvent
     data: Data
@@ -49,6 +51,15 @@ class Route:
     def typed(self, event: CloudEvent) -> Typed[Any]:
         """The event with its data validated (PermanentError, naming only model fields, if invalid)."""
         return Typed(event, data_as(self.model, event))
+
+    def typed_at_once(self, value: bytes) -> Typed[Any] | None:
+        """A record's value as a typed event in one pass (`events.event_with_data`), when it is a clear event
+        whose data this route's model takes; None otherwise (sealed, invalid: decode and open it as usual).
+        Its `event.data` is then the validated model, not a dict: handlers read `data`."""
+        found = event_with_data(self.model, value)
+        if found is None or is_sealed(found[0]):
+            return None
+        return Typed(*found)
 
 
 def each(handle_one: Callable[[AsyncConnection, Typed[Any]], Awaitable[Emitted]]) -> Handler:

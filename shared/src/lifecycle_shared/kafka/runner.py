@@ -26,6 +26,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ from lifecycle_shared.keyring import Keyring, KeysUnavailable
 from lifecycle_shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
+
+
+# A record a route wants: with its route, and its typed event when it was decoded in one pass.
+Wanted = tuple[ConsumerRecord, Route, Typed[Any] | None]
 
 
 class InfrastructureDown(Exception):
@@ -165,20 +170,21 @@ class ConsumerRunner:
             await commits.finish()  # a stop or a drain lets the last batch's commit finish
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        wanted: list[tuple[tuple[ConsumerRecord, Route], CloudEvent]] = []
+        wanted: list[tuple[Wanted, CloudEvent]] = []
         routes: dict[str, Route | None] = {}  # a batch holds a handful of event types: look each up once
         for record in records:
             if not self._ours(record, routes):
                 metrics.EVENTS_CONSUMED.labels(self.name, metrics.OTHER_TYPE, "ignored").inc()
                 continue
             try:
-                event = decode(record)
+                typed = self._typed_at_once(record, routes)
+                event = typed.event if typed is not None else decode(record)
                 route = routes[event.type] if event.type in routes else routes.setdefault(event.type,
                                                                                           self.route(event.type))
                 if route is None:  # another service's business: not even recorded
                     metrics.EVENTS_CONSUMED.labels(self.name, metrics.OTHER_TYPE, "ignored").inc()
                     continue
-                wanted.append(((record, route), event))
+                wanted.append(((record, route, typed), event))
             except PermanentError as error:  # not a CloudEvent
                 await self._dead_letter(record, error)
         decoded = await self._typed(wanted)
@@ -193,25 +199,36 @@ class ConsumerRunner:
             for item in decoded:
                 await self._process_one(item)
 
-    async def _typed(self, wanted: list[tuple[tuple[ConsumerRecord, Route], CloudEvent]]
-                     ) -> list[tuple[ConsumerRecord, Typed[Any], Handler]]:
+    def _typed_at_once(self, record: ConsumerRecord, routes: dict[str, Route | None]) -> Typed[Any] | None:
+        """The record decoded and validated in one pass by the route its type header names (`Route.typed_at_once`),
+        if the event's own type is routed there too; None: decode it, open it, validate its data, step by step."""
+        hinted = event_type_header(record.headers)
+        route = routes.get(hinted) if hinted is not None else None
+        if route is None or record.value is None:
+            return None
+        typed = route.typed_at_once(record.value)
+        if typed is None or typed.event.type != hinted and self.route(typed.event.type) is not route:
+            return None
+        return typed
+
+    async def _typed(self, wanted: list[tuple[Wanted, CloudEvent]]) -> list[tuple[ConsumerRecord, Typed[Any], Handler]]:
         """Sealed events opened (`kafka.opening`; the erased dropped), then each one's data validated into its
-        route's model (a refusal sends that record alone to the DLQ)."""
+        route's model (a refusal sends that record alone to the DLQ); those decoded in one pass already are."""
         try:
             opened = await open_all(wanted, self.keyring)
         except KeysUnavailable as error:
             raise InfrastructureDown from error
-        for (record, _), refusal in opened.refused:
+        for (record, _, _), refusal in opened.refused:
             await self._dead_letter(record, refusal)
-        for (_, _), event in opened.erased:
+        for _, event in opened.erased:
             metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "erased").inc()
         if opened.erased:
             log.info("records of erased customers dropped", extra={"consumer": self.name,
                                                                    "records": len(opened.erased)})
         decoded: list[tuple[ConsumerRecord, Typed[Any], Handler]] = []
-        for (record, route), event in opened.ready:
+        for (record, route, typed), event in opened.ready:
             try:
-                decoded.append((record, route.typed(event), route.handler))
+                decoded.append((record, typed if typed is not None else route.typed(event), route.handler))
             except PermanentError as error:  # data its route's model refuses
                 await self._dead_letter(record, error)
         return decoded
@@ -234,6 +251,7 @@ class ConsumerRunner:
         applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
         duplicates: list[CloudEvent] = []
         runs: list[tuple[Handler, list[Typed[Any]]]] = []
+        applied_types: Counter[str] = Counter()  # counted once per type, not once per event
         for _, typed, handler in decoded:
             event = typed.event
             if event.id not in fresh:
@@ -241,11 +259,13 @@ class ConsumerRunner:
                 continue
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             applied[event.id] = event.digest
-            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event.type), "applied").inc()
+            applied_types[event.type] += 1
             if runs and runs[-1][0] is handler:
                 runs[-1][1].append(typed)
             else:
                 runs.append((handler, [typed]))
+        for event_type, count in applied_types.items():
+            metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event_type), "applied").inc(count)
 
         if duplicates:
             await self._count_duplicates(conn, duplicates, applied)
