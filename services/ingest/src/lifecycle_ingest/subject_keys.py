@@ -33,8 +33,10 @@ class LocalKeyring:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def keys_for(self, customer_ids: Collection[str]) -> dict[str, SubjectKey]:
-        found = {c: k for c in customer_ids if (k := self.cache.subject_key(c)) is not None}
-        missing = {id_hash(self._pepper, c): c for c in set(customer_ids) if c not in found}
+        # A request that must fetch a key anyway refreshes those of its keys in the second half of their life: a
+        # busy shop's requests then find an expired key about half as often (each find costs a round trip).
+        found, fetch = self.cache.subject_keys(customer_ids, refresh_within_s=self.cache.ttl_s / 2)
+        missing = {id_hash(self._pepper, c): c for c in fetch}
         if missing:
             async with self._autocommit.connect() as conn:
                 created = await db.keys_for_hashes(conn, sorted(missing))
