@@ -127,7 +127,18 @@ class TouchpointPublisher:
         send, topic = self._producer.send, self._topic
         futures = [await send(topic, r.value, key=r.key, headers=r.headers + extra if extra else r.headers)
                    for r in records]
-        if len(futures) == 1:
-            await futures[0]
-        else:
-            await asyncio.gather(*futures)
+        # Awaited in turn, not gathered: a record batch's futures are resolved together, so this wakes once per
+        # batch, where gather() ran a callback per record. On a failure the others' outcomes are collected as
+        # they come (nobody else reads them; asyncio would log each as never retrieved).
+        try:
+            for future in futures:
+                await future
+        except BaseException:
+            for future in futures:
+                future.add_done_callback(_collect)
+            raise
+
+
+def _collect(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
