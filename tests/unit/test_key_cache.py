@@ -31,3 +31,17 @@ def test_a_destroyed_key_is_forgotten_by_key_id_and_by_customer():
     cache.forget(["k1"])
     assert (cache.key("k1"), cache.subject_key("user-1")) == (None, None)
     assert (cache.key("k2"), cache.subject_key("user-2")) == (b"two", ("k2", b"two"))
+
+
+def test_a_request_that_fetches_a_key_also_refreshes_its_keys_near_their_end():
+    clock = Clock()
+    cache = KeyCache(ttl_s=30, clock=clock)
+    cache.keep({}, {"old": ("k1", b"one")})
+    clock.now += 20
+    cache.keep({}, {"young": ("k2", b"two")})
+    assert cache.subject_keys(["old", "young"], refresh_within_s=15) == (
+        {"old": ("k1", b"one"), "young": ("k2", b"two")}, set())  # nothing to fetch: nothing refreshed early
+    assert cache.subject_keys(["old", "young", "new"], refresh_within_s=15) == (
+        {"old": ("k1", b"one"), "young": ("k2", b"two")}, {"new", "old"})
+    clock.now += 10
+    assert cache.subject_keys(["old", "young"]) == ({"young": ("k2", b"two")}, {"old"})

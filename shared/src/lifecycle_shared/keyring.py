@@ -44,7 +44,7 @@ class KeyCache:
     """Keys by key id and by customer id, each for `ttl_s` (monotonic clock), at most MAX_CACHED of each."""
 
     def __init__(self, *, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s, self._clock = ttl_s, clock
+        self.ttl_s, self._clock = ttl_s, clock
         self._by_key_id: dict[str, tuple[bytes, float]] = {}
         self._by_customer: dict[str, tuple[SubjectKey, float]] = {}
 
@@ -56,8 +56,29 @@ class KeyCache:
         found = self._by_customer.get(customer_id)
         return found[0] if found and found[1] > self._clock() else None
 
+    def subject_keys(self, customer_ids: Collection[str], *, refresh_within_s: float = 0.0
+                     ) -> tuple[dict[str, SubjectKey], set[str]]:
+        """The cached keys of these customers, and the customers whose key must be fetched: those not cached (or
+        expired) and, when there is any, also those whose key expires within `refresh_within_s`. Fetched in the
+        same round trip, the keys a request needs expire together, so fewer later requests find one expired."""
+        now = self._clock()
+        found: dict[str, SubjectKey] = {}
+        fetch: set[str] = set()
+        soon: list[str] = []
+        for customer_id in customer_ids:
+            entry = self._by_customer.get(customer_id)
+            if entry is None or entry[1] <= now:
+                fetch.add(customer_id)
+            else:
+                found[customer_id] = entry[0]
+                if entry[1] - now < refresh_within_s:
+                    soon.append(customer_id)
+        if fetch:
+            fetch.update(soon)
+        return found, fetch
+
     def keep(self, keys: dict[str, bytes], subjects: dict[str, SubjectKey] | None = None) -> None:
-        until = self._clock() + self._ttl_s
+        until = self._clock() + self.ttl_s
         for cache in (self._by_key_id, self._by_customer):
             if len(cache) > MAX_CACHED:
                 cache.clear()

@@ -55,12 +55,22 @@ def is_sealed(envelope: dict[str, Any] | CloudEvent) -> bool:
 
 def seal_parts(head: bytes, event_id: str, subject: str, data: bytes, *, key_id: str, key: bytes) -> bytes:
     """A sealed CloudEvent's bytes from its parts: `head`, the envelope without `subject` and `data` as a JSON
-    object; its id; the customer key; and the data as JSON (how ingest, which builds records from parts, seals)."""
+    object; its id; the customer key; and the data as JSON."""
     plain = b"".join((b'{"subject":', json.dumps(subject).encode(), b',"data":', data, b"}"))
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, event_id.encode()))
-    return b"".join((head[:-1], b',"subject":', json.dumps(key_id).encode(), b',"', SEALED_ATTRIBUTE.encode(),
-                     b'":"', ALGORITHM.encode(), b'","data":{"ciphertext":"', sealed, b'"}}'))
+    return seal_plain(head, event_id, plain, key_id_json=json.dumps(key_id).encode(), aead=AESGCM(key),
+                      nonce=os.urandom(NONCE_BYTES))
+
+
+def seal_plain(head: bytes, event_id: str, plain: bytes, *, key_id_json: bytes, aead: AESGCM, nonce: bytes) -> bytes:
+    """A sealed CloudEvent's bytes from `head` (as in `seal_parts`), its id and `plain`, the JSON object
+    `{"subject": <customer key>, "data": <data>}`, under `aead` (the key's AESGCM) with a fresh random `nonce`
+    of NONCE_BYTES: how ingest seals a request's records (the key id's JSON, the AESGCM and the nonces made
+    once per key or per request, not per record)."""
+    sealed = binascii.b2a_base64(nonce + aead.encrypt(nonce, plain, event_id.encode()), newline=False)
+    return b"".join((head[:-1], b',"subject":', key_id_json, _SEALED_DATA, sealed, b'"}}'))
+
+
+_SEALED_DATA = b',"' + SEALED_ATTRIBUTE.encode() + b'":"' + ALGORITHM.encode() + b'","data":{"ciphertext":"'
 
 
 def seal_value(value: bytes, *, key_id: str, key: bytes) -> bytes:

@@ -49,12 +49,16 @@ class Record(NamedTuple):
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
-    # The parts sealing takes (subject_keys.LocalKeyring.seal): the customer key, the event id, the envelope
-    # without `subject` and `data` as a JSON object, and the data as JSON.
+    # The parts sealing takes (subject_keys.LocalKeyring.seal): the customer key, the event id, and the envelope
+    # without `subject` and `data` as a JSON object - `value` is `head` with them appended (`plain_of`).
     subject: str
     event_id: str
     head: bytes
-    data: bytes
+
+
+def plain_of(record: Record) -> bytes:
+    """What sealing encrypts: `{"subject": ..., "data": ...}`, the JSON `to_record` appended to `head`."""
+    return b"{" + record.value[len(record.head):]
 
 
 def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") -> Record:
@@ -75,7 +79,7 @@ def to_record(data: dict[str, Any], *, source: str, key_kind: str = "server") ->
     data_json = b"".join((content[:-1], b",", transport[1:]))
     value = b"".join((head[:-1], b',"subject":', to_json(subject), b',"data":', data_json, b"}"))
     return Record(message_id=data["messageId"], digest=digest, key=subject.encode(), value=value,
-                  headers=kafka_headers(event_type), subject=subject, event_id=the_id, head=head, data=data_json)
+                  headers=kafka_headers(event_type), subject=subject, event_id=the_id, head=head)
 
 
 def to_cloud_event(touchpoint: TouchpointData | dict[str, Any], *, source: str) -> CloudEvent:
@@ -123,7 +127,18 @@ class TouchpointPublisher:
         send, topic = self._producer.send, self._topic
         futures = [await send(topic, r.value, key=r.key, headers=r.headers + extra if extra else r.headers)
                    for r in records]
-        if len(futures) == 1:
-            await futures[0]
-        else:
-            await asyncio.gather(*futures)
+        # Awaited in turn, not gathered: a record batch's futures are resolved together, so this wakes once per
+        # batch, where gather() ran a callback per record. On a failure the others' outcomes are collected as
+        # they come (nobody else reads them; asyncio would log each as never retrieved).
+        try:
+            for future in futures:
+                await future
+        except BaseException:
+            for future in futures:
+                future.add_done_callback(_collect)
+            raise
+
+
+def _collect(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
