@@ -18,6 +18,7 @@ from lifecycle_messaging.domain.campaigns import (
     for_touchpoint,
     for_transition,
     problems,
+    starting_types,
     touchpoint_types,
 )
 from lifecycle_messaging.domain.consent import TRANSACTIONAL, purpose_of
@@ -116,6 +117,15 @@ def test_the_book_reads_only_the_touchpoints_its_campaigns_name():
     disabled = campaign("cart", trigger={"type": "touchpoint", "events": ["Wishlist Added"]},
                         cancelled_by=["Order Completed"], enabled=False)
     assert touchpoint_types([disabled]) == frozenset()
+
+
+def test_only_a_touchpoint_trigger_s_types_start_a_campaign():
+    # The handler reads profiles and addresses only for these: for any other type no campaign can start.
+    assert starting_types(shipped_campaigns()) == {"touchpoint.cart_abandoned", "touchpoint.product_added"}
+    disabled = campaign("cart", trigger={"type": "touchpoint", "events": ["Wishlist Added"]}, enabled=False)
+    assert starting_types([disabled]) == frozenset()
+    for event_type in CampaignBook().touchpoint_types - starting_types(shipped_campaigns()):
+        assert for_touchpoint(shipped_campaigns(), event_type=event_type, profile=Profile()) == []
 
 
 @pytest.mark.parametrize(("event_type", "started"), [

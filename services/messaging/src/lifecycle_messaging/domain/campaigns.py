@@ -222,6 +222,12 @@ def touchpoint_types(campaigns: Iterable[Campaign]) -> frozenset[str]:
     return frozenset(types)
 
 
+def starting_types(campaigns: Iterable[Campaign]) -> frozenset[str]:
+    """The touchpoint types that may start one of these campaigns (`for_touchpoint` starts nothing for any other)."""
+    return frozenset(t for campaign in _live(campaigns) if isinstance(campaign.spec.trigger, TouchpointTrigger)
+                     for t in campaign.spec.trigger.event_types)
+
+
 def defaults(documents: Sequence[Mapping[str, Any]]) -> list[Campaign]:
     """The shipped default campaigns (`campaigns/default.yaml`: a list of `id` + spec), each its version 1."""
     campaigns = []

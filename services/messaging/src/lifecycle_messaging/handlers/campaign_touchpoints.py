@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import contacts, last_events, latest, merges
 from lifecycle_messaging.domain.audience import Profile
-from lifecycle_messaging.domain.campaigns import for_touchpoint
+from lifecycle_messaging.domain.campaigns import for_touchpoint, starting_types
 from lifecycle_messaging.queueing import Addressee, Cause, Planned, Rendering, addressee, queue
 from lifecycle_messaging.suppressing import Freshness
 
@@ -63,7 +63,7 @@ async def handle_campaign_touchpoints(conn: AsyncConnection, events: list[Typed[
     keyed = [(typed.event, typed.data) for typed in events if ids_of(typed.data)]
     aliases = await merges.aliases_of(conn, sorted({event.subject for event, _ in keyed}))
     ids = sorted({i for _, t in keyed for i in ids_of(t)} | {a.survivor_id for a in aliases.values()})
-    known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
+    owners = await contacts.owners_of(conn, ids)
     addressed = [(event, t, addressee(event.subject, t.userId, ids_of(t), owners=owners, aliases=aliases))
                  for event, t in keyed]
     cancelling = {c for campaign in book.current() for c in campaign.cancelling_types}
@@ -73,10 +73,14 @@ async def handle_campaign_touchpoints(conn: AsyncConnection, events: list[Typed[
             key = (to.customer_id, event.type)
             seen[key] = max(seen.get(key, t.timestamp), t.timestamp)
     await last_events.record(conn, seen)
-    live = [(event, t, to) for event, t, to in addressed if not t.historical]
-    profiles = await latest.profiles_of(conn, sorted({to.customer_id for _, _, to in live}))
+    # Only a live event of a type that starts a campaign can queue anything: the rest (the cancelling ones, an
+    # order) read neither profiles nor addresses.
     campaigns = book.current()
+    starting = starting_types(campaigns)
+    live = [(event, t, to) for event, t, to in addressed if not t.historical and event.type in starting]
+    profiles = await latest.profiles_of(conn, sorted({to.customer_id for _, _, to in live}))
     plans = [plan(event, t, to, profiles.get(to.customer_id, Profile()), campaigns=campaigns) for event, t, to in live]
     if plans := [p for p in plans if p.campaigns]:
-        await queue(conn, plans, known=known, seen={}, freshness=freshness, rendering=rendering)
+        await queue(conn, plans, known=await contacts.known(conn, ids), seen={}, freshness=freshness,
+                    rendering=rendering)
     return []
