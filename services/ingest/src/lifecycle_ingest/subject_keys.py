@@ -16,6 +16,7 @@ from lifecycle_shared.keyring import KeyCache, SubjectKey
 from lifecycle_shared.sealing import NONCE_BYTES, seal_plain
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lifecycle_ingest.coalescing import GroupedLookup
 from lifecycle_ingest.db import subject_keys as db
 from lifecycle_ingest.domain.touchpoints import to_json
 from lifecycle_ingest.publisher import Record, plain_of
@@ -31,6 +32,13 @@ class LocalKeyring:
         # (the insert is atomic, the select after it reads what any creator committed). Without one, a request
         # whose keys expired from the cache costs one round trip (the select), not three (BEGIN, it, COMMIT).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Concurrent requests' first-seen or expired customers: found (and created) together, a round trip for
+        # a burst, not one per request (lifecycle_ingest.coalescing).
+        self._lookups = GroupedLookup(self._keys_for_hashes)
+
+    async def _keys_for_hashes(self, hashes: list[str]) -> dict[str, SubjectKey]:
+        async with self._autocommit.connect() as conn:
+            return await db.keys_for_hashes(conn, hashes)
 
     async def keys_for(self, customer_ids: Collection[str]) -> dict[str, SubjectKey]:
         # A request that must fetch a key anyway refreshes those of its keys in the second half of their life: a
@@ -38,8 +46,7 @@ class LocalKeyring:
         found, fetch = self.cache.subject_keys(customer_ids, refresh_within_s=self.cache.ttl_s / 2)
         missing = {id_hash(self._pepper, c): c for c in fetch}
         if missing:
-            async with self._autocommit.connect() as conn:
-                created = await db.keys_for_hashes(conn, sorted(missing))
+            created = await self._lookups.get(missing)
             fetched = {missing[h]: key for h, key in created.items()}
             self.cache.keep({}, fetched)
             found |= fetched
