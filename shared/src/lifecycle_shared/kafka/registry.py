@@ -99,3 +99,26 @@ def routed_types(router: Router) -> tuple[str, ...]:
     types count as `other` in the metrics); () for any other router."""
     types = getattr(router, "event_types", ())
     return tuple(types)
+
+
+Run = tuple[Handler, list[Typed[Any]]]
+
+
+def runs_of(events: list[tuple[bytes | None, Handler, Typed[Any]]]) -> list[Run]:
+    """A batch's events (record key, handler, event; in offset order) as the handler runs that apply them, in
+    order: as few as keep each key's events in their order. An event joins its handler's latest run unless a
+    later run already holds an event of its key; else it starts a run. Events of different keys may so apply in
+    another order than their offsets - an order Kafka itself may deliver them in (keys on other partitions), which
+    every handler already takes. Without this, a mixed batch of touchpoints was dozens of one-event runs, each a
+    handler's full set of statements."""
+    runs: list[Run] = []
+    latest_run_of: dict[Handler, int] = {}
+    last_run_of_key: dict[bytes | None, int] = {}
+    for key, handler, typed in events:
+        index = latest_run_of.get(handler)
+        if index is None or index < last_run_of_key.get(key, -1):
+            runs.append((handler, []))
+            index = latest_run_of[handler] = len(runs) - 1
+        runs[index][1].append(typed)
+        last_run_of_key[key] = index
+    return runs

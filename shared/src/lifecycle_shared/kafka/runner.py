@@ -43,7 +43,7 @@ from lifecycle_shared.errors import PermanentError, describe_error, describe_val
 from lifecycle_shared.events import LEGACY_TYPE_HEADER, TYPE_HEADER, CloudEvent, event_type_header
 from lifecycle_shared.kafka.opening import open_all
 from lifecycle_shared.kafka.polling import OffsetCommits, PollAhead, max_poll_records
-from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed
+from lifecycle_shared.kafka.registry import Emitted, Handler, Route, Router, Typed, runs_of
 from lifecycle_shared.keyring import Keyring, KeysUnavailable
 from lifecycle_shared.topics import DLQ_SUFFIX
 
@@ -250,9 +250,9 @@ class ConsumerRunner:
                                                  for record, typed, _ in decoded])
         applied: dict[str, str | None] = {}  # id -> digest of what this batch applies
         duplicates: list[CloudEvent] = []
-        runs: list[tuple[Handler, list[Typed[Any]]]] = []
+        keyed: list[tuple[bytes | None, Handler, Typed[Any]]] = []
         applied_types: Counter[str] = Counter()  # counted once per type, not once per event
-        for _, typed, handler in decoded:
+        for record, typed, handler in decoded:
             event = typed.event
             if event.id not in fresh:
                 duplicates.append(event)
@@ -260,10 +260,8 @@ class ConsumerRunner:
             fresh.discard(event.id)  # a duplicate inside the same batch applies once
             applied[event.id] = event.digest
             applied_types[event.type] += 1
-            if runs and runs[-1][0] is handler:
-                runs[-1][1].append(typed)
-            else:
-                runs.append((handler, [typed]))
+            keyed.append((record.key, handler, typed))
+        runs = runs_of(keyed)
         for event_type, count in applied_types.items():
             metrics.EVENTS_CONSUMED.labels(self.name, self._type_label(event_type), "applied").inc(count)
 
