@@ -116,8 +116,11 @@ async def fetch_row(conn: AsyncConnection, statement: str, *args: object) -> Map
     assert driver is not None
     try:
         row = await driver.fetchrow(statement, *args)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-        if not driver.is_closed() and classify(error) != "infrastructure":
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
+        # InternalClientError: the protocol was still consuming the server's unsolicited FATAL (a terminated
+        # backend) when the statement came; the connection is as dead as a closed one.
+        broken = driver.is_closed() or isinstance(error, asyncpg.InternalClientError)
+        if not broken and classify(error) != "infrastructure":
             raise
         await conn.invalidate(error)
         raise ConnectionDropped(type(error).__name__) from error
