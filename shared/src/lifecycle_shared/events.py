@@ -81,6 +81,8 @@ class CloudEvent(BaseModel):
         "with another digest is a reused id, not a retry."))
 
     def to_bytes(self) -> bytes:
+        """The record's value: the attributes that are set (None ones left out), `data` whole (a dict's nulls
+        are kept: `exclude_none` does not reach into a dict)."""
         return self.model_dump_json(exclude_none=True).encode()
 
     def kafka_headers(self, *, traceparent: str | None = None, tracestate: str | None = None
@@ -353,10 +355,33 @@ def event_with_data(model: type[DataModel], value: bytes) -> tuple[CloudEvent, D
     return event, data
 
 
+class ModelEnvelope(CloudEvent):
+    """The base of `envelope_of`'s envelopes: `data` is a model, not a dict."""
+
+    def to_bytes(self) -> bytes:
+        """The bytes the same event with its data as a dict has: the envelope's None attributes left out, the
+        data's nulls kept (`exclude_none` would drop those too: it reaches into a model, not into a dict)."""
+        unset = {name for name, value in self.__dict__.items() if value is None}
+        if self.__pydantic_extra__:
+            unset.update(name for name, value in self.__pydantic_extra__.items() if value is None)
+        # What `model_dump_json` calls, without its str round trip.
+        return self.__pydantic_serializer__.to_json(self, exclude=unset or None)
+
+
 @functools.lru_cache(maxsize=64)  # one envelope model per data model
-def envelope_of(model: type[BaseModel]) -> type[CloudEvent]:
+def envelope_of(model: type[BaseModel]) -> type[ModelEnvelope]:
     """The CloudEvent envelope with `data` of `model` (extension attributes kept, as CloudEvent keeps them)."""
-    return create_model(f"{model.__name__}Event", __base__=CloudEvent, data=(model, ...))
+    return create_model(f"{model.__name__}Event", __base__=ModelEnvelope, data=(model, ...))
+
+
+def event_of(data: BaseModel, *, id: str, source: str, type: str, time: datetime, subject: str) -> CloudEvent:
+    """An event to emit, its `data` the model as built (the envelope of `envelope_of`), not dumped to a dict and
+    validated again: its `to_bytes` are the bytes of `CloudEvent(..., data=data.model_dump(mode="json"))`, the
+    model serialised once, when the outbox takes them (so nothing may change the model, or what it holds, after
+    this: pydantic gave it containers of its own). Its `data` is then the model, not a dict."""
+    envelope: Any = envelope_of(data.__class__)  # `data` of the model, not the base's dict
+    event: ModelEnvelope = envelope(id=id, source=source, type=type, time=time, subject=subject, data=data)
+    return event
 
 
 def sent_with_server_key(touchpoint_event_id: str) -> bool:

@@ -24,15 +24,16 @@ from lifecycle_shared.events import (
     HISTORY_CORRECTED_TYPE,
     IDENTITY_MERGED_TYPE,
     STAGE_CHANGED_TYPE,
-    CloudEvent,
     HistoryCorrectedData,
     IdentityMergedData,
     StageChangedData,
     TransitionRecord,
     derived_event_id,
+    event_of,
 )
 from lifecycle_shared.kafka.registry import Emitted
 from lifecycle_shared.kafka.relay import OutboxRelay
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lifecycle_stage_engine import metrics
@@ -134,9 +135,10 @@ class Changes:
         self._emit(change.event_id, STAGE_CHANGED_TYPE, transition.time, profile.customer_id, data)
         metrics.announced(transition.from_stage, transition.to_stage)
 
-    def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: Any) -> None:
-        self.emitted.append((self.topic, CloudEvent(id=event_id, source=SOURCE, type=event_type, time=time,
-                                                    subject=subject, data=data.model_dump(mode="json"))))
+    def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: BaseModel) -> None:
+        """The event carries `data` as built, serialised once when the outbox takes it (`events.event_of`)."""
+        self.emitted.append((self.topic, event_of(data, id=event_id, source=SOURCE, type=event_type, time=time,
+                                                  subject=subject)))
 
     async def write(self, conn: AsyncConnection) -> None:
         await repo.supersede(conn, self._superseded, self.now)  # before: a transition added again is brought back
