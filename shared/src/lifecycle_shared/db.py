@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -66,7 +68,28 @@ outbox = Table(
 
 
 def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+    """json/jsonb values read through it are decoded by `json_value`."""
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True,
+                               json_deserializer=json_value)
+
+
+def json_value(text: str) -> Any:
+    """What `json.loads(text)` gives, by orjson where that is sure to be the same value (several times faster:
+    the stage engine reads profiles' facts, traits and acquisition on every event): not when the text holds 19
+    digits in a row anywhere (it may be an integer beyond 64 bits, which orjson turns into a float; digits in a
+    string or a long mantissa take the standard library too, to be sure), nor when orjson refuses it (a number
+    beyond a double's range, which json makes inf; nesting deeper than orjson's 1024 levels). The one difference:
+    nesting deeper than the standard library's recursion reaches (several hundred levels) decodes, where
+    `json.loads` raised RecursionError."""
+    if _NINETEEN_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_NINETEEN_DIGITS = re.compile(r"\d{19}", re.ASCII)  # ASCII: JSON numbers are ASCII digits; others only in strings
 
 
 def create_read_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
