@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -81,15 +80,18 @@ def json_value(text: str) -> Any:
     beyond a double's range, which json makes inf; nesting deeper than orjson's 1024 levels). The one difference:
     nesting deeper than the standard library's recursion reaches (several hundred levels) decodes, where
     `json.loads` raised RecursionError."""
-    if _NINETEEN_DIGITS.search(text) is None:
+    raw = text.encode(errors="surrogatepass")  # a lone surrogate: bytes orjson refuses, json.loads decides
+    if _NINETEEN_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):  # a C pass each: a regex search took longer
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
 
 
-_NINETEEN_DIGITS = re.compile(r"\d{19}", re.ASCII)  # ASCII: JSON numbers are ASCII digits; others only in strings
+# UTF-8: the bytes of a multi-byte character are all above 0x7f, so only ASCII digits become zeros.
+_DIGITS_AS_ZEROS = bytes(ord("0") if ord("0") <= byte <= ord("9") else ord(" ") for byte in range(256))
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def create_read_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
