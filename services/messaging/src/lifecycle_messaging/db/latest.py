@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import latest_transitions, messages
@@ -61,7 +61,9 @@ async def record(conn: AsyncConnection, latest: dict[str, Position],
          for customer, p in sorted(latest.items())])
 
 
-_hand_over = text(
+# A merge (`db.merges.hand_over`): the survivor's latest transition is the latest of its own and the absorbed keys'
+# (a tie keeps the survivor's).
+HAND_OVER_SQL = (
     "INSERT INTO latest_transitions (customer_id, transition_id, event_time, processed_at, to_stage, traits, orders, "
     "revenue) SELECT :survivor, l.transition_id, l.event_time, l.processed_at, l.to_stage, l.traits, l.orders, "
     "l.revenue FROM latest_transitions l "
@@ -70,14 +72,7 @@ _hand_over = text(
     "event_time = excluded.event_time, processed_at = excluded.processed_at, to_stage = excluded.to_stage, "
     "traits = excluded.traits, orders = excluded.orders, revenue = excluded.revenue "
     "WHERE (latest_transitions.event_time, latest_transitions.processed_at) "
-    "< (excluded.event_time, excluded.processed_at)"
-).bindparams(bindparam("absorbed", type_=ARRAY(Text)))
-
-
-async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
-    """A merge: the survivor's latest transition is the latest of its own and the absorbed keys' (a tie
-    keeps the survivor's)."""
-    await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
+    "< (excluded.event_time, excluded.processed_at)")
 
 
 async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any]:
