@@ -148,9 +148,10 @@ async def set_up(conn: AsyncConnection, steps: list[tuple[Any, ...]]) -> None:
             continue
         if kind == "identify" and not (who or other):
             continue
-        event = {"transition": lambda: transition(who, [i for i in other if i != who], detail, minute),
-                 "identify": lambda: identify(who, other, detail),
-                 "merge": lambda: merge_of(who, other, detail)}[kind]()
+        if kind == "transition":
+            event = transition(who, [i for i in other if i != who], detail, minute)
+        else:
+            event = identify(who, other, detail) if kind == "identify" else merge_of(who, other, detail)
         found = route(event.type)
         assert found is not None
         await found.handler(conn, [found.typed(event)])
