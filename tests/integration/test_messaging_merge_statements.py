@@ -47,6 +47,12 @@ def namespace(infra) -> StackConfig:
 
 # ---- the merge's statements one by one, as they were before issue 20 folded them (the reference) ------------
 
+_ALIAS = text("INSERT INTO aliases (absorbed_id, survivor_id, user_id) VALUES (:absorbed, :survivor, :user) "
+              "ON CONFLICT (absorbed_id) DO UPDATE SET survivor_id = excluded.survivor_id, user_id = excluded.user_id "
+              "WHERE aliases.user_id IS NULL OR aliases.user_id = excluded.user_id")
+_REPOINT = text("UPDATE aliases SET survivor_id = :survivor, user_id = COALESCE(:user, user_id) "
+                "WHERE survivor_id = ANY(:absorbed) AND (user_id IS NULL OR user_id = :user)"
+                ).bindparams(bindparam("absorbed", type_=ARRAY(Text)), bindparam("user", type_=Text))
 _FOLLOWING = f"m.customer_id = ANY(:absorbed) AND COALESCE({MESSAGE_OWNER_SQL}, :user) IS NOT DISTINCT FROM :user"
 _ABSORBED, _IDS = bindparam("absorbed", type_=ARRAY(Text)), bindparam("ids", type_=ARRAY(Text))
 _USER, _PERSON = bindparam("user", type_=Text), bindparam("person", type_=Text)
@@ -73,7 +79,8 @@ async def merge_one_by_one(conn: AsyncConnection, merge: IdentityMergedData) -> 
     if not absorbed:
         return
     key, user = survivor.survivor_id, survivor.user_id
-    await merges.record_aliases(conn, absorbed, survivor)
+    await conn.execute(_ALIAS, [{"absorbed": a, "survivor": key, "user": user} for a in absorbed])
+    await conn.execute(_REPOINT, {"absorbed": absorbed, "survivor": key, "user": user})
     await conn.execute(_SUPERSEDE, {"absorbed": absorbed, "user": user, "person": person_of(key, owner=user)})
     await conn.execute(_MOVE, {"absorbed": absorbed, "ids": [*absorbed, key], "user": user, "survivor": key})
     await conn.execute(_COPY_CONTACT, {"absorbed": absorbed, "ids": [*absorbed, key], "user": user, "survivor": key})

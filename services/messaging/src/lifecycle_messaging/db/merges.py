@@ -9,7 +9,7 @@ applied twice changes nothing the second time.
 from __future__ import annotations
 
 from sqlalchemy import Text, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db import gateway, last_events, latest
@@ -23,25 +23,6 @@ async def aliases_of(conn: AsyncConnection, ids: list[str]) -> dict[str, Alias]:
         return {}
     rows = await conn.execute(select(aliases).where(aliases.c.absorbed_id.in_(ids)))
     return {row.absorbed_id: Alias(survivor_id=row.survivor_id, user_id=row.user_id) for row in rows}
-
-
-_repoint = text(
-    "UPDATE aliases SET survivor_id = :survivor, user_id = COALESCE(:user, user_id) "
-    "WHERE survivor_id = ANY(:absorbed) AND (user_id IS NULL OR user_id = :user)"
-).bindparams(bindparam("absorbed", type_=ARRAY(Text)), bindparam("user", type_=Text))
-
-
-async def record_aliases(conn: AsyncConnection, absorbed: list[str], survivor: Alias) -> None:
-    """absorbed -> survivor, and whatever pointed at an absorbed key now points at the survivor. An
-    alias to one known user is never re-pointed to another."""
-    stmt = insert(aliases)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["absorbed_id"],
-            set_={"survivor_id": stmt.excluded.survivor_id, "user_id": stmt.excluded.user_id},
-            where=aliases.c.user_id.is_(None) | (aliases.c.user_id == stmt.excluded.user_id)),
-        [{"absorbed_id": key, "survivor_id": survivor.survivor_id, "user_id": survivor.user_id} for key in absorbed])
-    await conn.execute(_repoint, {"survivor": survivor.survivor_id, "user": survivor.user_id, "absorbed": absorbed})
 
 
 # `domain.people.follows`: a message of nobody known, or of the survivor's user.
@@ -69,7 +50,10 @@ async def move_messages(conn: AsyncConnection, absorbed: list[str], survivor: Al
 
 
 # What follows the messages, in one statement (each part writes a table no other part reads or writes; the
-# messages' two parts write disjoint rows, queued and waiting ones):
+# aliases' two parts and the messages' three write disjoint rows):
+# - absorbed -> survivor, and whatever pointed at an absorbed key now points at the survivor; an alias to one known
+#   user is never re-pointed to another (the re-pointing leaves out the absorbed keys' own aliases: those the first
+#   part set point at the survivor, and those it left alone it leaves alone for the same reason);
 # - the survivor gets the latest address of an absorbed key, unless they have one of their own; only an address
 #   of the same owner: one given anonymously never becomes a known user's (`known`: the survivor's address now);
 # - the latest transition, the holdout groups and the last events the cancelling reads (`db.latest`,
@@ -82,7 +66,13 @@ _WAITING = (f"m.status = 'awaiting_contact' AND m.linked_ids && k.ids AND {MESSA
             "IS NOT DISTINCT FROM k.user_id")
 _REPEATS = REPEATS_SQL.format(person="k.user_id")
 _hand_over = text(
-    "WITH copied AS (INSERT INTO contacts (customer_id, email, linked_ids, user_id) "
+    "WITH aliased AS (INSERT INTO aliases (absorbed_id, survivor_id, user_id) "
+    "SELECT a, :survivor, :user FROM unnest(CAST(:absorbed AS text[])) a ON CONFLICT (absorbed_id) DO UPDATE "
+    "SET survivor_id = excluded.survivor_id, user_id = excluded.user_id "
+    "WHERE aliases.user_id IS NULL OR aliases.user_id = excluded.user_id), "
+    "repointed AS (UPDATE aliases SET survivor_id = :survivor, user_id = COALESCE(:user, user_id) "
+    "WHERE survivor_id = ANY(:absorbed) AND absorbed_id <> ALL(:absorbed) AND (user_id IS NULL OR user_id = :user)), "
+    "copied AS (INSERT INTO contacts (customer_id, email, linked_ids, user_id) "
     "SELECT :survivor, c.email, ARRAY(SELECT DISTINCT unnest(c.linked_ids || :ids)), c.user_id FROM contacts c "
     "WHERE c.customer_id = ANY(:absorbed) AND c.user_id IS NOT DISTINCT FROM :user "
     "ORDER BY c.updated_at DESC, c.customer_id LIMIT 1 "
@@ -103,7 +93,8 @@ _hand_over = text(
 
 
 async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: Alias) -> None:
-    """The survivor takes the absorbed keys' address, latest transition, holdout groups and last events; their
-    queued emails go to its address, and the messages waiting for one are released (one statement)."""
+    """The absorbed keys become the survivor's aliases; the survivor takes their address, latest transition,
+    holdout groups and last events; its queued emails go to its address, and the messages waiting for one are
+    released (one statement)."""
     await conn.execute(_hand_over, {"absorbed": absorbed, "ids": [*absorbed, survivor.survivor_id],
                                     "user": survivor.user_id, "survivor": survivor.survivor_id})

@@ -41,9 +41,8 @@ async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[Ident
 
 
 async def merge_identities(conn: AsyncConnection, absorbed: list[str], survivor: Alias) -> None:
-    await merges.record_aliases(conn, absorbed, survivor)
     await merges.move_messages(conn, absorbed, survivor)
-    await merges.hand_over(conn, absorbed, survivor)  # address, latest transition, holdout groups, last events
+    await merges.hand_over(conn, absorbed, survivor)  # aliases, address, latest transition, holdout groups, ...
 
 
 def survivor_of(merge: IdentityMergedData, merged_into: Alias | None) -> Alias:
