@@ -76,7 +76,7 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
     aliases = await merges.aliases_of(conn, sorted({t.customer_id for _, t in transitions}))
     ids = sorted({i for _, t in transitions for i in linked_ids_of(t)} | {a.survivor_id for a in aliases.values()})
-    known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
+    known, owners = await contacts.known_and_owners(conn, ids)
     addressed = [(event, t, addressee(t.customer_id, t.user_id, linked_ids_of(t), owners=owners, aliases=aliases))
                  for event, t in transitions]
     # Every transition is part of where its customer stands, historical or not.
