@@ -7,7 +7,8 @@ messaging reads from the knee's journeys (bench/journeys.py: sign-ups with their
 transition, carts, orders and their transition, refunds; the page and product views it skips undecoded) through
 the real consumer runner and the service's routes (`routes_and_webhooks`), one transaction a batch. Counts the
 statements sent (an executemany is one) by the handler run they were sent in (named by its first event's type),
-and the runner's own (inbox, offsets) apart. Counts, not times: they do not depend on the machine.
+and the runner's own (inbox, offsets) apart. Counts do not depend on the machine; also printed, for paired
+before/after runs back to back only: the counted batches' wall time and this process's CPU time per event.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import random
 import sys
+import time
 import uuid
 from collections import Counter
 from contextvars import ContextVar
@@ -174,16 +176,20 @@ async def measure(database_url: str, args: argparse.Namespace) -> str:
         offset += len(warm)
         counts.statements.clear()
         counts.runs.clear()
-        done = 0
+        done, counted = 0, 0
+        wall, cpu = time.perf_counter(), time.process_time()
         for first in range(args.batch, len(events), args.batch):
             chunk = events[first:first + args.batch]
             await runner.process([_record(e, offset + i) for i, e in enumerate(chunk)])
             offset += len(chunk)
-            done += 1
+            done, counted = done + 1, counted + len(chunk)
             if done == args.batches:
                 break
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         types = Counter(e.type for e in events)
-        return f"events by type: {dict(types.most_common())}\n{done} batches of {args.batch}\n" + counts.report(done)
+        return (f"events by type: {dict(types.most_common())}\n{done} batches of {args.batch}: "
+                f"{wall / done:.3f} s a batch, {1e6 * cpu / counted:.0f} CPU us an event (this process)\n"
+                + counts.report(done))
     finally:
         await engine.dispose()
 
