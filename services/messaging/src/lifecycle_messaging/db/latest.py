@@ -75,16 +75,22 @@ HAND_OVER_SQL = (
     "< (excluded.event_time, excluded.processed_at)")
 
 
-async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any]:
-    """The customers' messages not yet sent (queued or waiting for an address) that can be judged."""
+async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> tuple[list[Any], dict[str, Position]]:
+    """The customers' messages not yet sent (queued or waiting for an address) that can be judged, and the latest
+    transition of each of their customers (`latest_of`, read in the same statement)."""
     if not customer_ids:
-        return []
-    return list((await conn.execute(
+        return [], {}
+    table = latest_transitions.c
+    rows = (await conn.execute(
         select(messages.c.id, messages.c.customer_id, messages.c.template, messages.c.cause_event_id,
                messages.c.event_time, messages.c.processed_at, messages.c.due_at, messages.c.held_until,
-               messages.c.trigger, messages.c.not_before)
+               messages.c.trigger, messages.c.not_before, table.transition_id.label("latest_id"),
+               table.event_time.label("latest_event_time"), table.processed_at.label("latest_processed_at"))
+        .select_from(messages.outerjoin(latest_transitions, table.customer_id == messages.c.customer_id))
         .where(messages.c.customer_id.in_(customer_ids), messages.c.status.in_(PENDING),
-               messages.c.event_time.is_not(None)))).all())
+               messages.c.event_time.is_not(None)))).all()
+    return list(rows), {row.customer_id: Position(row.latest_event_time, row.latest_processed_at, row.latest_id)
+                        for row in rows if row.latest_id is not None}
 
 
 async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> list[str]:

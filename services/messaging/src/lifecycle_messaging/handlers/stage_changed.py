@@ -93,5 +93,6 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
         await queue(conn, [planned(event, t, to, rendering.book) for event, t, to in live], known=known, seen=seen,
                     freshness=freshness, rendering=rendering)
     # Messages not sent yet that this batch's transitions overtook: suppressed now, not at the send.
-    await suppress_overtaken(conn, await latest.pending_of(conn, customers), freshness)
+    pending, latest_seen = await latest.pending_of(conn, customers)
+    await suppress_overtaken(conn, pending, freshness, seen=latest_seen)
     return []
