@@ -161,11 +161,10 @@ async def queue(conn: AsyncConnection, planned: Sequence[Planned], *, known: dic
     """Queue (or record superseded / suppressed) each planned campaign message, with a handful of statements.
     `seen`: each customer's latest transition once the batch is counted."""
     persons = sorted({person_of(p.to.customer_id, owner=p.to.owner) for p in planned})
-    delivered = await repo.campaigns_delivered(conn, persons)
     now = freshness.clock()
-    waiting = await repo.campaigns_waiting(conn, sorted({p.to.customer_id for p in planned
-                                                         if p.cause.trigger != STAGE_TRIGGER}),
-                                           due_since=now - freshness.window)
+    delivered, waiting = await repo.campaigns_delivered_and_waiting(
+        conn, persons, sorted({p.to.customer_id for p in planned if p.cause.trigger != STAGE_TRIGGER}),
+        due_since=now - freshness.window)
     learned: dict[str, contacts.Contact] = {}
     rows: list[dict[str, Any]] = []
     for cause, to, campaigns in ((p.cause, p.to, p.campaigns) for p in planned):

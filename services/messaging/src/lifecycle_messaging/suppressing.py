@@ -5,7 +5,7 @@ stage_changed handler (when a newer transition arrives) and the delivery worker 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,12 +29,14 @@ class Freshness:
     window: timedelta
 
 
-async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], freshness: Freshness) -> set[str]:
+async def suppress_overtaken(conn: AsyncConnection, pending: Sequence[Any], freshness: Freshness, *,
+                             seen: Mapping[str, Position] | None = None) -> set[str]:
     """Judge messages not yet sent (rows with id, customer_id, template, cause_event_id, event_time,
     processed_at, trigger, not_before) against their customers' latest transitions seen and the clock: those
     that may not go out are marked suppressed with their reason, counted and logged. Their ids. A message a
     touchpoint or loyalty event started is judged by its age only; a delayed one is aged from its due time."""
-    seen = await latest.latest_of(conn, sorted({row.customer_id for row in pending}))
+    if seen is None:  # (`seen`: their customers' latest transitions, when the caller read them)
+        seen = await latest.latest_of(conn, sorted({row.customer_id for row in pending}))
     now, reasons = freshness.clock(), {}
     for row in pending:
         if row.event_time is None:  # queued before transitions were placed: not judged

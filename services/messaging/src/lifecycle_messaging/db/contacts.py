@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Text, bindparam, func, select, text
+from sqlalchemy import Text, bindparam, func, null, select, text, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,14 +42,6 @@ async def claim(conn: AsyncConnection, owners: dict[str, str], *, authoritative:
                               for anonymous_id, user_id in sorted(owners.items())])
 
 
-async def owners_of(conn: AsyncConnection, anonymous_ids: list[str]) -> dict[str, str]:
-    if not anonymous_ids:
-        return {}
-    rows = await conn.execute(select(claims.c.anonymous_id, claims.c.user_id)
-                              .where(claims.c.anonymous_id.in_(anonymous_ids)))
-    return {row.anonymous_id: row.user_id for row in rows}
-
-
 async def remember(conn: AsyncConnection, found: dict[str, Contact], *, replace: bool = True) -> None:
     """Record customer id -> contact, the latest one winning (`replace`), or only for ids that have none (an
     unverified address, `lifecycle_shared.trust`); one statement."""
@@ -70,6 +62,24 @@ async def known(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Con
     rows = await conn.execute(select(contacts).where(contacts.c.customer_id.in_(customer_ids)))
     return {row.customer_id: Contact(email=row.email, linked_ids=list(row.linked_ids), user_id=row.user_id)
             for row in rows}
+
+
+async def known_and_owners(conn: AsyncConnection, ids: list[str]) -> tuple[dict[str, Contact], dict[str, str]]:
+    """The addresses known for these ids (`known`) and who claimed those of them that are anonymous ids: one
+    statement."""
+    if not ids:
+        return {}, {}
+    rows = await conn.execute(union_all(
+        select(contacts.c.customer_id.label("id"), contacts.c.email, contacts.c.linked_ids, contacts.c.user_id)
+        .where(contacts.c.customer_id.in_(ids)),
+        select(claims.c.anonymous_id, null(), null(), claims.c.user_id).where(claims.c.anonymous_id.in_(ids))))
+    known, owners = {}, {}
+    for row in rows:
+        if row.email is None:  # a claim (an address is never NULL)
+            owners[row.id] = row.user_id
+        else:
+            known[row.id] = Contact(email=row.email, linked_ids=list(row.linked_ids), user_id=row.user_id)
+    return known, owners
 
 
 # The owner of a waiting message: its user, else the user who claimed its first claimed id (byte

@@ -34,18 +34,13 @@ async def assign(conn: AsyncConnection, groups: Groups, *, at: datetime) -> dict
     return await assignments(conn, groups)
 
 
-_hand_over = text(
+# A merge (`db.merges.hand_over`): the survivor keeps its own assignments and takes, for campaigns it had none in,
+# the absorbed keys' earliest (the absorbed keys' rows stay: append-only).
+HAND_OVER_SQL = (
     "INSERT INTO holdout_assignments (campaign, person, \"group\", assigned_at) "
     "SELECT DISTINCT ON (h.campaign) h.campaign, :survivor, h.\"group\", h.assigned_at FROM holdout_assignments h "
     "WHERE h.person = ANY(:absorbed) ORDER BY h.campaign, h.assigned_at, h.person "
     "ON CONFLICT (campaign, person) DO NOTHING")
-
-
-async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
-    """A merge: the survivor keeps its own assignments and takes, for campaigns it had none in, the absorbed
-    keys' earliest (the absorbed keys' rows stay: append-only)."""
-    if absorbed:
-        await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
 
 
 # The class of the advisory locks the gateway takes per customer (the other key: a hash of the customer key).

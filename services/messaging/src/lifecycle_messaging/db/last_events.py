@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import last_events
@@ -36,15 +36,9 @@ async def last_of(conn: AsyncConnection, pairs: Iterable[tuple[str, str]]) -> di
     return {(row.customer_id, row.event_type): row.last_at for row in rows}
 
 
-_hand_over = text(
+# A merge (`db.merges.hand_over`): what the absorbed keys did, the survivor did (the latest of each event type).
+HAND_OVER_SQL = (
     "INSERT INTO last_events (customer_id, event_type, last_at) "
     "SELECT :survivor, e.event_type, max(e.last_at) FROM last_events e WHERE e.customer_id = ANY(:absorbed) "
     "GROUP BY e.event_type "
-    "ON CONFLICT (customer_id, event_type) DO UPDATE SET last_at = greatest(last_events.last_at, excluded.last_at)"
-).bindparams(bindparam("absorbed", type_=ARRAY(Text)))
-
-
-async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
-    """A merge: what the absorbed keys did, the survivor did (the latest of each event type)."""
-    if absorbed:
-        await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
+    "ON CONFLICT (customer_id, event_type) DO UPDATE SET last_at = greatest(last_events.last_at, excluded.last_at)")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle_messaging.db.models import latest_transitions, messages
@@ -61,7 +61,9 @@ async def record(conn: AsyncConnection, latest: dict[str, Position],
          for customer, p in sorted(latest.items())])
 
 
-_hand_over = text(
+# A merge (`db.merges.hand_over`): the survivor's latest transition is the latest of its own and the absorbed keys'
+# (a tie keeps the survivor's).
+HAND_OVER_SQL = (
     "INSERT INTO latest_transitions (customer_id, transition_id, event_time, processed_at, to_stage, traits, orders, "
     "revenue) SELECT :survivor, l.transition_id, l.event_time, l.processed_at, l.to_stage, l.traits, l.orders, "
     "l.revenue FROM latest_transitions l "
@@ -70,26 +72,25 @@ _hand_over = text(
     "event_time = excluded.event_time, processed_at = excluded.processed_at, to_stage = excluded.to_stage, "
     "traits = excluded.traits, orders = excluded.orders, revenue = excluded.revenue "
     "WHERE (latest_transitions.event_time, latest_transitions.processed_at) "
-    "< (excluded.event_time, excluded.processed_at)"
-).bindparams(bindparam("absorbed", type_=ARRAY(Text)))
+    "< (excluded.event_time, excluded.processed_at)")
 
 
-async def hand_over(conn: AsyncConnection, absorbed: list[str], survivor: str) -> None:
-    """A merge: the survivor's latest transition is the latest of its own and the absorbed keys' (a tie
-    keeps the survivor's)."""
-    await conn.execute(_hand_over, {"absorbed": absorbed, "survivor": survivor})
-
-
-async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> list[Any]:
-    """The customers' messages not yet sent (queued or waiting for an address) that can be judged."""
+async def pending_of(conn: AsyncConnection, customer_ids: list[str]) -> tuple[list[Any], dict[str, Position]]:
+    """The customers' messages not yet sent (queued or waiting for an address) that can be judged, and the latest
+    transition of each of their customers (`latest_of`, read in the same statement)."""
     if not customer_ids:
-        return []
-    return list((await conn.execute(
+        return [], {}
+    table = latest_transitions.c
+    rows = (await conn.execute(
         select(messages.c.id, messages.c.customer_id, messages.c.template, messages.c.cause_event_id,
                messages.c.event_time, messages.c.processed_at, messages.c.due_at, messages.c.held_until,
-               messages.c.trigger, messages.c.not_before)
+               messages.c.trigger, messages.c.not_before, table.transition_id.label("latest_id"),
+               table.event_time.label("latest_event_time"), table.processed_at.label("latest_processed_at"))
+        .select_from(messages.outerjoin(latest_transitions, table.customer_id == messages.c.customer_id))
         .where(messages.c.customer_id.in_(customer_ids), messages.c.status.in_(PENDING),
-               messages.c.event_time.is_not(None)))).all())
+               messages.c.event_time.is_not(None)))).all()
+    return list(rows), {row.customer_id: Position(row.latest_event_time, row.latest_processed_at, row.latest_id)
+                        for row in rows if row.latest_id is not None}
 
 
 async def suppress(conn: AsyncConnection, reasons: dict[str, str]) -> list[str]:

@@ -3,7 +3,7 @@ attribution window after the (would-be) send and their revenue net of refunds; a
 by outcome. Keyed by the campaign id the holdout assignments and messages record (`messages.campaign`).
 
 - Eligible: every (campaign, person) with a recorded holdout assignment (`gateway.hold_out`), as assigned.
-  A person merged away since (an alias) is left out: the survivor carries the assignment (`gateway.hand_over`).
+  A person merged away since (an alias) is left out: the survivor carries the assignment (`gateway.HAND_OVER_SQL`).
 - Exposure: the person's first sent message of the campaign (the service clock's `sent_clock_at`), else the
   assignment's time - when a held-out person was suppressed `holdout`, i.e. would have been sent, and when a
   treated person's message, held by quiet hours, capped or bounced, first reached the gateway.

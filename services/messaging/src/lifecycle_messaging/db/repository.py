@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, literal_column, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,30 +23,27 @@ async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
                            [{"campaign": row["template"], **row} for row in rows])
 
 
-async def _campaigns_of(conn: AsyncConnection, customers: list[str], statuses: tuple[str, ...], *,
-                        due_since: datetime | None = None) -> dict[str, set[str]]:
-    if not customers:
-        return {}
-    query = (select(messages.c.customer_id, messages.c.campaign).distinct()
+def _campaigns(kind: str, customers: list[str], statuses: tuple[str, ...], *,
+               due_since: datetime | None = None) -> Select[Any]:
+    query = (select(literal_column(f"'{kind}'").label("kind"), messages.c.customer_id, messages.c.campaign).distinct()
              .where(messages.c.customer_id.in_(customers), messages.c.status.in_(statuses)))
     if due_since is not None:  # only those still news: due (or caused, without a delay) since then
         query = query.where(func.coalesce(messages.c.not_before, messages.c.event_time) > due_since)
-    rows = await conn.execute(query)
-    found: dict[str, set[str]] = {}
-    for row in rows:
-        found.setdefault(row.customer_id, set()).add(row.campaign)
-    return found
+    return query
 
 
-async def campaigns_delivered(conn: AsyncConnection, persons: list[str]) -> dict[str, set[str]]:
-    """The campaigns each person (by their own key) has a message of queued or sent."""
-    return await _campaigns_of(conn, persons, DELIVERED)
-
-
-async def campaigns_waiting(conn: AsyncConnection, customers: list[str], *, due_since: datetime) -> dict[str, set[str]]:
-    """The campaigns each customer has a message of not sent yet (queued, or waiting for an address) that is still
-    news: due since `due_since` (one older, say a reminder that waited days for an address, is stale anyway)."""
-    return await _campaigns_of(conn, customers, PENDING, due_since=due_since)
+async def campaigns_delivered_and_waiting(conn: AsyncConnection, persons: list[str], customers: list[str], *,
+                                          due_since: datetime) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The campaigns each person (by their own key) has a message of queued or sent; and those each customer has
+    a message of not sent yet (queued, or waiting for an address) that is still news: due since `due_since` (one
+    older, say a reminder that waited days for an address, is stale anyway). One statement."""
+    parts = ([_campaigns("delivered", persons, DELIVERED)] if persons else []) + (
+        [_campaigns("waiting", customers, PENDING, due_since=due_since)] if customers else [])
+    found: dict[str, dict[str, set[str]]] = {"delivered": {}, "waiting": {}}
+    if parts:
+        for row in await conn.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+            found[row.kind].setdefault(row.customer_id, set()).add(row.campaign)
+    return found["delivered"], found["waiting"]
 
 
 async def claim_due(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[Any]:

@@ -63,7 +63,7 @@ async def handle_campaign_touchpoints(conn: AsyncConnection, events: list[Typed[
     keyed = [(typed.event, typed.data) for typed in events if ids_of(typed.data)]
     aliases = await merges.aliases_of(conn, sorted({event.subject for event, _ in keyed}))
     ids = sorted({i for _, t in keyed for i in ids_of(t)} | {a.survivor_id for a in aliases.values()})
-    owners = await contacts.owners_of(conn, ids)
+    known, owners = await contacts.known_and_owners(conn, ids)  # the addresses: for the plans, if any
     addressed = [(event, t, addressee(event.subject, t.userId, ids_of(t), owners=owners, aliases=aliases))
                  for event, t in keyed]
     cancelling = {c for campaign in book.current() for c in campaign.cancelling_types}
@@ -81,6 +81,6 @@ async def handle_campaign_touchpoints(conn: AsyncConnection, events: list[Typed[
     profiles = await latest.profiles_of(conn, sorted({to.customer_id for _, _, to in live}))
     plans = [plan(event, t, to, profiles.get(to.customer_id, Profile()), campaigns=campaigns) for event, t, to in live]
     if plans := [p for p in plans if p.campaigns]:
-        await queue(conn, plans, known=await contacts.known(conn, ids), seen={}, freshness=freshness,
+        await queue(conn, plans, known=known, seen={}, freshness=freshness,
                     rendering=rendering)
     return []

@@ -15,39 +15,39 @@ who then identifies). A merge applied again changes nothing.
 from __future__ import annotations
 
 from lifecycle_shared.events import IdentityMergedData
-from lifecycle_shared.kafka.registry import Emitted, Typed, each
+from lifecycle_shared.kafka.registry import Emitted, Typed
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_messaging.db import contacts, gateway, last_events, latest, merges
+from lifecycle_messaging.db import merges
 from lifecycle_messaging.domain.people import Alias
 
 
-async def merge_identities(conn: AsyncConnection, typed: Typed[IdentityMergedData]) -> Emitted:
-    merge = typed.data
-    survivor = await survivor_of(conn, merge)
-    absorbed = sorted({merge.absorbed_id, *merge.absorbed_ids} - {merge.survivor_id, survivor.survivor_id})
-    if not absorbed:
-        return []
-    await merges.record_aliases(conn, absorbed, survivor)
-    await merges.move_messages(conn, absorbed, survivor)
-    await merges.move_contact(conn, absorbed, survivor)
-    await latest.hand_over(conn, absorbed, survivor.survivor_id)
-    await gateway.hand_over(conn, absorbed, survivor.survivor_id)  # holdout groups: the survivor's stand
-    await last_events.hand_over(conn, absorbed, survivor.survivor_id)  # what cancels waiting messages
-    if known := (await contacts.known(conn, [survivor.survivor_id])).get(survivor.survivor_id):
-        await merges.readdress(conn, survivor.survivor_id, known.email)
-        await contacts.release(conn, [contacts.Contact(
-            email=known.email, linked_ids=[survivor.survivor_id, *known.linked_ids], user_id=known.user_id)])
+async def handle_identity_merged(conn: AsyncConnection, events: list[Typed[IdentityMergedData]]) -> Emitted:
+    """The run's merges in order, each seeing the ones before it applied. Where each survivor went is read for
+    the whole run at once, and read again only for a merge whose survivor an earlier merge of the run moved."""
+    merged_into = await merges.aliases_of(conn, sorted({typed.data.survivor_id for typed in events}))
+    moved: set[str] = set()  # keys the run's merges so far absorbed: their aliases (and those to them) changed
+    for typed in events:
+        merge = typed.data
+        alias = merged_into.get(merge.survivor_id)
+        if merge.survivor_id in moved or (alias is not None and alias.survivor_id in moved):
+            alias = (await merges.aliases_of(conn, [merge.survivor_id])).get(merge.survivor_id)
+        survivor = survivor_of(merge, alias)
+        absorbed = sorted({merge.absorbed_id, *merge.absorbed_ids} - {merge.survivor_id, survivor.survivor_id})
+        if absorbed:
+            await merge_identities(conn, absorbed, survivor)
+            moved.update(absorbed)
     return []
 
 
-async def survivor_of(conn: AsyncConnection, merge: IdentityMergedData) -> Alias:
-    """The merge's survivor - or, when that key was itself merged into another already (merges of
+async def merge_identities(conn: AsyncConnection, absorbed: list[str], survivor: Alias) -> None:
+    await merges.move_messages(conn, absorbed, survivor)
+    await merges.hand_over(conn, absorbed, survivor)  # aliases, address, latest transition, holdout groups, ...
+
+
+def survivor_of(merge: IdentityMergedData, merged_into: Alias | None) -> Alias:
+    """The merge's survivor - or, when that key was itself merged into another already (`merged_into`: merges of
     one person may arrive out of order), where it went, unless that is another known user."""
-    merged_into = (await merges.aliases_of(conn, [merge.survivor_id])).get(merge.survivor_id)
     if merged_into is not None and merge.user_id in (None, merged_into.user_id):
         return merged_into
     return Alias(survivor_id=merge.survivor_id, user_id=merge.user_id)
-
-
-handle_identity_merged = each(merge_identities)

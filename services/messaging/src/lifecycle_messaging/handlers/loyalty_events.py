@@ -43,7 +43,7 @@ async def handle_loyalty_events(conn: AsyncConnection, events: list[Typed[Any]],
     keys = sorted({fact.customer_id for _, fact in facts})
     aliases = await merges.aliases_of(conn, keys)
     ids = sorted(set(keys) | {a.survivor_id for a in aliases.values()})
-    known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
+    known, owners = await contacts.known_and_owners(conn, ids)
     # Loyalty's key is a known user's id when the address known for it came with that user.
     users = {key: key for key in keys if key in known and known[key].user_id == key}
     addressed = [(event_id, fact, addressee(fact.customer_id, users.get(fact.customer_id), [],

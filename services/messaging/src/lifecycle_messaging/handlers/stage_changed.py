@@ -76,7 +76,7 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
                                 for anonymous_id in t.anonymous_ids}, authoritative=True)
     aliases = await merges.aliases_of(conn, sorted({t.customer_id for _, t in transitions}))
     ids = sorted({i for _, t in transitions for i in linked_ids_of(t)} | {a.survivor_id for a in aliases.values()})
-    known, owners = await contacts.known(conn, ids), await contacts.owners_of(conn, ids)
+    known, owners = await contacts.known_and_owners(conn, ids)
     addressed = [(event, t, addressee(t.customer_id, t.user_id, linked_ids_of(t), owners=owners, aliases=aliases))
                  for event, t in transitions]
     # Every transition is part of where its customer stands, historical or not.
@@ -93,5 +93,6 @@ async def handle_stage_changed(conn: AsyncConnection, events: list[Typed[StageCh
         await queue(conn, [planned(event, t, to, rendering.book) for event, t, to in live], known=known, seen=seen,
                     freshness=freshness, rendering=rendering)
     # Messages not sent yet that this batch's transitions overtook: suppressed now, not at the send.
-    await suppress_overtaken(conn, await latest.pending_of(conn, customers), freshness)
+    pending, latest_seen = await latest.pending_of(conn, customers)
+    await suppress_overtaken(conn, pending, freshness, seen=latest_seen)
     return []
