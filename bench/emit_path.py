@@ -7,7 +7,7 @@ The announcements are built from the touchpoints `bench/payloads.py` gives the a
 anonymousId, kept traits, time), as `Changes._announce` builds them. Timed (best of `--repeat` passes, µs per event):
 
   before  `StageChangedData(...)` -> `model_dump(mode="json")` -> `CloudEvent(data=dict)` -> `to_bytes` (exclude_none)
-  after   `StageChangedData(...)` -> `events.event_of` (the model as `data`) -> `to_bytes`
+  after   `StageChangedData(...)` -> `typed_events.event_of` (the model as `data`) -> `to_bytes`
 
 and their parts. Every pair of outputs is checked byte for byte first.
 """
@@ -24,7 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData, event_of  # noqa: E402
+from lifecycle_shared.events import STAGE_CHANGED_TYPE, CloudEvent, StageChangedData  # noqa: E402
+from lifecycle_shared.typed_events import event_of  # noqa: E402
 from lifecycle_stage_engine.domain.profiles import traits_of  # noqa: E402
 from payloads import backlog_records  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""An event emitted with its data model as `data` (`events.event_of`, the stage engine's `writes.Changes`) is written
+"""An event emitted with its data model as `data` (`event_of`, the stage engine's `writes.Changes`) is written
 to the outbox as exactly the bytes of the way it was built before - the model dumped to a dict, validated again
 into a `CloudEvent`, `to_bytes` - byte for byte, whatever the data holds; and they still read as the AsyncAPI
 document says."""
@@ -21,9 +21,8 @@ from lifecycle_shared.events import (
     IdentityMergedData,
     StageChangedData,
     TransitionRecord,
-    envelope_of,
-    event_of,
 )
+from lifecycle_shared.typed_events import envelope_of, event_of
 from pydantic import BaseModel
 from referencing import Registry
 from referencing.jsonschema import DRAFT7

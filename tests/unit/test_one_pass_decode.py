@@ -1,4 +1,4 @@
-"""The consumer's one-pass decode (`events.event_with_data`, `Route.typed_at_once`) gives exactly what the two-pass
+"""The consumer's one-pass decode (`event_with_data`, `Route.typed_at_once`) gives exactly what the two-pass
 way (`CloudEvent.model_validate_json`, then `data_as`) gives, and gives way to it for whatever it does not take;
 `derived_event_id` is `uuid.uuid5`'s value."""
 
@@ -17,12 +17,11 @@ from lifecycle_shared.events import (
     IdentityMergedData,
     StageChangedData,
     TouchpointData,
-    data_as,
     derived_event_id,
-    event_with_data,
 )
 from lifecycle_shared.kafka.registry import Route
 from lifecycle_shared.testing import make_cloud_event
+from lifecycle_shared.typed_events import data_as, event_with_data
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TOUCHPOINT = {"type": "track", "event": "Order Completed", "userId": "ann", "messageId": "m-1",

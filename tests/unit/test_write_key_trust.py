@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lifecycle_ingest.domain.touchpoints import InvalidTouchpoint, event_id
 from lifecycle_ingest.domain.verification import identity_verified, user_hash, without_user_hash
-from lifecycle_shared.events import TouchpointData, data_as, sent_with_server_key
+from lifecycle_shared.events import TouchpointData, sent_with_server_key
 from lifecycle_shared.testing import make_cloud_event
 from lifecycle_shared.trust import contact_changes_allowed, may_set_contact
+from lifecycle_shared.typed_events import data_as
 from lifecycle_stage_engine.domain.profiles import Profile
 from lifecycle_stage_engine.domain.rules import DEFAULT_RULES
 from lifecycle_stage_engine.domain.timeline import State, advance, replay

@@ -29,10 +29,10 @@ from lifecycle_shared.events import (
     StageChangedData,
     TransitionRecord,
     derived_event_id,
-    event_of,
 )
 from lifecycle_shared.kafka.registry import Emitted
 from lifecycle_shared.kafka.relay import OutboxRelay
+from lifecycle_shared.typed_events import event_of
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -136,7 +136,7 @@ class Changes:
         metrics.announced(transition.from_stage, transition.to_stage)
 
     def _emit(self, event_id: str, event_type: str, time: datetime, subject: str, data: BaseModel) -> None:
-        """The event carries `data` as built, serialised once when the outbox takes it (`events.event_of`)."""
+        """The event carries `data` as built, serialised once when the outbox takes it (`typed_events.event_of`)."""
         self.emitted.append((self.topic, event_of(data, id=event_id, source=SOURCE, type=event_type, time=time,
                                                   subject=subject)))
 

@@ -23,8 +23,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lifecycle_shared.events import CloudEvent, data_as, event_with_data
+from lifecycle_shared.events import CloudEvent
 from lifecycle_shared.sealing import is_sealed
+from lifecycle_shared.typed_events import data_as, event_with_data
 
 Data = TypeVar("Data", bound=BaseModel)
 Emitted = list[tuple[str, CloudEvent]]
@@ -53,7 +54,7 @@ class Route:
         return Typed(event, data_as(self.model, event))
 
     def typed_at_once(self, value: bytes) -> Typed[Any] | None:
-        """A record's value as a typed event in one pass (`events.event_with_data`), when it is a clear event
+        """A record's value as a typed event in one pass (`typed_events.event_with_data`), when it is a clear event
         whose data this route's model takes; None otherwise (sealed, invalid: decode and open it as usual).
         Its `event.data` is then the validated model, not a dict: handlers read `data`."""
         found = event_with_data(self.model, value)
